@@ -1,0 +1,29 @@
+//! The JWT claims a tenant's backend signs for one of its end users (see `docs/auth.md`).
+
+use crate::pattern::PatternSet;
+use serde::{Deserialize, Serialize};
+
+/// What the holder may do. Anything not granted here is refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Caps {
+    #[serde(default)]
+    pub subscribe: PatternSet,
+    #[serde(default)]
+    pub publish: PatternSet,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The end user's id in the tenant's own system.
+    pub sub: String,
+    /// Expiry, seconds since the Unix epoch. Required.
+    pub exp: u64,
+    /// Issued at, seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    /// The app id the token is for. Optional; when present it must name the app connected to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    #[serde(default)]
+    pub caps: Caps,
+}

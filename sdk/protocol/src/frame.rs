@@ -1,0 +1,309 @@
+//! Frames of protocol v1. Every frame is a JSON object with a string `op`; client requests carry
+//! a numeric `id` that the server echoes in the `ack` or `error` answering it.
+
+use crate::codes::ErrorCode;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+/// A frame sent by a client. Decode with [`ClientFrame::parse`]: serde's internally tagged enums
+/// cannot carry a raw JSON `data` through deserialisation.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// Authenticate a connection opened without a token in the URL or headers.
+    Connect {
+        id: u64,
+        token: String,
+    },
+    Subscribe {
+        id: u64,
+        channel: String,
+    },
+    Unsubscribe {
+        id: u64,
+        channel: String,
+    },
+    Publish {
+        id: u64,
+        channel: String,
+        event: String,
+        data: Box<RawValue>,
+    },
+    Ping {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+}
+
+/// Why a client frame could not be understood, with the `id` to answer when one was readable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameError {
+    pub id: Option<u64>,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Every field any client op may carry; unknown fields are ignored so that clients may add their
+/// own without breaking older servers.
+#[derive(Deserialize)]
+struct AnyClientFrame<'a> {
+    #[serde(borrow)]
+    op: Cow<'a, str>,
+    id: Option<u64>,
+    token: Option<String>,
+    channel: Option<String>,
+    event: Option<String>,
+    data: Option<Box<RawValue>>,
+}
+
+impl ClientFrame {
+    /// Parses a text frame, telling apart unreadable JSON (`malformed_frame`), an unknown op
+    /// (`unknown_op`) and a known op with bad fields (`bad_request`).
+    pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
+        let raw: AnyClientFrame = serde_json::from_str(text).map_err(|e| FrameError {
+            id: None,
+            code: ErrorCode::MalformedFrame,
+            message: format!("frame must be a JSON object with a string \"op\" and an optional numeric \"id\": {e}"),
+        })?;
+        let id = raw.id;
+        let missing = |field: &str| FrameError {
+            id,
+            code: ErrorCode::BadRequest,
+            message: format!("\"{}\" needs the field \"{field}\"", raw.op),
+        };
+        let need_id = || id.ok_or_else(|| missing("id"));
+        Ok(match raw.op.as_ref() {
+            "connect" => ClientFrame::Connect {
+                id: need_id()?,
+                token: raw.token.ok_or_else(|| missing("token"))?,
+            },
+            "subscribe" => ClientFrame::Subscribe {
+                id: need_id()?,
+                channel: raw.channel.ok_or_else(|| missing("channel"))?,
+            },
+            "unsubscribe" => ClientFrame::Unsubscribe {
+                id: need_id()?,
+                channel: raw.channel.ok_or_else(|| missing("channel"))?,
+            },
+            "publish" => ClientFrame::Publish {
+                id: need_id()?,
+                channel: raw.channel.ok_or_else(|| missing("channel"))?,
+                event: raw.event.ok_or_else(|| missing("event"))?,
+                data: raw.data.ok_or_else(|| missing("data"))?,
+            },
+            "ping" => ClientFrame::Ping { id },
+            other => {
+                return Err(FrameError {
+                    id,
+                    code: ErrorCode::UnknownOp,
+                    message: format!("unknown op {other:?}"),
+                })
+            }
+        })
+    }
+
+    pub fn id(&self) -> Option<u64> {
+        match self {
+            ClientFrame::Connect { id, .. }
+            | ClientFrame::Subscribe { id, .. }
+            | ClientFrame::Unsubscribe { id, .. }
+            | ClientFrame::Publish { id, .. } => Some(*id),
+            ClientFrame::Ping { id } => *id,
+        }
+    }
+}
+
+/// A frame sent by the server. Decode with [`ServerFrame::parse`].
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// The connection is authenticated; sent once, answering `connect` when there was one.
+    Ready {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        connection_id: String,
+        sub: String,
+        version: u32,
+        /// Seconds between the server's WebSocket pings.
+        heartbeat: u64,
+    },
+    Ack {
+        id: u64,
+        /// For `publish`: the offset the message got in its channel.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
+    },
+    Error {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        code: ErrorCode,
+        message: String,
+    },
+    Message {
+        channel: String,
+        event: String,
+        data: Box<RawValue>,
+        offset: u64,
+        /// Server time of publication, milliseconds since the Unix epoch.
+        ts: u64,
+    },
+    Pong {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+}
+
+#[derive(Deserialize)]
+struct AnyServerFrame {
+    op: String,
+    id: Option<u64>,
+    connection_id: Option<String>,
+    sub: Option<String>,
+    version: Option<u32>,
+    heartbeat: Option<u64>,
+    offset: Option<u64>,
+    code: Option<ErrorCode>,
+    message: Option<String>,
+    channel: Option<String>,
+    event: Option<String>,
+    data: Option<Box<RawValue>>,
+    ts: Option<u64>,
+}
+
+/// A server frame an SDK could not understand.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unreadable server frame: {0}")]
+pub struct ServerFrameError(pub String);
+
+impl ServerFrame {
+    /// Parses a server frame. Unknown ops are reported as errors so that SDKs can skip them
+    /// (servers may add ops; clients must ignore those they do not know).
+    pub fn parse(text: &str) -> Result<ServerFrame, ServerFrameError> {
+        let raw: AnyServerFrame =
+            serde_json::from_str(text).map_err(|e| ServerFrameError(e.to_string()))?;
+        let missing = |f: &str| ServerFrameError(format!("{} without {f}", raw.op));
+        Ok(match raw.op.as_str() {
+            "ready" => ServerFrame::Ready {
+                id: raw.id,
+                connection_id: raw
+                    .connection_id
+                    .clone()
+                    .ok_or_else(|| missing("connection_id"))?,
+                sub: raw.sub.clone().unwrap_or_default(),
+                version: raw.version.unwrap_or(1),
+                heartbeat: raw.heartbeat.unwrap_or(0),
+            },
+            "ack" => ServerFrame::Ack {
+                id: raw.id.ok_or_else(|| missing("id"))?,
+                offset: raw.offset,
+            },
+            "error" => ServerFrame::Error {
+                id: raw.id,
+                code: raw.code.ok_or_else(|| missing("code"))?,
+                message: raw.message.clone().unwrap_or_default(),
+            },
+            "message" => ServerFrame::Message {
+                channel: raw.channel.clone().ok_or_else(|| missing("channel"))?,
+                event: raw.event.clone().ok_or_else(|| missing("event"))?,
+                data: raw.data.ok_or_else(|| missing("data"))?,
+                offset: raw.offset.unwrap_or(0),
+                ts: raw.ts.unwrap_or(0),
+            },
+            "pong" => ServerFrame::Pong { id: raw.id },
+            other => return Err(ServerFrameError(format!("unknown op {other:?}"))),
+        })
+    }
+}
+
+/// A `message` frame borrowed from its parts, so the gateway can encode a delivery once without
+/// copying the payload into an owned frame first. Encodes exactly as [`ServerFrame::Message`].
+#[derive(Debug, Serialize)]
+pub struct MessageRef<'a> {
+    pub op: &'static str,
+    pub channel: &'a str,
+    pub event: &'a str,
+    pub data: &'a RawValue,
+    pub offset: u64,
+    pub ts: u64,
+}
+
+impl<'a> MessageRef<'a> {
+    pub fn new(channel: &'a str, event: &'a str, data: &'a RawValue, offset: u64, ts: u64) -> Self {
+        MessageRef {
+            op: "message",
+            channel,
+            event,
+            data,
+            offset,
+            ts,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_distinguishes_failures() {
+        let e = ClientFrame::parse("not json").unwrap_err();
+        assert_eq!(e.code, ErrorCode::MalformedFrame);
+        assert_eq!(e.id, None);
+
+        let e = ClientFrame::parse(r#"{"op":"dance","id":4}"#).unwrap_err();
+        assert_eq!((e.code, e.id), (ErrorCode::UnknownOp, Some(4)));
+
+        let e = ClientFrame::parse(r#"{"op":"subscribe","id":5}"#).unwrap_err();
+        assert_eq!((e.code, e.id), (ErrorCode::BadRequest, Some(5)));
+
+        let e = ClientFrame::parse(r#"{"op":"subscribe","channel":"a"}"#).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest);
+    }
+
+    #[test]
+    fn parse_publish_keeps_raw_data() {
+        let f = ClientFrame::parse(
+            r#"{"op":"publish","id":1,"channel":"c","event":"e","data":{"x": [1,2]}}"#,
+        )
+        .unwrap();
+        match f {
+            ClientFrame::Publish { data, .. } => assert_eq!(data.get(), r#"{"x": [1,2]}"#),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn message_ref_encodes_as_server_frame() {
+        let data = RawValue::from_string("{\"t\":21.5}".into()).unwrap();
+        let text =
+            serde_json::to_string(&MessageRef::new("w.paris", "reading", &data, 7, 99)).unwrap();
+        match ServerFrame::parse(&text).unwrap() {
+            ServerFrame::Message {
+                channel,
+                event,
+                data,
+                offset,
+                ts,
+            } => {
+                assert_eq!((channel.as_str(), event.as_str()), ("w.paris", "reading"));
+                assert_eq!((data.get(), offset, ts), ("{\"t\":21.5}", 7, 99));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn client_frames_roundtrip_through_parse() {
+        let f = ClientFrame::Subscribe {
+            id: 9,
+            channel: "a.b".into(),
+        };
+        let text = serde_json::to_string(&f).unwrap();
+        assert_eq!(text, r#"{"op":"subscribe","id":9,"channel":"a.b"}"#);
+        assert!(matches!(
+            ClientFrame::parse(&text).unwrap(),
+            ClientFrame::Subscribe { id: 9, .. }
+        ));
+    }
+}

@@ -1,0 +1,29 @@
+//! The WaaS wire protocol, version 1, shared by the gateway and every SDK.
+//!
+//! # Layout
+//! - [`frame`]: the JSON frames exchanged over the WebSocket (`op` + `id` envelope).
+//! - [`codes`]: error codes carried in `error` frames and REST bodies, and WebSocket close codes
+//!   with their reconnect policy.
+//! - [`names`]: validated identifiers (`AppId`, `ChannelName`) and the bus subject they map to.
+//! - [`pattern`]: capability patterns with NATS-style `*` / `>` wildcards.
+//! - [`claims`]: the JWT claims a tenant's backend signs for its end users.
+//! - [`rest`]: request and response bodies of the REST API.
+//!
+//! `docs/protocol.md`, `docs/auth.md` and `docs/rest.md` are the normative description; this
+//! crate is the executable one, and the two must agree.
+
+pub mod claims;
+pub mod codes;
+pub mod frame;
+pub mod names;
+pub mod pattern;
+pub mod rest;
+
+pub use claims::{Caps, Claims};
+pub use codes::{CloseCode, ErrorCode};
+pub use frame::{ClientFrame, ServerFrame};
+pub use names::{AppId, ChannelName, NameError};
+pub use pattern::{ChannelPattern, PatternSet};
+
+/// Protocol version spoken by this crate; sent in `ready`.
+pub const PROTOCOL_VERSION: u32 = 1;

@@ -1,0 +1,66 @@
+//! Bodies of the REST API (`docs/rest.md`).
+
+use crate::claims::Caps;
+use crate::codes::ErrorCode;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+
+/// `POST /v1/apps/{app}/publish`, and each item of a batch. Exactly one of `channel` and
+/// `channels` must be given.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublishRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<Vec<String>>,
+    pub event: String,
+    pub data: Box<RawValue>,
+}
+
+/// The offset each channel gave the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishResponse {
+    pub offsets: BTreeMap<String, u64>,
+}
+
+/// `POST /v1/apps/{app}/batch`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchRequest {
+    pub batch: Vec<PublishRequest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchResponse {
+    pub batch: Vec<PublishResponse>,
+}
+
+/// `POST /v1/apps/{app}/tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRequest {
+    pub sub: String,
+    #[serde(default)]
+    pub caps: Caps,
+    /// Lifetime in seconds; the server's default when absent, capped by its maximum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub token: String,
+    /// Seconds since the Unix epoch.
+    pub expires_at: u64,
+}
+
+/// Every non-2xx REST answer: `{"error": {"code": ..., "message": ...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+}
