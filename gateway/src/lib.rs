@@ -1,1 +1,37 @@
+//! The WaaS gateway: an edge node that terminates WebSockets and moves pub/sub traffic through
+//! the bus. It keeps no state that cannot be lost; any node can serve any client.
+//!
+//! # Layout
+//! - [`bus`]: the **Bus seam** (`Bus` trait) and its implementations: `memory` (one process)
+//!   and NATS (cluster).
+//! - [`app`]: apps as the gateway sees them and the registry that holds them.
+//! - [`auth`]: API keys and JWT verification (`auth::jwt`), the [`auth::Identity`] of a caller.
+//! - [`hub`]: local subscriptions, one bus subscription per live subject, the fan-out.
+//! - [`outbound`]: a connection's bounded outbound queue and slow-consumer policy.
+//! - [`connection`]: the per-connection task speaking protocol v1.
+//! - [`connections`]: every open connection, for heartbeats, timeouts and shutdown.
+//! - [`publisher`]: offsets and encoding of published messages, shared by socket and REST.
+//! - [`rest`]: the REST API for servers (publish, batch, tokens).
+//! - [`server`]: routes, the WebSocket upgrade, health, and graceful shutdown.
+//! - [`socket`], [`wsframe`], [`ratelimit`]: writing frames, encoding them once, publish rate.
+//! - [`config`]: every limit with its default.
 
+pub mod app;
+pub mod auth;
+pub mod bus;
+pub mod config;
+pub mod connection;
+pub mod connections;
+pub mod gateway;
+pub mod hub;
+pub mod outbound;
+pub mod publisher;
+pub mod ratelimit;
+pub mod rest;
+pub mod server;
+pub mod socket;
+pub mod wsframe;
+
+pub use app::{AppConfig, AppRegistry};
+pub use config::{GatewayConfig, Limits};
+pub use gateway::Gateway;

@@ -1,1 +1,14 @@
+//! Test harness: real servers on port 0 and raw WebSocket clients over loopback.
+//!
+//! # Layout
+//! - [`server`]: an in-process `waas dev` on a free port, shut down on drop, and the real
+//!   `waas` binary as a child process for signal tests.
+//! - [`raw`]: a WebSocket client that sends any bytes, to test what SDKs would never send.
+//! - [`tokens`]: JWTs for tests.
 
+pub mod raw;
+pub mod server;
+pub mod tokens;
+
+pub use raw::RawClient;
+pub use server::TestServer;

@@ -1,0 +1,134 @@
+//! Apps (tenants' applications) as a gateway sees them: credentials compiled for verification,
+//! plus a live connection count. The registry is the gateway's only copy; in `waas dev` it is
+//! filled from configuration, in cluster mode from the control-plane.
+
+use crate::auth::jwt::JwtKeys;
+use crate::auth::AuthError;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use waas_protocol::AppId;
+
+/// An app's definition as stored and shipped to gateways. Secrets that only need verifying are
+/// kept as hashes: API keys as SHA-256 hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppConfig {
+    pub id: AppId,
+    /// SHA-256 (hex) of each valid API key; several allow rotation without downtime.
+    #[serde(default)]
+    pub api_key_hashes: Vec<String>,
+    /// HS256 secret for end-user tokens; also what `POST /tokens` signs with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt_secret: Option<String>,
+    /// PEM public key for RS256 tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt_rsa_public_key: Option<String>,
+    /// PEM public key for ES256 tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt_ec_public_key: Option<String>,
+    /// Overrides the gateway's `max_connections_per_app` for this app; 0 = unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+}
+
+/// SHA-256 hex of an API key, the form in which keys are stored and compared.
+pub fn hash_api_key(key: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An app ready for use on the hot path.
+pub struct App {
+    pub config: AppConfig,
+    pub jwt: JwtKeys,
+    /// Open connections on this gateway; shared across config updates of the same app.
+    connections: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("id", &self.config.id).finish()
+    }
+}
+
+impl App {
+    pub fn id(&self) -> &AppId {
+        &self.config.id
+    }
+
+    /// Whether `key` is one of the app's API keys. Hashes are compared, so comparison time
+    /// says nothing useful about the key.
+    pub fn is_api_key(&self, key: &str) -> bool {
+        let hash = hash_api_key(key);
+        self.config.api_key_hashes.iter().any(|h| *h == hash)
+    }
+
+    /// Takes a connection slot, or `None` when the app is at `limit` (0 = unlimited).
+    pub fn acquire_connection(self: &Arc<Self>, default_limit: usize) -> Option<ConnectionSlot> {
+        let limit = self.config.max_connections.unwrap_or(default_limit);
+        let prev = self.connections.fetch_add(1, Ordering::AcqRel);
+        if limit != 0 && prev >= limit {
+            self.connections.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(ConnectionSlot(Arc::clone(&self.connections)))
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::Acquire)
+    }
+}
+
+/// Releases its connection slot on drop.
+pub struct ConnectionSlot(Arc<AtomicUsize>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The apps this gateway serves. Reads are a brief read-lock and an `Arc` clone; updates swap
+/// the whole `App`, so a key rotation takes effect on the next lookup.
+#[derive(Default)]
+pub struct AppRegistry {
+    /// Keyed by the id's string so a lookup from a URL path needs no allocation.
+    apps: RwLock<HashMap<String, Arc<App>>>,
+}
+
+impl AppRegistry {
+    pub fn get(&self, id: &str) -> Option<Arc<App>> {
+        let apps = self.apps.read().expect("app registry poisoned");
+        apps.get(id).cloned()
+    }
+
+    /// Adds or replaces an app, keeping its connection count.
+    pub fn upsert(&self, config: AppConfig) -> Result<Arc<App>, AuthError> {
+        let jwt = JwtKeys::from_config(&config)?;
+        let mut apps = self.apps.write().expect("app registry poisoned");
+        let connections = apps
+            .get(config.id.as_str())
+            .map(|a| Arc::clone(&a.connections))
+            .unwrap_or_default();
+        let app = Arc::new(App {
+            config,
+            jwt,
+            connections,
+        });
+        apps.insert(app.config.id.as_str().to_owned(), Arc::clone(&app));
+        Ok(app)
+    }
+
+    pub fn remove(&self, id: &AppId) -> Option<Arc<App>> {
+        self.apps
+            .write()
+            .expect("app registry poisoned")
+            .remove(id.as_str())
+    }
+
+    pub fn ids(&self) -> Vec<AppId> {
+        let apps = self.apps.read().expect("app registry poisoned");
+        apps.values().map(|a| a.config.id.clone()).collect()
+    }
+}

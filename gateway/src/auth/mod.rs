@@ -1,0 +1,75 @@
+//! Who a connection or REST caller is, and what it may do. Verification is local: a gateway never
+//! calls anyone to check a token.
+
+pub mod jwt;
+
+use crate::app::App;
+use waas_protocol::{Caps, ChannelName, ErrorCode, PatternSet};
+
+/// The authenticated party behind a connection.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub sub: String,
+    pub caps: Caps,
+    /// Token expiry (seconds since the epoch); `None` for API-key callers.
+    pub expires_at: Option<u64>,
+}
+
+/// `sub` reported for connections authenticated with an API key.
+pub const SERVER_SUB: &str = "server";
+
+impl Identity {
+    pub fn server() -> Self {
+        Identity {
+            sub: SERVER_SUB.into(),
+            caps: Caps {
+                subscribe: PatternSet::all(),
+                publish: PatternSet::all(),
+            },
+            expires_at: None,
+        }
+    }
+
+    pub fn may_subscribe(&self, channel: &ChannelName) -> bool {
+        self.caps.subscribe.allows(channel)
+    }
+
+    pub fn may_publish(&self, channel: &ChannelName) -> bool {
+        self.caps.publish.allows(channel)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    #[error("token expired")]
+    Expired,
+    #[error("token is for app {0:?}")]
+    WrongApp(String),
+    #[error("invalid app key material: {0}")]
+    BadKey(String),
+}
+
+impl AuthError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            AuthError::InvalidToken(_) | AuthError::BadKey(_) => ErrorCode::InvalidToken,
+            AuthError::Expired => ErrorCode::TokenExpired,
+            AuthError::WrongApp(_) => ErrorCode::TokenWrongApp,
+        }
+    }
+}
+
+/// Authenticates a bearer credential: an API key of the app, or a JWT for one of its users.
+pub fn authenticate(app: &App, credential: &str) -> Result<Identity, AuthError> {
+    if app.is_api_key(credential) {
+        return Ok(Identity::server());
+    }
+    let claims = app.jwt.verify(credential, app.id())?;
+    Ok(Identity {
+        sub: claims.sub,
+        caps: claims.caps,
+        expires_at: Some(claims.exp),
+    })
+}

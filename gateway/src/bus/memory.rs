@@ -1,0 +1,214 @@
+//! In-process bus for the single-node `waas dev` server and unit tests.
+
+use super::{Bus, BusError, BusSubscription};
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use tokio::sync::mpsc;
+
+struct Subscriber {
+    id: u64,
+    tx: mpsc::Sender<Bytes>,
+}
+
+#[derive(Default)]
+struct Routes {
+    /// Literal subjects, looked up directly: the common case of one subject per channel.
+    exact: HashMap<String, Vec<Subscriber>>,
+    /// Subscriptions with wildcards, matched one by one.
+    wildcard: Vec<(Vec<String>, Subscriber)>,
+}
+
+/// A bus inside one process. Like NATS, a subscriber that falls `capacity` messages behind
+/// loses the overflow (counted in [`MemoryBus::dropped`]) instead of slowing publishers down.
+pub struct MemoryBus {
+    routes: Arc<RwLock<Routes>>,
+    next_id: AtomicU64,
+    capacity: usize,
+    dropped: Arc<AtomicU64>,
+}
+
+impl MemoryBus {
+    pub fn new(capacity: usize) -> Self {
+        MemoryBus {
+            routes: Arc::default(),
+            next_id: AtomicU64::new(1),
+            capacity: capacity.max(1),
+            dropped: Arc::default(),
+        }
+    }
+
+    /// Messages dropped because a subscriber was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+fn is_wildcard(subject: &str) -> bool {
+    subject.split('.').any(|t| t == "*" || t == ">")
+}
+
+fn validate(subject: &str, allow_wildcards: bool) -> Result<(), BusError> {
+    let bad = subject.is_empty()
+        || subject.contains(char::is_whitespace)
+        || subject.split('.').enumerate().any(|(i, t)| {
+            t.is_empty()
+                || (!allow_wildcards && (t == "*" || t == ">"))
+                || (t == ">" && i + 1 != subject.split('.').count())
+        });
+    if bad {
+        Err(BusError::InvalidSubject(subject.to_owned()))
+    } else {
+        Ok(())
+    }
+}
+
+fn matches(pattern: &[String], subject: &str) -> bool {
+    let mut tokens = subject.split('.');
+    for p in pattern {
+        match p.as_str() {
+            ">" => return tokens.next().is_some(),
+            "*" => {
+                if tokens.next().is_none() {
+                    return false;
+                }
+            }
+            lit => {
+                if tokens.next() != Some(lit) {
+                    return false;
+                }
+            }
+        }
+    }
+    tokens.next().is_none()
+}
+
+fn deliver(sub: &Subscriber, payload: &Bytes, dropped: &AtomicU64) {
+    if sub.tx.try_send(payload.clone()).is_err() {
+        dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[async_trait]
+impl Bus for MemoryBus {
+    async fn publish(&self, subject: &str, payload: Bytes) -> Result<(), BusError> {
+        validate(subject, false)?;
+        let routes = self.routes.read().expect("bus routes poisoned");
+        if let Some(subs) = routes.exact.get(subject) {
+            for sub in subs {
+                deliver(sub, &payload, &self.dropped);
+            }
+        }
+        for (pattern, sub) in &routes.wildcard {
+            if matches(pattern, subject) {
+                deliver(sub, &payload, &self.dropped);
+            }
+        }
+        Ok(())
+    }
+
+    async fn subscribe(&self, subject: &str) -> Result<BusSubscription, BusError> {
+        validate(subject, true)?;
+        let (tx, rx) = mpsc::channel(self.capacity);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let sub = Subscriber { id, tx };
+        {
+            let mut routes = self.routes.write().expect("bus routes poisoned");
+            if is_wildcard(subject) {
+                let pattern = subject.split('.').map(str::to_owned).collect();
+                routes.wildcard.push((pattern, sub));
+            } else {
+                routes
+                    .exact
+                    .entry(subject.to_owned())
+                    .or_default()
+                    .push(sub);
+            }
+        }
+        Ok(Box::pin(MemorySubscription {
+            rx,
+            id,
+            subject: subject.to_owned(),
+            routes: Arc::clone(&self.routes),
+        }))
+    }
+
+    fn is_ready(&self) -> bool {
+        true
+    }
+}
+
+/// Removes its route on drop, as an UNSUB would.
+struct MemorySubscription {
+    rx: mpsc::Receiver<Bytes>,
+    id: u64,
+    subject: String,
+    routes: Arc<RwLock<Routes>>,
+}
+
+impl futures_util::Stream for MemorySubscription {
+    type Item = Bytes;
+    fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl Drop for MemorySubscription {
+    fn drop(&mut self) {
+        let mut routes = self.routes.write().expect("bus routes poisoned");
+        if let Some(subs) = routes.exact.get_mut(&self.subject) {
+            subs.retain(|s| s.id != self.id);
+            if subs.is_empty() {
+                routes.exact.remove(&self.subject);
+            }
+        }
+        routes.wildcard.retain(|(_, s)| s.id != self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    #[tokio::test]
+    async fn exact_and_wildcard_routes() {
+        let bus = MemoryBus::new(16);
+        let mut exact = bus.subscribe("waas.a.x").await.unwrap();
+        let mut star = bus.subscribe("waas.a.*").await.unwrap();
+        let mut rest = bus.subscribe("waas.>").await.unwrap();
+        bus.publish("waas.a.x", Bytes::from_static(b"1"))
+            .await
+            .unwrap();
+        bus.publish("waas.a.y.z", Bytes::from_static(b"2"))
+            .await
+            .unwrap();
+        assert_eq!(exact.next().await.unwrap(), "1");
+        assert_eq!(star.next().await.unwrap(), "1");
+        assert_eq!(rest.next().await.unwrap(), "1");
+        assert_eq!(rest.next().await.unwrap(), "2");
+        drop(exact);
+        assert!(bus.routes.read().unwrap().exact.is_empty());
+    }
+
+    #[tokio::test]
+    async fn overflow_drops_instead_of_blocking() {
+        let bus = MemoryBus::new(2);
+        let _sub = bus.subscribe("s").await.unwrap();
+        for _ in 0..5 {
+            bus.publish("s", Bytes::from_static(b"x")).await.unwrap();
+        }
+        assert_eq!(bus.dropped(), 3);
+    }
+
+    #[tokio::test]
+    async fn bad_subjects_are_refused() {
+        let bus = MemoryBus::new(2);
+        assert!(bus.publish("a.*", Bytes::new()).await.is_err());
+        assert!(bus.publish("a..b", Bytes::new()).await.is_err());
+        assert!(bus.subscribe("a.>.b").await.is_err());
+    }
+}

@@ -1,0 +1,143 @@
+//! Every limit of the gateway, with its default beside it. `docs/configuration.md` lists the
+//! same keys; the `waas` binary fills them from a TOML file, `WAAS_*` variables and flags.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Limits that protect the gateway and its tenants from each other. `0` never means
+/// "unlimited" except where a field says so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest client frame (or reassembled fragmented message), and largest REST body, in bytes.
+    /// Default 65536.
+    pub max_frame_bytes: usize,
+    /// Channels one connection may be subscribed to at once. Default 100.
+    pub max_channels_per_connection: usize,
+    /// Concurrent connections per app on this gateway; 0 = unlimited. Default 10000.
+    pub max_connections_per_app: usize,
+    /// Sustained publishes per second per connection; 0 = unlimited. Default 50.
+    pub publish_rate: u32,
+    /// Publishes a connection may burst above the sustained rate. Default 100.
+    pub publish_burst: u32,
+    /// Frames queued for one connection before it is closed as a slow consumer. Default 1024.
+    pub max_queued_messages: usize,
+    /// Bytes queued for one connection before it is closed as a slow consumer. Default 4 MiB.
+    pub max_queued_bytes: usize,
+    /// Interval between the server's WebSocket pings, ms. Default 25000.
+    pub heartbeat_interval_ms: u64,
+    /// A connection that sends nothing (pongs included) for this long is closed, ms. Default 60000.
+    pub idle_timeout_ms: u64,
+    /// Time a connection opened without credentials has to send `connect`, ms. Default 10000.
+    pub connect_timeout_ms: u64,
+    /// On SIGTERM, how long connections get to close before the process exits, ms. Default 10000.
+    pub shutdown_grace_ms: u64,
+    /// Items in one `POST /batch`. Default 100.
+    pub max_batch_size: usize,
+    /// Channels in one publish (`channels`). Default 100.
+    pub max_channels_per_publish: usize,
+    /// Lifetime of tokens minted by `POST /tokens` when the request gives none, s. Default 3600.
+    pub default_token_ttl_secs: u64,
+    /// Longest lifetime `POST /tokens` will mint, s. Default 86400.
+    pub max_token_ttl_secs: u64,
+    /// Messages buffered between the bus and one channel's fan-out before the bus drops them
+    /// (NATS calls this a slow consumer). Default 65536.
+    pub bus_channel_capacity: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_bytes: 65536,
+            max_channels_per_connection: 100,
+            max_connections_per_app: 10000,
+            publish_rate: 50,
+            publish_burst: 100,
+            max_queued_messages: 1024,
+            max_queued_bytes: 4 << 20,
+            heartbeat_interval_ms: 25_000,
+            idle_timeout_ms: 60_000,
+            connect_timeout_ms: 10_000,
+            shutdown_grace_ms: 10_000,
+            max_batch_size: 100,
+            max_channels_per_publish: 100,
+            default_token_ttl_secs: 3600,
+            max_token_ttl_secs: 86400,
+            bus_channel_capacity: 65536,
+        }
+    }
+}
+
+/// Why a configuration was refused at start-up.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid limit {key}: {reason}")]
+pub struct LimitError {
+    pub key: &'static str,
+    pub reason: &'static str,
+}
+
+impl Limits {
+    /// Refuses values that would make the gateway unusable rather than failing at run time.
+    pub fn validate(&self) -> Result<(), LimitError> {
+        let positive: [(&'static str, u64); 9] = [
+            ("max_frame_bytes", self.max_frame_bytes as u64),
+            (
+                "max_channels_per_connection",
+                self.max_channels_per_connection as u64,
+            ),
+            ("max_queued_messages", self.max_queued_messages as u64),
+            ("max_queued_bytes", self.max_queued_bytes as u64),
+            ("heartbeat_interval_ms", self.heartbeat_interval_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("connect_timeout_ms", self.connect_timeout_ms),
+            ("max_batch_size", self.max_batch_size as u64),
+            ("bus_channel_capacity", self.bus_channel_capacity as u64),
+        ];
+        for (key, v) in positive {
+            if v == 0 {
+                return Err(LimitError {
+                    key,
+                    reason: "must be greater than 0",
+                });
+            }
+        }
+        if self.max_channels_per_publish == 0 {
+            return Err(LimitError {
+                key: "max_channels_per_publish",
+                reason: "must be greater than 0",
+            });
+        }
+        if self.default_token_ttl_secs > self.max_token_ttl_secs {
+            return Err(LimitError {
+                key: "default_token_ttl_secs",
+                reason: "must not exceed max_token_ttl_secs",
+            });
+        }
+        Ok(())
+    }
+
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_interval_ms)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+/// What a gateway node needs besides its apps.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// First token of every bus subject, so deployments (or test runs) sharing a NATS stay apart.
+    pub subject_prefix: String,
+    pub limits: Limits,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            subject_prefix: "waas".into(),
+            limits: Limits::default(),
+        }
+    }
+}

@@ -1,0 +1,433 @@
+//! One WebSocket connection: a task that owns its socket and runs one `select!` over frames
+//! from the client, frames queued for it by the fan-out, and requests to close.
+
+use crate::app::{App, ConnectionSlot};
+use crate::auth::{self, AuthError, Identity};
+use crate::connections::Registration;
+use crate::gateway::Gateway;
+use crate::outbound::Outbound;
+use crate::publisher::check_event;
+use crate::ratelimit::TokenBucket;
+use crate::socket::{SocketReader, SocketWriter};
+use crate::wsframe;
+use bytes::{Bytes, BytesMut};
+use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocketError};
+use futures_util::StreamExt;
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use waas_protocol::{ChannelName, ClientFrame, CloseCode, ErrorCode, ServerFrame};
+
+/// How long a closing connection waits for its last frames to be written and read.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// How the connection was authenticated during the upgrade, if at all.
+pub enum Upfront {
+    /// No credentials in the URL or headers: the client must send `connect`.
+    None,
+    Authenticated(Identity),
+    Refused(AuthError),
+    NoSuchApp,
+}
+
+struct Conn {
+    gw: Arc<Gateway>,
+    app: Option<Arc<App>>,
+    reg: Registration,
+    writer: SocketWriter,
+    identity: Option<Identity>,
+    /// Channel and bus subject of each subscription; a few at most, so a Vec beats a map.
+    subs: Vec<(ChannelName, String)>,
+    bucket: TokenBucket,
+    batch: VecDeque<Bytes>,
+    _slot: Option<ConnectionSlot>,
+}
+
+/// A frame detached from the reader's buffer, so the reader can be polled again.
+struct Incoming {
+    opcode: OpCode,
+    fin: bool,
+    payload: BytesMut,
+}
+
+impl From<Frame<'_>> for Incoming {
+    fn from(frame: Frame<'_>) -> Self {
+        let payload = match frame.payload {
+            Payload::Bytes(b) => b,
+            other => BytesMut::from(&other[..]),
+        };
+        Incoming {
+            opcode: frame.opcode,
+            fin: frame.fin,
+            payload,
+        }
+    }
+}
+
+enum Exit {
+    Close(CloseCode),
+    /// The socket failed or the client went away; nothing more can be sent.
+    Gone,
+}
+
+/// Runs a connection to its end. Errors stay inside: one client's failure ends only its task.
+pub async fn run(
+    gw: Arc<Gateway>,
+    app: Option<Arc<App>>,
+    upfront: Upfront,
+    stream: TcpStream,
+    pending: Bytes,
+) {
+    let stream = Arc::new(stream);
+    let limits = gw.config.limits.clone();
+    let reg = gw
+        .connections
+        .register(limits.max_queued_messages, limits.max_queued_bytes);
+    let (mut reader, _) = fastwebsockets::after_handshake_split(
+        SocketReader::new(Arc::clone(&stream), pending),
+        tokio::io::sink(),
+        Role::Server,
+    );
+    reader.set_auto_close(false);
+    reader.set_auto_pong(false);
+    // fastwebsockets refuses payloads >= the limit; ours is inclusive.
+    reader.set_max_message_size(limits.max_frame_bytes + 1);
+
+    let mut conn = Conn {
+        gw: Arc::clone(&gw),
+        app,
+        reg,
+        writer: SocketWriter::new(stream),
+        identity: None,
+        subs: Vec::new(),
+        bucket: TokenBucket::new(limits.publish_rate, limits.publish_burst),
+        batch: VecDeque::new(),
+        _slot: None,
+    };
+    conn.start(upfront);
+
+    let frames = futures_util::stream::unfold(reader, |mut r| async move {
+        let res = r
+            .read_frame(&mut |_| async { Ok::<(), std::io::Error>(()) })
+            .await
+            .map(Incoming::from);
+        Some((res, r))
+    });
+    tokio::pin!(frames);
+    let mut fragments: Option<Vec<u8>> = None;
+
+    let out = Arc::clone(&conn.reg.tracked.out);
+    let exit = loop {
+        tokio::select! {
+            biased;
+            _ = out.killed() => break Exit::Close(out.close_requested().unwrap_or(CloseCode::SERVER_ERROR)),
+            _ = out.ready() => {
+                if let Err(exit) = conn.flush(&out).await {
+                    break exit;
+                }
+            }
+            frame = frames.next() => {
+                out.touch(conn.gw.connections.now_ms());
+                match frame {
+                    Some(Ok(frame)) => match frame.opcode {
+                        OpCode::Text | OpCode::Binary if frame.fin && fragments.is_none() => {
+                            conn.on_message(frame.opcode, &frame.payload).await
+                        }
+                        OpCode::Text | OpCode::Binary => {
+                            fragments = Some(frame.payload.to_vec());
+                        }
+                        OpCode::Continuation => match fragments.as_mut() {
+                            Some(buf) if buf.len() + frame.payload.len() <= limits.max_frame_bytes => {
+                                buf.extend_from_slice(&frame.payload);
+                                if frame.fin {
+                                    let whole = fragments.take().unwrap_or_default();
+                                    conn.on_message(OpCode::Text, &whole).await;
+                                }
+                            }
+                            Some(_) => conn.too_large(),
+                            None => break Exit::Close(CloseCode::PROTOCOL_ERROR),
+                        },
+                        OpCode::Ping => out.push(wsframe::pong(&frame.payload)),
+                        OpCode::Pong => {}
+                        OpCode::Close => break Exit::Close(CloseCode::NORMAL),
+                    },
+                    Some(Err(WebSocketError::FrameTooLarge)) => conn.too_large(),
+                    Some(Err(WebSocketError::UnexpectedEOF | WebSocketError::IoError(_))) | None => break Exit::Gone,
+                    Some(Err(e)) => {
+                        tracing::debug!(conn = out.id, error = %e, "websocket protocol error");
+                        break Exit::Close(CloseCode::PROTOCOL_ERROR);
+                    }
+                }
+            }
+        }
+    };
+    drop(frames);
+    conn.finish(exit).await;
+}
+
+impl Conn {
+    fn out(&self) -> &Outbound {
+        &self.reg.tracked.out
+    }
+
+    fn reply(&self, frame: &ServerFrame) {
+        self.out().push(wsframe::json(frame));
+    }
+
+    fn error(&self, id: Option<u64>, code: ErrorCode, message: impl Into<String>) {
+        self.reply(&ServerFrame::Error {
+            id,
+            code,
+            message: message.into(),
+        });
+    }
+
+    fn ack(&self, id: u64, offset: Option<u64>) {
+        self.reply(&ServerFrame::Ack { id, offset });
+    }
+
+    /// A frame over the limit cannot be skipped (its payload is still on the wire), so the
+    /// client is told why and the connection closes.
+    fn too_large(&self) {
+        let max = self.gw.config.limits.max_frame_bytes;
+        self.error(
+            None,
+            ErrorCode::MessageTooLarge,
+            format!("frame larger than max_frame_bytes ({max})"),
+        );
+        self.out().close(CloseCode::MESSAGE_TOO_BIG);
+    }
+
+    fn start(&mut self, upfront: Upfront) {
+        match upfront {
+            Upfront::NoSuchApp => {
+                self.error(None, ErrorCode::AppNotFound, "no such app");
+                self.out().close(CloseCode::APP_NOT_FOUND);
+            }
+            Upfront::Refused(e) => self.refuse(None, &e),
+            Upfront::Authenticated(identity) => self.accept(None, identity),
+            Upfront::None => {}
+        }
+    }
+
+    fn refuse(&self, id: Option<u64>, e: &AuthError) {
+        self.error(id, e.code(), e.to_string());
+        let close = match e {
+            AuthError::Expired => CloseCode::TOKEN_EXPIRED,
+            _ => CloseCode::INVALID_TOKEN,
+        };
+        self.out().close(close);
+    }
+
+    fn accept(&mut self, id: Option<u64>, identity: Identity) {
+        let Some(app) = self.app.clone() else { return };
+        let Some(slot) = app.acquire_connection(self.gw.config.limits.max_connections_per_app)
+        else {
+            self.error(
+                id,
+                ErrorCode::ConnectionLimit,
+                "the app is at its connection limit",
+            );
+            self.out().close(CloseCode::CONNECTION_LIMIT);
+            return;
+        };
+        self._slot = Some(slot);
+        let tracked = &self.reg.tracked;
+        tracked
+            .expires_at
+            .store(identity.expires_at.unwrap_or(0), Ordering::Release);
+        tracked
+            .authenticated_at_ms
+            .store(self.gw.connections.now_ms().max(1), Ordering::Release);
+        self.reply(&ServerFrame::Ready {
+            id,
+            connection_id: format!("{}-{}", app.id(), self.out().id),
+            sub: identity.sub.clone(),
+            version: waas_protocol::PROTOCOL_VERSION,
+            heartbeat: self.gw.config.limits.heartbeat_interval_ms / 1000,
+        });
+        self.identity = Some(identity);
+    }
+
+    async fn flush(&mut self, out: &Outbound) -> Result<(), Exit> {
+        out.take(&mut self.batch);
+        tokio::select! {
+            res = self.writer.write_all(&mut self.batch) => res.map_err(|_| Exit::Gone),
+            _ = out.killed() => Err(Exit::Close(out.close_requested().unwrap_or(CloseCode::SERVER_ERROR))),
+        }
+    }
+
+    async fn on_message(&mut self, opcode: OpCode, payload: &[u8]) {
+        let text = match (opcode, std::str::from_utf8(payload)) {
+            (OpCode::Text, Ok(text)) => text,
+            _ => {
+                return self.error(
+                    None,
+                    ErrorCode::MalformedFrame,
+                    "frames must be UTF-8 JSON text frames",
+                )
+            }
+        };
+        let frame = match ClientFrame::parse(text) {
+            Ok(frame) => frame,
+            Err(e) => return self.error(e.id, e.code, e.message),
+        };
+        match (frame, self.identity.is_some()) {
+            (ClientFrame::Ping { id }, _) => self.reply(&ServerFrame::Pong { id }),
+            (ClientFrame::Connect { id, token }, false) => self.connect(id, &token),
+            (ClientFrame::Connect { id, .. }, true) => {
+                self.error(Some(id), ErrorCode::AlreadyConnected, "already connected")
+            }
+            (other, false) => self.error(
+                other.id(),
+                ErrorCode::NotConnected,
+                "send connect with a token first",
+            ),
+            (ClientFrame::Subscribe { id, channel }, true) => self.subscribe(id, &channel).await,
+            (ClientFrame::Unsubscribe { id, channel }, true) => {
+                self.unsubscribe(id, &channel).await
+            }
+            (
+                ClientFrame::Publish {
+                    id,
+                    channel,
+                    event,
+                    data,
+                },
+                true,
+            ) => self.publish(id, &channel, &event, &data).await,
+        }
+    }
+
+    fn connect(&mut self, id: u64, token: &str) {
+        let Some(app) = self.app.clone() else { return };
+        match auth::authenticate(&app, token) {
+            Ok(identity) => self.accept(Some(id), identity),
+            Err(e) => self.refuse(Some(id), &e),
+        }
+    }
+
+    fn channel(&self, id: u64, name: &str) -> Option<ChannelName> {
+        match ChannelName::parse(name) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.error(
+                    Some(id),
+                    ErrorCode::InvalidChannel,
+                    format!("invalid channel {name:?}: {e}"),
+                );
+                None
+            }
+        }
+    }
+
+    async fn subscribe(&mut self, id: u64, name: &str) {
+        let Some(channel) = self.channel(id, name) else {
+            return;
+        };
+        let identity = self.identity.as_ref().expect("subscribe after connect");
+        if !identity.may_subscribe(&channel) {
+            return self.error(
+                Some(id),
+                ErrorCode::Forbidden,
+                format!("the token does not allow subscribing to {channel}"),
+            );
+        }
+        if self.subs.iter().any(|(c, _)| *c == channel) {
+            return self.ack(id, None);
+        }
+        let max = self.gw.config.limits.max_channels_per_connection;
+        if self.subs.len() >= max {
+            return self.error(
+                Some(id),
+                ErrorCode::TooManyChannels,
+                format!("at most {max} channels per connection"),
+            );
+        }
+        let Some(app) = self.app.as_ref() else { return };
+        let subject = self.gw.publisher.subject(app.id(), &channel);
+        let out = Arc::clone(&self.reg.tracked.out);
+        match self.gw.hub.subscribe(&subject, out).await {
+            Ok(()) => {
+                self.subs.push((channel, subject));
+                self.ack(id, None);
+            }
+            Err(e) => self.error(Some(id), ErrorCode::Unavailable, e.to_string()),
+        }
+    }
+
+    async fn unsubscribe(&mut self, id: u64, name: &str) {
+        let Some(channel) = self.channel(id, name) else {
+            return;
+        };
+        if let Some(i) = self.subs.iter().position(|(c, _)| *c == channel) {
+            let (_, subject) = self.subs.swap_remove(i);
+            self.gw.hub.unsubscribe(&subject, self.out().id).await;
+        }
+        self.ack(id, None);
+    }
+
+    async fn publish(
+        &mut self,
+        id: u64,
+        name: &str,
+        event: &str,
+        data: &serde_json::value::RawValue,
+    ) {
+        let Some(channel) = self.channel(id, name) else {
+            return;
+        };
+        if let Err(message) = check_event(event) {
+            return self.error(Some(id), ErrorCode::BadRequest, message);
+        }
+        let identity = self.identity.as_ref().expect("publish after connect");
+        if !identity.may_publish(&channel) {
+            return self.error(
+                Some(id),
+                ErrorCode::Forbidden,
+                format!("the token does not allow publishing to {channel}"),
+            );
+        }
+        if !self.bucket.try_take() {
+            return self.error(
+                Some(id),
+                ErrorCode::RateLimited,
+                "publish rate exceeded; the message was not published",
+            );
+        }
+        let Some(app) = self.app.as_ref() else { return };
+        match self
+            .gw
+            .publisher
+            .publish(app.id(), &channel, event, data)
+            .await
+        {
+            Ok(offset) => self.ack(id, Some(offset)),
+            Err(e) => self.error(Some(id), ErrorCode::Unavailable, e.to_string()),
+        }
+    }
+
+    /// Leaves every channel, then says goodbye: queued frames and a close frame when the
+    /// socket still works, bounded by [`CLOSE_LINGER`] so a stuck client cannot hold the task.
+    async fn finish(mut self, exit: Exit) {
+        let id = self.out().id;
+        for (_, subject) in std::mem::take(&mut self.subs) {
+            self.gw.hub.unsubscribe(&subject, id).await;
+        }
+        if let Exit::Close(code) = exit {
+            tracing::debug!(conn = id, code = code.0, "closing connection");
+            let out = Arc::clone(&self.reg.tracked.out);
+            out.take(&mut self.batch);
+            if code == CloseCode::SLOW_CONSUMER {
+                self.batch.clear();
+            }
+            self.batch.push_back(wsframe::close(code.0, code.reason()));
+            let write = self.writer.write_all(&mut self.batch);
+            if tokio::time::timeout(CLOSE_LINGER, write).await.is_ok() {
+                self.writer.shutdown_and_drain(CLOSE_LINGER).await;
+            }
+        }
+    }
+}

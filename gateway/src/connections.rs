@@ -1,0 +1,153 @@
+//! Every open connection on this node, for the work that concerns all of them: heartbeats,
+//! idle and expiry checks, and the drain on shutdown. The hot path (fan-out) never looks here.
+
+use crate::outbound::Outbound;
+use crate::wsframe;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::Notify;
+use waas_protocol::CloseCode;
+
+const SHARDS: usize = 16;
+
+/// What the sweeper needs to know about a connection besides its queue.
+pub struct Tracked {
+    pub out: Arc<Outbound>,
+    /// Token expiry in seconds since the epoch; 0 = none (or not yet authenticated).
+    pub expires_at: AtomicU64,
+    /// 0 until authenticated, so the sweeper can enforce the connect timeout.
+    pub authenticated_at_ms: AtomicU64,
+    pub opened_ms: u64,
+}
+
+pub struct Connections {
+    shards: Box<[Mutex<HashMap<u64, Arc<Tracked>>>]>,
+    next_id: AtomicU64,
+    origin: Instant,
+    /// Signalled whenever a connection leaves, so shutdown can wait for the last one.
+    left: Notify,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Connections {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            next_id: AtomicU64::new(1),
+            origin: Instant::now(),
+            left: Notify::new(),
+        }
+    }
+}
+
+/// Removes its connection from the registry on drop.
+pub struct Registration {
+    conns: Arc<Connections>,
+    pub tracked: Arc<Tracked>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let id = self.tracked.out.id;
+        self.conns
+            .shard(id)
+            .lock()
+            .expect("registry poisoned")
+            .remove(&id);
+        self.conns.left.notify_waiters();
+    }
+}
+
+impl Connections {
+    fn shard(&self, id: u64) -> &Mutex<HashMap<u64, Arc<Tracked>>> {
+        &self.shards[id as usize % SHARDS]
+    }
+
+    /// Milliseconds on this node's monotonic clock.
+    pub fn now_ms(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+
+    pub fn register(self: &Arc<Self>, max_frames: usize, max_bytes: usize) -> Registration {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let now = self.now_ms();
+        let tracked = Arc::new(Tracked {
+            out: Arc::new(Outbound::new(id, max_frames, max_bytes, now)),
+            expires_at: AtomicU64::new(0),
+            authenticated_at_ms: AtomicU64::new(0),
+            opened_ms: now,
+        });
+        self.shard(id)
+            .lock()
+            .expect("registry poisoned")
+            .insert(id, Arc::clone(&tracked));
+        Registration {
+            conns: Arc::clone(self),
+            tracked,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().expect("registry poisoned").len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn each(&self, mut f: impl FnMut(&Tracked)) {
+        for shard in self.shards.iter() {
+            let snapshot: Vec<Arc<Tracked>> = shard
+                .lock()
+                .expect("registry poisoned")
+                .values()
+                .cloned()
+                .collect();
+            for t in snapshot {
+                f(&t);
+            }
+        }
+    }
+
+    /// One sweep: close connections that are idle, expired or never authenticated, and ping
+    /// the rest when `ping` is set.
+    pub fn sweep(&self, idle_ms: u64, connect_ms: u64, ping: bool) {
+        let now = self.now_ms();
+        let now_s = crate::publisher::now_ms() / 1000;
+        let ping_frame = wsframe::ping();
+        self.each(|t| {
+            let out = &t.out;
+            let authenticated = t.authenticated_at_ms.load(Ordering::Acquire) != 0;
+            let expires = t.expires_at.load(Ordering::Acquire);
+            if !authenticated && now.saturating_sub(t.opened_ms) > connect_ms {
+                out.close(CloseCode::CONNECT_TIMEOUT);
+            } else if now.saturating_sub(out.last_seen_ms.load(Ordering::Relaxed)) > idle_ms {
+                out.close(CloseCode::HEARTBEAT_TIMEOUT);
+            } else if expires != 0 && now_s >= expires {
+                out.close(CloseCode::TOKEN_EXPIRED);
+            } else if ping {
+                out.push(ping_frame.clone());
+            }
+        });
+    }
+
+    /// Asks every connection to close with `code`.
+    pub fn close_all(&self, code: CloseCode) {
+        self.each(|t| t.out.close(code));
+    }
+
+    /// Waits until no connection is left.
+    pub async fn wait_empty(&self) {
+        loop {
+            let left = self.left.notified();
+            if self.is_empty() {
+                return;
+            }
+            left.await;
+        }
+    }
+}

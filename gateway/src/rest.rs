@@ -1,0 +1,241 @@
+//! The REST API that servers use with an app's API key: publish, batch publish, mint tokens.
+
+use crate::app::App;
+use crate::gateway::Gateway;
+use crate::publisher::{check_event, now_ms};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use waas_protocol::rest::{
+    BatchRequest, BatchResponse, ErrorBody, ErrorDetail, PublishRequest, PublishResponse,
+    TokenRequest, TokenResponse,
+};
+use waas_protocol::{ChannelName, Claims, ErrorCode};
+
+/// A REST failure, rendered as `{"error": {"code", "message"}}` with the code's HTTP status.
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        let code = if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ErrorCode::MessageTooLarge
+        } else {
+            ErrorCode::BadRequest
+        };
+        ApiError::new(code, r.body_text())
+    }
+}
+
+/// The bearer credential of a request, if any.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// An app whose API key the caller presented.
+pub struct ServerAuth(pub Arc<App>);
+
+impl FromRequestParts<Arc<Gateway>> for ServerAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        gw: &Arc<Gateway>,
+    ) -> Result<Self, Self::Rejection> {
+        let Path(params) = Path::<BTreeMap<String, String>>::from_request_parts(parts, gw)
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()))?;
+        let app_id = params.get("app").map(String::as_str).unwrap_or_default();
+        let app = gw
+            .apps
+            .get(app_id)
+            .ok_or_else(|| ApiError::new(ErrorCode::AppNotFound, format!("no app {app_id:?}")))?;
+        match bearer(parts) {
+            Some(key) if app.is_api_key(key) => Ok(ServerAuth(app)),
+            Some(_) => Err(ApiError::new(ErrorCode::Unauthorized, "wrong API key")),
+            None => Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "missing Authorization: Bearer <API key>",
+            )),
+        }
+    }
+}
+
+fn channels_of(gw: &Gateway, req: &PublishRequest) -> Result<Vec<ChannelName>, ApiError> {
+    let names: Vec<&String> = match (&req.channel, &req.channels) {
+        (Some(c), None) => vec![c],
+        (None, Some(cs)) if !cs.is_empty() => cs.iter().collect(),
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                "give exactly one of \"channel\" and a non-empty \"channels\"",
+            ))
+        }
+    };
+    let max = gw.config.limits.max_channels_per_publish;
+    if names.len() > max {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("at most {max} channels per publish"),
+        ));
+    }
+    names
+        .into_iter()
+        .map(|n| {
+            ChannelName::parse(n).map_err(|e| {
+                ApiError::new(
+                    ErrorCode::InvalidChannel,
+                    format!("invalid channel {n:?}: {e}"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Validates a whole request before publishing any of it, so a bad channel in a list does not
+/// leave the message half-published.
+async fn publish_one(
+    gw: &Gateway,
+    app: &App,
+    req: &PublishRequest,
+    channels: &[ChannelName],
+) -> Result<PublishResponse, ApiError> {
+    let mut offsets = BTreeMap::new();
+    for channel in channels {
+        let offset = gw
+            .publisher
+            .publish(app.id(), channel, &req.event, &req.data)
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
+        offsets.insert(channel.to_string(), offset);
+    }
+    Ok(PublishResponse { offsets })
+}
+
+fn validate(gw: &Gateway, req: &PublishRequest) -> Result<Vec<ChannelName>, ApiError> {
+    check_event(&req.event).map_err(|m| ApiError::new(ErrorCode::BadRequest, m))?;
+    channels_of(gw, req)
+}
+
+pub async fn publish(
+    State(gw): State<Arc<Gateway>>,
+    ServerAuth(app): ServerAuth,
+    body: Result<Json<PublishRequest>, JsonRejection>,
+) -> Result<Json<PublishResponse>, ApiError> {
+    let Json(req) = body?;
+    let channels = validate(&gw, &req)?;
+    Ok(Json(publish_one(&gw, &app, &req, &channels).await?))
+}
+
+pub async fn batch(
+    State(gw): State<Arc<Gateway>>,
+    ServerAuth(app): ServerAuth,
+    body: Result<Json<BatchRequest>, JsonRejection>,
+) -> Result<Json<BatchResponse>, ApiError> {
+    let Json(req) = body?;
+    let max = gw.config.limits.max_batch_size;
+    if req.batch.is_empty() || req.batch.len() > max {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("\"batch\" must hold 1 to {max} items"),
+        ));
+    }
+    let checked = req
+        .batch
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            validate(&gw, item)
+                .map_err(|e| ApiError::new(e.code, format!("batch[{i}]: {}", e.message)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut batch = Vec::with_capacity(req.batch.len());
+    for (item, channels) in req.batch.iter().zip(&checked) {
+        batch.push(publish_one(&gw, &app, item, channels).await?);
+    }
+    Ok(Json(BatchResponse { batch }))
+}
+
+pub async fn mint_token(
+    State(gw): State<Arc<Gateway>>,
+    ServerAuth(app): ServerAuth,
+    body: Result<Json<TokenRequest>, JsonRejection>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let Json(req) = body?;
+    let limits = &gw.config.limits;
+    let ttl = req.ttl.unwrap_or(limits.default_token_ttl_secs);
+    if ttl == 0 || ttl > limits.max_token_ttl_secs {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("\"ttl\" must be 1 to {} seconds", limits.max_token_ttl_secs),
+        ));
+    }
+    if req.sub.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "\"sub\" must not be empty",
+        ));
+    }
+    let secret = app.config.jwt_secret.as_deref().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::NoSigningSecret,
+            "the app has no HS256 secret to sign with; sign tokens with your private key",
+        )
+    })?;
+    let now = now_ms() / 1000;
+    let claims = Claims {
+        sub: req.sub,
+        exp: now + ttl,
+        iat: Some(now),
+        aud: Some(app.id().to_string()),
+        caps: req.caps,
+    };
+    let token = encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    Ok(Json(TokenResponse {
+        token,
+        expires_at: claims.exp,
+    }))
+}

@@ -1,0 +1,169 @@
+//! The HTTP side of a gateway: routes, the WebSocket upgrade, health, and the three-step
+//! shutdown (stop accepting, close every socket with "going away", wait out the grace period).
+
+use crate::auth::{self, AuthError};
+use crate::connection::{self, Upfront};
+use crate::gateway::Gateway;
+use crate::rest::{self, ApiError};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use fastwebsockets::upgrade::IncomingUpgrade;
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use waas_protocol::{CloseCode, ErrorCode};
+
+pub fn router(gw: Arc<Gateway>) -> Router {
+    let body_limit = gw.config.limits.max_frame_bytes;
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/v1/apps/{app}/ws", get(websocket))
+        .route("/v1/apps/{app}/publish", post(rest::publish))
+        .route("/v1/apps/{app}/batch", post(rest::batch))
+        .route("/v1/apps/{app}/tokens", post(rest::mint_token))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(gw)
+}
+
+async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
+    if gw.is_ready() {
+        "ready".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "bus unavailable").into_response()
+    }
+}
+
+#[derive(Deserialize)]
+struct WsQuery {
+    token: Option<String>,
+}
+
+async fn websocket(
+    State(gw): State<Arc<Gateway>>,
+    Path(app_id): Path<String>,
+    Query(query): Query<WsQuery>,
+    headers: HeaderMap,
+    upgrade: Result<IncomingUpgrade, StatusCode>,
+) -> Response {
+    let Ok(upgrade) = upgrade else {
+        let mut resp = ApiError::new(
+            ErrorCode::BadRequest,
+            "this endpoint speaks WebSocket: send an Upgrade request",
+        )
+        .into_response();
+        *resp.status_mut() = StatusCode::UPGRADE_REQUIRED;
+        return resp;
+    };
+    let app = gw.apps.get(&app_id);
+    let credential = query.token.or_else(|| {
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|v| v.trim().to_owned())
+    });
+    let upfront = match (&app, credential) {
+        (None, _) => Upfront::NoSuchApp,
+        (Some(_), None) => Upfront::None,
+        (Some(app), Some(c)) => match auth::authenticate(app, &c) {
+            Ok(identity) => Upfront::Authenticated(identity),
+            Err(e) => Upfront::Refused(e),
+        },
+    };
+    let Ok((response, fut)) = upgrade.upgrade() else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    tokio::spawn(async move {
+        let ws = match fut.await {
+            Ok(ws) => ws,
+            Err(e) => {
+                tracing::debug!(error = %e, "upgrade failed");
+                return;
+            }
+        };
+        let upgraded = ws.into_inner().into_inner();
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => {
+                connection::run(gw, app, upfront, parts.io.into_inner(), parts.read_buf).await
+            }
+            Err(_) => tracing::error!("upgraded connection is not a TCP stream; dropped"),
+        }
+    });
+    response.into_response()
+}
+
+/// Sweeps connections for heartbeats, idleness, token expiry and connect timeouts. One task
+/// for the whole node instead of a timer per connection keeps idle connections cheap.
+async fn sweeper(gw: Arc<Gateway>) {
+    let limits = &gw.config.limits;
+    let tick = Duration::from_millis(
+        limits
+            .heartbeat_interval_ms
+            .min(limits.connect_timeout_ms / 2)
+            .min(limits.idle_timeout_ms / 2)
+            .clamp(10, 1000),
+    );
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_ping = 0u64;
+    loop {
+        interval.tick().await;
+        let now = gw.connections.now_ms();
+        let ping = now.saturating_sub(last_ping) >= limits.heartbeat_interval_ms;
+        if ping {
+            last_ping = now;
+        }
+        gw.connections
+            .sweep(limits.idle_timeout_ms, limits.connect_timeout_ms, ping);
+    }
+}
+
+/// Serves until `shutdown` resolves, then drains: every connection is closed with 1001
+/// "going away" and given `shutdown_grace` to finish.
+pub async fn serve(
+    gw: Arc<Gateway>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let sweeper = tokio::spawn(sweeper(Arc::clone(&gw)));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let app = router(Arc::clone(&gw));
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+    shutdown.await;
+    tracing::info!("shutting down: closing connections with going away");
+    let _ = stop_tx.send(());
+    gw.connections.close_all(CloseCode::GOING_AWAY);
+    let grace = gw.config.limits.shutdown_grace();
+    if tokio::time::timeout(grace, gw.connections.wait_empty())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            left = gw.connections.len(),
+            "shutdown grace period over with connections still open"
+        );
+    }
+    sweeper.abort();
+    match tokio::time::timeout(grace, server).await {
+        Ok(Ok(res)) => res,
+        _ => Ok(()),
+    }
+}
+
+/// Kept for callers that only need to know whether an [`AuthError`] came from the token.
+pub fn is_token_error(e: &AuthError) -> bool {
+    !matches!(e, AuthError::BadKey(_))
+}
