@@ -1,7 +1,7 @@
 //! The HTTP side of a gateway: routes, the WebSocket upgrade, health, and the three-step
 //! shutdown (stop accepting, close every socket with "going away", wait out the grace period).
 
-use crate::auth::{self, AuthError};
+use crate::auth;
 use crate::connection::{self, Upfront};
 use crate::gateway::Gateway;
 use crate::rest::{self, ApiError};
@@ -12,6 +12,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use fastwebsockets::upgrade::IncomingUpgrade;
 use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
 use serde::Deserialize;
 use std::future::Future;
 use std::sync::Arc;
@@ -127,43 +128,68 @@ async fn sweeper(gw: Arc<Gateway>) {
 
 /// Serves until `shutdown` resolves, then drains: every connection is closed with 1001
 /// "going away" and given `shutdown_grace` to finish.
+///
+/// The accept loop is ours rather than `axum::serve` so that upgraded connections hand back
+/// the plain `TcpStream` (hyper's HTTP/1 connection, not the auto-detecting one, which wraps
+/// it), letting the connection task write frames straight to the socket.
 pub async fn serve(
     gw: Arc<Gateway>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let sweeper = tokio::spawn(sweeper(Arc::clone(&gw)));
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let app = router(Arc::clone(&gw));
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await
-    });
-    shutdown.await;
+    let service = TowerToHyperService::new(router(Arc::clone(&gw)));
+    // Each HTTP connection task holds a receiver; `closed()` on the sender then waits for all.
+    let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
+    let http = hyper::server::conn::http1::Builder::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: keep serving the others.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = http
+            .serve_connection(TokioIo::new(stream), service.clone())
+            .with_upgrades();
+        let mut stopped = http_stopped.clone();
+        tokio::spawn(async move {
+            tokio::pin!(conn);
+            let res = tokio::select! {
+                res = conn.as_mut() => res,
+                _ = stopped.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "http connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    drop(http_stopped);
+    let _ = stop_http.send(true);
     tracing::info!("shutting down: closing connections with going away");
-    let _ = stop_tx.send(());
     gw.connections.close_all(CloseCode::GOING_AWAY);
     let grace = gw.config.limits.shutdown_grace();
-    if tokio::time::timeout(grace, gw.connections.wait_empty())
-        .await
-        .is_err()
-    {
+    let drained = async {
+        tokio::join!(stop_http.closed(), gw.connections.wait_empty());
+    };
+    if tokio::time::timeout(grace, drained).await.is_err() {
         tracing::warn!(
             left = gw.connections.len(),
             "shutdown grace period over with connections still open"
         );
     }
     sweeper.abort();
-    match tokio::time::timeout(grace, server).await {
-        Ok(Ok(res)) => res,
-        _ => Ok(()),
-    }
-}
-
-/// Kept for callers that only need to know whether an [`AuthError`] came from the token.
-pub fn is_token_error(e: &AuthError) -> bool {
-    !matches!(e, AuthError::BadKey(_))
+    Ok(())
 }

@@ -54,7 +54,13 @@ struct AnyClientFrame<'a> {
     token: Option<String>,
     channel: Option<String>,
     event: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     data: Option<Box<RawValue>>,
+}
+
+/// Keeps `"data": null` apart from a missing `data`: null is a valid payload.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(d).map(Some)
 }
 
 impl ClientFrame {
@@ -167,8 +173,9 @@ struct AnyServerFrame {
     message: Option<String>,
     channel: Option<String>,
     event: Option<String>,
-    data: Option<Box<RawValue>>,
     ts: Option<u64>,
+    #[serde(default, deserialize_with = "present")]
+    data: Option<Box<RawValue>>,
 }
 
 /// A server frame an SDK could not understand.
@@ -259,6 +266,17 @@ mod tests {
 
         let e = ClientFrame::parse(r#"{"op":"subscribe","channel":"a"}"#).unwrap_err();
         assert_eq!(e.code, ErrorCode::BadRequest);
+    }
+
+    #[test]
+    fn null_data_is_data() {
+        let f =
+            ClientFrame::parse(r#"{"op":"publish","id":1,"channel":"c","event":"e","data":null}"#);
+        assert!(matches!(f, Ok(ClientFrame::Publish { .. })));
+        let m = ServerFrame::parse(
+            r#"{"op":"message","channel":"c","event":"e","data":null,"offset":1,"ts":2}"#,
+        );
+        assert!(matches!(m, Ok(ServerFrame::Message { .. })), "{m:?}");
     }
 
     #[test]
