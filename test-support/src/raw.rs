@@ -62,7 +62,9 @@ impl RawClient {
         let (mut ws, _) = fastwebsockets::handshake::client(&SpawnExecutor, req, stream)
             .await
             .expect("websocket handshake");
-        ws.set_auto_pong(true);
+        // Never answers pings: tests decide whether a client looks alive. (A pong written to a
+        // server that already closed would also draw a reset and lose the close frame.)
+        ws.set_auto_pong(false);
         ws.set_max_message_size(64 << 20);
         RawClient { ws }
     }
