@@ -61,7 +61,7 @@ impl App {
     /// says nothing useful about the key.
     pub fn is_api_key(&self, key: &str) -> bool {
         let hash = hash_api_key(key);
-        self.config.api_key_hashes.iter().any(|h| *h == hash)
+        self.config.api_key_hashes.contains(&hash)
     }
 
     /// Takes a connection slot, or `None` when the app is at `limit` (0 = unlimited).

@@ -163,7 +163,6 @@ pub async fn run(
             }
         }
     };
-    drop(frames);
     conn.finish(exit).await;
 }
 

@@ -12,6 +12,8 @@ use waas_protocol::CloseCode;
 
 const SHARDS: usize = 16;
 
+type Shard = Mutex<HashMap<u64, Arc<Tracked>>>;
+
 /// What the sweeper needs to know about a connection besides its queue.
 pub struct Tracked {
     pub out: Arc<Outbound>,
@@ -23,7 +25,7 @@ pub struct Tracked {
 }
 
 pub struct Connections {
-    shards: Box<[Mutex<HashMap<u64, Arc<Tracked>>>]>,
+    shards: Box<[Shard]>,
     next_id: AtomicU64,
     origin: Instant,
     /// Signalled whenever a connection leaves, so shutdown can wait for the last one.
@@ -60,7 +62,7 @@ impl Drop for Registration {
 }
 
 impl Connections {
-    fn shard(&self, id: u64) -> &Mutex<HashMap<u64, Arc<Tracked>>> {
+    fn shard(&self, id: u64) -> &Shard {
         &self.shards[id as usize % SHARDS]
     }
 

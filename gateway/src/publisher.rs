@@ -13,6 +13,9 @@ use waas_protocol::{AppId, ChannelName};
 
 const SHARDS: usize = 64;
 
+/// Last offset of each channel subject in one shard.
+type Counters = Mutex<HashMap<String, Arc<tokio::sync::Mutex<u64>>>>;
+
 /// Longest event name accepted, in bytes.
 pub const MAX_EVENT_LEN: usize = 200;
 
@@ -40,7 +43,7 @@ pub struct Publisher {
     /// Last offset per channel subject. Each counter is an async mutex held across the bus
     /// publish, so offsets reach the bus in the order they were given: a subscriber sees them
     /// strictly increasing even when REST and sockets publish to one channel at once.
-    counters: Box<[Mutex<HashMap<String, Arc<tokio::sync::Mutex<u64>>>>]>,
+    counters: Box<[Counters]>,
     hasher: RandomState,
 }
 

@@ -54,3 +54,31 @@ pub fn demo(sub: &str, subscribe: &[&str], publish: &[&str]) -> String {
         3600,
     )
 }
+
+/// Path of a test key in `test-support/fixtures`.
+pub fn fixture(name: &str) -> String {
+    format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A token signed with the fixture RSA (RS256) or EC (ES256) private key.
+pub fn asymmetric(alg: Algorithm, sub: &str, aud: Option<&str>, caps: Caps, ttl: i64) -> String {
+    let (file, key): (&str, fn(&[u8]) -> _) = match alg {
+        Algorithm::RS256 => ("rsa_private.pem", EncodingKey::from_rsa_pem),
+        Algorithm::ES256 => ("ec_private.pem", EncodingKey::from_ec_pem),
+        other => panic!("no fixture key for {other:?}"),
+    };
+    let pem = std::fs::read(fixture(file)).expect("fixture key");
+    let claims = Claims {
+        sub: sub.into(),
+        exp: (now_s() as i64 + ttl).max(0) as u64,
+        iat: Some(now_s()),
+        aud: aud.map(Into::into),
+        caps,
+    };
+    encode(
+        &Header::new(alg),
+        &claims,
+        &key(&pem).expect("fixture key parses"),
+    )
+    .expect("sign")
+}
