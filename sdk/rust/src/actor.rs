@@ -1,0 +1,352 @@
+//! The connection task: the one place that owns the socket.
+//!
+//! Client handles talk to it through [`Command`]s carrying `oneshot` replies; it runs one
+//! `select!` over those commands, frames from the reader task and the heartbeat timer, and keeps
+//! the protocol state in a [`Session`] that outlives each connection. When a connection is lost
+//! it decides from the close code whether to reconnect, waits a jittered backoff, dials the next
+//! URL in rotation and resubscribes; commands keep being accepted meanwhile (publishes are queued,
+//! `close()` stops the retries).
+
+use crate::error::{Error, Result};
+use crate::events::{ConnectionEvent, State};
+use crate::options::Options;
+use crate::session::{Notice, Session, Subscriber};
+use crate::transport::{Inbound, Transport};
+use serde_json::value::RawValue;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::{sleep, sleep_until, Instant};
+use waas_protocol::{CloseCode, ErrorCode};
+
+pub(crate) enum Command {
+    Subscribe {
+        channel: String,
+        subscriber: Subscriber,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Unsubscribe {
+        channel: String,
+        subscriber_id: u64,
+        reply: Option<oneshot::Sender<Result<()>>>,
+    },
+    Publish {
+        channel: String,
+        event: String,
+        data: Box<RawValue>,
+        reply: oneshot::Sender<Result<u64>>,
+    },
+    Ping {
+        reply: oneshot::Sender<Result<Duration>>,
+    },
+    Close {
+        reply: oneshot::Sender<Result<()>>,
+    },
+}
+
+/// Why serving a connection stopped.
+enum Ended {
+    /// The connection broke; `code` is the server's close code when it sent one.
+    Lost { code: Option<u16>, reason: String },
+    /// `close()` was called.
+    Close(oneshot::Sender<Result<()>>),
+    /// Every handle is gone.
+    Dropped,
+}
+
+/// Why the client stops for good.
+enum Stop {
+    Close(oneshot::Sender<Result<()>>),
+    Dropped,
+    Fatal(Error),
+}
+
+pub(crate) struct Actor {
+    pub options: Arc<Options>,
+    pub commands: mpsc::Receiver<Command>,
+    pub events: broadcast::Sender<ConnectionEvent>,
+    pub state: watch::Sender<State>,
+    pub session: Session,
+    /// Index in `options.endpoints` of the current (or last) connection.
+    pub endpoint: usize,
+}
+
+/// Connects once to each URL in order, returning the first success or the last failure. The
+/// first connect is not retried with backoff so that a wrong URL, app or token fails fast.
+pub(crate) async fn first_connect(options: &Options) -> Result<(Transport, usize)> {
+    let mut last = None;
+    for (i, endpoint) in options.endpoints.iter().enumerate() {
+        let token = options.credentials.get().await?;
+        match Transport::dial(endpoint, &options.app, &token, options.connect_timeout).await {
+            Ok(t) => return Ok((t, i)),
+            Err(e) => {
+                tracing::debug!(url = %endpoint.ws_url(options.app.as_str()), error = %e, "connect failed");
+                let fatal = is_fatal_at_connect(&e);
+                last = Some(e);
+                if fatal {
+                    break;
+                }
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| Error::Config("no gateway URL given".into())))
+}
+
+/// Refusals that another attempt with the same configuration would get again.
+fn is_fatal_at_connect(e: &Error) -> bool {
+    match e {
+        Error::Rejected { code, .. } => matches!(
+            code,
+            ErrorCode::InvalidToken
+                | ErrorCode::TokenExpired
+                | ErrorCode::TokenWrongApp
+                | ErrorCode::AppNotFound
+                | ErrorCode::Unauthorized
+                | ErrorCode::Forbidden
+        ),
+        Error::Closed { code, .. } => !CloseCode(*code).should_reconnect(),
+        Error::Http { status, .. } => matches!(status, 401 | 403),
+        Error::Config(_) => true,
+        _ => false,
+    }
+}
+
+impl Actor {
+    pub(crate) async fn run(mut self, mut transport: Transport) {
+        loop {
+            self.session.on_connect();
+            self.state.send_replace(State::Connected {
+                connection_id: transport.ready.connection_id.clone(),
+                sub: transport.ready.sub.clone(),
+            });
+            let ended = self.serve(&mut transport).await;
+            let stop = match ended {
+                Ended::Close(reply) => Stop::Close(reply),
+                Ended::Dropped => Stop::Dropped,
+                Ended::Lost { code, reason } => {
+                    tracing::info!(?code, %reason, url = %transport.url, "connection lost");
+                    self.session.on_disconnect();
+                    self.emit(ConnectionEvent::Disconnected {
+                        code,
+                        reason: reason.clone(),
+                    });
+                    if self.may_reconnect(code) {
+                        self.state.send_replace(State::Reconnecting);
+                        match self.reconnect().await {
+                            Ok(t) => {
+                                transport = t;
+                                continue;
+                            }
+                            Err(stop) => stop,
+                        }
+                    } else {
+                        Stop::Fatal(Error::Closed {
+                            code: code.unwrap_or(CloseCode::NORMAL.0),
+                            reason,
+                        })
+                    }
+                }
+            };
+            drop(transport);
+            self.finish(stop);
+            return;
+        }
+    }
+
+    fn finish(&mut self, stop: Stop) {
+        let error = match &stop {
+            Stop::Fatal(e) => Some(Arc::new(e.clone_lossy())),
+            _ => None,
+        };
+        match &error {
+            Some(e) => self.session.shutdown(|| e.clone_lossy()),
+            None => self.session.shutdown(|| Error::ClientClosed),
+        }
+        if let Some(e) = &error {
+            tracing::warn!(error = %e, "client stopped");
+        }
+        self.state.send_replace(State::Closed);
+        self.emit(ConnectionEvent::Closed { error });
+        if let Stop::Close(reply) = stop {
+            let _ = reply.send(Ok(()));
+        }
+        // Commands sent from now on fail: their replies are dropped with the receiver.
+        self.commands.close();
+    }
+
+    fn may_reconnect(&self, code: Option<u16>) -> bool {
+        match code {
+            None => true,
+            Some(code) => {
+                CloseCode(code).should_reconnect()
+                    // An expired or refused token may be replaced by a fresh one.
+                    || (self.options.credentials.can_refresh()
+                        && (code == CloseCode::TOKEN_EXPIRED.0
+                            || code == CloseCode::INVALID_TOKEN.0))
+            }
+        }
+    }
+
+    fn emit(&self, event: ConnectionEvent) {
+        // No listener is fine.
+        let _ = self.events.send(event);
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Subscribe {
+                channel,
+                subscriber,
+                reply,
+            } => self.session.subscribe(channel, subscriber, reply),
+            Command::Unsubscribe {
+                channel,
+                subscriber_id,
+                reply,
+            } => self.session.unsubscribe(&channel, subscriber_id, reply),
+            Command::Publish {
+                channel,
+                event,
+                data,
+                reply,
+            } => self.session.publish(channel, event, data, reply),
+            Command::Ping { reply } => self.session.ping(reply),
+            Command::Close { .. } => unreachable!("handled by the caller"),
+        }
+    }
+
+    fn announce(&mut self, transport: &Transport) {
+        for notice in self.session.take_notices() {
+            match notice {
+                Notice::AllLive => self.emit(ConnectionEvent::Connected {
+                    connection_id: transport.ready.connection_id.clone(),
+                    url: transport.url.clone(),
+                }),
+                Notice::ResubscribeFailed { channel, error } => {
+                    tracing::warn!(%channel, %error, "resubscribe refused");
+                    self.emit(ConnectionEvent::ResubscribeFailed {
+                        channel,
+                        error: Arc::new(error),
+                    });
+                }
+            }
+        }
+    }
+
+    async fn serve(&mut self, transport: &mut Transport) -> Ended {
+        let ping_interval = self.options.ping_interval;
+        let mut next_ping = Instant::now() + ping_interval;
+        let mut pong_deadline: Option<Instant> = None;
+        loop {
+            for text in self.session.take_outbox() {
+                if let Err(e) = transport.send_text(text).await {
+                    return Ended::Lost {
+                        code: None,
+                        reason: e.to_string(),
+                    };
+                }
+            }
+            self.announce(transport);
+            if !self.session.heartbeat_outstanding() {
+                pong_deadline = None;
+            }
+            let wake = pong_deadline.map_or(next_ping, |d| d.min(next_ping));
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    None => {
+                        let _ = transport.close(CloseCode::NORMAL.0, "").await;
+                        return Ended::Dropped;
+                    }
+                    Some(Command::Close { reply }) => {
+                        let _ = transport.close(CloseCode::NORMAL.0, "").await;
+                        return Ended::Close(reply);
+                    }
+                    Some(command) => self.handle(command),
+                },
+                item = transport.inbound.recv() => match item {
+                    Some(Inbound::Frame(frame)) => self.session.on_frame(frame),
+                    Some(Inbound::Obligation(o)) => {
+                        if let Err(e) = transport.fulfil(o).await {
+                            return Ended::Lost { code: None, reason: e.to_string() };
+                        }
+                    }
+                    Some(Inbound::Closed { code, reason }) => return Ended::Lost { code, reason },
+                    Some(Inbound::Failed(e)) => {
+                        return Ended::Lost { code: None, reason: e.to_string() }
+                    }
+                    None => {
+                        return Ended::Lost { code: None, reason: "reader stopped".into() }
+                    }
+                },
+                _ = sleep_until(wake) => {
+                    let now = Instant::now();
+                    if pong_deadline.is_some_and(|d| now >= d) && self.session.heartbeat_outstanding() {
+                        return Ended::Lost {
+                            code: None,
+                            reason: format!("no pong within {:?}", self.options.ping_timeout),
+                        };
+                    }
+                    if now >= next_ping {
+                        if !self.session.heartbeat_outstanding() {
+                            self.session.send_heartbeat();
+                            pong_deadline = Some(now + self.options.ping_timeout);
+                        }
+                        next_ping = now + ping_interval;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `fut` to completion while still serving commands offline.
+    async fn offline<F: Future>(&mut self, fut: F) -> std::result::Result<F::Output, Stop> {
+        tokio::pin!(fut);
+        loop {
+            tokio::select! {
+                out = &mut fut => return Ok(out),
+                command = self.commands.recv() => match command {
+                    None => return Err(Stop::Dropped),
+                    Some(Command::Close { reply }) => return Err(Stop::Close(reply)),
+                    Some(command) => self.handle(command),
+                },
+            }
+        }
+    }
+
+    async fn reconnect(&mut self) -> std::result::Result<Transport, Stop> {
+        let options = self.options.clone();
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let delay = options.backoff.delay(attempt);
+            self.emit(ConnectionEvent::Reconnecting { attempt, delay });
+            self.offline(sleep(delay)).await?;
+            self.endpoint = (self.endpoint + 1) % options.endpoints.len();
+            let endpoint = &options.endpoints[self.endpoint];
+            let dial = async {
+                let token = options.credentials.get().await?;
+                Transport::dial(endpoint, &options.app, &token, options.connect_timeout).await
+            };
+            match self.offline(dial).await? {
+                Ok(transport) => {
+                    tracing::info!(url = %transport.url, attempt, "reconnected");
+                    return Ok(transport);
+                }
+                Err(e) if is_fatal_at_connect(&e) => return Err(Stop::Fatal(e)),
+                Err(e) => {
+                    tracing::debug!(attempt, error = %e, "reconnect failed");
+                    if options
+                        .max_reconnect_attempts
+                        .is_some_and(|max| attempt >= max)
+                    {
+                        return Err(Stop::Fatal(Error::ReconnectFailed {
+                            attempts: attempt,
+                            last: Box::new(e),
+                        }));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! The client handle applications hold.
+//!
+//! [`Client`] is cheap to clone and every clone drives the same connection: it only holds the
+//! sending end of the connection task's command channel (see `actor.rs`). The connection lives
+//! as long as any clone or any [`Subscription`] does, or until [`Client::close`].
+
+use crate::actor::{first_connect, Actor, Command};
+use crate::error::{Error, Result};
+use crate::events::{ConnectionEvent, Events, State, EVENT_BUFFER};
+use crate::options::{ClientBuilder, Options};
+use crate::session::{Session, Subscriber};
+use crate::subscription::Subscription;
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use waas_protocol::ChannelName;
+
+/// Commands that may wait for the connection task before senders block.
+const COMMAND_CAPACITY: usize = 256;
+
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<ConnectionEvent>,
+    state: watch::Receiver<State>,
+    options: Arc<Options>,
+    next_subscriber: AtomicU64,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("app", &self.inner.options.app)
+            .field("state", &*self.inner.state.borrow())
+            .finish()
+    }
+}
+
+impl Client {
+    /// Starts configuring a client; see [`ClientBuilder`].
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::new()
+    }
+
+    pub(crate) async fn connect(options: Options) -> Result<Client> {
+        let options = Arc::new(options);
+        let (transport, endpoint) = first_connect(&options).await?;
+        let (commands_tx, commands) = mpsc::channel(COMMAND_CAPACITY);
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let (state_tx, state) = watch::channel(State::Connected {
+            connection_id: transport.ready.connection_id.clone(),
+            sub: transport.ready.sub.clone(),
+        });
+        let actor = Actor {
+            options: options.clone(),
+            commands,
+            events: events.clone(),
+            state: state_tx,
+            session: Session::new(options.offline_queue),
+            endpoint,
+        };
+        tokio::spawn(actor.run(transport));
+        Ok(Client {
+            inner: Arc::new(Inner {
+                commands: commands_tx,
+                events,
+                state,
+                options,
+                next_subscriber: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// Sends a command and waits for its answer, within the request timeout.
+    async fn request<T>(
+        &self,
+        operation: &'static str,
+        command: impl FnOnce(oneshot::Sender<Result<T>>) -> Command,
+    ) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        let exchange = async {
+            self.inner
+                .commands
+                .send(command(reply))
+                .await
+                .map_err(|_| Error::ClientClosed)?;
+            answer.await.map_err(|_| Error::ClientClosed)?
+        };
+        tokio::time::timeout(self.inner.options.request_timeout, exchange)
+            .await
+            .map_err(|_| Error::Timeout { operation })?
+    }
+
+    /// Subscribes to a channel. Returns once the server has acknowledged, so a message published
+    /// after this returns is delivered. Fails with [`Error::Rejected`] (`forbidden`,
+    /// `too_many_channels`, ...) when the server refuses. The subscription survives reconnects.
+    pub async fn subscribe(&self, channel: &str) -> Result<Subscription> {
+        validate(channel)?;
+        let id = self.inner.next_subscriber.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(self.inner.options.subscription_capacity);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let subscriber = Subscriber {
+            id,
+            tx,
+            dropped: dropped.clone(),
+        };
+        self.request("subscribe", |reply| Command::Subscribe {
+            channel: channel.to_owned(),
+            subscriber,
+            reply,
+        })
+        .await?;
+        Ok(Subscription::new(
+            channel.to_owned(),
+            id,
+            rx,
+            dropped,
+            self.clone(),
+        ))
+    }
+
+    pub(crate) async fn unsubscribe(&self, channel: String, subscriber_id: u64) -> Result<()> {
+        self.request("unsubscribe", |reply| Command::Unsubscribe {
+            channel,
+            subscriber_id,
+            reply: Some(reply),
+        })
+        .await
+    }
+
+    /// Unsubscribes without waiting, from `Drop`. If the command queue is full the unsubscribe is
+    /// skipped here and happens on the next message for the channel, when its closed buffer is
+    /// noticed.
+    pub(crate) fn unsubscribe_now(&self, channel: String, subscriber_id: u64) {
+        let _ = self.inner.commands.try_send(Command::Unsubscribe {
+            channel,
+            subscriber_id,
+            reply: None,
+        });
+    }
+
+    /// Publishes `data` (any `Serialize`, sent as JSON) to a channel and returns the offset the
+    /// server gave it. While reconnecting the publish is held and sent once connected (within
+    /// the request timeout); if the connection drops after it was sent the result is
+    /// [`Error::Disconnected`]: it may or may not have been published, and is not resent.
+    pub async fn publish<T: Serialize + ?Sized>(
+        &self,
+        channel: &str,
+        event: &str,
+        data: &T,
+    ) -> Result<u64> {
+        validate(channel)?;
+        let data = serde_json::value::to_raw_value(data)?;
+        self.request("publish", |reply| Command::Publish {
+            channel: channel.to_owned(),
+            event: event.to_owned(),
+            data,
+            reply,
+        })
+        .await
+    }
+
+    /// Measures one round trip to the server (protocol `ping`/`pong`).
+    pub async fn ping(&self) -> Result<Duration> {
+        self.request("ping", |reply| Command::Ping { reply }).await
+    }
+
+    /// Closes the connection (code 1000) and stops reconnecting. Every clone is affected: later
+    /// calls fail with [`Error::ClientClosed`], subscription streams end.
+    pub async fn close(&self) -> Result<()> {
+        match self
+            .request("close", |reply| Command::Close { reply })
+            .await
+        {
+            Err(Error::ClientClosed) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Lifecycle events from now on: connected, disconnected, reconnecting, closed.
+    pub fn events(&self) -> Events {
+        Events::new(self.inner.events.subscribe())
+    }
+
+    /// What the client is doing right now.
+    pub fn state(&self) -> State {
+        self.inner.state.borrow().clone()
+    }
+
+    /// The server's id for the current connection (changes on reconnect).
+    pub fn connection_id(&self) -> Option<String> {
+        match &*self.inner.state.borrow() {
+            State::Connected { connection_id, .. } => Some(connection_id.clone()),
+            _ => None,
+        }
+    }
+}
+
+fn validate(channel: &str) -> Result<()> {
+    ChannelName::parse(channel)
+        .map(|_| ())
+        .map_err(|reason| Error::InvalidChannel {
+            channel: channel.to_owned(),
+            reason,
+        })
+}

@@ -1,0 +1,332 @@
+//! Client options, set through [`ClientBuilder`].
+//!
+//! Every option has a default chosen for a browser-like end-user client; the defaults are stated
+//! on each setter. URLs are a list from the start: a client rotates through them on reconnect, so
+//! one gateway draining (close 1001) sends its clients to the others.
+
+use crate::backoff::Backoff;
+use crate::client::Client;
+use crate::error::{BoxError, Error, Result};
+use crate::transport::Endpoint;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use waas_protocol::AppId;
+
+pub(crate) type TokenFuture = Pin<Box<dyn Future<Output = Result<String, BoxError>> + Send>>;
+type TokenFn = dyn Fn() -> TokenFuture + Send + Sync;
+
+/// What the client authenticates with on each (re)connect.
+#[derive(Clone)]
+pub(crate) enum Credentials {
+    /// A JWT or an API key, used as is every time.
+    Static(String),
+    /// Asked for a fresh token before every connect, so that a long-lived client survives its
+    /// tokens expiring.
+    Provider(Arc<TokenFn>),
+}
+
+impl Credentials {
+    pub(crate) async fn get(&self) -> Result<String> {
+        match self {
+            Credentials::Static(token) => Ok(token.clone()),
+            Credentials::Provider(f) => f().await.map_err(Error::TokenProvider),
+        }
+    }
+
+    /// Whether a reconnect can present different credentials than the ones just refused.
+    pub(crate) fn can_refresh(&self) -> bool {
+        matches!(self, Credentials::Provider(_))
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Static(_) => f.write_str("Static(..)"),
+            Credentials::Provider(_) => f.write_str("Provider(..)"),
+        }
+    }
+}
+
+/// Validated options, shared read-only by the client handle and its connection task.
+#[derive(Debug)]
+pub(crate) struct Options {
+    pub endpoints: Vec<Endpoint>,
+    pub app: AppId,
+    pub credentials: Credentials,
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub backoff: Backoff,
+    pub max_reconnect_attempts: Option<u32>,
+    pub subscription_capacity: usize,
+    pub offline_queue: usize,
+}
+
+/// Builds a [`Client`]: `Client::builder().url(..).app(..).token(..).connect().await`.
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    urls: Vec<String>,
+    app: Option<String>,
+    credentials: Option<Credentials>,
+    ping_interval: Duration,
+    ping_timeout: Duration,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    backoff: Backoff,
+    max_reconnect_attempts: Option<u32>,
+    subscription_capacity: usize,
+    offline_queue: usize,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            urls: Vec::new(),
+            app: None,
+            credentials: None,
+            ping_interval: Duration::from_secs(20),
+            ping_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
+            backoff: Backoff::default(),
+            max_reconnect_attempts: None,
+            subscription_capacity: 1024,
+            offline_queue: 1024,
+        }
+    }
+}
+
+impl ClientBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a gateway base URL (`ws://host:port` or `http://host:port`, optionally with a path
+    /// prefix). May be called several times: the first URL is tried first, and reconnects rotate
+    /// through the list. `wss://`/`https://` are not supported yet.
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.urls.push(url.into());
+        self
+    }
+
+    /// Adds several gateway base URLs; see [`ClientBuilder::url`].
+    pub fn urls<I, S>(mut self, urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.urls.extend(urls.into_iter().map(Into::into));
+        self
+    }
+
+    /// The app (tenant application) id to connect to. Required.
+    pub fn app(mut self, app: impl Into<String>) -> Self {
+        self.app = Some(app.into());
+        self
+    }
+
+    /// A JWT for an end user, or the app's API key for a trusted server process. Sent as
+    /// `Authorization: Bearer` on every (re)connect. Replaces any token provider.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.credentials = Some(Credentials::Static(token.into()));
+        self
+    }
+
+    /// A function returning a fresh token, called before every connect and reconnect. Use it when
+    /// tokens expire during the client's life: the server closes an expired connection with 4501,
+    /// and with a provider the client reconnects with a new token instead of stopping. Provider
+    /// errors count as failed attempts (retried with backoff). Replaces any static token.
+    pub fn token_provider<F, Fut, E>(mut self, provider: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<String, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        let f = move || -> TokenFuture {
+            let fut = provider();
+            Box::pin(async move { fut.await.map_err(Into::into) })
+        };
+        self.credentials = Some(Credentials::Provider(Arc::new(f)));
+        self
+    }
+
+    /// How often the client pings the server to detect a dead connection. Default 20 s.
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.ping_interval = interval;
+        self
+    }
+
+    /// How long a ping may go unanswered before the connection is deemed dead and replaced.
+    /// Default 10 s.
+    pub fn ping_timeout(mut self, timeout: Duration) -> Self {
+        self.ping_timeout = timeout;
+        self
+    }
+
+    /// Limit for one connect: TCP, WebSocket upgrade and the server's `ready`. Default 10 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long `subscribe`, `publish`, `unsubscribe` and `ping` wait for the server's answer,
+    /// including time spent waiting for a reconnect. Default 10 s.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Reconnect delays; see [`Backoff`]. Default 100 ms doubling to 5 s, jittered.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Give up after this many consecutive failed reconnect attempts. Default: never give up.
+    pub fn max_reconnect_attempts(mut self, attempts: u32) -> Self {
+        self.max_reconnect_attempts = Some(attempts);
+        self
+    }
+
+    /// Messages buffered per subscription for an application that is not reading. When the
+    /// buffer is full, newer messages for that subscription are dropped (and counted, see
+    /// [`crate::Subscription::dropped`]) rather than stalling the connection: one slow consumer
+    /// must not delay the other subscriptions or the heartbeat. Offsets show the gap. Default 1024.
+    pub fn subscription_capacity(mut self, capacity: usize) -> Self {
+        self.subscription_capacity = capacity;
+        self
+    }
+
+    /// Publishes and pings kept while reconnecting, sent once connected again; beyond this they
+    /// fail at once with [`Error::Disconnected`]. Default 1024.
+    pub fn offline_queue(mut self, capacity: usize) -> Self {
+        self.offline_queue = capacity;
+        self
+    }
+
+    /// Connects and waits for the server's `ready`. Fails with the server's reason
+    /// ([`Error::Rejected`]) when it refuses the credentials or the app; the first connect is not
+    /// retried (each URL is tried once), so configuration mistakes surface at once.
+    pub async fn connect(self) -> Result<Client> {
+        let options = self.build()?;
+        Client::connect(options).await
+    }
+
+    pub(crate) fn build(self) -> Result<Options> {
+        if self.urls.is_empty() {
+            return Err(Error::Config("no gateway URL given".into()));
+        }
+        let endpoints = self
+            .urls
+            .iter()
+            .map(|u| Endpoint::parse(u))
+            .collect::<Result<Vec<_>>>()?;
+        let app = self
+            .app
+            .ok_or_else(|| Error::Config("no app id given".into()))?;
+        let app = AppId::parse(&app).map_err(|e| Error::Config(format!("app id {app:?}: {e}")))?;
+        let credentials = self
+            .credentials
+            .ok_or_else(|| Error::Config("no token, API key or token provider given".into()))?;
+        if self.subscription_capacity == 0 {
+            return Err(Error::Config(
+                "subscription_capacity must be at least 1".into(),
+            ));
+        }
+        if self.ping_interval.is_zero() || self.ping_timeout.is_zero() {
+            return Err(Error::Config(
+                "ping interval and timeout must be positive".into(),
+            ));
+        }
+        Ok(Options {
+            endpoints,
+            app,
+            credentials,
+            ping_interval: self.ping_interval,
+            ping_timeout: self.ping_timeout,
+            connect_timeout: self.connect_timeout,
+            request_timeout: self.request_timeout,
+            backoff: self.backoff,
+            max_reconnect_attempts: self.max_reconnect_attempts,
+            subscription_capacity: self.subscription_capacity,
+            offline_queue: self.offline_queue,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requires_url_app_and_credentials() {
+        let e = ClientBuilder::new()
+            .app("demo")
+            .token("t")
+            .build()
+            .unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{e}");
+        let e = ClientBuilder::new()
+            .url("ws://h:1")
+            .token("t")
+            .build()
+            .unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{e}");
+        let e = ClientBuilder::new()
+            .url("ws://h:1")
+            .app("demo")
+            .build()
+            .unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{e}");
+        let e = ClientBuilder::new()
+            .url("ws://h:1")
+            .app("bad app")
+            .token("t")
+            .build()
+            .unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{e}");
+    }
+
+    #[test]
+    fn urls_accumulate_in_order() {
+        let o = ClientBuilder::new()
+            .url("ws://a:1")
+            .urls(["http://b:2", "ws://c:3/prefix"])
+            .app("demo")
+            .token("t")
+            .build()
+            .unwrap();
+        let urls: Vec<_> = o.endpoints.iter().map(|e| e.ws_url("demo")).collect();
+        assert_eq!(
+            urls,
+            [
+                "ws://a:1/v1/apps/demo/ws",
+                "ws://b:2/v1/apps/demo/ws",
+                "ws://c:3/prefix/v1/apps/demo/ws"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn token_provider_is_called_each_time() {
+        let n = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let n2 = n.clone();
+        let o = ClientBuilder::new()
+            .url("ws://a:1")
+            .app("demo")
+            .token_provider(move || {
+                let i = n2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async move { Ok::<_, std::io::Error>(format!("tok{i}")) }
+            })
+            .build()
+            .unwrap();
+        assert!(o.credentials.can_refresh());
+        assert_eq!(o.credentials.get().await.unwrap(), "tok0");
+        assert_eq!(o.credentials.get().await.unwrap(), "tok1");
+        assert_eq!(n.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+}

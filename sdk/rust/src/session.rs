@@ -1,0 +1,838 @@
+//! The protocol state of a client, kept apart from any I/O so it can be tested frame by frame.
+//!
+//! A [`Session`] outlives connections: it remembers which channels the application subscribed
+//! to, which requests are waiting for an answer and what to send once connected again. The
+//! connection task feeds it commands and server frames and writes out what it queues in its
+//! outbox.
+//!
+//! Several local subscriptions may share a channel, while the server knows one subscription per
+//! channel per connection. So the server is sent `subscribe` for the first local subscriber and
+//! `unsubscribe` after the last one leaves; the ones in between are answered locally. A channel's
+//! state moves through: waiting for the server's ack (`subscribing`), live (`acked`), and back to
+//! not subscribed on disconnect, when every channel with subscribers is subscribed again.
+
+use crate::error::{Error, Result};
+use crate::message::Message;
+use serde_json::value::RawValue;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use waas_protocol::frame::{ClientFrame, ServerFrame};
+
+/// One local subscription's end of its message buffer.
+#[derive(Debug)]
+pub(crate) struct Subscriber {
+    pub id: u64,
+    pub tx: mpsc::Sender<Message>,
+    pub dropped: Arc<AtomicU64>,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    subscriber: Subscriber,
+    reply: oneshot::Sender<Result<()>>,
+}
+
+#[derive(Debug, Default)]
+struct ChannelState {
+    /// Receiving messages.
+    live: Vec<Subscriber>,
+    /// Subscribed by the application, waiting for the server's ack.
+    waiting: Vec<Waiter>,
+    /// Frame id of the `subscribe` in flight on this connection.
+    subscribing: Option<u64>,
+    /// The server has acknowledged the subscription on this connection.
+    acked: bool,
+}
+
+impl ChannelState {
+    fn is_empty(&self) -> bool {
+        self.live.is_empty() && self.waiting.is_empty()
+    }
+}
+
+#[derive(Debug)]
+enum Pending {
+    /// `at_connect`: one of the subscribes sent when a connection became ready.
+    Subscribe {
+        channel: String,
+        at_connect: bool,
+    },
+    Unsubscribe {
+        reply: Option<oneshot::Sender<Result<()>>>,
+    },
+    Publish {
+        reply: oneshot::Sender<Result<u64>>,
+    },
+    Ping {
+        reply: oneshot::Sender<Result<Duration>>,
+        sent: Instant,
+    },
+    Heartbeat,
+}
+
+/// A request made while disconnected, sent once connected again.
+#[derive(Debug)]
+enum Queued {
+    Publish {
+        channel: String,
+        event: String,
+        data: Box<RawValue>,
+        reply: oneshot::Sender<Result<u64>>,
+    },
+    Ping {
+        reply: oneshot::Sender<Result<Duration>>,
+    },
+}
+
+/// Things the connection task should tell the application about.
+#[derive(Debug)]
+pub(crate) enum Notice {
+    /// Connected and every subscription acknowledged (or refused).
+    AllLive,
+    ResubscribeFailed {
+        channel: String,
+        error: Error,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct Session {
+    next_id: u64,
+    online: bool,
+    channels: HashMap<String, ChannelState>,
+    pending: HashMap<u64, Pending>,
+    queued: VecDeque<Queued>,
+    offline_queue: usize,
+    /// Subscribes sent at connect that are not answered yet; `AllLive` waits for them.
+    resubscribing: usize,
+    heartbeat: Option<u64>,
+    outbox: Vec<String>,
+    notices: Vec<Notice>,
+}
+
+fn encode(frame: &ClientFrame) -> String {
+    serde_json::to_string(frame).expect("client frames hold only strings, numbers and raw JSON")
+}
+
+impl Session {
+    pub(crate) fn new(offline_queue: usize) -> Self {
+        Session {
+            next_id: 1,
+            online: false,
+            channels: HashMap::new(),
+            pending: HashMap::new(),
+            queued: VecDeque::new(),
+            offline_queue,
+            resubscribing: 0,
+            heartbeat: None,
+            outbox: Vec::new(),
+            notices: Vec::new(),
+        }
+    }
+
+    /// Frames to write, in order.
+    pub(crate) fn take_outbox(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    pub(crate) fn take_notices(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.notices)
+    }
+
+    fn id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn send_subscribe(&mut self, channel: &str, at_connect: bool) -> u64 {
+        let id = self.id();
+        self.outbox.push(encode(&ClientFrame::Subscribe {
+            id,
+            channel: channel.to_owned(),
+        }));
+        self.pending.insert(
+            id,
+            Pending::Subscribe {
+                channel: channel.to_owned(),
+                at_connect,
+            },
+        );
+        id
+    }
+
+    fn send_unsubscribe(&mut self, channel: &str, reply: Option<oneshot::Sender<Result<()>>>) {
+        let id = self.id();
+        self.outbox.push(encode(&ClientFrame::Unsubscribe {
+            id,
+            channel: channel.to_owned(),
+        }));
+        self.pending.insert(id, Pending::Unsubscribe { reply });
+    }
+
+    pub(crate) fn subscribe(
+        &mut self,
+        channel: String,
+        subscriber: Subscriber,
+        reply: oneshot::Sender<Result<()>>,
+    ) {
+        let online = self.online;
+        let state = self.channels.entry(channel.clone()).or_default();
+        if state.acked {
+            // Already live on the server: the new subscriber is live as soon as it is listed.
+            state.live.push(subscriber);
+            if reply.send(Ok(())).is_err() {
+                state.live.pop();
+            }
+            return;
+        }
+        state.waiting.push(Waiter { subscriber, reply });
+        if online && state.subscribing.is_none() {
+            let id = self.send_subscribe(&channel, false);
+            if let Some(state) = self.channels.get_mut(&channel) {
+                state.subscribing = Some(id);
+            }
+        }
+    }
+
+    pub(crate) fn unsubscribe(
+        &mut self,
+        channel: &str,
+        subscriber_id: u64,
+        reply: Option<oneshot::Sender<Result<()>>>,
+    ) {
+        let Some(state) = self.channels.get_mut(channel) else {
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(()));
+            }
+            return;
+        };
+        state.live.retain(|s| s.id != subscriber_id);
+        state.waiting.retain(|w| w.subscriber.id != subscriber_id);
+        if !state.is_empty() {
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(()));
+            }
+            return;
+        }
+        self.remove_channel(channel, reply);
+    }
+
+    /// Forgets an empty channel, telling the server when it still has it.
+    fn remove_channel(&mut self, channel: &str, reply: Option<oneshot::Sender<Result<()>>>) {
+        let Some(state) = self.channels.remove(channel) else {
+            return;
+        };
+        // A subscribe in flight will be acked, so the server must be told to undo it too.
+        if self.online && (state.acked || state.subscribing.is_some()) {
+            self.send_unsubscribe(channel, reply);
+        } else if let Some(reply) = reply {
+            // Offline: the server dropped every subscription with the connection.
+            let _ = reply.send(Ok(()));
+        }
+    }
+
+    pub(crate) fn publish(
+        &mut self,
+        channel: String,
+        event: String,
+        data: Box<RawValue>,
+        reply: oneshot::Sender<Result<u64>>,
+    ) {
+        if !self.online {
+            if self.queued.len() >= self.offline_queue {
+                let _ = reply.send(Err(Error::Disconnected));
+            } else {
+                self.queued.push_back(Queued::Publish {
+                    channel,
+                    event,
+                    data,
+                    reply,
+                });
+            }
+            return;
+        }
+        let id = self.id();
+        self.outbox.push(encode(&ClientFrame::Publish {
+            id,
+            channel,
+            event,
+            data,
+        }));
+        self.pending.insert(id, Pending::Publish { reply });
+    }
+
+    pub(crate) fn ping(&mut self, reply: oneshot::Sender<Result<Duration>>) {
+        if !self.online {
+            if self.queued.len() >= self.offline_queue {
+                let _ = reply.send(Err(Error::Disconnected));
+            } else {
+                self.queued.push_back(Queued::Ping { reply });
+            }
+            return;
+        }
+        let id = self.id();
+        self.outbox
+            .push(encode(&ClientFrame::Ping { id: Some(id) }));
+        self.pending.insert(
+            id,
+            Pending::Ping {
+                reply,
+                sent: Instant::now(),
+            },
+        );
+    }
+
+    /// Sends a keepalive ping unless one is already unanswered.
+    pub(crate) fn send_heartbeat(&mut self) {
+        if !self.online || self.heartbeat.is_some() {
+            return;
+        }
+        let id = self.id();
+        self.outbox
+            .push(encode(&ClientFrame::Ping { id: Some(id) }));
+        self.pending.insert(id, Pending::Heartbeat);
+        self.heartbeat = Some(id);
+    }
+
+    pub(crate) fn heartbeat_outstanding(&self) -> bool {
+        self.heartbeat.is_some()
+    }
+
+    pub(crate) fn on_frame(&mut self, frame: ServerFrame) {
+        match frame {
+            ServerFrame::Message {
+                channel,
+                event,
+                data,
+                offset,
+                ts,
+            } => self.deliver(channel, event, data, offset, ts),
+            ServerFrame::Ack { id, offset } => self.on_answer(id, Ok(offset)),
+            ServerFrame::Pong { id: Some(id) } => self.on_answer(id, Ok(None)),
+            ServerFrame::Pong { id: None } => {}
+            ServerFrame::Error {
+                id: Some(id),
+                code,
+                message,
+            } if self.pending.contains_key(&id) => {
+                self.on_answer(id, Err(Error::Rejected { code, message }))
+            }
+            ServerFrame::Error { code, message, .. } => {
+                tracing::warn!(%code, %message, "server reported an error not tied to a request");
+            }
+            ServerFrame::Ready { .. } => {
+                tracing::debug!("ignoring a second ready");
+            }
+        }
+    }
+
+    fn deliver(
+        &mut self,
+        channel: String,
+        event: String,
+        data: Box<RawValue>,
+        offset: u64,
+        ts: u64,
+    ) {
+        let Some(state) = self.channels.get_mut(&channel) else {
+            // Late message for a channel just unsubscribed.
+            return;
+        };
+        let data: Arc<RawValue> = Arc::from(data);
+        let mut gone = false;
+        state.live.retain(|s| {
+            let message = Message::new(channel.clone(), event.clone(), data.clone(), offset, ts);
+            match s.tx.try_send(message) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    let n = s.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                    if n.is_power_of_two() {
+                        tracing::warn!(%channel, dropped = n, "subscription buffer full: dropping messages");
+                    }
+                    true
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    gone = true;
+                    false
+                }
+            }
+        });
+        if gone && state.is_empty() {
+            self.remove_channel(&channel, None);
+        }
+    }
+
+    fn on_answer(&mut self, id: u64, answer: Result<Option<u64>>) {
+        let Some(pending) = self.pending.remove(&id) else {
+            tracing::debug!(id, "answer to an unknown request");
+            return;
+        };
+        match pending {
+            Pending::Subscribe {
+                channel,
+                at_connect,
+            } => self.on_subscribe_answer(channel, at_connect, answer.map(|_| ())),
+            Pending::Unsubscribe { reply } => {
+                if let Some(reply) = reply {
+                    let _ = reply.send(answer.map(|_| ()));
+                }
+            }
+            Pending::Publish { reply } => {
+                let result = answer.and_then(|offset| {
+                    offset.ok_or_else(|| Error::Protocol("publish ack without an offset".into()))
+                });
+                let _ = reply.send(result);
+            }
+            Pending::Ping { reply, sent } => {
+                let _ = reply.send(answer.map(|_| sent.elapsed()));
+            }
+            Pending::Heartbeat => {
+                // Any answer, even an error, shows the connection is alive.
+                self.heartbeat = None;
+            }
+        }
+    }
+
+    fn on_subscribe_answer(&mut self, channel: String, at_connect: bool, answer: Result<()>) {
+        self.apply_subscribe_answer(channel, answer);
+        if at_connect {
+            self.resubscribing = self.resubscribing.saturating_sub(1);
+            if self.resubscribing == 0 {
+                self.notices.push(Notice::AllLive);
+            }
+        }
+    }
+
+    fn apply_subscribe_answer(&mut self, channel: String, answer: Result<()>) {
+        let Some(state) = self.channels.get_mut(&channel) else {
+            return;
+        };
+        state.subscribing = None;
+        match answer {
+            Ok(()) => {
+                state.acked = true;
+                for w in state.waiting.drain(..) {
+                    if w.reply.send(Ok(())).is_ok() {
+                        state.live.push(w.subscriber);
+                    }
+                }
+                if state.is_empty() {
+                    // Every waiter gave up (timed out) meanwhile.
+                    self.remove_channel(&channel, None);
+                }
+            }
+            Err(error) => {
+                let had_live = !state.live.is_empty();
+                // Dropping the live senders ends their streams.
+                let state = self.channels.remove(&channel).unwrap_or_default();
+                for w in state.waiting {
+                    let _ = w.reply.send(Err(error.clone_lossy()));
+                }
+                if had_live {
+                    self.notices
+                        .push(Notice::ResubscribeFailed { channel, error });
+                }
+            }
+        }
+    }
+
+    /// The connection is gone: requests that cannot be resent fail, channels wait to be
+    /// subscribed again.
+    pub(crate) fn on_disconnect(&mut self) {
+        self.online = false;
+        self.heartbeat = None;
+        self.resubscribing = 0;
+        self.outbox.clear();
+        for (_, pending) in self.pending.drain() {
+            match pending {
+                Pending::Publish { reply } => {
+                    let _ = reply.send(Err(Error::Disconnected));
+                }
+                Pending::Ping { reply, .. } => {
+                    let _ = reply.send(Err(Error::Disconnected));
+                }
+                Pending::Unsubscribe { reply: Some(reply) } => {
+                    // The server forgets every subscription of a closed connection.
+                    let _ = reply.send(Ok(()));
+                }
+                Pending::Unsubscribe { reply: None }
+                | Pending::Subscribe { .. }
+                | Pending::Heartbeat => {}
+            }
+        }
+        for state in self.channels.values_mut() {
+            state.subscribing = None;
+            state.acked = false;
+        }
+    }
+
+    /// A connection is ready: subscribe every channel again, then send what was queued.
+    pub(crate) fn on_connect(&mut self) {
+        self.online = true;
+        self.channels.retain(|_, s| !s.is_empty());
+        let channels: Vec<String> = self.channels.keys().cloned().collect();
+        for channel in channels {
+            let id = self.send_subscribe(&channel, true);
+            if let Some(state) = self.channels.get_mut(&channel) {
+                state.subscribing = Some(id);
+            }
+        }
+        self.resubscribing = self.channels.len();
+        for queued in std::mem::take(&mut self.queued) {
+            match queued {
+                Queued::Publish {
+                    channel,
+                    event,
+                    data,
+                    reply,
+                } => {
+                    if !reply.is_closed() {
+                        self.publish(channel, event, data, reply);
+                    }
+                }
+                Queued::Ping { reply } => {
+                    if !reply.is_closed() {
+                        self.ping(reply);
+                    }
+                }
+            }
+        }
+        if self.resubscribing == 0 {
+            self.notices.push(Notice::AllLive);
+        }
+    }
+
+    /// The client is finished: every waiting request fails with `error()`, every stream ends.
+    pub(crate) fn shutdown(&mut self, error: impl Fn() -> Error) {
+        self.on_disconnect();
+        for (_, state) in self.channels.drain() {
+            for w in state.waiting {
+                let _ = w.reply.send(Err(error()));
+            }
+        }
+        for queued in self.queued.drain(..) {
+            match queued {
+                Queued::Publish { reply, .. } => {
+                    let _ = reply.send(Err(error()));
+                }
+                Queued::Ping { reply } => {
+                    let _ = reply.send(Err(error()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use waas_protocol::ErrorCode;
+
+    fn session() -> Session {
+        let mut s = Session::new(2);
+        s.on_connect();
+        s.take_notices();
+        s
+    }
+
+    fn subscriber(id: u64, capacity: usize) -> (Subscriber, mpsc::Receiver<Message>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (
+            Subscriber {
+                id,
+                tx,
+                dropped: Arc::new(AtomicU64::new(0)),
+            },
+            rx,
+        )
+    }
+
+    fn frames(s: &mut Session) -> Vec<serde_json::Value> {
+        s.take_outbox()
+            .iter()
+            .map(|t| serde_json::from_str(t).unwrap())
+            .collect()
+    }
+
+    fn server(s: &mut Session, json: &str) {
+        s.on_frame(ServerFrame::parse(json).unwrap());
+    }
+
+    fn message(channel: &str, offset: u64) -> String {
+        format!(
+            r#"{{"op":"message","channel":"{channel}","event":"e","data":{{"n":{offset}}},"offset":{offset},"ts":1}}"#
+        )
+    }
+
+    #[test]
+    fn subscribe_waits_for_ack_then_delivers() {
+        let mut s = session();
+        let (sub, mut rx) = subscriber(1, 8);
+        let (reply, mut answer) = oneshot::channel();
+        s.subscribe("room.1".into(), sub, reply);
+        let out = frames(&mut s);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0]["op"], "subscribe");
+        assert_eq!(out[0]["channel"], "room.1");
+        assert!(answer.try_recv().is_err(), "no answer before the ack");
+
+        let id = out[0]["id"].as_u64().unwrap();
+        server(&mut s, &format!(r#"{{"op":"ack","id":{id}}}"#));
+        assert!(answer.try_recv().unwrap().is_ok());
+
+        server(&mut s, &message("room.1", 1));
+        server(&mut s, &message("room.2", 1));
+        let m = rx.try_recv().unwrap();
+        assert_eq!((m.channel.as_str(), m.offset), ("room.1", 1));
+        assert_eq!(m.json()["n"], 1);
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn subscribe_error_is_typed() {
+        let mut s = session();
+        let (sub, _rx) = subscriber(1, 8);
+        let (reply, mut answer) = oneshot::channel();
+        s.subscribe("secret".into(), sub, reply);
+        let id = frames(&mut s)[0]["id"].as_u64().unwrap();
+        server(
+            &mut s,
+            &format!(r#"{{"op":"error","id":{id},"code":"forbidden","message":"no"}}"#),
+        );
+        match answer.try_recv().unwrap() {
+            Err(Error::Rejected { code, .. }) => assert_eq!(code, ErrorCode::Forbidden),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(s.channels.is_empty());
+    }
+
+    #[test]
+    fn second_local_subscriber_shares_the_server_subscription() {
+        let mut s = session();
+        let (a, mut rx_a) = subscriber(1, 8);
+        let (b, mut rx_b) = subscriber(2, 8);
+        let (reply, _answer) = oneshot::channel();
+        s.subscribe("c".into(), a, reply);
+        let id = frames(&mut s)[0]["id"].as_u64().unwrap();
+        server(&mut s, &format!(r#"{{"op":"ack","id":{id}}}"#));
+
+        let (reply, mut answer) = oneshot::channel();
+        s.subscribe("c".into(), b, reply);
+        assert!(frames(&mut s).is_empty(), "no second subscribe frame");
+        assert!(answer.try_recv().unwrap().is_ok());
+
+        server(&mut s, &message("c", 1));
+        assert_eq!(rx_a.try_recv().unwrap().offset, 1);
+        assert_eq!(rx_b.try_recv().unwrap().offset, 1);
+
+        s.unsubscribe("c", 1, None);
+        assert!(frames(&mut s).is_empty(), "b still listens");
+        let (reply, mut answer) = oneshot::channel();
+        s.unsubscribe("c", 2, Some(reply));
+        let out = frames(&mut s);
+        assert_eq!(out[0]["op"], "unsubscribe");
+        assert!(answer.try_recv().is_err());
+        let id = out[0]["id"].as_u64().unwrap();
+        server(&mut s, &format!(r#"{{"op":"ack","id":{id}}}"#));
+        assert!(answer.try_recv().unwrap().is_ok());
+    }
+
+    #[test]
+    fn full_buffer_drops_newest_and_counts() {
+        let mut s = session();
+        let (sub, mut rx) = subscriber(1, 2);
+        let dropped = sub.dropped.clone();
+        let (reply, _answer) = oneshot::channel();
+        s.subscribe("c".into(), sub, reply);
+        let id = frames(&mut s)[0]["id"].as_u64().unwrap();
+        server(&mut s, &format!(r#"{{"op":"ack","id":{id}}}"#));
+        for i in 1..=5 {
+            server(&mut s, &message("c", i));
+        }
+        assert_eq!(dropped.load(Ordering::Relaxed), 3);
+        assert_eq!(rx.try_recv().unwrap().offset, 1);
+        assert_eq!(rx.try_recv().unwrap().offset, 2);
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn dropped_receiver_unsubscribes_on_next_message() {
+        let mut s = session();
+        let (sub, rx) = subscriber(1, 2);
+        let (reply, _answer) = oneshot::channel();
+        s.subscribe("c".into(), sub, reply);
+        let id = frames(&mut s)[0]["id"].as_u64().unwrap();
+        server(&mut s, &format!(r#"{{"op":"ack","id":{id}}}"#));
+        drop(rx);
+        server(&mut s, &message("c", 1));
+        let out = frames(&mut s);
+        assert_eq!(out[0]["op"], "unsubscribe");
+    }
+
+    #[test]
+    fn publish_gets_offset() {
+        let mut s = session();
+        let (reply, mut answer) = oneshot::channel();
+        let data = serde_json::value::to_raw_value(&serde_json::json!({"t": 1})).unwrap();
+        s.publish("c".into(), "e".into(), data, reply);
+        let out = frames(&mut s);
+        assert_eq!(out[0]["op"], "publish");
+        assert_eq!(out[0]["data"]["t"], 1);
+        let id = out[0]["id"].as_u64().unwrap();
+        server(&mut s, &format!(r#"{{"op":"ack","id":{id},"offset":42}}"#));
+        assert_eq!(answer.try_recv().unwrap().unwrap(), 42);
+    }
+
+    #[test]
+    fn disconnect_fails_publishes_and_resubscribes_on_connect() {
+        let mut s = session();
+        let (sub, mut rx) = subscriber(1, 8);
+        let (reply, _answer) = oneshot::channel();
+        s.subscribe("c".into(), sub, reply);
+        let id = frames(&mut s)[0]["id"].as_u64().unwrap();
+        server(&mut s, &format!(r#"{{"op":"ack","id":{id}}}"#));
+
+        let (reply, mut in_flight) = oneshot::channel();
+        let data = serde_json::value::to_raw_value(&1).unwrap();
+        s.publish("c".into(), "e".into(), data.clone(), reply);
+        s.take_outbox();
+        s.on_disconnect();
+        assert!(matches!(
+            in_flight.try_recv().unwrap(),
+            Err(Error::Disconnected)
+        ));
+
+        // Offline: queued up to the limit, then refused.
+        let (r1, mut a1) = oneshot::channel();
+        let (r2, _a2) = oneshot::channel();
+        let (r3, mut a3) = oneshot::channel();
+        s.publish("c".into(), "e".into(), data.clone(), r1);
+        s.publish("c".into(), "e".into(), data.clone(), r2);
+        s.publish("c".into(), "e".into(), data, r3);
+        assert!(matches!(a3.try_recv().unwrap(), Err(Error::Disconnected)));
+        assert!(frames(&mut s).is_empty());
+
+        s.on_connect();
+        let out = frames(&mut s);
+        let ops: Vec<_> = out.iter().map(|f| f["op"].as_str().unwrap()).collect();
+        assert_eq!(ops, ["subscribe", "publish", "publish"]);
+        assert!(
+            s.take_notices().is_empty(),
+            "not live before the resubscribe ack"
+        );
+        let id = out[0]["id"].as_u64().unwrap();
+        server(&mut s, &format!(r#"{{"op":"ack","id":{id}}}"#));
+        assert!(matches!(s.take_notices()[..], [Notice::AllLive]));
+
+        let id = out[1]["id"].as_u64().unwrap();
+        server(&mut s, &format!(r#"{{"op":"ack","id":{id},"offset":7}}"#));
+        assert_eq!(a1.try_recv().unwrap().unwrap(), 7);
+        server(&mut s, &message("c", 8));
+        assert_eq!(rx.try_recv().unwrap().offset, 8);
+    }
+
+    #[test]
+    fn refused_resubscribe_ends_the_stream() {
+        let mut s = session();
+        let (sub, mut rx) = subscriber(1, 8);
+        let (reply, _answer) = oneshot::channel();
+        s.subscribe("c".into(), sub, reply);
+        let id = frames(&mut s)[0]["id"].as_u64().unwrap();
+        server(&mut s, &format!(r#"{{"op":"ack","id":{id}}}"#));
+        s.on_disconnect();
+        s.on_connect();
+        let id = frames(&mut s)[0]["id"].as_u64().unwrap();
+        server(
+            &mut s,
+            &format!(r#"{{"op":"error","id":{id},"code":"forbidden","message":"no"}}"#),
+        );
+        let notices = s.take_notices();
+        assert!(matches!(&notices[0], Notice::ResubscribeFailed { channel, .. } if channel == "c"));
+        assert!(matches!(notices[1], Notice::AllLive));
+        assert!(matches!(
+            rx.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected)
+        ));
+    }
+
+    #[test]
+    fn subscribe_while_offline_is_sent_on_connect() {
+        let mut s = Session::new(8);
+        let (sub, _rx) = subscriber(1, 8);
+        let (reply, mut answer) = oneshot::channel();
+        s.subscribe("c".into(), sub, reply);
+        assert!(frames(&mut s).is_empty());
+        s.on_connect();
+        let out = frames(&mut s);
+        assert_eq!(out[0]["op"], "subscribe");
+        let id = out[0]["id"].as_u64().unwrap();
+        server(&mut s, &format!(r#"{{"op":"ack","id":{id}}}"#));
+        assert!(answer.try_recv().unwrap().is_ok());
+    }
+
+    #[test]
+    fn unsubscribe_during_subscribe_in_flight_undoes_it() {
+        let mut s = session();
+        let (sub, _rx) = subscriber(1, 8);
+        let (reply, answer) = oneshot::channel();
+        s.subscribe("c".into(), sub, reply);
+        let id = frames(&mut s)[0]["id"].as_u64().unwrap();
+        // The application gave up waiting (its request timed out).
+        drop(answer);
+        server(&mut s, &format!(r#"{{"op":"ack","id":{id}}}"#));
+        let out = frames(&mut s);
+        assert_eq!(out[0]["op"], "unsubscribe");
+        assert!(s.channels.is_empty());
+    }
+
+    #[test]
+    fn heartbeat_tracks_pong() {
+        let mut s = session();
+        s.send_heartbeat();
+        s.send_heartbeat();
+        let out = frames(&mut s);
+        assert_eq!(out.len(), 1, "one heartbeat at a time");
+        assert!(s.heartbeat_outstanding());
+        let id = out[0]["id"].as_u64().unwrap();
+        server(&mut s, &format!(r#"{{"op":"pong","id":{id}}}"#));
+        assert!(!s.heartbeat_outstanding());
+    }
+
+    #[test]
+    fn ping_measures_round_trip() {
+        let mut s = session();
+        let (reply, mut answer) = oneshot::channel();
+        s.ping(reply);
+        let id = frames(&mut s)[0]["id"].as_u64().unwrap();
+        server(&mut s, &format!(r#"{{"op":"pong","id":{id}}}"#));
+        assert!(answer.try_recv().unwrap().is_ok());
+    }
+
+    #[test]
+    fn shutdown_fails_everything() {
+        let mut s = Session::new(8);
+        let (sub, _rx) = subscriber(1, 8);
+        let (reply, mut sub_answer) = oneshot::channel();
+        s.subscribe("c".into(), sub, reply);
+        let (reply, mut pub_answer) = oneshot::channel();
+        s.publish(
+            "c".into(),
+            "e".into(),
+            serde_json::value::to_raw_value(&1).unwrap(),
+            reply,
+        );
+        s.shutdown(|| Error::ClientClosed);
+        assert!(matches!(
+            sub_answer.try_recv().unwrap(),
+            Err(Error::ClientClosed)
+        ));
+        assert!(matches!(
+            pub_answer.try_recv().unwrap(),
+            Err(Error::ClientClosed)
+        ));
+    }
+}
