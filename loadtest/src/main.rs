@@ -1,1 +1,57 @@
-fn main() {}
+//! `loadtest`: see `loadtest --help` and `loadtest/README.md`.
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use loadtest::{report, Cli, Command, Report};
+use std::io::Write;
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    if let Some(Command::Table { files }) = cli.command {
+        let reports = files
+            .iter()
+            .map(|f| {
+                let text = std::fs::read_to_string(f)
+                    .with_context(|| format!("reading {}", f.display()))?;
+                serde_json::from_str::<Report>(&text)
+                    .with_context(|| format!("parsing {}", f.display()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        print!("{}", report::markdown_table(&reports));
+        let ratios = report::ratio_table(&reports);
+        if !ratios.is_empty() {
+            print!("\n{ratios}");
+        }
+        return Ok(());
+    }
+
+    let args = cli.run;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.threads {
+        runtime.worker_threads(threads);
+    }
+    let report = runtime
+        .enable_all()
+        .build()?
+        .block_on(loadtest::run(&args))?;
+
+    let json = serde_json::to_string_pretty(&report)?;
+    match args.json.as_deref() {
+        Some(path) if path.as_os_str() == "-" => println!("{json}"),
+        other => {
+            if let Some(path) = other {
+                std::fs::write(path, format!("{json}\n"))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            let mut out = std::io::stdout().lock();
+            write!(
+                out,
+                "{}",
+                report::markdown_table(std::slice::from_ref(&report))
+            )?;
+            write!(out, "\n{}", report::details(&report))?;
+        }
+    }
+    // Subscriber tasks were aborted; don't wait for their sockets to close.
+    std::process::exit(0)
+}

@@ -1,0 +1,141 @@
+//! The command line. Every flag's default is stated in its help.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "loadtest",
+    version,
+    about = "N subscribers on one channel, one publisher at a fixed rate: delivered/s, \
+             publish→deliver latency, server CPU per delivery and RSS per connection",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the markdown table of several JSON reports, with ratios of each peer to WaaS.
+    Table {
+        /// JSON reports written with `--json FILE`.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// WaaS protocol v1: `GET /v1/apps/{app}/ws`, API key as bearer.
+    Waas,
+    /// Socket.IO v5 over Engine.IO v4 WebSocket transport (`loadtest/peers/socketio`).
+    Socketio,
+}
+
+impl Target {
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Waas => "waas",
+            Target::Socketio => "socketio",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PublishVia {
+    /// A publisher WebSocket connection (the target's own protocol).
+    Ws,
+    /// `POST /v1/apps/{app}/publish` (WaaS only).
+    Rest,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Server to load.
+    #[arg(long, value_enum, default_value_t = Target::Waas)]
+    pub target: Target,
+
+    /// Server address, HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: String,
+
+    /// WaaS app id.
+    #[arg(long, env = "WAAS_APP_ID", default_value = "demo")]
+    pub app: String,
+
+    /// WaaS API key, sent as `Authorization: Bearer` (gives every capability).
+    #[arg(
+        long,
+        env = "WAAS_API_KEY",
+        default_value = "demo-key",
+        hide_env_values = true
+    )]
+    pub api_key: String,
+
+    /// Channel (Socket.IO: room) every subscriber joins.
+    #[arg(long, default_value = "bench")]
+    pub channel: String,
+
+    /// Subscriber connections.
+    #[arg(long, short = 'n', default_value_t = 1000)]
+    pub subscribers: usize,
+
+    /// Messages published per second.
+    #[arg(long, default_value_t = 10.0)]
+    pub rate: f64,
+
+    /// Seconds of publishing.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+
+    /// Bytes of padding in each message's data.
+    #[arg(long, default_value_t = 100)]
+    pub payload: usize,
+
+    /// How the publisher publishes.
+    #[arg(long, value_enum, default_value_t = PublishVia::Ws)]
+    pub publish_via: PublishVia,
+
+    /// Server process to measure (CPU time per delivery, RSS per connection). Without it only the
+    /// client side is measured.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+
+    /// Write the report as JSON to FILE (`-` for stdout, in place of the table).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+
+    /// Comma-separated local addresses to bind subscriber sockets to, round robin (e.g.
+    /// 127.0.0.1,127.0.0.2), for more than ~28k connections from one host. Default: the kernel's
+    /// choice.
+    #[arg(long, value_delimiter = ',')]
+    pub source_ips: Vec<IpAddr>,
+
+    /// Connections being opened at once.
+    #[arg(long, default_value_t = 200)]
+    pub connect_concurrency: usize,
+
+    /// Seconds allowed for connecting and subscribing every subscriber.
+    #[arg(long, default_value_t = 180.0)]
+    pub connect_timeout: f64,
+
+    /// Seconds to wait after publishing for in-flight deliveries (stops early when all arrived,
+    /// or when none arrived for 2 s).
+    #[arg(long, default_value_t = 10.0)]
+    pub drain_timeout: f64,
+
+    /// Seconds to wait after the last subscription before sampling the server's RSS.
+    #[arg(long, default_value_t = 1.0)]
+    pub settle: f64,
+
+    /// Worker threads of the client's tokio runtime. Default: one per core.
+    #[arg(long)]
+    pub threads: Option<usize>,
+}

@@ -1,0 +1,31 @@
+//! Load generator for WaaS and its peers: N subscriber connections on one channel, one publisher
+//! at a fixed rate, and what it cost the server.
+//!
+//! # Layout
+//! - [`config`]: the command line, every flag with its default.
+//! - [`run`]: one scenario end to end: sample the server, connect and subscribe N clients,
+//!   publish for the duration, drain in-flight deliveries, sample again, build the report.
+//! - [`target`]: what differs per server: [`target::waas`] (protocol v1 over WebSocket, REST
+//!   publish) and [`target::socketio`] (Engine.IO v4 / Socket.IO v5 over WebSocket).
+//! - [`ws`]: the client WebSocket handshake (fastwebsockets over a tokio `TcpStream`, optionally
+//!   bound to one of several loopback source addresses).
+//! - [`stats`]: delivery counters and the publish→deliver latency histogram shared by every
+//!   subscriber task.
+//! - [`procfs`]: CPU time and RSS of a process from `/proc/PID/stat` and `/proc/PID/status`.
+//! - [`report`]: the result of a run as JSON, and markdown tables (one run, or several with ratios).
+//!
+//! Latency is measured on one clock: the publisher writes `t`, nanoseconds since this process
+//! started, into each message, and the subscriber that receives it subtracts it from its own
+//! reading of the same clock.
+
+pub mod config;
+pub mod procfs;
+pub mod report;
+pub mod run;
+pub mod stats;
+pub mod target;
+pub mod ws;
+
+pub use config::{Cli, Command, RunArgs};
+pub use report::Report;
+pub use run::run;

@@ -1,0 +1,334 @@
+//! One scenario, end to end:
+//! 1. sample the server (RSS before any subscriber);
+//! 2. connect and subscribe N subscribers, `--connect-concurrency` at a time, and wait for all;
+//! 3. after `--settle`, sample the server's RSS again → RSS per connection;
+//! 4. connect the publisher, sample server and client CPU, publish `rate × duration` messages on
+//!    schedule, wait until every accepted message reached every subscriber (bounded by
+//!    `--drain-timeout`, or 2 s without progress), sample CPU again → CPU per delivery.
+
+use crate::config::{PublishVia, RunArgs, Target};
+use crate::procfs::{self, ProcSample};
+use crate::report::Report;
+use crate::stats::Stats;
+use crate::target::{socketio, waas, Ctx, PublishCounters, Publisher, Ready};
+use crate::ws::Endpoint;
+use anyhow::{bail, ensure, Context, Result};
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+
+/// The drain ends when nothing arrived for this long.
+const DRAIN_IDLE: Duration = Duration::from_secs(2);
+
+pub async fn run(args: &RunArgs) -> Result<Report> {
+    ensure!(args.subscribers > 0, "--subscribers must be at least 1");
+    ensure!(args.rate > 0.0, "--rate must be positive");
+    ensure!(args.duration > 0.0, "--duration must be positive");
+    ensure!(
+        args.connect_concurrency > 0,
+        "--connect-concurrency must be at least 1"
+    );
+    if args.publish_via == PublishVia::Rest && args.target != Target::Waas {
+        bail!("--publish-via rest is for --target waas only");
+    }
+    warn_on_fd_limit(args.subscribers);
+
+    let endpoint = Endpoint::resolve(&args.addr).await?;
+    let ctx = Arc::new(Ctx {
+        endpoint,
+        app: args.app.clone(),
+        api_key: args.api_key.clone(),
+        channel: args.channel.clone(),
+        source_ips: args.source_ips.clone(),
+        stats: Stats::new(),
+        published: PublishCounters::default(),
+    });
+    let ticks_per_sec = procfs::clock_ticks_per_sec();
+    let loadavg_before = loadavg();
+    let server = |what: &str| -> Result<Option<ProcSample>> {
+        args.server_pid
+            .map(|pid| ProcSample::read(pid).with_context(|| format!("server pid {pid}, {what}")))
+            .transpose()
+    };
+
+    // 1-3: subscribers.
+    let server_idle = server("before subscribing")?;
+    let connect_started = Instant::now();
+    let mut subscribers = JoinSet::new();
+    let subscribed = tokio::time::timeout(
+        Duration::from_secs_f64(args.connect_timeout),
+        connect_all(args, &ctx, &mut subscribers),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "not every subscriber was subscribed within --connect-timeout {} s",
+            args.connect_timeout
+        )
+    })??;
+    let connect_s = connect_started.elapsed().as_secs_f64();
+    ensure!(
+        subscribed > 0,
+        "no subscriber could subscribe: {:?}",
+        ctx.stats.errors()
+    );
+    tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
+    let server_subscribed = server("after subscribing")?;
+
+    // 4: publish and drain.
+    let window = match (args.target, args.publish_via) {
+        (Target::Waas, PublishVia::Ws) => {
+            let p = waas::WsPublisher::connect(ctx.clone()).await?;
+            publish_and_drain(args, &ctx, p, subscribed, &server).await?
+        }
+        (Target::Waas, PublishVia::Rest) => {
+            let p = waas::RestPublisher::new(ctx.clone())?;
+            publish_and_drain(args, &ctx, p, subscribed, &server).await?
+        }
+        (Target::Socketio, _) => {
+            let p = socketio::SioPublisher::connect(ctx.clone()).await?;
+            publish_and_drain(args, &ctx, p, subscribed, &server).await?
+        }
+    };
+    subscribers.abort_all();
+
+    Ok(build_report(
+        args,
+        &ctx,
+        Samples {
+            subscribed,
+            connect_s,
+            server_idle,
+            server_subscribed,
+            window,
+            ticks_per_sec,
+            loadavg_before,
+        },
+    ))
+}
+
+/// Spawns every subscriber task and waits for each to report; returns how many subscribed.
+async fn connect_all(args: &RunArgs, ctx: &Arc<Ctx>, tasks: &mut JoinSet<()>) -> Result<usize> {
+    let permits = Arc::new(Semaphore::new(args.connect_concurrency));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    for i in 0..args.subscribers {
+        let ready = Ready::new(tx.clone(), permits.clone().acquire_owned().await?);
+        match args.target {
+            Target::Waas => tasks.spawn(waas::subscriber(ctx.clone(), i, ready)),
+            Target::Socketio => tasks.spawn(socketio::subscriber(ctx.clone(), i, ready)),
+        };
+    }
+    drop(tx);
+    let mut subscribed = 0;
+    while let Some(result) = rx.recv().await {
+        match result {
+            Ok(()) => subscribed += 1,
+            Err(e) => ctx.stats.error(format!("subscribe: {e:#}")),
+        }
+    }
+    Ok(subscribed)
+}
+
+/// Samples around the publish window.
+struct Window {
+    published_at_ns: u64,
+    wall: Duration,
+    server_before: Option<ProcSample>,
+    server_after: Option<ProcSample>,
+    client_before: ProcSample,
+    client_after: ProcSample,
+}
+
+async fn publish_and_drain<P: Publisher>(
+    args: &RunArgs,
+    ctx: &Ctx,
+    mut publisher: P,
+    subscribed: usize,
+    server: &impl Fn(&str) -> Result<Option<ProcSample>>,
+) -> Result<Window> {
+    let me = std::process::id();
+    let total = ((args.rate * args.duration).round() as u64).max(1);
+    let pad = "x".repeat(args.payload);
+    let mut data = String::with_capacity(args.payload + 32);
+
+    let client_before = ProcSample::read(me)?;
+    let server_before = server("before publishing")?;
+    let started = Instant::now();
+    let published_at_ns = ctx.stats.now_ns();
+    for n in 0..total {
+        let due = started + Duration::from_secs_f64(n as f64 / args.rate);
+        if due > Instant::now() {
+            tokio::time::sleep_until(due.into()).await;
+        }
+        data.clear();
+        write!(data, r#"{{"t":{},"pad":"{pad}"}}"#, ctx.stats.now_ns())?;
+        if let Err(e) = publisher.publish(n + 1, &data).await {
+            ctx.stats.error(format!("publisher: {e:#}"));
+            break;
+        }
+        ctx.published.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    // Drain: every sent message answered, and every accepted one delivered everywhere.
+    let drain_until = Instant::now() + Duration::from_secs_f64(args.drain_timeout);
+    let mut last_progress = (Instant::now(), 0, 0);
+    loop {
+        let (delivered, accepted) = (ctx.stats.delivered(), ctx.published.accepted());
+        let answered = accepted + ctx.published.rejected();
+        if answered >= ctx.published.sent() && delivered >= accepted * subscribed as u64 {
+            break;
+        }
+        let now = Instant::now();
+        if (delivered, accepted) != (last_progress.1, last_progress.2) {
+            last_progress = (now, delivered, accepted);
+        } else if now - last_progress.0 > DRAIN_IDLE || now > drain_until {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let wall = started.elapsed();
+    let server_after = server("after publishing")?;
+    let client_after = ProcSample::read(me)?;
+    publisher.close().await;
+    Ok(Window {
+        published_at_ns,
+        wall,
+        server_before,
+        server_after,
+        client_before,
+        client_after,
+    })
+}
+
+struct Samples {
+    subscribed: usize,
+    connect_s: f64,
+    server_idle: Option<ProcSample>,
+    server_subscribed: Option<ProcSample>,
+    window: Window,
+    ticks_per_sec: u64,
+    loadavg_before: f64,
+}
+
+fn build_report(args: &RunArgs, ctx: &Ctx, s: Samples) -> Report {
+    let stats = &ctx.stats;
+    let delivered = stats.delivered();
+    let accepted = ctx.published.accepted();
+    let expected = accepted * s.subscribed as u64;
+    let w = &s.window;
+    let delivering_s =
+        Duration::from_nanos(stats.last_delivery_ns().saturating_sub(w.published_at_ns))
+            .as_secs_f64()
+            .max(args.duration);
+    let per_delivery_us = |cpu_s: f64| {
+        if delivered == 0 {
+            0.0
+        } else {
+            cpu_s * 1e6 / delivered as f64
+        }
+    };
+    let latency = stats.latency();
+    let us = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
+
+    let server_cpu_s = match (w.server_before, w.server_after) {
+        (Some(a), Some(b)) => Some(procfs::cpu_between(a, b, s.ticks_per_sec).as_secs_f64()),
+        _ => None,
+    };
+    let client_cpu_s =
+        procfs::cpu_between(w.client_before, w.client_after, s.ticks_per_sec).as_secs_f64();
+    let rss_per_conn = match (s.server_idle, s.server_subscribed) {
+        (Some(a), Some(b)) => {
+            Some(b.rss_kib.saturating_sub(a.rss_kib) as f64 / s.subscribed as f64)
+        }
+        _ => None,
+    };
+
+    Report {
+        target: args.target.name().into(),
+        publish_via: match args.publish_via {
+            PublishVia::Ws => "ws".into(),
+            PublishVia::Rest => "rest".into(),
+        },
+        subscribers: args.subscribers,
+        subscribed: s.subscribed,
+        rate: args.rate,
+        payload: args.payload,
+        duration_s: args.duration,
+        connect_s: s.connect_s,
+        published: ctx.published.sent(),
+        accepted,
+        expected,
+        delivered,
+        lost: expected.saturating_sub(delivered),
+        delivered_per_s: delivered as f64 / delivering_s,
+        latency_p50_us: us(0.5),
+        latency_p99_us: us(0.99),
+        latency_p999_us: us(0.999),
+        latency_max_us: latency.max() as f64 / 1000.0,
+        server_pid: args.server_pid,
+        server_cpu_s,
+        server_cpu_us_per_delivery: server_cpu_s.map(per_delivery_us),
+        server_cpu_percent: server_cpu_s.map(|c| c * 100.0 / w.wall.as_secs_f64()),
+        server_rss_idle_kib: s.server_idle.map(|p| p.rss_kib),
+        server_rss_subscribed_kib: s.server_subscribed.map(|p| p.rss_kib),
+        server_rss_kib_per_conn: rss_per_conn,
+        client_cpu_s,
+        client_cpu_us_per_delivery: per_delivery_us(client_cpu_s),
+        errors: stats.errors(),
+        machine: machine(),
+        loadavg_before: s.loadavg_before,
+    }
+}
+
+/// Warns when the open-file limit cannot hold the subscribers (raise it with `ulimit -n`).
+fn warn_on_fd_limit(subscribers: usize) {
+    let limit = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|l| {
+            l.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3)?.parse::<usize>().ok())
+        });
+    if let Some(limit) = limit {
+        if subscribers + 64 > limit {
+            eprintln!(
+                "warning: open-file limit {limit} < {} subscribers + 64; run under `ulimit -n 65536`",
+                subscribers
+            );
+        }
+    }
+}
+
+fn loadavg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// "CPU model, N cores, M GiB RAM, Linux release".
+pub fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown CPU", |(_, m)| m.trim())
+        .to_string();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let kib: f64 = m.lines().next()?.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib / (1024.0 * 1024.0))
+        })
+        .unwrap_or(0.0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!(
+        "{model}, {cores} cores, {mem_gib:.0} GiB RAM, Linux {}",
+        kernel.trim()
+    )
+}

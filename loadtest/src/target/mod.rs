@@ -1,0 +1,98 @@
+//! What differs per server under test. Each target module offers:
+//! - `subscriber(ctx, i, ready)`: a task that connects, subscribes to `ctx.channel`, reports to
+//!   `ready`, then records every delivery into `ctx.stats` until it is aborted or the server
+//!   closes the connection;
+//! - a publisher implementing [`Publisher`], counting accepted and rejected messages in
+//!   `ctx.published`.
+
+pub mod socketio;
+pub mod waas;
+
+use crate::stats::Stats;
+use crate::ws::Endpoint;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+
+/// Everything a subscriber or publisher needs, shared by all tasks.
+pub struct Ctx {
+    pub endpoint: Endpoint,
+    pub app: String,
+    pub api_key: String,
+    pub channel: String,
+    pub source_ips: Vec<IpAddr>,
+    pub stats: Stats,
+    pub published: PublishCounters,
+}
+
+/// What happened to the published messages.
+#[derive(Debug, Default)]
+pub struct PublishCounters {
+    /// Handed to the socket (or to the HTTP client).
+    pub sent: AtomicU64,
+    /// Acknowledged by the server: these are delivered to every subscriber.
+    pub accepted: AtomicU64,
+    /// Refused by the server (error frame, non-2xx) or lost with the connection.
+    pub rejected: AtomicU64,
+}
+
+impl PublishCounters {
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+    pub(crate) fn accept(&self) {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn reject(&self) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A subscriber's report that it is subscribed (or why it is not). Holding it holds one of the
+/// connect-phase permits, so that only `--connect-concurrency` handshakes run at once.
+pub struct Ready {
+    tx: mpsc::UnboundedSender<anyhow::Result<()>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Ready {
+    pub fn new(
+        tx: mpsc::UnboundedSender<anyhow::Result<()>>,
+        permit: OwnedSemaphorePermit,
+    ) -> Self {
+        Ready {
+            tx,
+            _permit: permit,
+        }
+    }
+
+    pub fn report(self, result: anyhow::Result<()>) {
+        let _ = self.tx.send(result);
+    }
+}
+
+/// The publishing connection of a target.
+pub trait Publisher {
+    /// Publishes message `id` whose data is the JSON object `data`, to `ctx.channel`. Returns once
+    /// the message is written (acknowledgements are counted in the background); an error means the
+    /// publisher cannot go on.
+    fn publish(&mut self, id: u64, data: &str) -> impl Future<Output = anyhow::Result<()>>;
+
+    /// Closes the connection.
+    fn close(self) -> impl Future<Output = ()>;
+}
+
+/// The close code of a close frame's payload (1005, "no status", when it has none).
+pub(crate) fn close_code(payload: &[u8]) -> u16 {
+    match payload {
+        [a, b, ..] => u16::from_be_bytes([*a, *b]),
+        _ => 1005,
+    }
+}
