@@ -27,9 +27,27 @@ pub struct AppConfig {
     /// PEM public key for ES256 tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwt_ec_public_key: Option<String>,
-    /// Overrides the gateway's `max_connections_per_app` for this app; 0 = unlimited.
+    #[serde(default)]
+    pub limits: AppLimits,
+    /// Increases with every change in the control-plane; an update with a lower version than
+    /// the one held is stale and ignored.
+    #[serde(default)]
+    pub version: i64,
+}
+
+/// Per-app overrides of the gateway's limits; `None` keeps the gateway's value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppLimits {
+    /// Concurrent connections of this app on one gateway; 0 = unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_channels_per_connection: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_rate: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_burst: Option<u32>,
 }
 
 /// SHA-256 hex of an API key, the form in which keys are stored and compared.
@@ -66,7 +84,7 @@ impl App {
 
     /// Takes a connection slot, or `None` when the app is at `limit` (0 = unlimited).
     pub fn acquire_connection(self: &Arc<Self>, default_limit: usize) -> Option<ConnectionSlot> {
-        let limit = self.config.max_connections.unwrap_or(default_limit);
+        let limit = self.config.limits.max_connections.unwrap_or(default_limit);
         let prev = self.connections.fetch_add(1, Ordering::AcqRel);
         if limit != 0 && prev >= limit {
             self.connections.fetch_sub(1, Ordering::AcqRel);

@@ -233,6 +233,12 @@ impl Conn {
             return;
         };
         self._slot = Some(slot);
+        let limits = &self.gw.config.limits;
+        let own = &app.config.limits;
+        self.bucket = TokenBucket::new(
+            own.publish_rate.unwrap_or(limits.publish_rate),
+            own.publish_burst.unwrap_or(limits.publish_burst),
+        );
         let tracked = &self.reg.tracked;
         tracked
             .expires_at
@@ -337,7 +343,11 @@ impl Conn {
         if self.subs.iter().any(|(c, _)| *c == channel) {
             return self.ack(id, None);
         }
-        let max = self.gw.config.limits.max_channels_per_connection;
+        let max = self
+            .app
+            .as_ref()
+            .and_then(|a| a.config.limits.max_channels_per_connection)
+            .unwrap_or(self.gw.config.limits.max_channels_per_connection);
         if self.subs.len() >= max {
             return self.error(
                 Some(id),

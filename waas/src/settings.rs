@@ -142,7 +142,11 @@ fn app_config(s: &AppSettings) -> Result<AppConfig, SettingsError> {
         jwt_secret: s.jwt_secret.clone().filter(|s| !s.is_empty()),
         jwt_rsa_public_key: read_pem("jwt_rsa_public_key_file", &s.jwt_rsa_public_key_file)?,
         jwt_ec_public_key: read_pem("jwt_ec_public_key_file", &s.jwt_ec_public_key_file)?,
-        max_connections: s.max_connections,
+        limits: waas_gateway::app::AppLimits {
+            max_connections: s.max_connections,
+            ..Default::default()
+        },
+        version: 0,
         id,
     })
 }

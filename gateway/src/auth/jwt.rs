@@ -103,7 +103,8 @@ mod tests {
             jwt_secret: Some(secret.into()),
             jwt_rsa_public_key: None,
             jwt_ec_public_key: None,
-            max_connections: None,
+            limits: Default::default(),
+            version: 0,
         };
         (config.id.clone(), JwtKeys::from_config(&config).unwrap())
     }

@@ -1,0 +1,96 @@
+//! What the control-plane keeps: tenants own apps; apps own API keys (stored hashed), JWT
+//! verification keys and per-app limits.
+
+use serde::{Deserialize, Serialize};
+use waas_gateway::app::AppLimits;
+use waas_gateway::AppConfig;
+use waas_protocol::AppId;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    /// Seconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewTenant {
+    /// Chosen by the caller or generated when absent.
+    pub id: Option<String>,
+    pub name: String,
+}
+
+/// An API key as stored: only its SHA-256, plus a short prefix so operators can tell keys apart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    /// First characters of the key, for display ("wk_3f9a…").
+    pub prefix: String,
+    /// SHA-256 hex of the key (`waas_gateway::app::hash_api_key`).
+    pub hash: String,
+    pub label: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppRecord {
+    pub id: AppId,
+    pub tenant_id: String,
+    pub name: String,
+    /// HS256 secret. Kept in clear because verifying HS256 needs it.
+    pub jwt_secret: Option<String>,
+    pub jwt_rsa_public_key: Option<String>,
+    pub jwt_ec_public_key: Option<String>,
+    pub limits: AppLimits,
+    pub api_keys: Vec<ApiKeyRecord>,
+    /// Incremented by every change; gateways use it to ignore stale updates.
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl AppRecord {
+    /// The app as gateways need it: keys to verify with, hashes to compare, limits.
+    pub fn gateway_config(&self) -> AppConfig {
+        AppConfig {
+            id: self.id.clone(),
+            api_key_hashes: self.api_keys.iter().map(|k| k.hash.clone()).collect(),
+            jwt_secret: self.jwt_secret.clone(),
+            jwt_rsa_public_key: self.jwt_rsa_public_key.clone(),
+            jwt_ec_public_key: self.jwt_ec_public_key.clone(),
+            limits: self.limits.clone(),
+            version: self.version,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewApp {
+    pub id: AppId,
+    pub tenant_id: String,
+    pub name: String,
+    pub jwt_secret: Option<String>,
+    pub jwt_rsa_public_key: Option<String>,
+    pub jwt_ec_public_key: Option<String>,
+    #[serde(default)]
+    pub limits: AppLimits,
+}
+
+/// A partial update: `None` leaves a field alone; `Some(None)` clears an optional one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppPatch {
+    pub name: Option<String>,
+    pub jwt_secret: Option<Option<String>>,
+    pub jwt_rsa_public_key: Option<Option<String>>,
+    pub jwt_ec_public_key: Option<Option<String>>,
+    pub limits: Option<AppLimits>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewApiKey {
+    pub id: String,
+    pub prefix: String,
+    pub hash: String,
+    pub label: Option<String>,
+}
