@@ -1,13 +1,17 @@
 //! In-process bus for the single-node `waas dev` server and unit tests.
 
-use super::{Bus, BusError, BusSubscription};
+use super::{Bus, BusError, BusRequest, BusSubscription, RequestStream};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
-use tokio::sync::mpsc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Prefix of reply subjects, as in NATS.
+const INBOX: &str = "_INBOX.";
 
 struct Subscriber {
     id: u64,
@@ -20,6 +24,17 @@ struct Routes {
     exact: HashMap<String, Vec<Subscriber>>,
     /// Subscriptions with wildcards, matched one by one.
     wildcard: Vec<(Vec<String>, Subscriber)>,
+    /// Responders (`serve`), few per node, matched one by one.
+    responders: Vec<Responder>,
+    /// Requests waiting for their reply, by reply subject.
+    inboxes: HashMap<String, oneshot::Sender<Bytes>>,
+}
+
+struct Responder {
+    id: u64,
+    pattern: Vec<String>,
+    group: Option<String>,
+    tx: mpsc::Sender<BusRequest>,
 }
 
 /// A bus inside one process. Like NATS, a subscriber that falls `capacity` messages behind
@@ -29,6 +44,8 @@ pub struct MemoryBus {
     next_id: AtomicU64,
     capacity: usize,
     dropped: Arc<AtomicU64>,
+    /// Spreads requests over the members of a queue group.
+    round_robin: AtomicUsize,
 }
 
 impl MemoryBus {
@@ -38,6 +55,7 @@ impl MemoryBus {
             next_id: AtomicU64::new(1),
             capacity: capacity.max(1),
             dropped: Arc::default(),
+            round_robin: AtomicUsize::new(0),
         }
     }
 
@@ -96,6 +114,13 @@ fn deliver(sub: &Subscriber, payload: &Bytes, dropped: &AtomicU64) {
 impl Bus for MemoryBus {
     async fn publish(&self, subject: &str, payload: Bytes) -> Result<(), BusError> {
         validate(subject, false)?;
+        if subject.starts_with(INBOX) {
+            let mut routes = self.routes.write().expect("bus routes poisoned");
+            if let Some(waiter) = routes.inboxes.remove(subject) {
+                let _ = waiter.send(payload);
+            }
+            return Ok(());
+        }
         let routes = self.routes.read().expect("bus routes poisoned");
         if let Some(subs) = routes.exact.get(subject) {
             for sub in subs {
@@ -136,8 +161,113 @@ impl Bus for MemoryBus {
         }))
     }
 
+    async fn request(
+        &self,
+        subject: &str,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<Bytes, BusError> {
+        validate(subject, false)?;
+        let reply = format!("{INBOX}{}", self.next_id.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut routes = self.routes.write().expect("bus routes poisoned");
+            let matching: Vec<&Responder> = routes
+                .responders
+                .iter()
+                .filter(|r| matches(&r.pattern, subject))
+                .collect();
+            if matching.is_empty() {
+                return Err(BusError::NoResponders(subject.to_owned()));
+            }
+            let request = BusRequest {
+                subject: subject.to_owned(),
+                payload,
+                reply: Some(reply.clone()),
+            };
+            let mut groups_served: Vec<&str> = Vec::new();
+            let turn = self.round_robin.fetch_add(1, Ordering::Relaxed);
+            for r in &matching {
+                match &r.group {
+                    None => {
+                        let _ = r.tx.try_send(request.clone());
+                    }
+                    Some(g) if !groups_served.contains(&g.as_str()) => {
+                        groups_served.push(g);
+                        let members: Vec<&&Responder> = matching
+                            .iter()
+                            .filter(|m| m.group.as_deref() == Some(g))
+                            .collect();
+                        let _ = members[turn % members.len()].tx.try_send(request.clone());
+                    }
+                    Some(_) => {}
+                }
+            }
+            routes.inboxes.insert(reply.clone(), tx);
+        }
+        let result = tokio::time::timeout(timeout, rx).await;
+        self.routes
+            .write()
+            .expect("bus routes poisoned")
+            .inboxes
+            .remove(&reply);
+        match result {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(_)) | Err(_) => Err(BusError::Timeout(timeout)),
+        }
+    }
+
+    async fn serve(
+        &self,
+        subject: &str,
+        queue_group: Option<&str>,
+    ) -> Result<RequestStream, BusError> {
+        validate(subject, true)?;
+        let (tx, rx) = mpsc::channel(self.capacity);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.routes
+            .write()
+            .expect("bus routes poisoned")
+            .responders
+            .push(Responder {
+                id,
+                pattern: subject.split('.').map(str::to_owned).collect(),
+                group: queue_group.map(str::to_owned),
+                tx,
+            });
+        Ok(Box::pin(MemoryResponder {
+            rx,
+            id,
+            routes: Arc::clone(&self.routes),
+        }))
+    }
+
     fn is_ready(&self) -> bool {
         true
+    }
+}
+
+/// Removes its responder on drop.
+struct MemoryResponder {
+    rx: mpsc::Receiver<BusRequest>,
+    id: u64,
+    routes: Arc<RwLock<Routes>>,
+}
+
+impl futures_util::Stream for MemoryResponder {
+    type Item = BusRequest;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<BusRequest>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl Drop for MemoryResponder {
+    fn drop(&mut self) {
+        let mut routes = self.routes.write().expect("bus routes poisoned");
+        routes.responders.retain(|r| r.id != self.id);
     }
 }
 
@@ -202,6 +332,76 @@ mod tests {
             bus.publish("s", Bytes::from_static(b"x")).await.unwrap();
         }
         assert_eq!(bus.dropped(), 3);
+    }
+
+    #[tokio::test]
+    async fn request_reply_with_queue_groups() {
+        let bus = Arc::new(MemoryBus::new(16));
+        assert_eq!(
+            bus.request("svc.echo", Bytes::new(), Duration::from_secs(1))
+                .await,
+            Err(BusError::NoResponders("svc.echo".into()))
+        );
+        let mut served = Vec::new();
+        for name in ["a", "b"] {
+            let mut reqs = bus.serve("svc.*", Some("workers")).await.unwrap();
+            let bus = Arc::clone(&bus);
+            served.push(tokio::spawn(async move {
+                let mut n = 0;
+                while let Some(req) = reqs.next().await {
+                    n += 1;
+                    let reply = req.reply.unwrap();
+                    bus.publish(
+                        &reply,
+                        Bytes::from(format!("{name}:{}", String::from_utf8_lossy(&req.payload))),
+                    )
+                    .await
+                    .unwrap();
+                    if n == 2 {
+                        return n;
+                    }
+                }
+                n
+            }));
+        }
+        let mut answers = Vec::new();
+        for i in 0..4 {
+            let r = bus
+                .request(
+                    "svc.echo",
+                    Bytes::from(i.to_string()),
+                    Duration::from_secs(1),
+                )
+                .await
+                .unwrap();
+            answers.push(String::from_utf8(r.to_vec()).unwrap());
+        }
+        // Each request answered once, shared between the two members.
+        assert_eq!(
+            answers.iter().filter(|a| a.starts_with("a:")).count(),
+            2,
+            "{answers:?}"
+        );
+        assert_eq!(
+            answers.iter().filter(|a| a.starts_with("b:")).count(),
+            2,
+            "{answers:?}"
+        );
+        for s in served {
+            assert_eq!(s.await.unwrap(), 2);
+        }
+    }
+
+    #[tokio::test]
+    async fn request_times_out_without_reply() {
+        let bus = MemoryBus::new(4);
+        let _silent = bus.serve("svc.x", None).await.unwrap();
+        let e = bus
+            .request("svc.x", Bytes::new(), Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert_eq!(e, BusError::Timeout(Duration::from_millis(50)));
+        assert!(bus.routes.read().unwrap().inboxes.is_empty());
     }
 
     #[tokio::test]

@@ -5,6 +5,10 @@
 //! publisher on one subject arrive in the order published; a subscription receives only what is
 //! published after `subscribe` returns. Subjects follow NATS syntax: `.`-separated tokens, `*`
 //! matches one token and `>` the rest in subscriptions.
+//!
+//! Request/reply: a subject is used either for pub/sub or for requests, never both. `serve`
+//! receives requests (each goes to one member of a queue group, or to every responder without
+//! one); a responder answers by publishing to the request's `reply` subject.
 
 pub mod memory;
 
@@ -12,22 +16,52 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::Stream;
 use std::pin::Pin;
+use std::time::Duration;
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BusError {
     #[error("the bus is unavailable: {0}")]
     Unavailable(String),
     #[error("invalid subject {0:?}")]
     InvalidSubject(String),
+    #[error("no responder for {0:?}")]
+    NoResponders(String),
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
 }
 
 /// A live subscription; dropping it unsubscribes.
 pub type BusSubscription = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
 
+/// A request as a responder receives it.
+#[derive(Debug, Clone)]
+pub struct BusRequest {
+    pub subject: String,
+    pub payload: Bytes,
+    /// Where to publish the answer; `None` when the sender expects none.
+    pub reply: Option<String>,
+}
+
+/// Requests for a responder; dropping it stops serving.
+pub type RequestStream = Pin<Box<dyn Stream<Item = BusRequest> + Send>>;
+
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
     async fn publish(&self, subject: &str, payload: Bytes) -> Result<(), BusError>;
     async fn subscribe(&self, subject: &str) -> Result<BusSubscription, BusError>;
+    /// Sends a request and waits up to `timeout` for the first reply.
+    async fn request(
+        &self,
+        subject: &str,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<Bytes, BusError>;
+    /// Receives requests sent to `subject`, sharing them within `queue_group` when given.
+    async fn serve(
+        &self,
+        subject: &str,
+        queue_group: Option<&str>,
+    ) -> Result<RequestStream, BusError>;
     /// Whether the bus can take publishes now (drives `/readyz`).
     fn is_ready(&self) -> bool;
 }
