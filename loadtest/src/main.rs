@@ -22,6 +22,11 @@ fn main() -> Result<()> {
         if !ratios.is_empty() {
             print!("\n{ratios}");
         }
+        let mut machines: Vec<&str> = reports.iter().map(|r| r.machine.as_str()).collect();
+        machines.dedup();
+        for machine in machines {
+            println!("\nMachine: {machine}");
+        }
         return Ok(());
     }
 
