@@ -1,13 +1,12 @@
 //! Apps (tenants' applications) as a gateway sees them: credentials compiled for verification,
-//! plus a live connection count. The registry is the gateway's only copy; in `waas dev` it is
-//! filled from configuration, in cluster mode from the control-plane.
+//! plus a live connection count. [`crate::registry`] keeps them; the control-plane is where they
+//! come from.
 
 use crate::auth::jwt::JwtKeys;
 use crate::auth::AuthError;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use waas_protocol::AppId;
 
 /// An app's definition as stored and shipped to gateways. Secrets that only need verifying are
@@ -64,6 +63,19 @@ pub struct App {
     connections: Arc<AtomicUsize>,
 }
 
+impl App {
+    /// Compiles `config`; `previous` (the same app before an update) hands over its count.
+    pub fn new(config: AppConfig, previous: Option<&App>) -> Result<Self, AuthError> {
+        Ok(App {
+            jwt: JwtKeys::from_config(&config)?,
+            connections: previous
+                .map(|p| Arc::clone(&p.connections))
+                .unwrap_or_default(),
+            config,
+        })
+    }
+}
+
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("App").field("id", &self.config.id).finish()
@@ -104,49 +116,5 @@ pub struct ConnectionSlot(Arc<AtomicUsize>);
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// The apps this gateway serves. Reads are a brief read-lock and an `Arc` clone; updates swap
-/// the whole `App`, so a key rotation takes effect on the next lookup.
-#[derive(Default)]
-pub struct AppRegistry {
-    /// Keyed by the id's string so a lookup from a URL path needs no allocation.
-    apps: RwLock<HashMap<String, Arc<App>>>,
-}
-
-impl AppRegistry {
-    pub fn get(&self, id: &str) -> Option<Arc<App>> {
-        let apps = self.apps.read().expect("app registry poisoned");
-        apps.get(id).cloned()
-    }
-
-    /// Adds or replaces an app, keeping its connection count.
-    pub fn upsert(&self, config: AppConfig) -> Result<Arc<App>, AuthError> {
-        let jwt = JwtKeys::from_config(&config)?;
-        let mut apps = self.apps.write().expect("app registry poisoned");
-        let connections = apps
-            .get(config.id.as_str())
-            .map(|a| Arc::clone(&a.connections))
-            .unwrap_or_default();
-        let app = Arc::new(App {
-            config,
-            jwt,
-            connections,
-        });
-        apps.insert(app.config.id.as_str().to_owned(), Arc::clone(&app));
-        Ok(app)
-    }
-
-    pub fn remove(&self, id: &AppId) -> Option<Arc<App>> {
-        self.apps
-            .write()
-            .expect("app registry poisoned")
-            .remove(id.as_str())
-    }
-
-    pub fn ids(&self) -> Vec<AppId> {
-        let apps = self.apps.read().expect("app registry poisoned");
-        apps.values().map(|a| a.config.id.clone()).collect()
     }
 }

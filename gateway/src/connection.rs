@@ -30,6 +30,8 @@ pub enum Upfront {
     Authenticated(Identity),
     Refused(AuthError),
     NoSuchApp,
+    /// The app could not be looked up (control-plane unreachable); worth retrying.
+    Unavailable(String),
 }
 
 struct Conn {
@@ -75,6 +77,7 @@ enum Exit {
 /// Runs a connection to its end. Errors stay inside: one client's failure ends only its task.
 pub async fn run(
     gw: Arc<Gateway>,
+    app_id: String,
     app: Option<Arc<App>>,
     upfront: Upfront,
     stream: TcpStream,
@@ -84,7 +87,7 @@ pub async fn run(
     let limits = gw.config.limits.clone();
     let reg = gw
         .connections
-        .register(limits.max_queued_messages, limits.max_queued_bytes);
+        .register(&app_id, limits.max_queued_messages, limits.max_queued_bytes);
     let (mut reader, _) = fastwebsockets::after_handshake_split(
         SocketReader::new(Arc::clone(&stream), pending),
         tokio::io::sink(),
@@ -204,6 +207,10 @@ impl Conn {
             Upfront::NoSuchApp => {
                 self.error(None, ErrorCode::AppNotFound, "no such app");
                 self.out().close(CloseCode::APP_NOT_FOUND);
+            }
+            Upfront::Unavailable(reason) => {
+                self.error(None, ErrorCode::Unavailable, reason);
+                self.out().close(CloseCode::SERVER_ERROR);
             }
             Upfront::Refused(e) => self.refuse(None, &e),
             Upfront::Authenticated(identity) => self.accept(None, identity),

@@ -17,6 +17,8 @@ type Shard = Mutex<HashMap<u64, Arc<Tracked>>>;
 /// What the sweeper needs to know about a connection besides its queue.
 pub struct Tracked {
     pub out: Arc<Outbound>,
+    /// The app id from the URL, so an app's connections can be closed when it is deleted.
+    pub app: String,
     /// Token expiry in seconds since the epoch; 0 = none (or not yet authenticated).
     pub expires_at: AtomicU64,
     /// 0 until authenticated, so the sweeper can enforce the connect timeout.
@@ -71,11 +73,17 @@ impl Connections {
         self.origin.elapsed().as_millis() as u64
     }
 
-    pub fn register(self: &Arc<Self>, max_frames: usize, max_bytes: usize) -> Registration {
+    pub fn register(
+        self: &Arc<Self>,
+        app: &str,
+        max_frames: usize,
+        max_bytes: usize,
+    ) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let now = self.now_ms();
         let tracked = Arc::new(Tracked {
             out: Arc::new(Outbound::new(id, max_frames, max_bytes, now)),
+            app: app.to_owned(),
             expires_at: AtomicU64::new(0),
             authenticated_at_ms: AtomicU64::new(0),
             opened_ms: now,
@@ -140,6 +148,15 @@ impl Connections {
     /// Asks every connection to close with `code`.
     pub fn close_all(&self, code: CloseCode) {
         self.each(|t| t.out.close(code));
+    }
+
+    /// Asks every connection of `app` to close with `code`.
+    pub fn close_app(&self, app: &str, code: CloseCode) {
+        self.each(|t| {
+            if t.app == app {
+                t.out.close(code)
+            }
+        });
     }
 
     /// Waits until no connection is left.

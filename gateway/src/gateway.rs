@@ -1,27 +1,31 @@
 //! The state one gateway node shares between its tasks.
 
-use crate::app::AppRegistry;
-use crate::bus::Bus;
+use crate::bus::{Bus, BusError};
 use crate::config::GatewayConfig;
 use crate::connections::Connections;
+use crate::directory::{changes_subject, AppChanged};
 use crate::hub::Hub;
 use crate::publisher::Publisher;
+use crate::registry::AppRegistry;
+use futures_util::StreamExt;
 use std::sync::Arc;
+use tokio::task::JoinHandle;
+use waas_protocol::CloseCode;
 
 pub struct Gateway {
     pub config: GatewayConfig,
-    pub apps: AppRegistry,
+    pub apps: Arc<AppRegistry>,
     pub hub: Hub,
     pub publisher: Publisher,
     pub connections: Arc<Connections>,
 }
 
 impl Gateway {
-    pub fn new(config: GatewayConfig, bus: Arc<dyn Bus>) -> Arc<Self> {
+    pub fn new(config: GatewayConfig, bus: Arc<dyn Bus>, apps: AppRegistry) -> Arc<Self> {
         Arc::new(Gateway {
             hub: Hub::new(Arc::clone(&bus)),
             publisher: Publisher::new(bus, config.subject_prefix.clone()),
-            apps: AppRegistry::default(),
+            apps: Arc::new(apps),
             connections: Arc::default(),
             config,
         })
@@ -29,5 +33,31 @@ impl Gateway {
 
     pub fn is_ready(&self) -> bool {
         self.publisher.bus().is_ready()
+    }
+
+    /// Follows the control-plane's app changes: updates take effect on the next lookup, and a
+    /// deleted app's connections are closed. Subscribed before this returns, so no change made
+    /// after start-up is missed.
+    pub async fn follow_app_changes(self: &Arc<Self>) -> Result<JoinHandle<()>, BusError> {
+        let mut changes = self
+            .publisher
+            .bus()
+            .subscribe(&changes_subject(&self.config.subject_prefix))
+            .await?;
+        let gw = Arc::clone(self);
+        Ok(tokio::spawn(async move {
+            while let Some(payload) = changes.next().await {
+                match serde_json::from_slice::<AppChanged>(&payload) {
+                    Ok(change) => {
+                        let id = change.id.clone();
+                        if gw.apps.apply(change) {
+                            gw.connections
+                                .close_app(id.as_str(), CloseCode::APP_NOT_FOUND);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "unreadable app change event"),
+                }
+            }
+        }))
     }
 }

@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`bus`]: the **Bus seam** (`Bus` trait) and its implementations: `memory` (one process)
 //!   and NATS (cluster).
-//! - [`app`]: apps as the gateway sees them and the registry that holds them.
+//! - [`app`]: apps as the gateway sees them.
+//! - [`registry`]: the cache of apps, filled from the control-plane's [`directory`].
 //! - [`auth`]: API keys and JWT verification (`auth::jwt`), the [`auth::Identity`] of a caller.
 //! - [`hub`]: local subscriptions, one bus subscription per live subject, the fan-out.
 //! - [`outbound`]: a connection's bounded outbound queue and slow-consumer policy.
@@ -22,16 +23,19 @@ pub mod bus;
 pub mod config;
 pub mod connection;
 pub mod connections;
+pub mod directory;
 pub mod gateway;
 pub mod hub;
 pub mod outbound;
 pub mod publisher;
 pub mod ratelimit;
+pub mod registry;
 pub mod rest;
 pub mod server;
 pub mod socket;
 pub mod wsframe;
 
-pub use app::{AppConfig, AppRegistry};
+pub use app::AppConfig;
 pub use config::{GatewayConfig, Limits};
 pub use gateway::Gateway;
+pub use registry::AppRegistry;

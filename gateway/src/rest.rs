@@ -86,7 +86,9 @@ impl FromRequestParts<Arc<Gateway>> for ServerAuth {
         let app_id = params.get("app").map(String::as_str).unwrap_or_default();
         let app = gw
             .apps
-            .get(app_id)
+            .resolve(app_id)
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?
             .ok_or_else(|| ApiError::new(ErrorCode::AppNotFound, format!("no app {app_id:?}")))?;
         match bearer(parts) {
             Some(key) if app.is_api_key(key) => Ok(ServerAuth(app)),

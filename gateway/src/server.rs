@@ -62,7 +62,10 @@ async fn websocket(
         *resp.status_mut() = StatusCode::UPGRADE_REQUIRED;
         return resp;
     };
-    let app = gw.apps.get(&app_id);
+    let (app, lookup_error) = match gw.apps.resolve(&app_id).await {
+        Ok(app) => (app, None),
+        Err(e) => (None, Some(e.to_string())),
+    };
     let credential = query.token.or_else(|| {
         headers
             .get(header::AUTHORIZATION)
@@ -71,6 +74,9 @@ async fn websocket(
             .map(|v| v.trim().to_owned())
     });
     let upfront = match (&app, credential) {
+        (None, _) if lookup_error.is_some() => {
+            Upfront::Unavailable(lookup_error.unwrap_or_default())
+        }
         (None, _) => Upfront::NoSuchApp,
         (Some(_), None) => Upfront::None,
         (Some(app), Some(c)) => match auth::authenticate(app, &c) {
@@ -92,7 +98,15 @@ async fn websocket(
         let upgraded = ws.into_inner().into_inner();
         match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(parts) => {
-                connection::run(gw, app, upfront, parts.io.into_inner(), parts.read_buf).await
+                connection::run(
+                    gw,
+                    app_id,
+                    app,
+                    upfront,
+                    parts.io.into_inner(),
+                    parts.read_buf,
+                )
+                .await
             }
             Err(_) => tracing::error!("upgraded connection is not a TCP stream; dropped"),
         }
@@ -137,6 +151,10 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let changes = gw
+        .follow_app_changes()
+        .await
+        .map_err(|e| std::io::Error::other(format!("cannot follow app changes: {e}")))?;
     let sweeper = tokio::spawn(sweeper(Arc::clone(&gw)));
     let service = TowerToHyperService::new(router(Arc::clone(&gw)));
     // Each HTTP connection task holds a receiver; `closed()` on the sender then waits for all.
@@ -191,5 +209,6 @@ pub async fn serve(
         );
     }
     sweeper.abort();
+    changes.abort();
     Ok(())
 }

@@ -1,0 +1,206 @@
+//! The apps this gateway serves: a cache in front of the control-plane's directory.
+//!
+//! Lookups are a read-lock and an `Arc` clone. An unknown app is fetched once over the bus; a
+//! change event replaces or removes it at once (key rotation, deletion); entries older than
+//! `refresh_after` are refreshed in the background while the cached copy keeps serving — so a
+//! gateway keeps serving known apps while the control-plane is down.
+
+use crate::app::{App, AppConfig};
+use crate::auth::AuthError;
+use crate::bus::Bus;
+use crate::directory::{query_subject, AppAnswer, AppChanged, AppQuery};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    #[error("app directory unavailable: {0}")]
+    Unavailable(String),
+}
+
+enum Known {
+    App(Arc<App>),
+    Missing,
+}
+
+struct Entry {
+    known: Known,
+    fetched: Instant,
+    refreshing: bool,
+}
+
+/// Where unknown apps are fetched from.
+pub struct Directory {
+    pub bus: Arc<dyn Bus>,
+    pub prefix: String,
+    pub timeout: Duration,
+}
+
+pub struct AppRegistry {
+    /// Keyed by the id's string so a lookup from a URL path needs no allocation.
+    entries: RwLock<HashMap<String, Entry>>,
+    directory: Option<Directory>,
+    refresh_after: Duration,
+    /// How long "no such app" is believed before asking again.
+    missing_ttl: Duration,
+}
+
+impl AppRegistry {
+    /// A registry that knows only what is put into it.
+    pub fn fixed() -> Self {
+        Self::new(None, Duration::MAX, Duration::MAX)
+    }
+
+    pub fn new(
+        directory: Option<Directory>,
+        refresh_after: Duration,
+        missing_ttl: Duration,
+    ) -> Self {
+        AppRegistry {
+            entries: RwLock::default(),
+            directory,
+            refresh_after,
+            missing_ttl,
+        }
+    }
+
+    /// The cached app, without asking anyone.
+    pub fn cached(&self, id: &str) -> Option<Arc<App>> {
+        match self.entries.read().expect("registry poisoned").get(id) {
+            Some(Entry {
+                known: Known::App(app),
+                ..
+            }) => Some(Arc::clone(app)),
+            _ => None,
+        }
+    }
+
+    /// The app `id`, fetched from the directory when not cached. `Ok(None)`: no such app.
+    pub async fn resolve(self: &Arc<Self>, id: &str) -> Result<Option<Arc<App>>, RegistryError> {
+        let mut refresh = false;
+        {
+            let mut entries = self.entries.write().expect("registry poisoned");
+            if let Some(entry) = entries.get_mut(id) {
+                let age = entry.fetched.elapsed();
+                match &entry.known {
+                    Known::App(app) => {
+                        let app = Arc::clone(app);
+                        if age >= self.refresh_after
+                            && !entry.refreshing
+                            && self.directory.is_some()
+                        {
+                            entry.refreshing = true;
+                            refresh = true;
+                        }
+                        if refresh {
+                            let me = Arc::clone(self);
+                            let id = id.to_owned();
+                            tokio::spawn(async move { me.refresh(&id).await });
+                        }
+                        return Ok(Some(app));
+                    }
+                    Known::Missing if age < self.missing_ttl => return Ok(None),
+                    Known::Missing => {}
+                }
+            }
+        }
+        self.fetch(id).await
+    }
+
+    async fn refresh(&self, id: &str) {
+        if let Err(e) = self.fetch(id).await {
+            tracing::warn!(app = id, error = %e, "refreshing app failed; keeping the cached copy");
+            if let Some(entry) = self.entries.write().expect("registry poisoned").get_mut(id) {
+                entry.refreshing = false;
+                entry.fetched = Instant::now();
+            }
+        }
+    }
+
+    async fn fetch(&self, id: &str) -> Result<Option<Arc<App>>, RegistryError> {
+        let Some(dir) = &self.directory else {
+            return Ok(None);
+        };
+        let query = serde_json::to_vec(&AppQuery { id: id.to_owned() }).expect("query serialises");
+        let reply = dir
+            .bus
+            .request(&query_subject(&dir.prefix), Bytes::from(query), dir.timeout)
+            .await
+            .map_err(|e| RegistryError::Unavailable(e.to_string()))?;
+        let answer: AppAnswer = serde_json::from_slice(&reply)
+            .map_err(|e| RegistryError::Unavailable(format!("bad directory answer: {e}")))?;
+        if let Some(error) = answer.error {
+            return Err(RegistryError::Unavailable(error));
+        }
+        match answer.app {
+            Some(config) => self
+                .upsert(config)
+                .map(Some)
+                .map_err(|e| RegistryError::Unavailable(e.to_string())),
+            None => {
+                self.entries.write().expect("registry poisoned").insert(
+                    id.to_owned(),
+                    Entry {
+                        known: Known::Missing,
+                        fetched: Instant::now(),
+                        refreshing: false,
+                    },
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    /// Adds or replaces an app, keeping its connection count. An update older than the cached
+    /// version is ignored, so a late reply cannot undo a newer change event.
+    pub fn upsert(&self, config: AppConfig) -> Result<Arc<App>, AuthError> {
+        let mut entries = self.entries.write().expect("registry poisoned");
+        let previous = match entries.get(config.id.as_str()) {
+            Some(Entry {
+                known: Known::App(app),
+                ..
+            }) => Some(Arc::clone(app)),
+            _ => None,
+        };
+        if let Some(prev) = &previous {
+            if prev.config.version > config.version {
+                return Ok(Arc::clone(prev));
+            }
+        }
+        let app = Arc::new(App::new(config, previous.as_deref())?);
+        entries.insert(
+            app.config.id.as_str().to_owned(),
+            Entry {
+                known: Known::App(Arc::clone(&app)),
+                fetched: Instant::now(),
+                refreshing: false,
+            },
+        );
+        Ok(app)
+    }
+
+    /// Applies a change event; returns true when the app was deleted.
+    pub fn apply(&self, change: AppChanged) -> bool {
+        match change.app {
+            Some(config) => {
+                if let Err(e) = self.upsert(config) {
+                    tracing::error!(app = %change.id, error = %e, "app update carries bad keys; ignored");
+                }
+                false
+            }
+            None => {
+                self.entries.write().expect("registry poisoned").insert(
+                    change.id.as_str().to_owned(),
+                    Entry {
+                        known: Known::Missing,
+                        fetched: Instant::now(),
+                        refreshing: false,
+                    },
+                );
+                true
+            }
+        }
+    }
+}
