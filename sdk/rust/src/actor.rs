@@ -14,7 +14,7 @@ use crate::session::{Notice, Session, Subscriber};
 use crate::transport::{Inbound, Transport};
 use serde_json::value::RawValue;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::{sleep, sleep_until, Instant};
@@ -70,6 +70,8 @@ pub(crate) struct Actor {
     pub session: Session,
     /// Index in `options.endpoints` of the current (or last) connection.
     pub endpoint: usize,
+    /// Set to the fatal error, if any, before the command channel closes.
+    pub stopped: Arc<OnceLock<Error>>,
 }
 
 /// Connects once to each URL in order, returning the first success or the last failure. The
@@ -165,6 +167,7 @@ impl Actor {
         }
         if let Some(e) = &error {
             tracing::warn!(error = %e, "client stopped");
+            let _ = self.stopped.set(e.clone_lossy());
         }
         self.state.send_replace(State::Closed);
         self.emit(ConnectionEvent::Closed { error });
@@ -267,8 +270,10 @@ impl Actor {
                 item = transport.inbound.recv() => match item {
                     Some(Inbound::Frame(frame)) => self.session.on_frame(frame),
                     Some(Inbound::Obligation(o)) => {
+                        // A failed write here means the socket is gone; the reader reports
+                        // why (often the close frame just echoed), so that is what counts.
                         if let Err(e) = transport.fulfil(o).await {
-                            return Ended::Lost { code: None, reason: e.to_string() };
+                            tracing::debug!(error = %e, "could not answer a control frame");
                         }
                     }
                     Some(Inbound::Closed { code, reason }) => return Ended::Lost { code, reason },

@@ -12,7 +12,7 @@ use crate::session::{Session, Subscriber};
 use crate::subscription::Subscription;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use waas_protocol::ChannelName;
@@ -31,6 +31,8 @@ struct Inner {
     state: watch::Receiver<State>,
     options: Arc<Options>,
     next_subscriber: AtomicU64,
+    /// Why the client stopped, when it was not `close()`; later calls report it.
+    stopped: Arc<OnceLock<Error>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -53,6 +55,7 @@ impl Client {
         let (transport, endpoint) = first_connect(&options).await?;
         let (commands_tx, commands) = mpsc::channel(COMMAND_CAPACITY);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let stopped = Arc::new(OnceLock::new());
         let (state_tx, state) = watch::channel(State::Connected {
             connection_id: transport.ready.connection_id.clone(),
             sub: transport.ready.sub.clone(),
@@ -64,6 +67,7 @@ impl Client {
             state: state_tx,
             session: Session::new(options.offline_queue),
             endpoint,
+            stopped: stopped.clone(),
         };
         tokio::spawn(actor.run(transport));
         Ok(Client {
@@ -73,6 +77,7 @@ impl Client {
                 state,
                 options,
                 next_subscriber: AtomicU64::new(1),
+                stopped,
             }),
         })
     }
@@ -84,13 +89,17 @@ impl Client {
         command: impl FnOnce(oneshot::Sender<Result<T>>) -> Command,
     ) -> Result<T> {
         let (reply, answer) = oneshot::channel();
+        let closed = || match self.inner.stopped.get() {
+            Some(e) => e.clone_lossy(),
+            None => Error::ClientClosed,
+        };
         let exchange = async {
             self.inner
                 .commands
                 .send(command(reply))
                 .await
-                .map_err(|_| Error::ClientClosed)?;
-            answer.await.map_err(|_| Error::ClientClosed)?
+                .map_err(|_| closed())?;
+            answer.await.map_err(|_| closed())?
         };
         tokio::time::timeout(self.inner.options.request_timeout, exchange)
             .await
@@ -178,7 +187,8 @@ impl Client {
             .request("close", |reply| Command::Close { reply })
             .await
         {
-            Err(Error::ClientClosed) => Ok(()),
+            // Already finished, by another clone or for good: nothing left to close.
+            Err(_) if self.inner.commands.is_closed() => Ok(()),
             other => other,
         }
     }

@@ -185,7 +185,10 @@ impl Transport {
                 Inbound::Frame(other) => {
                     tracing::debug!(frame = ?other, "frame before ready ignored");
                 }
-                Inbound::Obligation(o) => self.fulfil(o).await?,
+                Inbound::Obligation(o) => {
+                    // If this fails the reader reports why next.
+                    let _ = self.fulfil(o).await;
+                }
                 Inbound::Closed { code, reason } => {
                     return Err(match code {
                         Some(code) => Error::Closed { code, reason },
