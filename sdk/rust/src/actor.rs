@@ -118,10 +118,6 @@ impl Actor {
     pub(crate) async fn run(mut self, mut transport: Transport) {
         loop {
             self.session.on_connect();
-            self.state.send_replace(State::Connected {
-                connection_id: transport.ready.connection_id.clone(),
-                sub: transport.ready.sub.clone(),
-            });
             let ended = self.serve(&mut transport).await;
             let stop = match ended {
                 Ended::Close(reply) => Stop::Close(reply),
@@ -222,10 +218,16 @@ impl Actor {
     fn announce(&mut self, transport: &Transport) {
         for notice in self.session.take_notices() {
             match notice {
-                Notice::AllLive => self.emit(ConnectionEvent::Connected {
-                    connection_id: transport.ready.connection_id.clone(),
-                    url: transport.url.clone(),
-                }),
+                Notice::AllLive => {
+                    self.state.send_replace(State::Connected {
+                        connection_id: transport.ready.connection_id.clone(),
+                        sub: transport.ready.sub.clone(),
+                    });
+                    self.emit(ConnectionEvent::Connected {
+                        connection_id: transport.ready.connection_id.clone(),
+                        url: transport.url.clone(),
+                    });
+                }
                 Notice::ResubscribeFailed { channel, error } => {
                     tracing::warn!(%channel, %error, "resubscribe refused");
                     self.emit(ConnectionEvent::ResubscribeFailed {

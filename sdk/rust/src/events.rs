@@ -79,11 +79,13 @@ impl std::fmt::Debug for Events {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum State {
+    /// Connected with every subscription live (from the same moment as
+    /// [`ConnectionEvent::Connected`]); `sub` is who the server authenticated.
     Connected {
         connection_id: String,
         sub: String,
     },
-    /// Lost the connection and trying to get it back.
+    /// Lost the connection and getting it back, until resubscribed.
     Reconnecting,
     Closed,
 }
