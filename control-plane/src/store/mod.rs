@@ -4,31 +4,31 @@
 //! `control-plane/tests/store_suite.rs`.
 //!
 //! Guarantees: every method is atomic; `version` of an app strictly increases with each change to
-//! it (key added or revoked included); deleting a tenant deletes its apps and their keys.
+//! it (key added or revoked included), and is drawn from one store-wide counter, so an app deleted
+//! and created again under the same id still gets a version above any its gateways have seen;
+//! deleting a tenant deletes its apps and their keys. Lists are ordered by id in byte order (the
+//! order of [`AppId`]'s `Ord`), the same in both stores.
 
+mod error;
+mod migrations;
 pub mod model;
+pub mod postgres;
+pub mod sqlite;
 
+pub use error::StoreError;
 pub use model::*;
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use waas_protocol::AppId;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    #[error("{0} not found")]
-    NotFound(String),
-    #[error("{0} already exists")]
-    Conflict(String),
-    #[error("invalid data: {0}")]
-    Invalid(String),
-    #[error("store unavailable: {0}")]
-    Backend(String),
-}
-
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// `Conflict` when the id is taken.
     async fn create_tenant(&self, new: NewTenant) -> Result<Tenant, StoreError>;
     async fn get_tenant(&self, id: &str) -> Result<Tenant, StoreError>;
+    /// Ordered by id.
     async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError>;
     async fn rename_tenant(&self, id: &str, name: &str) -> Result<Tenant, StoreError>;
     /// Deletes the tenant and returns the ids of the apps deleted with it.
@@ -39,9 +39,36 @@ pub trait Store: Send + Sync + 'static {
     async fn get_app(&self, id: &AppId) -> Result<AppRecord, StoreError>;
     /// All apps, or those of one tenant; ordered by id.
     async fn list_apps(&self, tenant_id: Option<&str>) -> Result<Vec<AppRecord>, StoreError>;
+    /// Applies `patch` and bumps `version`, even for an empty patch, so that a caller can make
+    /// gateways reload an app.
     async fn update_app(&self, id: &AppId, patch: AppPatch) -> Result<AppRecord, StoreError>;
+    /// Deletes the app and its keys.
     async fn delete_app(&self, id: &AppId) -> Result<(), StoreError>;
 
+    /// `NotFound` when the app does not exist; `Conflict` when the app already has a key with
+    /// this id or this hash.
     async fn add_api_key(&self, app: &AppId, key: NewApiKey) -> Result<AppRecord, StoreError>;
+    /// `NotFound` when the app or its key does not exist.
     async fn revoke_api_key(&self, app: &AppId, key_id: &str) -> Result<AppRecord, StoreError>;
+}
+
+/// A tenant id for [`NewTenant`]s that come without one: `t_` and 16 random hex digits, enough
+/// that two never meet in practice, short enough to read in a URL.
+pub(crate) fn generate_tenant_id() -> String {
+    format!("t_{:016x}", rand::random::<u64>())
+}
+
+/// An app id read back from a database. Ids are validated before they are stored, so a failure
+/// here means the row was written by something else and is reported rather than skipped.
+pub(crate) fn stored_app_id(id: &str) -> Result<AppId, StoreError> {
+    AppId::parse(id).map_err(|e| StoreError::Invalid(format!("stored app id {id:?}: {e}")))
+}
+
+/// Splits a patch field into "touch it?" and "the new value", the form SQL can take as two
+/// parameters without building statements on the fly.
+pub(crate) fn patch_field(field: &Option<Option<String>>) -> (bool, Option<&str>) {
+    match field {
+        None => (false, None),
+        Some(value) => (true, value.as_deref()),
+    }
 }

@@ -16,7 +16,7 @@ pub struct Tenant {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewTenant {
-    /// Chosen by the caller or generated when absent.
+    /// Chosen by the caller, or generated when absent (`t_` and 16 hex digits).
     pub id: Option<String>,
     pub name: String,
 }
@@ -43,8 +43,10 @@ pub struct AppRecord {
     pub jwt_rsa_public_key: Option<String>,
     pub jwt_ec_public_key: Option<String>,
     pub limits: AppLimits,
+    /// Oldest first (by `created_at`, then `id`).
     pub api_keys: Vec<ApiKeyRecord>,
-    /// Incremented by every change; gateways use it to ignore stale updates.
+    /// Increased by every change; gateways use it to ignore stale updates. Not contiguous: it is
+    /// drawn from a counter shared by all apps, so it also increases across delete and re-create.
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
