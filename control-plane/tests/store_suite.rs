@@ -1,0 +1,690 @@
+//! The Store contract, written once and run against both stores.
+//!
+//! Each case is an `async fn(&dyn Store)`; `store_suite!` turns it into one test per store. SQLite
+//! tests get a file in a temporary directory. Postgres tests get a schema each, with a random name,
+//! on `postgres://postgres@127.0.0.1:5432/postgres` (`WAAS_TEST_DATABASE_URL` overrides), dropped
+//! at the end even when the case fails, so tests run in parallel and leave nothing behind.
+
+use std::future::Future;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use waas_control_plane::store::{
+    AppPatch, NewApiKey, NewApp, NewTenant, PostgresStore, SqliteStore, Store, StoreError,
+};
+use waas_gateway::app::AppLimits;
+use waas_protocol::AppId;
+
+macro_rules! store_suite {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let (store, _dir) = super::sqlite_store();
+                    super::$case(&store).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::with_postgres(|store| async move { super::$case(&store).await }).await;
+                }
+            )*
+        }
+    };
+}
+
+store_suite!(
+    tenants_crud,
+    generated_tenant_ids,
+    lists_are_in_byte_order,
+    create_and_get_app,
+    duplicate_app_is_a_conflict,
+    unknown_tenant_is_not_found,
+    list_apps_by_tenant,
+    update_app_patches,
+    delete_app,
+    api_keys_add_and_revoke,
+    delete_tenant_cascades,
+    versions_increase_across_delete_and_create,
+    concurrent_changes_get_distinct_versions,
+);
+
+// ---- the cases ----
+
+async fn tenants_crud(store: &dyn Store) {
+    let acme = store.create_tenant(tenant("acme", "Acme")).await.unwrap();
+    assert_eq!(acme.id, "acme");
+    assert_eq!(acme.name, "Acme");
+    assert_recent(acme.created_at);
+    assert_eq!(store.get_tenant("acme").await.unwrap(), acme);
+
+    assert_eq!(
+        store.create_tenant(tenant("acme", "Other")).await,
+        Err(StoreError::Conflict("tenant acme".into()))
+    );
+
+    let renamed = store.rename_tenant("acme", "Acme Corp").await.unwrap();
+    assert_eq!(renamed.name, "Acme Corp");
+    assert_eq!(renamed.created_at, acme.created_at);
+    assert_eq!(store.get_tenant("acme").await.unwrap(), renamed);
+
+    let missing = Err(StoreError::NotFound("tenant nope".into()));
+    assert_eq!(store.get_tenant("nope").await, missing);
+    assert_eq!(store.rename_tenant("nope", "x").await, missing);
+    assert_eq!(
+        store.delete_tenant("nope").await.map(|_| ()),
+        missing.map(|_| ())
+    );
+
+    assert_eq!(store.list_tenants().await.unwrap(), vec![renamed]);
+    assert_eq!(
+        store.delete_tenant("acme").await.unwrap(),
+        Vec::<AppId>::new()
+    );
+    assert_eq!(
+        store.get_tenant("acme").await,
+        Err(StoreError::NotFound("tenant acme".into()))
+    );
+    assert!(store.list_tenants().await.unwrap().is_empty());
+}
+
+async fn generated_tenant_ids(store: &dyn Store) {
+    let new = || NewTenant {
+        id: None,
+        name: "Anonymous".into(),
+    };
+    let a = store.create_tenant(new()).await.unwrap();
+    let b = store.create_tenant(new()).await.unwrap();
+    for t in [&a, &b] {
+        assert!(t.id.starts_with("t_") && t.id.len() == 18, "{}", t.id);
+    }
+    assert_ne!(a.id, b.id);
+    assert_eq!(store.get_tenant(&a.id).await.unwrap(), a);
+}
+
+async fn lists_are_in_byte_order(store: &dyn Store) {
+    // Upper case before lower, '-' before '_': byte order, whatever the database's collation.
+    let ids = ["b", "a_1", "B", "a-1", "a", "A9"];
+    for id in ids {
+        store.create_tenant(tenant(id, id)).await.unwrap();
+        store.create_app(new_app(id, id)).await.unwrap();
+    }
+    let mut sorted = ids.map(String::from).to_vec();
+    sorted.sort();
+
+    let tenants: Vec<_> = store.list_tenants().await.unwrap();
+    assert_eq!(
+        tenants.into_iter().map(|t| t.id).collect::<Vec<_>>(),
+        sorted
+    );
+
+    let apps = store.list_apps(None).await.unwrap();
+    let app_ids: Vec<_> = apps.iter().map(|a| a.id.as_str().to_owned()).collect();
+    assert_eq!(app_ids, sorted);
+    // The order of the ids themselves, as Rust compares them.
+    let mut by_ord: Vec<_> = apps.iter().map(|a| a.id.clone()).collect();
+    by_ord.sort();
+    assert_eq!(
+        apps.iter().map(|a| a.id.clone()).collect::<Vec<_>>(),
+        by_ord
+    );
+}
+
+async fn create_and_get_app(store: &dyn Store) {
+    store.create_tenant(tenant("acme", "Acme")).await.unwrap();
+    let new = NewApp {
+        id: app_id("chat"),
+        tenant_id: "acme".into(),
+        name: "Chat".into(),
+        jwt_secret: Some("s3cret".into()),
+        jwt_rsa_public_key: None,
+        jwt_ec_public_key: Some("-----BEGIN PUBLIC KEY-----\n…".into()),
+        limits: AppLimits {
+            max_connections: Some(100),
+            max_channels_per_connection: None,
+            publish_rate: Some(50),
+            publish_burst: Some(0),
+        },
+    };
+    let app = store.create_app(new.clone()).await.unwrap();
+    assert_eq!(app.id, new.id);
+    assert_eq!(app.tenant_id, new.tenant_id);
+    assert_eq!(app.name, new.name);
+    assert_eq!(app.jwt_secret, new.jwt_secret);
+    assert_eq!(app.jwt_rsa_public_key, None);
+    assert_eq!(app.jwt_ec_public_key, new.jwt_ec_public_key);
+    assert_eq!(app.limits, new.limits);
+    assert!(app.api_keys.is_empty());
+    assert!(app.version > 0);
+    assert_recent(app.created_at);
+    assert_eq!(app.updated_at, app.created_at);
+
+    assert_eq!(store.get_app(&app_id("chat")).await.unwrap(), app);
+    assert_eq!(
+        store.get_app(&app_id("nope")).await,
+        Err(StoreError::NotFound("app nope".into()))
+    );
+
+    let config = app.gateway_config();
+    assert_eq!(config.version, app.version);
+    assert_eq!(config.limits, new.limits);
+}
+
+async fn duplicate_app_is_a_conflict(store: &dyn Store) {
+    store.create_tenant(tenant("acme", "Acme")).await.unwrap();
+    store.create_tenant(tenant("other", "Other")).await.unwrap();
+    let first = store.create_app(new_app("chat", "acme")).await.unwrap();
+    // App ids are global, not per tenant: gateways know apps by id alone.
+    assert_eq!(
+        store.create_app(new_app("chat", "other")).await,
+        Err(StoreError::Conflict("app chat".into()))
+    );
+    assert_eq!(store.get_app(&app_id("chat")).await.unwrap(), first);
+}
+
+async fn unknown_tenant_is_not_found(store: &dyn Store) {
+    assert_eq!(
+        store.create_app(new_app("chat", "ghost")).await,
+        Err(StoreError::NotFound("tenant ghost".into()))
+    );
+    assert!(store.list_apps(None).await.unwrap().is_empty());
+}
+
+async fn list_apps_by_tenant(store: &dyn Store) {
+    store.create_tenant(tenant("acme", "Acme")).await.unwrap();
+    store.create_tenant(tenant("zeta", "Zeta")).await.unwrap();
+    for (app, owner) in [("c", "acme"), ("b", "zeta"), ("a", "acme")] {
+        store.create_app(new_app(app, owner)).await.unwrap();
+    }
+    store.add_api_key(&app_id("a"), key("k1")).await.unwrap();
+    store.add_api_key(&app_id("b"), key("k2")).await.unwrap();
+
+    let ids = |apps: Vec<waas_control_plane::store::AppRecord>| {
+        apps.into_iter()
+            .map(|a| a.id.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(store.list_apps(Some("acme")).await.unwrap()),
+        ["a", "c"]
+    );
+    assert_eq!(ids(store.list_apps(Some("zeta")).await.unwrap()), ["b"]);
+    assert!(store.list_apps(Some("ghost")).await.unwrap().is_empty());
+
+    // Listed apps are whole, keys included: the same records get_app returns.
+    let all = store.list_apps(None).await.unwrap();
+    assert_eq!(all.len(), 3);
+    for app in all {
+        assert_eq!(store.get_app(&app.id).await.unwrap(), app);
+    }
+}
+
+async fn update_app_patches(store: &dyn Store) {
+    store.create_tenant(tenant("acme", "Acme")).await.unwrap();
+    let mut new = new_app("chat", "acme");
+    new.jwt_secret = Some("one".into());
+    new.jwt_rsa_public_key = Some("rsa".into());
+    let created = store.create_app(new).await.unwrap();
+
+    // A name alone: everything else stays.
+    let renamed = store
+        .update_app(
+            &app_id("chat"),
+            AppPatch {
+                name: Some("Chat 2".into()),
+                ..AppPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.name, "Chat 2");
+    assert_eq!(renamed.jwt_secret.as_deref(), Some("one"));
+    assert_eq!(renamed.jwt_rsa_public_key.as_deref(), Some("rsa"));
+    assert_eq!(renamed.limits, created.limits);
+    assert_eq!(renamed.created_at, created.created_at);
+    assert!(renamed.updated_at >= created.updated_at);
+    assert!(renamed.version > created.version);
+
+    // Some(None) clears, Some(Some) sets, None leaves alone; limits are replaced whole.
+    let limits = AppLimits {
+        max_connections: Some(5),
+        ..AppLimits::default()
+    };
+    let patched = store
+        .update_app(
+            &app_id("chat"),
+            AppPatch {
+                name: None,
+                jwt_secret: Some(None),
+                jwt_rsa_public_key: None,
+                jwt_ec_public_key: Some(Some("ec".into())),
+                limits: Some(limits.clone()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.name, "Chat 2");
+    assert_eq!(patched.jwt_secret, None);
+    assert_eq!(patched.jwt_rsa_public_key.as_deref(), Some("rsa"));
+    assert_eq!(patched.jwt_ec_public_key.as_deref(), Some("ec"));
+    assert_eq!(patched.limits, limits);
+    assert!(patched.version > renamed.version);
+    assert_eq!(store.get_app(&app_id("chat")).await.unwrap(), patched);
+
+    // An empty patch changes nothing but the version.
+    let touched = store
+        .update_app(&app_id("chat"), AppPatch::default())
+        .await
+        .unwrap();
+    assert!(touched.version > patched.version);
+    assert_eq!(
+        (touched.name, touched.jwt_ec_public_key, touched.limits),
+        (patched.name, patched.jwt_ec_public_key, patched.limits)
+    );
+
+    assert_eq!(
+        store.update_app(&app_id("nope"), AppPatch::default()).await,
+        Err(StoreError::NotFound("app nope".into()))
+    );
+}
+
+async fn delete_app(store: &dyn Store) {
+    store.create_tenant(tenant("acme", "Acme")).await.unwrap();
+    store.create_app(new_app("chat", "acme")).await.unwrap();
+    store.create_app(new_app("feed", "acme")).await.unwrap();
+    store.add_api_key(&app_id("chat"), key("k1")).await.unwrap();
+
+    store.delete_app(&app_id("chat")).await.unwrap();
+    let gone = Err(StoreError::NotFound("app chat".into()));
+    assert_eq!(store.get_app(&app_id("chat")).await, gone);
+    assert_eq!(store.delete_app(&app_id("chat")).await, gone.map(|_| ()));
+    let left: Vec<_> = store.list_apps(Some("acme")).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, app_id("feed"));
+
+    // Its keys went with it: the same id, created again, starts with none.
+    let again = store.create_app(new_app("chat", "acme")).await.unwrap();
+    assert!(again.api_keys.is_empty());
+    assert_eq!(store.get_tenant("acme").await.unwrap().name, "Acme");
+}
+
+async fn api_keys_add_and_revoke(store: &dyn Store) {
+    store.create_tenant(tenant("acme", "Acme")).await.unwrap();
+    let created = store.create_app(new_app("chat", "acme")).await.unwrap();
+    let chat = app_id("chat");
+
+    let one = store.add_api_key(&chat, key("k2")).await.unwrap();
+    assert!(one.version > created.version);
+    assert!(one.updated_at >= created.updated_at);
+    assert_eq!(one.api_keys.len(), 1);
+    let k2 = &one.api_keys[0];
+    assert_eq!(
+        (&*k2.id, &*k2.prefix, &*k2.hash, k2.label.as_deref()),
+        ("k2", "wk_k2", "hash-of-k2", Some("label of k2"))
+    );
+    assert_recent(k2.created_at);
+
+    let two = store
+        .add_api_key(
+            &chat,
+            NewApiKey {
+                label: None,
+                ..key("k1")
+            },
+        )
+        .await
+        .unwrap();
+    assert!(two.version > one.version);
+    // Oldest first; keys added within one second are in id order.
+    let mut expected = two.api_keys.clone();
+    expected.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    assert_eq!(two.api_keys, expected);
+    assert_eq!(two.api_keys.len(), 2);
+    assert_eq!(store.get_app(&chat).await.unwrap(), two);
+    let mut hashes = two.gateway_config().api_key_hashes;
+    hashes.sort();
+    assert_eq!(hashes, ["hash-of-k1", "hash-of-k2"]);
+
+    // Refusals change nothing, version included.
+    assert_eq!(
+        store.add_api_key(&chat, key("k1")).await,
+        Err(StoreError::Conflict("api key k1 of app chat".into()))
+    );
+    let same_hash = NewApiKey {
+        id: "k3".into(),
+        ..key("k1")
+    };
+    assert_eq!(
+        store.add_api_key(&chat, same_hash).await,
+        Err(StoreError::Conflict(
+            "an api key with the same hash in app chat".into()
+        ))
+    );
+    assert_eq!(
+        store.add_api_key(&app_id("nope"), key("k1")).await,
+        Err(StoreError::NotFound("app nope".into()))
+    );
+    assert_eq!(
+        store.revoke_api_key(&chat, "k9").await,
+        Err(StoreError::NotFound("api key k9 of app chat".into()))
+    );
+    assert_eq!(
+        store.revoke_api_key(&app_id("nope"), "k1").await,
+        Err(StoreError::NotFound("app nope".into()))
+    );
+    assert_eq!(store.get_app(&chat).await.unwrap(), two);
+
+    let revoked = store.revoke_api_key(&chat, "k2").await.unwrap();
+    assert!(revoked.version > two.version);
+    let ids: Vec<_> = revoked.api_keys.iter().map(|k| k.id.as_str()).collect();
+    assert_eq!(ids, ["k1"]);
+    assert_eq!(store.get_app(&chat).await.unwrap(), revoked);
+
+    // A key id is per app: another app may use the same one.
+    store.create_app(new_app("feed", "acme")).await.unwrap();
+    store.add_api_key(&app_id("feed"), key("k1")).await.unwrap();
+}
+
+async fn delete_tenant_cascades(store: &dyn Store) {
+    store.create_tenant(tenant("acme", "Acme")).await.unwrap();
+    store.create_tenant(tenant("zeta", "Zeta")).await.unwrap();
+    for (app, owner) in [("chat", "acme"), ("b-feed", "acme"), ("other", "zeta")] {
+        store.create_app(new_app(app, owner)).await.unwrap();
+        store.add_api_key(&app_id(app), key("k1")).await.unwrap();
+    }
+
+    let deleted = store.delete_tenant("acme").await.unwrap();
+    assert_eq!(deleted, [app_id("b-feed"), app_id("chat")]);
+    for app in ["chat", "b-feed"] {
+        assert_eq!(
+            store.get_app(&app_id(app)).await,
+            Err(StoreError::NotFound(format!("app {app}")))
+        );
+    }
+    let left = store.list_apps(None).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, app_id("other"));
+    assert_eq!(left[0].api_keys.len(), 1);
+    assert_eq!(store.list_tenants().await.unwrap().len(), 1);
+
+    // Nothing of the old tenant survives in a new one of the same id.
+    store
+        .create_tenant(tenant("acme", "Acme again"))
+        .await
+        .unwrap();
+    assert!(store.list_apps(Some("acme")).await.unwrap().is_empty());
+    let chat = store.create_app(new_app("chat", "acme")).await.unwrap();
+    assert!(chat.api_keys.is_empty());
+}
+
+async fn versions_increase_across_delete_and_create(store: &dyn Store) {
+    store.create_tenant(tenant("acme", "Acme")).await.unwrap();
+    let chat = app_id("chat");
+    let mut versions = vec![
+        store
+            .create_app(new_app("chat", "acme"))
+            .await
+            .unwrap()
+            .version,
+    ];
+    let mut note = |version: i64| versions.push(version);
+    note(store.add_api_key(&chat, key("k1")).await.unwrap().version);
+    note(
+        store
+            .update_app(&chat, AppPatch::default())
+            .await
+            .unwrap()
+            .version,
+    );
+    note(store.revoke_api_key(&chat, "k1").await.unwrap().version);
+    store.delete_app(&chat).await.unwrap();
+    // A gateway that still holds the old app must take the new one for newer.
+    note(
+        store
+            .create_app(new_app("chat", "acme"))
+            .await
+            .unwrap()
+            .version,
+    );
+    store.delete_tenant("acme").await.unwrap();
+    store.create_tenant(tenant("acme", "Acme")).await.unwrap();
+    note(
+        store
+            .create_app(new_app("chat", "acme"))
+            .await
+            .unwrap()
+            .version,
+    );
+
+    assert!(
+        versions.windows(2).all(|w| w[0] < w[1]),
+        "versions must increase: {versions:?}"
+    );
+}
+
+async fn concurrent_changes_get_distinct_versions(store: &dyn Store) {
+    store.create_tenant(tenant("acme", "Acme")).await.unwrap();
+    let created = store.create_app(new_app("chat", "acme")).await.unwrap();
+    let chat = app_id("chat");
+    let rename = |name: &str| AppPatch {
+        name: Some(name.into()),
+        ..AppPatch::default()
+    };
+    let (a, b, c, d, e, f) = tokio::join!(
+        store.add_api_key(&chat, key("k1")),
+        store.update_app(&chat, rename("one")),
+        store.add_api_key(&chat, key("k2")),
+        store.update_app(&chat, rename("two")),
+        store.add_api_key(&chat, key("k3")),
+        store.update_app(&chat, AppPatch::default()),
+    );
+    let mut versions: Vec<i64> = [a, b, c, d, e, f]
+        .into_iter()
+        .map(|r| r.unwrap().version)
+        .collect();
+    versions.sort();
+    versions.dedup();
+    assert_eq!(versions.len(), 6, "each change gets its own version");
+    assert!(versions[0] > created.version);
+
+    let now = store.get_app(&chat).await.unwrap();
+    assert_eq!(now.version, versions[5], "the last change is the one kept");
+    assert_eq!(now.api_keys.len(), 3);
+}
+
+// ---- store-specific tests ----
+
+#[tokio::test]
+async fn sqlite_keeps_data_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory that does not exist yet, as on the first `waas dev`.
+    let path = dir.path().join("data").join("waas.db");
+
+    let (before, version) = {
+        let store = SqliteStore::open(&path).unwrap();
+        store.create_tenant(tenant("acme", "Acme")).await.unwrap();
+        store.create_app(new_app("chat", "acme")).await.unwrap();
+        let app = store.add_api_key(&app_id("chat"), key("k1")).await.unwrap();
+        (app.clone(), app.version)
+    };
+
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.get_app(&app_id("chat")).await.unwrap(), before);
+    assert_eq!(store.get_tenant("acme").await.unwrap().name, "Acme");
+    // The version counter survives too: the first change after a restart is still newer.
+    let after = store
+        .update_app(&app_id("chat"), AppPatch::default())
+        .await
+        .unwrap();
+    assert!(after.version > version);
+
+    // Reopening did not apply the migrations again.
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let applied: i64 = conn
+        .query_row("SELECT count(*) FROM schema_migrations", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(applied, 1);
+    let journal: String = conn
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(journal, "wal");
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_works() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    tenants_crud(&store).await;
+}
+
+#[tokio::test]
+async fn postgres_migrate_is_idempotent_and_safe_to_race() {
+    let schema = TestSchema::create().await;
+    let url = schema.url();
+    let a = PostgresStore::connect(&url).await.unwrap();
+    let b = PostgresStore::connect(&url).await.unwrap();
+    let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
+    let outcome = ra.and(rb).and(a.migrate().await);
+    let applied = schema.applied_migrations().await;
+    schema.drop().await;
+    outcome.unwrap();
+    assert_eq!(applied, 1);
+}
+
+#[tokio::test]
+async fn postgres_connect_errors() {
+    assert!(matches!(
+        PostgresStore::connect("not a url=").await,
+        Err(StoreError::Invalid(_))
+    ));
+    // Nothing listens on port 1.
+    assert!(matches!(
+        PostgresStore::connect("postgres://postgres@127.0.0.1:1/postgres").await,
+        Err(StoreError::Backend(_))
+    ));
+}
+
+// ---- helpers ----
+
+fn sqlite_store() -> (SqliteStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("waas.db")).unwrap();
+    (store, dir)
+}
+
+/// Runs `case` against a migrated store in a schema of its own, then drops the schema, also when
+/// the case panics (the case runs in a task so the panic can be caught and re-raised after).
+async fn with_postgres<F, Fut>(case: F)
+where
+    F: FnOnce(PostgresStore) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let schema = TestSchema::create().await;
+    let store = PostgresStore::connect(&schema.url()).await.unwrap();
+    store.migrate().await.unwrap();
+    let outcome = tokio::spawn(case(store)).await;
+    schema.drop().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// A schema with a random name on the test database, and an admin connection to drop it with.
+struct TestSchema {
+    base_url: String,
+    name: String,
+    admin: tokio_postgres::Client,
+}
+
+impl TestSchema {
+    async fn create() -> Self {
+        let base_url = std::env::var("WAAS_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let (admin, connection) = tokio_postgres::connect(&base_url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach the test database at {base_url}: {e}"));
+        tokio::spawn(connection);
+        let name = format!("waas_test_{:016x}", rand::random::<u64>());
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {name}"))
+            .await
+            .unwrap();
+        Self {
+            base_url,
+            name,
+            admin,
+        }
+    }
+
+    /// The base URL with `search_path` set to this schema.
+    fn url(&self) -> String {
+        let separator = if self.base_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        format!(
+            "{}{separator}options=-c%20search_path%3D{}",
+            self.base_url, self.name
+        )
+    }
+
+    async fn applied_migrations(&self) -> i64 {
+        let sql = format!("SELECT count(*) FROM {}.schema_migrations", self.name);
+        self.admin.query_one(&sql, &[]).await.unwrap().get(0)
+    }
+
+    async fn drop(self) {
+        self.admin
+            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name))
+            .await
+            .unwrap();
+    }
+}
+
+fn app_id(id: &str) -> AppId {
+    AppId::parse(id).unwrap()
+}
+
+fn tenant(id: &str, name: &str) -> NewTenant {
+    NewTenant {
+        id: Some(id.into()),
+        name: name.into(),
+    }
+}
+
+fn new_app(id: &str, tenant_id: &str) -> NewApp {
+    NewApp {
+        id: app_id(id),
+        tenant_id: tenant_id.into(),
+        name: format!("App {id}"),
+        jwt_secret: None,
+        jwt_rsa_public_key: None,
+        jwt_ec_public_key: None,
+        limits: AppLimits::default(),
+    }
+}
+
+fn key(id: &str) -> NewApiKey {
+    NewApiKey {
+        id: id.into(),
+        prefix: format!("wk_{id}"),
+        hash: format!("hash-of-{id}"),
+        label: Some(format!("label of {id}")),
+    }
+}
+
+/// `t` is a time the store set just now, by a clock that agrees with this one within a minute.
+fn assert_recent(t: i64) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!((now - t).abs() < 60, "{t} is not now ({now})");
+}
