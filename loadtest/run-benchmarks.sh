@@ -2,11 +2,12 @@
 # Runs the benchmark scenarios against WaaS (`waas dev`) and the Socket.IO peer, each run on a
 # fresh server process bound to 127.0.0.1, and prints one markdown table with the ratios.
 #
-#   loadtest/run-benchmarks.sh                 # 1k and 10k subscribers, both targets
+#   loadtest/run-benchmarks.sh                 # 1k and 10k subscribers, two loads, both targets
 #   SCENARIOS="10000:20" TARGETS=waas loadtest/run-benchmarks.sh
 #
 # Environment (defaults):
-#   SCENARIOS   "SUBSCRIBERS:RATE ..." ("1000:20 10000:2", i.e. 20k deliveries/s each)
+#   SCENARIOS   "SUBSCRIBERS:RATE ..." ("1000:20 10000:2 1000:200 10000:20": 20k and 200k
+#               deliveries/s at 1k and 10k subscribers)
 #   TARGETS     "waas socketio"
 #   DURATION    seconds of publishing per run (10)
 #   PAYLOAD     bytes of padding per message (100)
@@ -20,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-SCENARIOS=${SCENARIOS:-"1000:20 10000:2"}
+SCENARIOS=${SCENARIOS:-"1000:20 10000:2 1000:200 10000:20"}
 TARGETS=${TARGETS:-"waas socketio"}
 DURATION=${DURATION:-10}
 PAYLOAD=${PAYLOAD:-100}
@@ -55,6 +56,7 @@ trap stop_server EXIT
 # start_server TARGET LOG: starts a fresh server, sets SERVER_PID and ADDR.
 start_server() {
     local target=$1 log=$2
+    : >"$log"
     case $target in
     waas)
         # No per-app connection cap (10k subscribers + the publisher) and no publish rate limit.
@@ -72,7 +74,7 @@ start_server() {
     SERVER_PID=$!
     ADDR=
     for _ in $(seq 100); do
-        ADDR=$(sed -n 's/^listening on //p' "$log")
+        ADDR=$(sed -n 's/^listening on //p' "$log" || true)
         [ -n "$ADDR" ] && return 0
         sleep 0.1
     done
@@ -91,7 +93,7 @@ busy_percent() {
         n = split(a, x); split(b, y); total = 0
         for (i = 2; i <= n; i++) total += y[i] - x[i]
         idle = (y[5] - x[5]) + (y[6] - x[6])
-        printf "%d", total > 0 ? 100 * (total - idle) / total : 0 }'
+        printf "%d", (total > 0 ? 100 * (total - idle) / total : 0) }'
 }
 
 # Others compile on this box: wait (bounded) for it to calm down before measuring.

@@ -128,7 +128,7 @@ pub struct RunArgs {
 
     /// Seconds to wait after publishing for in-flight deliveries (stops early when all arrived,
     /// or when none arrived for 2 s).
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 30.0)]
     pub drain_timeout: f64,
 
     /// Seconds to wait after the last subscription before sampling the server's RSS.

@@ -1,6 +1,6 @@
 //! CPU time and resident memory of a process, read from `/proc` (Linux only).
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use std::time::Duration;
 
 /// One reading of a process.
@@ -23,6 +23,42 @@ impl ProcSample {
             rss_kib: parse_vm_rss_kib(&status)?,
         })
     }
+}
+
+/// Busy and total CPU time of the whole machine, in clock ticks, from the `cpu` line of
+/// `/proc/stat` (busy = user + nice + system + irq + softirq + steal; guest time is inside user).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BoxSample {
+    pub busy_ticks: u64,
+    pub total_ticks: u64,
+}
+
+impl BoxSample {
+    pub fn read() -> Result<BoxSample> {
+        let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+        parse_box(&stat)
+    }
+}
+
+fn parse_box(stat: &str) -> Result<BoxSample> {
+    let line = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .ok_or_else(|| anyhow!("no cpu line in /proc/stat"))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|f| f.parse().context("/proc/stat cpu field"))
+        .collect::<Result<_>>()?;
+    let [user, nice, system, idle, iowait, irq, softirq, steal] = v[..] else {
+        bail!("/proc/stat cpu line has fewer than 8 fields");
+    };
+    let busy = user + nice + system + irq + softirq + steal;
+    Ok(BoxSample {
+        busy_ticks: busy,
+        total_ticks: busy + idle + iowait,
+    })
 }
 
 /// CPU time between two samples.
@@ -92,6 +128,20 @@ mod tests {
     fn parses_vm_rss() {
         let status = "Name:\tnode\nVmPeak:\t  999 kB\nVmRSS:\t   53124 kB\nThreads:\t7\n";
         assert_eq!(parse_vm_rss_kib(status).unwrap(), 53124);
+    }
+
+    #[test]
+    fn parses_box_stat() {
+        let stat = "cpu  100 5 50 1000 20 3 2 1 0 0\ncpu0 50 2 25 500 10 1 1 0 0 0\n";
+        assert_eq!(
+            parse_box(stat).unwrap(),
+            BoxSample {
+                busy_ticks: 161,
+                total_ticks: 1181
+            }
+        );
+        assert!(parse_box("cpu 1 2 3\n").is_err());
+        assert!(BoxSample::read().unwrap().total_ticks > 0);
     }
 
     #[test]

@@ -26,10 +26,10 @@ pub struct Report {
     pub published: u64,
     /// Messages the server acknowledged.
     pub accepted: u64,
-    /// accepted × subscribed.
+    /// (published − refused) × subscribed.
     pub expected: u64,
     pub delivered: u64,
-    /// expected − delivered (0 when more arrived).
+    /// expected − delivered: not delivered by the end of the drain (lost or late).
     pub lost: u64,
     /// delivered / seconds from the first publish to the last delivery.
     pub delivered_per_s: f64,
@@ -59,6 +59,10 @@ pub struct Report {
     /// This load client's CPU time over the same window as the server's.
     pub client_cpu_s: f64,
     pub client_cpu_us_per_delivery: f64,
+    /// CPU the rest of the machine used over that window (all CPU time minus server and client),
+    /// in percent of one core: how disturbed the measurement was.
+    #[serde(default)]
+    pub others_cpu_percent: f64,
     /// Errors by kind (connect failures, error frames, closes); `lost` is not counted here.
     pub errors: BTreeMap<String, u64>,
     /// CPU model, cores and memory of the machine the run was on.
@@ -77,6 +81,15 @@ fn opt(v: Option<f64>, decimals: usize) -> String {
     v.map_or_else(|| "–".to_string(), |v| format!("{v:.decimals$}"))
 }
 
+/// Three significant figures or so, without a wall of decimals.
+fn num(v: f64) -> String {
+    match v.abs() {
+        a if a >= 100.0 => format!("{v:.0}"),
+        a if a >= 10.0 => format!("{v:.1}"),
+        _ => format!("{v:.2}"),
+    }
+}
+
 fn display_target(t: &str) -> &str {
     match t {
         "waas" => "WaaS",
@@ -91,9 +104,9 @@ pub fn markdown_table(reports: &[Report]) -> String {
     out.push_str(
         "| target | subscribers | msg/s | payload B | delivered | lost | delivered/s \
          | p50 µs | p99 µs | p99.9 µs | server CPU µs/delivery | server CPU % \
-         | server RSS KiB/conn | client CPU µs/delivery | errors |\n",
+         | server RSS KiB/conn | client CPU µs/delivery | others' CPU % | errors |\n",
     );
-    out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+    out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
     for r in reports {
         let via = if r.publish_via == "rest" {
             " (REST)"
@@ -102,7 +115,7 @@ pub fn markdown_table(reports: &[Report]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {}{via} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {:.2} | {} |",
+            "| {}{via} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {:.2} | {:.0} | {} |",
             display_target(&r.target),
             r.subscribed,
             r.rate,
@@ -117,6 +130,7 @@ pub fn markdown_table(reports: &[Report]) -> String {
             opt(r.server_cpu_percent, 0),
             opt(r.server_rss_kib_per_conn, 1),
             r.client_cpu_us_per_delivery,
+            r.others_cpu_percent,
             r.error_count(),
         );
     }
@@ -136,7 +150,9 @@ pub fn ratio_table(reports: &[Report]) -> String {
             continue;
         };
         let ratio = |p: Option<f64>, w: Option<f64>| match (p, w) {
-            (Some(p), Some(w)) if w > 0.0 => format!("{p:.2} / {w:.2} = **{:.1}×**", p / w),
+            (Some(p), Some(w)) if w > 0.0 => {
+                format!("{} / {} = **{:.1}×**", num(p), num(w), p / w)
+            }
             _ => "–".to_string(),
         };
         let _ = writeln!(
@@ -188,8 +204,9 @@ pub fn details(r: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "client CPU {:.2} s; load average before {:.2}; {}",
-        r.client_cpu_s, r.loadavg_before, r.machine
+        "client CPU {:.2} s; the rest of the machine used {:.0}% of a core meanwhile; \
+         load average before {:.2}; {}",
+        r.client_cpu_s, r.others_cpu_percent, r.loadavg_before, r.machine
     );
     for (kind, n) in &r.errors {
         let _ = writeln!(out, "error × {n}: {kind}");
@@ -230,6 +247,7 @@ mod tests {
             server_rss_kib_per_conn: Some(rss),
             client_cpu_s: 1.0,
             client_cpu_us_per_delivery: 5.0,
+            others_cpu_percent: 1.0,
             errors: BTreeMap::new(),
             machine: "test".into(),
             loadavg_before: 0.0,
@@ -243,8 +261,8 @@ mod tests {
         assert_eq!(table.lines().count(), 4);
         assert!(table.contains("| Socket.IO | 1000 | 20 | 100 |"));
         let ratios = ratio_table(&runs);
-        assert!(ratios.contains("29.00 / 2.00 = **14.5×**"), "{ratios}");
-        assert!(ratios.contains("19.00 / 4.00 = **4.8×**"), "{ratios}");
+        assert!(ratios.contains("29.0 / 2.00 = **14.5×**"), "{ratios}");
+        assert!(ratios.contains("19.0 / 4.00 = **4.8×**"), "{ratios}");
         assert!(ratio_table(&runs[..1]).is_empty());
     }
 

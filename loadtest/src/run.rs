@@ -7,7 +7,7 @@
 //!    `--drain-timeout`, or 2 s without progress), sample CPU again → CPU per delivery.
 
 use crate::config::{PublishVia, RunArgs, Target};
-use crate::procfs::{self, ProcSample};
+use crate::procfs::{self, BoxSample, ProcSample};
 use crate::report::Report;
 use crate::stats::Stats;
 use crate::target::{socketio, waas, Ctx, PublishCounters, Publisher, Ready};
@@ -140,6 +140,8 @@ struct Window {
     server_after: Option<ProcSample>,
     client_before: ProcSample,
     client_after: ProcSample,
+    box_before: BoxSample,
+    box_after: BoxSample,
 }
 
 async fn publish_and_drain<P: Publisher>(
@@ -154,6 +156,7 @@ async fn publish_and_drain<P: Publisher>(
     let pad = "x".repeat(args.payload);
     let mut data = String::with_capacity(args.payload + 32);
 
+    let box_before = BoxSample::read()?;
     let client_before = ProcSample::read(me)?;
     let server_before = server("before publishing")?;
     let started = Instant::now();
@@ -177,8 +180,8 @@ async fn publish_and_drain<P: Publisher>(
     let mut last_progress = (Instant::now(), 0, 0);
     loop {
         let (delivered, accepted) = (ctx.stats.delivered(), ctx.published.accepted());
-        let answered = accepted + ctx.published.rejected();
-        if answered >= ctx.published.sent() && delivered >= accepted * subscribed as u64 {
+        let (sent, rejected) = (ctx.published.sent(), ctx.published.rejected());
+        if accepted + rejected >= sent && delivered >= (sent - rejected) * subscribed as u64 {
             break;
         }
         let now = Instant::now();
@@ -192,6 +195,7 @@ async fn publish_and_drain<P: Publisher>(
     let wall = started.elapsed();
     let server_after = server("after publishing")?;
     let client_after = ProcSample::read(me)?;
+    let box_after = BoxSample::read()?;
     publisher.close().await;
     Ok(Window {
         published_at_ns,
@@ -200,6 +204,8 @@ async fn publish_and_drain<P: Publisher>(
         server_after,
         client_before,
         client_after,
+        box_before,
+        box_after,
     })
 }
 
@@ -217,7 +223,13 @@ fn build_report(args: &RunArgs, ctx: &Ctx, s: Samples) -> Report {
     let stats = &ctx.stats;
     let delivered = stats.delivered();
     let accepted = ctx.published.accepted();
-    let expected = accepted * s.subscribed as u64;
+    // Messages neither acknowledged nor refused by the end still count: they are missing if they
+    // were not delivered.
+    let expected = ctx
+        .published
+        .sent()
+        .saturating_sub(ctx.published.rejected())
+        * s.subscribed as u64;
     let w = &s.window;
     let delivering_s =
         Duration::from_nanos(stats.last_delivery_ns().saturating_sub(w.published_at_ns))
@@ -237,6 +249,12 @@ fn build_report(args: &RunArgs, ctx: &Ctx, s: Samples) -> Report {
         (Some(a), Some(b)) => Some(procfs::cpu_between(a, b, s.ticks_per_sec).as_secs_f64()),
         _ => None,
     };
+    let ticks_s = |t: u64| t as f64 / s.ticks_per_sec as f64;
+    let box_busy_s = ticks_s(
+        w.box_after
+            .busy_ticks
+            .saturating_sub(w.box_before.busy_ticks),
+    );
     let client_cpu_s =
         procfs::cpu_between(w.client_before, w.client_after, s.ticks_per_sec).as_secs_f64();
     let rss_per_conn = match (s.server_idle, s.server_subscribed) {
@@ -277,6 +295,9 @@ fn build_report(args: &RunArgs, ctx: &Ctx, s: Samples) -> Report {
         server_rss_kib_per_conn: rss_per_conn,
         client_cpu_s,
         client_cpu_us_per_delivery: per_delivery_us(client_cpu_s),
+        others_cpu_percent: (box_busy_s - client_cpu_s - server_cpu_s.unwrap_or(0.0)).max(0.0)
+            * 100.0
+            / w.wall.as_secs_f64(),
         errors: stats.errors(),
         machine: machine(),
         loadavg_before: s.loadavg_before,
