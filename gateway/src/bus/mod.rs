@@ -11,6 +11,7 @@
 //! one); a responder answers by publishing to the request's `reply` subject.
 
 pub mod memory;
+pub mod nats;
 
 use async_trait::async_trait;
 use bytes::Bytes;

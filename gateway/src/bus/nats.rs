@@ -1,0 +1,310 @@
+//! The bus over NATS (async-nats), for cluster mode: every gateway node holds one connection, and
+//! subjects map one to one onto NATS subjects, so the server routes each channel only to the
+//! nodes that subscribed to it.
+//!
+//! Outages: the client reconnects on its own, forever, and replays its subscriptions when it is
+//! back. While it is disconnected, `is_ready` is false and publishes, requests and new
+//! subscriptions fail at once with [`BusError::Unavailable`] instead of queueing in the client,
+//! where they would either block the caller or be delivered late with no one told. A publish
+//! accepted in the moment before the client notices the outage can still be lost: the bus is
+//! at-most-once.
+
+use super::{Bus, BusError, BusRequest, BusSubscription, RequestStream};
+use async_nats::connection::State;
+use async_nats::{
+    Client, ConnectOptions, Event, PublishErrorKind, Request, RequestErrorKind, ServerAddr,
+    SubscribeError, SubscribeErrorKind,
+};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a [`NatsBus`] connects. Every field has a default that suits a gateway node.
+#[derive(Debug, Clone)]
+pub struct NatsOptions {
+    /// Connection name shown by the server (`/connz`), to tell nodes apart. Default
+    /// `"waas-gateway"`.
+    pub name: String,
+    /// Messages the client buffers per subscription before it drops them and reports a slow
+    /// consumer; the gateway passes `Limits::bus_channel_capacity`. Default 65536.
+    pub subscription_capacity: usize,
+    /// Bound on the first connection, so a node with a wrong URL fails at start-up instead of
+    /// hanging. Default 5 s.
+    pub connect_timeout: Duration,
+    /// How often the client pings the server. Decides how soon a silently dead link (no RST,
+    /// e.g. a partition) turns `/readyz` red: about two intervals. Default 10 s (async-nats's
+    /// own default of 60 s would keep a cut-off node "ready" for two minutes).
+    pub ping_interval: Duration,
+    /// How long `subscribe` and `serve` wait for the server to confirm the new subscription.
+    /// Default 5 s.
+    pub confirm_timeout: Duration,
+}
+
+impl Default for NatsOptions {
+    fn default() -> Self {
+        NatsOptions {
+            name: "waas-gateway".into(),
+            subscription_capacity: 65536,
+            connect_timeout: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(10),
+            confirm_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A [`Bus`] on a NATS connection. Cheap to share behind an `Arc`; all nodes of a deployment
+/// point at the same NATS cluster.
+pub struct NatsBus {
+    client: Client,
+    confirm_timeout: Duration,
+}
+
+// Compile-time check that the NATS bus fits the seam the gateway uses.
+const _: fn(NatsBus) -> Arc<dyn Bus> = |bus| Arc::new(bus);
+
+impl NatsBus {
+    /// Connects to `urls` (one NATS URL or several separated by commas, e.g.
+    /// `nats://a:4222,nats://b:4222`).
+    ///
+    /// The first connection is not retried: a node that cannot reach NATS at start-up exits
+    /// with this error rather than reporting "not ready" forever. After that the client
+    /// reconnects without limit, with backoff capped at 4 s.
+    pub async fn connect(urls: &str, options: NatsOptions) -> Result<NatsBus, BusError> {
+        let addrs = urls
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(|u| {
+                u.parse::<ServerAddr>()
+                    .map_err(|e| BusError::Unavailable(format!("invalid NATS URL {u:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if addrs.is_empty() {
+            return Err(BusError::Unavailable("no NATS URL given".into()));
+        }
+        let name = options.name.clone();
+        let client = ConnectOptions::new()
+            .name(&options.name)
+            .max_reconnects(None)
+            .connection_timeout(options.connect_timeout)
+            .ping_interval(options.ping_interval)
+            .subscription_capacity(options.subscription_capacity.max(1))
+            .event_callback(move |event| log_event(name.clone(), event))
+            .connect(addrs)
+            .await
+            .map_err(|e| BusError::Unavailable(format!("cannot connect to NATS at {urls}: {e}")))?;
+        tracing::info!(urls, name = options.name, "connected to NATS");
+        Ok(NatsBus {
+            client,
+            confirm_timeout: options.confirm_timeout,
+        })
+    }
+
+    fn check_connected(&self) -> Result<(), BusError> {
+        match self.client.connection_state() {
+            State::Connected => Ok(()),
+            State::Disconnected | State::Pending => {
+                Err(BusError::Unavailable("NATS disconnected".into()))
+            }
+        }
+    }
+
+    /// Waits until the server has processed everything this connection sent so far, the new
+    /// SUB included. `Client::flush` is not enough: it only empties the socket buffer, and a
+    /// client that publishes through another node right after our subscribe returns could
+    /// still beat the SUB to the server. A request to a subject no one listens on comes back
+    /// as "no responders" only after the server has read it, and it reads a connection in
+    /// order: one round trip, like a PING, which async-nats does not expose.
+    async fn confirm(&self) -> Result<(), BusError> {
+        let probe = self.client.new_inbox();
+        let request = Request::new().timeout(Some(self.confirm_timeout));
+        match self.client.send_request(probe, request).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == RequestErrorKind::NoResponders => Ok(()),
+            Err(e) if e.kind() == RequestErrorKind::TimedOut => {
+                Err(BusError::Unavailable(format!(
+                    "NATS did not confirm the subscription within {:?}",
+                    self.confirm_timeout
+                )))
+            }
+            Err(e) => Err(BusError::Unavailable(format!(
+                "NATS did not confirm the subscription: {e}"
+            ))),
+        }
+    }
+}
+
+async fn log_event(name: String, event: Event) {
+    match event {
+        Event::Connected => tracing::info!(name, "NATS connection (re)established"),
+        Event::Disconnected => {
+            tracing::warn!(
+                name,
+                "NATS connection lost; reconnecting, not ready meanwhile"
+            )
+        }
+        Event::SlowConsumer(sid) => tracing::warn!(
+            name,
+            sid,
+            "NATS dropped messages for a subscription that fell behind (slow consumer)"
+        ),
+        Event::LameDuckMode => {
+            tracing::warn!(name, "NATS server is shutting down (lame duck mode)")
+        }
+        Event::ServerError(e) => tracing::warn!(name, error = %e, "NATS server error"),
+        Event::ClientError(e) => tracing::warn!(name, error = %e, "NATS client error"),
+        Event::Closed => tracing::info!(name, "NATS connection closed"),
+        Event::Draining => tracing::debug!(name, "NATS connection draining"),
+    }
+}
+
+/// The same subject rules as [`super::memory::MemoryBus`], so a subject refused by one bus is
+/// refused by the other instead of being taken by NATS as some other pattern (async-nats checks
+/// published subjects for whitespace only).
+fn validate(subject: &str, allow_wildcards: bool) -> Result<(), BusError> {
+    let count = subject.split('.').count();
+    let bad = subject.is_empty()
+        || subject.contains(char::is_whitespace)
+        || subject.split('.').enumerate().any(|(i, t)| {
+            t.is_empty()
+                || (!allow_wildcards && (t == "*" || t == ">"))
+                || (t == ">" && i + 1 != count)
+        });
+    if bad {
+        Err(BusError::InvalidSubject(subject.to_owned()))
+    } else {
+        Ok(())
+    }
+}
+
+fn subscribe_error(subject: &str, queue_group: Option<&str>, e: SubscribeError) -> BusError {
+    match e.kind() {
+        SubscribeErrorKind::InvalidSubject => BusError::InvalidSubject(subject.to_owned()),
+        SubscribeErrorKind::InvalidQueueName => {
+            BusError::InvalidSubject(queue_group.unwrap_or_default().to_owned())
+        }
+        SubscribeErrorKind::Other => BusError::Unavailable(format!("NATS subscribe failed: {e}")),
+    }
+}
+
+#[async_trait]
+impl Bus for NatsBus {
+    async fn publish(&self, subject: &str, payload: Bytes) -> Result<(), BusError> {
+        validate(subject, false)?;
+        self.check_connected()?;
+        self.client
+            .publish(subject.to_owned(), payload)
+            .await
+            .map_err(|e| match e.kind() {
+                PublishErrorKind::InvalidSubject => BusError::InvalidSubject(subject.to_owned()),
+                PublishErrorKind::MaxPayloadExceeded => {
+                    BusError::Unavailable(format!("NATS refused the message: {e}"))
+                }
+                PublishErrorKind::Send => {
+                    BusError::Unavailable(format!("NATS publish failed: {e}"))
+                }
+            })
+    }
+
+    async fn subscribe(&self, subject: &str) -> Result<BusSubscription, BusError> {
+        validate(subject, true)?;
+        self.check_connected()?;
+        let subscriber = self
+            .client
+            .subscribe(subject.to_owned())
+            .await
+            .map_err(|e| subscribe_error(subject, None, e))?;
+        // On error the subscriber is dropped here, which unsubscribes: nothing is left behind.
+        self.confirm().await?;
+        Ok(Box::pin(subscriber.map(|message| message.payload)))
+    }
+
+    async fn request(
+        &self,
+        subject: &str,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<Bytes, BusError> {
+        validate(subject, false)?;
+        self.check_connected()?;
+        let request = Request::new().payload(payload).timeout(Some(timeout));
+        match self.client.send_request(subject.to_owned(), request).await {
+            Ok(message) => Ok(message.payload),
+            Err(e) => Err(match e.kind() {
+                RequestErrorKind::NoResponders => BusError::NoResponders(subject.to_owned()),
+                RequestErrorKind::TimedOut => BusError::Timeout(timeout),
+                RequestErrorKind::InvalidSubject => BusError::InvalidSubject(subject.to_owned()),
+                RequestErrorKind::MaxPayloadExceeded | RequestErrorKind::Other => {
+                    BusError::Unavailable(format!("NATS request failed: {e}"))
+                }
+            }),
+        }
+    }
+
+    async fn serve(
+        &self,
+        subject: &str,
+        queue_group: Option<&str>,
+    ) -> Result<RequestStream, BusError> {
+        validate(subject, true)?;
+        self.check_connected()?;
+        let subscriber = match queue_group {
+            Some(group) => {
+                self.client
+                    .queue_subscribe(subject.to_owned(), group.to_owned())
+                    .await
+            }
+            None => self.client.subscribe(subject.to_owned()).await,
+        }
+        .map_err(|e| subscribe_error(subject, queue_group, e))?;
+        self.confirm().await?;
+        Ok(Box::pin(subscriber.map(|message| BusRequest {
+            subject: message.subject.to_string(),
+            payload: message.payload,
+            reply: message.reply.map(|r| r.to_string()),
+        })))
+    }
+
+    fn is_ready(&self) -> bool {
+        self.client.connection_state() == State::Connected
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_follow_the_memory_bus_rules() {
+        assert!(validate("waas.app.chan", false).is_ok());
+        assert!(validate("waas.*.chan", true).is_ok());
+        assert!(validate("waas.>", true).is_ok());
+        for bad in ["", "a..b", "a.b.", "a b", "a.*"] {
+            assert_eq!(
+                validate(bad, false),
+                Err(BusError::InvalidSubject(bad.into())),
+                "{bad:?}"
+            );
+        }
+        assert!(validate("a.>.b", true).is_err());
+    }
+
+    #[tokio::test]
+    async fn unreachable_server_fails_fast_with_a_clear_error() {
+        // Port 1 on loopback: nothing listens, the connection is refused at once.
+        let err = match NatsBus::connect("nats://127.0.0.1:1", NatsOptions::default()).await {
+            Err(e) => e,
+            Ok(_) => panic!("connected to nothing"),
+        };
+        let BusError::Unavailable(message) = err else {
+            panic!("{err:?}")
+        };
+        assert!(message.contains("127.0.0.1:1"), "{message}");
+        assert!(matches!(
+            NatsBus::connect(" , ", NatsOptions::default()).await,
+            Err(BusError::Unavailable(_))
+        ));
+    }
+}
