@@ -5,7 +5,10 @@
 //!   `waas` binary as a child process for signal tests.
 //! - [`raw`]: a WebSocket client that sends any bytes, to test what SDKs would never send.
 //! - [`tokens`]: JWTs for tests.
+//! - [`nats`]: the shared NATS URL, per-test subject prefixes, and a private `nats-server` that
+//!   tests may stop and restart.
 
+pub mod nats;
 pub mod raw;
 pub mod server;
 pub mod tokens;
