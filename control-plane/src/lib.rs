@@ -4,5 +4,13 @@
 //! # Layout
 //! - [`store`]: the **Store seam** (`Store` trait) with its two implementations, SQLite
 //!   (embedded) and PostgreSQL (cluster), and the records they keep.
+//! - [`directory`]: answers gateways' app queries over the bus and announces changes.
+//! - [`admin`]: the operator's REST API, `/v1/admin/...`.
+//! - [`secrets`]: generation of API keys and HS256 secrets.
+//! - [`seed`]: apps declared in configuration, made to exist in the store.
 
+pub mod admin;
+pub mod directory;
+pub mod secrets;
+pub mod seed;
 pub mod store;

@@ -140,15 +140,13 @@ async fn sweeper(gw: Arc<Gateway>) {
     }
 }
 
-/// Serves until `shutdown` resolves, then drains: every connection is closed with 1001
-/// "going away" and given `shutdown_grace` to finish.
-///
-/// The accept loop is ours rather than `axum::serve` so that upgraded connections hand back
-/// the plain `TcpStream` (hyper's HTTP/1 connection, not the auto-detecting one, which wraps
-/// it), letting the connection task write frames straight to the socket.
+/// Serves the gateway (plus `extra` routes, such as the admin API of an all-in-one process)
+/// until `shutdown` resolves, then drains: every connection is closed with 1001 "going away"
+/// and given `shutdown_grace` to finish.
 pub async fn serve(
     gw: Arc<Gateway>,
     listener: TcpListener,
+    extra: Option<Router>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let changes = gw
@@ -156,9 +154,54 @@ pub async fn serve(
         .await
         .map_err(|e| std::io::Error::other(format!("cannot follow app changes: {e}")))?;
     let sweeper = tokio::spawn(sweeper(Arc::clone(&gw)));
-    let service = TowerToHyperService::new(router(Arc::clone(&gw)));
-    // Each HTTP connection task holds a receiver; `closed()` on the sender then waits for all.
-    let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
+    let mut routes = router(Arc::clone(&gw));
+    if let Some(extra) = extra {
+        routes = routes.merge(extra);
+    }
+    let http = accept_until(listener, routes, shutdown).await;
+    tracing::info!("shutting down: closing connections with going away");
+    gw.connections.close_all(CloseCode::GOING_AWAY);
+    let grace = gw.config.limits.shutdown_grace();
+    let drained = async {
+        tokio::join!(http.drain(), gw.connections.wait_empty());
+    };
+    if tokio::time::timeout(grace, drained).await.is_err() {
+        tracing::warn!(
+            left = gw.connections.len(),
+            "shutdown grace period over with connections still open"
+        );
+    }
+    sweeper.abort();
+    changes.abort();
+    Ok(())
+}
+
+/// HTTP connections still finishing after the accept loop stopped.
+pub struct InFlight {
+    /// Each HTTP connection task holds a receiver; `closed()` then waits for all of them.
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl InFlight {
+    /// Asks every HTTP connection to finish its current request, and waits until they have.
+    pub async fn drain(self) {
+        let _ = self.stop.send(true);
+        self.stop.closed().await;
+    }
+}
+
+/// Accepts HTTP/1 connections for `routes` until `shutdown` resolves.
+///
+/// The accept loop is ours rather than `axum::serve` so that upgraded connections hand back
+/// the plain `TcpStream` (hyper's HTTP/1 connection, not the auto-detecting one, which wraps
+/// it), letting the connection task write frames straight to the socket.
+pub async fn accept_until(
+    listener: TcpListener,
+    routes: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> InFlight {
+    let service = TowerToHyperService::new(routes);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let http = hyper::server::conn::http1::Builder::new();
     tokio::pin!(shutdown);
     loop {
@@ -178,7 +221,7 @@ pub async fn serve(
         let conn = http
             .serve_connection(TokioIo::new(stream), service.clone())
             .with_upgrades();
-        let mut stopped = http_stopped.clone();
+        let mut stopped = stopped.clone();
         tokio::spawn(async move {
             tokio::pin!(conn);
             let res = tokio::select! {
@@ -193,22 +236,5 @@ pub async fn serve(
             }
         });
     }
-    drop(listener);
-    drop(http_stopped);
-    let _ = stop_http.send(true);
-    tracing::info!("shutting down: closing connections with going away");
-    gw.connections.close_all(CloseCode::GOING_AWAY);
-    let grace = gw.config.limits.shutdown_grace();
-    let drained = async {
-        tokio::join!(stop_http.closed(), gw.connections.wait_empty());
-    };
-    if tokio::time::timeout(grace, drained).await.is_err() {
-        tracing::warn!(
-            left = gw.connections.len(),
-            "shutdown grace period over with connections still open"
-        );
-    }
-    sweeper.abort();
-    changes.abort();
-    Ok(())
+    InFlight { stop }
 }

@@ -5,10 +5,14 @@
 //!   `waas` binary as a child process for signal tests.
 //! - [`raw`]: a WebSocket client that sends any bytes, to test what SDKs would never send.
 //! - [`tokens`]: JWTs for tests.
+//! - [`cluster`]: a control-plane and gateways as processes over NATS and PostgreSQL.
+//! - [`pg`]: a PostgreSQL schema per test.
 //! - [`nats`]: the shared NATS URL, per-test subject prefixes, and a private `nats-server` that
 //!   tests may stop and restart.
 
+pub mod cluster;
 pub mod nats;
+pub mod pg;
 pub mod raw;
 pub mod server;
 pub mod tokens;

@@ -6,12 +6,14 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use waas::settings::Settings;
+use waas_control_plane::store::Store;
 use waas_gateway::Gateway;
 
-/// An in-process `waas dev` server. Dropping it shuts it down.
+/// An in-process `waas dev` server (apps in an in-memory SQLite). Dropping it shuts it down.
 pub struct TestServer {
     pub addr: SocketAddr,
     pub gateway: Arc<Gateway>,
+    pub store: Arc<dyn Store>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -24,24 +26,37 @@ impl TestServer {
 
     /// Default settings adjusted by `tweak`.
     pub async fn with(tweak: impl FnOnce(&mut Settings)) -> TestServer {
-        let mut settings = Settings::default();
+        let mut settings = Settings {
+            store: ":memory:".into(),
+            ..Settings::default()
+        };
         tweak(&mut settings);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let addr = listener.local_addr().expect("local addr");
-        let gateway = waas::dev::build(&settings).expect("valid test settings");
+        let dev = waas::dev::start(&settings)
+            .await
+            .expect("valid test settings");
+        let gateway = Arc::clone(&dev.gateway);
+        let store = Arc::clone(&dev.store);
         let (stop, stopped) = oneshot::channel::<()>();
-        let gw = Arc::clone(&gateway);
         let task = tokio::spawn(async move {
             let shutdown = async {
                 let _ = stopped.await;
             };
-            waas_gateway::server::serve(gw, listener, shutdown)
-                .await
-                .expect("server failed");
+            waas_gateway::server::serve(
+                Arc::clone(&dev.gateway),
+                listener,
+                Some(dev.admin.clone()),
+                shutdown,
+            )
+            .await
+            .expect("server failed");
+            drop(dev);
         });
         TestServer {
             addr,
             gateway,
+            store,
             stop: Some(stop),
             task: Some(task),
         }
@@ -81,12 +96,20 @@ pub struct ChildServer {
 }
 
 impl ChildServer {
-    /// Starts `binary dev --listen 127.0.0.1:0 <extra>` and waits for its `listening on` line.
+    /// Starts `binary dev --listen 127.0.0.1:0 --store :memory: <extra>`.
     pub fn start(binary: &str, extra: &[&str]) -> ChildServer {
+        let mut args = vec!["dev", "--listen", "127.0.0.1:0", "--store", ":memory:"];
+        args.extend_from_slice(extra);
+        Self::spawn(binary, &args)
+    }
+
+    /// Starts `binary <args>` (which must listen on port 0) and waits for its `listening on`
+    /// line.
+    pub fn spawn(binary: &str, args: &[&str]) -> ChildServer {
         use std::io::{BufRead, BufReader};
         let mut child = std::process::Command::new(binary)
-            .args(["dev", "--listen", "127.0.0.1:0"])
-            .args(extra)
+            .args(args)
+            .env("WAAS_LOG", "warn")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()

@@ -1,38 +1,111 @@
-//! `waas dev`: the whole service in one process, on the in-process bus, with its apps in
-//! memory. Nothing to install: the fastest way from `git clone` to a working socket.
+//! `waas dev`: the whole service in one process — gateway, control-plane and admin API — on the
+//! in-process bus, with apps in an embedded SQLite file. The same components as a cluster, wired
+//! together in memory.
 
-use crate::settings::{Settings, SettingsError};
+use crate::settings::{Settings, SettingsError, DEV_OPERATOR_TOKEN};
+use axum::Router;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use waas_control_plane::admin::{self, Admin};
+use waas_control_plane::directory::Directory;
+use waas_control_plane::seed::ensure_app;
+use waas_control_plane::store::sqlite::SqliteStore;
+use waas_control_plane::store::{Store, StoreError};
 use waas_gateway::bus::memory::MemoryBus;
+use waas_gateway::bus::{Bus, BusError};
+use waas_gateway::registry::{self, AppRegistry};
 use waas_gateway::{Gateway, GatewayConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DevError {
     #[error(transparent)]
     Settings(#[from] SettingsError),
-    #[error("invalid app: {0}")]
-    App(#[from] waas_gateway::auth::AuthError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("bus: {0}")]
+    Bus(#[from] BusError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
-/// Builds the gateway for `settings` without serving it, so callers can inspect it.
-pub fn build(settings: &Settings) -> Result<Arc<Gateway>, DevError> {
-    settings.validate()?;
-    let bus = Arc::new(MemoryBus::new(settings.limits.bus_channel_capacity));
-    let gw = Gateway::new(
+/// A started all-in-one node, not yet serving HTTP.
+pub struct Dev {
+    pub gateway: Arc<Gateway>,
+    pub store: Arc<dyn Store>,
+    /// The admin API, served beside the gateway's routes.
+    pub admin: Router,
+    directory: JoinHandle<()>,
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        self.directory.abort();
+    }
+}
+
+fn open_store(settings: &Settings) -> Result<SqliteStore, DevError> {
+    if settings.store.as_os_str() == ":memory:" {
+        return Ok(SqliteStore::open_in_memory()?);
+    }
+    if let Some(dir) = settings
+        .store
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir)?;
+    }
+    Ok(SqliteStore::open(&settings.store)?)
+}
+
+/// The gateway of a node, learning apps from the control-plane over `bus`.
+pub fn gateway(settings: &Settings, bus: Arc<dyn Bus>) -> Arc<Gateway> {
+    let d = &settings.directory;
+    let apps = AppRegistry::new(
+        Some(registry::Directory {
+            bus: Arc::clone(&bus),
+            prefix: settings.subject_prefix.clone(),
+            timeout: d.timeout(),
+        }),
+        std::time::Duration::from_millis(d.refresh_ms),
+        std::time::Duration::from_millis(d.missing_ttl_ms),
+    );
+    Gateway::new(
         GatewayConfig {
             subject_prefix: settings.subject_prefix.clone(),
             limits: settings.limits.clone(),
         },
         bus,
-    );
-    for app in settings.app_configs()? {
-        gw.apps.upsert(app)?;
+        apps,
+    )
+}
+
+/// Opens the store, makes the declared apps exist, and starts the control-plane's directory.
+pub async fn start(settings: &Settings) -> Result<Dev, DevError> {
+    settings.validate()?;
+    let store: Arc<dyn Store> = Arc::new(open_store(settings)?);
+    for seed in settings.app_seeds()? {
+        ensure_app(store.as_ref(), seed).await?;
     }
-    Ok(gw)
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(settings.limits.bus_channel_capacity));
+    let directory = Directory::new(
+        Arc::clone(&store),
+        Arc::clone(&bus),
+        settings.subject_prefix.clone(),
+    );
+    let serving = directory.serve().await?;
+    let token = settings
+        .operator_token
+        .as_deref()
+        .unwrap_or(DEV_OPERATOR_TOKEN);
+    let admin = admin::router(Admin::new(Arc::clone(&store), directory, token));
+    Ok(Dev {
+        gateway: gateway(settings, bus),
+        store,
+        admin,
+        directory: serving,
+    })
 }
 
 /// Serves on `listener` until `shutdown` resolves, then drains.
@@ -41,7 +114,13 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DevError> {
-    let gw = build(&settings)?;
-    waas_gateway::server::serve(gw, listener, shutdown).await?;
+    let dev = start(&settings).await?;
+    waas_gateway::server::serve(
+        Arc::clone(&dev.gateway),
+        listener,
+        Some(dev.admin.clone()),
+        shutdown,
+    )
+    .await?;
     Ok(())
 }

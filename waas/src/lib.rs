@@ -4,6 +4,8 @@
 //! # Layout
 //! - [`settings`]: configuration from file, environment and flags, validated at start-up.
 //! - [`dev`]: `waas dev`, everything in one process on the embedded bus and store.
+//! - [`cluster`]: `waas gateway`, `waas control-plane`, `waas migrate` on NATS and PostgreSQL.
 
+pub mod cluster;
 pub mod dev;
 pub mod settings;

@@ -19,18 +19,54 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run everything in one process on an in-process bus and in-memory apps.
+    /// Run everything in one process: in-process bus, apps in an embedded SQLite file.
     Dev(DevArgs),
+    /// Run a gateway node of a cluster (needs --nats).
+    Gateway(CommonArgs),
+    /// Run the control-plane of a cluster (needs --nats, --database-url, --operator-token).
+    ControlPlane(CommonArgs),
+    /// Apply PostgreSQL migrations (needs --database-url) and exit.
+    Migrate(CommonArgs),
+    /// Manage apps through a control-plane's admin API.
+    #[command(subcommand)]
+    App(AppCommand),
+    /// Tokens for end users.
+    #[command(subcommand)]
+    Token(TokenCommand),
 }
 
+/// Settings every server command shares.
 #[derive(Args)]
-struct DevArgs {
+struct CommonArgs {
     /// TOML configuration file; flags and WAAS_* variables override it.
     #[arg(long, env = "WAAS_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8080]; port 0 picks a free port.
     #[arg(long, env = "WAAS_LISTEN")]
     listen: Option<SocketAddr>,
+    /// First token of bus subjects [default: waas].
+    #[arg(long, env = "WAAS_SUBJECT_PREFIX")]
+    subject_prefix: Option<String>,
+    /// NATS URL(s), comma-separated.
+    #[arg(long, env = "WAAS_NATS")]
+    nats: Option<String>,
+    /// PostgreSQL URL.
+    #[arg(long, env = "WAAS_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Bearer token of the admin API.
+    #[arg(long, env = "WAAS_OPERATOR_TOKEN")]
+    operator_token: Option<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+#[derive(Args)]
+struct DevArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// SQLite file for apps and keys; `:memory:` keeps nothing [default: .waas/dev.db].
+    #[arg(long, env = "WAAS_STORE")]
+    store: Option<PathBuf>,
     /// Id of the default app [default: demo].
     #[arg(long, env = "WAAS_APP_ID")]
     app_id: Option<String>,
@@ -40,11 +76,51 @@ struct DevArgs {
     /// HS256 secret of the default app [default: demo-secret].
     #[arg(long, env = "WAAS_JWT_SECRET")]
     jwt_secret: Option<String>,
-    /// First token of bus subjects [default: waas].
-    #[arg(long, env = "WAAS_SUBJECT_PREFIX")]
-    subject_prefix: Option<String>,
-    #[command(flatten)]
-    limits: LimitArgs,
+}
+
+#[derive(Subcommand)]
+enum AppCommand {
+    /// Create an app (and its tenant when missing); prints the app with its first API key.
+    Create {
+        /// Base URL of the control-plane (or of `waas dev`).
+        #[arg(
+            long,
+            env = "WAAS_CONTROL_PLANE",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        control_plane: String,
+        #[arg(long, env = "WAAS_OPERATOR_TOKEN")]
+        operator_token: String,
+        #[arg(long)]
+        id: String,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Sign an HS256 token locally with an app's secret (no call to WaaS).
+    Issue {
+        #[arg(long, env = "WAAS_JWT_SECRET")]
+        secret: String,
+        #[arg(long)]
+        sub: String,
+        /// App id, written to `aud`.
+        #[arg(long)]
+        app: Option<String>,
+        /// Channel pattern the holder may subscribe to; repeat for more.
+        #[arg(long)]
+        subscribe: Vec<String>,
+        /// Channel pattern the holder may publish to; repeat for more.
+        #[arg(long)]
+        publish: Vec<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
 }
 
 /// One flag and one variable per limit; `docs/configuration.md` gives defaults and meaning.
@@ -115,14 +191,32 @@ impl LimitArgs {
     }
 }
 
-impl DevArgs {
+impl CommonArgs {
     fn settings(&self) -> anyhow::Result<Settings> {
         let mut s = match &self.config {
             Some(path) => Settings::from_file(path)?,
             None => Settings::default(),
         };
-        overlay!(s, self, listen, app_id, api_key, jwt_secret, subject_prefix);
+        overlay!(s, self, listen, subject_prefix);
+        if self.nats.is_some() {
+            s.nats = self.nats.clone();
+        }
+        if self.database_url.is_some() {
+            s.database_url = self.database_url.clone();
+        }
+        if self.operator_token.is_some() {
+            s.operator_token = self.operator_token.clone();
+        }
         self.limits.apply(&mut s.limits);
+        s.validate()?;
+        Ok(s)
+    }
+}
+
+impl DevArgs {
+    fn settings(&self) -> anyhow::Result<Settings> {
+        let mut s = self.common.settings()?;
+        overlay!(s, self, store, app_id, api_key, jwt_secret);
         s.validate()?;
         Ok(s)
     }
@@ -163,15 +257,23 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-async fn dev(args: DevArgs) -> anyhow::Result<()> {
-    let settings = args.settings()?;
+async fn bind(settings: &Settings) -> anyhow::Result<(TcpListener, SocketAddr)> {
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
+    Ok((listener, addr))
+}
+
+async fn dev(args: DevArgs) -> anyhow::Result<()> {
+    let settings = args.settings()?;
+    let (listener, addr) = bind(&settings).await?;
     let app = &settings.app_id;
     let token = demo_token(&settings)?;
-    println!("WaaS dev server: in-process bus, apps in memory");
+    println!(
+        "WaaS dev server: in-process bus, apps in {}",
+        settings.store.display()
+    );
     println!("  app id      {app}");
     println!("  API key     {}", settings.api_key);
     println!("  JWT secret  {}", settings.jwt_secret);
@@ -181,9 +283,114 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     );
     println!("  demo token  {token}");
     println!("              (sub demo-user, may subscribe and publish everywhere, valid 24 h)");
+    println!(
+        "  admin API   http://{addr}/v1/admin/apps  (Authorization: Bearer {})",
+        settings
+            .operator_token
+            .as_deref()
+            .unwrap_or(waas::settings::DEV_OPERATOR_TOKEN)
+    );
     println!("listening on {addr}");
     waas::dev::run(settings, listener, shutdown_signal()).await?;
     Ok(())
+}
+
+async fn gateway(args: CommonArgs) -> anyhow::Result<()> {
+    let settings = args.settings()?;
+    let (listener, addr) = bind(&settings).await?;
+    let run = waas::cluster::run_gateway(settings, listener, shutdown_signal());
+    println!("listening on {addr}");
+    run.await?;
+    Ok(())
+}
+
+async fn control_plane(args: CommonArgs) -> anyhow::Result<()> {
+    let settings = args.settings()?;
+    let (listener, addr) = bind(&settings).await?;
+    let run = waas::cluster::run_control_plane(settings, listener, shutdown_signal());
+    println!("listening on {addr}");
+    run.await?;
+    Ok(())
+}
+
+async fn app_command(cmd: AppCommand) -> anyhow::Result<()> {
+    match cmd {
+        AppCommand::Create {
+            control_plane,
+            operator_token,
+            id,
+            tenant,
+            name,
+        } => {
+            let http = reqwest::Client::new();
+            let base = control_plane.trim_end_matches('/');
+            let r = http
+                .post(format!("{base}/v1/admin/tenants"))
+                .bearer_auth(&operator_token)
+                .json(&serde_json::json!({"id": tenant, "name": tenant}))
+                .send()
+                .await?;
+            if !(r.status().is_success() || r.status() == reqwest::StatusCode::CONFLICT) {
+                anyhow::bail!(
+                    "creating tenant {tenant}: {} {}",
+                    r.status(),
+                    r.text().await?
+                );
+            }
+            let r = http
+                .post(format!("{base}/v1/admin/apps"))
+                .bearer_auth(&operator_token)
+                .json(&serde_json::json!({"id": id, "tenant_id": tenant, "name": name}))
+                .send()
+                .await?;
+            let status = r.status();
+            let body = r.text().await?;
+            if !status.is_success() {
+                anyhow::bail!("creating app {id}: {status} {body}");
+            }
+            println!("{body}");
+            Ok(())
+        }
+    }
+}
+
+fn token_command(cmd: TokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Issue {
+            secret,
+            sub,
+            app,
+            subscribe,
+            publish,
+            ttl,
+        } => {
+            let patterns = |list: &[String]| -> anyhow::Result<PatternSet> {
+                Ok(PatternSet::new(
+                    list.iter()
+                        .map(|p| ChannelPattern::parse(p).with_context(|| format!("pattern {p:?}")))
+                        .collect::<anyhow::Result<_>>()?,
+                ))
+            };
+            let now = waas_gateway::publisher::now_ms() / 1000;
+            let claims = Claims {
+                sub,
+                exp: now + ttl,
+                iat: Some(now),
+                aud: app,
+                caps: Caps {
+                    subscribe: patterns(&subscribe)?,
+                    publish: patterns(&publish)?,
+                },
+            };
+            let token = encode(
+                &Header::default(),
+                &claims,
+                &EncodingKey::from_secret(secret.as_bytes()),
+            )?;
+            println!("{token}");
+            Ok(())
+        }
+    }
 }
 
 #[tokio::main]
@@ -197,5 +404,14 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Dev(args) => dev(args).await,
+        Command::Gateway(args) => gateway(args).await,
+        Command::ControlPlane(args) => control_plane(args).await,
+        Command::Migrate(args) => {
+            waas::cluster::migrate(&args.settings()?).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::App(cmd) => app_command(cmd).await,
+        Command::Token(cmd) => token_command(cmd),
     }
 }

@@ -4,9 +4,11 @@
 
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::Path;
-use waas_gateway::app::hash_api_key;
-use waas_gateway::{AppConfig, Limits};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use waas_control_plane::seed::AppSeed;
+use waas_gateway::app::AppLimits;
+use waas_gateway::Limits;
 use waas_protocol::AppId;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,10 +40,40 @@ pub struct AppSettings {
     pub jwt_rsa_public_key_file: Option<String>,
     /// Path to a PEM file with the ES256 public key.
     pub jwt_ec_public_key_file: Option<String>,
-    pub max_connections: Option<usize>,
+    /// Overrides of the gateway's limits for this app.
+    #[serde(default)]
+    pub limits: AppLimits,
 }
 
-/// The whole configuration of `waas dev`.
+/// How gateways cache apps learnt from the control-plane.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DirectorySettings {
+    /// How long a gateway waits for the control-plane to answer an app query, ms. Default 2000.
+    pub timeout_ms: u64,
+    /// Age after which a cached app is refreshed in the background, ms. Default 30000.
+    pub refresh_ms: u64,
+    /// How long "no such app" is cached, ms. Default 5000.
+    pub missing_ttl_ms: u64,
+}
+
+impl Default for DirectorySettings {
+    fn default() -> Self {
+        DirectorySettings {
+            timeout_ms: 2000,
+            refresh_ms: 30_000,
+            missing_ttl_ms: 5000,
+        }
+    }
+}
+
+impl DirectorySettings {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+/// The whole configuration, shared by every command; each uses the keys it needs.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
@@ -49,25 +81,45 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// First token of bus subjects. Default `waas`.
     pub subject_prefix: String,
-    /// The default app created at start-up.
+    /// NATS URL (gateway, control-plane). No default: cluster commands require it.
+    pub nats: Option<String>,
+    /// PostgreSQL URL (control-plane, migrate). No default.
+    pub database_url: Option<String>,
+    /// SQLite file of `waas dev`; `:memory:` keeps nothing. Default `.waas/dev.db`.
+    pub store: PathBuf,
+    /// Bearer token of the admin API. `waas dev` defaults to `dev-operator-token`; the
+    /// control-plane requires one.
+    pub operator_token: Option<String>,
+    /// The default app of `waas dev`. Default `demo`.
     pub app_id: String,
+    /// Its API key. Default `demo-key`.
     pub api_key: String,
+    /// Its HS256 secret. Default `demo-secret`.
     pub jwt_secret: String,
-    /// Further apps.
+    /// Further apps (`waas dev`).
     pub apps: Vec<AppSettings>,
     pub limits: Limits,
+    pub directory: DirectorySettings,
 }
+
+/// Operator token of `waas dev` when none is configured.
+pub const DEV_OPERATOR_TOKEN: &str = "dev-operator-token";
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             listen: "127.0.0.1:8080".parse().expect("valid default address"),
             subject_prefix: "waas".into(),
+            nats: None,
+            database_url: None,
+            store: PathBuf::from(".waas/dev.db"),
+            operator_token: None,
             app_id: "demo".into(),
             api_key: "demo-key".into(),
             jwt_secret: "demo-secret".into(),
             apps: Vec::new(),
             limits: Limits::default(),
+            directory: DirectorySettings::default(),
         }
     }
 }
@@ -84,19 +136,19 @@ impl Settings {
         })
     }
 
-    /// Every app to serve, the default one first, validated and with keys hashed.
-    pub fn app_configs(&self) -> Result<Vec<AppConfig>, SettingsError> {
+    /// Every app declared, the default one first, validated.
+    pub fn app_seeds(&self) -> Result<Vec<AppSeed>, SettingsError> {
         let default = AppSettings {
             id: self.app_id.clone(),
             api_keys: vec![self.api_key.clone()],
             jwt_secret: Some(self.jwt_secret.clone()),
             jwt_rsa_public_key_file: None,
             jwt_ec_public_key_file: None,
-            max_connections: None,
+            limits: AppLimits::default(),
         };
         std::iter::once(&default)
             .chain(self.apps.iter())
-            .map(app_config)
+            .map(app_seed)
             .collect()
     }
 
@@ -111,7 +163,19 @@ impl Settings {
                 reason: "must be a non-empty NATS subject without wildcards".into(),
             });
         }
-        self.app_configs().map(|_| ())
+        self.app_seeds().map(|_| ())
+    }
+
+    /// A required key, or an error naming it.
+    pub fn require<'a>(
+        &self,
+        key: &str,
+        value: &'a Option<String>,
+    ) -> Result<&'a str, SettingsError> {
+        value.as_deref().ok_or_else(|| SettingsError::Invalid {
+            key: key.into(),
+            reason: "is required by this command".into(),
+        })
     }
 }
 
@@ -126,7 +190,7 @@ fn read_pem(key: &str, path: &Option<String>) -> Result<Option<String>, Settings
         .transpose()
 }
 
-fn app_config(s: &AppSettings) -> Result<AppConfig, SettingsError> {
+fn app_seed(s: &AppSettings) -> Result<AppSeed, SettingsError> {
     let id = AppId::parse(&s.id).map_err(|e| SettingsError::Invalid {
         key: "app id".into(),
         reason: format!("{:?}: {e}", s.id),
@@ -137,16 +201,12 @@ fn app_config(s: &AppSettings) -> Result<AppConfig, SettingsError> {
             reason: "API keys must not be empty".into(),
         });
     }
-    Ok(AppConfig {
-        api_key_hashes: s.api_keys.iter().map(|k| hash_api_key(k)).collect(),
+    Ok(AppSeed {
+        api_keys: s.api_keys.clone(),
         jwt_secret: s.jwt_secret.clone().filter(|s| !s.is_empty()),
         jwt_rsa_public_key: read_pem("jwt_rsa_public_key_file", &s.jwt_rsa_public_key_file)?,
         jwt_ec_public_key: read_pem("jwt_ec_public_key_file", &s.jwt_ec_public_key_file)?,
-        limits: waas_gateway::app::AppLimits {
-            max_connections: s.max_connections,
-            ..Default::default()
-        },
-        version: 0,
+        limits: s.limits.clone(),
         id,
     })
 }
@@ -164,9 +224,9 @@ mod tests {
         assert_eq!(s.listen.port(), 9000);
         assert_eq!(s.limits.max_frame_bytes, 1024);
         assert_eq!(s.limits.max_channels_per_connection, 100);
-        let apps = s.app_configs().unwrap();
+        let apps = s.app_seeds().unwrap();
         assert_eq!(apps.len(), 2);
-        assert_eq!(apps[1].api_key_hashes, vec![hash_api_key("k2")]);
+        assert_eq!(apps[1].api_keys, vec!["k2".to_string()]);
         assert!(toml::from_str::<Settings>("lissen = \"x\"").is_err());
     }
 

@@ -16,8 +16,9 @@ fn settings_with_key_app() -> Settings {
     );
     let path = std::env::temp_dir().join(format!("waas-keyed-{}.toml", std::process::id()));
     std::fs::write(&path, toml).unwrap();
-    let s = Settings::from_file(&path).unwrap();
+    let mut s = Settings::from_file(&path).unwrap();
     let _ = std::fs::remove_file(&path);
+    s.store = ":memory:".into();
     s
 }
 

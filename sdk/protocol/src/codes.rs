@@ -43,6 +43,10 @@ pub enum ErrorCode {
     ConnectionLimit,
     /// The app cannot mint tokens: it has no HS256 secret.
     NoSigningSecret,
+    /// An admin API resource (tenant, app, key) does not exist.
+    NotFound,
+    /// An admin API resource with this id already exists.
+    Conflict,
     /// A dependency (the bus) is unavailable; retry later.
     Unavailable,
     /// A bug or an unexpected failure on the server.
@@ -72,6 +76,8 @@ impl ErrorCode {
             ErrorCode::AppNotFound => "app_not_found",
             ErrorCode::ConnectionLimit => "connection_limit",
             ErrorCode::NoSigningSecret => "no_signing_secret",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Conflict => "conflict",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
@@ -93,8 +99,8 @@ impl ErrorCode {
             | ErrorCode::TokenWrongApp
             | ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden => 403,
-            ErrorCode::AppNotFound => 404,
-            ErrorCode::NoSigningSecret => 409,
+            ErrorCode::AppNotFound | ErrorCode::NotFound => 404,
+            ErrorCode::NoSigningSecret | ErrorCode::Conflict => 409,
             ErrorCode::MessageTooLarge => 413,
             ErrorCode::RateLimited => 429,
             ErrorCode::Internal | ErrorCode::Unknown => 500,

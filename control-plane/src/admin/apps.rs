@@ -1,0 +1,378 @@
+//! `/v1/admin/apps`: apps, their API keys, JWT keys and limits. Secrets (API keys, generated
+//! HS256 secrets) appear in a response once, when created; reads never show them.
+
+use super::{Admin, AdminError, Operator};
+use crate::secrets;
+use crate::store::{ApiKeyRecord, AppPatch, AppRecord, NewApiKey, NewApp};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use waas_gateway::app::{hash_api_key, App, AppLimits};
+use waas_protocol::{AppId, ErrorCode};
+
+/// An app as the admin API shows it: everything but secrets.
+#[derive(Serialize)]
+pub struct AppView {
+    id: AppId,
+    tenant_id: String,
+    name: String,
+    has_jwt_secret: bool,
+    jwt_rsa_public_key: Option<String>,
+    jwt_ec_public_key: Option<String>,
+    limits: AppLimits,
+    api_keys: Vec<KeyView>,
+    version: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+#[derive(Serialize)]
+pub struct KeyView {
+    id: String,
+    prefix: String,
+    label: Option<String>,
+    created_at: i64,
+}
+
+impl From<&ApiKeyRecord> for KeyView {
+    fn from(k: &ApiKeyRecord) -> Self {
+        KeyView {
+            id: k.id.clone(),
+            prefix: k.prefix.clone(),
+            label: k.label.clone(),
+            created_at: k.created_at,
+        }
+    }
+}
+
+impl From<AppRecord> for AppView {
+    fn from(a: AppRecord) -> Self {
+        AppView {
+            has_jwt_secret: a.jwt_secret.is_some(),
+            api_keys: a.api_keys.iter().map(KeyView::from).collect(),
+            id: a.id,
+            tenant_id: a.tenant_id,
+            name: a.name,
+            jwt_rsa_public_key: a.jwt_rsa_public_key,
+            jwt_ec_public_key: a.jwt_ec_public_key,
+            limits: a.limits,
+            version: a.version,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApp {
+    id: String,
+    tenant_id: String,
+    name: Option<String>,
+    /// Generated when absent and no public key is given.
+    jwt_secret: Option<String>,
+    jwt_rsa_public_key: Option<String>,
+    jwt_ec_public_key: Option<String>,
+    #[serde(default)]
+    limits: AppLimits,
+}
+
+#[derive(Serialize)]
+pub struct Created {
+    app: AppView,
+    /// The app's first API key. Shown only here.
+    api_key: String,
+    /// The HS256 secret when one was generated or given. Shown only here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwt_secret: Option<String>,
+}
+
+/// Refuses key material gateways could not use, before it is stored and shipped to them.
+fn check_keys(record: &AppRecord) -> Result<(), AdminError> {
+    App::new(record.gateway_config(), None)
+        .map(|_| ())
+        .map_err(|e| AdminError::new(ErrorCode::BadRequest, e.to_string()))
+}
+
+fn app_id(id: &str) -> Result<AppId, AdminError> {
+    AppId::parse(id)
+        .map_err(|e| AdminError::new(ErrorCode::BadRequest, format!("invalid app id {id:?}: {e}")))
+}
+
+async fn announce(admin: &Admin, app: &AppRecord) {
+    admin
+        .directory
+        .announce(&app.id, Some(app.gateway_config()))
+        .await;
+}
+
+pub async fn create(
+    State(admin): State<Arc<Admin>>,
+    _: Operator,
+    body: Result<Json<CreateApp>, JsonRejection>,
+) -> Result<(StatusCode, Json<Created>), AdminError> {
+    let Json(req) = body?;
+    let id = app_id(&req.id)?;
+    let jwt_secret = match (
+        &req.jwt_secret,
+        &req.jwt_rsa_public_key,
+        &req.jwt_ec_public_key,
+    ) {
+        (Some(s), _, _) if s.is_empty() => {
+            return Err(AdminError::new(
+                ErrorCode::BadRequest,
+                "\"jwt_secret\" must not be empty",
+            ))
+        }
+        (Some(s), _, _) => Some(s.clone()),
+        (None, None, None) => Some(secrets::jwt_secret()),
+        (None, _, _) => None,
+    };
+    let new = NewApp {
+        name: req.name.unwrap_or_else(|| id.to_string()),
+        id,
+        tenant_id: req.tenant_id,
+        jwt_secret: jwt_secret.clone(),
+        jwt_rsa_public_key: req.jwt_rsa_public_key,
+        jwt_ec_public_key: req.jwt_ec_public_key,
+        limits: req.limits,
+    };
+    let probe = AppRecord {
+        id: new.id.clone(),
+        tenant_id: new.tenant_id.clone(),
+        name: new.name.clone(),
+        jwt_secret: new.jwt_secret.clone(),
+        jwt_rsa_public_key: new.jwt_rsa_public_key.clone(),
+        jwt_ec_public_key: new.jwt_ec_public_key.clone(),
+        limits: new.limits.clone(),
+        api_keys: vec![],
+        version: 0,
+        created_at: 0,
+        updated_at: 0,
+    };
+    check_keys(&probe)?;
+    let app = admin.store.create_app(new).await?;
+    let key = secrets::api_key();
+    let app = admin
+        .store
+        .add_api_key(
+            &app.id,
+            NewApiKey {
+                id: secrets::id(),
+                prefix: key.prefix.clone(),
+                hash: hash_api_key(&key.key),
+                label: Some("initial".into()),
+            },
+        )
+        .await?;
+    announce(&admin, &app).await;
+    Ok((
+        StatusCode::CREATED,
+        Json(Created {
+            app: app.into(),
+            api_key: key.key,
+            jwt_secret,
+        }),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    tenant: Option<String>,
+}
+
+pub async fn list(
+    State(admin): State<Arc<Admin>>,
+    _: Operator,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<AppView>>, AdminError> {
+    let apps = admin.store.list_apps(q.tenant.as_deref()).await?;
+    Ok(Json(apps.into_iter().map(AppView::from).collect()))
+}
+
+pub async fn get(
+    State(admin): State<Arc<Admin>>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<AppView>, AdminError> {
+    Ok(Json(admin.store.get_app(&app_id(&id)?).await?.into()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateApp {
+    name: Option<String>,
+    #[serde(default, with = "double_option")]
+    jwt_rsa_public_key: Option<Option<String>>,
+    #[serde(default, with = "double_option")]
+    jwt_ec_public_key: Option<Option<String>>,
+    limits: Option<AppLimits>,
+}
+
+/// Tells `"field": null` (clear it) apart from a missing field (leave it).
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
+        Option::<String>::deserialize(d).map(Some)
+    }
+}
+
+pub async fn update(
+    State(admin): State<Arc<Admin>>,
+    _: Operator,
+    Path(id): Path<String>,
+    body: Result<Json<UpdateApp>, JsonRejection>,
+) -> Result<Json<AppView>, AdminError> {
+    let Json(req) = body?;
+    let id = app_id(&id)?;
+    let patch = AppPatch {
+        name: req.name,
+        jwt_secret: None,
+        jwt_rsa_public_key: req.jwt_rsa_public_key,
+        jwt_ec_public_key: req.jwt_ec_public_key,
+        limits: req.limits,
+    };
+    // Check the result before storing it: a bad PEM must not reach gateways.
+    let mut probe = admin.store.get_app(&id).await?;
+    if let Some(k) = &patch.jwt_rsa_public_key {
+        probe.jwt_rsa_public_key = k.clone();
+    }
+    if let Some(k) = &patch.jwt_ec_public_key {
+        probe.jwt_ec_public_key = k.clone();
+    }
+    check_keys(&probe)?;
+    let app = admin.store.update_app(&id, patch).await?;
+    announce(&admin, &app).await;
+    Ok(Json(app.into()))
+}
+
+pub async fn delete(
+    State(admin): State<Arc<Admin>>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AdminError> {
+    let id = app_id(&id)?;
+    admin.store.delete_app(&id).await?;
+    admin.directory.announce(&id, None).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AddKey {
+    label: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct KeyCreated {
+    /// The new API key. Shown only here.
+    api_key: String,
+    key: KeyView,
+    app: AppView,
+}
+
+/// Adds a key; rotating is adding a new key, moving servers to it, then revoking the old one.
+pub async fn add_key(
+    State(admin): State<Arc<Admin>>,
+    _: Operator,
+    Path(id): Path<String>,
+    body: Option<Json<AddKey>>,
+) -> Result<(StatusCode, Json<KeyCreated>), AdminError> {
+    let id = app_id(&id)?;
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let key = secrets::api_key();
+    let key_id = secrets::id();
+    let app = admin
+        .store
+        .add_api_key(
+            &id,
+            NewApiKey {
+                id: key_id.clone(),
+                prefix: key.prefix.clone(),
+                hash: hash_api_key(&key.key),
+                label: req.label,
+            },
+        )
+        .await?;
+    announce(&admin, &app).await;
+    let view = app
+        .api_keys
+        .iter()
+        .find(|k| k.id == key_id)
+        .map(KeyView::from)
+        .ok_or_else(|| AdminError::new(ErrorCode::Internal, "new key missing after insert"))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(KeyCreated {
+            api_key: key.key,
+            key: view,
+            app: app.into(),
+        }),
+    ))
+}
+
+pub async fn revoke_key(
+    State(admin): State<Arc<Admin>>,
+    _: Operator,
+    Path((id, key_id)): Path<(String, String)>,
+) -> Result<Json<AppView>, AdminError> {
+    let app = admin.store.revoke_api_key(&app_id(&id)?, &key_id).await?;
+    announce(&admin, &app).await;
+    Ok(Json(app.into()))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    /// Use this secret instead of generating one.
+    jwt_secret: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct SecretRotated {
+    /// The new HS256 secret. Shown only here.
+    jwt_secret: String,
+    app: AppView,
+}
+
+/// Replaces the HS256 secret: tokens signed with the old one are refused from now on.
+pub async fn rotate_secret(
+    State(admin): State<Arc<Admin>>,
+    _: Operator,
+    Path(id): Path<String>,
+    body: Option<Json<RotateSecret>>,
+) -> Result<Json<SecretRotated>, AdminError> {
+    let id = app_id(&id)?;
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let secret = match req.jwt_secret {
+        Some(s) if s.is_empty() => {
+            return Err(AdminError::new(
+                ErrorCode::BadRequest,
+                "\"jwt_secret\" must not be empty",
+            ))
+        }
+        Some(s) => s,
+        None => secrets::jwt_secret(),
+    };
+    let app = admin
+        .store
+        .update_app(
+            &id,
+            AppPatch {
+                jwt_secret: Some(Some(secret.clone())),
+                ..AppPatch::default()
+            },
+        )
+        .await?;
+    announce(&admin, &app).await;
+    Ok(Json(SecretRotated {
+        jwt_secret: secret,
+        app: app.into(),
+    }))
+}

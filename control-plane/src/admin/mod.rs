@@ -1,0 +1,91 @@
+//! The admin REST API (`/v1/admin/...`), for operators: tenants, apps, keys and limits. Every
+//! change is announced to gateways through the directory.
+
+mod apps;
+mod error;
+mod tenants;
+
+pub use error::AdminError;
+
+use crate::directory::Directory;
+use crate::store::Store;
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+use waas_protocol::ErrorCode;
+
+/// What the admin handlers share.
+pub struct Admin {
+    pub store: Arc<dyn Store>,
+    pub directory: Arc<Directory>,
+    /// SHA-256 of the operator token; compared as hashes so timing reveals nothing useful.
+    operator_token_hash: String,
+}
+
+impl Admin {
+    pub fn new(
+        store: Arc<dyn Store>,
+        directory: Arc<Directory>,
+        operator_token: &str,
+    ) -> Arc<Self> {
+        Arc::new(Admin {
+            store,
+            directory,
+            operator_token_hash: waas_gateway::app::hash_api_key(operator_token),
+        })
+    }
+}
+
+/// Proof that the request carried the operator token.
+pub struct Operator;
+
+impl FromRequestParts<Arc<Admin>> for Operator {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, admin: &Arc<Admin>) -> Result<Self, AdminError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        match token {
+            Some(t) if waas_gateway::app::hash_api_key(t) == admin.operator_token_hash => {
+                Ok(Operator)
+            }
+            _ => Err(AdminError::new(
+                ErrorCode::Unauthorized,
+                "missing or wrong operator token (Authorization: Bearer <operator token>)",
+            )),
+        }
+    }
+}
+
+pub fn router(admin: Arc<Admin>) -> Router {
+    Router::new()
+        .route(
+            "/v1/admin/tenants",
+            post(tenants::create).get(tenants::list),
+        )
+        .route(
+            "/v1/admin/tenants/{id}",
+            get(tenants::get)
+                .patch(tenants::rename)
+                .delete(tenants::delete),
+        )
+        .route("/v1/admin/apps", post(apps::create).get(apps::list))
+        .route(
+            "/v1/admin/apps/{id}",
+            get(apps::get).patch(apps::update).delete(apps::delete),
+        )
+        .route("/v1/admin/apps/{id}/keys", post(apps::add_key))
+        .route(
+            "/v1/admin/apps/{id}/keys/{key_id}",
+            axum::routing::delete(apps::revoke_key),
+        )
+        .route("/v1/admin/apps/{id}/jwt-secret", post(apps::rotate_secret))
+        .with_state(admin)
+}

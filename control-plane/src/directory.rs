@@ -1,0 +1,97 @@
+//! The control-plane's side of the app directory: answers gateways' queries and announces every
+//! change, so gateways need no database connection of their own.
+
+use crate::store::{Store, StoreError};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+use waas_gateway::bus::{Bus, BusError};
+use waas_gateway::directory::{
+    changes_subject, query_subject, AppAnswer, AppChanged, AppQuery, RESPONDERS,
+};
+use waas_gateway::AppConfig;
+use waas_protocol::AppId;
+
+pub struct Directory {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    prefix: String,
+}
+
+impl Directory {
+    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, prefix: String) -> Arc<Self> {
+        Arc::new(Directory { store, bus, prefix })
+    }
+
+    /// Starts answering queries; several control-planes share them through a queue group.
+    pub async fn serve(self: &Arc<Self>) -> Result<JoinHandle<()>, BusError> {
+        let mut requests = self
+            .bus
+            .serve(&query_subject(&self.prefix), Some(RESPONDERS))
+            .await?;
+        let me = Arc::clone(self);
+        Ok(tokio::spawn(async move {
+            while let Some(req) = requests.next().await {
+                let Some(reply) = req.reply else { continue };
+                let me = Arc::clone(&me);
+                tokio::spawn(async move {
+                    let answer = me.answer(&req.payload).await;
+                    let body = serde_json::to_vec(&answer).expect("answers serialise");
+                    if let Err(e) = me.bus.publish(&reply, Bytes::from(body)).await {
+                        tracing::warn!(error = %e, "cannot answer app query");
+                    }
+                });
+            }
+        }))
+    }
+
+    async fn answer(&self, payload: &[u8]) -> AppAnswer {
+        let query: AppQuery = match serde_json::from_slice(payload) {
+            Ok(q) => q,
+            Err(e) => {
+                return AppAnswer {
+                    app: None,
+                    error: Some(format!("bad query: {e}")),
+                }
+            }
+        };
+        let Ok(id) = AppId::parse(&query.id) else {
+            return AppAnswer {
+                app: None,
+                error: None,
+            };
+        };
+        match self.store.get_app(&id).await {
+            Ok(app) => AppAnswer {
+                app: Some(app.gateway_config()),
+                error: None,
+            },
+            Err(StoreError::NotFound(_)) => AppAnswer {
+                app: None,
+                error: None,
+            },
+            Err(e) => AppAnswer {
+                app: None,
+                error: Some(e.to_string()),
+            },
+        }
+    }
+
+    /// Tells every gateway that `id` changed (`None`: deleted). Best effort: a gateway that
+    /// misses it catches up at its next refresh.
+    pub async fn announce(&self, id: &AppId, app: Option<AppConfig>) {
+        let change = AppChanged {
+            id: id.clone(),
+            app,
+        };
+        let body = serde_json::to_vec(&change).expect("changes serialise");
+        if let Err(e) = self
+            .bus
+            .publish(&changes_subject(&self.prefix), Bytes::from(body))
+            .await
+        {
+            tracing::warn!(app = %id, error = %e, "cannot announce app change");
+        }
+    }
+}

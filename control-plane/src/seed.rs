@@ -1,0 +1,93 @@
+//! Apps declared in configuration (the `waas dev` default app, `[[apps]]` entries) are made to
+//! exist in the store at start-up, so configuration and admin API meet in one place.
+
+use crate::secrets;
+use crate::store::{AppPatch, AppRecord, NewApiKey, NewApp, NewTenant, Store, StoreError};
+use waas_gateway::app::{hash_api_key, AppLimits};
+use waas_protocol::AppId;
+
+/// Tenant that owns apps declared in configuration.
+pub const CONFIG_TENANT: &str = "default";
+
+#[derive(Debug, Clone)]
+pub struct AppSeed {
+    pub id: AppId,
+    /// API keys in clear, as the operator wrote them; stored hashed.
+    pub api_keys: Vec<String>,
+    pub jwt_secret: Option<String>,
+    pub jwt_rsa_public_key: Option<String>,
+    pub jwt_ec_public_key: Option<String>,
+    pub limits: AppLimits,
+}
+
+/// Creates the app (and the config tenant) or brings its keys and limits in line with the seed.
+/// Keys added through the admin API are kept; declared keys are added when missing.
+pub async fn ensure_app(store: &dyn Store, seed: AppSeed) -> Result<AppRecord, StoreError> {
+    match store.get_tenant(CONFIG_TENANT).await {
+        Ok(_) => {}
+        Err(StoreError::NotFound(_)) => {
+            match store
+                .create_tenant(NewTenant {
+                    id: Some(CONFIG_TENANT.into()),
+                    name: "Apps from configuration".into(),
+                })
+                .await
+            {
+                Ok(_) | Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    let mut app = match store.get_app(&seed.id).await {
+        Ok(existing) => {
+            let patch = AppPatch {
+                name: None,
+                jwt_secret: (existing.jwt_secret != seed.jwt_secret)
+                    .then(|| seed.jwt_secret.clone()),
+                jwt_rsa_public_key: (existing.jwt_rsa_public_key != seed.jwt_rsa_public_key)
+                    .then(|| seed.jwt_rsa_public_key.clone()),
+                jwt_ec_public_key: (existing.jwt_ec_public_key != seed.jwt_ec_public_key)
+                    .then(|| seed.jwt_ec_public_key.clone()),
+                limits: (existing.limits != seed.limits).then(|| seed.limits.clone()),
+            };
+            if patch == AppPatch::default() {
+                existing
+            } else {
+                store.update_app(&seed.id, patch).await?
+            }
+        }
+        Err(StoreError::NotFound(_)) => {
+            store
+                .create_app(NewApp {
+                    id: seed.id.clone(),
+                    tenant_id: CONFIG_TENANT.into(),
+                    name: seed.id.to_string(),
+                    jwt_secret: seed.jwt_secret.clone(),
+                    jwt_rsa_public_key: seed.jwt_rsa_public_key.clone(),
+                    jwt_ec_public_key: seed.jwt_ec_public_key.clone(),
+                    limits: seed.limits.clone(),
+                })
+                .await?
+        }
+        Err(e) => return Err(e),
+    };
+    for key in &seed.api_keys {
+        let hash = hash_api_key(key);
+        if app.api_keys.iter().any(|k| k.hash == hash) {
+            continue;
+        }
+        app = store
+            .add_api_key(
+                &seed.id,
+                NewApiKey {
+                    id: secrets::id(),
+                    prefix: key.chars().take(8).collect(),
+                    hash,
+                    label: Some("from configuration".into()),
+                },
+            )
+            .await?;
+    }
+    Ok(app)
+}

@@ -1,0 +1,73 @@
+//! Cluster mode: `waas gateway` nodes and `waas control-plane` over NATS, with apps in
+//! PostgreSQL. The gateway has no database connection: it learns apps from the control-plane.
+
+use crate::dev::{self, DevError};
+use crate::settings::{Settings, DEV_OPERATOR_TOKEN};
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use waas_control_plane::admin::{self, Admin};
+use waas_control_plane::directory::Directory;
+use waas_control_plane::store::postgres::PostgresStore;
+use waas_control_plane::store::Store;
+use waas_gateway::bus::nats::{NatsBus, NatsOptions};
+use waas_gateway::bus::Bus;
+use waas_gateway::server::accept_until;
+
+async fn nats(settings: &Settings, name: &str) -> Result<Arc<dyn Bus>, DevError> {
+    let url = settings.require("nats", &settings.nats)?;
+    let options = NatsOptions {
+        name: name.into(),
+        subscription_capacity: settings.limits.bus_channel_capacity,
+        ..NatsOptions::default()
+    };
+    Ok(Arc::new(NatsBus::connect(url, options).await?))
+}
+
+/// Connects to PostgreSQL and applies pending migrations.
+pub async fn migrate(settings: &Settings) -> Result<PostgresStore, DevError> {
+    let url = settings.require("database_url", &settings.database_url)?;
+    let store = PostgresStore::connect(url).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// A gateway node: serves WebSockets and REST until `shutdown`, then drains.
+pub async fn run_gateway(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DevError> {
+    settings.validate()?;
+    let bus = nats(&settings, "waas-gateway").await?;
+    let gw = dev::gateway(&settings, bus);
+    waas_gateway::server::serve(gw, listener, None, shutdown).await?;
+    Ok(())
+}
+
+/// The control-plane: migrates, answers gateways' app queries, serves the admin API.
+pub async fn run_control_plane(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DevError> {
+    settings.validate()?;
+    let token = settings.require("operator_token", &settings.operator_token)?;
+    if token == DEV_OPERATOR_TOKEN {
+        return Err(crate::settings::SettingsError::Invalid {
+            key: "operator_token".into(),
+            reason: "the dev token is not accepted outside `waas dev`".into(),
+        }
+        .into());
+    }
+    let store: Arc<dyn Store> = Arc::new(migrate(&settings).await?);
+    let bus = nats(&settings, "waas-control-plane").await?;
+    let directory = Directory::new(Arc::clone(&store), bus, settings.subject_prefix.clone());
+    let serving = directory.serve().await?;
+    let routes = admin::router(Admin::new(store, directory, token))
+        .route("/healthz", axum::routing::get(|| async { "ok" }));
+    let http = accept_until(listener, routes, shutdown).await;
+    serving.abort();
+    let _ = tokio::time::timeout(settings.limits.shutdown_grace(), http.drain()).await;
+    Ok(())
+}
