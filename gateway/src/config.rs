@@ -107,6 +107,12 @@ impl Limits {
                 reason: "must be greater than 0",
             });
         }
+        if self.default_token_ttl_secs == 0 || self.max_token_ttl_secs == 0 {
+            return Err(LimitError {
+                key: "default_token_ttl_secs",
+                reason: "token lifetimes must be greater than 0",
+            });
+        }
         if self.default_token_ttl_secs > self.max_token_ttl_secs {
             return Err(LimitError {
                 key: "default_token_ttl_secs",

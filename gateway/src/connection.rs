@@ -4,6 +4,7 @@
 use crate::app::{App, ConnectionSlot};
 use crate::auth::{self, AuthError, Identity};
 use crate::connections::Registration;
+use crate::fragments::{Assembled, Fragments};
 use crate::gateway::Gateway;
 use crate::outbound::Outbound;
 use crate::publisher::check_event;
@@ -119,7 +120,7 @@ pub async fn run(
         Some((res, r))
     });
     tokio::pin!(frames);
-    let mut fragments: Option<Vec<u8>> = None;
+    let mut fragments = Fragments::default();
 
     let out = Arc::clone(&conn.reg.tracked.out);
     let exit = loop {
@@ -135,26 +136,24 @@ pub async fn run(
                 out.touch(conn.gw.connections.now_ms());
                 match frame {
                     Some(Ok(frame)) => match frame.opcode {
-                        OpCode::Text | OpCode::Binary if frame.fin && fragments.is_none() => {
-                            conn.on_message(frame.opcode, &frame.payload).await
-                        }
-                        OpCode::Text | OpCode::Binary => {
-                            fragments = Some(frame.payload.to_vec());
-                        }
-                        OpCode::Continuation => match fragments.as_mut() {
-                            Some(buf) if buf.len() + frame.payload.len() <= limits.max_frame_bytes => {
-                                buf.extend_from_slice(&frame.payload);
-                                if frame.fin {
-                                    let whole = fragments.take().unwrap_or_default();
-                                    conn.on_message(OpCode::Text, &whole).await;
-                                }
+                        OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+                            match fragments.push(frame.opcode, frame.fin, frame.payload, limits.max_frame_bytes) {
+                                Assembled::Message(op, payload) => conn.on_message(op, &payload).await,
+                                Assembled::Pending => {}
+                                Assembled::TooLarge => conn.too_large(),
+                                Assembled::ProtocolError => break Exit::Close(CloseCode::PROTOCOL_ERROR),
                             }
-                            Some(_) => conn.too_large(),
-                            None => break Exit::Close(CloseCode::PROTOCOL_ERROR),
-                        },
+                        }
                         OpCode::Ping => out.push(wsframe::pong(&frame.payload)),
                         OpCode::Pong => {}
-                        OpCode::Close => break Exit::Close(CloseCode::NORMAL),
+                        // Echo the client's code, as RFC 6455 §5.5.1 asks.
+                        OpCode::Close => break Exit::Close(match frame.payload.get(..2) {
+                            Some(code) => match u16::from_be_bytes([code[0], code[1]]) {
+                                c @ (1000..=1003 | 1007..=1011 | 3000..=4999) => CloseCode(c),
+                                _ => CloseCode::PROTOCOL_ERROR,
+                            },
+                            None => CloseCode::NORMAL,
+                        }),
                     },
                     Some(Err(WebSocketError::FrameTooLarge)) => conn.too_large(),
                     Some(Err(WebSocketError::UnexpectedEOF | WebSocketError::IoError(_))) | None => break Exit::Gone,
@@ -434,10 +433,15 @@ impl Conn {
         }
         if let Exit::Close(code) = exit {
             tracing::debug!(conn = id, code = code.0, "closing connection");
+            // `batch` may start with a frame cut short by the kill: it is finished first, or the
+            // close frame would land in the middle of it.
             let out = Arc::clone(&self.reg.tracked.out);
-            out.take(&mut self.batch);
             if code == CloseCode::SLOW_CONSUMER {
-                self.batch.clear();
+                self.batch.truncate(1);
+            } else {
+                let mut queued = VecDeque::new();
+                out.take(&mut queued);
+                self.batch.extend(queued);
             }
             self.batch.push_back(wsframe::close(code.0, code.reason()));
             let write = self.writer.write_all(&mut self.batch);

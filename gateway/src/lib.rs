@@ -24,6 +24,7 @@ pub mod config;
 pub mod connection;
 pub mod connections;
 pub mod directory;
+pub mod fragments;
 pub mod gateway;
 pub mod hub;
 pub mod outbound;

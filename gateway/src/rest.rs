@@ -104,7 +104,11 @@ impl FromRequestParts<Arc<Gateway>> for ServerAuth {
 fn channels_of(gw: &Gateway, req: &PublishRequest) -> Result<Vec<ChannelName>, ApiError> {
     let names: Vec<&String> = match (&req.channel, &req.channels) {
         (Some(c), None) => vec![c],
-        (None, Some(cs)) if !cs.is_empty() => cs.iter().collect(),
+        (None, Some(cs)) if !cs.is_empty() => {
+            // A channel listed twice gets the message once.
+            let mut seen = std::collections::HashSet::new();
+            cs.iter().filter(|c| seen.insert(c.as_str())).collect()
+        }
         _ => {
             return Err(ApiError::new(
                 ErrorCode::BadRequest,

@@ -29,6 +29,14 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/apps/{app}/publish", post(rest::publish))
         .route("/v1/apps/{app}/batch", post(rest::batch))
         .route("/v1/apps/{app}/tokens", post(rest::mint_token))
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            let mut resp =
+                ApiError::new(ErrorCode::BadRequest, "method not allowed on this endpoint")
+                    .into_response();
+            *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            resp
+        })
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(gw)
 }
@@ -37,7 +45,7 @@ async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
     if gw.is_ready() {
         "ready".into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "bus unavailable").into_response()
+        ApiError::new(ErrorCode::Unavailable, "the bus is unavailable").into_response()
     }
 }
 

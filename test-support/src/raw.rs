@@ -95,6 +95,31 @@ impl RawClient {
             .expect("send binary");
     }
 
+    /// Sends one message split into `parts`: the first with `opcode`, the rest as
+    /// continuations.
+    pub async fn send_fragments(&mut self, opcode: OpCode, parts: &[&[u8]]) {
+        for (i, part) in parts.iter().enumerate() {
+            let op = if i == 0 { opcode } else { OpCode::Continuation };
+            let fin = i + 1 == parts.len();
+            let frame = Frame::new(fin, op, None, Payload::Owned(part.to_vec()));
+            self.ws.write_frame(frame).await.expect("send fragment");
+        }
+    }
+
+    /// Sends one frame exactly as given (`fin` false leaves a message open).
+    pub async fn send_frame(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) {
+        let frame = Frame::new(fin, opcode, None, Payload::Owned(payload.to_vec()));
+        self.ws.write_frame(frame).await.expect("send frame");
+    }
+
+    /// Sends a close frame with `code`.
+    pub async fn send_close(&mut self, code: u16) {
+        self.ws
+            .write_frame(Frame::close(code, b"bye"))
+            .await
+            .expect("send close");
+    }
+
     /// The next data frame or close, skipping pings; bounded by [`WAIT`].
     pub async fn recv(&mut self) -> Received {
         let next = async {

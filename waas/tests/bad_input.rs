@@ -324,3 +324,75 @@ async fn rest_refuses_bad_keys_and_bodies() {
         .unwrap();
     assert_eq!(r.status(), 426);
 }
+
+#[tokio::test]
+async fn fragmented_messages_are_reassembled_and_checked() {
+    use fastwebsockets::OpCode;
+    let server = TestServer::start().await;
+    let mut c = RawClient::ready(server.addr, "demo", &tokens::demo("frag", &["a"], &[])).await;
+    c.send_fragments(
+        OpCode::Text,
+        &[
+            br#"{"op":"subscr"#,
+            br#"ibe","id":1,"#,
+            br#""channel":"a"}"#,
+        ],
+    )
+    .await;
+    let f = c.json().await;
+    assert_eq!(
+        (f["op"].as_str(), f["id"].as_u64()),
+        (Some("ack"), Some(1)),
+        "{f}"
+    );
+    c.send_fragments(OpCode::Binary, &[b"{\"op\":", b"\"ping\"}"])
+        .await;
+    assert_eq!(code(&c.json().await), "malformed_frame");
+    // A new message before the last one ended breaks the WebSocket protocol itself.
+    c.send_frame(false, OpCode::Text, b"{\"op\":").await;
+    c.send_text(r#"{"op":"ping"}"#).await;
+    assert_eq!(c.close_code().await, 1002);
+}
+
+#[tokio::test]
+async fn wrong_field_types_are_answered_by_id_and_close_codes_echoed() {
+    let server = TestServer::start().await;
+    let mut c = RawClient::ready(server.addr, "demo", &tokens::demo("types", &["a"], &[])).await;
+    let f = c
+        .request(json!({"op": "subscribe", "id": 4, "channel": 12}))
+        .await;
+    assert_eq!((code(&f), f["id"].as_u64()), ("bad_request", Some(4)));
+    c.send_close(4321).await;
+    assert_eq!(c.close_code().await, 4321);
+}
+
+#[tokio::test]
+async fn unknown_endpoints_and_duplicate_channels() {
+    let server = TestServer::start().await;
+    let r = reqwest::get(format!("{}/v1/nope", server.http_url()))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "not_found"
+    );
+    let mut by = bystander(&server).await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/apps/demo/publish", server.http_url()))
+        .bearer_auth("demo-key")
+        .json(&json!({"channels": ["bystander", "bystander"], "event": "once", "data": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"offsets": {"bystander": 1}})
+    );
+    assert_eq!(by.json().await["event"], "once");
+    // Only one delivery: the next frame answers a ping.
+    assert_eq!(
+        by.request(json!({"op": "ping", "id": 77})).await["op"],
+        "pong"
+    );
+}

@@ -62,6 +62,9 @@ impl JwtKeys {
         match decode::<Claims>(token, key, &validation) {
             Ok(data) => {
                 let claims = data.claims;
+                if claims.sub.is_empty() {
+                    return Err(AuthError::InvalidToken("\"sub\" must not be empty".into()));
+                }
                 match &claims.aud {
                     Some(aud) if aud != app.as_str() => Err(AuthError::WrongApp(aud.clone())),
                     _ => Ok(claims),

@@ -63,15 +63,41 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue
     Box::<RawValue>::deserialize(d).map(Some)
 }
 
+/// Why a frame failed to parse: when it still is an object with a string `op` and a numeric
+/// `id`, some field has the wrong type (`bad_request`, answerable by id); otherwise the frame
+/// itself is unreadable (`malformed_frame`). Runs only on the error path.
+fn readable_envelope(text: &str, e: serde_json::Error) -> FrameError {
+    let envelope: Option<serde_json::Value> = serde_json::from_str(text).ok();
+    let op = envelope
+        .as_ref()
+        .and_then(|v| v.get("op"))
+        .and_then(|o| o.as_str());
+    let id = envelope
+        .as_ref()
+        .and_then(|v| v.get("id"))
+        .and_then(|i| i.as_u64());
+    match (op, id) {
+        (Some(op), Some(id)) => FrameError {
+            id: Some(id),
+            code: ErrorCode::BadRequest,
+            message: format!("\"{op}\" has a field of the wrong type: {e}"),
+        },
+        _ => FrameError {
+            id: None,
+            code: ErrorCode::MalformedFrame,
+            message: format!(
+                "frame must be a JSON object with a string \"op\" and an optional numeric \"id\": {e}"
+            ),
+        },
+    }
+}
+
 impl ClientFrame {
     /// Parses a text frame, telling apart unreadable JSON (`malformed_frame`), an unknown op
     /// (`unknown_op`) and a known op with bad fields (`bad_request`).
     pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
-        let raw: AnyClientFrame = serde_json::from_str(text).map_err(|e| FrameError {
-            id: None,
-            code: ErrorCode::MalformedFrame,
-            message: format!("frame must be a JSON object with a string \"op\" and an optional numeric \"id\": {e}"),
-        })?;
+        let raw: AnyClientFrame =
+            serde_json::from_str(text).map_err(|e| readable_envelope(text, e))?;
         let id = raw.id;
         let missing = |field: &str| FrameError {
             id,
@@ -266,6 +292,12 @@ mod tests {
 
         let e = ClientFrame::parse(r#"{"op":"subscribe","channel":"a"}"#).unwrap_err();
         assert_eq!(e.code, ErrorCode::BadRequest);
+
+        let e = ClientFrame::parse(r#"{"op":"subscribe","id":6,"channel":7}"#).unwrap_err();
+        assert_eq!((e.code, e.id), (ErrorCode::BadRequest, Some(6)));
+
+        let e = ClientFrame::parse(r#"{"op":"subscribe","id":"x"}"#).unwrap_err();
+        assert_eq!((e.code, e.id), (ErrorCode::MalformedFrame, None));
     }
 
     #[test]
