@@ -157,7 +157,7 @@ pub fn ratio_table(reports: &[Report]) -> String {
         };
         let _ = writeln!(
             rows,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             display_target(&peer.target),
             peer.subscribers,
             peer.rate,
@@ -167,6 +167,7 @@ pub fn ratio_table(reports: &[Report]) -> String {
             ),
             ratio(peer.server_rss_kib_per_conn, waas.server_rss_kib_per_conn),
             ratio(Some(peer.latency_p99_us), Some(waas.latency_p99_us)),
+            ratio(Some(peer.delivered_per_s), Some(waas.delivered_per_s)),
         );
     }
     if rows.is_empty() {
@@ -174,8 +175,8 @@ pub fn ratio_table(reports: &[Report]) -> String {
     }
     format!(
         "| peer | subscribers | msg/s | server CPU µs/delivery, peer / WaaS \
-         | server RSS KiB/conn, peer / WaaS | p99 µs, peer / WaaS |\n\
-         |---|--:|--:|--:|--:|--:|\n{rows}"
+         | server RSS KiB/conn, peer / WaaS | p99 µs, peer / WaaS | delivered/s, peer / WaaS |\n\
+         |---|--:|--:|--:|--:|--:|--:|\n{rows}"
     )
 }
 

@@ -248,13 +248,14 @@ impl Publisher for SioPublisher {
     }
 
     async fn close(self) {
+        // Stop counting first: the server's echo of our close is no error.
+        self.reader.abort();
         let _ = self
             .write
             .lock()
             .await
             .write_frame(Frame::close(1000, b""))
             .await;
-        self.reader.abort();
     }
 }
 

@@ -180,8 +180,9 @@ impl Publisher for WsPublisher {
     }
 
     async fn close(mut self) {
-        let _ = self.write.write_frame(Frame::close(1000, b"")).await;
+        // Stop counting first: the server's echo of our close is no error.
         self.reader.abort();
+        let _ = self.write.write_frame(Frame::close(1000, b"")).await;
     }
 }
 
