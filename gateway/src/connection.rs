@@ -138,7 +138,9 @@ pub async fn run(
                     Some(Ok(frame)) => match frame.opcode {
                         OpCode::Text | OpCode::Binary | OpCode::Continuation => {
                             match fragments.push(frame.opcode, frame.fin, frame.payload, limits.max_frame_bytes) {
-                                Assembled::Message(op, payload) => conn.on_message(op, &payload).await,
+                                // Boxed: client requests are rare next to deliveries, and their
+                                // futures would otherwise enlarge every idle connection's task.
+                                Assembled::Message(op, payload) => Box::pin(conn.on_message(op, &payload)).await,
                                 Assembled::Pending => {}
                                 Assembled::TooLarge => conn.too_large(),
                                 Assembled::ProtocolError => break Exit::Close(CloseCode::PROTOCOL_ERROR),
@@ -165,7 +167,7 @@ pub async fn run(
             }
         }
     };
-    conn.finish(exit).await;
+    Box::pin(conn.finish(exit)).await;
 }
 
 impl Conn {

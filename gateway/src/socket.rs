@@ -23,7 +23,15 @@ pub struct SocketReader {
 }
 
 impl SocketReader {
+    /// `pending` usually is an empty slice of the HTTP layer's whole read buffer; keeping it
+    /// would keep that buffer (8 KiB) alive for the life of the connection, so only a copy of
+    /// what it holds is kept.
     pub fn new(stream: Arc<TcpStream>, pending: Bytes) -> Self {
+        let pending = if pending.is_empty() {
+            Bytes::new()
+        } else {
+            Bytes::copy_from_slice(&pending)
+        };
         SocketReader { stream, pending }
     }
 }
@@ -38,6 +46,9 @@ impl AsyncRead for SocketReader {
             let n = self.pending.len().min(buf.remaining());
             buf.put_slice(&self.pending[..n]);
             self.pending.advance(n);
+            if self.pending.is_empty() {
+                self.pending = Bytes::new();
+            }
             return Poll::Ready(Ok(()));
         }
         loop {
