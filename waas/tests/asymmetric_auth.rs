@@ -14,7 +14,10 @@ fn settings_with_key_app() -> Settings {
         fixture("rsa_public.pem"),
         fixture("ec_public.pem"),
     );
-    let path = std::env::temp_dir().join(format!("waas-keyed-{}.toml", std::process::id()));
+    // Unique per call: tests of this file run in parallel in one process.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("waas-keyed-{}-{n}.toml", std::process::id()));
     std::fs::write(&path, toml).unwrap();
     let mut s = Settings::from_file(&path).unwrap();
     let _ = std::fs::remove_file(&path);
