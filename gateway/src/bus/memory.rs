@@ -1,6 +1,6 @@
 //! In-process bus for the single-node `waas dev` server and unit tests.
 
-use super::{Bus, BusError, BusRequest, BusSubscription, RequestStream};
+use super::{check_subject, Bus, BusError, BusRequest, BusSubscription, RequestStream};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -69,21 +69,6 @@ fn is_wildcard(subject: &str) -> bool {
     subject.split('.').any(|t| t == "*" || t == ">")
 }
 
-fn validate(subject: &str, allow_wildcards: bool) -> Result<(), BusError> {
-    let bad = subject.is_empty()
-        || subject.contains(char::is_whitespace)
-        || subject.split('.').enumerate().any(|(i, t)| {
-            t.is_empty()
-                || (!allow_wildcards && (t == "*" || t == ">"))
-                || (t == ">" && i + 1 != subject.split('.').count())
-        });
-    if bad {
-        Err(BusError::InvalidSubject(subject.to_owned()))
-    } else {
-        Ok(())
-    }
-}
-
 fn matches(pattern: &[String], subject: &str) -> bool {
     let mut tokens = subject.split('.');
     for p in pattern {
@@ -113,7 +98,7 @@ fn deliver(sub: &Subscriber, payload: &Bytes, dropped: &AtomicU64) {
 #[async_trait]
 impl Bus for MemoryBus {
     async fn publish(&self, subject: &str, payload: Bytes) -> Result<(), BusError> {
-        validate(subject, false)?;
+        check_subject(subject, false)?;
         if subject.starts_with(INBOX) {
             let mut routes = self.routes.write().expect("bus routes poisoned");
             if let Some(waiter) = routes.inboxes.remove(subject) {
@@ -136,7 +121,7 @@ impl Bus for MemoryBus {
     }
 
     async fn subscribe(&self, subject: &str) -> Result<BusSubscription, BusError> {
-        validate(subject, true)?;
+        check_subject(subject, true)?;
         let (tx, rx) = mpsc::channel(self.capacity);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let sub = Subscriber { id, tx };
@@ -167,7 +152,7 @@ impl Bus for MemoryBus {
         payload: Bytes,
         timeout: Duration,
     ) -> Result<Bytes, BusError> {
-        validate(subject, false)?;
+        check_subject(subject, false)?;
         let reply = format!("{INBOX}{}", self.next_id.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = oneshot::channel();
         {
@@ -222,7 +207,7 @@ impl Bus for MemoryBus {
         subject: &str,
         queue_group: Option<&str>,
     ) -> Result<RequestStream, BusError> {
-        validate(subject, true)?;
+        check_subject(subject, true)?;
         let (tx, rx) = mpsc::channel(self.capacity);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.routes

@@ -31,6 +31,25 @@ pub enum BusError {
     Timeout(Duration),
 }
 
+/// Checks a subject the way NATS reads it, so both implementations refuse the same subjects:
+/// non-empty `.`-separated tokens without whitespace; `*` and a final `>` only where wildcards
+/// are allowed (subscriptions).
+pub fn check_subject(subject: &str, allow_wildcards: bool) -> Result<(), BusError> {
+    let count = subject.split('.').count();
+    let bad = subject.is_empty()
+        || subject.contains(char::is_whitespace)
+        || subject.split('.').enumerate().any(|(i, t)| {
+            t.is_empty()
+                || (!allow_wildcards && (t == "*" || t == ">"))
+                || (t == ">" && i + 1 != count)
+        });
+    if bad {
+        Err(BusError::InvalidSubject(subject.to_owned()))
+    } else {
+        Ok(())
+    }
+}
+
 /// A live subscription; dropping it unsubscribes.
 pub type BusSubscription = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
 

@@ -9,7 +9,7 @@
 //! accepted in the moment before the client notices the outage can still be lost: the bus is
 //! at-most-once.
 
-use super::{Bus, BusError, BusRequest, BusSubscription, RequestStream};
+use super::{check_subject, Bus, BusError, BusRequest, BusSubscription, RequestStream};
 use async_nats::connection::State;
 use async_nats::{
     Client, ConnectOptions, Event, PublishErrorKind, Request, RequestErrorKind, ServerAddr,
@@ -160,25 +160,6 @@ async fn log_event(name: String, event: Event) {
     }
 }
 
-/// The same subject rules as [`super::memory::MemoryBus`], so a subject refused by one bus is
-/// refused by the other instead of being taken by NATS as some other pattern (async-nats checks
-/// published subjects for whitespace only).
-fn validate(subject: &str, allow_wildcards: bool) -> Result<(), BusError> {
-    let count = subject.split('.').count();
-    let bad = subject.is_empty()
-        || subject.contains(char::is_whitespace)
-        || subject.split('.').enumerate().any(|(i, t)| {
-            t.is_empty()
-                || (!allow_wildcards && (t == "*" || t == ">"))
-                || (t == ">" && i + 1 != count)
-        });
-    if bad {
-        Err(BusError::InvalidSubject(subject.to_owned()))
-    } else {
-        Ok(())
-    }
-}
-
 fn subscribe_error(subject: &str, queue_group: Option<&str>, e: SubscribeError) -> BusError {
     match e.kind() {
         SubscribeErrorKind::InvalidSubject => BusError::InvalidSubject(subject.to_owned()),
@@ -192,7 +173,7 @@ fn subscribe_error(subject: &str, queue_group: Option<&str>, e: SubscribeError) 
 #[async_trait]
 impl Bus for NatsBus {
     async fn publish(&self, subject: &str, payload: Bytes) -> Result<(), BusError> {
-        validate(subject, false)?;
+        check_subject(subject, false)?;
         self.check_connected()?;
         self.client
             .publish(subject.to_owned(), payload)
@@ -209,7 +190,7 @@ impl Bus for NatsBus {
     }
 
     async fn subscribe(&self, subject: &str) -> Result<BusSubscription, BusError> {
-        validate(subject, true)?;
+        check_subject(subject, true)?;
         self.check_connected()?;
         let subscriber = self
             .client
@@ -227,7 +208,7 @@ impl Bus for NatsBus {
         payload: Bytes,
         timeout: Duration,
     ) -> Result<Bytes, BusError> {
-        validate(subject, false)?;
+        check_subject(subject, false)?;
         self.check_connected()?;
         let request = Request::new().payload(payload).timeout(Some(timeout));
         match self.client.send_request(subject.to_owned(), request).await {
@@ -248,7 +229,7 @@ impl Bus for NatsBus {
         subject: &str,
         queue_group: Option<&str>,
     ) -> Result<RequestStream, BusError> {
-        validate(subject, true)?;
+        check_subject(subject, true)?;
         self.check_connected()?;
         let subscriber = match queue_group {
             Some(group) => {
@@ -278,17 +259,17 @@ mod tests {
 
     #[test]
     fn subjects_follow_the_memory_bus_rules() {
-        assert!(validate("waas.app.chan", false).is_ok());
-        assert!(validate("waas.*.chan", true).is_ok());
-        assert!(validate("waas.>", true).is_ok());
+        assert!(check_subject("waas.app.chan", false).is_ok());
+        assert!(check_subject("waas.*.chan", true).is_ok());
+        assert!(check_subject("waas.>", true).is_ok());
         for bad in ["", "a..b", "a.b.", "a b", "a.*"] {
             assert_eq!(
-                validate(bad, false),
+                check_subject(bad, false),
                 Err(BusError::InvalidSubject(bad.into())),
                 "{bad:?}"
             );
         }
-        assert!(validate("a.>.b", true).is_err());
+        assert!(check_subject("a.>.b", true).is_err());
     }
 
     #[tokio::test]
