@@ -13,7 +13,7 @@
 #   PAYLOAD     bytes of padding per message (100)
 #   QUIET_BUSY  wait before each run until the box is less busy than this, in % of all cores (20)
 #   QUIET_WAIT  ... but at most this many seconds (300)
-#   MAX_OTHERS  rerun a run during which other processes used more than this % of a core (25)
+#   MAX_OTHERS  rerun a run during which other processes used more than this % of a core (15)
 #   RETRIES     ... at most this many times (3)
 #   OUT         directory for the JSON reports and server logs (target/loadtest-results/DATE)
 #   NO_BUILD=1  use the release binaries already built
@@ -29,7 +29,7 @@ DURATION=${DURATION:-10}
 PAYLOAD=${PAYLOAD:-100}
 QUIET_BUSY=${QUIET_BUSY:-20}
 QUIET_WAIT=${QUIET_WAIT:-300}
-MAX_OTHERS=${MAX_OTHERS:-25}
+MAX_OTHERS=${MAX_OTHERS:-15}
 RETRIES=${RETRIES:-3}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT=${OUT:-$TARGET_DIR/loadtest-results/$(date +%Y%m%d-%H%M%S)}

@@ -59,10 +59,14 @@ pub struct Report {
     /// This load client's CPU time over the same window as the server's.
     pub client_cpu_s: f64,
     pub client_cpu_us_per_delivery: f64,
-    /// CPU the rest of the machine used over that window (all CPU time minus server and client),
-    /// in percent of one core: how disturbed the measurement was.
+    /// CPU the rest of the machine used over that window (process and steal time minus server
+    /// and client), in percent of one core: how disturbed the measurement was.
     #[serde(default)]
     pub others_cpu_percent: f64,
+    /// irq + softirq time of the machine over that window, in percent of one core: mostly the
+    /// loopback networking of this run, charged to neither process.
+    #[serde(default)]
+    pub irq_cpu_percent: f64,
     /// Errors by kind (connect failures, error frames, closes); `lost` is not counted here.
     pub errors: BTreeMap<String, u64>,
     /// CPU model, cores and memory of the machine the run was on.
@@ -205,9 +209,9 @@ pub fn details(r: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "client CPU {:.2} s; the rest of the machine used {:.0}% of a core meanwhile; \
-         load average before {:.2}; {}",
-        r.client_cpu_s, r.others_cpu_percent, r.loadavg_before, r.machine
+        "client CPU {:.2} s; meanwhile other processes used {:.0}% of a core and the kernel's \
+         irq/softirq work (loopback networking) {:.0}%; load average before {:.2}; {}",
+        r.client_cpu_s, r.others_cpu_percent, r.irq_cpu_percent, r.loadavg_before, r.machine
     );
     for (kind, n) in &r.errors {
         let _ = writeln!(out, "error × {n}: {kind}");
@@ -249,6 +253,7 @@ mod tests {
             client_cpu_s: 1.0,
             client_cpu_us_per_delivery: 5.0,
             others_cpu_percent: 1.0,
+            irq_cpu_percent: 1.0,
             errors: BTreeMap::new(),
             machine: "test".into(),
             loadavg_before: 0.0,

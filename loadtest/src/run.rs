@@ -250,13 +250,14 @@ fn build_report(args: &RunArgs, ctx: &Ctx, s: Samples) -> Report {
         _ => None,
     };
     let ticks_s = |t: u64| t as f64 / s.ticks_per_sec as f64;
-    let box_busy_s = ticks_s(
-        w.box_after
-            .busy_ticks
-            .saturating_sub(w.box_before.busy_ticks),
-    );
     let client_cpu_s =
         procfs::cpu_between(w.client_before, w.client_after, s.ticks_per_sec).as_secs_f64();
+    let (a, b) = (w.box_after, w.box_before);
+    let others_s =
+        ticks_s((a.process_ticks + a.steal_ticks).saturating_sub(b.process_ticks + b.steal_ticks))
+            - client_cpu_s
+            - server_cpu_s.unwrap_or(0.0);
+    let irq_s = ticks_s(a.irq_ticks.saturating_sub(b.irq_ticks));
     let rss_per_conn = match (s.server_idle, s.server_subscribed) {
         (Some(a), Some(b)) => {
             Some(b.rss_kib.saturating_sub(a.rss_kib) as f64 / s.subscribed as f64)
@@ -295,9 +296,8 @@ fn build_report(args: &RunArgs, ctx: &Ctx, s: Samples) -> Report {
         server_rss_kib_per_conn: rss_per_conn,
         client_cpu_s,
         client_cpu_us_per_delivery: per_delivery_us(client_cpu_s),
-        others_cpu_percent: (box_busy_s - client_cpu_s - server_cpu_s.unwrap_or(0.0)).max(0.0)
-            * 100.0
-            / w.wall.as_secs_f64(),
+        others_cpu_percent: others_s.max(0.0) * 100.0 / w.wall.as_secs_f64(),
+        irq_cpu_percent: irq_s * 100.0 / w.wall.as_secs_f64(),
         errors: stats.errors(),
         machine: machine(),
         loadavg_before: s.loadavg_before,
