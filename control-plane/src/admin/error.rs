@@ -1,27 +1,9 @@
-//! Admin API failures, in the same `{"error": {"code", "message"}}` shape as the public REST API.
+//! Admin API failures share the public REST API's error type and body,
+//! `{"error": {"code", "message"}}`; store errors map onto its codes here.
 
 use crate::store::StoreError;
-use axum::extract::rejection::JsonRejection;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use waas_protocol::rest::{ErrorBody, ErrorDetail};
+pub use waas_gateway::rest::ApiError as AdminError;
 use waas_protocol::ErrorCode;
-
-#[derive(Debug)]
-pub struct AdminError {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-impl AdminError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        AdminError {
-            code,
-            message: message.into(),
-        }
-    }
-}
 
 impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> Self {
@@ -32,25 +14,5 @@ impl From<StoreError> for AdminError {
             StoreError::Backend(_) => ErrorCode::Unavailable,
         };
         AdminError::new(code, e.to_string())
-    }
-}
-
-impl From<JsonRejection> for AdminError {
-    fn from(r: JsonRejection) -> Self {
-        AdminError::new(ErrorCode::BadRequest, r.body_text())
-    }
-}
-
-impl IntoResponse for AdminError {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code,
-                message: self.message,
-            },
-        };
-        (status, Json(body)).into_response()
     }
 }
