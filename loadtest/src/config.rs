@@ -118,8 +118,10 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',')]
     pub source_ips: Vec<IpAddr>,
 
-    /// Connections being opened at once.
-    #[arg(long, default_value_t = 200)]
+    /// Connections being opened at once. Keep it under the server's listen backlog (tokio's
+    /// `TcpListener::bind` gives 128): an overflowing accept queue drops SYNs, which the kernel
+    /// retries after a second.
+    #[arg(long, default_value_t = 100)]
     pub connect_concurrency: usize,
 
     /// Seconds allowed for connecting and subscribing every subscriber.

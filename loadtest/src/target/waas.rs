@@ -15,7 +15,7 @@ use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use waas_protocol::rest::ErrorBody;
-use waas_protocol::{ClientFrame, ServerFrame};
+use waas_protocol::ServerFrame;
 
 /// REST publish requests in flight at once.
 const REST_CONCURRENCY: usize = 64;
@@ -42,10 +42,8 @@ pub async fn subscriber(ctx: Arc<Ctx>, i: usize, ready: Ready) {
 async fn subscribe(ctx: &Ctx, i: usize) -> Result<Ws> {
     let source = ws::source_for(&ctx.source_ips, i);
     let mut ws = ws::connect(&ctx.endpoint, source, &ws_path(ctx), Some(&ctx.api_key)).await?;
-    let subscribe = serde_json::to_vec(&ClientFrame::Subscribe {
-        id: 1,
-        channel: ctx.channel.clone(),
-    })?;
+    let channel = serde_json::to_string(&ctx.channel)?;
+    let subscribe = format!(r#"{{"op":"subscribe","id":1,"channel":{channel}}}"#).into_bytes();
     ws.write_frame(Frame::text(Payload::Owned(subscribe)))
         .await?;
     loop {
