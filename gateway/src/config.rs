@@ -43,6 +43,9 @@ pub struct Limits {
     /// Messages buffered between the bus and one channel's fan-out before the bus drops them
     /// (NATS calls this a slow consumer). Default 65536.
     pub bus_channel_capacity: usize,
+    /// Connections the kernel queues before the server accepts them; bursts of reconnecting
+    /// clients need more than the usual 128. Capped by `net.core.somaxconn`. Default 4096.
+    pub listen_backlog: u32,
 }
 
 impl Default for Limits {
@@ -64,6 +67,7 @@ impl Default for Limits {
             default_token_ttl_secs: 3600,
             max_token_ttl_secs: 86400,
             bus_channel_capacity: 65536,
+            listen_backlog: 4096,
         }
     }
 }

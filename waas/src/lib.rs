@@ -4,8 +4,10 @@
 //! # Layout
 //! - [`settings`]: configuration from file, environment and flags, validated at start-up.
 //! - [`dev`]: `waas dev`, everything in one process on the embedded bus and store.
+//! - [`listen`]: the listening socket, with a configurable backlog.
 //! - [`cluster`]: `waas gateway`, `waas control-plane`, `waas migrate` on NATS and PostgreSQL.
 
 pub mod cluster;
 pub mod dev;
+pub mod listen;
 pub mod settings;

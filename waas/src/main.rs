@@ -158,6 +158,8 @@ struct LimitArgs {
     max_token_ttl_secs: Option<u64>,
     #[arg(long, env = "WAAS_BUS_CHANNEL_CAPACITY")]
     bus_channel_capacity: Option<usize>,
+    #[arg(long, env = "WAAS_LISTEN_BACKLOG")]
+    listen_backlog: Option<u32>,
 }
 
 macro_rules! overlay {
@@ -186,7 +188,8 @@ impl LimitArgs {
             max_channels_per_publish,
             default_token_ttl_secs,
             max_token_ttl_secs,
-            bus_channel_capacity
+            bus_channel_capacity,
+            listen_backlog
         );
     }
 }
@@ -258,8 +261,7 @@ async fn shutdown_signal() {
 }
 
 async fn bind(settings: &Settings) -> anyhow::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(settings.listen)
-        .await
+    let listener = waas::listen::bind(settings.listen, settings.limits.listen_backlog)
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
     Ok((listener, addr))
