@@ -4,6 +4,7 @@
 use crate::secrets;
 use crate::store::{AppPatch, AppRecord, NewApiKey, NewApp, NewTenant, Store, StoreError};
 use waas_gateway::app::{hash_api_key, AppLimits};
+use waas_gateway::rpc::Route;
 use waas_protocol::AppId;
 
 /// Tenant that owns apps declared in configuration.
@@ -18,6 +19,9 @@ pub struct AppSeed {
     pub jwt_rsa_public_key: Option<String>,
     pub jwt_ec_public_key: Option<String>,
     pub limits: AppLimits,
+    /// Request routes; `None` leaves the stored ones alone (so routes set through the admin
+    /// API survive a restart), `Some` replaces them.
+    pub routes: Option<Vec<Route>>,
 }
 
 /// Creates the app (and the config tenant) or brings its keys and limits in line with the seed.
@@ -50,6 +54,7 @@ pub async fn ensure_app(store: &dyn Store, seed: AppSeed) -> Result<AppRecord, S
                 jwt_ec_public_key: (existing.jwt_ec_public_key != seed.jwt_ec_public_key)
                     .then(|| seed.jwt_ec_public_key.clone()),
                 limits: (existing.limits != seed.limits).then(|| seed.limits.clone()),
+                routes: seed.routes.clone().filter(|r| *r != existing.routes),
             };
             if patch == AppPatch::default() {
                 existing
@@ -58,7 +63,7 @@ pub async fn ensure_app(store: &dyn Store, seed: AppSeed) -> Result<AppRecord, S
             }
         }
         Err(StoreError::NotFound(_)) => {
-            store
+            let created = store
                 .create_app(NewApp {
                     id: seed.id.clone(),
                     tenant_id: CONFIG_TENANT.into(),
@@ -68,7 +73,17 @@ pub async fn ensure_app(store: &dyn Store, seed: AppSeed) -> Result<AppRecord, S
                     jwt_ec_public_key: seed.jwt_ec_public_key.clone(),
                     limits: seed.limits.clone(),
                 })
-                .await?
+                .await?;
+            match &seed.routes {
+                Some(routes) if !routes.is_empty() => {
+                    let patch = AppPatch {
+                        routes: Some(routes.clone()),
+                        ..AppPatch::default()
+                    };
+                    store.update_app(&seed.id, patch).await?
+                }
+                _ => created,
+            }
         }
         Err(e) => return Err(e),
     };

@@ -28,6 +28,9 @@ pub struct AppConfig {
     pub jwt_ec_public_key: Option<String>,
     #[serde(default)]
     pub limits: AppLimits,
+    /// Request routes (`docs/rpc.md`): path prefix to service or HTTP upstream.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<crate::rpc::Route>,
     /// Increases with every change in the control-plane; an update with a lower version than
     /// the one held is stale and ignored.
     #[serde(default)]

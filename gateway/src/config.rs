@@ -46,6 +46,16 @@ pub struct Limits {
     /// Connections the kernel queues before the server accepts them; bursts of reconnecting
     /// clients need more than the usual 128. Capped by `net.core.somaxconn`. Default 4096.
     pub listen_backlog: u32,
+    /// `request`s one connection may have waiting for a response. Default 100.
+    pub max_inflight_requests_per_connection: usize,
+    /// Requests forwarded to one serving connection and not yet answered; beyond it the gateway
+    /// stops taking the service's requests from the bus for that server. Default 1024.
+    pub max_inflight_per_responder: usize,
+    /// Longest wait for a response when the route sets no `timeout_ms`, ms. Default 10000.
+    pub rpc_timeout_ms: u64,
+    /// Largest HTTP upstream response body when the route sets no `max_response_bytes`, bytes.
+    /// Default 1 MiB.
+    pub rpc_max_response_bytes: usize,
 }
 
 impl Default for Limits {
@@ -68,6 +78,10 @@ impl Default for Limits {
             max_token_ttl_secs: 86400,
             bus_channel_capacity: 65536,
             listen_backlog: 4096,
+            max_inflight_requests_per_connection: 100,
+            max_inflight_per_responder: 1024,
+            rpc_timeout_ms: 10_000,
+            rpc_max_response_bytes: 1 << 20,
         }
     }
 }
@@ -97,6 +111,19 @@ impl Limits {
             ("max_batch_size", self.max_batch_size as u64),
             ("bus_channel_capacity", self.bus_channel_capacity as u64),
         ];
+        let rpc: [(&'static str, u64); 4] = [
+            (
+                "max_inflight_requests_per_connection",
+                self.max_inflight_requests_per_connection as u64,
+            ),
+            (
+                "max_inflight_per_responder",
+                self.max_inflight_per_responder as u64,
+            ),
+            ("rpc_timeout_ms", self.rpc_timeout_ms),
+            ("rpc_max_response_bytes", self.rpc_max_response_bytes as u64),
+        ];
+        let positive = positive.into_iter().chain(rpc);
         for (key, v) in positive {
             if v == 0 {
                 return Err(LimitError {

@@ -46,6 +46,8 @@ struct Conn {
     bucket: TokenBucket,
     batch: VecDeque<Bytes>,
     _slot: Option<ConnectionSlot>,
+    /// Requests in flight and services served (`docs/rpc.md`).
+    rpc: crate::rpc::ConnRpc,
 }
 
 /// A frame detached from the reader's buffer, so the reader can be polled again.
@@ -109,6 +111,7 @@ pub async fn run(
         bucket: TokenBucket::new(limits.publish_rate, limits.publish_burst),
         batch: VecDeque::new(),
         _slot: None,
+        rpc: Default::default(),
     };
     conn.start(upfront);
 
@@ -303,6 +306,13 @@ impl Conn {
                 self.unsubscribe(id, &channel).await
             }
             (
+                frame @ (ClientFrame::Request { .. }
+                | ClientFrame::Response { .. }
+                | ClientFrame::Serve { .. }
+                | ClientFrame::Unserve { .. }),
+                true,
+            ) => self.rpc(frame).await,
+            (
                 ClientFrame::Publish {
                     id,
                     channel,
@@ -426,10 +436,25 @@ impl Conn {
         }
     }
 
+    /// `request`, `response`, `serve`, `unserve`: see [`crate::rpc`].
+    async fn rpc(&mut self, frame: ClientFrame) {
+        let (Some(app), Some(identity)) = (self.app.as_ref(), self.identity.as_ref()) else {
+            return;
+        };
+        let ctx = crate::rpc::Ctx {
+            gw: &self.gw,
+            app,
+            identity,
+            out: &self.reg.tracked.out,
+        };
+        self.rpc.on_frame(ctx, frame).await;
+    }
+
     /// Leaves every channel, then says goodbye: queued frames and a close frame when the
     /// socket still works, bounded by [`CLOSE_LINGER`] so a stuck client cannot hold the task.
     async fn finish(mut self, exit: Exit) {
         let id = self.out().id;
+        self.rpc.shutdown().await;
         for (_, subject) in std::mem::take(&mut self.subs) {
             self.gw.hub.unsubscribe(&subject, id).await;
         }

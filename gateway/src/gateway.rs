@@ -18,6 +18,8 @@ pub struct Gateway {
     pub hub: Hub,
     pub publisher: Publisher,
     pub connections: Arc<Connections>,
+    /// Request/response: the pooled client for HTTP upstreams.
+    pub rpc: crate::rpc::Rpc,
 }
 
 impl Gateway {
@@ -27,6 +29,7 @@ impl Gateway {
             publisher: Publisher::new(bus, config.subject_prefix.clone()),
             apps: Arc::new(apps),
             connections: Arc::default(),
+            rpc: crate::rpc::Rpc::new(),
             config,
         })
     }

@@ -13,6 +13,8 @@
 //! - [`connections`]: every open connection, for heartbeats, timeouts and shutdown.
 //! - [`publisher`]: offsets and encoding of published messages, shared by socket and REST.
 //! - [`rest`]: the REST API for servers (publish, batch, tokens).
+//! - [`rpc`]: request/response over the socket: routes, services served by SDK servers over
+//!   the bus, HTTP upstreams.
 //! - [`server`]: routes, the WebSocket upgrade, health, and graceful shutdown.
 //! - [`socket`], [`wsframe`], [`ratelimit`]: writing frames, encoding them once, publish rate.
 //! - [`config`]: every limit with its default.
@@ -32,6 +34,7 @@ pub mod publisher;
 pub mod ratelimit;
 pub mod registry;
 pub mod rest;
+pub mod rpc;
 pub mod server;
 pub mod socket;
 pub mod wsframe;

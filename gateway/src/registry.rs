@@ -38,6 +38,9 @@ pub struct Directory {
     pub timeout: Duration,
 }
 
+/// Entries beyond which "no such app" answers are no longer cached.
+const MAX_ENTRIES: usize = 100_000;
+
 pub struct AppRegistry {
     /// Keyed by the id's string so a lookup from a URL path needs no allocation.
     entries: RwLock<HashMap<String, Entry>>,
@@ -79,6 +82,11 @@ impl AppRegistry {
 
     /// The app `id`, fetched from the directory when not cached. `Ok(None)`: no such app.
     pub async fn resolve(self: &Arc<Self>, id: &str) -> Result<Option<Arc<App>>, RegistryError> {
+        // Ids that cannot exist are refused here: asking the directory about them, or caching
+        // "missing" for every string a client puts in a URL, would let anyone grow the cache.
+        if waas_protocol::AppId::parse(id).is_err() {
+            return Ok(None);
+        }
         let mut refresh = false;
         {
             let mut entries = self.entries.write().expect("registry poisoned");
@@ -140,14 +148,25 @@ impl AppRegistry {
                 .map(Some)
                 .map_err(|e| RegistryError::Unavailable(e.to_string())),
             None => {
-                self.entries.write().expect("registry poisoned").insert(
-                    id.to_owned(),
-                    Entry {
-                        known: Known::Missing,
-                        fetched: Instant::now(),
-                        refreshing: false,
-                    },
-                );
+                let mut entries = self.entries.write().expect("registry poisoned");
+                if entries.len() >= MAX_ENTRIES {
+                    // Unknown ids pile up only if clients try many of them: forget the stale
+                    // ones, and stop remembering new ones while the cache is this large.
+                    let ttl = self.missing_ttl;
+                    entries.retain(|_, e| {
+                        !matches!(e.known, Known::Missing) || e.fetched.elapsed() < ttl
+                    });
+                }
+                if entries.len() < MAX_ENTRIES {
+                    entries.insert(
+                        id.to_owned(),
+                        Entry {
+                            known: Known::Missing,
+                            fetched: Instant::now(),
+                            refreshing: false,
+                        },
+                    );
+                }
                 Ok(None)
             }
         }
@@ -202,5 +221,59 @@ impl AppRegistry {
                 true
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::memory::MemoryBus;
+    use futures_util::StreamExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A directory that knows no app and counts the questions it gets.
+    async fn empty_directory(bus: Arc<MemoryBus>) -> Arc<AtomicUsize> {
+        let asked = Arc::new(AtomicUsize::new(0));
+        let mut requests = bus.serve(&query_subject("t"), None).await.unwrap();
+        let counter = Arc::clone(&asked);
+        tokio::spawn(async move {
+            while let Some(req) = requests.next().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let body = serde_json::to_vec(&AppAnswer {
+                    app: None,
+                    error: None,
+                })
+                .unwrap();
+                bus.publish(&req.reply.unwrap(), Bytes::from(body))
+                    .await
+                    .unwrap();
+            }
+        });
+        asked
+    }
+
+    #[tokio::test]
+    async fn impossible_ids_are_not_asked_and_missing_ones_are_cached() {
+        let bus = Arc::new(MemoryBus::new(16));
+        let asked = empty_directory(Arc::clone(&bus)).await;
+        let registry = Arc::new(AppRegistry::new(
+            Some(Directory {
+                bus: bus as Arc<dyn Bus>,
+                prefix: "t".into(),
+                timeout: Duration::from_secs(2),
+            }),
+            Duration::from_secs(30),
+            Duration::from_secs(60),
+        ));
+        assert!(registry.resolve("not a valid id!").await.unwrap().is_none());
+        assert!(registry.resolve(&"x".repeat(500)).await.unwrap().is_none());
+        assert_eq!(asked.load(Ordering::SeqCst), 0);
+        assert!(registry.resolve("ghost").await.unwrap().is_none());
+        assert!(registry.resolve("ghost").await.unwrap().is_none());
+        assert_eq!(
+            asked.load(Ordering::SeqCst),
+            1,
+            "second lookup served from the cache"
+        );
     }
 }

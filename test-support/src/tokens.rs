@@ -23,6 +23,7 @@ pub fn caps(subscribe: &[&str], publish: &[&str]) -> Caps {
     Caps {
         subscribe: patterns(subscribe),
         publish: patterns(publish),
+        ..Caps::default()
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use tokio::net::TcpListener;
 use waas::settings::Settings;
 use waas_gateway::Limits;
-use waas_protocol::{Caps, ChannelPattern, Claims, PatternSet};
+use waas_protocol::{CallSet, Caps, ChannelPattern, Claims, PathPrefix, PatternSet};
 
 #[derive(Parser)]
 #[command(name = "waas", version, about = "WaaS: WebSocket as a Service")]
@@ -117,6 +117,9 @@ enum TokenCommand {
         /// Channel pattern the holder may publish to; repeat for more.
         #[arg(long)]
         publish: Vec<String>,
+        /// Path prefix the holder may send requests to (docs/rpc.md); repeat for more.
+        #[arg(long)]
+        call: Vec<String>,
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
@@ -160,6 +163,14 @@ struct LimitArgs {
     bus_channel_capacity: Option<usize>,
     #[arg(long, env = "WAAS_LISTEN_BACKLOG")]
     listen_backlog: Option<u32>,
+    #[arg(long, env = "WAAS_MAX_INFLIGHT_REQUESTS_PER_CONNECTION")]
+    max_inflight_requests_per_connection: Option<usize>,
+    #[arg(long, env = "WAAS_MAX_INFLIGHT_PER_RESPONDER")]
+    max_inflight_per_responder: Option<usize>,
+    #[arg(long, env = "WAAS_RPC_TIMEOUT_MS")]
+    rpc_timeout_ms: Option<u64>,
+    #[arg(long, env = "WAAS_RPC_MAX_RESPONSE_BYTES")]
+    rpc_max_response_bytes: Option<usize>,
 }
 
 macro_rules! overlay {
@@ -190,6 +201,14 @@ impl LimitArgs {
             max_token_ttl_secs,
             bus_channel_capacity,
             listen_backlog
+        );
+        overlay!(
+            limits,
+            self,
+            max_inflight_requests_per_connection,
+            max_inflight_per_responder,
+            rpc_timeout_ms,
+            rpc_max_response_bytes
         );
     }
 }
@@ -236,6 +255,7 @@ fn demo_token(s: &Settings) -> anyhow::Result<String> {
         caps: Caps {
             subscribe: all.clone(),
             publish: all,
+            call: CallSet::all(),
         },
     };
     Ok(encode(
@@ -364,6 +384,7 @@ fn token_command(cmd: TokenCommand) -> anyhow::Result<()> {
             app,
             subscribe,
             publish,
+            call,
             ttl,
         } => {
             let patterns = |list: &[String]| -> anyhow::Result<PatternSet> {
@@ -382,6 +403,11 @@ fn token_command(cmd: TokenCommand) -> anyhow::Result<()> {
                 caps: Caps {
                     subscribe: patterns(&subscribe)?,
                     publish: patterns(&publish)?,
+                    call: call
+                        .iter()
+                        .map(|p| PathPrefix::parse(p).with_context(|| format!("--call {p:?}")))
+                        .collect::<anyhow::Result<Vec<_>>>()
+                        .map(CallSet::new)?,
                 },
             };
             let token = encode(

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use waas_control_plane::seed::AppSeed;
 use waas_gateway::app::AppLimits;
+use waas_gateway::rpc::route::{validate_routes, Route};
 use waas_gateway::Limits;
 use waas_protocol::AppId;
 
@@ -43,6 +44,9 @@ pub struct AppSettings {
     /// Overrides of the gateway's limits for this app.
     #[serde(default)]
     pub limits: AppLimits,
+    /// Request routes (`[[apps.routes]]`, `docs/rpc.md`); when absent, the stored routes are
+    /// left as they are.
+    pub routes: Option<Vec<Route>>,
 }
 
 /// How gateways cache apps learnt from the control-plane.
@@ -145,6 +149,7 @@ impl Settings {
             jwt_rsa_public_key_file: None,
             jwt_ec_public_key_file: None,
             limits: AppLimits::default(),
+            routes: None,
         };
         std::iter::once(&default)
             .chain(self.apps.iter())
@@ -201,7 +206,14 @@ fn app_seed(s: &AppSettings) -> Result<AppSeed, SettingsError> {
             reason: "API keys must not be empty".into(),
         });
     }
+    if let Some(routes) = &s.routes {
+        validate_routes(routes).map_err(|e| SettingsError::Invalid {
+            key: format!("apps.{id}.routes"),
+            reason: e.to_string(),
+        })?;
+    }
     Ok(AppSeed {
+        routes: s.routes.clone(),
         api_keys: s.api_keys.clone(),
         jwt_secret: s.jwt_secret.clone().filter(|s| !s.is_empty()),
         jwt_rsa_public_key: read_pem("jwt_rsa_public_key_file", &s.jwt_rsa_public_key_file)?,

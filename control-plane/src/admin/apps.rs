@@ -11,6 +11,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use waas_gateway::app::{hash_api_key, App, AppLimits};
+use waas_gateway::rpc::route::{validate_routes, Route};
 use waas_protocol::{AppId, ErrorCode};
 
 /// An app as the admin API shows it: everything but secrets.
@@ -23,6 +24,7 @@ pub struct AppView {
     jwt_rsa_public_key: Option<String>,
     jwt_ec_public_key: Option<String>,
     limits: AppLimits,
+    routes: Vec<Route>,
     api_keys: Vec<KeyView>,
     version: i64,
     created_at: i64,
@@ -59,6 +61,7 @@ impl From<AppRecord> for AppView {
             jwt_rsa_public_key: a.jwt_rsa_public_key,
             jwt_ec_public_key: a.jwt_ec_public_key,
             limits: a.limits,
+            routes: a.routes,
             version: a.version,
             created_at: a.created_at,
             updated_at: a.updated_at,
@@ -148,6 +151,7 @@ pub async fn create(
         jwt_rsa_public_key: new.jwt_rsa_public_key.clone(),
         jwt_ec_public_key: new.jwt_ec_public_key.clone(),
         limits: new.limits.clone(),
+        routes: vec![],
         api_keys: vec![],
         version: 0,
         created_at: 0,
@@ -210,6 +214,8 @@ pub struct UpdateApp {
     #[serde(default, with = "double_option")]
     jwt_ec_public_key: Option<Option<String>>,
     limits: Option<AppLimits>,
+    /// Replaces every route (`docs/rpc.md`); `[]` removes them all.
+    routes: Option<Vec<Route>>,
 }
 
 /// Tells `"field": null` (clear it) apart from a missing field (leave it).
@@ -237,7 +243,12 @@ pub async fn update(
         jwt_rsa_public_key: req.jwt_rsa_public_key,
         jwt_ec_public_key: req.jwt_ec_public_key,
         limits: req.limits,
+        routes: req.routes,
     };
+    if let Some(routes) = &patch.routes {
+        validate_routes(routes)
+            .map_err(|e| AdminError::new(ErrorCode::BadRequest, e.to_string()))?;
+    }
     // Check the result before storing it: a bad PEM must not reach gateways.
     let mut probe = admin.store.get_app(&id).await?;
     if let Some(k) = &patch.jwt_rsa_public_key {

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use waas_gateway::app::AppLimits;
+use waas_gateway::rpc::Route;
 use waas_gateway::AppConfig;
 use waas_protocol::AppId;
 
@@ -43,6 +44,8 @@ pub struct AppRecord {
     pub jwt_rsa_public_key: Option<String>,
     pub jwt_ec_public_key: Option<String>,
     pub limits: AppLimits,
+    /// Request routes (`docs/rpc.md`), longest matching prefix first at lookup.
+    pub routes: Vec<Route>,
     /// Oldest first (by `created_at`, then `id`).
     pub api_keys: Vec<ApiKeyRecord>,
     /// Increased by every change; gateways use it to ignore stale updates. Not contiguous: it is
@@ -62,6 +65,7 @@ impl AppRecord {
             jwt_rsa_public_key: self.jwt_rsa_public_key.clone(),
             jwt_ec_public_key: self.jwt_ec_public_key.clone(),
             limits: self.limits.clone(),
+            routes: self.routes.clone(),
             version: self.version,
         }
     }
@@ -87,6 +91,9 @@ pub struct AppPatch {
     pub jwt_rsa_public_key: Option<Option<String>>,
     pub jwt_ec_public_key: Option<Option<String>>,
     pub limits: Option<AppLimits>,
+    /// Replaces every route when set.
+    #[serde(default)]
+    pub routes: Option<Vec<Route>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,6 +14,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, Json};
 use tokio_postgres::{IsolationLevel, NoTls, Row, Transaction};
 use waas_gateway::app::AppLimits;
+use waas_gateway::rpc::Route;
 use waas_protocol::AppId;
 
 use super::migrations::{self, Migration};
@@ -29,7 +30,7 @@ const POOL_TIMEOUT: Duration = Duration::from_secs(5);
 const TENANT_COLUMNS: &str =
     "id, name, floor(extract(epoch FROM created_at))::bigint AS created_at";
 const APP_COLUMNS: &str = "id, tenant_id, name, jwt_secret, jwt_rsa_public_key, \
-    jwt_ec_public_key, limits, version, \
+    jwt_ec_public_key, limits, routes, version, \
     floor(extract(epoch FROM created_at))::bigint AS created_at, \
     floor(extract(epoch FROM updated_at))::bigint AS updated_at";
 const KEY_COLUMNS: &str = "app_id, id, prefix, hash, label, \
@@ -345,6 +346,14 @@ impl Store for PostgresStore {
         );
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(StoreError::backend)?;
+        if let Some(routes) = &patch.routes {
+            tx.execute(
+                "UPDATE apps SET routes = $2::jsonb WHERE id = $1",
+                &[&id.as_str(), &Json(routes)],
+            )
+            .await
+            .map_err(StoreError::backend)?;
+        }
         let row = tx
             .query_opt(
                 &sql,
@@ -500,6 +509,9 @@ fn app(row: &Row, api_keys: Vec<ApiKeyRecord>) -> Result<AppRecord, StoreError> 
     let limits: serde_json::Value = get(row, "limits")?;
     let limits: AppLimits = serde_json::from_value(limits)
         .map_err(|e| StoreError::Invalid(format!("stored limits of app {id}: {e}")))?;
+    let routes: serde_json::Value = get(row, "routes")?;
+    let routes: Vec<Route> = serde_json::from_value(routes)
+        .map_err(|e| StoreError::Invalid(format!("stored routes of app {id}: {e}")))?;
     Ok(AppRecord {
         id: stored_app_id(&id)?,
         tenant_id: get(row, "tenant_id")?,
@@ -508,6 +520,7 @@ fn app(row: &Row, api_keys: Vec<ApiKeyRecord>) -> Result<AppRecord, StoreError> 
         jwt_rsa_public_key: get(row, "jwt_rsa_public_key")?,
         jwt_ec_public_key: get(row, "jwt_ec_public_key")?,
         limits,
+        routes,
         api_keys,
         version: get(row, "version")?,
         created_at: get(row, "created_at")?,

@@ -15,6 +15,7 @@ use rusqlite::{
     params, Connection, ErrorCode, OptionalExtension, Row, Transaction, TransactionBehavior,
 };
 use waas_gateway::app::AppLimits;
+use waas_gateway::rpc::Route;
 use waas_protocol::AppId;
 
 use super::migrations::{self, Migration};
@@ -29,7 +30,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 const TENANT_COLUMNS: &str = "id, name, created_at";
 const APP_COLUMNS: &str = "id, tenant_id, name, jwt_secret, jwt_rsa_public_key, \
-    jwt_ec_public_key, limits, version, created_at, updated_at";
+    jwt_ec_public_key, limits, routes, version, created_at, updated_at";
 const KEY_COLUMNS: &str = "app_id, id, prefix, hash, label, created_at";
 
 /// Whether a new key (`?2` id, `?3` hash) clashes with one of app `?1`'s keys: true when on the
@@ -327,7 +328,15 @@ impl Store for SqliteStore {
     async fn update_app(&self, id: &AppId, patch: AppPatch) -> Result<AppRecord, StoreError> {
         let id = id.clone();
         let limits = patch.limits.as_ref().map(limits_to_json).transpose()?;
+        let routes = patch.routes.as_deref().map(routes_to_json).transpose()?;
         self.write(move |tx| {
+            if let Some(routes) = &routes {
+                tx.execute(
+                    "UPDATE apps SET routes = ?2 WHERE id = ?1",
+                    params![id.as_str(), routes],
+                )
+                .map_err(StoreError::backend)?;
+            }
             let (set_secret, secret) = patch_field(&patch.jwt_secret);
             let (set_rsa, rsa) = patch_field(&patch.jwt_rsa_public_key);
             let (set_ec, ec) = patch_field(&patch.jwt_ec_public_key);
@@ -515,6 +524,7 @@ struct AppRow {
     jwt_rsa_public_key: Option<String>,
     jwt_ec_public_key: Option<String>,
     limits: String,
+    routes: String,
     version: i64,
     created_at: i64,
     updated_at: i64,
@@ -530,6 +540,7 @@ impl AppRow {
             jwt_rsa_public_key: row.get("jwt_rsa_public_key")?,
             jwt_ec_public_key: row.get("jwt_ec_public_key")?,
             limits: row.get("limits")?,
+            routes: row.get("routes")?,
             version: row.get("version")?,
             created_at: row.get("created_at")?,
             updated_at: row.get("updated_at")?,
@@ -539,6 +550,8 @@ impl AppRow {
     fn into_record(self, api_keys: Vec<ApiKeyRecord>) -> Result<AppRecord, StoreError> {
         let limits: AppLimits = serde_json::from_str(&self.limits)
             .map_err(|e| StoreError::Invalid(format!("stored limits of app {}: {e}", self.id)))?;
+        let routes: Vec<Route> = serde_json::from_str(&self.routes)
+            .map_err(|e| StoreError::Invalid(format!("stored routes of app {}: {e}", self.id)))?;
         Ok(AppRecord {
             id: stored_app_id(&self.id)?,
             tenant_id: self.tenant_id,
@@ -547,12 +560,17 @@ impl AppRow {
             jwt_rsa_public_key: self.jwt_rsa_public_key,
             jwt_ec_public_key: self.jwt_ec_public_key,
             limits,
+            routes,
             api_keys,
             version: self.version,
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
     }
+}
+
+fn routes_to_json(routes: &[Route]) -> Result<String, StoreError> {
+    serde_json::to_string(routes).map_err(|e| StoreError::Invalid(format!("routes: {e}")))
 }
 
 fn limits_to_json(limits: &AppLimits) -> Result<String, StoreError> {

@@ -107,6 +107,7 @@ mod tests {
             jwt_rsa_public_key: None,
             jwt_ec_public_key: None,
             limits: Default::default(),
+            routes: vec![],
             version: 0,
         };
         (config.id.clone(), JwtKeys::from_config(&config).unwrap())

@@ -4,7 +4,7 @@
 pub mod jwt;
 
 use crate::app::App;
-use waas_protocol::{Caps, ChannelName, ErrorCode, PatternSet};
+use waas_protocol::{CallSet, Caps, ChannelName, ErrorCode, PatternSet};
 
 /// The authenticated party behind a connection.
 #[derive(Debug, Clone)]
@@ -13,6 +13,8 @@ pub struct Identity {
     pub caps: Caps,
     /// Token expiry (seconds since the epoch); `None` for API-key callers.
     pub expires_at: Option<u64>,
+    /// Authenticated with an API key: one of the tenant's servers (may `serve`, `docs/rpc.md`).
+    pub is_server: bool,
 }
 
 /// `sub` reported for connections authenticated with an API key.
@@ -25,8 +27,10 @@ impl Identity {
             caps: Caps {
                 subscribe: PatternSet::all(),
                 publish: PatternSet::all(),
+                call: CallSet::all(),
             },
             expires_at: None,
+            is_server: true,
         }
     }
 
@@ -71,5 +75,6 @@ pub fn authenticate(app: &App, credential: &str) -> Result<Identity, AuthError> 
         sub: claims.sub,
         caps: claims.caps,
         expires_at: Some(claims.exp),
+        is_server: false,
     })
 }

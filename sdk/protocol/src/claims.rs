@@ -1,6 +1,7 @@
 //! The JWT claims a tenant's backend signs for one of its end users (see `docs/auth.md`).
 
 use crate::pattern::PatternSet;
+use crate::rpc::CallSet;
 use serde::{Deserialize, Serialize};
 
 /// What the holder may do. Anything not granted here is refused.
@@ -10,6 +11,9 @@ pub struct Caps {
     pub subscribe: PatternSet,
     #[serde(default)]
     pub publish: PatternSet,
+    /// Path prefixes the holder may send `request`s to (`docs/rpc.md`).
+    #[serde(default, skip_serializing_if = "CallSet::is_empty")]
+    pub call: CallSet,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

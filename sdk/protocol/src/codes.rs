@@ -51,6 +51,18 @@ pub enum ErrorCode {
     Unavailable,
     /// A bug or an unexpected failure on the server.
     Internal,
+    /// `request`: no route of the app matches the path.
+    NoRoute,
+    /// `request`: no answer within the request's timeout.
+    Timeout,
+    /// `request`: no server is serving the route's service.
+    NoResponder,
+    /// `request`: the responder failed (HTTP upstream unreachable or broken, responder gone).
+    UpstreamError,
+    /// `request`: the response is larger than the route allows.
+    ResponseTooLarge,
+    /// `request`: the connection already has its maximum of requests in flight.
+    TooManyRequests,
     /// A code this SDK version does not know yet (decoding only).
     #[serde(other)]
     Unknown,
@@ -80,6 +92,12 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
+            ErrorCode::NoRoute => "no_route",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::NoResponder => "no_responder",
+            ErrorCode::UpstreamError => "upstream_error",
+            ErrorCode::ResponseTooLarge => "response_too_large",
+            ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -99,12 +117,14 @@ impl ErrorCode {
             | ErrorCode::TokenWrongApp
             | ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden => 403,
-            ErrorCode::AppNotFound | ErrorCode::NotFound => 404,
+            ErrorCode::AppNotFound | ErrorCode::NotFound | ErrorCode::NoRoute => 404,
             ErrorCode::NoSigningSecret | ErrorCode::Conflict => 409,
             ErrorCode::MessageTooLarge => 413,
-            ErrorCode::RateLimited => 429,
+            ErrorCode::RateLimited | ErrorCode::TooManyRequests => 429,
             ErrorCode::Internal | ErrorCode::Unknown => 500,
-            ErrorCode::Unavailable | ErrorCode::ConnectionLimit => 503,
+            ErrorCode::UpstreamError | ErrorCode::ResponseTooLarge => 502,
+            ErrorCode::Unavailable | ErrorCode::ConnectionLimit | ErrorCode::NoResponder => 503,
+            ErrorCode::Timeout => 504,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! a numeric `id` that the server echoes in the `ack` or `error` answering it.
 
 use crate::codes::ErrorCode;
+use crate::rpc::{Caller, Headers};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -34,6 +35,40 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
     },
+    /// A request to the app's routes (`docs/rpc.md`), answered by `response` or `error`.
+    Request {
+        id: u64,
+        /// Upper-case method; `GET` when absent.
+        method: String,
+        path: String,
+        #[serde(default, skip_serializing_if = "Headers::is_empty")]
+        headers: Headers,
+        /// Any JSON value; absent means `null`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body: Option<Box<RawValue>>,
+        /// Shortens the route's timeout, ms.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+    },
+    /// A responder's answer to the server's `request` with this `id`.
+    Response {
+        id: u64,
+        status: u16,
+        #[serde(default, skip_serializing_if = "Headers::is_empty")]
+        headers: Headers,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body: Option<Box<RawValue>>,
+    },
+    /// Start answering requests for a service (API-key connections only).
+    Serve {
+        id: u64,
+        service: String,
+    },
+    /// Stop answering requests for a service.
+    Unserve {
+        id: u64,
+        service: String,
+    },
 }
 
 /// Why a client frame could not be understood, with the `id` to answer when one was readable.
@@ -56,6 +91,14 @@ struct AnyClientFrame<'a> {
     event: Option<String>,
     #[serde(default, deserialize_with = "present")]
     data: Option<Box<RawValue>>,
+    method: Option<String>,
+    path: Option<String>,
+    headers: Option<Headers>,
+    #[serde(default, deserialize_with = "present")]
+    body: Option<Box<RawValue>>,
+    timeout_ms: Option<u64>,
+    status: Option<u16>,
+    service: Option<String>,
 }
 
 /// Keeps `"data": null` apart from a missing `data`: null is a valid payload.
@@ -125,6 +168,28 @@ impl ClientFrame {
                 data: raw.data.ok_or_else(|| missing("data"))?,
             },
             "ping" => ClientFrame::Ping { id },
+            "request" => ClientFrame::Request {
+                id: need_id()?,
+                method: raw.method.unwrap_or_else(|| "GET".into()),
+                path: raw.path.ok_or_else(|| missing("path"))?,
+                headers: raw.headers.unwrap_or_default(),
+                body: raw.body,
+                timeout_ms: raw.timeout_ms,
+            },
+            "response" => ClientFrame::Response {
+                id: need_id()?,
+                status: raw.status.ok_or_else(|| missing("status"))?,
+                headers: raw.headers.unwrap_or_default(),
+                body: raw.body,
+            },
+            "serve" => ClientFrame::Serve {
+                id: need_id()?,
+                service: raw.service.ok_or_else(|| missing("service"))?,
+            },
+            "unserve" => ClientFrame::Unserve {
+                id: need_id()?,
+                service: raw.service.ok_or_else(|| missing("service"))?,
+            },
             other => {
                 return Err(FrameError {
                     id,
@@ -140,7 +205,11 @@ impl ClientFrame {
             ClientFrame::Connect { id, .. }
             | ClientFrame::Subscribe { id, .. }
             | ClientFrame::Unsubscribe { id, .. }
-            | ClientFrame::Publish { id, .. } => Some(*id),
+            | ClientFrame::Publish { id, .. }
+            | ClientFrame::Request { id, .. }
+            | ClientFrame::Response { id, .. }
+            | ClientFrame::Serve { id, .. }
+            | ClientFrame::Unserve { id, .. } => Some(*id),
             ClientFrame::Ping { id } => *id,
         }
     }
@@ -184,6 +253,28 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
     },
+    /// The answer to the client's `request` with this `id`.
+    Response {
+        id: u64,
+        status: u16,
+        #[serde(default, skip_serializing_if = "Headers::is_empty")]
+        headers: Headers,
+        /// `null` when the responder gave no body.
+        body: Box<RawValue>,
+    },
+    /// To a responder: a request for a service it serves; answer with `response` and this `id`.
+    Request {
+        id: u64,
+        service: String,
+        method: String,
+        path: String,
+        #[serde(default, skip_serializing_if = "Headers::is_empty")]
+        headers: Headers,
+        body: Box<RawValue>,
+        caller: Caller,
+        /// Time left before the caller stops waiting, ms.
+        timeout_ms: u64,
+    },
 }
 
 #[derive(Deserialize)]
@@ -202,6 +293,15 @@ struct AnyServerFrame {
     ts: Option<u64>,
     #[serde(default, deserialize_with = "present")]
     data: Option<Box<RawValue>>,
+    status: Option<u16>,
+    headers: Option<Headers>,
+    #[serde(default, deserialize_with = "present")]
+    body: Option<Box<RawValue>>,
+    service: Option<String>,
+    method: Option<String>,
+    path: Option<String>,
+    caller: Option<Caller>,
+    timeout_ms: Option<u64>,
 }
 
 /// A server frame an SDK could not understand.
@@ -244,9 +344,69 @@ impl ServerFrame {
                 ts: raw.ts.unwrap_or(0),
             },
             "pong" => ServerFrame::Pong { id: raw.id },
+            "response" => ServerFrame::Response {
+                id: raw.id.ok_or_else(|| missing("id"))?,
+                status: raw.status.ok_or_else(|| missing("status"))?,
+                headers: raw.headers.clone().unwrap_or_default(),
+                body: raw.body.unwrap_or_else(null),
+            },
+            "request" => ServerFrame::Request {
+                id: raw.id.ok_or_else(|| missing("id"))?,
+                service: raw.service.clone().ok_or_else(|| missing("service"))?,
+                method: raw.method.clone().ok_or_else(|| missing("method"))?,
+                path: raw.path.clone().ok_or_else(|| missing("path"))?,
+                headers: raw.headers.clone().unwrap_or_default(),
+                body: raw.body.unwrap_or_else(null),
+                caller: raw.caller.clone().ok_or_else(|| missing("caller"))?,
+                timeout_ms: raw.timeout_ms.unwrap_or(0),
+            },
             other => return Err(ServerFrameError(format!("unknown op {other:?}"))),
         })
     }
+}
+
+/// The JSON `null`, for an absent body.
+pub fn null() -> Box<RawValue> {
+    RawValue::from_string("null".into()).expect("null is JSON")
+}
+
+/// A `response` frame borrowed from its parts. Encodes exactly as [`ServerFrame::Response`].
+#[derive(Debug, Serialize)]
+pub struct ResponseRef<'a> {
+    pub op: &'static str,
+    pub id: u64,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Headers::is_empty")]
+    pub headers: &'a Headers,
+    pub body: &'a RawValue,
+}
+
+impl<'a> ResponseRef<'a> {
+    pub fn new(id: u64, status: u16, headers: &'a Headers, body: &'a RawValue) -> Self {
+        ResponseRef {
+            op: "response",
+            id,
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+/// A `request` frame to a responder, borrowed from its parts. Encodes exactly as
+/// [`ServerFrame::Request`].
+#[derive(Debug, Serialize)]
+pub struct RequestRef<'a> {
+    pub op: &'static str,
+    pub id: u64,
+    pub service: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    #[serde(skip_serializing_if = "Headers::is_empty")]
+    pub headers: &'a Headers,
+    pub body: &'a RawValue,
+    pub caller: &'a Caller,
+    pub timeout_ms: u64,
 }
 
 /// A `message` frame borrowed from its parts, so the gateway can encode a delivery once without

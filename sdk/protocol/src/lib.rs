@@ -8,6 +8,7 @@
 //! - [`pattern`]: capability patterns with NATS-style `*` / `>` wildcards.
 //! - [`claims`]: the JWT claims a tenant's backend signs for its end users.
 //! - [`rest`]: request and response bodies of the REST API.
+//! - [`rpc`]: request/response over the socket: service names, paths, `caps.call` prefixes.
 //!
 //! `docs/protocol.md`, `docs/auth.md` and `docs/rest.md` are the normative description; this
 //! crate is the executable one, and the two must agree.
@@ -18,12 +19,14 @@ pub mod frame;
 pub mod names;
 pub mod pattern;
 pub mod rest;
+pub mod rpc;
 
 pub use claims::{Caps, Claims};
 pub use codes::{CloseCode, ErrorCode};
 pub use frame::{ClientFrame, ServerFrame};
 pub use names::{AppId, ChannelName, NameError};
 pub use pattern::{ChannelPattern, PatternSet};
+pub use rpc::{CallSet, PathPrefix, ServiceName};
 
 /// Protocol version spoken by this crate; sent in `ready`.
 pub const PROTOCOL_VERSION: u32 = 1;

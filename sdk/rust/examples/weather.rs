@@ -46,6 +46,7 @@ fn caps(subscribe: &[&str]) -> anyhow::Result<Caps> {
     Ok(Caps {
         subscribe: PatternSet::new(patterns),
         publish: PatternSet::default(),
+        ..Caps::default()
     })
 }
 

@@ -40,6 +40,8 @@ pub(crate) enum Command {
     Ping {
         reply: oneshot::Sender<Result<Duration>>,
     },
+    /// Requests, serving and responses (`rpc.rs`).
+    Rpc(crate::rpc::RpcCommand),
     Close {
         reply: oneshot::Sender<Result<()>>,
     },
@@ -211,6 +213,7 @@ impl Actor {
                 reply,
             } => self.session.publish(channel, event, data, reply),
             Command::Ping { reply } => self.session.ping(reply),
+            Command::Rpc(command) => self.session.rpc(command),
             Command::Close { .. } => unreachable!("handled by the caller"),
         }
     }

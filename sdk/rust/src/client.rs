@@ -82,10 +82,42 @@ impl Client {
         })
     }
 
+    pub(crate) fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    /// Queues a command if there is room, from code that cannot wait (`Drop`).
+    pub(crate) fn try_command(&self, command: Command) -> bool {
+        self.inner.commands.try_send(command).is_ok()
+    }
+
+    /// Sends a command without waiting for an answer.
+    pub(crate) async fn send_command(&self, command: Command) -> Result<()> {
+        self.inner
+            .commands
+            .send(command)
+            .await
+            .map_err(|_| match self.inner.stopped.get() {
+                Some(e) => e.clone_lossy(),
+                None => Error::ClientClosed,
+            })
+    }
+
     /// Sends a command and waits for its answer, within the request timeout.
-    async fn request<T>(
+    pub(crate) async fn command<T>(
         &self,
         operation: &'static str,
+        command: impl FnOnce(oneshot::Sender<Result<T>>) -> Command,
+    ) -> Result<T> {
+        let timeout = self.inner.options.request_timeout;
+        self.command_within(operation, timeout, command).await
+    }
+
+    /// Sends a command and waits for its answer, within `timeout`.
+    pub(crate) async fn command_within<T>(
+        &self,
+        operation: &'static str,
+        timeout: Duration,
         command: impl FnOnce(oneshot::Sender<Result<T>>) -> Command,
     ) -> Result<T> {
         let (reply, answer) = oneshot::channel();
@@ -101,7 +133,7 @@ impl Client {
                 .map_err(|_| closed())?;
             answer.await.map_err(|_| closed())?
         };
-        tokio::time::timeout(self.inner.options.request_timeout, exchange)
+        tokio::time::timeout(timeout, exchange)
             .await
             .map_err(|_| Error::Timeout { operation })?
     }
@@ -119,7 +151,7 @@ impl Client {
             tx,
             dropped: dropped.clone(),
         };
-        self.request("subscribe", |reply| Command::Subscribe {
+        self.command("subscribe", |reply| Command::Subscribe {
             channel: channel.to_owned(),
             subscriber,
             reply,
@@ -135,7 +167,7 @@ impl Client {
     }
 
     pub(crate) async fn unsubscribe(&self, channel: String, subscriber_id: u64) -> Result<()> {
-        self.request("unsubscribe", |reply| Command::Unsubscribe {
+        self.command("unsubscribe", |reply| Command::Unsubscribe {
             channel,
             subscriber_id,
             reply: Some(reply),
@@ -166,7 +198,7 @@ impl Client {
     ) -> Result<u64> {
         validate(channel)?;
         let data = serde_json::value::to_raw_value(data)?;
-        self.request("publish", |reply| Command::Publish {
+        self.command("publish", |reply| Command::Publish {
             channel: channel.to_owned(),
             event: event.to_owned(),
             data,
@@ -177,14 +209,14 @@ impl Client {
 
     /// Measures one round trip to the server (protocol `ping`/`pong`).
     pub async fn ping(&self) -> Result<Duration> {
-        self.request("ping", |reply| Command::Ping { reply }).await
+        self.command("ping", |reply| Command::Ping { reply }).await
     }
 
     /// Closes the connection (code 1000) and stops reconnecting. Every clone is affected: later
     /// calls fail with [`Error::ClientClosed`], subscription streams end.
     pub async fn close(&self) -> Result<()> {
         match self
-            .request("close", |reply| Command::Close { reply })
+            .command("close", |reply| Command::Close { reply })
             .await
         {
             // Already finished, by another clone or for good: nothing left to close.

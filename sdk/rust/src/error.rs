@@ -8,6 +8,7 @@
 
 use waas_protocol::names::NameError;
 use waas_protocol::pattern::PatternError;
+use waas_protocol::rpc::RpcNameError;
 use waas_protocol::ErrorCode;
 
 /// Boxed error from application code (a token provider).
@@ -76,6 +77,11 @@ pub enum Error {
         pattern: String,
         reason: PatternError,
     },
+
+    /// Refused locally: a request path, method, service name or `caps.call` prefix that can
+    /// never be valid (`docs/rpc.md`).
+    #[error("invalid {path:?}: {reason}")]
+    InvalidPath { path: String, reason: RpcNameError },
 
     /// The options given to a builder cannot work (no URL, unsupported scheme, bad app id...).
     #[error("invalid configuration: {0}")]
@@ -147,6 +153,10 @@ impl Error {
             },
             Error::InvalidPattern { pattern, reason } => Error::InvalidPattern {
                 pattern: pattern.clone(),
+                reason: reason.clone(),
+            },
+            Error::InvalidPath { path, reason } => Error::InvalidPath {
+                path: path.clone(),
                 reason: reason.clone(),
             },
             Error::Config(m) => Error::Config(m.clone()),

@@ -29,6 +29,9 @@
 //! - [`message`]: [`Message`], a delivered message with its raw JSON payload.
 //! - [`events`]: [`ConnectionEvent`]s (connected, disconnected, reconnecting, closed) and [`State`].
 //! - [`backoff`]: [`Backoff`], the jittered exponential reconnect delay.
+//! - [`rpc`]: [`Client::request`] / [`Client::call`]: requests over the socket, [`rpc::Response`].
+//! - [`server`]: [`Client::serve`]: answering a service's requests with handlers and a
+//!   [`server::Router`].
 //! - [`rest`]: [`ServerClient`], the REST API for tenants' servers (publish, batch, mint tokens).
 //! - [`token`]: signing end-user tokens locally (HS256, RS256, ES256).
 //! - [`error`]: [`Error`], with the server's error and close codes kept as data.
@@ -42,6 +45,8 @@ pub mod events;
 pub mod message;
 pub mod options;
 pub mod rest;
+pub mod rpc;
+pub mod server;
 pub mod subscription;
 pub mod token;
 

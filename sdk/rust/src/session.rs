@@ -54,7 +54,7 @@ impl ChannelState {
 }
 
 #[derive(Debug)]
-enum Pending {
+pub(crate) enum Pending {
     /// `at_connect`: one of the subscribes sent when a connection became ready.
     Subscribe {
         channel: String,
@@ -71,6 +71,8 @@ enum Pending {
         sent: Instant,
     },
     Heartbeat,
+    /// A request, `serve` or `unserve` (`rpc.rs`).
+    Rpc(crate::rpc::Waiting),
 }
 
 /// A request made while disconnected, sent once connected again.
@@ -101,16 +103,18 @@ pub(crate) enum Notice {
 #[derive(Debug)]
 pub(crate) struct Session {
     next_id: u64,
-    online: bool,
+    pub(crate) online: bool,
     channels: HashMap<String, ChannelState>,
-    pending: HashMap<u64, Pending>,
+    pub(crate) pending: HashMap<u64, Pending>,
     queued: VecDeque<Queued>,
     offline_queue: usize,
     /// Subscribes sent at connect that are not answered yet; `AllLive` waits for them.
     resubscribing: usize,
     heartbeat: Option<u64>,
-    outbox: Vec<String>,
+    pub(crate) outbox: Vec<String>,
     notices: Vec<Notice>,
+    /// Services served and the connection generation (`rpc.rs`).
+    pub(crate) rpc: crate::rpc::RpcState,
 }
 
 fn encode(frame: &ClientFrame) -> String {
@@ -130,6 +134,7 @@ impl Session {
             heartbeat: None,
             outbox: Vec::new(),
             notices: Vec::new(),
+            rpc: Default::default(),
         }
     }
 
@@ -142,7 +147,7 @@ impl Session {
         std::mem::take(&mut self.notices)
     }
 
-    fn id(&mut self) -> u64 {
+    pub(crate) fn id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         id
@@ -327,6 +332,9 @@ impl Session {
             ServerFrame::Ready { .. } => {
                 tracing::debug!("ignoring a second ready");
             }
+            frame @ (ServerFrame::Response { .. } | ServerFrame::Request { .. }) => {
+                self.on_rpc_frame(frame)
+            }
         }
     }
 
@@ -394,6 +402,7 @@ impl Session {
                 // Any answer, even an error, shows the connection is alive.
                 self.heartbeat = None;
             }
+            Pending::Rpc(waiting) => self.on_rpc_answer(waiting, answer),
         }
     }
 
@@ -459,6 +468,7 @@ impl Session {
                     // The server forgets every subscription of a closed connection.
                     let _ = reply.send(Ok(()));
                 }
+                Pending::Rpc(waiting) => waiting.disconnected(),
                 Pending::Unsubscribe { reply: None }
                 | Pending::Subscribe { .. }
                 | Pending::Heartbeat => {}
@@ -473,6 +483,7 @@ impl Session {
     /// A connection is ready: subscribe every channel again, then send what was queued.
     pub(crate) fn on_connect(&mut self) {
         self.online = true;
+        self.rpc_on_connect();
         self.channels.retain(|_, s| !s.is_empty());
         let channels: Vec<String> = self.channels.keys().cloned().collect();
         for channel in channels {

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use waas_protocol::pattern::ChannelPattern;
-use waas_protocol::{Caps, Claims, PatternSet};
+use waas_protocol::{CallSet, Caps, Claims, PathPrefix, PatternSet};
 
 /// Default token lifetime, the same as the REST token endpoint's: one hour.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
@@ -134,6 +134,7 @@ pub struct TokenBuilder {
     sub: String,
     subscribe: Vec<String>,
     publish: Vec<String>,
+    call: Vec<String>,
     ttl: Duration,
     audience: Option<String>,
 }
@@ -145,6 +146,7 @@ impl TokenBuilder {
             sub: sub.into(),
             subscribe: Vec::new(),
             publish: Vec::new(),
+            call: Vec::new(),
             ttl: DEFAULT_TTL,
             audience: None,
         }
@@ -159,6 +161,13 @@ impl TokenBuilder {
     /// Grants publishing to channels matching `pattern`.
     pub fn publish(mut self, pattern: impl Into<String>) -> Self {
         self.publish.push(pattern.into());
+        self
+    }
+
+    /// Grants sending `request`s to paths at or below `prefix` (`/weather` allows
+    /// `/weather/paris`; `/` allows every path). See `docs/rpc.md`.
+    pub fn call(mut self, prefix: impl Into<String>) -> Self {
+        self.call.push(prefix.into());
         self
     }
 
@@ -189,6 +198,7 @@ impl TokenBuilder {
             caps: Caps {
                 subscribe: patterns(&self.subscribe)?,
                 publish: patterns(&self.publish)?,
+                call: call_set(&self.call)?,
             },
         })
     }
@@ -200,6 +210,19 @@ impl TokenBuilder {
     pub fn sign_hs256(&self, secret: impl AsRef<[u8]>) -> Result<String> {
         self.sign(&SigningKey::hs256(secret))
     }
+}
+
+fn call_set(sources: &[String]) -> Result<CallSet> {
+    sources
+        .iter()
+        .map(|p| {
+            PathPrefix::parse(p).map_err(|reason| Error::InvalidPath {
+                path: p.clone(),
+                reason,
+            })
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(CallSet::new)
 }
 
 fn patterns(sources: &[String]) -> Result<PatternSet> {

@@ -1,0 +1,192 @@
+//! The caller's side of a request: checks (in the order `docs/rpc.md` gives), the route, then a
+//! task per request that waits for the responder and queues the `response` (or `error`) on the
+//! connection. The connection keeps reading meanwhile, so requests overlap; their tasks live in
+//! the connection's [`Calls`] and are aborted when it closes, which drops the bus request or the
+//! upstream HTTP exchange in flight.
+
+use super::envelope::{self, BusCall, BusReply};
+use super::route::{self, Target};
+use super::{Ctx, RpcError};
+use crate::bus::BusError;
+use crate::wsframe;
+use bytes::Bytes;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use waas_protocol::frame::{null, ResponseRef};
+use waas_protocol::rpc::{check_method, check_path, Headers};
+use waas_protocol::ErrorCode;
+
+/// A `request` frame from a client.
+pub struct Request {
+    pub id: u64,
+    pub method: String,
+    pub path: String,
+    pub headers: Headers,
+    pub body: Option<Box<RawValue>>,
+    pub timeout_ms: Option<u64>,
+}
+
+/// A connection's requests in flight.
+#[derive(Default)]
+pub struct Calls {
+    tasks: JoinSet<()>,
+}
+
+/// Header names lower-cased; values without control characters (they would be refused by, or
+/// smuggle lines into, an HTTP upstream).
+pub fn normalize_headers(headers: Headers) -> Result<Headers, String> {
+    let mut out = Headers::new();
+    for (name, value) in headers {
+        if !route::is_header_name(&name) {
+            return Err(format!("{name:?} is not a header name"));
+        }
+        if value.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(format!(
+                "the value of header {name:?} has control characters"
+            ));
+        }
+        out.insert(name.to_ascii_lowercase(), value);
+    }
+    Ok(out)
+}
+
+impl Calls {
+    /// Starts a request, or says at once why it cannot be.
+    pub fn start(&mut self, ctx: &Ctx<'_>, req: Request) -> Result<(), RpcError> {
+        let bad = |m: String| RpcError::new(ErrorCode::BadRequest, m);
+        check_method(&req.method).map_err(|e| bad(e.to_string()))?;
+        check_path(&req.path).map_err(|e| bad(format!("{:?}: {e}", req.path)))?;
+        let headers = normalize_headers(req.headers).map_err(bad)?;
+        if req.timeout_ms == Some(0) {
+            return Err(bad("\"timeout_ms\" must be greater than 0".into()));
+        }
+        if !ctx.identity.caps.call.allows(&req.path) {
+            return Err(RpcError::new(
+                ErrorCode::Forbidden,
+                format!("the token does not allow requests to {}", req.path),
+            ));
+        }
+        let route = route::find(&ctx.app.config.routes, &req.path)
+            .ok_or_else(|| RpcError::new(ErrorCode::NoRoute, format!("no route for {}", req.path)))?
+            .clone();
+        let limits = &ctx.gw.config.limits;
+        while self.tasks.try_join_next().is_some() {}
+        if self.tasks.len() >= limits.max_inflight_requests_per_connection {
+            return Err(RpcError::new(
+                ErrorCode::TooManyRequests,
+                format!(
+                    "at most {} requests in flight per connection",
+                    limits.max_inflight_requests_per_connection
+                ),
+            ));
+        }
+        let route_timeout = route.timeout_ms.unwrap_or(limits.rpc_timeout_ms);
+        let timeout = Duration::from_millis(
+            req.timeout_ms
+                .map_or(route_timeout, |t| t.min(route_timeout)),
+        );
+        let body = req.body.unwrap_or_else(null);
+        let caller = ctx.caller();
+        let out = std::sync::Arc::clone(ctx.out);
+        let id = req.id;
+        match route.target() {
+            Some(Target::Service(service)) => {
+                let bus = std::sync::Arc::clone(ctx.gw.publisher.bus());
+                let subject =
+                    envelope::subject(&ctx.gw.config.subject_prefix, ctx.app.id(), service);
+                let call = BusCall {
+                    service: Cow::Borrowed(service.as_str()),
+                    method: Cow::Owned(req.method),
+                    path: Cow::Owned(req.path),
+                    headers,
+                    body: &body,
+                    caller,
+                    timeout_ms: timeout.as_millis() as u64,
+                };
+                let payload = Bytes::from(serde_json::to_vec(&call).expect("calls serialise"));
+                self.tasks.spawn(async move {
+                    let frame = match bus.request(&subject, payload, timeout).await {
+                        Ok(reply) => answer(id, &reply),
+                        Err(e) => Err(bus_error(e, &subject)),
+                    };
+                    out.push(frame.unwrap_or_else(|e| e.frame(id)));
+                });
+            }
+            Some(Target::Upstream(base)) => {
+                let url = format!("{}{}", base.trim_end_matches('/'), req.path);
+                let max = route
+                    .max_response_bytes
+                    .unwrap_or(limits.rpc_max_response_bytes);
+                let client = ctx.gw.rpc.upstream.clone();
+                let method = req.method;
+                self.tasks.spawn(async move {
+                    let call = super::upstream::Call {
+                        method: &method,
+                        url: &url,
+                        headers: &headers,
+                        body: &body,
+                        caller: &caller,
+                        route: &route,
+                        timeout,
+                        max_response_bytes: max,
+                    };
+                    let frame = client.call(call).await.map(|r| {
+                        wsframe::json(&ResponseRef::new(id, r.status, &r.headers, &r.body))
+                    });
+                    out.push(frame.unwrap_or_else(|e| e.frame(id)));
+                });
+            }
+            None => {
+                return Err(RpcError::new(
+                    ErrorCode::Internal,
+                    format!("route {} is misconfigured", route.prefix),
+                ))
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `response` frame for a service's reply.
+fn answer(id: u64, reply: &[u8]) -> Result<Bytes, RpcError> {
+    let reply: BusReply = serde_json::from_slice(reply).map_err(|e| {
+        RpcError::new(
+            ErrorCode::Internal,
+            format!("unreadable reply from the bus: {e}"),
+        )
+    })?;
+    if let Some(e) = reply.error {
+        return Err(RpcError::new(e.code, e.message));
+    }
+    let status = reply
+        .status
+        .ok_or_else(|| RpcError::new(ErrorCode::Internal, "reply from the bus without a status"))?;
+    let null = null();
+    let body = reply.body.unwrap_or(&null);
+    Ok(wsframe::json(&ResponseRef::new(
+        id,
+        status,
+        &reply.headers,
+        body,
+    )))
+}
+
+fn bus_error(e: BusError, subject: &str) -> RpcError {
+    let service = subject.rsplit('.').next().unwrap_or(subject);
+    match e {
+        BusError::NoResponders(_) => RpcError::new(
+            ErrorCode::NoResponder,
+            format!("no server is serving {service:?}"),
+        ),
+        BusError::Timeout(t) => RpcError::new(
+            ErrorCode::Timeout,
+            format!("no response within {} ms", t.as_millis()),
+        ),
+        BusError::Unavailable(m) => RpcError::new(ErrorCode::Unavailable, m),
+        BusError::InvalidSubject(s) => {
+            RpcError::new(ErrorCode::Internal, format!("invalid bus subject {s:?}"))
+        }
+    }
+}

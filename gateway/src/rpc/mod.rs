@@ -1,0 +1,181 @@
+//! Request/response over the socket (`docs/rpc.md`): a client sends a `request` frame, the
+//! app's routes pick a responder, and the answer comes back as a `response` frame on the same
+//! connection — no new TCP or HTTP exchange for the client, and its identity travels with it.
+//!
+//! Two kinds of responder:
+//! - a **service**: the tenant's servers connect with an API key and `serve` a service name
+//!   ([`service`]). Requests travel over the bus as request/reply on `{prefix}.rpc.{app}.{service}`
+//!   with the service name as queue group ([`envelope`]), so servers on any gateway share them.
+//!   The gateway subscribes on the server's behalf and forwards requests down its socket: SDK
+//!   servers need no bus client, and `waas dev` works the same on its in-process bus.
+//! - an **HTTP upstream**: the gateway calls the tenant's REST backend over pooled keep-alive
+//!   connections ([`upstream`]).
+//!
+//! [`route`] holds an app's routes; [`call`] is the caller's side. Per connection, [`ConnRpc`]
+//! keeps the requests in flight (dropped, hence cancelled, when the connection ends) and the
+//! services served.
+
+pub mod call;
+pub mod envelope;
+pub mod route;
+pub mod service;
+pub mod upstream;
+
+use crate::app::App;
+use crate::auth::Identity;
+use crate::gateway::Gateway;
+use crate::outbound::Outbound;
+use crate::wsframe;
+use std::sync::Arc;
+use waas_protocol::rpc::Caller;
+use waas_protocol::{ClientFrame, ErrorCode, ServerFrame};
+
+pub use route::Route;
+
+/// Why a request got no response, as sent to the client in an `error` frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct RpcError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl RpcError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        RpcError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The `error` frame answering request `id`.
+    pub fn frame(&self, id: u64) -> bytes::Bytes {
+        wsframe::json(&ServerFrame::Error {
+            id: Some(id),
+            code: self.code,
+            message: self.message.clone(),
+        })
+    }
+}
+
+/// `ack` for `serve` and `unserve` (no other field).
+fn ack(id: u64) -> bytes::Bytes {
+    wsframe::json(&serde_json::json!({"op": "ack", "id": id}))
+}
+
+/// What the node shares between connections: the pooled HTTP client for upstreams.
+pub struct Rpc {
+    pub upstream: upstream::Upstreams,
+}
+
+impl Rpc {
+    pub fn new() -> Self {
+        Rpc {
+            upstream: upstream::Upstreams::new(),
+        }
+    }
+}
+
+impl Default for Rpc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// An authenticated connection, as the RPC code needs it.
+pub struct Ctx<'a> {
+    pub gw: &'a Arc<Gateway>,
+    pub app: &'a Arc<App>,
+    pub identity: &'a Identity,
+    pub out: &'a Arc<Outbound>,
+}
+
+impl Ctx<'_> {
+    pub fn caller(&self) -> Caller {
+        Caller {
+            sub: self.identity.sub.clone(),
+            app: self.app.id().to_string(),
+            connection_id: format!("{}-{}", self.app.id(), self.out.id),
+        }
+    }
+}
+
+/// A connection's requests and services. Costs one pointer until the connection uses RPC.
+#[derive(Default)]
+pub struct ConnRpc(Option<Box<State>>);
+
+#[derive(Default)]
+struct State {
+    calls: call::Calls,
+    responder: Option<service::Responder>,
+}
+
+impl ConnRpc {
+    fn state(&mut self) -> &mut State {
+        self.0.get_or_insert_with(Box::default)
+    }
+
+    /// Handles `request`, `response`, `serve` and `unserve`; other frames are not for us.
+    pub async fn on_frame(&mut self, ctx: Ctx<'_>, frame: ClientFrame) {
+        match frame {
+            ClientFrame::Request {
+                id,
+                method,
+                path,
+                headers,
+                body,
+                timeout_ms,
+            } => {
+                let request = call::Request {
+                    id,
+                    method,
+                    path,
+                    headers,
+                    body,
+                    timeout_ms,
+                };
+                if let Err(e) = self.state().calls.start(&ctx, request) {
+                    ctx.out.push(e.frame(id));
+                }
+            }
+            ClientFrame::Response {
+                id,
+                status,
+                headers,
+                body,
+            } => {
+                if let Some(responder) = self.0.as_mut().and_then(|s| s.responder.as_mut()) {
+                    responder.response(&ctx, id, status, headers, body).await;
+                }
+            }
+            ClientFrame::Serve { id, service } => {
+                let state = self.state();
+                let responder = state
+                    .responder
+                    .get_or_insert_with(|| service::Responder::new(&ctx));
+                let answer = responder.serve(&ctx, &service).await;
+                ctx.out.push(match answer {
+                    Ok(()) => ack(id),
+                    Err(e) => e.frame(id),
+                });
+            }
+            ClientFrame::Unserve { id, service } => {
+                if let Some(responder) = self.0.as_mut().and_then(|s| s.responder.as_mut()) {
+                    responder.unserve(&service).await;
+                }
+                ctx.out.push(ack(id));
+            }
+            _ => {}
+        }
+    }
+
+    /// The connection is ending: stop serving (unsubscribing first, so no new request is routed
+    /// here), fail the requests it still owed an answer, cancel its own requests in flight.
+    pub async fn shutdown(&mut self) {
+        if let Some(mut state) = self.0.take() {
+            if let Some(responder) = state.responder.as_mut() {
+                responder.shutdown().await;
+            }
+        }
+    }
+}

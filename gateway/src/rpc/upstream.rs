@@ -1,0 +1,232 @@
+//! HTTP upstreams: the tenant's existing REST backend answers requests of the routes that point
+//! to it. One pooled client per gateway keeps connections alive between requests (HTTP/1.1,
+//! plain `http://`: upstreams sit on the private network beside the gateways).
+//!
+//! What crosses: the method, the path (appended to the route's base URL), the headers the route
+//! allows, the JSON body, and the caller's identity in `x-waas-*` headers that clients can never
+//! set. What comes back: the status, the allowed headers, and the body — JSON as is, other text
+//! as a JSON string — up to the route's size limit.
+
+use super::route::{Route, IDENTITY_HEADERS};
+use super::RpcError;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use serde_json::value::RawValue;
+use std::time::Duration;
+use waas_protocol::frame::null;
+use waas_protocol::rpc::{Caller, Headers};
+use waas_protocol::ErrorCode;
+
+/// Idle keep-alive connections kept per upstream host.
+const MAX_IDLE_PER_HOST: usize = 256;
+/// How long an idle upstream connection is kept.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The gateway's pooled client for upstreams. Cheap to clone (the pool is shared).
+#[derive(Clone)]
+pub struct Upstreams {
+    client: reqwest::Client,
+}
+
+/// One request to an upstream.
+pub struct Call<'a> {
+    pub method: &'a str,
+    pub url: &'a str,
+    pub headers: &'a Headers,
+    pub body: &'a RawValue,
+    pub caller: &'a Caller,
+    pub route: &'a Route,
+    pub timeout: Duration,
+    pub max_response_bytes: usize,
+}
+
+/// An upstream's answer.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Headers,
+    pub body: Box<RawValue>,
+}
+
+impl Default for Upstreams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `sub` as a header value: bytes outside printable ASCII (and `%`) percent-encoded.
+fn header_safe(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if (0x20..0x7f).contains(&b) && b != b'%' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn upstream_error(message: String) -> RpcError {
+    RpcError::new(ErrorCode::UpstreamError, message)
+}
+
+impl Upstreams {
+    pub fn new() -> Self {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
+            .pool_idle_timeout(IDLE_TIMEOUT)
+            .tcp_nodelay(true)
+            // A redirect is the upstream's answer, passed back as is.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client without TLS always builds");
+        Upstreams { client }
+    }
+
+    pub async fn call(&self, call: Call<'_>) -> Result<Reply, RpcError> {
+        let timeout = call.timeout;
+        match tokio::time::timeout(timeout, self.exchange(call)).await {
+            Ok(result) => result,
+            Err(_) => Err(RpcError::new(
+                ErrorCode::Timeout,
+                format!("no response within {} ms", timeout.as_millis()),
+            )),
+        }
+    }
+
+    async fn exchange(&self, call: Call<'_>) -> Result<Reply, RpcError> {
+        let method = reqwest::Method::from_bytes(call.method.as_bytes())
+            .map_err(|e| RpcError::new(ErrorCode::BadRequest, e.to_string()))?;
+        let mut request = self.client.request(method, call.url);
+        for (name, value) in call.headers {
+            if call.route.allows_header(name) && !IDENTITY_HEADERS.contains(&name.as_str()) {
+                request = request.header(name, value);
+            }
+        }
+        let [sub, app, conn] = IDENTITY_HEADERS;
+        request = request
+            .header(sub, header_safe(&call.caller.sub))
+            .header(app, &call.caller.app)
+            .header(conn, &call.caller.connection_id);
+        if call.body.get() != "null" {
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(call.body.get().to_owned());
+        }
+        let mut response = request.send().await.map_err(|e| {
+            upstream_error(format!("cannot reach the upstream: {}", error_chain(&e)))
+        })?;
+        let max = call.max_response_bytes;
+        let too_large = || {
+            RpcError::new(
+                ErrorCode::ResponseTooLarge,
+                format!("the upstream's response is larger than {max} bytes"),
+            )
+        };
+        let declared = response
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > max) {
+            return Err(too_large());
+        }
+        let status = response.status().as_u16();
+        let headers = allowed_headers(response.headers(), call.route);
+        let mut body = Vec::with_capacity(declared.unwrap_or(0).min(max));
+        while let Some(chunk) = response.chunk().await.map_err(|e| {
+            upstream_error(format!(
+                "reading the upstream's response: {}",
+                error_chain(&e)
+            ))
+        })? {
+            if body.len() + chunk.len() > max {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Reply {
+            status,
+            headers,
+            body: json_body(body)?,
+        })
+    }
+}
+
+/// reqwest's message alone says "error sending request"; the cause says why.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn allowed_headers(map: &reqwest::header::HeaderMap, route: &Route) -> Headers {
+    let mut out = Headers::new();
+    for (name, value) in map {
+        if !route.allows_header(name.as_str()) {
+            continue;
+        }
+        let Ok(value) = value.to_str() else { continue };
+        out.entry(name.as_str().to_owned())
+            .and_modify(|v: &mut String| {
+                v.push_str(", ");
+                v.push_str(value);
+            })
+            .or_insert_with(|| value.to_owned());
+    }
+    out
+}
+
+/// The response body as JSON: empty is `null`, JSON is kept as written, other UTF-8 text
+/// becomes a JSON string; anything else is refused.
+fn json_body(body: Vec<u8>) -> Result<Box<RawValue>, RpcError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(null());
+    }
+    let text = String::from_utf8(body).map_err(|_| {
+        upstream_error("the upstream's response body is neither JSON nor UTF-8 text".into())
+    })?;
+    match serde_json::from_str::<Box<RawValue>>(&text) {
+        Ok(raw) => Ok(raw),
+        Err(_) => {
+            let quoted = serde_json::to_string(&text).expect("strings serialise");
+            Ok(RawValue::from_string(quoted).expect("a JSON string is JSON"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderName;
+
+    #[test]
+    fn bodies_become_json() {
+        assert_eq!(json_body(b"".to_vec()).unwrap().get(), "null");
+        assert_eq!(
+            json_body(b" {\"a\":1} ".to_vec()).unwrap().get(),
+            "{\"a\":1}"
+        );
+        assert_eq!(
+            json_body(b"Internal Server Error".to_vec()).unwrap().get(),
+            "\"Internal Server Error\""
+        );
+        assert_eq!(
+            json_body(vec![0xff, 0xfe]).unwrap_err().code,
+            ErrorCode::UpstreamError
+        );
+    }
+
+    #[test]
+    fn identity_headers_are_valid_and_subs_are_escaped() {
+        for h in IDENTITY_HEADERS {
+            HeaderName::from_static(h);
+        }
+        assert_eq!(header_safe("alice"), "alice");
+        assert_eq!(header_safe("zoë%\n"), "zo%C3%AB%25%0A");
+    }
+}
