@@ -86,7 +86,11 @@ mod tests {
         // Strictly increasing, not necessarily contiguous: numbers are reserved per feature
         // (0002 webhooks, 0003 history, 0004 routes) and may land in any order. Each is applied
         // by its own version, so a gap filled later is still applied.
-        assert_eq!(listed.first().map(|m| m.0), Some(1), "the first version is 1");
+        assert_eq!(
+            listed.first().map(|m| m.0),
+            Some(1),
+            "the first version is 1"
+        );
         for pair in listed.windows(2) {
             assert!(pair[0].0 < pair[1].0, "versions must increase: {pair:?}");
         }
