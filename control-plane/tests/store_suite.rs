@@ -12,6 +12,7 @@ use waas_control_plane::store::{
     AppPatch, NewApiKey, NewApp, NewTenant, PostgresStore, SqliteStore, Store, StoreError,
 };
 use waas_gateway::app::AppLimits;
+use waas_gateway::rpc::Route;
 use waas_protocol::AppId;
 
 macro_rules! store_suite {
@@ -254,6 +255,13 @@ async fn update_app_patches(store: &dyn Store) {
         max_connections: Some(5),
         ..AppLimits::default()
     };
+    assert!(renamed.routes.is_empty());
+    let routes: Vec<Route> = serde_json::from_str(
+        r#"[{"prefix":"/weather","service":"weather"},
+            {"prefix":"/api","upstream":"http://10.0.0.1:8000","timeout_ms":500,
+             "allow_headers":["etag"],"max_response_bytes":1024}]"#,
+    )
+    .unwrap();
     let patched = store
         .update_app(
             &app_id("chat"),
@@ -263,6 +271,7 @@ async fn update_app_patches(store: &dyn Store) {
                 jwt_rsa_public_key: None,
                 jwt_ec_public_key: Some(Some("ec".into())),
                 limits: Some(limits.clone()),
+                routes: Some(routes.clone()),
             },
         )
         .await
@@ -272,6 +281,7 @@ async fn update_app_patches(store: &dyn Store) {
     assert_eq!(patched.jwt_rsa_public_key.as_deref(), Some("rsa"));
     assert_eq!(patched.jwt_ec_public_key.as_deref(), Some("ec"));
     assert_eq!(patched.limits, limits);
+    assert_eq!(patched.routes, routes);
     assert!(patched.version > renamed.version);
     assert_eq!(store.get_app(&app_id("chat")).await.unwrap(), patched);
 
@@ -285,6 +295,7 @@ async fn update_app_patches(store: &dyn Store) {
         (touched.name, touched.jwt_ec_public_key, touched.limits),
         (patched.name, patched.jwt_ec_public_key, patched.limits)
     );
+    assert_eq!(touched.routes, routes, "routes stay unless given");
 
     assert_eq!(
         store.update_app(&app_id("nope"), AppPatch::default()).await,
@@ -530,11 +541,29 @@ async fn sqlite_keeps_data_across_reopen() {
             row.get(0)
         })
         .unwrap();
-    assert_eq!(applied, 1);
+    assert_eq!(applied, migration_files("sqlite"));
     let journal: String = conn
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
     assert_eq!(journal, "wal");
+}
+
+/// How many migrations `store` has: its `.sql` files (the store's list matches them, a unit
+/// test in `store/migrations.rs` makes sure).
+fn migration_files(store: &str) -> i64 {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../migrations")
+        .join(store);
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "sql")
+        })
+        .count() as i64
 }
 
 #[tokio::test]
@@ -554,7 +583,7 @@ async fn postgres_migrate_is_idempotent_and_safe_to_race() {
     let applied = schema.applied_migrations().await;
     schema.drop().await;
     outcome.unwrap();
-    assert_eq!(applied, 1);
+    assert_eq!(applied, migration_files("postgres"));
 }
 
 #[tokio::test]
