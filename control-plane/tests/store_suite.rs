@@ -149,6 +149,8 @@ async fn create_and_get_app(store: &dyn Store) {
             max_channels_per_connection: None,
             publish_rate: Some(50),
             publish_burst: Some(0),
+            history_size: Some(500),
+            history_ttl_secs: None,
         },
     };
     let app = store.create_app(new.clone()).await.unwrap();

@@ -50,6 +50,12 @@ pub struct AppLimits {
     pub publish_rate: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publish_burst: Option<u32>,
+    /// Messages kept per channel for history and recovery; 0 keeps none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_size: Option<usize>,
+    /// How long a message is kept in history, s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_ttl_secs: Option<u64>,
 }
 
 /// SHA-256 hex of an API key, the form in which keys are stored and compared.

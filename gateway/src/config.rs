@@ -46,6 +46,13 @@ pub struct Limits {
     /// Connections the kernel queues before the server accepts them; bursts of reconnecting
     /// clients need more than the usual 128. Capped by `net.core.somaxconn`. Default 4096.
     pub listen_backlog: u32,
+    /// Messages kept per channel for history and recovery; 0 keeps none. Default 100.
+    pub history_size: usize,
+    /// How long a message is kept in history, s. Default 300.
+    pub history_ttl_secs: u64,
+    /// Most messages one history read returns, and what it returns when it gives no `limit`.
+    /// Default 100.
+    pub history_page_limit: usize,
     /// `request`s one connection may have waiting for a response. Default 100.
     pub max_inflight_requests_per_connection: usize,
     /// Requests forwarded to one serving connection and not yet answered; beyond it the gateway
@@ -78,6 +85,9 @@ impl Default for Limits {
             max_token_ttl_secs: 86400,
             bus_channel_capacity: 65536,
             listen_backlog: 4096,
+            history_size: 100,
+            history_ttl_secs: 300,
+            history_page_limit: 100,
             max_inflight_requests_per_connection: 100,
             max_inflight_per_responder: 1024,
             rpc_timeout_ms: 10_000,
@@ -97,7 +107,7 @@ pub struct LimitError {
 impl Limits {
     /// Refuses values that would make the gateway unusable rather than failing at run time.
     pub fn validate(&self) -> Result<(), LimitError> {
-        let positive: [(&'static str, u64); 9] = [
+        let positive: [(&'static str, u64); 10] = [
             ("max_frame_bytes", self.max_frame_bytes as u64),
             (
                 "max_channels_per_connection",
@@ -110,6 +120,7 @@ impl Limits {
             ("connect_timeout_ms", self.connect_timeout_ms),
             ("max_batch_size", self.max_batch_size as u64),
             ("bus_channel_capacity", self.bus_channel_capacity as u64),
+            ("history_page_limit", self.history_page_limit as u64),
         ];
         let rpc: [(&'static str, u64); 4] = [
             (
@@ -155,6 +166,14 @@ impl Limits {
 
     pub fn heartbeat_interval(&self) -> Duration {
         Duration::from_millis(self.heartbeat_interval_ms)
+    }
+
+    /// The history apps keep unless they set their own.
+    pub fn history_policy(&self) -> crate::history::Policy {
+        crate::history::Policy {
+            size: self.history_size,
+            ttl: Duration::from_secs(self.history_ttl_secs),
+        }
     }
 
     pub fn shutdown_grace(&self) -> Duration {

@@ -191,7 +191,12 @@ impl Conn {
     }
 
     fn ack(&self, id: u64, offset: Option<u64>) {
-        self.reply(&ServerFrame::Ack { id, offset });
+        self.reply(&ServerFrame::Ack {
+            id,
+            offset,
+            epoch: None,
+            recovered: None,
+        });
     }
 
     /// A frame over the limit cannot be skipped (its payload is still on the wire), so the
@@ -301,7 +306,19 @@ impl Conn {
                 ErrorCode::NotConnected,
                 "send connect with a token first",
             ),
-            (ClientFrame::Subscribe { id, channel }, true) => self.subscribe(id, &channel).await,
+            (ClientFrame::Subscribe { id, channel, since }, true) => {
+                self.subscribe(id, &channel, since.as_ref()).await
+            }
+            (
+                ClientFrame::History {
+                    id,
+                    channel,
+                    since,
+                    limit,
+                    reverse,
+                },
+                true,
+            ) => self.history(id, &channel, since, limit, reverse).await,
             (ClientFrame::Unsubscribe { id, channel }, true) => {
                 self.unsubscribe(id, &channel).await
             }
@@ -346,7 +363,12 @@ impl Conn {
         }
     }
 
-    async fn subscribe(&mut self, id: u64, name: &str) {
+    async fn subscribe(
+        &mut self,
+        id: u64,
+        name: &str,
+        since: Option<&waas_protocol::history::Since>,
+    ) {
         let Some(channel) = self.channel(id, name) else {
             return;
         };
@@ -376,12 +398,39 @@ impl Conn {
         let Some(app) = self.app.as_ref() else { return };
         let subject = self.gw.publisher.subject(app.id(), &channel);
         let out = Arc::clone(&self.reg.tracked.out);
-        match self.gw.hub.subscribe(&subject, out).await {
-            Ok(()) => {
-                self.subs.push((channel, subject));
-                self.ack(id, None);
-            }
-            Err(e) => self.error(Some(id), ErrorCode::Unavailable, e.to_string()),
+        // Answers with history (when recovering) and the ack itself.
+        match crate::history_api::subscribe(&self.gw, app, &out, &subject, id, since).await {
+            Ok(()) => self.subs.push((channel, subject)),
+            Err(e) => self.error(Some(id), e.code, e.message),
+        }
+    }
+
+    /// Reading history takes the right to subscribe to the channel.
+    async fn history(
+        &mut self,
+        id: u64,
+        name: &str,
+        since: Option<u64>,
+        limit: Option<usize>,
+        reverse: bool,
+    ) {
+        let Some(channel) = self.channel(id, name) else {
+            return;
+        };
+        let identity = self.identity.as_ref().expect("history after connect");
+        if !identity.may_subscribe(&channel) {
+            return self.error(
+                Some(id),
+                ErrorCode::Forbidden,
+                format!("the token does not allow reading the history of {channel}"),
+            );
+        }
+        let Some(app) = self.app.as_ref() else { return };
+        let page =
+            crate::history_api::read(&self.gw, app, &channel, since, limit, reverse, Some(id));
+        match page.await {
+            Ok(json) => self.out().push(crate::history_api::frame(&json)),
+            Err(e) => self.error(Some(id), e.code, e.message),
         }
     }
 
@@ -425,12 +474,7 @@ impl Conn {
             );
         }
         let Some(app) = self.app.as_ref() else { return };
-        match self
-            .gw
-            .publisher
-            .publish(app.id(), &channel, event, data)
-            .await
-        {
+        match self.gw.publisher.publish(app, &channel, event, data).await {
             Ok(offset) => self.ack(id, Some(offset)),
             Err(e) => self.error(Some(id), ErrorCode::Unavailable, e.to_string()),
         }

@@ -4,6 +4,7 @@ use crate::bus::{Bus, BusError};
 use crate::config::GatewayConfig;
 use crate::connections::Connections;
 use crate::directory::{changes_subject, AppChanged};
+use crate::history::{memory::MemoryHistory, History};
 use crate::hub::Hub;
 use crate::publisher::Publisher;
 use crate::registry::AppRegistry;
@@ -23,10 +24,24 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// A gateway keeping history in memory (one process, `waas dev`).
     pub fn new(config: GatewayConfig, bus: Arc<dyn Bus>, apps: AppRegistry) -> Arc<Self> {
+        Self::with_history(config, Arc::new(MemoryHistory::new(bus)), apps)
+    }
+
+    /// A gateway on the given history (and the bus under it).
+    pub fn with_history(
+        config: GatewayConfig,
+        history: Arc<dyn History>,
+        apps: AppRegistry,
+    ) -> Arc<Self> {
         Arc::new(Gateway {
-            hub: Hub::new(Arc::clone(&bus)),
-            publisher: Publisher::new(bus, config.subject_prefix.clone()),
+            hub: Hub::new(Arc::clone(&history)),
+            publisher: Publisher::new(
+                history,
+                config.subject_prefix.clone(),
+                config.limits.history_policy(),
+            ),
             apps: Arc::new(apps),
             connections: Arc::default(),
             rpc: crate::rpc::Rpc::new(),

@@ -5,9 +5,11 @@
 //! clients asked for. One forwarding task per live subject turns each bus message into a
 //! WebSocket frame once and queues the same bytes on every subscriber.
 
-use crate::bus::{Bus, BusError};
+use crate::bus::BusError;
+use crate::history::{offset_of, History};
 use crate::outbound::Outbound;
 use crate::wsframe;
+use bytes::Bytes;
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -18,8 +20,15 @@ const SHARDS: usize = 64;
 
 type Subscribers = Arc<RwLock<Vec<Arc<Outbound>>>>;
 
+/// A connection subscribing with recovery: live frames are held here, by connection id, while
+/// it reads history, then [`Hub::join`] hands over the ones history did not cover.
+type Joining = Arc<Mutex<Vec<(u64, Vec<Bytes>)>>>;
+
 struct Entry {
     subscribers: Subscribers,
+    /// Locked after `subscribers` (read by the forwarder, written by `join`), so a frame is
+    /// either held for a joining connection or queued on it once it is live, never neither.
+    joining: Joining,
     forward: JoinHandle<()>,
 }
 
@@ -40,13 +49,13 @@ struct Shard {
 }
 
 pub struct Hub {
-    bus: Arc<dyn Bus>,
+    history: Arc<dyn History>,
     shards: Box<[Shard]>,
     hasher: RandomState,
 }
 
 impl Hub {
-    pub fn new(bus: Arc<dyn Bus>) -> Self {
+    pub fn new(history: Arc<dyn History>) -> Self {
         let shards = (0..SHARDS)
             .map(|_| Shard {
                 change: tokio::sync::Mutex::new(()),
@@ -54,7 +63,7 @@ impl Hub {
             })
             .collect();
         Hub {
-            bus,
+            history,
             shards,
             hasher: RandomState::new(),
         }
@@ -77,17 +86,99 @@ impl Hub {
                 .push(conn);
             return Ok(());
         }
-        let stream = self.bus.subscribe(subject).await?;
+        let stream = self.history.subscribe(subject).await?;
         let subscribers: Subscribers = Arc::new(RwLock::new(vec![conn]));
-        let forward = tokio::spawn(forward(stream, Arc::clone(&subscribers)));
+        let joining = Joining::default();
+        let forward = tokio::spawn(forward(
+            stream,
+            Arc::clone(&subscribers),
+            Arc::clone(&joining),
+        ));
         shard.subjects.lock().expect("hub poisoned").insert(
             subject.to_owned(),
             Entry {
                 subscribers,
+                joining,
                 forward,
             },
         );
         Ok(())
+    }
+
+    /// Starts a subscription whose live frames are held until [`Hub::join`]: subscribe, read
+    /// history, then join, and nothing published meanwhile is lost or sent twice. Undo with
+    /// [`Hub::unsubscribe`] if history cannot be read.
+    pub async fn subscribe_held(&self, subject: &str, conn_id: u64) -> Result<(), BusError> {
+        let shard = self.shard(subject);
+        let _change = shard.change.lock().await;
+        if let Some(entry) = shard.subjects.lock().expect("hub poisoned").get(subject) {
+            entry
+                .joining
+                .lock()
+                .expect("joining poisoned")
+                .push((conn_id, Vec::new()));
+            return Ok(());
+        }
+        let stream = self.history.subscribe(subject).await?;
+        let subscribers: Subscribers = Arc::default();
+        let joining: Joining = Arc::new(Mutex::new(vec![(conn_id, Vec::new())]));
+        let forward = tokio::spawn(forward(
+            stream,
+            Arc::clone(&subscribers),
+            Arc::clone(&joining),
+        ));
+        shard.subjects.lock().expect("hub poisoned").insert(
+            subject.to_owned(),
+            Entry {
+                subscribers,
+                joining,
+                forward,
+            },
+        );
+        Ok(())
+    }
+
+    /// Makes a held subscription live. In one step, so that no live frame comes between: queues
+    /// `history` on `conn`, then the held frames with an offset above `covered` (history or the
+    /// client already has the others), then `ack(last offset queued, or covered)`.
+    pub fn join(
+        &self,
+        subject: &str,
+        conn: Arc<Outbound>,
+        history: Vec<Bytes>,
+        covered: u64,
+        ack: impl FnOnce(u64) -> Bytes,
+    ) {
+        let shard = self.shard(subject);
+        let subjects = shard.subjects.lock().expect("hub poisoned");
+        let Some(entry) = subjects.get(subject) else {
+            return;
+        };
+        let mut subs = entry.subscribers.write().expect("subscribers poisoned");
+        let held = {
+            let mut joining = entry.joining.lock().expect("joining poisoned");
+            match joining.iter().position(|(id, _)| *id == conn.id) {
+                Some(i) => joining.swap_remove(i).1,
+                None => return,
+            }
+        };
+        let mut top = covered;
+        for frame in history {
+            conn.push(frame);
+        }
+        for frame in held {
+            match offset_of(&frame) {
+                Some(offset) if offset > top => {
+                    top = offset;
+                    conn.push(frame);
+                }
+                Some(_) => {}
+                // Not a message frame (cannot happen today): pass it on.
+                None => conn.push(frame),
+            }
+        }
+        conn.push(ack(top));
+        subs.push(conn);
     }
 
     pub async fn unsubscribe(&self, subject: &str, conn_id: u64) {
@@ -100,7 +191,9 @@ impl Hub {
                 if let Some(i) = subs.iter().position(|c| c.id == conn_id) {
                     subs.swap_remove(i);
                 }
-                subs.is_empty()
+                let mut joining = entry.joining.lock().expect("joining poisoned");
+                joining.retain(|(id, _)| *id != conn_id);
+                subs.is_empty() && joining.is_empty()
             }
             None => false,
         };
@@ -118,12 +211,20 @@ impl Hub {
     }
 }
 
-async fn forward(mut stream: crate::bus::BusSubscription, subscribers: Subscribers) {
+async fn forward(
+    mut stream: crate::bus::BusSubscription,
+    subscribers: Subscribers,
+    joining: Joining,
+) {
     while let Some(payload) = stream.next().await {
         let frame = wsframe::text(&payload);
         let subs = subscribers.read().expect("subscribers poisoned");
         for conn in subs.iter() {
             conn.push(frame.clone());
+        }
+        let mut held = joining.lock().expect("joining poisoned");
+        for (_, frames) in held.iter_mut() {
+            frames.push(frame.clone());
         }
     }
 }
@@ -132,13 +233,16 @@ async fn forward(mut stream: crate::bus::BusSubscription, subscribers: Subscribe
 mod tests {
     use super::*;
     use crate::bus::memory::MemoryBus;
+    use crate::bus::Bus;
     use bytes::Bytes;
     use std::collections::VecDeque;
 
     #[tokio::test]
     async fn one_bus_route_per_subject_and_cleanup() {
         let bus = Arc::new(MemoryBus::new(16));
-        let hub = Hub::new(bus.clone());
+        let hub = Hub::new(Arc::new(crate::history::memory::MemoryHistory::new(
+            bus.clone(),
+        )));
         let a = Arc::new(Outbound::new(1, 10, 1 << 20, 0));
         let b = Arc::new(Outbound::new(2, 10, 1 << 20, 0));
         hub.subscribe("s.x", a.clone()).await.unwrap();

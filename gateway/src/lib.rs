@@ -4,6 +4,8 @@
 //! # Layout
 //! - [`bus`]: the **Bus seam** (`Bus` trait) and its implementations: `memory` (one process)
 //!   and NATS (cluster).
+//! - [`history`]: the **History seam** (`History` trait): offsets, epochs, stored messages
+//!   for recovery and the history API; `memory` (one process) and `jetstream` (cluster).
 //! - [`app`]: apps as the gateway sees them.
 //! - [`registry`]: the cache of apps, filled from the control-plane's [`directory`].
 //! - [`auth`]: API keys and JWT verification (`auth::jwt`), the [`auth::Identity`] of a caller.
@@ -13,6 +15,7 @@
 //! - [`connections`]: every open connection, for heartbeats, timeouts and shutdown.
 //! - [`publisher`]: offsets and encoding of published messages, shared by socket and REST.
 //! - [`rest`]: the REST API for servers (publish, batch, tokens).
+//! - [`history_api`]: reading history and subscribing with recovery, for sockets and REST.
 //! - [`rpc`]: request/response over the socket: routes, services served by SDK servers over
 //!   the bus, HTTP upstreams.
 //! - [`server`]: routes, the WebSocket upgrade, health, and graceful shutdown.
@@ -28,6 +31,8 @@ pub mod connections;
 pub mod directory;
 pub mod fragments;
 pub mod gateway;
+pub mod history;
+pub mod history_api;
 pub mod hub;
 pub mod outbound;
 pub mod publisher;

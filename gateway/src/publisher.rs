@@ -1,20 +1,15 @@
-//! Publishing: give a message its channel offset, encode its `message` frame once, and hand it
-//! to the bus. Shared by WebSocket `publish` and the REST API so both behave the same.
+//! Publishing: encode a message's `message` frame once and hand it to the history, which gives
+//! it its channel offset and delivers it. Shared by WebSocket `publish` and the REST API so both
+//! behave the same.
 
+use crate::app::App;
 use crate::bus::{Bus, BusError};
-use bytes::Bytes;
+use crate::history::{Head, History, Policy};
 use serde_json::value::RawValue;
-use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, Mutex};
-use waas_protocol::frame::MessageRef;
+use std::sync::Arc;
+use std::time::Duration;
 use waas_protocol::names::channel_subject;
 use waas_protocol::{AppId, ChannelName};
-
-const SHARDS: usize = 64;
-
-/// Last offset of each channel subject in one shard.
-type Counters = Mutex<HashMap<String, Arc<tokio::sync::Mutex<u64>>>>;
 
 /// Longest event name accepted, in bytes.
 pub const MAX_EVENT_LEN: usize = 200;
@@ -38,22 +33,18 @@ pub fn now_ms() -> u64 {
 }
 
 pub struct Publisher {
-    bus: Arc<dyn Bus>,
+    history: Arc<dyn History>,
     prefix: String,
-    /// Last offset per channel subject. Each counter is an async mutex held across the bus
-    /// publish, so offsets reach the bus in the order they were given: a subscriber sees them
-    /// strictly increasing even when REST and sockets publish to one channel at once.
-    counters: Box<[Counters]>,
-    hasher: RandomState,
+    /// History kept for apps that set no policy of their own.
+    default_policy: Policy,
 }
 
 impl Publisher {
-    pub fn new(bus: Arc<dyn Bus>, prefix: String) -> Self {
+    pub fn new(history: Arc<dyn History>, prefix: String, default_policy: Policy) -> Self {
         Publisher {
-            bus,
+            history,
             prefix,
-            counters: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            hasher: RandomState::new(),
+            default_policy,
         }
     }
 
@@ -61,37 +52,53 @@ impl Publisher {
         channel_subject(&self.prefix, app, channel)
     }
 
-    fn counter(&self, subject: &str) -> Arc<tokio::sync::Mutex<u64>> {
-        let shard = &self.counters[self.hasher.hash_one(subject) as usize % SHARDS];
-        let mut map = shard.lock().expect("counters poisoned");
-        if let Some(c) = map.get(subject) {
-            return Arc::clone(c);
+    /// The history `app` keeps per channel: its own limits, else the gateway's.
+    pub fn policy(&self, app: &App) -> Policy {
+        let own = &app.config.limits;
+        Policy {
+            size: own.history_size.unwrap_or(self.default_policy.size),
+            ttl: own
+                .history_ttl_secs
+                .map(Duration::from_secs)
+                .unwrap_or(self.default_policy.ttl),
         }
-        let c = Arc::new(tokio::sync::Mutex::new(0));
-        map.insert(subject.to_owned(), Arc::clone(&c));
-        c
     }
 
     /// Publishes one message and returns its offset in the channel.
     pub async fn publish(
         &self,
-        app: &AppId,
+        app: &App,
         channel: &ChannelName,
         event: &str,
         data: &RawValue,
     ) -> Result<u64, BusError> {
-        let subject = self.subject(app, channel);
-        let counter = self.counter(&subject);
-        let mut last = counter.lock().await;
-        let offset = *last + 1;
-        let frame = MessageRef::new(channel.as_str(), event, data, offset, now_ms());
-        let payload = serde_json::to_vec(&frame).expect("message frames always serialise");
-        self.bus.publish(&subject, Bytes::from(payload)).await?;
-        *last = offset;
-        Ok(offset)
+        self.publish_head(
+            app,
+            channel,
+            &Head::new(channel.as_str(), event, data, now_ms(), false),
+        )
+        .await
+    }
+
+    /// Publishes a message whose frame is already encoded (replays keep their original `ts`).
+    pub async fn publish_head(
+        &self,
+        app: &App,
+        channel: &ChannelName,
+        head: &Head,
+    ) -> Result<u64, BusError> {
+        let subject = self.subject(app.id(), channel);
+        Ok(self
+            .history
+            .publish(self.policy(app), &subject, head)
+            .await?)
+    }
+
+    pub fn history(&self) -> &Arc<dyn History> {
+        &self.history
     }
 
     pub fn bus(&self) -> &Arc<dyn Bus> {
-        &self.bus
+        self.history.bus()
     }
 }

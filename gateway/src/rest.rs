@@ -148,7 +148,7 @@ async fn publish_one(
     for channel in channels {
         let offset = gw
             .publisher
-            .publish(app.id(), channel, &req.event, &req.data)
+            .publish(app, channel, &req.event, &req.data)
             .await
             .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
         offsets.insert(channel.to_string(), offset);

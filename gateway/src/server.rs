@@ -29,6 +29,10 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/apps/{app}/publish", post(rest::publish))
         .route("/v1/apps/{app}/batch", post(rest::batch))
         .route("/v1/apps/{app}/tokens", post(rest::mint_token))
+        .route(
+            "/v1/apps/{app}/channels/{channel}/history",
+            get(crate::history_api::rest),
+        )
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             let mut resp =

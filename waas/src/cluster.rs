@@ -12,9 +12,14 @@ use waas_control_plane::store::postgres::PostgresStore;
 use waas_control_plane::store::Store;
 use waas_gateway::bus::nats::{NatsBus, NatsOptions};
 use waas_gateway::bus::Bus;
+use waas_gateway::history::jetstream::JetStreamHistory;
 use waas_gateway::server::accept_until;
 
 async fn nats(settings: &Settings, name: &str) -> Result<Arc<dyn Bus>, DevError> {
+    Ok(nats_bus(settings, name).await?)
+}
+
+async fn nats_bus(settings: &Settings, name: &str) -> Result<Arc<NatsBus>, DevError> {
     let url = settings.require("nats", &settings.nats)?;
     let options = NatsOptions {
         name: name.into(),
@@ -39,8 +44,13 @@ pub async fn run_gateway(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DevError> {
     settings.validate()?;
-    let bus = nats(&settings, "waas-gateway").await?;
-    let gw = dev::gateway(&settings, bus);
+    let nats = nats_bus(&settings, "waas-gateway").await?;
+    // Channel history, offsets and recovery live in JetStream, shared by every gateway.
+    let history = Arc::new(JetStreamHistory::new(
+        Arc::clone(&nats),
+        settings.subject_prefix.clone(),
+    ));
+    let gw = dev::gateway_on(&settings, nats, history);
     waas_gateway::server::serve(gw, listener, None, shutdown).await?;
     Ok(())
 }

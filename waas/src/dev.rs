@@ -61,6 +61,18 @@ fn open_store(settings: &Settings) -> Result<SqliteStore, DevError> {
 
 /// The gateway of a node, learning apps from the control-plane over `bus`.
 pub fn gateway(settings: &Settings, bus: Arc<dyn Bus>) -> Arc<Gateway> {
+    let history = Arc::new(waas_gateway::history::memory::MemoryHistory::new(
+        Arc::clone(&bus),
+    ));
+    gateway_on(settings, bus, history)
+}
+
+/// A gateway keeping channel history in `history` (JetStream in a cluster).
+pub fn gateway_on(
+    settings: &Settings,
+    bus: Arc<dyn Bus>,
+    history: Arc<dyn waas_gateway::history::History>,
+) -> Arc<Gateway> {
     let d = &settings.directory;
     let apps = AppRegistry::new(
         Some(registry::Directory {
@@ -71,12 +83,12 @@ pub fn gateway(settings: &Settings, bus: Arc<dyn Bus>) -> Arc<Gateway> {
         std::time::Duration::from_millis(d.refresh_ms),
         std::time::Duration::from_millis(d.missing_ttl_ms),
     );
-    Gateway::new(
+    Gateway::with_history(
         GatewayConfig {
             subject_prefix: settings.subject_prefix.clone(),
             limits: settings.limits.clone(),
         },
-        bus,
+        history,
         apps,
     )
 }

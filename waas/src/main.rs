@@ -171,6 +171,12 @@ struct LimitArgs {
     rpc_timeout_ms: Option<u64>,
     #[arg(long, env = "WAAS_RPC_MAX_RESPONSE_BYTES")]
     rpc_max_response_bytes: Option<usize>,
+    #[arg(long, env = "WAAS_HISTORY_SIZE")]
+    history_size: Option<usize>,
+    #[arg(long, env = "WAAS_HISTORY_TTL_SECS")]
+    history_ttl_secs: Option<u64>,
+    #[arg(long, env = "WAAS_HISTORY_PAGE_LIMIT")]
+    history_page_limit: Option<usize>,
 }
 
 macro_rules! overlay {
@@ -209,6 +215,13 @@ impl LimitArgs {
             max_inflight_per_responder,
             rpc_timeout_ms,
             rpc_max_response_bytes
+        );
+        overlay!(
+            limits,
+            self,
+            history_size,
+            history_ttl_secs,
+            history_page_limit
         );
     }
 }

@@ -102,7 +102,12 @@ impl NatsBus {
         })
     }
 
-    fn check_connected(&self) -> Result<(), BusError> {
+    /// The NATS connection, for JetStream (`crate::history::jetstream`).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(crate) fn check_connected(&self) -> Result<(), BusError> {
         match self.client.connection_state() {
             State::Connected => Ok(()),
             State::Disconnected | State::Pending => {
@@ -117,7 +122,7 @@ impl NatsBus {
     /// still beat the SUB to the server. A request to a subject no one listens on comes back
     /// as "no responders" only after the server has read it, and it reads a connection in
     /// order: one round trip, like a PING, which async-nats does not expose.
-    async fn confirm(&self) -> Result<(), BusError> {
+    pub(crate) async fn confirm(&self) -> Result<(), BusError> {
         let probe = self.client.new_inbox();
         let request = Request::new().timeout(Some(self.confirm_timeout));
         match self.client.send_request(probe, request).await {

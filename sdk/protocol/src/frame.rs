@@ -2,6 +2,7 @@
 //! a numeric `id` that the server echoes in the `ack` or `error` answering it.
 
 use crate::codes::ErrorCode;
+use crate::history::{HistoryPage, Since, SinceField};
 use crate::rpc::{Caller, Headers};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -20,6 +21,22 @@ pub enum ClientFrame {
     Subscribe {
         id: u64,
         channel: String,
+        /// Recover from this position: missed messages are sent before the `ack`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<Since>,
+    },
+    /// Read a channel's history; answered by a `history` frame.
+    History {
+        id: u64,
+        channel: String,
+        /// Only messages after this offset (before it with `reverse`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
+        /// Newest first.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        reverse: bool,
     },
     Unsubscribe {
         id: u64,
@@ -99,6 +116,9 @@ struct AnyClientFrame<'a> {
     timeout_ms: Option<u64>,
     status: Option<u16>,
     service: Option<String>,
+    since: Option<SinceField>,
+    limit: Option<usize>,
+    reverse: Option<bool>,
 }
 
 /// Keeps `"data": null` apart from a missing `data`: null is a valid payload.
@@ -148,6 +168,11 @@ impl ClientFrame {
             message: format!("\"{}\" needs the field \"{field}\"", raw.op),
         };
         let need_id = || id.ok_or_else(|| missing("id"));
+        let wrong = |field: &str, want: &str| FrameError {
+            id,
+            code: ErrorCode::BadRequest,
+            message: format!("\"{}\" needs \"{field}\" to be {want}", raw.op),
+        };
         Ok(match raw.op.as_ref() {
             "connect" => ClientFrame::Connect {
                 id: need_id()?,
@@ -156,6 +181,22 @@ impl ClientFrame {
             "subscribe" => ClientFrame::Subscribe {
                 id: need_id()?,
                 channel: raw.channel.ok_or_else(|| missing("channel"))?,
+                since: match raw.since {
+                    None => None,
+                    Some(SinceField::Position(since)) => Some(since),
+                    Some(SinceField::Offset(_)) => return Err(wrong("since", "{offset, epoch}")),
+                },
+            },
+            "history" => ClientFrame::History {
+                id: need_id()?,
+                channel: raw.channel.ok_or_else(|| missing("channel"))?,
+                since: match raw.since {
+                    None => None,
+                    Some(SinceField::Offset(offset)) => Some(offset),
+                    Some(SinceField::Position(_)) => return Err(wrong("since", "an offset")),
+                },
+                limit: raw.limit,
+                reverse: raw.reverse.unwrap_or(false),
             },
             "unsubscribe" => ClientFrame::Unsubscribe {
                 id: need_id()?,
@@ -204,6 +245,7 @@ impl ClientFrame {
         match self {
             ClientFrame::Connect { id, .. }
             | ClientFrame::Subscribe { id, .. }
+            | ClientFrame::History { id, .. }
             | ClientFrame::Unsubscribe { id, .. }
             | ClientFrame::Publish { id, .. }
             | ClientFrame::Request { id, .. }
@@ -231,9 +273,22 @@ pub enum ServerFrame {
     },
     Ack {
         id: u64,
-        /// For `publish`: the offset the message got in its channel.
+        /// For `publish`: the offset the message got in its channel. For `subscribe`: the
+        /// channel's offset the subscription is live from (the last one sent to this client).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         offset: Option<u64>,
+        /// For `subscribe`: the channel's epoch, which `offset` belongs to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<String>,
+        /// For `subscribe` with `since`: whether every message missed since then was sent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recovered: Option<bool>,
+    },
+    /// Answer to `history`.
+    History {
+        id: u64,
+        #[serde(flatten)]
+        page: HistoryPage,
     },
     Error {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -302,6 +357,9 @@ struct AnyServerFrame {
     path: Option<String>,
     caller: Option<Caller>,
     timeout_ms: Option<u64>,
+    epoch: Option<String>,
+    recovered: Option<bool>,
+    messages: Option<Vec<Box<RawValue>>>,
 }
 
 /// A server frame an SDK could not understand.
@@ -330,6 +388,17 @@ impl ServerFrame {
             "ack" => ServerFrame::Ack {
                 id: raw.id.ok_or_else(|| missing("id"))?,
                 offset: raw.offset,
+                epoch: raw.epoch,
+                recovered: raw.recovered,
+            },
+            "history" => ServerFrame::History {
+                id: raw.id.ok_or_else(|| missing("id"))?,
+                page: HistoryPage {
+                    channel: raw.channel.clone().ok_or_else(|| missing("channel"))?,
+                    epoch: raw.epoch.ok_or_else(|| missing("epoch"))?,
+                    offset: raw.offset.unwrap_or(0),
+                    messages: raw.messages.ok_or_else(|| missing("messages"))?,
+                },
             },
             "error" => ServerFrame::Error {
                 id: raw.id,
@@ -508,6 +577,7 @@ mod tests {
         let f = ClientFrame::Subscribe {
             id: 9,
             channel: "a.b".into(),
+            since: None,
         };
         let text = serde_json::to_string(&f).unwrap();
         assert_eq!(text, r#"{"op":"subscribe","id":9,"channel":"a.b"}"#);

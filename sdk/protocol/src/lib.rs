@@ -4,6 +4,7 @@
 //! - [`frame`]: the JSON frames exchanged over the WebSocket (`op` + `id` envelope).
 //! - [`codes`]: error codes carried in `error` frames and REST bodies, and WebSocket close codes
 //!   with their reconnect policy.
+//! - [`history`]: recovery positions (`since`) and pages of channel history.
 //! - [`names`]: validated identifiers (`AppId`, `ChannelName`) and the bus subject they map to.
 //! - [`pattern`]: capability patterns with NATS-style `*` / `>` wildcards.
 //! - [`claims`]: the JWT claims a tenant's backend signs for its end users.
@@ -16,6 +17,7 @@
 pub mod claims;
 pub mod codes;
 pub mod frame;
+pub mod history;
 pub mod names;
 pub mod pattern;
 pub mod rest;

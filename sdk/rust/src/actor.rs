@@ -231,6 +231,10 @@ impl Actor {
                         url: transport.url.clone(),
                     });
                 }
+                Notice::Unrecovered { channel } => {
+                    tracing::warn!(%channel, "messages missed while disconnected could not all be recovered");
+                    self.emit(ConnectionEvent::Unrecovered { channel });
+                }
                 Notice::ResubscribeFailed { channel, error } => {
                     tracing::warn!(%channel, %error, "resubscribe refused");
                     self.emit(ConnectionEvent::ResubscribeFailed {

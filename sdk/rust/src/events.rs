@@ -33,6 +33,11 @@ pub enum ConnectionEvent {
     /// After a reconnect the server refused a subscription that used to be live (the fresh token
     /// no longer grants it, ...). Its streams end.
     ResubscribeFailed { channel: String, error: Arc<Error> },
+    /// After a reconnect, the messages `channel` missed while disconnected could not all be
+    /// recovered (the server's history no longer holds them, or the channel's epoch changed):
+    /// its streams go on, with a gap. Fetch what matters from your own backend. Messages that
+    /// were recovered are delivered in order before new ones, and none twice.
+    Unrecovered { channel: String },
     /// The client is finished: `None` after `close()` or when every handle was dropped, otherwise
     /// why it stopped (a close code that forbids reconnecting, reconnects given up).
     Closed { error: Option<Arc<Error>> },

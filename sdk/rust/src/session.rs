@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use waas_protocol::frame::{ClientFrame, ServerFrame};
+use waas_protocol::history::Since;
 
 /// One local subscription's end of its message buffer.
 #[derive(Debug)]
@@ -45,6 +46,22 @@ struct ChannelState {
     subscribing: Option<u64>,
     /// The server has acknowledged the subscription on this connection.
     acked: bool,
+    /// The channel's epoch and the last offset delivered, once a server gave an epoch: sent as
+    /// `since` when subscribing again, and the bar a message must pass not to be a duplicate.
+    position: Option<Since>,
+    /// Messages that arrived while a `subscribe` was in flight (recovered ones among them):
+    /// they are only known to be new once its `ack` tells the epoch.
+    held: Vec<Held>,
+    /// Epoch, offset and `recovered` of the `ack` being applied.
+    ack: Option<(String, u64, Option<bool>)>,
+}
+
+#[derive(Debug)]
+struct Held {
+    event: String,
+    data: Box<RawValue>,
+    offset: u64,
+    ts: u64,
 }
 
 impl ChannelState {
@@ -97,6 +114,10 @@ pub(crate) enum Notice {
     ResubscribeFailed {
         channel: String,
         error: Error,
+    },
+    /// A resubscribe could not recover every message missed while disconnected.
+    Unrecovered {
+        channel: String,
     },
 }
 
@@ -155,9 +176,11 @@ impl Session {
 
     fn send_subscribe(&mut self, channel: &str, at_connect: bool) -> u64 {
         let id = self.id();
+        let since = self.channels.get(channel).and_then(|s| s.position.clone());
         self.outbox.push(encode(&ClientFrame::Subscribe {
             id,
             channel: channel.to_owned(),
+            since,
         }));
         self.pending.insert(
             id,
@@ -316,7 +339,21 @@ impl Session {
                 offset,
                 ts,
             } => self.deliver(channel, event, data, offset, ts),
-            ServerFrame::Ack { id, offset } => self.on_answer(id, Ok(offset)),
+            ServerFrame::Ack {
+                id,
+                offset,
+                epoch,
+                recovered,
+            } => {
+                if let (Some(Pending::Subscribe { channel, .. }), Some(epoch)) =
+                    (self.pending.get(&id), epoch)
+                {
+                    if let Some(state) = self.channels.get_mut(channel) {
+                        state.ack = Some((epoch, offset.unwrap_or(0), recovered));
+                    }
+                }
+                self.on_answer(id, Ok(offset))
+            }
             ServerFrame::Pong { id: Some(id) } => self.on_answer(id, Ok(None)),
             ServerFrame::Pong { id: None } => {}
             ServerFrame::Error {
@@ -331,6 +368,9 @@ impl Session {
             }
             ServerFrame::Ready { .. } => {
                 tracing::debug!("ignoring a second ready");
+            }
+            ServerFrame::History { id, .. } => {
+                tracing::debug!(id, "history page for a request this client did not make");
             }
             frame @ (ServerFrame::Response { .. } | ServerFrame::Request { .. }) => {
                 self.on_rpc_frame(frame)
@@ -350,6 +390,38 @@ impl Session {
             // Late message for a channel just unsubscribed.
             return;
         };
+        if state.subscribing.is_some() {
+            state.held.push(Held {
+                event,
+                data,
+                offset,
+                ts,
+            });
+            return;
+        }
+        self.dispatch(channel, event, data, offset, ts);
+    }
+
+    /// Hands a message to the channel's subscribers, unless its offset shows it was delivered
+    /// already (sent again by a recovery).
+    fn dispatch(
+        &mut self,
+        channel: String,
+        event: String,
+        data: Box<RawValue>,
+        offset: u64,
+        ts: u64,
+    ) {
+        let Some(state) = self.channels.get_mut(&channel) else {
+            return;
+        };
+        if let Some(position) = &mut state.position {
+            if offset <= position.offset {
+                tracing::debug!(%channel, offset, "dropping a message delivered already");
+                return;
+            }
+            position.offset = offset;
+        }
         let data: Arc<RawValue> = Arc::from(data);
         let mut gone = false;
         state.live.retain(|s| {
@@ -421,6 +493,8 @@ impl Session {
             return;
         };
         state.subscribing = None;
+        let held = std::mem::take(&mut state.held);
+        let ack = state.ack.take();
         match answer {
             Ok(()) => {
                 state.acked = true;
@@ -429,6 +503,36 @@ impl Session {
                         state.live.push(w.subscriber);
                     }
                 }
+                if let Some((epoch, offset, recovered)) = ack {
+                    // Offsets compare only within an epoch: a new one starts from nothing.
+                    state.position = match state.position.take() {
+                        Some(p) if p.epoch == epoch => Some(p),
+                        _ => Some(Since { offset: 0, epoch }),
+                    };
+                    for m in held {
+                        self.dispatch(channel.clone(), m.event, m.data, m.offset, m.ts);
+                    }
+                    // Live from the ack's offset on, whatever came before it.
+                    if let Some(p) = self
+                        .channels
+                        .get_mut(&channel)
+                        .and_then(|s| s.position.as_mut())
+                    {
+                        p.offset = p.offset.max(offset);
+                    }
+                    if recovered == Some(false) {
+                        self.notices.push(Notice::Unrecovered {
+                            channel: channel.clone(),
+                        });
+                    }
+                } else {
+                    for m in held {
+                        self.dispatch(channel.clone(), m.event, m.data, m.offset, m.ts);
+                    }
+                }
+                let Some(state) = self.channels.get_mut(&channel) else {
+                    return;
+                };
                 if state.is_empty() {
                     // Every waiter gave up (timed out) meanwhile.
                     self.remove_channel(&channel, None);
@@ -477,6 +581,8 @@ impl Session {
         for state in self.channels.values_mut() {
             state.subscribing = None;
             state.acked = false;
+            state.held.clear();
+            state.ack = None;
         }
     }
 

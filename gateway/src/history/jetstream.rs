@@ -1,0 +1,388 @@
+//! History in NATS JetStream, for cluster mode: one stream per app, shared by every gateway.
+//!
+//! A gateway publishes a channel's message — its frame without the offset ([`Head`]) — to the
+//! app's history subject `{prefix}.~h.{app}.{channel}`, which the stream `{prefix}_history_{app}`
+//! captures. JetStream numbers it with the stream sequence (the offset: strictly increasing per
+//! channel, not contiguous) and *republishes* it, with a `Nats-Sequence` header, to the channel's
+//! ordinary subject `{prefix}.{app}.{channel}`, where gateways' live subscriptions receive it and
+//! append the offset. Republishing happens as the stream stores, so every subscriber of every
+//! gateway sees a channel in offset order, whichever gateway accepted each publish; and a message
+//! is stored before anyone receives it, which recovery relies on.
+//!
+//! The stream keeps `policy.size` messages per channel (`max_messages_per_subject`) for
+//! `policy.ttl` (`max_age`). Its epoch is its creation time, so deleting and recreating it
+//! changes every channel's epoch. Apps that keep no history skip JetStream: they go through a
+//! [`MemoryHistory`] on this gateway (offsets per gateway, as without history).
+//!
+//! Only JetStream features of nats-server 2.9 are used (republish, ephemeral pull consumers,
+//! `CONSUMER.CREATE` without a filter in the subject).
+
+use super::memory::MemoryHistory;
+use super::{Head, History, HistoryError, Page, Policy, Query, Recovery};
+use crate::bus::nats::NatsBus;
+use crate::bus::{Bus, BusError, BusSubscription};
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::stream::{self, DiscardPolicy, Republish, StorageType};
+use async_nats::jetstream::Context;
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use waas_protocol::history::Since;
+
+/// Header JetStream puts on republished messages: the stream sequence.
+const SEQUENCE: &str = "Nats-Sequence";
+
+/// How long an ephemeral reader consumer survives if its deletion is lost.
+const READER_TTL: Duration = Duration::from_secs(10);
+
+/// The stream of one app, as last ensured with `policy`.
+struct AppStream {
+    policy: Policy,
+    stream: stream::Stream,
+}
+
+pub struct JetStreamHistory {
+    nats: Arc<NatsBus>,
+    bus: Arc<dyn Bus>,
+    js: Context,
+    prefix: String,
+    local: MemoryHistory,
+    /// Streams this gateway has created or checked, by app id. Guards the map only.
+    streams: Mutex<HashMap<String, Arc<AppStream>>>,
+}
+
+// Compile-time check that the JetStream history fits the seam.
+const _: fn(JetStreamHistory) -> Arc<dyn History> = |h| Arc::new(h);
+
+fn unavailable(e: impl std::fmt::Display) -> HistoryError {
+    HistoryError::Unavailable(format!("JetStream: {e}"))
+}
+
+/// A stream name from parts that may hold characters stream names cannot.
+fn stream_name(prefix: &str, app: &str) -> String {
+    format!("{prefix}_history_{app}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl JetStreamHistory {
+    /// History on the JetStream of `nats`, whose subjects start with `prefix`.
+    pub fn new(nats: Arc<NatsBus>, prefix: String) -> Self {
+        let bus: Arc<dyn Bus> = nats.clone();
+        JetStreamHistory {
+            js: async_nats::jetstream::new(nats.client().clone()),
+            local: MemoryHistory::new(Arc::clone(&bus)),
+            nats,
+            bus,
+            prefix,
+            streams: Mutex::default(),
+        }
+    }
+
+    /// The app and channel of a channel subject `{prefix}.{app}.{channel}`.
+    fn split<'a>(&self, subject: &'a str) -> Result<(&'a str, &'a str), HistoryError> {
+        subject
+            .strip_prefix(self.prefix.as_str())
+            .and_then(|s| s.strip_prefix('.'))
+            .and_then(|s| s.split_once('.'))
+            .ok_or_else(|| HistoryError::Unavailable(format!("not a channel subject: {subject}")))
+    }
+
+    fn history_subject(&self, app: &str, channel: &str) -> String {
+        format!("{}.~h.{app}.{channel}", self.prefix)
+    }
+
+    fn config(&self, app: &str, policy: Policy) -> stream::Config {
+        stream::Config {
+            name: stream_name(&self.prefix, app),
+            subjects: vec![format!("{}.~h.{app}.>", self.prefix)],
+            max_messages_per_subject: policy.size as i64,
+            max_age: policy.ttl,
+            discard: DiscardPolicy::Old,
+            storage: StorageType::File,
+            allow_direct: true,
+            republish: Some(Republish {
+                source: format!("{}.~h.{app}.>", self.prefix),
+                destination: format!("{}.{app}.>", self.prefix),
+                headers_only: false,
+            }),
+            description: Some(format!("WaaS channel history of app {app}")),
+            ..Default::default()
+        }
+    }
+
+    /// The app's stream, created or brought to `policy` when needed. Fails at once while NATS
+    /// is disconnected, rather than waiting out JetStream's timeouts.
+    async fn ensure(&self, app: &str, policy: Policy) -> Result<Arc<AppStream>, HistoryError> {
+        self.nats.check_connected()?;
+        if let Some(s) = self.streams.lock().expect("streams poisoned").get(app) {
+            if s.policy == policy {
+                return Ok(Arc::clone(s));
+            }
+        }
+        let config = self.config(app, policy);
+        let mut stream = self
+            .js
+            .get_or_create_stream(config.clone())
+            .await
+            .map_err(unavailable)?;
+        let current = &stream.cached_info().config;
+        if current.max_messages_per_subject != config.max_messages_per_subject
+            || current.max_age != config.max_age
+        {
+            // Another gateway may run with older limits meanwhile; the last update wins, and
+            // every gateway converges as the app's change reaches it.
+            self.js
+                .update_stream(config.clone())
+                .await
+                .map_err(unavailable)?;
+            stream = self
+                .js
+                .get_stream(&config.name)
+                .await
+                .map_err(unavailable)?;
+        }
+        let entry = Arc::new(AppStream { policy, stream });
+        self.streams
+            .lock()
+            .expect("streams poisoned")
+            .insert(app.to_owned(), Arc::clone(&entry));
+        Ok(entry)
+    }
+
+    fn forget(&self, app: &str) {
+        self.streams.lock().expect("streams poisoned").remove(app);
+    }
+
+    /// Stored messages of `filter` from `start` on (oldest first), at most `max`, as complete
+    /// frames with their sequence.
+    async fn read_from(
+        &self,
+        stream: &stream::Stream,
+        filter: &str,
+        start: u64,
+        max: usize,
+    ) -> Result<Vec<(u64, Bytes)>, HistoryError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let deliver_policy = if start <= 1 {
+            DeliverPolicy::All
+        } else {
+            DeliverPolicy::ByStartSequence {
+                start_sequence: start,
+            }
+        };
+        let consumer = stream
+            .create_consumer(pull::Config {
+                filter_subject: filter.to_owned(),
+                deliver_policy,
+                ack_policy: AckPolicy::None,
+                inactive_threshold: READER_TTL,
+                memory_storage: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        let name = consumer.cached_info().name.clone();
+        let mut pending = consumer.cached_info().num_pending.min(max as u64) as usize;
+        let mut out = Vec::with_capacity(pending);
+        while pending > 0 {
+            let mut batch = consumer
+                .fetch()
+                .max_messages(pending)
+                .messages()
+                .await
+                .map_err(unavailable)?;
+            let before = out.len();
+            while let Some(message) = batch.next().await {
+                let message = message.map_err(unavailable)?;
+                let seq = message.info().map_err(unavailable)?.stream_sequence;
+                out.push((seq, Head(message.payload.clone()).with_offset(seq)));
+            }
+            if out.len() == before {
+                break;
+            }
+            pending = pending.saturating_sub(out.len() - before);
+        }
+        let stream = stream.clone();
+        tokio::spawn(async move {
+            let _ = stream.delete_consumer(&name).await;
+        });
+        Ok(out)
+    }
+
+    /// The stream's epoch, first and last sequence, fresh from the server.
+    async fn state(&self, stream: &stream::Stream) -> Result<(String, u64, u64), HistoryError> {
+        let info = stream.get_info().await.map_err(unavailable)?;
+        let epoch = format!("{:x}", info.created.unix_timestamp_nanos());
+        Ok((epoch, info.state.first_sequence, info.state.last_sequence))
+    }
+}
+
+#[async_trait]
+impl History for JetStreamHistory {
+    async fn publish(
+        &self,
+        policy: Policy,
+        subject: &str,
+        head: &Head,
+    ) -> Result<u64, HistoryError> {
+        if !policy.enabled() {
+            return self.local.publish(policy, subject, head).await;
+        }
+        let (app, channel) = self.split(subject)?;
+        let target = self.history_subject(app, channel);
+        let mut retried = false;
+        loop {
+            self.ensure(app, policy).await?;
+            let sent = async { self.js.publish(target.clone(), head.0.clone()).await?.await };
+            match sent.await {
+                Ok(ack) => return Ok(ack.sequence),
+                // The stream was deleted behind our back: make it again, once.
+                Err(e) if !retried => {
+                    tracing::warn!(app, error = %e, "history publish failed; checking the stream");
+                    self.forget(app);
+                    retried = true;
+                }
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+    }
+
+    async fn read(
+        &self,
+        policy: Policy,
+        subject: &str,
+        query: Query,
+    ) -> Result<Page, HistoryError> {
+        if !policy.enabled() {
+            return self.local.read(policy, subject, query).await;
+        }
+        let (app, channel) = self.split(subject)?;
+        let filter = self.history_subject(app, channel);
+        let entry = self.ensure(app, policy).await?;
+        let (epoch, _, last) = self.state(&entry.stream).await?;
+        let messages = if query.reverse {
+            // Newest first: read the channel's whole history (at most `policy.size`).
+            let before = query.since.unwrap_or(u64::MAX);
+            let all = self
+                .read_from(&entry.stream, &filter, 1, policy.size)
+                .await?;
+            all.into_iter()
+                .rev()
+                .filter(|(seq, _)| *seq < before)
+                .take(query.limit)
+                .map(|(_, m)| m)
+                .collect()
+        } else {
+            let start = query.since.map_or(1, |s| s.saturating_add(1));
+            self.read_from(&entry.stream, &filter, start, query.limit)
+                .await?
+                .into_iter()
+                .map(|(_, m)| m)
+                .collect()
+        };
+        Ok(Page {
+            epoch,
+            offset: last,
+            messages,
+        })
+    }
+
+    async fn recover(
+        &self,
+        policy: Policy,
+        subject: &str,
+        since: Option<&Since>,
+    ) -> Result<Recovery, HistoryError> {
+        if !policy.enabled() {
+            return self.local.recover(policy, subject, since).await;
+        }
+        let (app, channel) = self.split(subject)?;
+        let filter = self.history_subject(app, channel);
+        let entry = self.ensure(app, policy).await?;
+        let (epoch, first, last) = self.state(&entry.stream).await?;
+        let mut recovery = Recovery {
+            epoch,
+            offset: last,
+            messages: Vec::new(),
+            recovered: None,
+        };
+        let Some(since) = since else {
+            return Ok(recovery);
+        };
+        if since.epoch != recovery.epoch || since.offset > last {
+            recovery.recovered = Some(false);
+            return Ok(recovery);
+        }
+        let missed = self
+            .read_from(&entry.stream, &filter, since.offset + 1, policy.size)
+            .await?;
+        // Nothing after `since` aged out: the stream drops by age from its front only.
+        let aged_ok = first <= since.offset + 1;
+        // Nothing after `since` was pushed out by the per-channel bound: either the bound was
+        // not reached, or the channel still holds a message from before `since`.
+        let count_ok = missed.len() < policy.size
+            || self
+                .read_from(&entry.stream, &filter, 1, 1)
+                .await?
+                .first()
+                .is_some_and(|(seq, _)| *seq <= since.offset);
+        recovery.recovered = Some(aged_ok && count_ok);
+        if let Some((seq, _)) = missed.last() {
+            recovery.offset = recovery.offset.max(*seq);
+        }
+        recovery.messages = missed.into_iter().map(|(_, m)| m).collect();
+        Ok(recovery)
+    }
+
+    async fn subscribe(&self, subject: &str) -> Result<BusSubscription, BusError> {
+        self.nats.check_connected()?;
+        let subscriber = self
+            .nats
+            .client()
+            .subscribe(subject.to_owned())
+            .await
+            .map_err(|e| BusError::Unavailable(format!("NATS subscribe failed: {e}")))?;
+        self.nats.confirm().await?;
+        Ok(Box::pin(subscriber.map(|message| {
+            // Republished by the stream: complete the frame with its sequence. Messages of apps
+            // without history arrive complete.
+            let seq = message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(SEQUENCE))
+                .and_then(|v| v.as_str().parse::<u64>().ok());
+            match seq {
+                Some(seq) => Head(message.payload).with_offset(seq),
+                None => message.payload,
+            }
+        })))
+    }
+
+    fn bus(&self) -> &Arc<dyn Bus> {
+        &self.bus
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_names_are_safe() {
+        assert_eq!(stream_name("waas", "demo"), "waas_history_demo");
+        assert_eq!(stream_name("t.x", "a-b"), "t_x_history_a-b");
+    }
+}

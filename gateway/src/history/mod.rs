@@ -1,0 +1,213 @@
+//! The **History seam**: how a channel's messages get their offsets, are kept for a while, and
+//! are read back for recovery and the history API.
+//!
+//! Every publish goes through [`History::publish`], which assigns the offset, stores the message
+//! when the app keeps history, and hands it to live subscribers; [`History::subscribe`] is
+//! where the hub gets a channel's live messages from. Two implementations:
+//! [`memory::MemoryHistory`] (one process, `waas dev`: history in memory, bounded per channel by
+//! count and age) and [`jetstream::JetStreamHistory`] (cluster: a NATS JetStream stream per app).
+//!
+//! Guarantees every implementation gives:
+//! - within one **epoch**, a channel's offsets are strictly increasing, and live subscribers
+//!   receive its messages in offset order (they need not be contiguous: JetStream offsets are
+//!   stream sequences shared by the app's channels);
+//! - a message is stored before or as it is delivered live, so a reader that subscribed live
+//!   first and then read history misses nothing in between;
+//! - [`Recovery::recovered`] is `true` only when every message after the client's position is
+//!   known to be in the answer; when in doubt, it is `false`.
+//!
+//! Every message frame ends with `"offset":N}` ([`Head`]): the offset is appended last, so an
+//! implementation that learns it only after storing (JetStream) can complete the frame without
+//! re-encoding it, and the hub can read it back from the end of any frame ([`offset_of`]).
+
+pub mod jetstream;
+pub mod memory;
+
+use crate::bus::{Bus, BusError, BusSubscription};
+use async_trait::async_trait;
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use std::sync::Arc;
+use std::time::Duration;
+use waas_protocol::history::Since;
+
+/// How much history an app keeps per channel. `size == 0` keeps none (offsets and epochs still
+/// work; recovery succeeds only when nothing was missed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Messages kept per channel.
+    pub size: usize,
+    /// How long a message is kept.
+    pub ttl: Duration,
+}
+
+impl Policy {
+    pub fn enabled(&self) -> bool {
+        self.size > 0 && !self.ttl.is_zero()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HistoryError {
+    #[error("history is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<BusError> for HistoryError {
+    fn from(e: BusError) -> Self {
+        HistoryError::Unavailable(e.to_string())
+    }
+}
+
+impl From<HistoryError> for BusError {
+    fn from(e: HistoryError) -> Self {
+        match e {
+            HistoryError::Unavailable(m) => BusError::Unavailable(m),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct HeadFields<'a> {
+    op: &'static str,
+    channel: &'a str,
+    event: &'a str,
+    data: &'a RawValue,
+    ts: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    replayed: bool,
+}
+
+/// A `message` frame without its offset: the JSON object up to and including the comma before
+/// `"offset"`. Encoded once per publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head(pub Bytes);
+
+impl Head {
+    pub fn new(channel: &str, event: &str, data: &RawValue, ts: u64, replayed: bool) -> Head {
+        let fields = HeadFields {
+            op: "message",
+            channel,
+            event,
+            data,
+            ts,
+            replayed,
+        };
+        let mut json = serde_json::to_vec(&fields).expect("message frames always serialise");
+        // `{...}` -> `{...,`: the offset goes where the closing brace was.
+        json.pop();
+        json.push(b',');
+        Head(Bytes::from(json))
+    }
+
+    /// The complete frame: `{...,"offset":N}`.
+    pub fn with_offset(&self, offset: u64) -> Bytes {
+        let mut buf = BytesMut::with_capacity(self.0.len() + 32);
+        buf.put_slice(&self.0);
+        buf.put_slice(b"\"offset\":");
+        buf.put_slice(offset.to_string().as_bytes());
+        buf.put_u8(b'}');
+        buf.freeze()
+    }
+}
+
+/// The offset of a message frame built by [`Head::with_offset`], read from its end; works on
+/// the JSON and on the WebSocket frame holding it (server frames are not masked).
+pub fn offset_of(frame: &[u8]) -> Option<u64> {
+    let body = frame.strip_suffix(b"}")?;
+    let start = body.iter().rposition(|b| !b.is_ascii_digit())? + 1;
+    if !body[..start].ends_with(b"\"offset\":") {
+        return None;
+    }
+    std::str::from_utf8(&body[start..]).ok()?.parse().ok()
+}
+
+/// What to read from a channel's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Query {
+    /// Only messages after this offset; with `reverse`, only messages before it.
+    pub since: Option<u64>,
+    pub limit: usize,
+    /// Newest first.
+    pub reverse: bool,
+}
+
+/// A page of history: complete message frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub epoch: String,
+    /// The channel's latest offset when the page was read.
+    pub offset: u64,
+    pub messages: Vec<Bytes>,
+}
+
+/// What a subscriber gets back when it (re)subscribes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    pub epoch: String,
+    /// The channel's latest offset when history was read; live messages up to it are covered.
+    pub offset: u64,
+    /// Messages after the client's position, oldest first (empty without `since`).
+    pub messages: Vec<Bytes>,
+    /// With `since`: whether `messages` holds everything the client missed.
+    pub recovered: Option<bool>,
+}
+
+#[async_trait]
+pub trait History: Send + Sync + 'static {
+    /// Gives the message its offset, stores it under `policy`, and delivers it live. Messages
+    /// of one channel are delivered in the order of their offsets.
+    async fn publish(
+        &self,
+        policy: Policy,
+        subject: &str,
+        head: &Head,
+    ) -> Result<u64, HistoryError>;
+
+    /// Reads up to `query.limit` stored messages.
+    async fn read(&self, policy: Policy, subject: &str, query: Query)
+        -> Result<Page, HistoryError>;
+
+    /// The channel's position, and with `since` the messages published after it. Call after
+    /// the live subscription exists, so that nothing falls between the two.
+    async fn recover(
+        &self,
+        policy: Policy,
+        subject: &str,
+        since: Option<&Since>,
+    ) -> Result<Recovery, HistoryError>;
+
+    /// Live messages of `subject` as complete frames, in offset order.
+    async fn subscribe(&self, subject: &str) -> Result<BusSubscription, BusError>;
+
+    /// The bus under this history, for everything that is not a channel message.
+    fn bus(&self) -> &Arc<dyn Bus>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_and_offset_roundtrip() {
+        let data = RawValue::from_string("{\"n\": 1}".into()).unwrap();
+        let head = Head::new("a.b", "e", &data, 99, false);
+        let frame = head.with_offset(1234);
+        assert_eq!(
+            &frame[..],
+            br#"{"op":"message","channel":"a.b","event":"e","data":{"n": 1},"ts":99,"offset":1234}"#
+        );
+        assert_eq!(offset_of(&frame), Some(1234));
+        assert_eq!(offset_of(&crate::wsframe::text(&frame)), Some(1234));
+        let parsed = waas_protocol::ServerFrame::parse(std::str::from_utf8(&frame).unwrap());
+        assert!(matches!(
+            parsed,
+            Ok(waas_protocol::ServerFrame::Message { offset: 1234, .. })
+        ));
+        let replayed = Head::new("a", "e", &data, 1, true).with_offset(2);
+        assert!(replayed.ends_with(br#""ts":1,"replayed":true,"offset":2}"#));
+        assert_eq!(offset_of(b"{\"x\":1}"), None);
+        assert_eq!(offset_of(b"{\"offset\":}"), None);
+    }
+}

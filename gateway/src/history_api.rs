@@ -1,0 +1,203 @@
+//! Channel history as clients see it: subscribing with recovery, the `history` op and
+//! `GET /v1/apps/{app}/channels/{channel}/history` (`docs/history.md`).
+
+use crate::app::App;
+use crate::gateway::Gateway;
+use crate::history::{Query, Recovery};
+use crate::outbound::Outbound;
+use crate::rest::{ApiError, ServerAuth};
+use crate::wsframe;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use waas_protocol::history::Since;
+use waas_protocol::{ChannelName, ErrorCode, ServerFrame};
+
+/// Subscribes `conn` to `channel`, first sending what it missed since `since` when given, then
+/// the `ack` carrying the channel's epoch and offset (and `recovered` with `since`). Live
+/// messages published meanwhile are held and sent after history, each exactly once.
+pub async fn subscribe(
+    gw: &Gateway,
+    app: &App,
+    conn: &Arc<Outbound>,
+    subject: &str,
+    id: u64,
+    since: Option<&Since>,
+) -> Result<(), ApiError> {
+    let unavailable = |e: String| ApiError::new(ErrorCode::Unavailable, e);
+    gw.hub
+        .subscribe_held(subject, conn.id)
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    let policy = gw.publisher.policy(app);
+    let recovery = match gw.publisher.history().recover(policy, subject, since).await {
+        Ok(r) => r,
+        Err(e) => {
+            gw.hub.unsubscribe(subject, conn.id).await;
+            return Err(unavailable(e.to_string()));
+        }
+    };
+    let Recovery {
+        epoch,
+        offset,
+        messages,
+        recovered,
+    } = recovery;
+    let covered = messages
+        .last()
+        .and_then(|m| crate::history::offset_of(m))
+        .unwrap_or(0)
+        .max(offset);
+    let frames = messages.iter().map(|m| wsframe::text(m)).collect();
+    gw.hub
+        .join(subject, Arc::clone(conn), frames, covered, |top| {
+            wsframe::json(&ServerFrame::Ack {
+                id,
+                offset: Some(top),
+                epoch: Some(epoch),
+                recovered,
+            })
+        });
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct PageHead<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    op: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u64>,
+    channel: &'a str,
+    epoch: &'a str,
+    offset: u64,
+}
+
+/// A page as JSON, with the stored frames spliced in as they are (no re-encoding): the body of
+/// the REST answer, or with `id` the `history` frame.
+fn page_json(id: Option<u64>, channel: &str, page: &crate::history::Page) -> Vec<u8> {
+    let head = PageHead {
+        op: id.map(|_| "history"),
+        id,
+        channel,
+        epoch: &page.epoch,
+        offset: page.offset,
+    };
+    let mut json = serde_json::to_vec(&head).expect("pages always serialise");
+    json.pop();
+    json.extend_from_slice(b",\"messages\":[");
+    for (i, m) in page.messages.iter().enumerate() {
+        if i > 0 {
+            json.push(b',');
+        }
+        json.extend_from_slice(m);
+    }
+    json.extend_from_slice(b"]}");
+    json
+}
+
+/// Reads a page of `channel`'s history; `limit` is capped by `history_page_limit`, which is
+/// also the default.
+pub async fn read(
+    gw: &Gateway,
+    app: &App,
+    channel: &ChannelName,
+    since: Option<u64>,
+    limit: Option<usize>,
+    reverse: bool,
+    id: Option<u64>,
+) -> Result<Vec<u8>, ApiError> {
+    let max = gw.config.limits.history_page_limit;
+    let limit = limit.unwrap_or(max);
+    if limit == 0 || limit > max {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("\"limit\" must be 1 to {max}"),
+        ));
+    }
+    let subject = gw.publisher.subject(app.id(), channel);
+    let page = gw
+        .publisher
+        .history()
+        .read(
+            gw.publisher.policy(app),
+            &subject,
+            Query {
+                since,
+                limit,
+                reverse,
+            },
+        )
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
+    Ok(page_json(id, channel.as_str(), &page))
+}
+
+/// The `history` frame answering request `id`, ready to queue.
+pub fn frame(json: &[u8]) -> Bytes {
+    wsframe::text(json)
+}
+
+#[derive(Deserialize)]
+pub struct HistoryParams {
+    since: Option<u64>,
+    limit: Option<usize>,
+    reverse: Option<bool>,
+}
+
+/// `GET /v1/apps/{app}/channels/{channel}/history?since=&limit=&reverse=`.
+pub async fn rest(
+    State(gw): State<Arc<Gateway>>,
+    ServerAuth(app): ServerAuth,
+    Path((_, channel)): Path<(String, String)>,
+    params: Result<axum::extract::Query<HistoryParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let axum::extract::Query(params) =
+        params.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()))?;
+    let channel = ChannelName::parse(&channel).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidChannel,
+            format!("invalid channel {channel:?}: {e}"),
+        )
+    })?;
+    let body = read(
+        &gw,
+        &app,
+        &channel,
+        params.since,
+        params.limit,
+        params.reverse.unwrap_or(false),
+        None,
+    )
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Page;
+
+    #[test]
+    fn pages_splice_stored_frames() {
+        let page = Page {
+            epoch: "e1".into(),
+            offset: 9,
+            messages: vec![Bytes::from_static(b"{\"op\":\"message\",\"offset\":8}")],
+        };
+        let json = page_json(Some(3), "c", &page);
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(v["op"], "history");
+        assert_eq!(v["id"], 3);
+        assert_eq!(v["messages"][0]["offset"], 8);
+        let rest: waas_protocol::history::HistoryPage =
+            serde_json::from_slice(&page_json(None, "c", &page)).unwrap();
+        assert_eq!(
+            (rest.epoch.as_str(), rest.offset, rest.messages.len()),
+            ("e1", 9, 1)
+        );
+    }
+}

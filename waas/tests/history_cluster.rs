@@ -1,0 +1,288 @@
+//! History and recovery in cluster mode: gateways of the real `waas` binary keeping channel
+//! history in the machine's NATS JetStream, apps in PostgreSQL.
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use std::time::Duration;
+use waas_sdk::{ConnectionEvent, Events};
+use waas_test_support::cluster::{Cluster, TestApp};
+use waas_test_support::nats::shared_url;
+use waas_test_support::{tokens, RawClient};
+
+const WAAS: &str = env!("CARGO_BIN_EXE_waas");
+
+fn token(app: &TestApp, sub: &str, subscribe: &[&str], publish: &[&str]) -> String {
+    tokens::hs256(
+        &app.jwt_secret,
+        sub,
+        Some(&app.id),
+        tokens::caps(subscribe, publish),
+        3600,
+    )
+}
+
+async fn publish(http: &reqwest::Client, base: &str, app: &TestApp, channel: &str, n: u64) -> u64 {
+    let r = http
+        .post(format!("{base}/v1/apps/{}/publish", app.id))
+        .bearer_auth(&app.api_key)
+        .json(&json!({"channel": channel, "event": "n", "data": n}))
+        .send()
+        .await
+        .expect("publish");
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    body["offsets"][channel].as_u64().unwrap()
+}
+
+async fn set_limits(cluster: &Cluster, app: &TestApp, limits: Value) {
+    let (s, body) = cluster
+        .admin(
+            "PATCH",
+            &format!("/v1/admin/apps/{}", app.id),
+            Some(json!({ "limits": limits })),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+}
+
+async fn wait_connected_to(events: &mut Events, want: &str) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), events.next()).await {
+            Ok(Some(ConnectionEvent::Connected { url, .. })) if url.starts_with(want) => return,
+            Ok(Some(_)) => continue,
+            other => panic!("no reconnect to {want}: {other:?}"),
+        }
+    }
+}
+
+/// Offsets come from the stream, so publishes through different gateways share one order,
+/// and every gateway's subscribers see it; history reads it back on any gateway.
+#[tokio::test]
+async fn offsets_are_shared_by_gateways_and_history_is_readable_anywhere() {
+    let cluster = Cluster::start(WAAS, &shared_url(), 2).await;
+    let app = cluster.create_app("shared").await;
+    let http = reqwest::Client::new();
+    let t = token(&app, "u", &["room"], &[]);
+    let mut a = RawClient::ready(cluster.gateways[0].addr, &app.id, &t).await;
+    let ack = a
+        .request(json!({"op": "subscribe", "id": 1, "channel": "room"}))
+        .await;
+    assert_eq!(ack["op"], "ack", "{ack}");
+    let epoch = ack["epoch"].as_str().unwrap().to_owned();
+    let mut last = 0;
+    for n in 1..=6u64 {
+        let base = cluster.gateway_http((n % 2) as usize);
+        let offset = publish(&http, &base, &app, "room", n).await;
+        assert!(offset > last, "offsets increase across gateways");
+        last = offset;
+    }
+    let mut seen = Vec::new();
+    for _ in 1..=6 {
+        let m = a.json().await;
+        seen.push((m["data"].as_u64().unwrap(), m["offset"].as_u64().unwrap()));
+    }
+    assert_eq!(
+        seen.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6]
+    );
+    assert!(seen.windows(2).all(|w| w[0].1 < w[1].1));
+
+    let page: Value = http
+        .get(format!(
+            "{}/v1/apps/{}/channels/room/history?since={}&limit=3",
+            cluster.gateway_http(1),
+            app.id,
+            seen[1].1
+        ))
+        .bearer_auth(&app.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["epoch"], epoch.as_str());
+    let ns: Vec<u64> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["data"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ns, [3, 4, 5]);
+    assert_eq!(page["messages"][0]["offset"], seen[2].1);
+    let reverse: Value = http
+        .get(format!(
+            "{}/v1/apps/{}/channels/room/history?reverse=true&limit=2",
+            cluster.gateway_http(0),
+            app.id
+        ))
+        .bearer_auth(&app.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ns: Vec<u64> = reverse["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["data"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ns, [6, 5]);
+
+    // Recovery on the other gateway, from the position after message 2.
+    let mut b = RawClient::ready(cluster.gateways[1].addr, &app.id, &t).await;
+    b.send(&json!({"op": "subscribe", "id": 2, "channel": "room", "since": {"offset": seen[1].1, "epoch": epoch}}))
+        .await;
+    let mut got = Vec::new();
+    let ack = loop {
+        let f = b.json().await;
+        if f["op"] == "message" {
+            got.push(f["data"].as_u64().unwrap());
+        } else {
+            break f;
+        }
+    };
+    assert_eq!(got, [3, 4, 5, 6]);
+    assert_eq!(
+        (ack["recovered"].clone(), ack["offset"].clone()),
+        (json!(true), json!(last))
+    );
+}
+
+/// The acceptance test: a publisher sends 10,000 numbered messages at a steady rate while
+/// the subscriber's gateway is killed and its SDK reconnects to another; the application gets all
+/// 10,000, in order, none twice.
+#[tokio::test]
+async fn ten_thousand_messages_survive_a_gateway_failover() {
+    const TOTAL: u64 = 10_000;
+    let mut cluster = Cluster::start(WAAS, &shared_url(), 3).await;
+    let app = cluster.create_app("failover").await;
+    set_limits(&cluster, &app, json!({"history_size": 20_000})).await;
+    let urls = [
+        format!("ws://{}", cluster.gateways[0].addr),
+        format!("ws://{}", cluster.gateways[1].addr),
+    ];
+    let client = waas_sdk::Client::builder()
+        .urls(urls.iter().cloned())
+        .app(&app.id)
+        .token(token(&app, "phone", &["ticks"], &[]))
+        .subscription_capacity(2 * TOTAL as usize)
+        .connect()
+        .await
+        .unwrap();
+    let mut events = client.events();
+    let mut ticks = client.subscribe("ticks").await.unwrap();
+
+    // The publisher goes through the third gateway, which is not killed: ~1000 per second.
+    let base = cluster.gateway_http(2);
+    let publisher_app = TestApp {
+        id: app.id.clone(),
+        api_key: app.api_key.clone(),
+        jwt_secret: app.jwt_secret.clone(),
+    };
+    let publisher = tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        for n in 1..=TOTAL {
+            tick.tick().await;
+            publish(&http, &base, &publisher_app, "ticks", n).await;
+        }
+    });
+
+    let mut received = Vec::with_capacity(TOTAL as usize);
+    let mut offsets = Vec::with_capacity(TOTAL as usize);
+    let mut killed = false;
+    while (received.len() as u64) < TOTAL {
+        let m = tokio::time::timeout(Duration::from_secs(30), ticks.next())
+            .await
+            .unwrap_or_else(|_| panic!("stalled after {} messages", received.len()))
+            .expect("subscription ended");
+        received.push(m.data::<u64>().unwrap());
+        offsets.push(m.offset);
+        if !killed && received.len() == 3000 {
+            // Kill the subscriber's gateway without a goodbye, mid-stream.
+            drop(cluster.gateways.remove(0));
+            killed = true;
+        }
+    }
+    publisher.await.unwrap();
+    wait_connected_to(&mut events, &urls[1]).await;
+    let expected: Vec<u64> = (1..=TOTAL).collect();
+    if received != expected {
+        let first_bad = received
+            .iter()
+            .zip(&expected)
+            .position(|(a, b)| a != b)
+            .unwrap_or(received.len());
+        panic!(
+            "wrong sequence from index {first_bad}: {:?}",
+            &received[first_bad.saturating_sub(3)..(first_bad + 3).min(received.len())]
+        );
+    }
+    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "offsets increase");
+    // Nothing more arrives: no duplicate was waiting behind the last message.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), ticks.next())
+            .await
+            .is_err(),
+        "an extra message arrived"
+    );
+}
+
+/// Recovering from further back than the stream keeps says so, and the SDK surfaces it.
+#[tokio::test]
+async fn recovery_beyond_the_window_is_reported_by_the_sdk() {
+    let mut cluster = Cluster::start(WAAS, &shared_url(), 2).await;
+    let app = cluster.create_app("window").await;
+    set_limits(&cluster, &app, json!({"history_size": 5})).await;
+    let urls = [
+        format!("ws://{}", cluster.gateways[0].addr),
+        format!("ws://{}", cluster.gateways[1].addr),
+    ];
+    // Reconnects wait while the test holds the gate, so the test decides what is missed.
+    let gate = std::sync::Arc::new(tokio::sync::RwLock::new(()));
+    let provider_gate = gate.clone();
+    let t = token(&app, "tablet", &["feed"], &[]);
+    let client = waas_sdk::Client::builder()
+        .urls(urls.iter().cloned())
+        .app(&app.id)
+        .token_provider(move || {
+            let gate = provider_gate.clone();
+            let t = t.clone();
+            async move {
+                let _open = gate.read().await;
+                Ok::<_, std::io::Error>(t)
+            }
+        })
+        .connect()
+        .await
+        .unwrap();
+    let mut events = client.events();
+    let mut feed = client.subscribe("feed").await.unwrap();
+    let http = reqwest::Client::new();
+    let base = cluster.gateway_http(1);
+    publish(&http, &base, &app, "feed", 1).await;
+    assert_eq!(feed.next().await.unwrap().data::<u64>().unwrap(), 1);
+
+    let closed = gate.write().await;
+    drop(cluster.gateways.remove(0));
+    for n in 2..=12 {
+        publish(&http, &base, &app, "feed", n).await;
+    }
+    drop(closed);
+    let unrecovered = loop {
+        match tokio::time::timeout(Duration::from_secs(20), events.next()).await {
+            Ok(Some(ConnectionEvent::Unrecovered { channel })) => break channel,
+            Ok(Some(_)) => continue,
+            other => panic!("no Unrecovered event: {other:?}"),
+        }
+    };
+    assert_eq!(unrecovered, "feed");
+    // The last five are still in the stream and are delivered after the gap.
+    for n in 8..=12 {
+        assert_eq!(feed.next().await.unwrap().data::<u64>().unwrap(), n);
+    }
+}
