@@ -92,6 +92,7 @@ suite!(
     no_responders,
     request_timeout,
     bad_subjects_are_refused,
+    serve_until_answers_everything_then_ends,
 );
 
 async fn publish_subscribe(bus: Arc<dyn Bus>, p: &str) {
@@ -227,6 +228,53 @@ async fn queue_group_shares_requests(bus: Arc<dyn Bus>, p: &str) {
     for member in members {
         member.abort();
     }
+}
+
+/// `serve_until`: requests on their way when the responder stops are still handed to it, none
+/// is lost, and afterwards the subject has no responder.
+async fn serve_until_answers_everything_then_ends(bus: Arc<dyn Bus>, p: &str) {
+    let subject = format!("{p}.leaving");
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let mut requests = bus
+        .serve_until(&subject, Some("workers"), stopped)
+        .await
+        .unwrap();
+    let callers: Vec<_> = (0..20)
+        .map(|i| {
+            let (bus, subject) = (bus.clone(), subject.clone());
+            tokio::spawn(async move {
+                bus.request(&subject, Bytes::from(i.to_string()), RECEIVE)
+                    .await
+            })
+        })
+        .collect();
+    let mut answered = 0;
+    let mut stop = Some(stop);
+    while let Some(req) = tokio::time::timeout(RECEIVE, requests.next())
+        .await
+        .expect("the stream ends after the stop")
+    {
+        answered += 1;
+        // Stop while callers are still sending: the rest must still come through.
+        if answered == 5 {
+            stop.take().unwrap().send(()).unwrap();
+        }
+        bus.publish(&req.reply.unwrap(), req.payload).await.unwrap();
+    }
+    assert!(stop.is_none(), "the stream ended before the stop");
+    let mut ok = 0;
+    for c in callers {
+        match c.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(BusError::NoResponders(_)) => {}
+            Err(e) => panic!("a request was lost: {e}"),
+        }
+    }
+    assert_eq!(ok, answered, "every request handed over was answered");
+    assert_eq!(
+        bus.request(&subject, Bytes::new(), RECEIVE).await,
+        Err(BusError::NoResponders(subject))
+    );
 }
 
 async fn no_responders(bus: Arc<dyn Bus>, p: &str) {

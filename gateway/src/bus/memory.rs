@@ -227,6 +227,51 @@ impl Bus for MemoryBus {
         }))
     }
 
+    /// On `stop` the responder leaves the routes at once (no request reaches it after that),
+    /// and the stream yields what it had been given before ending.
+    async fn serve_until(
+        &self,
+        subject: &str,
+        queue_group: Option<&str>,
+        stop: oneshot::Receiver<()>,
+    ) -> Result<RequestStream, BusError> {
+        check_subject(subject, true)?;
+        let (tx, rx) = mpsc::channel(self.capacity);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.routes
+            .write()
+            .expect("bus routes poisoned")
+            .responders
+            .push(Responder {
+                id,
+                pattern: subject.split('.').map(str::to_owned).collect(),
+                group: queue_group.map(str::to_owned),
+                tx,
+            });
+        let requests = MemoryResponder {
+            rx,
+            id,
+            routes: Arc::clone(&self.routes),
+        };
+        Ok(Box::pin(futures_util::stream::unfold(
+            (requests, Some(stop)),
+            |(mut requests, stop)| async move {
+                let Some(mut signal) = stop else {
+                    return requests.rx.recv().await.map(|r| (r, (requests, None)));
+                };
+                tokio::select! {
+                    biased;
+                    _ = &mut signal => {
+                        // Its sender gone with it, the channel ends once emptied.
+                        requests.leave();
+                        requests.rx.recv().await.map(|r| (r, (requests, None)))
+                    }
+                    r = requests.rx.recv() => r.map(|r| (r, (requests, Some(signal)))),
+                }
+            },
+        )))
+    }
+
     fn is_ready(&self) -> bool {
         true
     }
@@ -249,10 +294,17 @@ impl futures_util::Stream for MemoryResponder {
     }
 }
 
-impl Drop for MemoryResponder {
-    fn drop(&mut self) {
+impl MemoryResponder {
+    /// Takes the responder out of the routes; requests already queued stay readable.
+    fn leave(&self) {
         let mut routes = self.routes.write().expect("bus routes poisoned");
         routes.responders.retain(|r| r.id != self.id);
+    }
+}
+
+impl Drop for MemoryResponder {
+    fn drop(&mut self) {
+        self.leave();
     }
 }
 

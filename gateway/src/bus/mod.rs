@@ -82,6 +82,39 @@ pub trait Bus: Send + Sync + 'static {
         subject: &str,
         queue_group: Option<&str>,
     ) -> Result<RequestStream, BusError>;
+    /// Like [`Bus::serve`], with an orderly end: once `stop` fires (or its sender is dropped) no
+    /// new request is routed to this responder, every request already on its way to it is still
+    /// yielded, and then the stream ends. So a responder that leaves can answer (or refuse)
+    /// each request it was given instead of letting its callers time out.
+    ///
+    /// The default ends right after `stop`, yielding only the requests already buffered;
+    /// implementations that know better (NATS: drain) override it.
+    async fn serve_until(
+        &self,
+        subject: &str,
+        queue_group: Option<&str>,
+        stop: tokio::sync::oneshot::Receiver<()>,
+    ) -> Result<RequestStream, BusError> {
+        use futures_util::{FutureExt, StreamExt};
+        let inner = self.serve(subject, queue_group).await?;
+        Ok(Box::pin(futures_util::stream::unfold(
+            (inner, Some(stop)),
+            |(mut inner, stop)| async move {
+                if let Some(mut signal) = stop {
+                    tokio::select! {
+                        biased;
+                        _ = &mut signal => {}
+                        r = inner.next() => return r.map(|r| (r, (inner, Some(signal)))),
+                    }
+                }
+                inner
+                    .next()
+                    .now_or_never()
+                    .flatten()
+                    .map(|r| (r, (inner, None)))
+            },
+        )))
+    }
     /// Whether the bus can take publishes now (drives `/readyz`).
     fn is_ready(&self) -> bool;
 }

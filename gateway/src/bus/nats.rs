@@ -253,6 +253,49 @@ impl Bus for NatsBus {
         })))
     }
 
+    /// Drains the subscription on `stop`: NATS stops routing to it and delivers what it had
+    /// already sent before the stream ends (UNSUB, then a PING whose PONG closes the stream).
+    async fn serve_until(
+        &self,
+        subject: &str,
+        queue_group: Option<&str>,
+        stop: tokio::sync::oneshot::Receiver<()>,
+    ) -> Result<RequestStream, BusError> {
+        check_subject(subject, true)?;
+        self.check_connected()?;
+        let subscriber = match queue_group {
+            Some(group) => {
+                self.client
+                    .queue_subscribe(subject.to_owned(), group.to_owned())
+                    .await
+            }
+            None => self.client.subscribe(subject.to_owned()).await,
+        }
+        .map_err(|e| subscribe_error(subject, queue_group, e))?;
+        self.confirm().await?;
+        let requests =
+            futures_util::stream::unfold((subscriber, Some(stop)), |(mut sub, stop)| async move {
+                if let Some(mut signal) = stop {
+                    tokio::select! {
+                        biased;
+                        _ = &mut signal => {
+                            if let Err(e) = sub.drain().await {
+                                tracing::warn!(error = %e, "draining a responder failed");
+                                return None;
+                            }
+                        }
+                        m = sub.next() => return m.map(|m| (m, (sub, Some(signal)))),
+                    }
+                }
+                sub.next().await.map(|m| (m, (sub, None)))
+            });
+        Ok(Box::pin(requests.map(|message| BusRequest {
+            subject: message.subject.to_string(),
+            payload: message.payload,
+            reply: message.reply.map(|r| r.to_string()),
+        })))
+    }
+
     fn is_ready(&self) -> bool {
         self.client.connection_state() == State::Connected
     }

@@ -9,9 +9,11 @@
 //! the bus subscription (and time out there if the server stays saturated) instead of piling up
 //! in the server's socket.
 //!
-//! When the server disconnects, its subscriptions are dropped *first*, then each request it owed
-//! an answer is answered `upstream_error`. Both go out on the same bus connection, in that order,
-//! so a caller who retries after the error cannot be routed to the dead server again.
+//! Leaving is orderly ([`Bus::serve_until`]): the bus stops routing the service here, and the
+//! requests already on their way are still taken. On `unserve` they are forwarded as usual (the
+//! `ack` comes once none is left), so nothing is lost. When the server disconnects they are
+//! answered `upstream_error`, and so is every request it owed an answer, once the subscription
+//! is gone: a caller who retries after the error cannot be routed to the dead server again.
 
 use super::envelope::{self, BusCall, BusReply};
 use super::{Ctx, RpcError};
@@ -25,7 +27,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use waas_protocol::frame::{null, RequestRef};
 use waas_protocol::rpc::Headers;
@@ -53,9 +55,19 @@ struct Shared {
     permits: Arc<Semaphore>,
 }
 
+/// Longest wait for the bus to end a subscription in order (one NATS round trip normally);
+/// past it the subscription is simply dropped.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a caller is told when the serving connection went away with its request.
+const GONE: &str = "the responder disconnected before answering";
+
 /// One served service: its forwarding loop and how to stop it.
 struct Loop {
+    /// Ends the bus subscription in order.
     stop: oneshot::Sender<()>,
+    /// Set when the server is gone: requests still arriving are refused, not forwarded.
+    gone: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
@@ -94,25 +106,27 @@ impl Responder {
             return Ok(());
         }
         let subject = envelope::subject(&ctx.gw.config.subject_prefix, ctx.app.id(), &service);
+        let (stop, stopped) = oneshot::channel();
         let requests = self
             .shared
             .bus
-            .serve(&subject, Some(service.as_str()))
+            .serve_until(&subject, Some(service.as_str()), stopped)
             .await
             .map_err(|e| RpcError::new(ErrorCode::Unavailable, e.to_string()))?;
-        let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(forward(requests, stopped, self.shared.clone()));
-        self.services.insert(service, Loop { stop, task });
+        let (gone, is_gone) = watch::channel(false);
+        let task = tokio::spawn(forward(requests, is_gone, self.shared.clone()));
+        self.services.insert(service, Loop { stop, gone, task });
         Ok(())
     }
 
-    /// Stops taking new requests for `service`; those already forwarded may still be answered.
+    /// Stops serving `service`: returns once no more of its requests will be forwarded. Those
+    /// already forwarded may still be answered.
     pub async fn unserve(&mut self, service: &str) {
         let found = ServiceName::parse(service)
             .ok()
             .and_then(|s| self.services.remove(&s));
         if let Some(l) = found {
-            stop(l).await;
+            stop(l, false).await;
         }
     }
 
@@ -171,12 +185,11 @@ impl Responder {
         let _ = pending.answered.send(());
     }
 
-    /// Unsubscribes every service, waiting until each subscription is dropped, then fails the
-    /// requests still waiting for this server.
+    /// Unsubscribes every service, refusing what still arrives, then fails the requests still
+    /// waiting for this server.
     pub async fn shutdown(&mut self) {
-        for (_, l) in self.services.drain() {
-            stop(l).await;
-        }
+        let loops: Vec<Loop> = self.services.drain().map(|(_, l)| l).collect();
+        futures_util::future::join_all(loops.into_iter().map(|l| stop(l, true))).await;
         self.shared
             .pending
             .lock()
@@ -198,9 +211,18 @@ impl Drop for Responder {
     }
 }
 
-async fn stop(l: Loop) {
+/// Ends a forwarding loop once the bus has handed over every request routed to it; `gone`:
+/// the server cannot take them, refuse them.
+async fn stop(l: Loop, gone: bool) {
+    if gone {
+        l.gone.send_replace(true);
+    }
     let _ = l.stop.send(());
-    let _ = l.task.await;
+    let mut task = l.task;
+    if tokio::time::timeout(DRAIN_TIMEOUT, &mut task).await.is_err() {
+        tracing::warn!("the bus did not end a responder's subscription in time; dropped");
+        task.abort();
+    }
 }
 
 /// A response's status and headers, checked as the client will need them.
@@ -211,32 +233,35 @@ fn check(status: u16, headers: Headers) -> Result<Headers, String> {
     super::call::normalize_headers(headers)
 }
 
-/// Takes requests from the bus while the server has room for them, until told to stop; the
-/// subscription is dropped before this returns.
-async fn forward(mut requests: RequestStream, mut stopped: oneshot::Receiver<()>, shared: Shared) {
-    loop {
-        let request = tokio::select! {
-            biased;
-            _ = &mut stopped => break,
-            r = requests.next() => match r {
-                Some(r) => r,
-                None => break,
-            },
-        };
+/// Takes requests from the bus while the server has room for them, until the bus ends the
+/// stream (after a stop, once every request routed here was taken). Once the server is gone,
+/// what still arrives is refused.
+async fn forward(mut requests: RequestStream, mut gone: watch::Receiver<bool>, shared: Shared) {
+    while let Some(request) = requests.next().await {
+        if *gone.borrow() {
+            shared.refuse(request).await;
+            continue;
+        }
         let permit = tokio::select! {
             biased;
-            _ = &mut stopped => break,
-            p = Arc::clone(&shared.permits).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
+            _ = gone.wait_for(|gone| *gone) => None,
+            p = Arc::clone(&shared.permits).acquire_owned() => p.ok(),
         };
-        shared.dispatch(request, permit).await;
+        match permit {
+            Some(permit) => shared.dispatch(request, permit).await,
+            None => shared.refuse(request).await,
+        }
     }
-    drop(requests);
 }
 
 impl Shared {
+    async fn refuse(&self, request: BusRequest) {
+        if let Some(reply) = request.reply {
+            let error = BusReply::error(ErrorCode::UpstreamError, GONE);
+            let _ = self.bus.publish(&reply, Bytes::from(error)).await;
+        }
+    }
+
     async fn dispatch(&self, request: BusRequest, permit: OwnedSemaphorePermit) {
         let Some(reply) = request.reply else {
             return;
@@ -297,10 +322,7 @@ async fn watch_answer(
     match tokio::time::timeout(timeout, answered).await {
         Ok(Ok(())) => {}
         Ok(Err(_)) => {
-            let error = BusReply::error(
-                ErrorCode::UpstreamError,
-                "the responder disconnected before answering",
-            );
+            let error = BusReply::error(ErrorCode::UpstreamError, GONE);
             let _ = bus.publish(&reply, Bytes::from(error)).await;
         }
         // The caller has stopped waiting too; forget the request (an answer would be dropped).
