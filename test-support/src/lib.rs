@@ -5,6 +5,7 @@
 //!   `waas` binary as a child process for signal tests.
 //! - [`raw`]: a WebSocket client that sends any bytes, to test what SDKs would never send.
 //! - [`tokens`]: JWTs for tests.
+//! - [`upstream`]: an HTTP backend (an axum `Router`) counting its connections, for RPC upstreams.
 //! - [`cluster`]: a control-plane and gateways as processes over NATS and PostgreSQL.
 //! - [`pg`]: a PostgreSQL schema per test.
 //! - [`nats`]: the shared NATS URL, per-test subject prefixes, and a private `nats-server` that
@@ -16,6 +17,7 @@ pub mod pg;
 pub mod raw;
 pub mod server;
 pub mod tokens;
+pub mod upstream;
 
 pub use raw::RawClient;
 pub use server::TestServer;
