@@ -7,10 +7,13 @@
 //! - [`directory`]: answers gateways' app queries over the bus and announces changes.
 //! - [`admin`]: the operator's REST API, `/v1/admin/...`.
 //! - [`secrets`]: generation of API keys and HS256 secrets.
+//! - [`recordings`]: recordings of channel traffic (the recorder tasks, replays, their admin
+//!   API); stored through `store::recordings`.
 //! - [`seed`]: apps declared in configuration, made to exist in the store.
 
 pub mod admin;
 pub mod directory;
+pub mod recordings;
 pub mod secrets;
 pub mod seed;
 pub mod store;

@@ -8,16 +8,14 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use waas_control_plane::admin::{self, Admin};
 use waas_control_plane::directory::Directory;
+use waas_control_plane::recordings::routes::routes as recording_routes;
+use waas_control_plane::recordings::Recordings;
 use waas_control_plane::store::postgres::PostgresStore;
 use waas_control_plane::store::Store;
 use waas_gateway::bus::nats::{NatsBus, NatsOptions};
 use waas_gateway::bus::Bus;
 use waas_gateway::history::jetstream::JetStreamHistory;
 use waas_gateway::server::accept_until;
-
-async fn nats(settings: &Settings, name: &str) -> Result<Arc<dyn Bus>, DevError> {
-    Ok(nats_bus(settings, name).await?)
-}
 
 async fn nats_bus(settings: &Settings, name: &str) -> Result<Arc<NatsBus>, DevError> {
     let url = settings.require("nats", &settings.nats)?;
@@ -70,11 +68,24 @@ pub async fn run_control_plane(
         }
         .into());
     }
-    let store: Arc<dyn Store> = Arc::new(migrate(&settings).await?);
-    let bus = nats(&settings, "waas-control-plane").await?;
+    let postgres = migrate(&settings).await?;
+    let store: Arc<dyn Store> = Arc::new(postgres.clone());
+    let nats = nats_bus(&settings, "waas-control-plane").await?;
+    let bus: Arc<dyn Bus> = nats.clone();
+    // The one recorder of the cluster: durable JetStream taps, so a restart loses no event.
+    let recordings = Recordings::new(
+        Arc::new(postgres),
+        Arc::clone(&store),
+        Arc::new(JetStreamHistory::new(nats, settings.subject_prefix.clone())),
+        settings.subject_prefix.clone(),
+        settings.limits.history_policy(),
+        token,
+    );
+    recordings.resume().await?;
     let directory = Directory::new(Arc::clone(&store), bus, settings.subject_prefix.clone());
     let serving = directory.serve().await?;
     let routes = admin::router(Admin::new(store, directory, token))
+        .merge(recording_routes(recordings))
         .route("/healthz", axum::routing::get(|| async { "ok" }));
     let http = accept_until(listener, routes, shutdown).await;
     serving.abort();

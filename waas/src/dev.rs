@@ -10,6 +10,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use waas_control_plane::admin::{self, Admin};
 use waas_control_plane::directory::Directory;
+use waas_control_plane::recordings::routes::routes as recording_routes;
+use waas_control_plane::recordings::Recordings;
 use waas_control_plane::seed::ensure_app;
 use waas_control_plane::store::sqlite::SqliteStore;
 use waas_control_plane::store::{Store, StoreError};
@@ -36,6 +38,8 @@ pub struct Dev {
     pub store: Arc<dyn Store>,
     /// The admin API, served beside the gateway's routes.
     pub admin: Router,
+    /// Recordings and replays (their routes are part of `admin`).
+    pub recordings: Arc<Recordings>,
     directory: JoinHandle<()>,
 }
 
@@ -96,7 +100,9 @@ pub fn gateway_on(
 /// Opens the store, makes the declared apps exist, and starts the control-plane's directory.
 pub async fn start(settings: &Settings) -> Result<Dev, DevError> {
     settings.validate()?;
-    let store: Arc<dyn Store> = Arc::new(open_store(settings)?);
+    let sqlite = open_store(settings)?;
+    let recording_store = sqlite.clone();
+    let store: Arc<dyn Store> = Arc::new(sqlite);
     for seed in settings.app_seeds()? {
         ensure_app(store.as_ref(), seed).await?;
     }
@@ -111,9 +117,24 @@ pub async fn start(settings: &Settings) -> Result<Dev, DevError> {
         .operator_token
         .as_deref()
         .unwrap_or(DEV_OPERATOR_TOKEN);
-    let admin = admin::router(Admin::new(Arc::clone(&store), directory, token));
+    // One history for the gateway and the recordings, so replays get the channel's offsets.
+    let history: Arc<dyn waas_gateway::history::History> = Arc::new(
+        waas_gateway::history::memory::MemoryHistory::new(Arc::clone(&bus)),
+    );
+    let recordings = Recordings::new(
+        Arc::new(recording_store),
+        Arc::clone(&store),
+        Arc::clone(&history),
+        settings.subject_prefix.clone(),
+        settings.limits.history_policy(),
+        token,
+    );
+    recordings.resume().await?;
+    let admin = admin::router(Admin::new(Arc::clone(&store), directory, token))
+        .merge(recording_routes(Arc::clone(&recordings)));
     Ok(Dev {
-        gateway: gateway(settings, bus),
+        gateway: gateway_on(settings, bus, history),
+        recordings,
         store,
         admin,
         directory: serving,

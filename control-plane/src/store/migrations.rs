@@ -23,6 +23,11 @@ pub const POSTGRES: &[Migration] = &[
         sql: include_str!("../../../migrations/postgres/0001_init.sql"),
     },
     Migration {
+        version: 3,
+        name: "recordings",
+        sql: include_str!("../../../migrations/postgres/0003_recordings.sql"),
+    },
+    Migration {
         version: 4,
         name: "routes",
         sql: include_str!("../../../migrations/postgres/0004_routes.sql"),
@@ -35,6 +40,11 @@ pub const SQLITE: &[Migration] = &[
         version: 1,
         name: "init",
         sql: include_str!("../../../migrations/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "recordings",
+        sql: include_str!("../../../migrations/sqlite/0003_recordings.sql"),
     },
     Migration {
         version: 4,

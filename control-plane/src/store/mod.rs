@@ -13,11 +13,15 @@ mod error;
 mod migrations;
 pub mod model;
 pub mod postgres;
+pub mod recordings;
+mod recordings_postgres;
+mod recordings_sqlite;
 pub mod sqlite;
 
 pub use error::StoreError;
 pub use model::*;
 pub use postgres::PostgresStore;
+pub use recordings::RecordingStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;

@@ -120,7 +120,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+    pub(super) async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
         self.pool.get().await.map_err(StoreError::backend)
     }
 }

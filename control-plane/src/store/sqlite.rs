@@ -119,7 +119,7 @@ impl SqliteStore {
 
     /// Runs `f` in a write transaction, committed when `f` succeeds. IMMEDIATE takes the write
     /// lock at the start, so that a transaction never fails half-way for another writer.
-    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub(super) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
@@ -136,7 +136,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` in a read transaction, so that an app and its keys come from one snapshot.
-    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub(super) async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,

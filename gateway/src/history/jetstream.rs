@@ -18,6 +18,7 @@
 //! `CONSUMER.CREATE` without a filter in the subject).
 
 use super::memory::MemoryHistory;
+use super::tap::{self, TapStream, Tapped};
 use super::{Head, History, HistoryError, Page, Policy, Query, Recovery};
 use crate::bus::nats::NatsBus;
 use crate::bus::{Bus, BusError, BusSubscription};
@@ -34,6 +35,10 @@ use waas_protocol::history::Since;
 
 /// Header JetStream puts on republished messages: the stream sequence.
 const SEQUENCE: &str = "Nats-Sequence";
+
+/// How long a tapped message may stay unacknowledged before JetStream delivers it again: how
+/// soon a restarted recorder gets what its predecessor had taken but not stored.
+const TAP_ACK_WAIT: Duration = Duration::from_secs(5);
 
 /// How long an ephemeral reader consumer survives if its deletion is lost.
 const READER_TTL: Duration = Duration::from_secs(10);
@@ -89,7 +94,8 @@ impl JetStreamHistory {
         }
     }
 
-    /// The app and channel of a channel subject `{prefix}.{app}.{channel}`.
+    /// The app and channel of a channel subject `{prefix}.{app}.{channel}` (the channel is `>`
+    /// for a tap's `{prefix}.{app}.>`).
     fn split<'a>(&self, subject: &'a str) -> Result<(&'a str, &'a str), HistoryError> {
         subject
             .strip_prefix(self.prefix.as_str())
@@ -369,6 +375,65 @@ impl History for JetStreamHistory {
                 None => message.payload,
             }
         })))
+    }
+
+    /// A durable pull consumer named `durable` on the app's stream, from the messages stored
+    /// after it was first created; positions are stream sequences. Apps without history have
+    /// no stream: their tap is live only.
+    async fn tap(
+        &self,
+        policy: Policy,
+        app_subject: &str,
+        durable: &str,
+    ) -> Result<TapStream, HistoryError> {
+        let (app, _) = self.split(app_subject)?;
+        if !policy.enabled() {
+            return tap::live(self.subscribe(app_subject).await?);
+        }
+        let entry = self.ensure(app, policy).await?;
+        let consumer = entry
+            .stream
+            .get_or_create_consumer(
+                durable,
+                pull::Config {
+                    durable_name: Some(durable.to_owned()),
+                    filter_subject: format!("{}.~h.{app}.>", self.prefix),
+                    deliver_policy: DeliverPolicy::New,
+                    // Each message on its own: acknowledging a later one must not cover earlier
+                    // ones a dead reader had taken but not stored, which JetStream delivers again
+                    // after `ack_wait`.
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait: TAP_ACK_WAIT,
+                    max_ack_pending: 100_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(unavailable)?;
+        let messages = consumer.messages().await.map_err(unavailable)?;
+        Ok(Box::pin(messages.map(|message| {
+            let message = message.map_err(unavailable)?;
+            let seq = message.info().map_err(unavailable)?.stream_sequence;
+            Ok(Tapped {
+                position: Some(seq),
+                frame: Head(message.payload.clone()).with_offset(seq),
+                ack: Some(message),
+            })
+        })))
+    }
+
+    async fn untap(&self, policy: Policy, app_subject: &str, durable: &str) {
+        let Ok((app, _)) = self.split(app_subject) else {
+            return;
+        };
+        if !policy.enabled() {
+            return;
+        }
+        if let Ok(entry) = self.ensure(app, policy).await {
+            if let Err(e) = entry.stream.delete_consumer(durable).await {
+                tracing::debug!(durable, error = %e, "could not delete a tap's consumer");
+            }
+        }
     }
 
     fn bus(&self) -> &Arc<dyn Bus> {

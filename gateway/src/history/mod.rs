@@ -22,6 +22,7 @@
 
 pub mod jetstream;
 pub mod memory;
+pub mod tap;
 
 use crate::bus::{Bus, BusError, BusSubscription};
 use async_trait::async_trait;
@@ -180,6 +181,25 @@ pub trait History: Send + Sync + 'static {
 
     /// Live messages of `subject` as complete frames, in offset order.
     async fn subscribe(&self, subject: &str) -> Result<BusSubscription, BusError>;
+
+    /// Every message of one app (`app_subject` is `{prefix}.{app}.>`), for a recorder. An
+    /// implementation that can (JetStream) keeps the position under `durable` across restarts
+    /// of the reader, with positions from the stream; the default is live messages only, without
+    /// positions. See [`tap`].
+    async fn tap(
+        &self,
+        policy: Policy,
+        app_subject: &str,
+        durable: &str,
+    ) -> Result<tap::TapStream, HistoryError> {
+        let _ = (policy, durable);
+        tap::live(self.subscribe(app_subject).await?)
+    }
+
+    /// Forgets the position kept under `durable` (the recording ended).
+    async fn untap(&self, policy: Policy, app_subject: &str, durable: &str) {
+        let _ = (policy, app_subject, durable);
+    }
 
     /// The bus under this history, for everything that is not a channel message.
     fn bus(&self) -> &Arc<dyn Bus>;

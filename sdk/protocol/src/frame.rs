@@ -303,6 +303,9 @@ pub enum ServerFrame {
         offset: u64,
         /// Server time of publication, milliseconds since the Unix epoch.
         ts: u64,
+        /// Published again by a replay of a recording (`ts` is the original one).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        replayed: bool,
     },
     Pong {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -360,6 +363,7 @@ struct AnyServerFrame {
     epoch: Option<String>,
     recovered: Option<bool>,
     messages: Option<Vec<Box<RawValue>>>,
+    replayed: Option<bool>,
 }
 
 /// A server frame an SDK could not understand.
@@ -411,6 +415,7 @@ impl ServerFrame {
                 data: raw.data.ok_or_else(|| missing("data"))?,
                 offset: raw.offset.unwrap_or(0),
                 ts: raw.ts.unwrap_or(0),
+                replayed: raw.replayed.unwrap_or(false),
             },
             "pong" => ServerFrame::Pong { id: raw.id },
             "response" => ServerFrame::Response {
@@ -564,6 +569,7 @@ mod tests {
                 data,
                 offset,
                 ts,
+                replayed: false,
             } => {
                 assert_eq!((channel.as_str(), event.as_str()), ("w.paris", "reading"));
                 assert_eq!((data.get(), offset, ts), ("{\"t\":21.5}", 7, 99));

@@ -13,11 +13,14 @@ use std::sync::Arc;
 pub struct Message {
     pub channel: String,
     pub event: String,
-    /// Position of the message in its channel: 1 for the first, +1 per message. A jump means
-    /// messages were missed (dropped by this SDK on overflow, or lost across a reconnect).
+    /// Position of the message in its channel: strictly increasing within the channel's epoch,
+    /// not necessarily contiguous. Across reconnects the SDK recovers what was missed and never
+    /// delivers an offset twice; when it cannot, it says so with `ConnectionEvent::Unrecovered`.
     pub offset: u64,
     /// Server time of publication, milliseconds since the Unix epoch.
     pub ts: u64,
+    /// Published again by a replay of a recording; `ts` is then the original publication's.
+    pub replayed: bool,
     data: Arc<RawValue>,
 }
 
@@ -34,6 +37,7 @@ impl Message {
             event,
             offset,
             ts,
+            replayed: false,
             data,
         }
     }

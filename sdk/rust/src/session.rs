@@ -60,8 +60,15 @@ struct ChannelState {
 struct Held {
     event: String,
     data: Box<RawValue>,
+    stamp: Stamp,
+}
+
+/// Where and when a message was published.
+#[derive(Debug, Clone, Copy)]
+struct Stamp {
     offset: u64,
     ts: u64,
+    replayed: bool,
 }
 
 impl ChannelState {
@@ -338,7 +345,17 @@ impl Session {
                 data,
                 offset,
                 ts,
-            } => self.deliver(channel, event, data, offset, ts),
+                replayed,
+            } => self.deliver(
+                channel,
+                event,
+                data,
+                Stamp {
+                    offset,
+                    ts,
+                    replayed,
+                },
+            ),
             ServerFrame::Ack {
                 id,
                 offset,
@@ -378,40 +395,26 @@ impl Session {
         }
     }
 
-    fn deliver(
-        &mut self,
-        channel: String,
-        event: String,
-        data: Box<RawValue>,
-        offset: u64,
-        ts: u64,
-    ) {
+    fn deliver(&mut self, channel: String, event: String, data: Box<RawValue>, stamp: Stamp) {
         let Some(state) = self.channels.get_mut(&channel) else {
             // Late message for a channel just unsubscribed.
             return;
         };
         if state.subscribing.is_some() {
-            state.held.push(Held {
-                event,
-                data,
-                offset,
-                ts,
-            });
+            state.held.push(Held { event, data, stamp });
             return;
         }
-        self.dispatch(channel, event, data, offset, ts);
+        self.dispatch(channel, event, data, stamp);
     }
 
     /// Hands a message to the channel's subscribers, unless its offset shows it was delivered
     /// already (sent again by a recovery).
-    fn dispatch(
-        &mut self,
-        channel: String,
-        event: String,
-        data: Box<RawValue>,
-        offset: u64,
-        ts: u64,
-    ) {
+    fn dispatch(&mut self, channel: String, event: String, data: Box<RawValue>, stamp: Stamp) {
+        let Stamp {
+            offset,
+            ts,
+            replayed,
+        } = stamp;
         let Some(state) = self.channels.get_mut(&channel) else {
             return;
         };
@@ -425,7 +428,9 @@ impl Session {
         let data: Arc<RawValue> = Arc::from(data);
         let mut gone = false;
         state.live.retain(|s| {
-            let message = Message::new(channel.clone(), event.clone(), data.clone(), offset, ts);
+            let mut message =
+                Message::new(channel.clone(), event.clone(), data.clone(), offset, ts);
+            message.replayed = replayed;
             match s.tx.try_send(message) {
                 Ok(()) => true,
                 Err(mpsc::error::TrySendError::Full(_)) => {
@@ -510,7 +515,7 @@ impl Session {
                         _ => Some(Since { offset: 0, epoch }),
                     };
                     for m in held {
-                        self.dispatch(channel.clone(), m.event, m.data, m.offset, m.ts);
+                        self.dispatch(channel.clone(), m.event, m.data, m.stamp);
                     }
                     // Live from the ack's offset on, whatever came before it.
                     if let Some(p) = self
@@ -527,7 +532,7 @@ impl Session {
                     }
                 } else {
                     for m in held {
-                        self.dispatch(channel.clone(), m.event, m.data, m.offset, m.ts);
+                        self.dispatch(channel.clone(), m.event, m.data, m.stamp);
                     }
                 }
                 let Some(state) = self.channels.get_mut(&channel) else {
