@@ -16,6 +16,7 @@
 //! - [`publisher`]: offsets and encoding of published messages, shared by socket and REST.
 //! - [`rest`]: the REST API for servers (publish, batch, tokens).
 //! - [`history_api`]: reading history and subscribing with recovery, for sockets and REST.
+//! - [`recordings_api`]: recordings for apps' servers over REST, forwarded to the control-plane.
 //! - [`rpc`]: request/response over the socket: routes, services served by SDK servers over
 //!   the bus, HTTP upstreams.
 //! - [`server`]: routes, the WebSocket upgrade, health, and graceful shutdown.
@@ -37,6 +38,7 @@ pub mod hub;
 pub mod outbound;
 pub mod publisher;
 pub mod ratelimit;
+pub mod recordings_api;
 pub mod registry;
 pub mod rest;
 pub mod rpc;

@@ -33,6 +33,18 @@ pub fn router(gw: Arc<Gateway>) -> Router {
             "/v1/apps/{app}/channels/{channel}/history",
             get(crate::history_api::rest),
         )
+        .route(
+            "/v1/apps/{app}/recordings",
+            post(crate::recordings_api::start),
+        )
+        .route(
+            "/v1/apps/{app}/recordings/{id}",
+            get(crate::recordings_api::get),
+        )
+        .route(
+            "/v1/apps/{app}/recordings/{id}/stop",
+            post(crate::recordings_api::stop),
+        )
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             let mut resp =

@@ -82,6 +82,9 @@ pub async fn run_control_plane(
         token,
     );
     recordings.resume().await?;
+    let recording_calls = recordings
+        .serve(Arc::clone(&bus), &settings.subject_prefix)
+        .await?;
     let directory = Directory::new(Arc::clone(&store), bus, settings.subject_prefix.clone());
     let serving = directory.serve().await?;
     let routes = admin::router(Admin::new(store, directory, token))
@@ -89,6 +92,7 @@ pub async fn run_control_plane(
         .route("/healthz", axum::routing::get(|| async { "ok" }));
     let http = accept_until(listener, routes, shutdown).await;
     serving.abort();
+    recording_calls.abort();
     let _ = tokio::time::timeout(settings.limits.shutdown_grace(), http.drain()).await;
     Ok(())
 }

@@ -130,6 +130,10 @@ pub async fn start(settings: &Settings) -> Result<Dev, DevError> {
         token,
     );
     recordings.resume().await?;
+    // Lives as long as the process: answers the REST recording calls of this node.
+    let _calls = recordings
+        .serve(Arc::clone(&bus), &settings.subject_prefix)
+        .await?;
     let admin = admin::router(Admin::new(Arc::clone(&store), directory, token))
         .merge(recording_routes(Arc::clone(&recordings)));
     Ok(Dev {

@@ -380,3 +380,69 @@ async fn a_replay_can_be_paused_resumed_and_stopped() {
     assert_eq!(after["state"], "stopped");
     assert!(after["published"].as_i64().unwrap() < 10, "{after}");
 }
+
+/// An app's own servers start and stop recordings with their API key (REST, through the SDK).
+#[tokio::test]
+async fn servers_record_with_their_api_key_through_the_sdk() {
+    use waas_sdk::protocol::recording::StartRecording;
+    let server = TestServer::start().await;
+    let client = waas_sdk::ServerClient::new(server.http_url(), "demo", "demo-key").unwrap();
+    let rec = client
+        .start_recording(&StartRecording {
+            name: "from the backend".into(),
+            channels: vec!["orders.*".into()],
+            max_events: None,
+            max_duration_secs: Some(3600),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (rec.status.as_str(), rec.app_id.as_str()),
+        ("recording", "demo")
+    );
+    assert_eq!(rec.max_duration_ms, Some(3_600_000));
+    client
+        .publish("orders.eu", "paid", &json!({"id": 1}))
+        .await
+        .unwrap();
+    client.publish("users.x", "seen", &json!(1)).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while client.recording(&rec.id).await.unwrap().event_count < 1 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stopped = client.stop_recording(&rec.id).await.unwrap();
+    assert_eq!(
+        (stopped.status.as_str(), stopped.event_count),
+        ("stopped", 1)
+    );
+
+    let bad = client
+        .start_recording(&StartRecording {
+            name: "x".into(),
+            channels: vec!["orders..x".into()],
+            max_events: None,
+            max_duration_secs: None,
+        })
+        .await;
+    match bad {
+        Err(waas_sdk::Error::Http { status, code, .. }) => {
+            assert_eq!(
+                (status, code),
+                (400, waas_protocol::ErrorCode::InvalidChannel)
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    match client.recording("rec_missing").await {
+        Err(waas_sdk::Error::Http { status, code, .. }) => {
+            assert_eq!((status, code), (404, waas_protocol::ErrorCode::NotFound))
+        }
+        other => panic!("{other:?}"),
+    }
+    let wrong_key = waas_sdk::ServerClient::new(server.http_url(), "demo", "nope").unwrap();
+    assert!(matches!(
+        wrong_key.recording(&rec.id).await,
+        Err(waas_sdk::Error::Http { status: 401, .. })
+    ));
+}

@@ -11,7 +11,9 @@
 //! - [`recorder`]: the task behind one active recording.
 //! - [`replay`]: replays: pacing, pause, resume and stop.
 //! - [`routes`]: the admin API (`/v1/admin/apps/{id}/recordings...`).
+//! - [`bus`]: answers the recording calls gateways forward from apps' servers (REST, SDK).
 
+pub mod bus;
 pub mod recorder;
 pub mod replay;
 pub mod routes;
@@ -64,18 +66,7 @@ impl From<StoreError> for RecordingError {
     }
 }
 
-/// What starting a recording takes.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StartRecording {
-    pub name: String,
-    /// Channel patterns (`chat.*`, `orders.>`).
-    pub channels: Vec<String>,
-    #[serde(default)]
-    pub max_events: Option<i64>,
-    #[serde(default)]
-    pub max_duration_secs: Option<i64>,
-}
+pub use waas_protocol::recording::StartRecording;
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -8,6 +8,7 @@
 //! - [`names`]: validated identifiers (`AppId`, `ChannelName`) and the bus subject they map to.
 //! - [`pattern`]: capability patterns with NATS-style `*` / `>` wildcards.
 //! - [`claims`]: the JWT claims a tenant's backend signs for its end users.
+//! - [`recording`]: starting a recording and describing one, for REST and the SDK.
 //! - [`rest`]: request and response bodies of the REST API.
 //! - [`rpc`]: request/response over the socket: service names, paths, `caps.call` prefixes.
 //!
@@ -20,6 +21,7 @@ pub mod frame;
 pub mod history;
 pub mod names;
 pub mod pattern;
+pub mod recording;
 pub mod rest;
 pub mod rpc;
 

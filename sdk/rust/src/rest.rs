@@ -1,5 +1,5 @@
-//! The REST API, for a tenant's servers: publish without holding a WebSocket, and mint end-user
-//! tokens with the app's secret kept on the WaaS side.
+//! The REST API, for a tenant's servers: publish without holding a WebSocket, mint end-user
+//! tokens with the app's secret kept on the WaaS side, and start and stop recordings.
 //!
 //! Every call authenticates with the app's API key. Non-2xx answers carry
 //! `{"error": {"code", "message"}}` and become [`Error::Http`] with the status and code, so a
@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::time::Duration;
+use waas_protocol::recording::{RecordingInfo, StartRecording};
 use waas_protocol::rest::{
     BatchRequest, BatchResponse, ErrorBody, PublishRequest, PublishResponse, TokenRequest,
     TokenResponse,
@@ -83,13 +84,20 @@ impl ServerClient {
     }
 
     async fn post<B: Serialize, R: DeserializeOwned>(&self, path: &str, body: &B) -> Result<R> {
-        let response = self
+        let request = self
             .http
             .post(format!("{}/{path}", self.app_url))
-            .bearer_auth(&self.api_key)
-            .json(body)
-            .send()
-            .await?;
+            .json(body);
+        self.call(request).await
+    }
+
+    async fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R> {
+        let request = self.http.get(format!("{}/{path}", self.app_url));
+        self.call(request).await
+    }
+
+    async fn call<R: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<R> {
+        let response = request.bearer_auth(&self.api_key).send().await?;
         let status = response.status();
         let bytes = response.bytes().await?;
         if status.is_success() {
@@ -156,6 +164,23 @@ impl ServerClient {
     /// otherwise `no_signing_secret`). To mint without a round trip, see [`crate::token`].
     pub async fn mint_token(&self, request: &TokenRequest) -> Result<TokenResponse> {
         self.post("tokens", request).await
+    }
+
+    /// Starts recording the channels matching `request.channels` (`docs/recordings.md`); the
+    /// recording is live when this returns.
+    pub async fn start_recording(&self, request: &StartRecording) -> Result<RecordingInfo> {
+        self.post("recordings", request).await
+    }
+
+    /// Stops a recording; its events stay (export and replay them with the admin API).
+    pub async fn stop_recording(&self, id: &str) -> Result<RecordingInfo> {
+        self.post(&format!("recordings/{id}/stop"), &serde_json::json!({}))
+            .await
+    }
+
+    /// A recording as it is now (`event_count` grows while it records).
+    pub async fn recording(&self, id: &str) -> Result<RecordingInfo> {
+        self.get(&format!("recordings/{id}")).await
     }
 }
 

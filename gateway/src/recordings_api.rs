@@ -1,0 +1,114 @@
+//! Recordings for an app's own servers (API key): start, stop and look at a recording over REST.
+//! Recordings live in the control-plane; the gateway forwards each call over the bus
+//! ([`RecordingCommand`] on [`subject`]) and passes the answer on (`docs/recordings.md`).
+
+use crate::gateway::Gateway;
+use crate::rest::{ApiError, ServerAuth};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::sync::Arc;
+use std::time::Duration;
+use waas_protocol::recording::StartRecording;
+use waas_protocol::rest::ErrorDetail;
+use waas_protocol::{AppId, ErrorCode};
+
+/// How long a gateway waits for the control-plane to answer a recording call.
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Subject on which control-planes answer [`RecordingCommand`]s (queue group
+/// [`crate::directory::RESPONDERS`]).
+pub fn subject(prefix: &str) -> String {
+    format!("{prefix}.control.recordings")
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum RecordingCommand {
+    Start { app: AppId, start: StartRecording },
+    Stop { app: AppId, id: String },
+    Get { app: AppId, id: String },
+}
+
+/// The control-plane's answer: the recording as JSON, or an error.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RecordingReply {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<Box<RawValue>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
+async fn call(
+    gw: &Gateway,
+    command: RecordingCommand,
+    ok: StatusCode,
+) -> Result<Response, ApiError> {
+    let payload = Bytes::from(serde_json::to_vec(&command).expect("commands serialise"));
+    let answer = gw
+        .publisher
+        .bus()
+        .request(&subject(&gw.config.subject_prefix), payload, TIMEOUT)
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("control-plane: {e}")))?;
+    let reply: RecordingReply = serde_json::from_slice(&answer)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("control-plane answer: {e}")))?;
+    match (reply.recording, reply.error) {
+        (_, Some(e)) => Err(ApiError::new(e.code, e.message)),
+        (Some(recording), None) => Ok((
+            ok,
+            [(header::CONTENT_TYPE, "application/json")],
+            recording.get().to_owned(),
+        )
+            .into_response()),
+        (None, None) => Err(ApiError::new(
+            ErrorCode::Internal,
+            "empty control-plane answer",
+        )),
+    }
+}
+
+/// `POST /v1/apps/{app}/recordings`.
+pub async fn start(
+    State(gw): State<Arc<Gateway>>,
+    ServerAuth(app): ServerAuth,
+    body: Result<Json<StartRecording>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(start) = body?;
+    let command = RecordingCommand::Start {
+        app: app.id().clone(),
+        start,
+    };
+    call(&gw, command, StatusCode::CREATED).await
+}
+
+/// `POST /v1/apps/{app}/recordings/{id}/stop`.
+pub async fn stop(
+    State(gw): State<Arc<Gateway>>,
+    ServerAuth(app): ServerAuth,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let command = RecordingCommand::Stop {
+        app: app.id().clone(),
+        id,
+    };
+    call(&gw, command, StatusCode::OK).await
+}
+
+/// `GET /v1/apps/{app}/recordings/{id}`.
+pub async fn get(
+    State(gw): State<Arc<Gateway>>,
+    ServerAuth(app): ServerAuth,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let command = RecordingCommand::Get {
+        app: app.id().clone(),
+        id,
+    };
+    call(&gw, command, StatusCode::OK).await
+}
