@@ -17,11 +17,32 @@ pub struct Directory {
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     prefix: String,
+    /// Where apps' webhook interest comes from, once webhooks are started.
+    webhooks: std::sync::OnceLock<Arc<crate::webhooks::Webhooks>>,
 }
 
 impl Directory {
     pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, prefix: String) -> Arc<Self> {
-        Arc::new(Directory { store, bus, prefix })
+        Arc::new(Directory {
+            store,
+            bus,
+            prefix,
+            webhooks: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// From now on, apps are shipped with the webhook interest of their endpoints.
+    pub fn set_webhooks(&self, webhooks: Arc<crate::webhooks::Webhooks>) {
+        let _ = self.webhooks.set(webhooks);
+    }
+
+    /// `config` with its app's webhook interest filled in. Without it gateways forward no
+    /// publishes, so a store failure here is reported rather than shipping an empty interest.
+    async fn with_interest(&self, mut config: AppConfig) -> Result<AppConfig, StoreError> {
+        if let Some(webhooks) = self.webhooks.get() {
+            config.webhooks = webhooks.interest(&config.id).await?;
+        }
+        Ok(config)
     }
 
     /// Starts answering queries; several control-planes share them through a queue group.
@@ -63,9 +84,15 @@ impl Directory {
             };
         };
         match self.store.get_app(&id).await {
-            Ok(app) => AppAnswer {
-                app: Some(app.gateway_config()),
-                error: None,
+            Ok(app) => match self.with_interest(app.gateway_config()).await {
+                Ok(config) => AppAnswer {
+                    app: Some(config),
+                    error: None,
+                },
+                Err(e) => AppAnswer {
+                    app: None,
+                    error: Some(e.to_string()),
+                },
             },
             Err(StoreError::NotFound(_)) => AppAnswer {
                 app: None,
@@ -81,6 +108,16 @@ impl Directory {
     /// Tells every gateway that `id` changed (`None`: deleted). Best effort: a gateway that
     /// misses it catches up at its next refresh.
     pub async fn announce(&self, id: &AppId, app: Option<AppConfig>) {
+        let app = match app {
+            Some(config) => match self.with_interest(config).await {
+                Ok(config) => Some(config),
+                Err(e) => {
+                    tracing::warn!(app = %id, error = %e, "cannot read webhook interest; change not announced");
+                    return;
+                }
+            },
+            None => None,
+        };
         let change = AppChanged {
             id: id.clone(),
             app,

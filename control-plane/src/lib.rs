@@ -9,6 +9,8 @@
 //! - [`secrets`]: generation of API keys and HS256 secrets.
 //! - [`recordings`]: recordings of channel traffic (the recorder tasks, replays, their admin
 //!   API); stored through `store::recordings`.
+//! - [`webhooks`]: webhooks from gateways' reports: presence transitions with debounce, the
+//!   delivery worker over the durable outbox (`store::webhooks`), signing and retries.
 //! - [`seed`]: apps declared in configuration, made to exist in the store.
 
 pub mod admin;
@@ -17,3 +19,4 @@ pub mod recordings;
 pub mod secrets;
 pub mod seed;
 pub mod store;
+pub mod webhooks;

@@ -33,6 +33,11 @@ pub fn jwt_secret() -> String {
     random(48)
 }
 
+/// A webhook signing secret: `whsec_` and 40 alphanumerics.
+pub fn webhook_secret() -> String {
+    format!("whsec_{}", random(40))
+}
+
 /// A short id for records.
 pub fn id() -> String {
     random(12).to_lowercase()

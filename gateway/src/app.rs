@@ -31,6 +31,12 @@ pub struct AppConfig {
     /// Request routes (`docs/rpc.md`): path prefix to service or HTTP upstream.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<crate::rpc::Route>,
+    /// Which publishes the app's webhook endpoints want forwarded (`docs/webhooks.md`).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::webhooks::report::WebhookInterest::is_empty"
+    )]
+    pub webhooks: crate::webhooks::report::WebhookInterest,
     /// Increases with every change in the control-plane; an update with a lower version than
     /// the one held is stale and ignored.
     #[serde(default)]

@@ -46,6 +46,20 @@ pub struct Limits {
     /// Connections the kernel queues before the server accepts them; bursts of reconnecting
     /// clients need more than the usual 128. Capped by `net.core.somaxconn`. Default 4096.
     pub listen_backlog: u32,
+    /// How often a gateway announces all its channels and presence members to the others, ms.
+    /// Default 5000.
+    pub presence_heartbeat_ms: u64,
+    /// How long a gateway keeps another's channels and members without hearing from it, ms: a
+    /// gateway that dies is forgotten (its members leave) within this time. Must exceed
+    /// `presence_heartbeat_ms`. Default 15000.
+    pub presence_ttl_ms: u64,
+    /// Largest `info` claim (as JSON) a member may bring to a presence channel, bytes.
+    /// Default 1024.
+    pub max_member_info_bytes: usize,
+    /// Webhook reports (presence transitions, publishes an endpoint wants) a gateway holds
+    /// while the control-plane does not acknowledge them; beyond this new ones are dropped.
+    /// Default 10000.
+    pub webhook_report_queue: usize,
     /// Messages kept per channel for history and recovery; 0 keeps none. Default 100.
     pub history_size: usize,
     /// How long a message is kept in history, s. Default 300.
@@ -85,6 +99,10 @@ impl Default for Limits {
             max_token_ttl_secs: 86400,
             bus_channel_capacity: 65536,
             listen_backlog: 4096,
+            presence_heartbeat_ms: 5000,
+            presence_ttl_ms: 15_000,
+            max_member_info_bytes: 1024,
+            webhook_report_queue: 10_000,
             history_size: 100,
             history_ttl_secs: 300,
             history_page_limit: 100,
@@ -142,6 +160,12 @@ impl Limits {
                     reason: "must be greater than 0",
                 });
             }
+        }
+        if self.presence_heartbeat_ms == 0 || self.presence_ttl_ms <= self.presence_heartbeat_ms {
+            return Err(LimitError {
+                key: "presence_ttl_ms",
+                reason: "must exceed presence_heartbeat_ms, which must be greater than 0",
+            });
         }
         if self.max_channels_per_publish == 0 {
             return Err(LimitError {

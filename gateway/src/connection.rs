@@ -322,6 +322,7 @@ impl Conn {
             (ClientFrame::Unsubscribe { id, channel }, true) => {
                 self.unsubscribe(id, &channel).await
             }
+            (ClientFrame::Presence { id, channel }, true) => self.presence(id, &channel),
             (
                 frame @ (ClientFrame::Request { .. }
                 | ClientFrame::Response { .. }
@@ -398,11 +399,103 @@ impl Conn {
         let Some(app) = self.app.as_ref() else { return };
         let subject = self.gw.publisher.subject(app.id(), &channel);
         let out = Arc::clone(&self.reg.tracked.out);
+        let member = match self.presence_member(&channel) {
+            Ok(member) => member,
+            Err(message) => return self.error(Some(id), ErrorCode::BadRequest, message),
+        };
+        let key = crate::presence::Presence::key(app.id(), &channel);
+        let member_id = member.as_ref().map(|m| m.id.clone());
+        self.gw.presence.joined(&self.gw.hub, &key, member);
         // Answers with history (when recovering) and the ack itself.
         match crate::history_api::subscribe(&self.gw, app, &out, &subject, id, since).await {
-            Ok(()) => self.subs.push((channel, subject)),
-            Err(e) => self.error(Some(id), e.code, e.message),
+            Ok(()) => {
+                if waas_protocol::presence::is_presence(&channel) {
+                    self.reply(&ServerFrame::Members {
+                        id: Some(id),
+                        channel: channel.to_string(),
+                        members: self.gw.presence.members(&key),
+                    });
+                }
+                self.subs.push((channel, subject));
+            }
+            Err(e) => {
+                self.gw
+                    .presence
+                    .left(&self.gw.hub, &key, member_id.as_deref());
+                self.error(Some(id), e.code, e.message)
+            }
         }
+    }
+
+    /// The member this connection is on `channel`: none outside presence channels and for
+    /// API-key connections; refused when the token's `info` is over `max_member_info_bytes`.
+    fn presence_member(
+        &self,
+        channel: &ChannelName,
+    ) -> Result<Option<waas_protocol::presence::Member>, String> {
+        let Some(identity) = self.identity.as_ref() else {
+            return Ok(None);
+        };
+        if identity.is_server || !waas_protocol::presence::is_presence(channel) {
+            return Ok(None);
+        }
+        let max = self.gw.config.limits.max_member_info_bytes;
+        if let Some(info) = &identity.info {
+            let len = serde_json::to_vec(info).map_or(usize::MAX, |v| v.len());
+            if len > max {
+                return Err(format!(
+                    "the token's \"info\" is {len} bytes, over max_member_info_bytes ({max})"
+                ));
+            }
+        }
+        Ok(Some(waas_protocol::presence::Member {
+            id: identity.sub.clone(),
+            info: identity.info.clone(),
+        }))
+    }
+
+    /// Tells presence that this connection left `channel`.
+    fn presence_leave(&self, channel: &ChannelName) {
+        let Some(app) = self.app.as_ref() else { return };
+        let member_id = match &self.identity {
+            Some(i) if !i.is_server && waas_protocol::presence::is_presence(channel) => {
+                Some(i.sub.as_str())
+            }
+            _ => None,
+        };
+        let key = crate::presence::Presence::key(app.id(), channel);
+        self.gw.presence.left(&self.gw.hub, &key, member_id);
+    }
+
+    /// `presence`: the members of a presence channel the token may subscribe to.
+    fn presence(&self, id: u64, name: &str) {
+        let Some(channel) = self.channel(id, name) else {
+            return;
+        };
+        if !waas_protocol::presence::is_presence(&channel) {
+            return self.error(
+                Some(id),
+                ErrorCode::BadRequest,
+                format!(
+                    "{channel} is not a presence channel (its first segment must be \"presence\")"
+                ),
+            );
+        }
+        let identity = self.identity.as_ref().expect("presence after connect");
+        if !identity.may_subscribe(&channel) {
+            return self.error(
+                Some(id),
+                ErrorCode::Forbidden,
+                format!("the token does not allow subscribing to {channel}"),
+            );
+        }
+        let Some(app) = self.app.as_ref() else { return };
+        let key = crate::presence::Presence::key(app.id(), &channel);
+        self.reply(&ServerFrame::Members {
+            id: Some(id),
+            channel: channel.to_string(),
+            members: self.gw.presence.members(&key),
+        });
     }
 
     /// Reading history takes the right to subscribe to the channel.
@@ -439,8 +532,9 @@ impl Conn {
             return;
         };
         if let Some(i) = self.subs.iter().position(|(c, _)| *c == channel) {
-            let (_, subject) = self.subs.swap_remove(i);
+            let (channel, subject) = self.subs.swap_remove(i);
             self.gw.hub.unsubscribe(&subject, self.out().id).await;
+            self.presence_leave(&channel);
         }
         self.ack(id, None);
     }
@@ -475,7 +569,16 @@ impl Conn {
         }
         let Some(app) = self.app.as_ref() else { return };
         match self.gw.publisher.publish(app, &channel, event, data).await {
-            Ok(offset) => self.ack(id, Some(offset)),
+            Ok(offset) => {
+                let publisher = crate::webhooks::report::Publisher {
+                    user_id: identity.sub.clone(),
+                    connection_id: format!("{}-{}", app.id(), self.out().id),
+                };
+                self.gw
+                    .reporter
+                    .published(app, &channel, event, data, offset, Some(publisher));
+                self.ack(id, Some(offset))
+            }
             Err(e) => self.error(Some(id), ErrorCode::Unavailable, e.to_string()),
         }
     }
@@ -499,8 +602,9 @@ impl Conn {
     async fn finish(mut self, exit: Exit) {
         let id = self.out().id;
         self.rpc.shutdown().await;
-        for (_, subject) in std::mem::take(&mut self.subs) {
+        for (channel, subject) in std::mem::take(&mut self.subs) {
             self.gw.hub.unsubscribe(&subject, id).await;
+            self.presence_leave(&channel);
         }
         if let Exit::Close(code) = exit {
             tracing::debug!(conn = id, code = code.0, "closing connection");

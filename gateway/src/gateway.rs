@@ -19,6 +19,10 @@ pub struct Gateway {
     pub hub: Hub,
     pub publisher: Publisher,
     pub connections: Arc<Connections>,
+    /// Presence members and channel occupancy across the cluster.
+    pub presence: crate::presence::Presence,
+    /// Reports to the control-plane for webhooks.
+    pub reporter: Arc<crate::webhooks::Reporter>,
     /// Request/response: the pooled client for HTTP upstreams.
     pub rpc: crate::rpc::Rpc,
 }
@@ -44,6 +48,11 @@ impl Gateway {
             ),
             apps: Arc::new(apps),
             connections: Arc::default(),
+            presence: crate::presence::Presence::new(&config.subject_prefix, &config.limits),
+            reporter: Arc::new(crate::webhooks::Reporter::new(
+                &config.subject_prefix,
+                config.limits.webhook_report_queue,
+            )),
             rpc: crate::rpc::Rpc::new(),
             config,
         })

@@ -202,6 +202,23 @@ impl Hub {
         }
     }
 
+    /// Queues `frame` on every local subscriber of `subject`, without going through the bus:
+    /// for frames this node computes itself for its own clients (presence member events).
+    pub fn deliver_local(&self, subject: &str, frame: &bytes::Bytes) {
+        let shard = self.shard(subject);
+        let subjects = shard.subjects.lock().expect("hub poisoned");
+        if let Some(entry) = subjects.get(subject) {
+            for conn in entry
+                .subscribers
+                .read()
+                .expect("subscribers poisoned")
+                .iter()
+            {
+                conn.push(frame.clone());
+            }
+        }
+    }
+
     /// Subjects with at least one local subscriber.
     pub fn subject_count(&self) -> usize {
         self.shards

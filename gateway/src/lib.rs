@@ -13,6 +13,8 @@
 //! - [`outbound`]: a connection's bounded outbound queue and slow-consumer policy.
 //! - [`connection`]: the per-connection task speaking protocol v1.
 //! - [`connections`]: every open connection, for heartbeats, timeouts and shutdown.
+//! - [`presence`]: presence members and channel occupancy across the cluster, kept by
+//!   announcements between gateways (no database); the REST channel endpoints.
 //! - [`publisher`]: offsets and encoding of published messages, shared by socket and REST.
 //! - [`rest`]: the REST API for servers (publish, batch, tokens).
 //! - [`history_api`]: reading history and subscribing with recovery, for sockets and REST.
@@ -21,6 +23,7 @@
 //!   the bus, HTTP upstreams.
 //! - [`server`]: routes, the WebSocket upgrade, health, and graceful shutdown.
 //! - [`socket`], [`wsframe`], [`ratelimit`]: writing frames, encoding them once, publish rate.
+//! - [`webhooks`]: reports to the control-plane, which sends the webhooks.
 //! - [`config`]: every limit with its default.
 
 pub mod app;
@@ -36,6 +39,7 @@ pub mod history;
 pub mod history_api;
 pub mod hub;
 pub mod outbound;
+pub mod presence;
 pub mod publisher;
 pub mod ratelimit;
 pub mod recordings_api;
@@ -44,6 +48,7 @@ pub mod rest;
 pub mod rpc;
 pub mod server;
 pub mod socket;
+pub mod webhooks;
 pub mod wsframe;
 
 pub use app::AppConfig;

@@ -151,6 +151,8 @@ async fn publish_one(
             .publish(app, channel, &req.event, &req.data)
             .await
             .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
+        gw.reporter
+            .published(app, channel, &req.event, &req.data, offset, None);
         offsets.insert(channel.to_string(), offset);
     }
     Ok(PublishResponse { offsets })
@@ -233,6 +235,7 @@ pub async fn mint_token(
         iat: Some(now),
         aud: Some(app.id().to_string()),
         caps: req.caps,
+        info: None,
     };
     let token = encode(
         &Header::new(Algorithm::HS256),

@@ -29,6 +29,15 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/apps/{app}/publish", post(rest::publish))
         .route("/v1/apps/{app}/batch", post(rest::batch))
         .route("/v1/apps/{app}/tokens", post(rest::mint_token))
+        .route("/v1/apps/{app}/channels", get(crate::presence::rest::list))
+        .route(
+            "/v1/apps/{app}/channels/{channel}",
+            get(crate::presence::rest::get),
+        )
+        .route(
+            "/v1/apps/{app}/channels/{channel}/members",
+            get(crate::presence::rest::members),
+        )
         .route(
             "/v1/apps/{app}/channels/{channel}/history",
             get(crate::history_api::rest),
@@ -178,6 +187,14 @@ pub async fn serve(
         .await
         .map_err(|e| std::io::Error::other(format!("cannot follow app changes: {e}")))?;
     let sweeper = tokio::spawn(sweeper(Arc::clone(&gw)));
+    gw.presence.set_sink(gw.reporter.clone());
+    let presence = crate::presence::start(&gw)
+        .await
+        .map_err(|e| std::io::Error::other(format!("cannot start presence: {e}")))?;
+    let reporter = gw.reporter.start(
+        Arc::clone(gw.publisher.bus()),
+        Duration::from_millis(gw.config.limits.presence_heartbeat_ms),
+    );
     let mut routes = router(Arc::clone(&gw));
     if let Some(extra) = extra {
         routes = routes.merge(extra);
@@ -195,8 +212,12 @@ pub async fn serve(
             "shutdown grace period over with connections still open"
         );
     }
+    crate::presence::farewell(&gw).await;
+    gw.reporter.drain(Duration::from_secs(1)).await;
     sweeper.abort();
     changes.abort();
+    presence.abort();
+    reporter.abort();
     Ok(())
 }
 

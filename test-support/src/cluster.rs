@@ -18,6 +18,8 @@ pub struct Cluster {
     pub control_plane: Option<ChildServer>,
     pub gateways: Vec<ChildServer>,
     control_plane_url: String,
+    /// Extra flags of every (re)start of the control-plane.
+    control_plane_args: Vec<String>,
 }
 
 /// An app created through the admin API, with its secrets.
@@ -29,6 +31,17 @@ pub struct TestApp {
 
 impl Cluster {
     pub async fn start(binary: &str, nats_url: &str, gateways: usize) -> Cluster {
+        Self::start_with(binary, nats_url, gateways, &[]).await
+    }
+
+    /// Like [`Cluster::start`], with `control_plane_args` added to the control-plane's flags
+    /// (at every restart too).
+    pub async fn start_with(
+        binary: &str,
+        nats_url: &str,
+        gateways: usize,
+        control_plane_args: &[&str],
+    ) -> Cluster {
         let schema = PgSchema::create().await;
         let prefix = unique_prefix();
         let mut cluster = Cluster {
@@ -39,6 +52,7 @@ impl Cluster {
             control_plane: None,
             gateways: Vec::new(),
             control_plane_url: String::new(),
+            control_plane_args: control_plane_args.iter().map(|a| a.to_string()).collect(),
         };
         cluster.start_control_plane();
         for _ in 0..gateways {
@@ -50,39 +64,42 @@ impl Cluster {
     /// (Re)starts the control-plane; its URL changes with each start.
     pub fn start_control_plane(&mut self) {
         let url = self.schema.url();
-        let cp = ChildServer::spawn(
-            &self.binary,
-            &[
-                "control-plane",
-                "--listen",
-                "127.0.0.1:0",
-                "--nats",
-                &self.nats_url,
-                "--database-url",
-                &url,
-                "--operator-token",
-                OPERATOR,
-                "--subject-prefix",
-                &self.prefix,
-            ],
-        );
+        let mut args = vec![
+            "control-plane",
+            "--listen",
+            "127.0.0.1:0",
+            "--nats",
+            &self.nats_url,
+            "--database-url",
+            &url,
+            "--operator-token",
+            OPERATOR,
+            "--subject-prefix",
+            &self.prefix,
+        ];
+        args.extend(self.control_plane_args.iter().map(String::as_str));
+        let cp = ChildServer::spawn(&self.binary, &args);
         self.control_plane_url = format!("http://{}", cp.addr);
         self.control_plane = Some(cp);
     }
 
     pub fn add_gateway(&mut self) -> usize {
-        let gw = ChildServer::spawn(
-            &self.binary,
-            &[
-                "gateway",
-                "--listen",
-                "127.0.0.1:0",
-                "--nats",
-                &self.nats_url,
-                "--subject-prefix",
-                &self.prefix,
-            ],
-        );
+        self.add_gateway_with(&[])
+    }
+
+    /// Starts a gateway with `extra` flags (limits, say); returns its index.
+    pub fn add_gateway_with(&mut self, extra: &[&str]) -> usize {
+        let mut args = vec![
+            "gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--nats",
+            &self.nats_url,
+            "--subject-prefix",
+            &self.prefix,
+        ];
+        args.extend_from_slice(extra);
+        let gw = ChildServer::spawn(&self.binary, &args);
         self.gateways.push(gw);
         self.gateways.len() - 1
     }

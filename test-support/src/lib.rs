@@ -4,6 +4,7 @@
 //! - [`server`]: an in-process `waas dev` on a free port, shut down on drop, and the real
 //!   `waas` binary as a child process for signal tests.
 //! - [`raw`]: a WebSocket client that sends any bytes, to test what SDKs would never send.
+//! - [`receiver`]: a scripted HTTP server that records webhook requests.
 //! - [`tokens`]: JWTs for tests.
 //! - [`upstream`]: an HTTP backend (an axum `Router`) counting its connections, for RPC upstreams.
 //! - [`cluster`]: a control-plane and gateways as processes over NATS and PostgreSQL.
@@ -15,6 +16,7 @@ pub mod cluster;
 pub mod nats;
 pub mod pg;
 pub mod raw;
+pub mod receiver;
 pub mod server;
 pub mod tokens;
 pub mod upstream;

@@ -36,6 +36,7 @@ pub fn hs256(secret: &str, sub: &str, aud: Option<&str>, caps: Caps, ttl: i64) -
         iat: Some(now_s()),
         aud: aud.map(Into::into),
         caps,
+        info: None,
     };
     encode(
         &Header::new(Algorithm::HS256),
@@ -75,6 +76,7 @@ pub fn asymmetric(alg: Algorithm, sub: &str, aud: Option<&str>, caps: Caps, ttl:
         iat: Some(now_s()),
         aud: aud.map(Into::into),
         caps,
+        info: None,
     };
     encode(
         &Header::new(alg),

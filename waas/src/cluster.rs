@@ -12,6 +12,7 @@ use waas_control_plane::recordings::routes::routes as recording_routes;
 use waas_control_plane::recordings::Recordings;
 use waas_control_plane::store::postgres::PostgresStore;
 use waas_control_plane::store::Store;
+use waas_control_plane::webhooks::Webhooks;
 use waas_gateway::bus::nats::{NatsBus, NatsOptions};
 use waas_gateway::bus::Bus;
 use waas_gateway::history::jetstream::JetStreamHistory;
@@ -74,7 +75,7 @@ pub async fn run_control_plane(
     let bus: Arc<dyn Bus> = nats.clone();
     // The one recorder of the cluster: durable JetStream taps, so a restart loses no event.
     let recordings = Recordings::new(
-        Arc::new(postgres),
+        Arc::new(postgres.clone()),
         Arc::clone(&store),
         Arc::new(JetStreamHistory::new(nats, settings.subject_prefix.clone())),
         settings.subject_prefix.clone(),
@@ -85,14 +86,26 @@ pub async fn run_control_plane(
     let recording_calls = recordings
         .serve(Arc::clone(&bus), &settings.subject_prefix)
         .await?;
-    let directory = Directory::new(Arc::clone(&store), bus, settings.subject_prefix.clone());
+    let directory = Directory::new(
+        Arc::clone(&store),
+        Arc::clone(&bus),
+        settings.subject_prefix.clone(),
+    );
     let serving = directory.serve().await?;
-    let routes = admin::router(Admin::new(store, directory, token))
+    let webhooks = Webhooks::new(Arc::new(postgres), settings.webhooks.clone());
+    directory.set_webhooks(Arc::clone(&webhooks));
+    let webhook_tasks = webhooks.start(bus, &settings.subject_prefix).await?;
+    let admin_state = Admin::new(store, directory, token);
+    let _ = admin_state.webhooks.set(webhooks);
+    let routes = admin::router(admin_state)
         .merge(recording_routes(recordings))
         .route("/healthz", axum::routing::get(|| async { "ok" }));
     let http = accept_until(listener, routes, shutdown).await;
     serving.abort();
     recording_calls.abort();
+    for task in webhook_tasks {
+        task.abort();
+    }
     let _ = tokio::time::timeout(settings.limits.shutdown_grace(), http.drain()).await;
     Ok(())
 }

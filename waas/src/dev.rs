@@ -15,6 +15,7 @@ use waas_control_plane::recordings::Recordings;
 use waas_control_plane::seed::ensure_app;
 use waas_control_plane::store::sqlite::SqliteStore;
 use waas_control_plane::store::{Store, StoreError};
+use waas_control_plane::webhooks::Webhooks;
 use waas_gateway::bus::memory::MemoryBus;
 use waas_gateway::bus::{Bus, BusError};
 use waas_gateway::registry::{self, AppRegistry};
@@ -40,12 +41,18 @@ pub struct Dev {
     pub admin: Router,
     /// Recordings and replays (their routes are part of `admin`).
     pub recordings: Arc<Recordings>,
+    /// Webhook endpoints, outbox and delivery worker.
+    pub webhooks: Arc<Webhooks>,
     directory: JoinHandle<()>,
+    webhook_tasks: Vec<JoinHandle<()>>,
 }
 
 impl Drop for Dev {
     fn drop(&mut self) {
         self.directory.abort();
+        for task in &self.webhook_tasks {
+            task.abort();
+        }
     }
 }
 
@@ -102,7 +109,7 @@ pub async fn start(settings: &Settings) -> Result<Dev, DevError> {
     settings.validate()?;
     let sqlite = open_store(settings)?;
     let recording_store = sqlite.clone();
-    let store: Arc<dyn Store> = Arc::new(sqlite);
+    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
     for seed in settings.app_seeds()? {
         ensure_app(store.as_ref(), seed).await?;
     }
@@ -113,10 +120,17 @@ pub async fn start(settings: &Settings) -> Result<Dev, DevError> {
         settings.subject_prefix.clone(),
     );
     let serving = directory.serve().await?;
+    let webhooks = Webhooks::new(Arc::new(sqlite.clone()), settings.webhooks.clone());
+    directory.set_webhooks(Arc::clone(&webhooks));
+    let webhook_tasks = webhooks
+        .start(Arc::clone(&bus), &settings.subject_prefix)
+        .await?;
     let token = settings
         .operator_token
         .as_deref()
         .unwrap_or(DEV_OPERATOR_TOKEN);
+    let admin_state = Admin::new(Arc::clone(&store), directory, token);
+    let _ = admin_state.webhooks.set(Arc::clone(&webhooks));
     // One history for the gateway and the recordings, so replays get the channel's offsets.
     let history: Arc<dyn waas_gateway::history::History> = Arc::new(
         waas_gateway::history::memory::MemoryHistory::new(Arc::clone(&bus)),
@@ -134,14 +148,15 @@ pub async fn start(settings: &Settings) -> Result<Dev, DevError> {
     let _calls = recordings
         .serve(Arc::clone(&bus), &settings.subject_prefix)
         .await?;
-    let admin = admin::router(Admin::new(Arc::clone(&store), directory, token))
-        .merge(recording_routes(Arc::clone(&recordings)));
+    let admin = admin::router(admin_state).merge(recording_routes(Arc::clone(&recordings)));
     Ok(Dev {
         gateway: gateway_on(settings, bus, history),
         recordings,
         store,
         admin,
+        webhooks,
         directory: serving,
+        webhook_tasks,
     })
 }
 

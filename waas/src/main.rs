@@ -58,6 +58,8 @@ struct CommonArgs {
     operator_token: Option<String>,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    webhooks: WebhookArgs,
 }
 
 #[derive(Args)]
@@ -163,6 +165,14 @@ struct LimitArgs {
     bus_channel_capacity: Option<usize>,
     #[arg(long, env = "WAAS_LISTEN_BACKLOG")]
     listen_backlog: Option<u32>,
+    #[arg(long, env = "WAAS_PRESENCE_HEARTBEAT_MS")]
+    presence_heartbeat_ms: Option<u64>,
+    #[arg(long, env = "WAAS_PRESENCE_TTL_MS")]
+    presence_ttl_ms: Option<u64>,
+    #[arg(long, env = "WAAS_MAX_MEMBER_INFO_BYTES")]
+    max_member_info_bytes: Option<usize>,
+    #[arg(long, env = "WAAS_WEBHOOK_REPORT_QUEUE")]
+    webhook_report_queue: Option<usize>,
     #[arg(long, env = "WAAS_MAX_INFLIGHT_REQUESTS_PER_CONNECTION")]
     max_inflight_requests_per_connection: Option<usize>,
     #[arg(long, env = "WAAS_MAX_INFLIGHT_PER_RESPONDER")]
@@ -177,6 +187,32 @@ struct LimitArgs {
     history_ttl_secs: Option<u64>,
     #[arg(long, env = "WAAS_HISTORY_PAGE_LIMIT")]
     history_page_limit: Option<usize>,
+}
+
+/// One flag and one variable per webhook setting (`[webhooks]` in the config file).
+#[derive(Args)]
+struct WebhookArgs {
+    #[arg(long = "webhook-debounce-ms", env = "WAAS_WEBHOOK_DEBOUNCE_MS")]
+    debounce_ms: Option<u64>,
+    #[arg(long = "webhook-node-ttl-ms", env = "WAAS_WEBHOOK_NODE_TTL_MS")]
+    node_ttl_ms: Option<u64>,
+    #[arg(long = "webhook-max-attempts", env = "WAAS_WEBHOOK_MAX_ATTEMPTS")]
+    max_attempts: Option<u32>,
+    #[arg(long = "webhook-retry-base-ms", env = "WAAS_WEBHOOK_RETRY_BASE_MS")]
+    retry_base_ms: Option<u64>,
+    #[arg(long = "webhook-retry-max-ms", env = "WAAS_WEBHOOK_RETRY_MAX_MS")]
+    retry_max_ms: Option<u64>,
+    #[arg(long = "webhook-timeout-ms", env = "WAAS_WEBHOOK_TIMEOUT_MS")]
+    timeout_ms: Option<u64>,
+    #[arg(long = "webhook-concurrency", env = "WAAS_WEBHOOK_CONCURRENCY")]
+    concurrency: Option<usize>,
+    #[arg(
+        long = "webhook-per-endpoint-concurrency",
+        env = "WAAS_WEBHOOK_PER_ENDPOINT_CONCURRENCY"
+    )]
+    per_endpoint_concurrency: Option<usize>,
+    #[arg(long = "webhook-poll-ms", env = "WAAS_WEBHOOK_POLL_MS")]
+    poll_ms: Option<u64>,
 }
 
 macro_rules! overlay {
@@ -207,6 +243,14 @@ impl LimitArgs {
             max_token_ttl_secs,
             bus_channel_capacity,
             listen_backlog
+        );
+        overlay!(
+            limits,
+            self,
+            presence_heartbeat_ms,
+            presence_ttl_ms,
+            max_member_info_bytes,
+            webhook_report_queue
         );
         overlay!(
             limits,
@@ -243,6 +287,20 @@ impl CommonArgs {
             s.operator_token = self.operator_token.clone();
         }
         self.limits.apply(&mut s.limits);
+        let w = &self.webhooks;
+        overlay!(
+            s.webhooks,
+            w,
+            debounce_ms,
+            node_ttl_ms,
+            max_attempts,
+            retry_base_ms,
+            retry_max_ms,
+            timeout_ms,
+            concurrency,
+            per_endpoint_concurrency,
+            poll_ms
+        );
         s.validate()?;
         Ok(s)
     }
@@ -270,6 +328,7 @@ fn demo_token(s: &Settings) -> anyhow::Result<String> {
             publish: all,
             call: CallSet::all(),
         },
+        info: None,
     };
     Ok(encode(
         &Header::default(),
@@ -422,6 +481,7 @@ fn token_command(cmd: TokenCommand) -> anyhow::Result<()> {
                         .collect::<anyhow::Result<Vec<_>>>()
                         .map(CallSet::new)?,
                 },
+                info: None,
             };
             let token = encode(
                 &Header::default(),

@@ -104,6 +104,8 @@ pub struct Settings {
     pub apps: Vec<AppSettings>,
     pub limits: Limits,
     pub directory: DirectorySettings,
+    /// Webhook delivery (control-plane, `waas dev`): `[webhooks]`.
+    pub webhooks: waas_control_plane::webhooks::WebhookConfig,
 }
 
 /// Operator token of `waas dev` when none is configured.
@@ -124,6 +126,7 @@ impl Default for Settings {
             apps: Vec::new(),
             limits: Limits::default(),
             directory: DirectorySettings::default(),
+            webhooks: waas_control_plane::webhooks::WebhookConfig::default(),
         }
     }
 }
@@ -162,6 +165,12 @@ impl Settings {
             key: format!("limits.{}", e.key),
             reason: e.reason.into(),
         })?;
+        if let Some((key, reason)) = self.webhooks.invalid() {
+            return Err(SettingsError::Invalid {
+                key: format!("webhooks.{key}"),
+                reason: reason.into(),
+            });
+        }
         if self.subject_prefix.is_empty() || self.subject_prefix.contains(['*', '>', ' ']) {
             return Err(SettingsError::Invalid {
                 key: "subject_prefix".into(),

@@ -4,6 +4,7 @@
 mod apps;
 mod error;
 mod tenants;
+mod webhooks;
 
 pub use error::AdminError;
 
@@ -21,6 +22,8 @@ use waas_protocol::ErrorCode;
 pub struct Admin {
     pub store: Arc<dyn Store>,
     pub directory: Arc<Directory>,
+    /// Webhook endpoints and the delivery log, once webhooks are started.
+    pub webhooks: std::sync::OnceLock<Arc<crate::webhooks::Webhooks>>,
     /// SHA-256 of the operator token; compared as hashes so timing reveals nothing useful.
     operator_token_hash: String,
 }
@@ -34,6 +37,7 @@ impl Admin {
         Arc::new(Admin {
             store,
             directory,
+            webhooks: std::sync::OnceLock::new(),
             operator_token_hash: waas_gateway::app::hash_api_key(operator_token),
         })
     }
@@ -87,5 +91,6 @@ pub fn router(admin: Arc<Admin>) -> Router {
             axum::routing::delete(apps::revoke_key),
         )
         .route("/v1/admin/apps/{id}/jwt-secret", post(apps::rotate_secret))
+        .merge(webhooks::routes())
         .with_state(admin)
 }

@@ -23,6 +23,11 @@ pub const POSTGRES: &[Migration] = &[
         sql: include_str!("../../../migrations/postgres/0001_init.sql"),
     },
     Migration {
+        version: 2,
+        name: "webhooks",
+        sql: include_str!("../../../migrations/postgres/0002_webhooks.sql"),
+    },
+    Migration {
         version: 3,
         name: "recordings",
         sql: include_str!("../../../migrations/postgres/0003_recordings.sql"),
@@ -40,6 +45,11 @@ pub const SQLITE: &[Migration] = &[
         version: 1,
         name: "init",
         sql: include_str!("../../../migrations/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "webhooks",
+        sql: include_str!("../../../migrations/sqlite/0002_webhooks.sql"),
     },
     Migration {
         version: 3,

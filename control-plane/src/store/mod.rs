@@ -17,12 +17,16 @@ pub mod recordings;
 mod recordings_postgres;
 mod recordings_sqlite;
 pub mod sqlite;
+pub mod webhooks;
+mod webhooks_postgres;
+mod webhooks_sqlite;
 
 pub use error::StoreError;
 pub use model::*;
 pub use postgres::PostgresStore;
 pub use recordings::RecordingStore;
 pub use sqlite::SqliteStore;
+pub use webhooks::WebhookStore;
 
 use async_trait::async_trait;
 use waas_protocol::AppId;

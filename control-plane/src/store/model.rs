@@ -66,6 +66,8 @@ impl AppRecord {
             jwt_ec_public_key: self.jwt_ec_public_key.clone(),
             limits: self.limits.clone(),
             routes: self.routes.clone(),
+            // Filled by the directory from the app's webhook endpoints.
+            webhooks: Default::default(),
             version: self.version,
         }
     }

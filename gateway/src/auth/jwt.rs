@@ -108,6 +108,7 @@ mod tests {
             jwt_ec_public_key: None,
             limits: Default::default(),
             routes: vec![],
+            webhooks: Default::default(),
             version: 0,
         };
         (config.id.clone(), JwtKeys::from_config(&config).unwrap())
@@ -124,6 +125,7 @@ mod tests {
             iat: None,
             aud: aud.map(Into::into),
             caps: Caps::default(),
+            info: None,
         };
         encode(
             &Header::new(Algorithm::HS256),

@@ -15,6 +15,8 @@ pub struct Identity {
     pub expires_at: Option<u64>,
     /// Authenticated with an API key: one of the tenant's servers (may `serve`, `docs/rpc.md`).
     pub is_server: bool,
+    /// The token's `info` claim: what presence channels show about this member.
+    pub info: Option<serde_json::Value>,
 }
 
 /// `sub` reported for connections authenticated with an API key.
@@ -31,6 +33,7 @@ impl Identity {
             },
             expires_at: None,
             is_server: true,
+            info: None,
         }
     }
 
@@ -76,5 +79,6 @@ pub fn authenticate(app: &App, credential: &str) -> Result<Identity, AuthError> 
         caps: claims.caps,
         expires_at: Some(claims.exp),
         is_server: false,
+        info: claims.info,
     })
 }

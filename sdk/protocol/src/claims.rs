@@ -30,4 +30,8 @@ pub struct Claims {
     pub aud: Option<String>,
     #[serde(default)]
     pub caps: Caps,
+    /// What other members of a presence channel see about the holder (any JSON value), e.g.
+    /// `{"name": "Alice"}`. Optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<serde_json::Value>,
 }

@@ -3,6 +3,7 @@
 
 use crate::codes::ErrorCode;
 use crate::history::{HistoryPage, Since, SinceField};
+use crate::presence::Member;
 use crate::rpc::{Caller, Headers};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -39,6 +40,11 @@ pub enum ClientFrame {
         reverse: bool,
     },
     Unsubscribe {
+        id: u64,
+        channel: String,
+    },
+    /// The members of a presence channel, answered by `members` (`docs/protocol.md#presence`).
+    Presence {
         id: u64,
         channel: String,
     },
@@ -208,6 +214,10 @@ impl ClientFrame {
                 event: raw.event.ok_or_else(|| missing("event"))?,
                 data: raw.data.ok_or_else(|| missing("data"))?,
             },
+            "presence" => ClientFrame::Presence {
+                id: need_id()?,
+                channel: raw.channel.ok_or_else(|| missing("channel"))?,
+            },
             "ping" => ClientFrame::Ping { id },
             "request" => ClientFrame::Request {
                 id: need_id()?,
@@ -247,6 +257,7 @@ impl ClientFrame {
             | ClientFrame::Subscribe { id, .. }
             | ClientFrame::History { id, .. }
             | ClientFrame::Unsubscribe { id, .. }
+            | ClientFrame::Presence { id, .. }
             | ClientFrame::Publish { id, .. }
             | ClientFrame::Request { id, .. }
             | ClientFrame::Response { id, .. }
@@ -307,6 +318,18 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         replayed: bool,
     },
+    /// Every member of a presence channel: answers `presence`, and comes right after the `ack`
+    /// of a `subscribe` to a presence channel (with that request's `id`).
+    Members {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        channel: String,
+        members: Vec<Member>,
+    },
+    /// A member joined a presence channel this connection is subscribed to.
+    MemberAdded { channel: String, member: Member },
+    /// A member's last connection left a presence channel this connection is subscribed to.
+    MemberRemoved { channel: String, member: Member },
     Pong {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
@@ -349,6 +372,8 @@ struct AnyServerFrame {
     channel: Option<String>,
     event: Option<String>,
     ts: Option<u64>,
+    members: Option<Vec<Member>>,
+    member: Option<Member>,
     #[serde(default, deserialize_with = "present")]
     data: Option<Box<RawValue>>,
     status: Option<u16>,
@@ -357,13 +382,13 @@ struct AnyServerFrame {
     body: Option<Box<RawValue>>,
     service: Option<String>,
     method: Option<String>,
-    path: Option<String>,
-    caller: Option<Caller>,
-    timeout_ms: Option<u64>,
     epoch: Option<String>,
     recovered: Option<bool>,
     messages: Option<Vec<Box<RawValue>>>,
     replayed: Option<bool>,
+    path: Option<String>,
+    caller: Option<Caller>,
+    timeout_ms: Option<u64>,
 }
 
 /// A server frame an SDK could not understand.
@@ -416,6 +441,19 @@ impl ServerFrame {
                 offset: raw.offset.unwrap_or(0),
                 ts: raw.ts.unwrap_or(0),
                 replayed: raw.replayed.unwrap_or(false),
+            },
+            "members" => ServerFrame::Members {
+                id: raw.id,
+                channel: raw.channel.clone().ok_or_else(|| missing("channel"))?,
+                members: raw.members.clone().ok_or_else(|| missing("members"))?,
+            },
+            "member_added" => ServerFrame::MemberAdded {
+                channel: raw.channel.clone().ok_or_else(|| missing("channel"))?,
+                member: raw.member.clone().ok_or_else(|| missing("member"))?,
+            },
+            "member_removed" => ServerFrame::MemberRemoved {
+                channel: raw.channel.clone().ok_or_else(|| missing("channel"))?,
+                member: raw.member.clone().ok_or_else(|| missing("member"))?,
             },
             "pong" => ServerFrame::Pong { id: raw.id },
             "response" => ServerFrame::Response {

@@ -7,7 +7,9 @@
 //! - [`history`]: recovery positions (`since`) and pages of channel history.
 //! - [`names`]: validated identifiers (`AppId`, `ChannelName`) and the bus subject they map to.
 //! - [`pattern`]: capability patterns with NATS-style `*` / `>` wildcards.
+//! - [`presence`]: presence channels and their members.
 //! - [`claims`]: the JWT claims a tenant's backend signs for its end users.
+//! - [`webhook`]: webhook event types and their HMAC-SHA256 signatures.
 //! - [`recording`]: starting a recording and describing one, for REST and the SDK.
 //! - [`rest`]: request and response bodies of the REST API.
 //! - [`rpc`]: request/response over the socket: service names, paths, `caps.call` prefixes.
@@ -21,9 +23,11 @@ pub mod frame;
 pub mod history;
 pub mod names;
 pub mod pattern;
+pub mod presence;
 pub mod recording;
 pub mod rest;
 pub mod rpc;
+pub mod webhook;
 
 pub use claims::{Caps, Claims};
 pub use codes::{CloseCode, ErrorCode};

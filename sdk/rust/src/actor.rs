@@ -40,6 +40,10 @@ pub(crate) enum Command {
     Ping {
         reply: oneshot::Sender<Result<Duration>>,
     },
+    Members {
+        channel: String,
+        reply: oneshot::Sender<Result<Vec<waas_protocol::presence::Member>>>,
+    },
     /// Requests, serving and responses (`rpc.rs`).
     Rpc(crate::rpc::RpcCommand),
     Close {
@@ -68,6 +72,7 @@ pub(crate) struct Actor {
     pub options: Arc<Options>,
     pub commands: mpsc::Receiver<Command>,
     pub events: broadcast::Sender<ConnectionEvent>,
+    pub presence: broadcast::Sender<crate::presence::PresenceEvent>,
     pub state: watch::Sender<State>,
     pub session: Session,
     /// Index in `options.endpoints` of the current (or last) connection.
@@ -213,6 +218,7 @@ impl Actor {
                 reply,
             } => self.session.publish(channel, event, data, reply),
             Command::Ping { reply } => self.session.ping(reply),
+            Command::Members { channel, reply } => self.session.members(channel, reply),
             Command::Rpc(command) => self.session.rpc(command),
             Command::Close { .. } => unreachable!("handled by the caller"),
         }
@@ -234,6 +240,10 @@ impl Actor {
                 Notice::Unrecovered { channel } => {
                     tracing::warn!(%channel, "messages missed while disconnected could not all be recovered");
                     self.emit(ConnectionEvent::Unrecovered { channel });
+                }
+                Notice::Presence(event) => {
+                    // No listener is fine.
+                    let _ = self.presence.send(event);
                 }
                 Notice::ResubscribeFailed { channel, error } => {
                     tracing::warn!(%channel, %error, "resubscribe refused");

@@ -28,6 +28,7 @@ pub struct Client {
 struct Inner {
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<ConnectionEvent>,
+    presence: broadcast::Sender<crate::presence::PresenceEvent>,
     state: watch::Receiver<State>,
     options: Arc<Options>,
     next_subscriber: AtomicU64,
@@ -55,6 +56,7 @@ impl Client {
         let (transport, endpoint) = first_connect(&options).await?;
         let (commands_tx, commands) = mpsc::channel(COMMAND_CAPACITY);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let (presence, _) = broadcast::channel(crate::presence::PRESENCE_BUFFER);
         let stopped = Arc::new(OnceLock::new());
         let (state_tx, state) = watch::channel(State::Connected {
             connection_id: transport.ready.connection_id.clone(),
@@ -64,6 +66,7 @@ impl Client {
             options: options.clone(),
             commands,
             events: events.clone(),
+            presence: presence.clone(),
             state: state_tx,
             session: Session::new(options.offline_queue),
             endpoint,
@@ -74,6 +77,7 @@ impl Client {
             inner: Arc::new(Inner {
                 commands: commands_tx,
                 events,
+                presence,
                 state,
                 options,
                 next_subscriber: AtomicU64::new(1),
@@ -223,6 +227,23 @@ impl Client {
             Err(_) if self.inner.commands.is_closed() => Ok(()),
             other => other,
         }
+    }
+
+    /// The members of a presence channel (`presence.…`) the token may subscribe to, as the
+    /// server knows them now. Fails with [`Error::Disconnected`] while reconnecting.
+    pub async fn members(&self, channel: &str) -> Result<Vec<crate::presence::Member>> {
+        validate(channel)?;
+        self.command("members", |reply| Command::Members {
+            channel: channel.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    /// Presence events from now on, for every presence channel this client is subscribed to:
+    /// the member list after each subscribe (and resubscribe), then members joining and leaving.
+    pub fn presence_events(&self) -> crate::presence::PresenceEvents {
+        crate::presence::PresenceEvents::new(self.inner.presence.subscribe())
     }
 
     /// Lifecycle events from now on: connected, disconnected, reconnecting, closed.

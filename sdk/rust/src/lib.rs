@@ -29,10 +29,12 @@
 //! - [`message`]: [`Message`], a delivered message with its raw JSON payload.
 //! - [`events`]: [`ConnectionEvent`]s (connected, disconnected, reconnecting, closed) and [`State`].
 //! - [`backoff`]: [`Backoff`], the jittered exponential reconnect delay.
+//! - [`presence`]: [`PresenceEvent`]s, members of presence channels.
 //! - [`rpc`]: [`Client::request`] / [`Client::call`]: requests over the socket, [`rpc::Response`].
 //! - [`server`]: [`Client::serve`]: answering a service's requests with handlers and a
 //!   [`server::Router`].
 //! - [`rest`]: [`ServerClient`], the REST API for tenants' servers (publish, batch, mint tokens).
+//! - [`webhook`]: verifying the signature of webhooks a tenant's backend receives.
 //! - [`token`]: signing end-user tokens locally (HS256, RS256, ES256).
 //! - [`error`]: [`Error`], with the server's error and close codes kept as data.
 //!
@@ -44,11 +46,13 @@ pub mod error;
 pub mod events;
 pub mod message;
 pub mod options;
+pub mod presence;
 pub mod rest;
 pub mod rpc;
 pub mod server;
 pub mod subscription;
 pub mod token;
+pub mod webhook;
 
 mod actor;
 mod session;
@@ -60,6 +64,7 @@ pub use error::{Error, Result};
 pub use events::{ConnectionEvent, Events, State};
 pub use message::Message;
 pub use options::ClientBuilder;
+pub use presence::{Member, PresenceEvent, PresenceEvents};
 pub use rest::ServerClient;
 pub use subscription::Subscription;
 pub use waas_protocol as protocol;

@@ -97,6 +97,9 @@ pub(crate) enum Pending {
     Heartbeat,
     /// A request, `serve` or `unserve` (`rpc.rs`).
     Rpc(crate::rpc::Waiting),
+    Members {
+        reply: oneshot::Sender<Result<Vec<waas_protocol::presence::Member>>>,
+    },
 }
 
 /// A request made while disconnected, sent once connected again.
@@ -126,6 +129,7 @@ pub(crate) enum Notice {
     Unrecovered {
         channel: String,
     },
+    Presence(crate::presence::PresenceEvent),
 }
 
 #[derive(Debug)]
@@ -386,11 +390,35 @@ impl Session {
             ServerFrame::Ready { .. } => {
                 tracing::debug!("ignoring a second ready");
             }
-            ServerFrame::History { id, .. } => {
-                tracing::debug!(id, "history page for a request this client did not make");
-            }
             frame @ (ServerFrame::Response { .. } | ServerFrame::Request { .. }) => {
                 self.on_rpc_frame(frame)
+            }
+            ServerFrame::Members {
+                id,
+                channel,
+                members,
+            } => {
+                if let Some(Pending::Members { .. }) = id.and_then(|id| self.pending.get(&id)) {
+                    if let Some(Pending::Members { reply }) =
+                        id.and_then(|id| self.pending.remove(&id))
+                    {
+                        let _ = reply.send(Ok(members.clone()));
+                    }
+                }
+                self.notices
+                    .push(Notice::Presence(crate::presence::PresenceEvent::Members {
+                        channel,
+                        members,
+                    }));
+            }
+            ServerFrame::MemberAdded { channel, member } => self.notices.push(Notice::Presence(
+                crate::presence::PresenceEvent::MemberAdded { channel, member },
+            )),
+            ServerFrame::MemberRemoved { channel, member } => self.notices.push(Notice::Presence(
+                crate::presence::PresenceEvent::MemberRemoved { channel, member },
+            )),
+            ServerFrame::History { id, .. } => {
+                tracing::debug!(id, "history page for a request this client did not make");
             }
         }
     }
@@ -480,6 +508,13 @@ impl Session {
                 self.heartbeat = None;
             }
             Pending::Rpc(waiting) => self.on_rpc_answer(waiting, answer),
+            Pending::Members { reply } => {
+                let _ = reply.send(answer.and_then(|_| {
+                    Err(Error::Protocol(
+                        "presence answered by ack, not members".into(),
+                    ))
+                }));
+            }
         }
     }
 
@@ -558,6 +593,22 @@ impl Session {
         }
     }
 
+    /// Asks for the members of a presence channel; fails at once while disconnected.
+    pub(crate) fn members(
+        &mut self,
+        channel: String,
+        reply: oneshot::Sender<Result<Vec<waas_protocol::presence::Member>>>,
+    ) {
+        if !self.online {
+            let _ = reply.send(Err(Error::Disconnected));
+            return;
+        }
+        let id = self.id();
+        self.outbox
+            .push(encode(&ClientFrame::Presence { id, channel }));
+        self.pending.insert(id, Pending::Members { reply });
+    }
+
     /// The connection is gone: requests that cannot be resent fail, channels wait to be
     /// subscribed again.
     pub(crate) fn on_disconnect(&mut self) {
@@ -576,6 +627,9 @@ impl Session {
                 Pending::Unsubscribe { reply: Some(reply) } => {
                     // The server forgets every subscription of a closed connection.
                     let _ = reply.send(Ok(()));
+                }
+                Pending::Members { reply } => {
+                    let _ = reply.send(Err(Error::Disconnected));
                 }
                 Pending::Rpc(waiting) => waiting.disconnected(),
                 Pending::Unsubscribe { reply: None }

@@ -137,6 +137,7 @@ pub struct TokenBuilder {
     call: Vec<String>,
     ttl: Duration,
     audience: Option<String>,
+    info: Option<serde_json::Value>,
 }
 
 impl TokenBuilder {
@@ -149,6 +150,7 @@ impl TokenBuilder {
             call: Vec::new(),
             ttl: DEFAULT_TTL,
             audience: None,
+            info: None,
         }
     }
 
@@ -177,6 +179,13 @@ impl TokenBuilder {
         self
     }
 
+    /// What other members of presence channels see about the holder (the `info` claim), e.g.
+    /// `json!({"name": "Alice"})`.
+    pub fn info(mut self, info: serde_json::Value) -> Self {
+        self.info = Some(info);
+        self
+    }
+
     /// Restricts the token to one app (`aud`), so it cannot be replayed against another app
     /// sharing the same secret.
     pub fn audience(mut self, app: impl Into<String>) -> Self {
@@ -200,6 +209,7 @@ impl TokenBuilder {
                 publish: patterns(&self.publish)?,
                 call: call_set(&self.call)?,
             },
+            info: self.info.clone(),
         })
     }
 

@@ -1,0 +1,249 @@
+//! The delivery worker: leases due deliveries from the outbox, POSTs them signed, and settles
+//! each attempt.
+//!
+//! Slow endpoints cannot hold up the others: at most `per_endpoint_concurrency` deliveries of
+//! one endpoint are in flight (an endpoint at its limit is left out of the next claims), every
+//! attempt has a timeout, and the worker keeps claiming for other endpoints meanwhile, up to
+//! `concurrency` in flight in all. A lease outlasts the timeout, so a row is never sent twice at
+//! once by two workers; it is sent again only after a failure or a crash.
+
+use super::{now_ms, WebhookConfig};
+use crate::store::webhooks::{Attempt, Claimed, Outcome, WebhookStore};
+use rand::Rng;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use waas_protocol::webhook::{self, ATTEMPT_HEADER, EVENT_HEADER, ID_HEADER, SIGNATURE_HEADER};
+
+/// Longest error text kept in the log per attempt.
+const MAX_ERROR: usize = 300;
+
+pub struct Worker {
+    store: Arc<dyn WebhookStore>,
+    config: WebhookConfig,
+    http: reqwest::Client,
+    wake: Notify,
+    /// Deliveries in flight, per endpoint.
+    in_flight: Mutex<HashMap<String, usize>>,
+}
+
+impl Worker {
+    pub fn new(store: Arc<dyn WebhookStore>, config: WebhookConfig) -> Arc<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.timeout_ms))
+            // A receiver answers; it does not send us elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("waas-webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the HTTP client builds with these settings");
+        Arc::new(Worker {
+            store,
+            config,
+            http,
+            wake: Notify::new(),
+            in_flight: Mutex::default(),
+        })
+    }
+
+    /// Something was enqueued or finished: look for due deliveries now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The delay before attempt `attempts + 1`, after `attempts` failed ones: exponential with
+    /// "equal jitter" (between half and all of the exponential delay), capped.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let exp = self
+            .config
+            .retry_base_ms
+            .saturating_mul(1u64 << attempts.saturating_sub(1).min(40))
+            .min(self.config.retry_max_ms);
+        let half = exp / 2;
+        Duration::from_millis(half + rand::thread_rng().gen_range(0..=exp - half))
+    }
+
+    pub fn start(self: Arc<Self>) -> JoinHandle<()> {
+        tokio::spawn(async move { self.run().await })
+    }
+
+    async fn run(self: Arc<Self>) {
+        let poll = Duration::from_millis(self.config.poll_ms);
+        // Outlasts an attempt (the timeout) and its settling; after a crash, rows come back
+        // this long after they were claimed.
+        let lease = (self.config.timeout_ms * 2 + 5000) as i64;
+        loop {
+            let (busy, total) = {
+                let in_flight = self.in_flight.lock().expect("worker poisoned");
+                let busy: Vec<String> = in_flight
+                    .iter()
+                    .filter(|(_, n)| **n >= self.config.per_endpoint_concurrency)
+                    .map(|(e, _)| e.clone())
+                    .collect();
+                (busy, in_flight.values().sum::<usize>())
+            };
+            let room = self.config.concurrency.saturating_sub(total);
+            let mut started = 0;
+            if room > 0 {
+                match self
+                    .store
+                    .claim(
+                        now_ms(),
+                        room,
+                        self.config.per_endpoint_concurrency,
+                        lease,
+                        &busy,
+                    )
+                    .await
+                {
+                    Ok(claimed) => {
+                        let mut extra = Vec::new();
+                        for c in claimed {
+                            let admitted = {
+                                let mut in_flight = self.in_flight.lock().expect("worker poisoned");
+                                let n = in_flight.entry(c.endpoint_id.clone()).or_default();
+                                if *n < self.config.per_endpoint_concurrency {
+                                    *n += 1;
+                                    true
+                                } else {
+                                    false
+                                }
+                            };
+                            if admitted {
+                                started += 1;
+                                let me = Arc::clone(&self);
+                                tokio::spawn(async move { me.deliver(c).await });
+                            } else {
+                                extra.push(c.id);
+                            }
+                        }
+                        if !extra.is_empty() {
+                            if let Err(e) = self.store.release(&extra).await {
+                                tracing::warn!(error = %e, "cannot release deliveries; their lease will end");
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot claim webhook deliveries"),
+                }
+            }
+            if started > 0 && started == room {
+                // There may be more due: claim again once this round is started.
+                continue;
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+
+    async fn deliver(self: Arc<Self>, c: Claimed) {
+        let attempt = c.attempts + 1;
+        let at = now_ms();
+        let started = Instant::now();
+        let signature = webhook::sign(&c.secret, (at / 1000) as u64, c.body.as_bytes());
+        let sent = self
+            .http
+            .post(&c.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(SIGNATURE_HEADER, signature)
+            .header(ID_HEADER, &c.id)
+            .header(EVENT_HEADER, &c.event_type)
+            .header(ATTEMPT_HEADER, attempt.to_string())
+            .body(c.body.clone())
+            .send()
+            .await;
+        let (status_code, error) = match sent {
+            Ok(resp) => {
+                let status = resp.status();
+                // Read (a bounded part of) the body so the connection can be reused.
+                let _ = resp.bytes().await;
+                if status.is_success() {
+                    (Some(status.as_u16() as i32), None)
+                } else {
+                    (Some(status.as_u16() as i32), Some(format!("HTTP {status}")))
+                }
+            }
+            Err(e) if e.is_timeout() => (
+                None,
+                Some(format!("timed out after {} ms", self.config.timeout_ms)),
+            ),
+            Err(e) => {
+                let mut text = format!("{e}");
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    text.push_str(": ");
+                    text.push_str(&s.to_string());
+                    source = s.source();
+                }
+                text.truncate(MAX_ERROR);
+                (None, Some(text))
+            }
+        };
+        let outcome = if error.is_none() {
+            Outcome::Delivered
+        } else if attempt as u32 >= self.config.max_attempts {
+            Outcome::Dead
+        } else {
+            Outcome::Retry(now_ms() + self.backoff(attempt as u32).as_millis() as i64)
+        };
+        match outcome {
+            Outcome::Dead => {
+                tracing::warn!(id = %c.id, url = %c.url, attempt, ?error, "webhook delivery dead")
+            }
+            Outcome::Retry(_) => {
+                tracing::debug!(id = %c.id, attempt, ?error, "webhook attempt failed")
+            }
+            Outcome::Delivered => tracing::debug!(id = %c.id, attempt, "webhook delivered"),
+        }
+        let record = Attempt {
+            attempt,
+            at,
+            status_code,
+            error,
+            duration_ms: started.elapsed().as_millis() as i64,
+        };
+        if let Err(e) = self.store.settle(&c.id, record, outcome).await {
+            // The lease ends and the delivery is sent again: at least once.
+            tracing::warn!(id = %c.id, error = %e, "cannot record a webhook attempt");
+        }
+        {
+            let mut in_flight = self.in_flight.lock().expect("worker poisoned");
+            if let Some(n) = in_flight.get_mut(&c.endpoint_id) {
+                *n -= 1;
+                if *n == 0 {
+                    in_flight.remove(&c.endpoint_id);
+                }
+            }
+        }
+        self.wake();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_stops_at_the_cap() {
+        let store: Arc<dyn WebhookStore> =
+            Arc::new(crate::store::SqliteStore::open_in_memory().unwrap());
+        let w = Worker::new(
+            store,
+            WebhookConfig {
+                retry_base_ms: 100,
+                retry_max_ms: 1000,
+                ..WebhookConfig::default()
+            },
+        );
+        for _ in 0..50 {
+            let d1 = w.backoff(1).as_millis();
+            assert!((50..=100).contains(&d1), "{d1}");
+            let d3 = w.backoff(3).as_millis();
+            assert!((200..=400).contains(&d3), "{d3}");
+            let d10 = w.backoff(10).as_millis();
+            assert!((500..=1000).contains(&d10), "{d10}");
+        }
+    }
+}

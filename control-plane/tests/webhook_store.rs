@@ -1,0 +1,442 @@
+//! The WebhookStore contract, written once and run against both stores (SQLite in a temporary
+//! directory, Postgres in a schema of its own on the test server, dropped afterwards).
+
+use std::future::Future;
+use waas_control_plane::store::webhooks::{
+    Attempt, DeliveryFilter, DeliveryStatus, EndpointPatch, NewEndpoint, Outcome, PresenceRules,
+    WebhookStore,
+};
+use waas_control_plane::store::{NewApp, NewTenant, PostgresStore, SqliteStore, Store, StoreError};
+use waas_gateway::webhooks::report::Report;
+use waas_protocol::presence::Member;
+use waas_protocol::webhook::EventType;
+use waas_protocol::{AppId, ChannelName};
+
+trait Both: Store + WebhookStore {}
+impl<T: Store + WebhookStore> Both for T {}
+
+macro_rules! suite {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store = super::SqliteStore::open(dir.path().join("w.db")).unwrap();
+                    super::$case(&store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::with_postgres(|store| async move { super::$case(&store).await }).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    endpoints_crud,
+    occupancy_is_announced_once_across_nodes_and_debounced,
+    members_leave_with_a_dead_node,
+    publish_reports_are_idempotent,
+    claims_lease_and_settle,
+);
+
+const NOW: i64 = 1_800_000_000_000;
+
+fn rules(now: i64) -> PresenceRules {
+    PresenceRules {
+        now,
+        debounce_ms: 1000,
+    }
+}
+
+fn app() -> AppId {
+    AppId::parse("hooks").unwrap()
+}
+
+async fn setup(store: &dyn Both, events: &[EventType]) -> String {
+    store
+        .create_tenant(NewTenant {
+            id: Some("t".into()),
+            name: "T".into(),
+        })
+        .await
+        .unwrap();
+    store
+        .create_app(NewApp {
+            id: app(),
+            tenant_id: "t".into(),
+            name: "hooks".into(),
+            jwt_secret: None,
+            jwt_rsa_public_key: None,
+            jwt_ec_public_key: None,
+            limits: Default::default(),
+        })
+        .await
+        .unwrap();
+    store
+        .create_endpoint(
+            NewEndpoint {
+                id: "we_1".into(),
+                app_id: app(),
+                url: "http://127.0.0.1:9/h".into(),
+                secret: "s".repeat(16),
+                events: events.to_vec(),
+                channels: vec![],
+                enabled: true,
+            },
+            NOW,
+        )
+        .await
+        .unwrap();
+    "we_1".into()
+}
+
+fn presence(channel: &str, member: Option<&str>, present: bool) -> Report {
+    Report::Presence {
+        app: app(),
+        channel: ChannelName::parse(channel).unwrap(),
+        member: member.map(|id| Member {
+            id: id.into(),
+            info: None,
+        }),
+        present,
+    }
+}
+
+async fn types(store: &dyn Both) -> Vec<String> {
+    let mut all = store
+        .list_deliveries(
+            &app(),
+            DeliveryFilter {
+                limit: 1000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    all.reverse();
+    all.into_iter().map(|d| d.event_type).collect()
+}
+
+async fn endpoints_crud(store: &dyn Both) {
+    setup(store, &[EventType::Message]).await;
+    let e = store.get_endpoint(&app(), "we_1").await.unwrap();
+    assert_eq!(e.events, [EventType::Message]);
+    assert_eq!(e.created_at, NOW);
+    let dup = NewEndpoint {
+        id: "we_1".into(),
+        app_id: app(),
+        url: "http://x/".into(),
+        secret: "s".repeat(16),
+        events: vec![EventType::ClientEvent],
+        channels: vec![],
+        enabled: true,
+    };
+    assert!(matches!(
+        store.create_endpoint(dup.clone(), NOW).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let other = NewEndpoint {
+        app_id: AppId::parse("nope").unwrap(),
+        id: "we_2".into(),
+        ..dup
+    };
+    assert!(matches!(
+        store.create_endpoint(other, NOW).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let patched = store
+        .update_endpoint(
+            &app(),
+            "we_1",
+            EndpointPatch {
+                channels: Some(vec!["a.>".into()]),
+                enabled: Some(false),
+                ..Default::default()
+            },
+            NOW + 1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.channels, ["a.>"]);
+    assert!(!patched.enabled);
+    assert_eq!(patched.url, e.url);
+    assert_eq!(patched.updated_at, NOW + 1);
+    assert_eq!(store.list_endpoints(&app()).await.unwrap(), vec![patched]);
+    store.delete_endpoint(&app(), "we_1").await.unwrap();
+    assert!(matches!(
+        store.delete_endpoint(&app(), "we_1").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(store.list_endpoints(&app()).await.unwrap().is_empty());
+}
+
+async fn occupancy_is_announced_once_across_nodes_and_debounced(store: &dyn Both) {
+    setup(
+        store,
+        &[EventType::ChannelOccupied, EventType::ChannelVacated],
+    )
+    .await;
+    let r = rules(NOW);
+    assert_eq!(
+        store.ingest("n1", vec![presence("c", None, true)], r).await,
+        Ok(1)
+    );
+    assert_eq!(
+        store.ingest("n2", vec![presence("c", None, true)], r).await,
+        Ok(0)
+    );
+    // The same report again changes nothing.
+    assert_eq!(
+        store.ingest("n2", vec![presence("c", None, true)], r).await,
+        Ok(0)
+    );
+    store
+        .ingest("n1", vec![presence("c", None, false)], r)
+        .await
+        .unwrap();
+    store
+        .ingest("n2", vec![presence("c", None, false)], r)
+        .await
+        .unwrap();
+    // Empty everywhere, but within the debounce: nothing yet.
+    assert_eq!(store.flush_vacated(rules(NOW + 999)).await, Ok(0));
+    // Back within the window: the vacate is called off, and no second occupied.
+    assert_eq!(
+        store
+            .ingest("n2", vec![presence("c", None, true)], rules(NOW + 500))
+            .await,
+        Ok(0)
+    );
+    assert_eq!(store.flush_vacated(rules(NOW + 5000)).await, Ok(0));
+    store
+        .ingest("n2", vec![presence("c", None, false)], rules(NOW + 6000))
+        .await
+        .unwrap();
+    assert_eq!(store.flush_vacated(rules(NOW + 7000)).await, Ok(1));
+    assert_eq!(store.flush_vacated(rules(NOW + 8000)).await, Ok(0));
+    assert_eq!(types(store).await, ["channel_occupied", "channel_vacated"]);
+    let vacated = &store
+        .list_deliveries(
+            &app(),
+            DeliveryFilter {
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()[0];
+    let body: serde_json::Value = serde_json::from_str(&vacated.body).unwrap();
+    assert_eq!(
+        body["time_ms"],
+        NOW + 6000,
+        "vacated when the last node left"
+    );
+    assert_eq!(body["id"], vacated.id.as_str());
+}
+
+async fn members_leave_with_a_dead_node(store: &dyn Both) {
+    setup(store, &[EventType::MemberAdded, EventType::MemberRemoved]).await;
+    store
+        .ingest(
+            "n1",
+            vec![
+                presence("presence.r", None, true),
+                presence("presence.r", Some("al"), true),
+            ],
+            rules(NOW),
+        )
+        .await
+        .unwrap();
+    store.ingest("n2", vec![], rules(NOW + 5000)).await.unwrap();
+    // n1 silent since NOW, n2 reported at NOW + 5000: only n1 is forgotten.
+    let gone = store
+        .expire_nodes(NOW + 1000, rules(NOW + 6000))
+        .await
+        .unwrap();
+    assert_eq!(gone, ["n1"]);
+    assert_eq!(store.flush_vacated(rules(NOW + 7000)).await, Ok(1));
+    assert_eq!(types(store).await, ["member_added", "member_removed"]);
+    assert_eq!(
+        store.expire_nodes(NOW + 1000, rules(NOW + 8000)).await,
+        Ok(vec![])
+    );
+}
+
+async fn publish_reports_are_idempotent(store: &dyn Both) {
+    setup(store, &[EventType::ClientEvent, EventType::Message]).await;
+    let report: Report = serde_json::from_str(
+        r#"{"publish":{"id":"n1-7","app":"hooks","channel":"c","event":"e","data":{"a": 1},
+            "offset":1,"time_ms":5,"client":{"user_id":"u","connection_id":"hooks-1"}}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        store.ingest("n1", vec![report.clone()], rules(NOW)).await,
+        Ok(2)
+    );
+    assert_eq!(store.ingest("n1", vec![report], rules(NOW)).await, Ok(0));
+    assert_eq!(types(store).await, ["client_event", "message"]);
+}
+
+async fn claims_lease_and_settle(store: &dyn Both) {
+    setup(store, &[EventType::Message]).await;
+    let reports = (0..5)
+        .map(|i| {
+            serde_json::from_value(serde_json::json!({"publish": {
+                "id": format!("n-{i}"), "app": "hooks", "channel": "c", "event": "e",
+                "data": i, "offset": i, "time_ms": 1}}))
+            .unwrap()
+        })
+        .collect();
+    assert_eq!(store.ingest("n", reports, rules(NOW)).await, Ok(5));
+    // At most 2 of one endpoint per claim; leased rows are not claimed again.
+    let first = store.claim(NOW, 10, 2, 1000, &[]).await.unwrap();
+    assert_eq!(first.len(), 2);
+    let second = store.claim(NOW, 10, 2, 1000, &[]).await.unwrap();
+    assert_eq!(second.len(), 2);
+    assert!(first.iter().all(|c| !second.iter().any(|d| d.id == c.id)));
+    assert!(store
+        .claim(NOW, 10, 2, 1000, &["we_1".into()])
+        .await
+        .unwrap()
+        .is_empty());
+    store.release(&[second[0].id.clone()]).await.unwrap();
+    let third = store.claim(NOW, 10, 5, 1000, &[]).await.unwrap();
+    assert_eq!(third.len(), 2, "the released one and the fifth");
+    // Leases end: everything not settled comes back.
+    assert_eq!(
+        store
+            .claim(NOW + 1000, 10, 10, 1000, &[])
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
+
+    let c = &first[0];
+    assert_eq!((c.url.as_str(), c.attempts), ("http://127.0.0.1:9/h", 0));
+    let attempt = |n: i32, code: Option<i32>| Attempt {
+        attempt: n,
+        at: NOW + n as i64,
+        status_code: code,
+        error: code.filter(|c| *c >= 300).map(|c| format!("HTTP {c}")),
+        duration_ms: 3,
+    };
+    store
+        .settle(&c.id, attempt(1, Some(500)), Outcome::Retry(NOW + 100))
+        .await
+        .unwrap();
+    assert!(store
+        .claim(NOW + 50, 10, 10, 1000, &[])
+        .await
+        .unwrap()
+        .iter()
+        .all(|d| d.id != c.id));
+    let again = store.claim(NOW + 5000, 10, 10, 1000, &[]).await.unwrap();
+    let c2 = again.iter().find(|d| d.id == c.id).unwrap();
+    assert_eq!(c2.attempts, 1);
+    store
+        .settle(&c.id, attempt(2, Some(200)), Outcome::Delivered)
+        .await
+        .unwrap();
+    let (d, attempts) = store.get_delivery(&app(), &c.id).await.unwrap();
+    assert_eq!(
+        (d.status, d.attempts, d.delivered_at),
+        (DeliveryStatus::Delivered, 2, Some(NOW + 2))
+    );
+    assert_eq!(
+        attempts.iter().map(|a| a.status_code).collect::<Vec<_>>(),
+        [Some(500), Some(200)]
+    );
+    assert_eq!(attempts[0].error.as_deref(), Some("HTTP 500"));
+
+    let dead = &first[1];
+    store
+        .settle(&dead.id, attempt(1, None), Outcome::Dead)
+        .await
+        .unwrap();
+    let list = store
+        .list_deliveries(
+            &app(),
+            DeliveryFilter {
+                status: Some(DeliveryStatus::Dead),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 1);
+    let retried = store
+        .retry_delivery(&app(), &dead.id, NOW + 9000)
+        .await
+        .unwrap();
+    assert_eq!(
+        (retried.status, retried.next_attempt_at),
+        (DeliveryStatus::Pending, NOW + 9000)
+    );
+    assert!(matches!(
+        store.get_delivery(&app(), "whd_nope").await,
+        Err(StoreError::NotFound(_))
+    ));
+    // Paging: newest first, `before` continues.
+    let page = store
+        .list_deliveries(
+            &app(),
+            DeliveryFilter {
+                limit: 2,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let rest = store
+        .list_deliveries(
+            &app(),
+            DeliveryFilter {
+                limit: 10,
+                before: Some(page[1].seq),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.len() + rest.len(), 5);
+    assert!(page[0].seq > page[1].seq && page[1].seq > rest[0].seq);
+}
+
+/// Runs `case` against a migrated store in a schema of its own, then drops the schema.
+async fn with_postgres<F, Fut>(case: F)
+where
+    F: FnOnce(PostgresStore) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let base = std::env::var("WAAS_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let (admin, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach the test database at {base}: {e}"));
+    tokio::spawn(connection);
+    let name = format!("waas_wh_{:016x}", rand::random::<u64>());
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {name}"))
+        .await
+        .unwrap();
+    let url = format!("{base}?options=-c%20search_path%3D{name}");
+    let store = PostgresStore::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let outcome = tokio::spawn(case(store)).await;
+    admin
+        .batch_execute(&format!("DROP SCHEMA {name} CASCADE"))
+        .await
+        .unwrap();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}

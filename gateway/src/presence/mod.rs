@@ -1,0 +1,263 @@
+//! Presence and occupancy across the cluster, without a database.
+//!
+//! Each gateway owns the truth about its own connections: how many subscribe to each channel,
+//! and which members (token `sub`s) hold presence channels. It announces changes on one bus
+//! subject, `{prefix}.$presence` (`$` cannot start an app id, so no channel subject collides),
+//! as they happen (coalesced: one message carries every change made since the last one), and
+//! every `presence_heartbeat_ms` it announces everything it has. Every gateway keeps a view of
+//! the others' announcements, each node's entry for a channel expiring `presence_ttl_ms` after
+//! it was last announced: a gateway that dies takes its members and subscribers with it within
+//! that time, with `member_removed` frames for members no other node has.
+//!
+//! Queries (the `presence` op, the REST channel endpoints) answer from this node's view: it is
+//! exact for this node's connections and eventually consistent for the others' (one bus hop
+//! behind for changes, at worst one TTL behind for a node that died).
+//!
+//! # Layout
+//! - [`state`]: the view itself, free of I/O.
+//! - [`rest`]: `GET /v1/apps/{app}/channels[/{ch}[/members]]`.
+
+pub mod rest;
+pub mod state;
+
+use crate::bus::BusError;
+use crate::config::Limits;
+use crate::gateway::Gateway;
+use crate::hub::Hub;
+use crate::wsframe;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use state::{Change, Entry, Key, LocalTransition, State};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use waas_protocol::presence::Member;
+use waas_protocol::{AppId, ChannelName, ServerFrame};
+
+/// Entries per announcement, so a heartbeat of a busy node stays far below NATS's payload limit.
+const ENTRIES_PER_MESSAGE: usize = 200;
+
+/// The subject every gateway announces its channels on.
+pub fn subject(prefix: &str) -> String {
+    format!("{prefix}.$presence")
+}
+
+/// What one node says on [`subject`].
+#[derive(Debug, Serialize, Deserialize)]
+struct Announcement {
+    node: String,
+    entries: Vec<Entry>,
+}
+
+/// Told about this node's own transitions (first subscriber, last subscriber, a member's first
+/// and last connection): the source of webhook events.
+pub trait TransitionSink: Send + Sync + 'static {
+    fn transition(&self, key: &Key, t: &LocalTransition);
+}
+
+pub struct Presence {
+    /// This node's id in announcements: random per process, so a restarted gateway is a new
+    /// node and the old one's entries simply expire.
+    pub node: String,
+    prefix: String,
+    state: State,
+    /// Channels changed since the last announcement, with the members that changed.
+    dirty: Mutex<HashMap<Key, Vec<String>>>,
+    wake: Notify,
+    heartbeat: Duration,
+    ttl: Duration,
+    sink: OnceLock<Arc<dyn TransitionSink>>,
+}
+
+impl Presence {
+    pub fn new(prefix: &str, limits: &Limits) -> Self {
+        Presence {
+            node: format!("{:016x}", rand::random::<u64>()),
+            prefix: prefix.to_owned(),
+            state: State::default(),
+            dirty: Mutex::default(),
+            wake: Notify::new(),
+            heartbeat: Duration::from_millis(limits.presence_heartbeat_ms),
+            ttl: Duration::from_millis(limits.presence_ttl_ms),
+            sink: OnceLock::new(),
+        }
+    }
+
+    /// Sets where this node's transitions are reported (once).
+    pub fn set_sink(&self, sink: Arc<dyn TransitionSink>) {
+        let _ = self.sink.set(sink);
+    }
+
+    pub fn key(app: &AppId, channel: &ChannelName) -> Key {
+        Key {
+            app: app.as_str().to_owned(),
+            channel: channel.as_str().to_owned(),
+        }
+    }
+
+    fn channel_subject(&self, key: &Key) -> String {
+        format!("{}.{}.{}", self.prefix, key.app, key.channel)
+    }
+
+    /// Queues member frames on this node's subscribers of the channel.
+    fn deliver(&self, hub: &Hub, key: &Key, change: Change) {
+        let frame = match change {
+            Change::Added(member) => ServerFrame::MemberAdded {
+                channel: key.channel.clone(),
+                member,
+            },
+            Change::Removed(member) => ServerFrame::MemberRemoved {
+                channel: key.channel.clone(),
+                member,
+            },
+        };
+        hub.deliver_local(&self.channel_subject(key), &wsframe::json(&frame));
+    }
+
+    fn changed(&self, key: &Key, t: &LocalTransition) {
+        {
+            let mut dirty = self.dirty.lock().expect("presence poisoned");
+            let members = dirty.entry(key.clone()).or_default();
+            if let Some((m, _)) = &t.member {
+                if !members.contains(&m.id) {
+                    members.push(m.id.clone());
+                }
+            }
+        }
+        self.wake.notify_one();
+        if t.occupied.is_some() || t.member.is_some() {
+            if let Some(sink) = self.sink.get() {
+                sink.transition(key, t);
+            }
+        }
+    }
+
+    /// A local connection subscribed to `channel`; `member` is given on presence channels for
+    /// connections with a user token. Call before the connection is added to the hub, so it does
+    /// not receive its own `member_added`.
+    pub fn joined(&self, hub: &Hub, key: &Key, member: Option<Member>) {
+        let t = self
+            .state
+            .join_local(key, member, &mut |k, c| self.deliver(hub, k, c));
+        self.changed(key, &t);
+    }
+
+    /// A local connection left `channel` (unsubscribed, failed to subscribe, or closed).
+    pub fn left(&self, hub: &Hub, key: &Key, member_id: Option<&str>) {
+        let t = self
+            .state
+            .leave_local(key, member_id, &mut |k, c| self.deliver(hub, k, c));
+        self.changed(key, &t);
+    }
+
+    pub fn members(&self, key: &Key) -> Vec<Member> {
+        self.state.members(key)
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    fn apply(&self, hub: &Hub, payload: &[u8]) {
+        let announcement: Announcement = match serde_json::from_slice(payload) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable presence announcement");
+                return;
+            }
+        };
+        if announcement.node == self.node {
+            return;
+        }
+        let expires = Instant::now() + self.ttl;
+        for entry in announcement.entries {
+            if AppId::parse(&entry.key.app).is_err()
+                || ChannelName::parse(&entry.key.channel).is_err()
+            {
+                continue;
+            }
+            self.state
+                .apply_remote(&announcement.node, entry, expires, &mut |k, c| {
+                    self.deliver(hub, k, c)
+                });
+        }
+    }
+
+    async fn announce(&self, gw: &Gateway, entries: Vec<Entry>) {
+        for chunk in entries.chunks(ENTRIES_PER_MESSAGE) {
+            let body = serde_json::to_vec(&Announcement {
+                node: self.node.clone(),
+                entries: chunk.to_vec(),
+            })
+            .expect("announcements serialise");
+            if let Err(e) = gw
+                .publisher
+                .bus()
+                .publish(&subject(&self.prefix), Bytes::from(body))
+                .await
+            {
+                // The next heartbeat repairs what others missed.
+                tracing::debug!(error = %e, "cannot announce presence");
+            }
+        }
+    }
+
+    async fn flush(&self, gw: &Gateway) {
+        let dirty = std::mem::take(&mut *self.dirty.lock().expect("presence poisoned"));
+        if dirty.is_empty() {
+            return;
+        }
+        let entries = dirty
+            .into_iter()
+            .map(|(key, members)| self.state.local_entry(&key, &members))
+            .collect();
+        self.announce(gw, entries).await;
+    }
+}
+
+/// Announces what changed since the last announcement now: on shutdown, so other gateways see
+/// the closed connections' members leave at once rather than after the TTL.
+pub async fn farewell(gw: &Gateway) {
+    gw.presence.flush(gw).await;
+}
+
+/// Listens to the other nodes' announcements and makes this node's: changes as they come,
+/// everything every heartbeat, and expiry of nodes gone silent. Subscribed before it returns.
+pub async fn start(gw: &Arc<Gateway>) -> Result<JoinHandle<()>, BusError> {
+    let mut announcements = gw
+        .publisher
+        .bus()
+        .subscribe(&subject(&gw.config.subject_prefix))
+        .await?;
+    let gw = Arc::clone(gw);
+    Ok(tokio::spawn(async move {
+        let p = &gw.presence;
+        let mut heartbeat = tokio::time::interval(p.heartbeat);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let sweep_every = (p.ttl / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let mut sweep = tokio::time::interval(sweep_every);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                payload = announcements.next() => match payload {
+                    Some(payload) => p.apply(&gw.hub, &payload),
+                    None => {
+                        tracing::error!("presence subscription ended");
+                        return;
+                    }
+                },
+                _ = p.wake.notified() => p.flush(&gw).await,
+                _ = heartbeat.tick() => {
+                    p.flush(&gw).await;
+                    p.announce(&gw, p.state.local_snapshot()).await;
+                }
+                _ = sweep.tick() => {
+                    p.state.expire(Instant::now(), &mut |k, c| p.deliver(&gw.hub, k, c));
+                }
+            }
+        }
+    }))
+}
