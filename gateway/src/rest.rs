@@ -222,6 +222,16 @@ pub async fn mint_token(
             "\"sub\" must not be empty",
         ));
     }
+    if let Some(info) = &req.info {
+        let max = limits.max_member_info_bytes;
+        let len = serde_json::to_vec(info).map_or(usize::MAX, |v| v.len());
+        if len > max {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                format!("\"info\" is {len} bytes, over max_member_info_bytes ({max})"),
+            ));
+        }
+    }
     let secret = app.config.jwt_secret.as_deref().ok_or_else(|| {
         ApiError::new(
             ErrorCode::NoSigningSecret,
@@ -235,7 +245,7 @@ pub async fn mint_token(
         iat: Some(now),
         aud: Some(app.id().to_string()),
         caps: req.caps,
-        info: None,
+        info: req.info,
     };
     let token = encode(
         &Header::new(Algorithm::HS256),

@@ -361,3 +361,41 @@ async fn the_sdk_lists_members_and_streams_their_comings_and_goings() {
     let e = alice.members("chat.plain").await.unwrap_err();
     assert!(e.to_string().contains("not a presence channel"), "{e}");
 }
+
+#[tokio::test]
+async fn tokens_minted_by_rest_carry_member_info() {
+    let server = TestServer::start().await;
+    let mint = |body: Value| {
+        let url = format!("{}/v1/apps/demo/tokens", server.http_url());
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .bearer_auth("demo-key")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (s, body) = mint(
+        json!({"sub": "dora", "caps": {"subscribe": ["presence.>"]}, "info": {"name": "Dora"}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let mut c = RawClient::ready(server.addr, "demo", body["token"].as_str().unwrap()).await;
+    let ack = c
+        .request(json!({"op": "subscribe", "id": 1, "channel": "presence.minted"}))
+        .await;
+    assert_eq!(ack["op"], "ack");
+    let members = next_op(&mut c, "members").await;
+    assert_eq!(
+        members["members"],
+        json!([{"id": "dora", "info": {"name": "Dora"}}])
+    );
+    let (s, body) = mint(json!({"sub": "x", "info": "y".repeat(2000)})).await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (400, Some("bad_request"))
+    );
+}

@@ -156,6 +156,7 @@ async fn rest_publish_batch_and_tokens() {
             sub: "phone".into(),
             caps: tokens::caps(&["weather.*"], &[]),
             ttl: Some(60),
+            info: None,
         })
         .await
         .unwrap();

@@ -44,6 +44,9 @@ pub struct TokenRequest {
     /// Lifetime in seconds; the server's default when absent, capped by its maximum.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<u64>,
+    /// The `info` claim: what presence channels show about the holder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

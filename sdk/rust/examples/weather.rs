@@ -102,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
             sub: "phone-paris".into(),
             caps: caps(&["weather.paris"])?,
             ttl: Some(600),
+            info: None,
         })
         .await?;
     let world_token = rest
@@ -109,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
             sub: "phone-world".into(),
             caps: caps(&["weather.*"])?,
             ttl: Some(600),
+            info: None,
         })
         .await?;
     let connect = |token: String| Client::builder().url(&url).app(&app).token(token).connect();
