@@ -35,10 +35,10 @@ async fn connect(url: &str, app: &str, credential: &str) -> Client {
         .expect("connect")
 }
 
-/// A cluster of two gateways with app `id` routing `/work` to the service `work`, set through
-/// the admin API before any client connects.
-async fn cluster(id: &str) -> (Cluster, TestApp, [String; 2]) {
-    let cluster = Cluster::start(WAAS, &shared_url(), 2).await;
+/// A cluster of `gateways` gateways with app `id` routing `/work` to the service `work`, set
+/// through the admin API before any client connects.
+async fn cluster(id: &str, gateways: usize) -> (Cluster, TestApp, Vec<String>) {
+    let cluster = Cluster::start(WAAS, &shared_url(), gateways).await;
     let app = cluster.create_app(id).await;
     let (status, body) = cluster
         .admin(
@@ -57,10 +57,11 @@ async fn cluster(id: &str) -> (Cluster, TestApp, [String; 2]) {
         )
         .await;
     assert_eq!(status, 400, "a route gateways could not follow: {body}");
-    let urls = [
-        format!("ws://{}", cluster.gateways[0].addr),
-        format!("ws://{}", cluster.gateways[1].addr),
-    ];
+    let urls = cluster
+        .gateways
+        .iter()
+        .map(|g| format!("ws://{}", g.addr))
+        .collect();
     (cluster, app, urls)
 }
 
@@ -161,7 +162,7 @@ async fn until(what: &str, deadline: Duration, mut check: impl FnMut() -> bool) 
 
 #[tokio::test]
 async fn a_service_on_one_gateway_answers_callers_on_the_other() {
-    let (_cluster, app, urls) = cluster("rpc-cross").await;
+    let (_cluster, app, urls) = cluster("rpc-cross", 2).await;
     let _server = Server::start("a", urls[0].clone(), app.id.clone(), app.api_key.clone());
     let alice = connect(&urls[1], &app.id, &token(&app, "alice", &["/work"])).await;
     let r = alice.request("POST", "/work/x", &41).await.unwrap();
@@ -185,13 +186,16 @@ async fn a_service_on_one_gateway_answers_callers_on_the_other() {
 
 #[tokio::test]
 async fn servers_share_requests_and_a_killed_one_fails_only_its_own() {
-    let (_cluster, app, urls) = cluster("rpc-share").await;
+    // Servers on gateways 0 and 1, callers on gateway 2, which has none: every request goes
+    // through the bus to the service's queue group (callers next to a server would get it
+    // directly, see docs/rpc.md).
+    let (_cluster, app, urls) = cluster("rpc-share", 3).await;
     let start =
         |name, i: usize| Server::start(name, urls[i].clone(), app.id.clone(), app.api_key.clone());
     let (a, b, mut c) = (start("a", 0), start("b", 1), start("c", 0));
     let callers = [
-        connect(&urls[0], &app.id, &token(&app, "u0", &["/work"])).await,
-        connect(&urls[1], &app.id, &token(&app, "u1", &["/work"])).await,
+        connect(&urls[2], &app.id, &token(&app, "u0", &["/work"])).await,
+        connect(&urls[2], &app.id, &token(&app, "u1", &["/work"])).await,
     ];
 
     // 3,000 requests, 64 at a time, from callers on both gateways: every one answered once.

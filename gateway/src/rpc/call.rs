@@ -1,8 +1,10 @@
-//! The caller's side of a request: checks (in the order `docs/rpc.md` gives), the route, then a
-//! task per request that waits for the responder and queues the `response` (or `error`) on the
-//! connection. The connection keeps reading meanwhile, so requests overlap; their tasks live in
-//! the connection's [`Calls`] and are aborted when it closes, which drops the bus request or the
-//! upstream HTTP exchange in flight.
+//! The caller's side of a request: checks (in the order `docs/rpc.md` gives), the route, then
+//! the responder. A service with a server on this gateway gets the request handed over directly
+//! ([`super::local`]), and the server's answer is queued on this connection by the server's own
+//! connection. Otherwise a task per request waits for the bus or the HTTP upstream and queues
+//! the `response` (or `error`). The connection keeps reading meanwhile, so requests overlap; the
+//! tasks live in the connection's [`Calls`] and are aborted when it closes, which drops the bus
+//! request or the upstream HTTP exchange in flight.
 
 use super::envelope::{self, BusCall, BusReply};
 use super::route::{self, Target};
@@ -12,6 +14,8 @@ use crate::wsframe;
 use bytes::Bytes;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
 use waas_protocol::frame::{null, ResponseRef};
@@ -32,6 +36,18 @@ pub struct Request {
 #[derive(Default)]
 pub struct Calls {
     tasks: JoinSet<()>,
+    /// Requests started and not yet answered, wherever they wait.
+    inflight: Arc<AtomicUsize>,
+}
+
+/// Counts one request against its connection's `max_inflight_requests_per_connection` until
+/// it is answered (dropped).
+pub struct InflightGuard(Arc<AtomicUsize>);
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Header names lower-cased; values without control characters (they would be refused by, or
@@ -73,7 +89,7 @@ impl Calls {
             .clone();
         let limits = &ctx.gw.config.limits;
         while self.tasks.try_join_next().is_some() {}
-        if self.tasks.len() >= limits.max_inflight_requests_per_connection {
+        if self.inflight.load(Ordering::Acquire) >= limits.max_inflight_requests_per_connection {
             return Err(RpcError::new(
                 ErrorCode::TooManyRequests,
                 format!(
@@ -89,11 +105,26 @@ impl Calls {
         );
         let body = req.body.unwrap_or_else(null);
         let caller = ctx.caller();
-        let out = std::sync::Arc::clone(ctx.out);
+        let out = Arc::clone(ctx.out);
         let id = req.id;
+        self.inflight.fetch_add(1, Ordering::AcqRel);
+        let inflight = InflightGuard(Arc::clone(&self.inflight));
         match route.target() {
             Some(Target::Service(service)) => {
-                let bus = std::sync::Arc::clone(ctx.gw.publisher.bus());
+                if let Some((server, permit)) = ctx.gw.rpc.local.pick(ctx.app.id(), service) {
+                    let request = super::service::Forwarded {
+                        service: service.as_str(),
+                        method: &req.method,
+                        path: &req.path,
+                        headers: &headers,
+                        body: &body,
+                        caller: &caller,
+                        timeout,
+                    };
+                    server.dispatch_local(request, out, id, inflight, permit);
+                    return Ok(());
+                }
+                let bus = Arc::clone(ctx.gw.publisher.bus());
                 let subject =
                     envelope::subject(&ctx.gw.config.subject_prefix, ctx.app.id(), service);
                 let call = BusCall {
@@ -112,6 +143,7 @@ impl Calls {
                         Err(e) => Err(bus_error(e, &subject)),
                     };
                     out.push(frame.unwrap_or_else(|e| e.frame(id)));
+                    drop(inflight);
                 });
             }
             Some(Target::Upstream(base)) => {
@@ -136,6 +168,7 @@ impl Calls {
                         wsframe::json(&ResponseRef::new(id, r.status, &r.headers, &r.body))
                     });
                     out.push(frame.unwrap_or_else(|e| e.frame(id)));
+                    drop(inflight);
                 });
             }
             None => {

@@ -11,12 +11,16 @@
 //! - an **HTTP upstream**: the gateway calls the tenant's REST backend over pooled keep-alive
 //!   connections ([`upstream`]).
 //!
+//! A server connected to the caller's own gateway gets the request directly when it has room
+//! ([`local`]): no bus round trip, which is most of the cost of a request on one machine.
+//!
 //! [`route`] holds an app's routes; [`call`] is the caller's side. Per connection, [`ConnRpc`]
 //! keeps the requests in flight (dropped, hence cancelled, when the connection ends) and the
 //! services served.
 
 pub mod call;
 pub mod envelope;
+pub mod local;
 pub mod route;
 pub mod service;
 pub mod upstream;
@@ -63,15 +67,18 @@ fn ack(id: u64) -> bytes::Bytes {
     wsframe::json(&serde_json::json!({"op": "ack", "id": id}))
 }
 
-/// What the node shares between connections: the pooled HTTP client for upstreams.
+/// What the node shares between connections: the pooled HTTP client for upstreams, and the
+/// services served on this node.
 pub struct Rpc {
     pub upstream: upstream::Upstreams,
+    pub local: std::sync::Arc<local::LocalServices>,
 }
 
 impl Rpc {
     pub fn new() -> Self {
         Rpc {
             upstream: upstream::Upstreams::new(),
+            local: Default::default(),
         }
     }
 }

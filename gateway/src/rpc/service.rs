@@ -1,13 +1,15 @@
 //! The responder's side: a server connected with an API key `serve`s a service, and this gateway
-//! subscribes to the service's bus subject in the service's queue group on its behalf. Each
-//! request taken from the bus is forwarded down the server's socket as a `request` frame with an
-//! id of this connection; the server's `response` frame with that id is published to the
-//! request's reply subject.
+//! subscribes to the service's bus subject in the service's queue group on its behalf (and lists
+//! it among the [`super::local`] services, for callers on this gateway). Each request — from
+//! the bus, or straight from a caller here — is forwarded down the server's socket as a `request`
+//! frame with an id of this connection; the server's `response` frame with that id goes back the
+//! way the request came: published to the request's reply subject, or queued on the caller's
+//! connection.
 //!
 //! Backpressure: a server has at most `max_inflight_per_responder` requests forwarded and not
 //! yet answered. At the cap the gateway stops taking requests from the bus for it: they wait in
 //! the bus subscription (and time out there if the server stays saturated) instead of piling up
-//! in the server's socket.
+//! in the server's socket; callers on this gateway go through the bus to other servers.
 //!
 //! Leaving is orderly ([`Bus::serve_until`]): the bus stops routing the service here, and the
 //! requests already on their way are still taken. On `unserve` they are forwarded as usual (the
@@ -15,7 +17,9 @@
 //! answered `upstream_error`, and so is every request it owed an answer, once the subscription
 //! is gone: a caller who retries after the error cannot be routed to the dead server again.
 
+use super::call::InflightGuard;
 use super::envelope::{self, BusCall, BusReply};
+use super::local::LocalServices;
 use super::{Ctx, RpcError};
 use crate::bus::{Bus, BusRequest, RequestStream};
 use crate::outbound::Outbound;
@@ -29,30 +33,66 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
-use waas_protocol::frame::{null, RequestRef};
-use waas_protocol::rpc::Headers;
-use waas_protocol::{ErrorCode, ServerFrame, ServiceName};
+use waas_protocol::frame::{null, RequestRef, ResponseRef};
+use waas_protocol::rpc::{Caller, Headers};
+use waas_protocol::{AppId, ErrorCode, ServerFrame, ServiceName};
 
-/// A forwarded request waiting for the server's `response`.
+/// Where the answer to a forwarded request goes.
+enum ReplyTo {
+    /// Published to this reply subject (the caller is behind the bus).
+    Bus(String),
+    /// Queued as a `response` with the caller's request `id` on its connection, here.
+    Local {
+        out: Arc<Outbound>,
+        id: u64,
+        _inflight: InflightGuard,
+    },
+}
+
+/// A forwarded request waiting for the server's `response`. Dropped with its reply target
+/// still in place — the server went away, the entry was cleared — it tells the caller so.
 struct Pending {
-    reply: String,
-    /// Told when answered; dropped unanswered when the server is gone, which the watcher
-    /// reports to the caller.
-    answered: oneshot::Sender<()>,
+    reply: Option<ReplyTo>,
+    bus: Arc<dyn Bus>,
+    /// Dropped with the entry, which ends its watcher early.
+    _done: oneshot::Sender<()>,
     _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        match self.reply.take() {
+            None => {}
+            Some(ReplyTo::Local { out, id, .. }) => {
+                out.push(RpcError::new(ErrorCode::UpstreamError, GONE).frame(id))
+            }
+            Some(ReplyTo::Bus(subject)) => {
+                // Cleared after the subscription ended, so published after it: a caller that
+                // retries on this error is not routed here again.
+                let bus = Arc::clone(&self.bus);
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(async move {
+                        let error = BusReply::error(ErrorCode::UpstreamError, GONE);
+                        let _ = bus.publish(&subject, Bytes::from(error)).await;
+                    });
+                }
+            }
+        }
+    }
 }
 
 /// Lock held only to insert or remove one entry, never across an await.
 type PendingMap = Arc<Mutex<HashMap<u64, Pending>>>;
 
-/// What the forwarding loops of one connection share.
+/// What the forwarding loops of one serving connection share, and what callers on this
+/// gateway use to hand it requests directly.
 #[derive(Clone)]
-struct Shared {
+pub(crate) struct Shared {
     bus: Arc<dyn Bus>,
     out: Arc<Outbound>,
     pending: PendingMap,
     next_id: Arc<AtomicU64>,
-    permits: Arc<Semaphore>,
+    pub(crate) permits: Arc<Semaphore>,
 }
 
 /// Longest wait for the bus to end a subscription in order (one NATS round trip normally);
@@ -75,6 +115,8 @@ struct Loop {
 pub struct Responder {
     services: HashMap<ServiceName, Loop>,
     shared: Shared,
+    local: Arc<LocalServices>,
+    app: AppId,
 }
 
 impl Responder {
@@ -89,6 +131,8 @@ impl Responder {
                 next_id: Arc::new(AtomicU64::new(1)),
                 permits: Arc::new(Semaphore::new(cap)),
             },
+            local: Arc::clone(&ctx.gw.rpc.local),
+            app: ctx.app.id().clone(),
         }
     }
 
@@ -115,6 +159,8 @@ impl Responder {
             .map_err(|e| RpcError::new(ErrorCode::Unavailable, e.to_string()))?;
         let (gone, is_gone) = watch::channel(false);
         let task = tokio::spawn(forward(requests, is_gone, self.shared.clone()));
+        self.local
+            .add(&self.app, &service, self.shared.out.id, self.shared.clone());
         self.services.insert(service, Loop { stop, gone, task });
         Ok(())
     }
@@ -122,15 +168,16 @@ impl Responder {
     /// Stops serving `service`: returns once no more of its requests will be forwarded. Those
     /// already forwarded may still be answered.
     pub async fn unserve(&mut self, service: &str) {
-        let found = ServiceName::parse(service)
-            .ok()
-            .and_then(|s| self.services.remove(&s));
-        if let Some(l) = found {
+        let Ok(service) = ServiceName::parse(service) else {
+            return;
+        };
+        if let Some(l) = self.services.remove(&service) {
+            self.local.remove(&self.app, &service, self.shared.out.id);
             stop(l, false).await;
         }
     }
 
-    /// A `response` frame: publish it to the caller's reply subject.
+    /// A `response` frame: send it back the way its request came.
     pub async fn response(
         &mut self,
         ctx: &Ctx<'_>,
@@ -145,49 +192,59 @@ impl Responder {
             .lock()
             .expect("pending poisoned")
             .remove(&id);
-        let Some(pending) = pending else {
+        let Some(reply) = pending.and_then(|mut p| p.reply.take()) else {
             // Late (the caller gave up) or never asked: nothing waits for it.
             tracing::debug!(conn = ctx.out.id, id, "response to no pending request");
             return;
         };
-        let reply = match check(status, headers) {
-            Ok(headers) => {
-                let null = null();
-                let reply = BusReply {
-                    status: Some(status),
-                    headers,
-                    body: Some(body.as_deref().unwrap_or(&null)),
-                    error: None,
-                };
-                serde_json::to_vec(&reply).expect("replies serialise")
-            }
-            Err(message) => {
-                // No `id`: the ids of `response` frames are the server's, not the client's.
-                ctx.out.push(wsframe::json(&ServerFrame::Error {
-                    id: None,
-                    code: ErrorCode::BadRequest,
-                    message: format!("response {id}: {message}"),
-                }));
-                BusReply::error(
-                    ErrorCode::UpstreamError,
-                    format!("the responder sent an invalid response: {message}"),
-                )
-            }
+        let answer = check(status, headers).inspect_err(|message| {
+            // No `id`: the ids of `response` frames are the server's, not the client's.
+            ctx.out.push(wsframe::json(&ServerFrame::Error {
+                id: None,
+                code: ErrorCode::BadRequest,
+                message: format!("response {id}: {message}"),
+            }));
+        });
+        let invalid = |message: &str| {
+            RpcError::new(
+                ErrorCode::UpstreamError,
+                format!("the responder sent an invalid response: {message}"),
+            )
         };
-        if let Err(e) = self
-            .shared
-            .bus
-            .publish(&pending.reply, Bytes::from(reply))
-            .await
-        {
-            tracing::warn!(error = %e, "could not publish a response");
+        let null = null();
+        let body = body.as_deref().unwrap_or(&null);
+        match &reply {
+            ReplyTo::Local { out, id, .. } => out.push(match &answer {
+                Ok(headers) => wsframe::json(&ResponseRef::new(*id, status, headers, body)),
+                Err(message) => invalid(message).frame(*id),
+            }),
+            ReplyTo::Bus(subject) => {
+                let reply = match answer {
+                    Ok(headers) => serde_json::to_vec(&BusReply {
+                        status: Some(status),
+                        headers,
+                        body: Some(body),
+                        error: None,
+                    })
+                    .expect("replies serialise"),
+                    Err(message) => {
+                        let e = invalid(&message);
+                        BusReply::error(e.code, e.message)
+                    }
+                };
+                if let Err(e) = self.shared.bus.publish(subject, Bytes::from(reply)).await {
+                    tracing::warn!(error = %e, "could not publish a response");
+                }
+            }
         }
-        let _ = pending.answered.send(());
     }
 
     /// Unsubscribes every service, refusing what still arrives, then fails the requests still
     /// waiting for this server.
     pub async fn shutdown(&mut self) {
+        for service in self.services.keys() {
+            self.local.remove(&self.app, service, self.shared.out.id);
+        }
         let loops: Vec<Loop> = self.services.drain().map(|(_, l)| l).collect();
         futures_util::future::join_all(loops.into_iter().map(|l| stop(l, true))).await;
         self.shared
@@ -202,7 +259,8 @@ impl Drop for Responder {
     fn drop(&mut self) {
         // Without `shutdown` (the connection task was cancelled): stop the loops and fail the
         // waiting requests all the same, only without the ordering guarantee.
-        for (_, l) in self.services.drain() {
+        for (service, l) in self.services.drain() {
+            self.local.remove(&self.app, &service, self.shared.out.id);
             l.task.abort();
         }
         if let Ok(mut pending) = self.shared.pending.lock() {
@@ -219,7 +277,10 @@ async fn stop(l: Loop, gone: bool) {
     }
     let _ = l.stop.send(());
     let mut task = l.task;
-    if tokio::time::timeout(DRAIN_TIMEOUT, &mut task).await.is_err() {
+    if tokio::time::timeout(DRAIN_TIMEOUT, &mut task)
+        .await
+        .is_err()
+    {
         tracing::warn!("the bus did not end a responder's subscription in time; dropped");
         task.abort();
     }
@@ -254,6 +315,17 @@ async fn forward(mut requests: RequestStream, mut gone: watch::Receiver<bool>, s
     }
 }
 
+/// A request as the server is to see it.
+pub(crate) struct Forwarded<'a> {
+    pub service: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub headers: &'a Headers,
+    pub body: &'a RawValue,
+    pub caller: &'a Caller,
+    pub timeout: Duration,
+}
+
 impl Shared {
     async fn refuse(&self, request: BusRequest) {
         if let Some(reply) = request.reply {
@@ -262,6 +334,7 @@ impl Shared {
         }
     }
 
+    /// A request from the bus.
     async fn dispatch(&self, request: BusRequest, permit: OwnedSemaphorePermit) {
         let Some(reply) = request.reply else {
             return;
@@ -275,59 +348,86 @@ impl Shared {
                 return;
             }
         };
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let frame = wsframe::json(&RequestRef {
-            op: "request",
-            id,
+        let request = Forwarded {
             service: &call.service,
             method: &call.method,
             path: &call.path,
             headers: &call.headers,
             body: call.body,
             caller: &call.caller,
-            timeout_ms: call.timeout_ms,
+            timeout: Duration::from_millis(call.timeout_ms),
+        };
+        self.forward(request, ReplyTo::Bus(reply), permit);
+    }
+
+    /// A request from a caller on this gateway, answered on `out` with `id`; `permit` taken
+    /// with [`LocalServices::pick`].
+    pub(crate) fn dispatch_local(
+        &self,
+        request: Forwarded<'_>,
+        out: Arc<Outbound>,
+        id: u64,
+        inflight: InflightGuard,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let reply = ReplyTo::Local {
+            out,
+            id,
+            _inflight: inflight,
+        };
+        self.forward(request, reply, permit);
+    }
+
+    fn forward(&self, request: Forwarded<'_>, reply: ReplyTo, permit: OwnedSemaphorePermit) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = wsframe::json(&RequestRef {
+            op: "request",
+            id,
+            service: request.service,
+            method: request.method,
+            path: request.path,
+            headers: request.headers,
+            body: request.body,
+            caller: request.caller,
+            timeout_ms: request.timeout.as_millis() as u64,
         });
-        let (answered, watch) = oneshot::channel();
+        let (done, watch) = oneshot::channel();
         self.pending.lock().expect("pending poisoned").insert(
             id,
             Pending {
-                reply: reply.clone(),
-                answered,
+                reply: Some(reply),
+                bus: Arc::clone(&self.bus),
+                _done: done,
                 _permit: permit,
             },
         );
         self.out.push(frame);
-        let timeout = Duration::from_millis(call.timeout_ms);
-        tokio::spawn(watch_answer(
+        tokio::spawn(watch_timeout(
             id,
             watch,
-            timeout,
-            reply,
+            request.timeout,
             Arc::clone(&self.pending),
-            Arc::clone(&self.bus),
         ));
     }
 }
 
-/// Frees a request's slot when the caller's time is up, and tells the caller when the server
-/// went away without answering.
-async fn watch_answer(
+/// Frees a request's slot when the caller's time is up, telling a caller on this gateway (whose
+/// wait no bus request bounds); ends early when the entry goes.
+async fn watch_timeout(
     id: u64,
-    answered: oneshot::Receiver<()>,
+    done: oneshot::Receiver<()>,
     timeout: Duration,
-    reply: String,
     pending: PendingMap,
-    bus: Arc<dyn Bus>,
 ) {
-    match tokio::time::timeout(timeout, answered).await {
-        Ok(Ok(())) => {}
-        Ok(Err(_)) => {
-            let error = BusReply::error(ErrorCode::UpstreamError, GONE);
-            let _ = bus.publish(&reply, Bytes::from(error)).await;
-        }
-        // The caller has stopped waiting too; forget the request (an answer would be dropped).
-        Err(_) => {
-            pending.lock().expect("pending poisoned").remove(&id);
+    if tokio::time::timeout(timeout, done).await.is_ok() {
+        return;
+    }
+    let entry = pending.lock().expect("pending poisoned").remove(&id);
+    if let Some(mut entry) = entry {
+        // A bus caller times out on its own; it is not told twice.
+        if let Some(ReplyTo::Local { out, id, .. }) = entry.reply.take() {
+            let message = format!("no response within {} ms", timeout.as_millis());
+            out.push(RpcError::new(ErrorCode::Timeout, message).frame(id));
         }
     }
 }

@@ -11,14 +11,16 @@
 use crate::actor::Command;
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::server::Request as Incoming;
+use crate::server::{Dispatch, Request as Incoming};
 use crate::session::{Pending, Session};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use waas_protocol::frame::{ClientFrame, ServerFrame};
 use waas_protocol::rpc::{check_method, check_path};
 
@@ -146,7 +148,6 @@ impl Client {
 }
 
 /// What the client handle asks the connection task to do.
-#[derive(Debug)]
 pub(crate) enum RpcCommand {
     Request {
         call: Call,
@@ -154,7 +155,9 @@ pub(crate) enum RpcCommand {
     },
     Serve {
         service: String,
-        requests: mpsc::Sender<Incoming>,
+        dispatch: Dispatch,
+        /// Set by the `Serving` handle when it stops.
+        stopped: Arc<AtomicBool>,
         reply: oneshot::Sender<Result<()>>,
     },
     Unserve {
@@ -199,10 +202,18 @@ impl Waiting {
 }
 
 /// A served service: where its requests go, and who waits for the first `serve` ack.
-#[derive(Debug)]
 struct Service {
-    requests: mpsc::Sender<Incoming>,
+    dispatch: Dispatch,
+    stopped: Arc<AtomicBool>,
     ready: Option<oneshot::Sender<Result<()>>>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("stopped", &self.stopped)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The serving side's part of the session.
@@ -251,7 +262,8 @@ impl Session {
             }
             RpcCommand::Serve {
                 service,
-                requests,
+                dispatch,
+                stopped,
                 reply,
             } => {
                 if self.rpc.services.contains_key(&service) {
@@ -263,7 +275,8 @@ impl Session {
                 self.rpc.services.insert(
                     service.clone(),
                     Service {
-                        requests,
+                        dispatch,
+                        stopped,
                         ready: Some(reply),
                     },
                 );
@@ -320,7 +333,9 @@ impl Session {
         self.rpc.generation += 1;
         // Services whose handler is gone (its `Serving` dropped without a word) are not served
         // again.
-        self.rpc.services.retain(|_, s| !s.requests.is_closed());
+        self.rpc
+            .services
+            .retain(|_, s| !s.stopped.load(Ordering::Acquire));
         let services: Vec<String> = self.rpc.services.keys().cloned().collect();
         for service in services {
             self.send_serve(service);
@@ -411,16 +426,12 @@ impl Session {
                     caller,
                     Duration::from_millis(timeout_ms),
                 );
-                match s.requests.try_send(request) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(r)) => {
-                        self.outbox
-                            .push(refusal(r.id(), 503, "the server is overloaded"));
-                    }
-                    Err(mpsc::error::TrySendError::Closed(r)) => {
-                        let message = format!("this server no longer serves {:?}", r.service);
-                        self.outbox.push(refusal(r.id(), 503, &message));
-                    }
+                if s.stopped.load(Ordering::Acquire) {
+                    let message = format!("this server no longer serves {:?}", request.service);
+                    self.outbox.push(refusal(request.id(), 503, &message));
+                } else if !(s.dispatch)(request) {
+                    self.outbox
+                        .push(refusal(id, 503, "the server is overloaded"));
                 }
             }
             _ => {}

@@ -32,15 +32,21 @@ use serde_json::value::RawValue;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::sync::Semaphore;
 use waas_protocol::frame::null;
 use waas_protocol::rpc::{split_query, Caller, Headers};
 
-/// Requests queued for one service's handlers before the client answers 503 itself.
-const QUEUE: usize = 1024;
+/// Requests one service's handlers may be running at once; beyond it the client answers 503
+/// itself.
+const MAX_RUNNING: usize = 1024;
+
+/// Hands a request to its service's handler (a task of its own); `false` when the service is at
+/// [`MAX_RUNNING`] (the request is dropped). Called by the connection task, which must never
+/// wait.
+pub(crate) type Dispatch = Arc<dyn Fn(Request) -> bool + Send + Sync>;
 
 /// A request for a service this client serves.
 #[derive(Debug)]
@@ -298,7 +304,8 @@ impl Handler for Router {
 pub struct Serving {
     client: Client,
     service: String,
-    task: Option<JoinHandle<()>>,
+    /// Set once stopped: the service is not served again after a reconnect.
+    stopped: Arc<AtomicBool>,
 }
 
 impl Serving {
@@ -308,27 +315,23 @@ impl Serving {
 
     /// Stops taking requests; returns once the server has acknowledged. Requests already
     /// handed to handlers are still answered.
-    pub async fn stop(mut self) -> Result<()> {
+    pub async fn stop(self) -> Result<()> {
+        self.stopped.store(true, Ordering::Release);
         let service = self.service.clone();
-        let result = self
-            .client
+        self.client
             .command("unserve", |reply| {
                 Command::Rpc(RpcCommand::Unserve {
                     service,
                     reply: Some(reply),
                 })
             })
-            .await;
-        // Detach: handlers in flight finish and answer; nothing new arrives.
-        self.task.take();
-        result
+            .await
     }
 }
 
 impl Drop for Serving {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
+        if !self.stopped.swap(true, Ordering::AcqRel) {
             let _ = self.client.try_command(Command::Rpc(RpcCommand::Unserve {
                 service: self.service.clone(),
                 reply: None,
@@ -343,36 +346,44 @@ impl Client {
     /// key (`forbidden` otherwise). Served again after every reconnect. Several servers may
     /// serve the same service: each request goes to one of them.
     pub async fn serve(&self, service: &str, handler: impl Handler) -> Result<Serving> {
-        let (tx, rx) = mpsc::channel(QUEUE);
         let service = service.to_owned();
+        let stopped = Arc::new(AtomicBool::new(false));
+        let dispatch = dispatcher(Arc::new(handler), self.clone());
         let command_service = service.clone();
+        let command_stopped = Arc::clone(&stopped);
         self.command("serve", |reply| {
             Command::Rpc(RpcCommand::Serve {
                 service: command_service,
-                requests: tx,
+                dispatch,
+                stopped: command_stopped,
                 reply,
             })
         })
         .await?;
-        let task = tokio::spawn(run(rx, Arc::new(handler), self.clone()));
         Ok(Serving {
             client: self.clone(),
             service,
-            task: Some(task),
+            stopped,
         })
     }
 }
 
-async fn run(mut requests: mpsc::Receiver<Request>, handler: Arc<dyn Handler>, client: Client) {
-    while let Some(request) = requests.recv().await {
-        let handler = Arc::clone(&handler);
-        let client = client.clone();
+/// Runs each request in a task of its own, straight from the connection task (no queue and
+/// no task in between: a request's latency is one hand-off), and sends back its reply.
+fn dispatcher(handler: Arc<dyn Handler>, client: Client) -> Dispatch {
+    let running = Arc::new(Semaphore::new(MAX_RUNNING));
+    Arc::new(move |request: Request| {
+        let Ok(permit) = Arc::clone(&running).try_acquire_owned() else {
+            return false;
+        };
+        let (handler, client) = (Arc::clone(&handler), client.clone());
         tokio::spawn(async move {
             let (generation, id) = (request.generation, request.id);
             let reply = match AssertUnwindSafe(handler.call(request)).catch_unwind().await {
                 Ok(reply) => reply,
                 Err(_) => Reply::error(500, "the handler panicked"),
             };
+            drop(permit);
             let _ = client
                 .send_command(Command::Rpc(RpcCommand::Respond {
                     generation,
@@ -383,7 +394,8 @@ async fn run(mut requests: mpsc::Receiver<Request>, handler: Arc<dyn Handler>, c
                 }))
                 .await;
         });
-    }
+        true
+    })
 }
 
 #[cfg(test)]
