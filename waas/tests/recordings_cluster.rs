@@ -202,13 +202,13 @@ async fn restarting_the_control_plane_loses_no_recorded_event() {
     const TOTAL: usize = 600;
     let mut cluster = Cluster::start(WAAS, &shared_url(), 1).await;
     let app = cluster.create_app("durable").await;
-    // The durable tap reads the app's history stream: it must still hold what is published
-    // while the control-plane is away (docs/recordings.md#durability).
+    // A short history: the recording must not depend on it (recorders read a stream of their
+    // own, which keeps what they have not stored yet).
     let (s, body) = cluster
         .admin(
             "PATCH",
             &format!("/v1/admin/apps/{}", app.id),
-            Some(json!({"limits": {"history_size": 10_000}})),
+            Some(json!({"limits": {"history_size": 20}})),
         )
         .await;
     assert_eq!(s, 200, "{body}");

@@ -149,27 +149,27 @@ impl RecordingStore for PostgresStore {
     async fn append_events(&self, id: &str, events: Vec<RecordedEvent>) -> Result<i64, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
-        let insert = tx
-            .prepare(
+        // One statement for the whole batch: a round trip per event would cap the recorder at a
+        // few thousand events per second.
+        let positions: Vec<i64> = events.iter().map(|e| e.position).collect();
+        let channels: Vec<&str> = events.iter().map(|e| e.channel.as_str()).collect();
+        let ts: Vec<i64> = events.iter().map(|e| e.ts).collect();
+        let offsets: Vec<i64> = events.iter().map(|e| e.offset).collect();
+        let frames: Vec<&str> = events.iter().map(|e| e.frame.as_str()).collect();
+        let added = tx
+            .execute(
                 "INSERT INTO recording_events \
                      (recording_id, position, channel, ts, \"offset\", frame) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                 SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::bigint[], $5::bigint[], \
+                     $6::text[]) \
+                 ON CONFLICT DO NOTHING",
+                &[&id, &positions, &channels, &ts, &offsets, &frames],
             )
             .await
-            .map_err(backend)?;
-        let mut added = 0i64;
-        for e in &events {
-            added += tx
-                .execute(
-                    &insert,
-                    &[&id, &e.position, &e.channel, &e.ts, &e.offset, &e.frame],
-                )
-                .await
-                .map_err(|err| match err.code() {
-                    Some(&SqlState::FOREIGN_KEY_VIOLATION) => recording_not_found(id),
-                    _ => backend(err),
-                })? as i64;
-        }
+            .map_err(|err| match err.code() {
+                Some(&SqlState::FOREIGN_KEY_VIOLATION) => recording_not_found(id),
+                _ => backend(err),
+            })? as i64;
         let count: i64 = tx
             .query_opt(
                 "UPDATE recordings SET event_count = event_count + $2 WHERE id = $1 \

@@ -23,7 +23,9 @@ use super::{Head, History, HistoryError, Page, Policy, Query, Recovery};
 use crate::bus::nats::NatsBus;
 use crate::bus::{Bus, BusError, BusSubscription};
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
-use async_nats::jetstream::stream::{self, DiscardPolicy, Republish, StorageType};
+use async_nats::jetstream::stream::{
+    self, DiscardPolicy, Republish, RetentionPolicy, Source, StorageType,
+};
 use async_nats::jetstream::Context;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -35,6 +37,12 @@ use waas_protocol::history::Since;
 
 /// Header JetStream puts on republished messages: the stream sequence.
 const SEQUENCE: &str = "Nats-Sequence";
+
+/// Header of a message a stream sourced from another: `{origin stream} {origin sequence} ...`.
+const SOURCE: &str = "Nats-Stream-Source";
+
+/// Longest a message waits in an app's recording stream for every recorder to store it.
+const RECORD_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// How long a tapped message may stay unacknowledged before JetStream delivers it again: how
 /// soon a restarted recorder gets what its predecessor had taken but not stored.
@@ -68,8 +76,16 @@ fn unavailable(e: impl std::fmt::Display) -> HistoryError {
 
 /// A stream name from parts that may hold characters stream names cannot.
 fn stream_name(prefix: &str, app: &str) -> String {
-    format!("{prefix}_history_{app}")
-        .chars()
+    safe_name(format!("{prefix}_history_{app}"))
+}
+
+/// The stream the recorders of an app read: `{prefix}_record_{app}`.
+fn record_stream_name(prefix: &str, app: &str) -> String {
+    safe_name(format!("{prefix}_record_{app}"))
+}
+
+fn safe_name(name: String) -> String {
+    name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
                 c
@@ -164,6 +180,39 @@ impl JetStreamHistory {
             .expect("streams poisoned")
             .insert(app.to_owned(), Arc::clone(&entry));
         Ok(entry)
+    }
+
+    /// The app's recording stream: it sources the history stream, so the server copies every
+    /// new message into it whether or not a recorder runs, and keeps each (interest retention)
+    /// until every recorder's consumer has acknowledged it, whatever the history limits drop.
+    async fn record_stream(
+        &self,
+        app: &str,
+        history: &AppStream,
+    ) -> Result<stream::Stream, HistoryError> {
+        let name = record_stream_name(&self.prefix, app);
+        if let Ok(stream) = self.js.get_stream(&name).await {
+            return Ok(stream);
+        }
+        let (_, _, last) = self.state(&history.stream).await?;
+        self.js
+            .get_or_create_stream(stream::Config {
+                name,
+                retention: RetentionPolicy::Interest,
+                storage: StorageType::File,
+                discard: DiscardPolicy::Old,
+                max_age: RECORD_MAX_AGE,
+                sources: Some(vec![Source {
+                    name: stream_name(&self.prefix, app),
+                    // From the next message on: recordings start now.
+                    start_sequence: Some(last + 1),
+                    ..Default::default()
+                }]),
+                description: Some(format!("WaaS recordings of app {app}")),
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)
     }
 
     fn forget(&self, app: &str) {
@@ -377,9 +426,9 @@ impl History for JetStreamHistory {
         })))
     }
 
-    /// A durable pull consumer named `durable` on the app's stream, from the messages stored
-    /// after it was first created; positions are stream sequences. Apps without history have
-    /// no stream: their tap is live only.
+    /// A durable pull consumer named `durable` on the app's recording stream, from the messages
+    /// stored after it was first created; positions are the history stream's sequences (the
+    /// messages' offsets). Apps without history have no stream: their tap is live only.
     async fn tap(
         &self,
         policy: Policy,
@@ -391,13 +440,12 @@ impl History for JetStreamHistory {
             return tap::live(self.subscribe(app_subject).await?);
         }
         let entry = self.ensure(app, policy).await?;
-        let consumer = entry
-            .stream
+        let records = self.record_stream(app, &entry).await?;
+        let consumer = records
             .get_or_create_consumer(
                 durable,
                 pull::Config {
                     durable_name: Some(durable.to_owned()),
-                    filter_subject: format!("{}.~h.{app}.>", self.prefix),
                     deliver_policy: DeliverPolicy::New,
                     // Each message on its own: acknowledging a later one must not cover earlier
                     // ones a dead reader had taken but not stored, which JetStream delivers again
@@ -413,7 +461,13 @@ impl History for JetStreamHistory {
         let messages = consumer.messages().await.map_err(unavailable)?;
         Ok(Box::pin(messages.map(|message| {
             let message = message.map_err(unavailable)?;
-            let seq = message.info().map_err(unavailable)?.stream_sequence;
+            // The sequence in the history stream: "{stream} {sequence} ...".
+            let seq = message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(SOURCE))
+                .and_then(|v| v.as_str().split_whitespace().nth(1)?.parse::<u64>().ok())
+                .ok_or_else(|| unavailable("a recorded message without its origin sequence"))?;
             Ok(Tapped {
                 position: Some(seq),
                 frame: Head(message.payload.clone()).with_offset(seq),
@@ -429,10 +483,17 @@ impl History for JetStreamHistory {
         if !policy.enabled() {
             return;
         }
-        if let Ok(entry) = self.ensure(app, policy).await {
-            if let Err(e) = entry.stream.delete_consumer(durable).await {
-                tracing::debug!(durable, error = %e, "could not delete a tap's consumer");
+        match self
+            .js
+            .get_stream(record_stream_name(&self.prefix, app))
+            .await
+        {
+            Ok(records) => {
+                if let Err(e) = records.delete_consumer(durable).await {
+                    tracing::debug!(durable, error = %e, "could not delete a tap's consumer");
+                }
             }
+            Err(e) => tracing::debug!(durable, error = %e, "no recording stream to untap"),
         }
     }
 
