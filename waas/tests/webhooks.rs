@@ -150,7 +150,7 @@ async fn every_event_type_arrives_signed_and_occupancy_does_not_flap_across_gate
     receiver
         .wait_until(
             "occupied, two members, client event, two messages",
-            Duration::from_secs(20),
+            Duration::from_secs(60),
             |r| r.len() >= 6,
         )
         .await;
@@ -172,7 +172,7 @@ async fn every_event_type_arrives_signed_and_occupancy_does_not_flap_across_gate
     let _ = next_op(&mut bob, "members").await;
     // Alice's removal fires once her debounce is over; bob's never did.
     receiver
-        .wait_until("alice removed", Duration::from_secs(20), |r| {
+        .wait_until("alice removed", Duration::from_secs(60), |r| {
             r.iter().any(|r| {
                 let e: Value = serde_json::from_slice(&r.body).unwrap();
                 e["type"] == "member_removed" && e["member"]["id"] == "alice"
@@ -181,7 +181,7 @@ async fn every_event_type_arrives_signed_and_occupancy_does_not_flap_across_gate
         .await;
     bob.send_close(1000).await;
     let received = receiver
-        .wait_until("vacated", Duration::from_secs(20), |r| {
+        .wait_until("vacated", Duration::from_secs(60), |r| {
             r.iter()
                 .any(|r| r.body.windows(15).any(|w| w == b"channel_vacated"))
         })
@@ -296,7 +296,7 @@ async fn a_failing_receiver_gets_the_delivery_again_until_it_succeeds() {
     )
     .await;
     let got = receiver
-        .wait_until("four attempts", Duration::from_secs(20), |r| r.len() >= 4)
+        .wait_until("four attempts", Duration::from_secs(60), |r| r.len() >= 4)
         .await;
     let statuses: Vec<u16> = got.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [500, 500, 500, 200]);
@@ -347,6 +347,8 @@ async fn a_failing_receiver_gets_the_delivery_again_until_it_succeeds() {
 }
 
 /// Every pending delivery id, through the admin API's pages.
+/// Every delivery of the app, whatever its state: with the receiver refusing them, some are
+/// being attempted (leased) at any moment, so filtering on `pending` would miss those.
 async fn pending_ids(cluster: &Cluster, app: &TestApp) -> HashSet<String> {
     let mut ids = HashSet::new();
     let mut before = String::new();
@@ -355,7 +357,7 @@ async fn pending_ids(cluster: &Cluster, app: &TestApp) -> HashSet<String> {
             .admin(
                 "GET",
                 &format!(
-                    "/v1/admin/apps/{}/deliveries?status=pending&limit=500{before}",
+                    "/v1/admin/apps/{}/deliveries?limit=500{before}",
                     app.id
                 ),
                 None,
@@ -418,7 +420,7 @@ async fn kill_9_of_the_control_plane_with_1000_deliveries_pending_loses_none() {
     }
     assert_eq!(ids.len(), 1000, "every publish is in the outbox");
     receiver
-        .wait_until("attempts under way", Duration::from_secs(20), |r| {
+        .wait_until("attempts under way", Duration::from_secs(60), |r| {
             r.len() >= 50
         })
         .await;
