@@ -346,7 +346,6 @@ async fn a_failing_receiver_gets_the_delivery_again_until_it_succeeds() {
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
 }
 
-/// Every pending delivery id, through the admin API's pages.
 /// Every delivery of the app, whatever its state: with the receiver refusing them, some are
 /// being attempted (leased) at any moment, so filtering on `pending` would miss those.
 async fn pending_ids(cluster: &Cluster, app: &TestApp) -> HashSet<String> {
