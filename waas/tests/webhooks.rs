@@ -355,10 +355,7 @@ async fn pending_ids(cluster: &Cluster, app: &TestApp) -> HashSet<String> {
         let (s, page) = cluster
             .admin(
                 "GET",
-                &format!(
-                    "/v1/admin/apps/{}/deliveries?limit=500{before}",
-                    app.id
-                ),
+                &format!("/v1/admin/apps/{}/deliveries?limit=500{before}", app.id),
                 None,
             )
             .await;
