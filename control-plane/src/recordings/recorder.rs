@@ -12,7 +12,7 @@ use waas_gateway::history::tap::{TapStream, Tapped};
 use waas_protocol::{ChannelName, ChannelPattern, PatternSet};
 
 /// Most events stored in one transaction.
-const BATCH: usize = 512;
+const BATCH: usize = 1000;
 /// Wait before retrying a failed store write or tap.
 const RETRY: Duration = Duration::from_millis(500);
 

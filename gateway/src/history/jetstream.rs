@@ -23,9 +23,7 @@ use super::{Head, History, HistoryError, Page, Policy, Query, Recovery};
 use crate::bus::nats::NatsBus;
 use crate::bus::{Bus, BusError, BusSubscription};
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
-use async_nats::jetstream::stream::{
-    self, DiscardPolicy, Republish, RetentionPolicy, Source, StorageType,
-};
+use async_nats::jetstream::stream::{self, DiscardPolicy, Republish, RetentionPolicy, StorageType};
 use async_nats::jetstream::Context;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -38,8 +36,8 @@ use waas_protocol::history::Since;
 /// Header JetStream puts on republished messages: the stream sequence.
 const SEQUENCE: &str = "Nats-Sequence";
 
-/// Header of a message a stream sourced from another: `{origin stream} {origin sequence} ...`.
-const SOURCE: &str = "Nats-Stream-Source";
+/// Messages a tap asks JetStream for at a time.
+const TAP_BATCH: usize = 1000;
 
 /// Longest a message waits in an app's recording stream for every recorder to store it.
 const RECORD_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -182,32 +180,23 @@ impl JetStreamHistory {
         Ok(entry)
     }
 
-    /// The app's recording stream: it sources the history stream, so the server copies every
-    /// new message into it whether or not a recorder runs, and keeps each (interest retention)
-    /// until every recorder's consumer has acknowledged it, whatever the history limits drop.
-    async fn record_stream(
-        &self,
-        app: &str,
-        history: &AppStream,
-    ) -> Result<stream::Stream, HistoryError> {
+    /// The app's recording stream: it captures the channels' subjects, where the history stream
+    /// republishes every message as it stores it, so each message is in it before anyone
+    /// receives it, whether or not a recorder runs; it keeps each (interest retention) until every
+    /// recorder's consumer has acknowledged it, whatever the history limits drop meanwhile.
+    async fn record_stream(&self, app: &str) -> Result<stream::Stream, HistoryError> {
         let name = record_stream_name(&self.prefix, app);
         if let Ok(stream) = self.js.get_stream(&name).await {
             return Ok(stream);
         }
-        let (_, _, last) = self.state(&history.stream).await?;
         self.js
             .get_or_create_stream(stream::Config {
                 name,
+                subjects: vec![format!("{}.{app}.>", self.prefix)],
                 retention: RetentionPolicy::Interest,
                 storage: StorageType::File,
                 discard: DiscardPolicy::Old,
                 max_age: RECORD_MAX_AGE,
-                sources: Some(vec![Source {
-                    name: stream_name(&self.prefix, app),
-                    // From the next message on: recordings start now.
-                    start_sequence: Some(last + 1),
-                    ..Default::default()
-                }]),
                 description: Some(format!("WaaS recordings of app {app}")),
                 ..Default::default()
             })
@@ -439,8 +428,8 @@ impl History for JetStreamHistory {
         if !policy.enabled() {
             return tap::live(self.subscribe(app_subject).await?);
         }
-        let entry = self.ensure(app, policy).await?;
-        let records = self.record_stream(app, &entry).await?;
+        self.ensure(app, policy).await?;
+        let records = self.record_stream(app).await?;
         let consumer = records
             .get_or_create_consumer(
                 durable,
@@ -458,20 +447,35 @@ impl History for JetStreamHistory {
             )
             .await
             .map_err(unavailable)?;
-        let messages = consumer.messages().await.map_err(unavailable)?;
+        // Large pulls: the recorder stores a batch per transaction.
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(TAP_BATCH)
+            .messages()
+            .await
+            .map_err(unavailable)?;
         Ok(Box::pin(messages.map(|message| {
             let message = message.map_err(unavailable)?;
-            // The sequence in the history stream: "{stream} {sequence} ...".
+            // Republished by the history stream: its sequence is the message's offset. Anything
+            // else on the channels' subjects (a gateway that still has history off for the app)
+            // has no place in the stream's order: it is passed on empty, to be acknowledged and
+            // skipped.
             let seq = message
                 .headers
                 .as_ref()
-                .and_then(|h| h.get(SOURCE))
-                .and_then(|v| v.as_str().split_whitespace().nth(1)?.parse::<u64>().ok())
-                .ok_or_else(|| unavailable("a recorded message without its origin sequence"))?;
-            Ok(Tapped {
-                position: Some(seq),
-                frame: Head(message.payload.clone()).with_offset(seq),
-                ack: Some(message),
+                .and_then(|h| h.get(SEQUENCE))
+                .and_then(|v| v.as_str().parse::<u64>().ok());
+            Ok(match seq {
+                Some(seq) => Tapped {
+                    position: Some(seq),
+                    frame: Head(message.payload.clone()).with_offset(seq),
+                    ack: Some(message),
+                },
+                None => Tapped {
+                    position: Some(0),
+                    frame: Bytes::new(),
+                    ack: Some(message),
+                },
             })
         })))
     }
