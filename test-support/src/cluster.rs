@@ -150,6 +150,15 @@ impl Cluster {
     }
 }
 
+/// Stops the processes, then deletes the JetStream streams they made under this cluster's prefix.
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.gateways.clear();
+        self.control_plane = None;
+        crate::jetstream::delete_streams(&self.nats_url, &self.prefix);
+    }
+}
+
 /// A minimal JSON HTTP client on hyper, so the harness needs no extra HTTP stack.
 pub mod reqwest_like {
     use bytes::Bytes;

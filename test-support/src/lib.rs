@@ -8,11 +8,13 @@
 //! - [`tokens`]: JWTs for tests.
 //! - [`upstream`]: an HTTP backend (an axum `Router`) counting its connections, for RPC upstreams.
 //! - [`cluster`]: a control-plane and gateways as processes over NATS and PostgreSQL.
+//! - [`jetstream`]: deleting the JetStream streams a test cluster made, when it is dropped.
 //! - [`pg`]: a PostgreSQL schema per test.
 //! - [`nats`]: the shared NATS URL, per-test subject prefixes, and a private `nats-server` that
 //!   tests may stop and restart.
 
 pub mod cluster;
+pub mod jetstream;
 pub mod nats;
 pub mod pg;
 pub mod raw;
