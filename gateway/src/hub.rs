@@ -275,4 +275,70 @@ mod tests {
         hub.unsubscribe("s.x", 2).await;
         assert_eq!(hub.subject_count(), 0);
     }
+
+    fn message(offset: u64) -> Bytes {
+        let data = serde_json::value::RawValue::from_string("0".into()).unwrap();
+        crate::history::Head::new("x", "e", &data, 1, false).with_offset(offset)
+    }
+
+    fn offsets(frames: &VecDeque<Bytes>) -> Vec<Option<u64>> {
+        frames.iter().map(|f| offset_of(f)).collect()
+    }
+
+    /// Live frames that arrive while a connection reads history are held, then handed over after
+    /// it without the ones history covered, before the ack, and the connection is live after.
+    #[tokio::test]
+    async fn join_hands_over_held_frames_once_and_in_order() {
+        let bus = Arc::new(MemoryBus::new(16));
+        let hub = Hub::new(Arc::new(crate::history::memory::MemoryHistory::new(
+            bus.clone(),
+        )));
+        let conn = Arc::new(Outbound::new(7, 100, 1 << 20, 0));
+        hub.subscribe_held("s.y", 7).await.unwrap();
+        assert_eq!(hub.subject_count(), 1, "held subscriptions keep the route");
+        for offset in [4, 5, 6] {
+            bus.publish("s.y", message(offset)).await.unwrap();
+        }
+        // Wait until the forwarder has held them (it runs on its own task).
+        for _ in 0..100 {
+            let held = {
+                let shard = hub.shard("s.y");
+                let subjects = shard.subjects.lock().unwrap();
+                let joining = subjects["s.y"].joining.lock().unwrap();
+                joining[0].1.len()
+            };
+            if held == 3 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let history = vec![
+            crate::wsframe::text(&message(3)),
+            crate::wsframe::text(&message(5)),
+        ];
+        hub.join("s.y", conn.clone(), history, 5, |top| {
+            crate::wsframe::text(format!("ack {top}").as_bytes())
+        });
+        bus.publish("s.y", message(7)).await.unwrap();
+        conn.ready().await;
+        // `take` swaps its argument with the queue: take into an empty one each time.
+        let mut all = VecDeque::new();
+        for _ in 0..100 {
+            let mut batch = VecDeque::new();
+            conn.take(&mut batch);
+            all.extend(batch);
+            if all.len() >= 5 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            offsets(&all),
+            [Some(3), Some(5), Some(6), None, Some(7)],
+            "history, held above 5, the ack, then live"
+        );
+        assert!(all[3].ends_with(b"ack 6"));
+        hub.unsubscribe("s.y", 7).await;
+        assert_eq!(hub.subject_count(), 0);
+    }
 }

@@ -326,3 +326,42 @@ async fn wait_connected(events: &mut waas_sdk::Events) {
         }
     }
 }
+
+#[tokio::test]
+async fn servers_read_history_through_the_sdk() {
+    let server = TestServer::start().await;
+    for n in 1..=4 {
+        publish(&server, "orders/2024#eu", n).await;
+    }
+    let client = waas_sdk::ServerClient::new(server.http_url(), "demo", "demo-key").unwrap();
+    let page = client
+        .history("orders/2024#eu", Some(1), Some(2), false)
+        .await
+        .unwrap();
+    assert_eq!((page.channel.as_str(), page.offset), ("orders/2024#eu", 4));
+    let offsets: Vec<u64> = page
+        .messages
+        .iter()
+        .map(
+            |m| match waas_protocol::ServerFrame::parse(m.get()).unwrap() {
+                waas_protocol::ServerFrame::Message { offset, .. } => offset,
+                other => panic!("{other:?}"),
+            },
+        )
+        .collect();
+    assert_eq!(offsets, [2, 3]);
+    let newest = client
+        .history("orders/2024#eu", None, Some(1), true)
+        .await
+        .unwrap();
+    assert!(newest.messages[0].get().ends_with(r#""offset":4}"#));
+    match client.history("bad..name", None, None, false).await {
+        Err(waas_sdk::Error::Http { status, code, .. }) => {
+            assert_eq!(
+                (status, code),
+                (400, waas_protocol::ErrorCode::InvalidChannel)
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -617,6 +617,66 @@ mod tests {
     }
 
     #[test]
+    fn since_and_history_parse() {
+        let f = ClientFrame::parse(
+            r#"{"op":"subscribe","id":1,"channel":"c","since":{"offset":7,"epoch":"e1"}}"#,
+        )
+        .unwrap();
+        match f {
+            ClientFrame::Subscribe { since: Some(s), .. } => {
+                assert_eq!((s.offset, s.epoch.as_str()), (7, "e1"))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let e =
+            ClientFrame::parse(r#"{"op":"subscribe","id":2,"channel":"c","since":7}"#).unwrap_err();
+        assert_eq!((e.code, e.id), (ErrorCode::BadRequest, Some(2)));
+        let e = ClientFrame::parse(r#"{"op":"subscribe","id":3,"channel":"c","since":"x"}"#)
+            .unwrap_err();
+        assert_eq!((e.code, e.id), (ErrorCode::BadRequest, Some(3)));
+        let f = ClientFrame::parse(
+            r#"{"op":"history","id":4,"channel":"c","since":9,"limit":2,"reverse":true}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            f,
+            ClientFrame::History {
+                id: 4,
+                since: Some(9),
+                limit: Some(2),
+                reverse: true,
+                ..
+            }
+        ));
+        let e = ClientFrame::parse(
+            r#"{"op":"history","id":5,"channel":"c","since":{"offset":1,"epoch":"e"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!((e.code, e.id), (ErrorCode::BadRequest, Some(5)));
+        let h = ServerFrame::parse(
+            r#"{"op":"history","id":4,"channel":"c","epoch":"e1","offset":9,"messages":[{"op":"message","offset":8}]}"#,
+        )
+        .unwrap();
+        match h {
+            ServerFrame::History { id, page } => {
+                assert_eq!((id, page.epoch.as_str(), page.offset), (4, "e1", 9));
+                assert_eq!(page.messages[0].get(), r#"{"op":"message","offset":8}"#);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let ack =
+            ServerFrame::parse(r#"{"op":"ack","id":1,"offset":9,"epoch":"e1","recovered":false}"#)
+                .unwrap();
+        assert!(matches!(
+            ack,
+            ServerFrame::Ack {
+                recovered: Some(false),
+                ..
+            }
+        ));
+    }
+
+    #[test]
     fn client_frames_roundtrip_through_parse() {
         let f = ClientFrame::Subscribe {
             id: 9,

@@ -1,5 +1,6 @@
 //! The REST API, for a tenant's servers: publish without holding a WebSocket, mint end-user
-//! tokens with the app's secret kept on the WaaS side, and start and stop recordings.
+//! tokens with the app's secret kept on the WaaS side, read channel history, and start and stop
+//! recordings.
 //!
 //! Every call authenticates with the app's API key. Non-2xx answers carry
 //! `{"error": {"code", "message"}}` and become [`Error::Http`] with the status and code, so a
@@ -9,6 +10,7 @@ use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::time::Duration;
+use waas_protocol::history::HistoryPage;
 use waas_protocol::recording::{RecordingInfo, StartRecording};
 use waas_protocol::rest::{
     BatchRequest, BatchResponse, ErrorBody, PublishRequest, PublishResponse, TokenRequest,
@@ -175,6 +177,32 @@ impl ServerClient {
     /// Stops a recording; its events stay (export and replay them with the admin API).
     pub async fn stop_recording(&self, id: &str) -> Result<RecordingInfo> {
         self.post(&format!("recordings/{id}/stop"), &serde_json::json!({}))
+            .await
+    }
+
+    /// Up to `limit` stored messages of `channel` (`docs/history.md`): those after `since`
+    /// (before it when `reverse`), oldest first (newest first when `reverse`). Each item of
+    /// `messages` is the `message` frame subscribers received; parse it with
+    /// `waas_sdk::protocol::ServerFrame::parse`.
+    pub async fn history(
+        &self,
+        channel: &str,
+        since: Option<u64>,
+        limit: Option<usize>,
+        reverse: bool,
+    ) -> Result<HistoryPage> {
+        let mut query = vec![format!("reverse={reverse}")];
+        if let Some(since) = since {
+            query.push(format!("since={since}"));
+        }
+        if let Some(limit) = limit {
+            query.push(format!("limit={limit}"));
+        }
+        let channel = channel
+            .replace('%', "%25")
+            .replace('/', "%2F")
+            .replace('#', "%23");
+        self.get(&format!("channels/{channel}/history?{}", query.join("&")))
             .await
     }
 
