@@ -279,6 +279,8 @@ async fn limits_stop_a_recording_and_bad_requests_are_refused() {
     )
     .await;
     assert_eq!(s, 404);
+    let (s, e) = admin(&server, "GET", "/v1/admin/apps/nope/recordings", None).await;
+    assert_eq!((s, e["error"]["code"].as_str()), (404, Some("not_found")));
     let (s, e) = admin(
         &server,
         "POST",

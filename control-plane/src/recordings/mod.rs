@@ -134,6 +134,11 @@ impl Recordings {
         })
     }
 
+    /// `NotFound` unless the app exists.
+    pub(crate) async fn check_app(&self, app: &AppId) -> Result<(), StoreError> {
+        self.apps.get_app(app).await.map(|_| ())
+    }
+
     /// The app as gateways see it, for publishing replays.
     pub(crate) async fn app(&self, app: &AppId) -> Result<waas_gateway::app::App, RecordingError> {
         let record = self.apps.get_app(app).await?;

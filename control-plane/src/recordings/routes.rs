@@ -96,6 +96,7 @@ async fn list(
     Path(id): Path<String>,
 ) -> Result<Response, AdminError> {
     let app = app_id(&id)?;
+    r.check_app(&app).await?;
     Ok(Json(r.store.list_recordings(&app).await?).into_response())
 }
 
