@@ -365,3 +365,33 @@ async fn servers_read_history_through_the_sdk() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn clients_read_history_over_the_socket_through_the_sdk() {
+    let server = TestServer::start().await;
+    for n in 1..=3 {
+        publish(&server, "feed.2", n).await;
+    }
+    let client = waas_sdk::Client::builder()
+        .url(server.ws_url())
+        .app("demo")
+        .token(tokens::demo("eve", &["feed.*"], &[]))
+        .connect()
+        .await
+        .unwrap();
+    let page = client.history("feed.2", None, Some(2), true).await.unwrap();
+    assert_eq!((page.channel.as_str(), page.offset), ("feed.2", 3));
+    assert_eq!(page.messages.len(), 2);
+    assert!(page.messages[0].get().ends_with(r#""offset":3}"#));
+    let after = client
+        .history("feed.2", Some(2), None, false)
+        .await
+        .unwrap();
+    assert_eq!(after.messages.len(), 1);
+    match client.history("other.1", None, None, false).await {
+        Err(waas_sdk::Error::Rejected { code, .. }) => {
+            assert_eq!(code, waas_protocol::ErrorCode::Forbidden)
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -44,6 +44,10 @@ pub(crate) enum Command {
         channel: String,
         reply: oneshot::Sender<Result<Vec<waas_protocol::presence::Member>>>,
     },
+    History {
+        query: crate::session::HistoryQuery,
+        reply: oneshot::Sender<Result<waas_protocol::history::HistoryPage>>,
+    },
     /// Requests, serving and responses (`rpc.rs`).
     Rpc(crate::rpc::RpcCommand),
     Close {
@@ -219,6 +223,7 @@ impl Actor {
             } => self.session.publish(channel, event, data, reply),
             Command::Ping { reply } => self.session.ping(reply),
             Command::Members { channel, reply } => self.session.members(channel, reply),
+            Command::History { query, reply } => self.session.history(query, reply),
             Command::Rpc(command) => self.session.rpc(command),
             Command::Close { .. } => unreachable!("handled by the caller"),
         }

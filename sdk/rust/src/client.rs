@@ -240,6 +240,31 @@ impl Client {
         .await
     }
 
+    /// A page of `channel`'s stored messages over the socket (the `history` op,
+    /// `docs/history.md`): after `since` (before it when `reverse`), at most `limit` (the
+    /// server's `history_page_limit` by default), oldest first (newest first when `reverse`).
+    /// Each item of `messages` is a `message` frame; parse it with `protocol::ServerFrame::parse`.
+    /// Needs the right to subscribe to the channel. Fails with `Disconnected` while offline.
+    pub async fn history(
+        &self,
+        channel: &str,
+        since: Option<u64>,
+        limit: Option<usize>,
+        reverse: bool,
+    ) -> Result<waas_protocol::history::HistoryPage> {
+        validate(channel)?;
+        self.command("history", |reply| Command::History {
+            query: crate::session::HistoryQuery {
+                channel: channel.to_owned(),
+                since,
+                limit,
+                reverse,
+            },
+            reply,
+        })
+        .await
+    }
+
     /// Presence events from now on, for every presence channel this client is subscribed to:
     /// the member list after each subscribe (and resubscribe), then members joining and leaving.
     pub fn presence_events(&self) -> crate::presence::PresenceEvents {

@@ -20,7 +20,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use waas_protocol::frame::{ClientFrame, ServerFrame};
-use waas_protocol::history::Since;
+use waas_protocol::history::{HistoryPage, Since};
+
+/// What [`crate::Client::history`] asks for.
+#[derive(Debug)]
+pub(crate) struct HistoryQuery {
+    pub channel: String,
+    pub since: Option<u64>,
+    pub limit: Option<usize>,
+    pub reverse: bool,
+}
 
 /// One local subscription's end of its message buffer.
 #[derive(Debug)]
@@ -99,6 +108,9 @@ pub(crate) enum Pending {
     Rpc(crate::rpc::Waiting),
     Members {
         reply: oneshot::Sender<Result<Vec<waas_protocol::presence::Member>>>,
+    },
+    History {
+        reply: oneshot::Sender<Result<HistoryPage>>,
     },
 }
 
@@ -417,9 +429,17 @@ impl Session {
             ServerFrame::MemberRemoved { channel, member } => self.notices.push(Notice::Presence(
                 crate::presence::PresenceEvent::MemberRemoved { channel, member },
             )),
-            ServerFrame::History { id, .. } => {
-                tracing::debug!(id, "history page for a request this client did not make");
-            }
+            ServerFrame::History { id, page } => match self.pending.remove(&id) {
+                Some(Pending::History { reply }) => {
+                    let _ = reply.send(Ok(page));
+                }
+                Some(other) => {
+                    // Not ours to answer with a page: put it back for its own answer.
+                    self.pending.insert(id, other);
+                    tracing::debug!(id, "history page answering another request");
+                }
+                None => tracing::debug!(id, "history page for a request this client did not make"),
+            },
         }
     }
 
@@ -512,6 +532,13 @@ impl Session {
                 let _ = reply.send(answer.and_then(|_| {
                     Err(Error::Protocol(
                         "presence answered by ack, not members".into(),
+                    ))
+                }));
+            }
+            Pending::History { reply } => {
+                let _ = reply.send(answer.and_then(|_| {
+                    Err(Error::Protocol(
+                        "history answered by ack, not a page".into(),
                     ))
                 }));
             }
@@ -609,6 +636,27 @@ impl Session {
         self.pending.insert(id, Pending::Members { reply });
     }
 
+    /// Reads a page of a channel's history; fails at once while disconnected.
+    pub(crate) fn history(
+        &mut self,
+        query: HistoryQuery,
+        reply: oneshot::Sender<Result<HistoryPage>>,
+    ) {
+        if !self.online {
+            let _ = reply.send(Err(Error::Disconnected));
+            return;
+        }
+        let id = self.id();
+        self.outbox.push(encode(&ClientFrame::History {
+            id,
+            channel: query.channel,
+            since: query.since,
+            limit: query.limit,
+            reverse: query.reverse,
+        }));
+        self.pending.insert(id, Pending::History { reply });
+    }
+
     /// The connection is gone: requests that cannot be resent fail, channels wait to be
     /// subscribed again.
     pub(crate) fn on_disconnect(&mut self) {
@@ -629,6 +677,9 @@ impl Session {
                     let _ = reply.send(Ok(()));
                 }
                 Pending::Members { reply } => {
+                    let _ = reply.send(Err(Error::Disconnected));
+                }
+                Pending::History { reply } => {
                     let _ = reply.send(Err(Error::Disconnected));
                 }
                 Pending::Rpc(waiting) => waiting.disconnected(),
