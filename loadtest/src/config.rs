@@ -21,7 +21,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the markdown table of several JSON reports, with ratios of each peer to WaaS.
+    /// Print the markdown table of several JSON reports, with ratios of each peer to WaaS and of
+    /// each labelled WaaS setup (a cluster) to the single server. Repeated runs of one set-up and
+    /// scenario are shown by their median run (server CPU per delivery), then their spread.
     Table {
         /// JSON reports written with `--json FILE`.
         #[arg(required = true)]
@@ -62,9 +64,21 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = Target::Waas)]
     pub target: Target,
 
-    /// Server address, HOST:PORT.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub addr: String,
+    /// Server address(es) the subscribers connect to, HOST:PORT; several, comma-separated (e.g.
+    /// the gateways of a cluster), are used round robin.
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:8080")]
+    pub addr: Vec<String>,
+
+    /// Server address the publisher connects to. Default: the first `--addr`. Give another
+    /// gateway of a cluster to measure cross-node fan-out.
+    #[arg(long)]
+    pub publish_addr: Option<String>,
+
+    /// How the servers are set up, shown in the tables (e.g. "2 gateways, publisher on A,
+    /// subscribers on B"). Runs with a label are compared with the unlabelled run of the same
+    /// target and scenario. Default: none, a single server.
+    #[arg(long)]
+    pub label: Option<String>,
 
     /// WaaS app id.
     #[arg(long, env = "WAAS_APP_ID", default_value = "demo")]
@@ -103,10 +117,16 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = PublishVia::Ws)]
     pub publish_via: PublishVia,
 
-    /// Server process to measure (CPU time per delivery, RSS per connection). Without it only the
-    /// client side is measured.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    /// Server process(es) to measure (CPU time per delivery, RSS per connection), repeated or
+    /// comma-separated: figures are summed over them (e.g. every gateway of a cluster). Without
+    /// it only the client side is measured.
+    #[arg(long, value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
+
+    /// Message-bus process(es) (e.g. nats-server) whose CPU time is measured over the same
+    /// window and reported apart from the servers', per delivery; repeated or comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub bus_pid: Vec<u32>,
 
     /// Write the report as JSON to FILE (`-` for stdout, in place of the table).
     #[arg(long)]

@@ -17,10 +17,26 @@ fn main() -> Result<()> {
                     .with_context(|| format!("parsing {}", f.display()))
             })
             .collect::<Result<Vec<_>>>()?;
+        // Repeated runs of a scenario: the tables show the median one, then the spread.
+        let groups = report::group_runs(&reports);
+        let reports: Vec<Report> = groups
+            .iter()
+            .map(|g| report::median_run(g).clone())
+            .collect();
         print!("{}", report::markdown_table(&reports));
         let ratios = report::ratio_table(&reports);
         if !ratios.is_empty() {
             print!("\n{ratios}");
+        }
+        let setups = report::setup_table(&reports);
+        if !setups.is_empty() {
+            print!("\n{setups}");
+        }
+        let spread = report::spread_table(&groups);
+        if !spread.is_empty() {
+            print!(
+                "\nRepeated runs (the tables above show the median run by server CPU):\n\n{spread}"
+            );
         }
         let mut machines: Vec<&str> = reports.iter().map(|r| r.machine.as_str()).collect();
         machines.dedup();

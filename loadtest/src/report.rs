@@ -5,10 +5,20 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// One run. Flat, so that it reads well as JSON; the `server_*` fields are absent without
-/// `--server-pid`.
+/// `--server-pid`, the `bus_*` fields without `--bus-pid`. Server figures are sums over every
+/// `--server-pid` (the gateways of a cluster); `servers` and `bus` hold each process's own.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub target: String,
+    /// How the servers were set up (`--label`); `None` for a single server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Where the subscribers connected, round robin.
+    #[serde(default)]
+    pub addrs: Vec<String>,
+    /// Where the publisher connected.
+    #[serde(default)]
+    pub publish_addr: String,
     pub publish_via: String,
     /// Subscribers asked for.
     pub subscribers: usize,
@@ -37,8 +47,9 @@ pub struct Report {
     pub latency_p99_us: f64,
     pub latency_p999_us: f64,
     pub latency_max_us: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server_pid: Option<u32>,
+    /// Each `--server-pid`.
+    #[serde(default)]
+    pub servers: Vec<ProcessFigures>,
     /// Server CPU time (user + system) from the first publish to the end of the drain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_cpu_s: Option<f64>,
@@ -56,15 +67,28 @@ pub struct Report {
     /// (subscribed − idle) / subscribed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_rss_kib_per_conn: Option<f64>,
+    /// Each `--bus-pid`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bus: Vec<ProcessFigures>,
+    /// Bus CPU time over the same window as the servers'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bus_cpu_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bus_cpu_us_per_delivery: Option<f64>,
+    /// In percent of one core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bus_cpu_percent: Option<f64>,
     /// This load client's CPU time over the same window as the server's.
     pub client_cpu_s: f64,
     pub client_cpu_us_per_delivery: f64,
-    /// CPU the rest of the machine used over that window (process and steal time minus server
-    /// and client), in percent of one core: how disturbed the measurement was.
+    /// CPU the rest of the machine used over that window (busy time minus servers, bus, client
+    /// and the kernel's softirq threads; see `procfs::BoxSample`), in percent of one core: how
+    /// disturbed the measurement was.
     #[serde(default)]
     pub others_cpu_percent: f64,
     /// irq + softirq time of the machine over that window, in percent of one core: mostly the
-    /// loopback networking of this run, charged to neither process.
+    /// loopback networking of this run. With tick-based accounting part of it is also inside the
+    /// server's and client's CPU time (the part done in their context).
     #[serde(default)]
     pub irq_cpu_percent: f64,
     /// Errors by kind (connect failures, error frames, closes); `lost` is not counted here.
@@ -75,9 +99,47 @@ pub struct Report {
     pub loadavg_before: f64,
 }
 
+/// One measured process: its CPU time over the publish window and its RSS around subscribing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcessFigures {
+    pub pid: u32,
+    pub cpu_s: f64,
+    pub rss_idle_kib: u64,
+    pub rss_subscribed_kib: u64,
+}
+
 impl Report {
     pub fn error_count(&self) -> u64 {
         self.errors.values().sum()
+    }
+
+    /// Server plus bus CPU per delivery: what the whole deployment spent.
+    pub fn total_cpu_us_per_delivery(&self) -> Option<f64> {
+        self.server_cpu_us_per_delivery
+            .map(|s| s + self.bus_cpu_us_per_delivery.unwrap_or(0.0))
+    }
+
+    /// Target name as shown in tables, with the label when there is one.
+    pub fn display_name(&self) -> String {
+        let via = if self.publish_via == "rest" {
+            " (REST)"
+        } else {
+            ""
+        };
+        match &self.label {
+            Some(label) => format!("{}{via}, {label}", display_target(&self.target)),
+            None => format!("{}{via}", display_target(&self.target)),
+        }
+    }
+
+    /// The scenario: subscribers, rate and payload.
+    fn scenario(&self) -> (usize, u64, usize) {
+        (self.subscribers, self.rate.to_bits(), self.payload)
+    }
+
+    /// A single WaaS server published to over WebSocket: the reference runs compare against.
+    fn is_reference(&self) -> bool {
+        self.target == "waas" && self.publish_via == "ws" && self.label.is_none()
     }
 }
 
@@ -102,25 +164,39 @@ fn display_target(t: &str) -> &str {
     }
 }
 
-/// A markdown table with one row per run.
+/// A markdown table with one row per run. Bus columns appear when some run measured a bus.
 pub fn markdown_table(reports: &[Report]) -> String {
+    let with_bus = reports.iter().any(|r| r.bus_cpu_s.is_some());
     let mut out = String::new();
     out.push_str(
         "| target | subscribers | msg/s | payload B | delivered | lost | delivered/s \
-         | p50 µs | p99 µs | p99.9 µs | server CPU µs/delivery | server CPU % \
-         | server RSS KiB/conn | client CPU µs/delivery | others' CPU % | errors |\n",
+         | p50 µs | p99 µs | p99.9 µs | server CPU µs/delivery | server CPU % ",
     );
-    out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+    if with_bus {
+        out.push_str("| bus CPU µs/delivery | bus CPU % ");
+    }
+    out.push_str(
+        "| server RSS KiB/conn | client CPU µs/delivery | others' CPU % | errors |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    );
+    if with_bus {
+        out.push_str("--:|--:|");
+    }
+    out.push_str("--:|--:|--:|--:|\n");
     for r in reports {
-        let via = if r.publish_via == "rest" {
-            " (REST)"
+        let bus = if with_bus {
+            format!(
+                " {} | {} |",
+                opt(r.bus_cpu_us_per_delivery, 2),
+                opt(r.bus_cpu_percent, 0)
+            )
         } else {
-            ""
+            String::new()
         };
         let _ = writeln!(
             out,
-            "| {}{via} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {:.2} | {:.0} | {} |",
-            display_target(&r.target),
+            "| {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} |{bus} {} | {:.2} | {:.0} | {} |",
+            r.display_name(),
             r.subscribed,
             r.rate,
             r.payload,
@@ -144,20 +220,13 @@ pub fn markdown_table(reports: &[Report]) -> String {
 /// For each scenario (subscribers, rate, payload) run against WaaS and a peer: the peer's figure
 /// over WaaS's. Empty when no scenario has both.
 pub fn ratio_table(reports: &[Report]) -> String {
-    let key = |r: &Report| (r.subscribers, r.rate.to_bits(), r.payload);
     let mut rows = String::new();
     for peer in reports.iter().filter(|r| r.target != "waas") {
         let Some(waas) = reports
             .iter()
-            .find(|w| w.target == "waas" && w.publish_via == "ws" && key(w) == key(peer))
+            .find(|w| w.is_reference() && w.scenario() == peer.scenario())
         else {
             continue;
-        };
-        let ratio = |p: Option<f64>, w: Option<f64>| match (p, w) {
-            (Some(p), Some(w)) if w > 0.0 => {
-                format!("{} / {} = **{:.1}×**", num(p), num(w), p / w)
-            }
-            _ => "–".to_string(),
         };
         let _ = writeln!(
             rows,
@@ -184,6 +253,131 @@ pub fn ratio_table(reports: &[Report]) -> String {
     )
 }
 
+/// `a / b = **r×**`, or `–` when either is missing.
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{} / {} = **{:.1}×**", num(a), num(b), a / b),
+        _ => "–".to_string(),
+    }
+}
+
+/// For each labelled WaaS run (a cluster) with an unlabelled WaaS run of the same scenario (a
+/// single server): the cluster's figures beside the single server's. The cluster's CPU is its
+/// servers' plus its bus's. Empty when no scenario has both.
+pub fn setup_table(reports: &[Report]) -> String {
+    let mut rows = String::new();
+    for run in reports
+        .iter()
+        .filter(|r| r.target == "waas" && r.label.is_some())
+    {
+        let Some(single) = reports
+            .iter()
+            .find(|w| w.is_reference() && w.scenario() == run.scenario())
+        else {
+            continue;
+        };
+        let cpu = match (run.server_cpu_us_per_delivery, run.bus_cpu_us_per_delivery) {
+            (Some(s), Some(b)) => format!(
+                "{} + {} = {}",
+                num(s),
+                num(b),
+                ratio(Some(s + b), single.total_cpu_us_per_delivery())
+            ),
+            (s, _) => ratio(s, single.total_cpu_us_per_delivery()),
+        };
+        let _ = writeln!(
+            rows,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            run.label.as_deref().unwrap_or_default(),
+            run.subscribers,
+            run.rate,
+            ratio(Some(run.delivered_per_s), Some(single.delivered_per_s)),
+            ratio(Some(run.latency_p50_us), Some(single.latency_p50_us)),
+            ratio(Some(run.latency_p99_us), Some(single.latency_p99_us)),
+            cpu,
+            ratio(run.server_rss_kib_per_conn, single.server_rss_kib_per_conn),
+        );
+    }
+    if rows.is_empty() {
+        return rows;
+    }
+    format!(
+        "| setup | subscribers | msg/s | delivered/s, setup / single | p50 µs, setup / single \
+         | p99 µs, setup / single | CPU µs/delivery, servers + bus = setup / single \
+         | server RSS KiB/conn, setup / single |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|\n{rows}"
+    )
+}
+
+/// Repeated runs grouped: same target, label, publish path and scenario, in order of first
+/// appearance.
+pub fn group_runs(reports: &[Report]) -> Vec<Vec<&Report>> {
+    let mut groups: Vec<Vec<&Report>> = Vec::new();
+    for r in reports {
+        let same = |g: &&mut Vec<&Report>| {
+            let first = g[0];
+            first.target == r.target
+                && first.label == r.label
+                && first.publish_via == r.publish_via
+                && first.scenario() == r.scenario()
+        };
+        match groups.iter_mut().find(|g| same(g)) {
+            Some(g) => g.push(r),
+            None => groups.push(vec![r]),
+        }
+    }
+    groups
+}
+
+/// The run of a group with the median server CPU per delivery (the upper one of an even count;
+/// by delivered/s without server figures): the run a table shows for the group.
+pub fn median_run<'a>(runs: &[&'a Report]) -> &'a Report {
+    let key = |r: &Report| r.server_cpu_us_per_delivery.unwrap_or(r.delivered_per_s);
+    let mut sorted = runs.to_vec();
+    sorted.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    sorted[sorted.len() / 2]
+}
+
+/// For each group of more than one run: how far the runs spread. Empty when no run was repeated.
+pub fn spread_table(groups: &[Vec<&Report>]) -> String {
+    let mut rows = String::new();
+    for runs in groups.iter().filter(|g| g.len() > 1) {
+        let sorted = |f: &dyn Fn(&Report) -> Option<f64>| {
+            let mut v: Vec<f64> = runs.iter().filter_map(|r| f(r)).collect();
+            v.sort_by(f64::total_cmp);
+            v
+        };
+        let min_med_max = |v: Vec<f64>| match (v.first(), v.get(v.len() / 2), v.last()) {
+            (Some(a), Some(m), Some(b)) => format!("{} / {} / {}", num(*a), num(*m), num(*b)),
+            _ => "–".to_string(),
+        };
+        let min_max = |v: Vec<f64>| match (v.first(), v.last()) {
+            (Some(a), Some(b)) => format!("{} – {}", num(*a), num(*b)),
+            _ => "–".to_string(),
+        };
+        let _ = writeln!(
+            rows,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            runs[0].display_name(),
+            runs[0].subscribers,
+            runs[0].rate,
+            runs.len(),
+            min_med_max(sorted(&|r| r.server_cpu_us_per_delivery)),
+            min_med_max(sorted(&|r| Some(r.latency_p99_us))),
+            min_max(sorted(&|r| Some(r.delivered_per_s))),
+            min_max(sorted(&|r| r.server_rss_kib_per_conn)),
+        );
+    }
+    if rows.is_empty() {
+        return rows;
+    }
+    format!(
+        "| target | subscribers | msg/s | runs | server CPU µs/delivery, min / median / max \
+         | p99 µs, min / median / max | delivered/s, min – max | server RSS KiB/conn, min – max |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|\n{rows}"
+    )
+}
+
 /// The lines printed under a single run's table: errors and what was measured how.
 pub fn details(r: &Report) -> String {
     let mut out = String::new();
@@ -199,13 +393,22 @@ pub fn details(r: &Report) -> String {
         r.connect_s,
         r.latency_max_us
     );
-    if let (Some(idle), Some(sub)) = (r.server_rss_idle_kib, r.server_rss_subscribed_kib) {
+    if r.addrs.len() > 1 || r.addrs.first() != Some(&r.publish_addr) {
         let _ = writeln!(
             out,
-            "server pid {}: RSS {idle} KiB idle → {sub} KiB subscribed; CPU {:.2} s",
-            r.server_pid.unwrap_or_default(),
-            r.server_cpu_s.unwrap_or_default()
+            "subscribers on {}, publisher on {}",
+            r.addrs.join(", "),
+            r.publish_addr
         );
+    }
+    for (role, procs) in [("server", &r.servers), ("bus", &r.bus)] {
+        for p in procs {
+            let _ = writeln!(
+                out,
+                "{role} pid {}: RSS {} KiB idle → {} KiB subscribed; CPU {:.2} s",
+                p.pid, p.rss_idle_kib, p.rss_subscribed_kib, p.cpu_s
+            );
+        }
     }
     let _ = writeln!(
         out,
@@ -226,6 +429,9 @@ mod tests {
     fn report(target: &str, cpu: f64, rss: f64) -> Report {
         Report {
             target: target.into(),
+            label: None,
+            addrs: vec!["127.0.0.1:8080".into()],
+            publish_addr: "127.0.0.1:8080".into(),
             publish_via: "ws".into(),
             subscribers: 1000,
             subscribed: 1000,
@@ -243,13 +449,22 @@ mod tests {
             latency_p99_us: 400.0,
             latency_p999_us: 900.0,
             latency_max_us: 1000.0,
-            server_pid: Some(1),
+            servers: vec![ProcessFigures {
+                pid: 1,
+                cpu_s: 1.0,
+                rss_idle_kib: 1000,
+                rss_subscribed_kib: 5000,
+            }],
             server_cpu_s: Some(1.0),
             server_cpu_us_per_delivery: Some(cpu),
             server_cpu_percent: Some(10.0),
             server_rss_idle_kib: Some(1000),
             server_rss_subscribed_kib: Some(5000),
             server_rss_kib_per_conn: Some(rss),
+            bus: Vec::new(),
+            bus_cpu_s: None,
+            bus_cpu_us_per_delivery: None,
+            bus_cpu_percent: None,
             client_cpu_s: 1.0,
             client_cpu_us_per_delivery: 5.0,
             others_cpu_percent: 1.0,
@@ -270,6 +485,58 @@ mod tests {
         assert!(ratios.contains("29.0 / 2.00 = **14.5×**"), "{ratios}");
         assert!(ratios.contains("19.0 / 4.00 = **4.8×**"), "{ratios}");
         assert!(ratio_table(&runs[..1]).is_empty());
+        assert!(setup_table(&runs).is_empty());
+    }
+
+    #[test]
+    fn cluster_runs_compare_with_the_single_server() {
+        let mut cluster = report("waas", 2.5, 4.0);
+        cluster.label = Some("2 gateways".into());
+        cluster.bus_cpu_s = Some(0.1);
+        cluster.bus_cpu_us_per_delivery = Some(0.5);
+        cluster.bus_cpu_percent = Some(1.0);
+        let runs = [
+            report("waas", 2.0, 4.0),
+            cluster,
+            report("socketio", 29.0, 19.0),
+        ];
+        let table = markdown_table(&runs);
+        assert!(table.contains("| bus CPU µs/delivery |"), "{table}");
+        assert!(table.contains("| WaaS, 2 gateways | 1000 |"), "{table}");
+        assert!(table.contains("| 2.50 | 10 | 0.50 | 1 |"), "{table}");
+        // The cluster row is no reference for the peer.
+        let ratios = ratio_table(&runs);
+        assert_eq!(ratios.lines().count(), 3, "{ratios}");
+        assert!(ratios.contains("29.0 / 2.00"), "{ratios}");
+        let setups = setup_table(&runs);
+        assert_eq!(setups.lines().count(), 3, "{setups}");
+        assert!(
+            setups.contains("2.50 + 0.50 = 3.00 / 2.00 = **1.5×**"),
+            "{setups}"
+        );
+    }
+
+    #[test]
+    fn repeated_runs_show_their_median_and_spread() {
+        let runs = [
+            report("waas", 2.0, 4.0),
+            report("socketio", 29.0, 19.0),
+            report("waas", 3.0, 4.2),
+            report("waas", 1.0, 3.9),
+        ];
+        let groups = group_runs(&runs);
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].len(), 3);
+        assert_eq!(median_run(&groups[0]).server_cpu_us_per_delivery, Some(2.0));
+        assert_eq!(median_run(&groups[1]).target, "socketio");
+        let spread = spread_table(&groups);
+        assert_eq!(spread.lines().count(), 3, "{spread}");
+        assert!(
+            spread.contains("| WaaS | 1000 | 20 | 3 | 1.00 / 2.00 / 3.00 |"),
+            "{spread}"
+        );
+        assert!(spread.contains("| 3.90 – 4.20 |"), "{spread}");
+        assert!(spread_table(&group_runs(&runs[..2])).is_empty());
     }
 
     #[test]

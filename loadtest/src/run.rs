@@ -2,13 +2,16 @@
 //! 1. sample the server (RSS before any subscriber);
 //! 2. connect and subscribe N subscribers, `--connect-concurrency` at a time, and wait for all;
 //! 3. after `--settle`, sample the server's RSS again → RSS per connection;
-//! 4. connect the publisher, sample server and client CPU, publish `rate × duration` messages on
-//!    schedule, wait until every accepted message reached every subscriber (bounded by
+//! 4. connect the publisher, sample server, bus and client CPU, publish `rate × duration` messages
+//!    on schedule, wait until every accepted message reached every subscriber (bounded by
 //!    `--drain-timeout`, or 2 s without progress), sample CPU again → CPU per delivery.
+//!
+//! Several `--server-pid`s (the gateways of a cluster) are summed; `--bus-pid`s (nats-server) are
+//! sampled over the same window and reported apart.
 
 use crate::config::{PublishVia, RunArgs, Target};
 use crate::procfs::{self, BoxSample, ProcSample};
-use crate::report::Report;
+use crate::report::{ProcessFigures, Report};
 use crate::stats::Stats;
 use crate::target::{socketio, waas, Ctx, PublishCounters, Publisher, Ready};
 use crate::ws::Endpoint;
@@ -36,9 +39,18 @@ pub async fn run(args: &RunArgs) -> Result<Report> {
     }
     warn_on_fd_limit(args.subscribers);
 
-    let endpoint = Endpoint::resolve(&args.addr).await?;
+    ensure!(!args.addr.is_empty(), "--addr needs at least one address");
+    let mut endpoints = Vec::with_capacity(args.addr.len());
+    for addr in &args.addr {
+        endpoints.push(Endpoint::resolve(addr).await?);
+    }
+    let publish_endpoint = match &args.publish_addr {
+        Some(addr) => Endpoint::resolve(addr).await?,
+        None => endpoints[0].clone(),
+    };
     let ctx = Arc::new(Ctx {
-        endpoint,
+        endpoints,
+        publish_endpoint,
         app: args.app.clone(),
         api_key: args.api_key.clone(),
         channel: args.channel.clone(),
@@ -48,14 +60,12 @@ pub async fn run(args: &RunArgs) -> Result<Report> {
     });
     let ticks_per_sec = procfs::clock_ticks_per_sec();
     let loadavg_before = loadavg();
-    let server = |what: &str| -> Result<Option<ProcSample>> {
-        args.server_pid
-            .map(|pid| ProcSample::read(pid).with_context(|| format!("server pid {pid}, {what}")))
-            .transpose()
-    };
+    let server = |what: &str| procfs::read_all(&args.server_pid, &format!("server, {what}"));
+    let bus = |what: &str| procfs::read_all(&args.bus_pid, &format!("bus, {what}"));
 
     // 1-3: subscribers.
     let server_idle = server("before subscribing")?;
+    let bus_idle = bus("before subscribing")?;
     let connect_started = Instant::now();
     let mut subscribers = JoinSet::new();
     let subscribed = tokio::time::timeout(
@@ -77,20 +87,21 @@ pub async fn run(args: &RunArgs) -> Result<Report> {
     );
     tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
     let server_subscribed = server("after subscribing")?;
+    let bus_subscribed = bus("after subscribing")?;
 
     // 4: publish and drain.
     let window = match (args.target, args.publish_via) {
         (Target::Waas, PublishVia::Ws) => {
             let p = waas::WsPublisher::connect(ctx.clone()).await?;
-            publish_and_drain(args, &ctx, p, subscribed, &server).await?
+            publish_and_drain(args, &ctx, p, subscribed, &server, &bus).await?
         }
         (Target::Waas, PublishVia::Rest) => {
             let p = waas::RestPublisher::new(ctx.clone())?;
-            publish_and_drain(args, &ctx, p, subscribed, &server).await?
+            publish_and_drain(args, &ctx, p, subscribed, &server, &bus).await?
         }
         (Target::Socketio, _) => {
             let p = socketio::SioPublisher::connect(ctx.clone()).await?;
-            publish_and_drain(args, &ctx, p, subscribed, &server).await?
+            publish_and_drain(args, &ctx, p, subscribed, &server, &bus).await?
         }
     };
     subscribers.abort_all();
@@ -103,6 +114,8 @@ pub async fn run(args: &RunArgs) -> Result<Report> {
             connect_s,
             server_idle,
             server_subscribed,
+            bus_idle,
+            bus_subscribed,
             window,
             ticks_per_sec,
             loadavg_before,
@@ -136,8 +149,10 @@ async fn connect_all(args: &RunArgs, ctx: &Arc<Ctx>, tasks: &mut JoinSet<()>) ->
 struct Window {
     published_at_ns: u64,
     wall: Duration,
-    server_before: Option<ProcSample>,
-    server_after: Option<ProcSample>,
+    server_before: Vec<ProcSample>,
+    server_after: Vec<ProcSample>,
+    bus_before: Vec<ProcSample>,
+    bus_after: Vec<ProcSample>,
     client_before: ProcSample,
     client_after: ProcSample,
     box_before: BoxSample,
@@ -149,7 +164,8 @@ async fn publish_and_drain<P: Publisher>(
     ctx: &Ctx,
     mut publisher: P,
     subscribed: usize,
-    server: &impl Fn(&str) -> Result<Option<ProcSample>>,
+    server: &impl Fn(&str) -> Result<Vec<ProcSample>>,
+    bus: &impl Fn(&str) -> Result<Vec<ProcSample>>,
 ) -> Result<Window> {
     let me = std::process::id();
     let total = ((args.rate * args.duration).round() as u64).max(1);
@@ -159,6 +175,7 @@ async fn publish_and_drain<P: Publisher>(
     let box_before = BoxSample::read()?;
     let client_before = ProcSample::read(me)?;
     let server_before = server("before publishing")?;
+    let bus_before = bus("before publishing")?;
     let started = Instant::now();
     let published_at_ns = ctx.stats.now_ns();
     for n in 0..total {
@@ -194,6 +211,7 @@ async fn publish_and_drain<P: Publisher>(
     }
     let wall = started.elapsed();
     let server_after = server("after publishing")?;
+    let bus_after = bus("after publishing")?;
     let client_after = ProcSample::read(me)?;
     let box_after = BoxSample::read()?;
     publisher.close().await;
@@ -202,6 +220,8 @@ async fn publish_and_drain<P: Publisher>(
         wall,
         server_before,
         server_after,
+        bus_before,
+        bus_after,
         client_before,
         client_after,
         box_before,
@@ -212,8 +232,10 @@ async fn publish_and_drain<P: Publisher>(
 struct Samples {
     subscribed: usize,
     connect_s: f64,
-    server_idle: Option<ProcSample>,
-    server_subscribed: Option<ProcSample>,
+    server_idle: Vec<ProcSample>,
+    server_subscribed: Vec<ProcSample>,
+    bus_idle: Vec<ProcSample>,
+    bus_subscribed: Vec<ProcSample>,
     window: Window,
     ticks_per_sec: u64,
     loadavg_before: f64,
@@ -245,28 +267,58 @@ fn build_report(args: &RunArgs, ctx: &Ctx, s: Samples) -> Report {
     let latency = stats.latency();
     let us = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
 
-    let server_cpu_s = match (w.server_before, w.server_after) {
+    let cpu_s = |before: &[ProcSample], after: &[ProcSample]| match (
+        procfs::total(before),
+        procfs::total(after),
+    ) {
         (Some(a), Some(b)) => Some(procfs::cpu_between(a, b, s.ticks_per_sec).as_secs_f64()),
         _ => None,
     };
+    let server_cpu_s = cpu_s(&w.server_before, &w.server_after);
+    let bus_cpu_s = cpu_s(&w.bus_before, &w.bus_after);
+    let percent = |cpu: f64| cpu * 100.0 / w.wall.as_secs_f64();
     let ticks_s = |t: u64| t as f64 / s.ticks_per_sec as f64;
     let client_cpu_s =
         procfs::cpu_between(w.client_before, w.client_after, s.ticks_per_sec).as_secs_f64();
+    // See `BoxSample` for why softirq time is in `busy` and ksoftirqd's is taken out.
     let (a, b) = (w.box_after, w.box_before);
-    let others_s =
-        ticks_s((a.process_ticks + a.steal_ticks).saturating_sub(b.process_ticks + b.steal_ticks))
-            - client_cpu_s
-            - server_cpu_s.unwrap_or(0.0);
+    let others_s = ticks_s(a.busy_ticks.saturating_sub(b.busy_ticks))
+        - ticks_s(a.softirqd_ticks.saturating_sub(b.softirqd_ticks))
+        - client_cpu_s
+        - server_cpu_s.unwrap_or(0.0)
+        - bus_cpu_s.unwrap_or(0.0);
     let irq_s = ticks_s(a.irq_ticks.saturating_sub(b.irq_ticks));
-    let rss_per_conn = match (s.server_idle, s.server_subscribed) {
+    let server_idle = procfs::total(&s.server_idle);
+    let server_subscribed = procfs::total(&s.server_subscribed);
+    let rss_per_conn = match (server_idle, server_subscribed) {
         (Some(a), Some(b)) => {
             Some(b.rss_kib.saturating_sub(a.rss_kib) as f64 / s.subscribed as f64)
         }
         _ => None,
     };
+    let each = |pids: &[u32],
+                idle: &[ProcSample],
+                subscribed: &[ProcSample],
+                before: &[ProcSample],
+                after: &[ProcSample]| {
+        (0..pids.len())
+            .map(|i| ProcessFigures {
+                pid: pids[i],
+                cpu_s: procfs::cpu_between(before[i], after[i], s.ticks_per_sec).as_secs_f64(),
+                rss_idle_kib: idle[i].rss_kib,
+                rss_subscribed_kib: subscribed[i].rss_kib,
+            })
+            .collect::<Vec<_>>()
+    };
 
     Report {
         target: args.target.name().into(),
+        label: args.label.clone(),
+        addrs: args.addr.clone(),
+        publish_addr: args
+            .publish_addr
+            .clone()
+            .unwrap_or_else(|| args.addr[0].clone()),
         publish_via: match args.publish_via {
             PublishVia::Ws => "ws".into(),
             PublishVia::Rest => "rest".into(),
@@ -287,17 +339,33 @@ fn build_report(args: &RunArgs, ctx: &Ctx, s: Samples) -> Report {
         latency_p99_us: us(0.99),
         latency_p999_us: us(0.999),
         latency_max_us: latency.max() as f64 / 1000.0,
-        server_pid: args.server_pid,
+        servers: each(
+            &args.server_pid,
+            &s.server_idle,
+            &s.server_subscribed,
+            &w.server_before,
+            &w.server_after,
+        ),
         server_cpu_s,
         server_cpu_us_per_delivery: server_cpu_s.map(per_delivery_us),
-        server_cpu_percent: server_cpu_s.map(|c| c * 100.0 / w.wall.as_secs_f64()),
-        server_rss_idle_kib: s.server_idle.map(|p| p.rss_kib),
-        server_rss_subscribed_kib: s.server_subscribed.map(|p| p.rss_kib),
+        server_cpu_percent: server_cpu_s.map(percent),
+        server_rss_idle_kib: server_idle.map(|p| p.rss_kib),
+        server_rss_subscribed_kib: server_subscribed.map(|p| p.rss_kib),
         server_rss_kib_per_conn: rss_per_conn,
+        bus: each(
+            &args.bus_pid,
+            &s.bus_idle,
+            &s.bus_subscribed,
+            &w.bus_before,
+            &w.bus_after,
+        ),
+        bus_cpu_s,
+        bus_cpu_us_per_delivery: bus_cpu_s.map(per_delivery_us),
+        bus_cpu_percent: bus_cpu_s.map(percent),
         client_cpu_s,
         client_cpu_us_per_delivery: per_delivery_us(client_cpu_s),
-        others_cpu_percent: others_s.max(0.0) * 100.0 / w.wall.as_secs_f64(),
-        irq_cpu_percent: irq_s * 100.0 / w.wall.as_secs_f64(),
+        others_cpu_percent: percent(others_s.max(0.0)),
+        irq_cpu_percent: percent(irq_s),
         errors: stats.errors(),
         machine: machine(),
         loadavg_before: s.loadavg_before,

@@ -17,13 +17,23 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 /// Everything a subscriber or publisher needs, shared by all tasks.
 pub struct Ctx {
-    pub endpoint: Endpoint,
+    /// Where subscribers connect, round robin (one server, or the gateways of a cluster).
+    pub endpoints: Vec<Endpoint>,
+    /// Where the publisher connects.
+    pub publish_endpoint: Endpoint,
     pub app: String,
     pub api_key: String,
     pub channel: String,
     pub source_ips: Vec<IpAddr>,
     pub stats: Stats,
     pub published: PublishCounters,
+}
+
+impl Ctx {
+    /// The server subscriber `i` connects to.
+    pub fn subscriber_endpoint(&self, i: usize) -> &Endpoint {
+        &self.endpoints[i % self.endpoints.len()]
+    }
 }
 
 /// What happened to the published messages.

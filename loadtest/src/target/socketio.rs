@@ -9,12 +9,13 @@
 
 use super::{close_code, Ctx, Publisher, Ready};
 use crate::stats::Stats;
-use crate::ws::{self, Ws};
+use crate::ws::{self, Endpoint, Ws};
 use anyhow::{bail, Result};
 use fastwebsockets::{Frame, OpCode, Payload, WebSocketRead, WebSocketWrite};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::Arc;
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::Mutex;
@@ -65,9 +66,8 @@ async fn send(ws: &mut Ws, text: &str) -> Result<()> {
 }
 
 /// Opens an Engine.IO session and connects to the main namespace.
-async fn open(ctx: &Ctx, i: usize) -> Result<Ws> {
-    let source = ws::source_for(&ctx.source_ips, i);
-    let mut ws = ws::connect(&ctx.endpoint, source, PATH, None).await?;
+async fn open(endpoint: &Endpoint, source: Option<IpAddr>) -> Result<Ws> {
+    let mut ws = ws::connect(endpoint, source, PATH, None).await?;
     let mut connect_sent = false;
     loop {
         let text = read_text(&mut ws).await?;
@@ -124,7 +124,8 @@ pub async fn subscriber(ctx: Arc<Ctx>, i: usize, ready: Ready) {
 }
 
 async fn subscribe(ctx: &Ctx, i: usize) -> Result<Ws> {
-    let mut ws = open(ctx, i).await?;
+    let source = ws::source_for(&ctx.source_ips, i);
+    let mut ws = open(ctx.subscriber_endpoint(i), source).await?;
     let channel = serde_json::to_string(&ctx.channel)?;
     send(&mut ws, &format!(r#"420["subscribe",{channel}]"#)).await?;
     wait_ack(&mut ws, 0).await?;
@@ -183,7 +184,7 @@ pub struct SioPublisher {
 
 impl SioPublisher {
     pub async fn connect(ctx: Arc<Ctx>) -> Result<SioPublisher> {
-        let ws = open(&ctx, 0).await?;
+        let ws = open(&ctx.publish_endpoint, None).await?;
         let (read, write) = ws.split(tokio::io::split);
         let write = Arc::new(Mutex::new(write));
         let channel_json = serde_json::to_string(&ctx.channel)?;

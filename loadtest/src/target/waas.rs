@@ -41,7 +41,13 @@ pub async fn subscriber(ctx: Arc<Ctx>, i: usize, ready: Ready) {
 
 async fn subscribe(ctx: &Ctx, i: usize) -> Result<Ws> {
     let source = ws::source_for(&ctx.source_ips, i);
-    let mut ws = ws::connect(&ctx.endpoint, source, &ws_path(ctx), Some(&ctx.api_key)).await?;
+    let mut ws = ws::connect(
+        ctx.subscriber_endpoint(i),
+        source,
+        &ws_path(ctx),
+        Some(&ctx.api_key),
+    )
+    .await?;
     let channel = serde_json::to_string(&ctx.channel)?;
     let subscribe = format!(r#"{{"op":"subscribe","id":1,"channel":{channel}}}"#).into_bytes();
     ws.write_frame(Frame::text(Payload::Owned(subscribe)))
@@ -112,9 +118,14 @@ pub struct WsPublisher {
 
 impl WsPublisher {
     pub async fn connect(ctx: Arc<Ctx>) -> Result<WsPublisher> {
-        let mut ws = ws::connect(&ctx.endpoint, None, &ws_path(&ctx), Some(&ctx.api_key))
-            .await
-            .context("publisher")?;
+        let mut ws = ws::connect(
+            &ctx.publish_endpoint,
+            None,
+            &ws_path(&ctx),
+            Some(&ctx.api_key),
+        )
+        .await
+        .context("publisher")?;
         match read_server_frame(&mut ws).await.context("publisher")? {
             ServerFrame::Ready { .. } => {}
             other => bail!("publisher: expected ready, got {other:?}"),
@@ -195,7 +206,10 @@ pub struct RestPublisher {
 
 impl RestPublisher {
     pub fn new(ctx: Arc<Ctx>) -> Result<RestPublisher> {
-        let url = format!("http://{}/v1/apps/{}/publish", ctx.endpoint.host, ctx.app);
+        let url = format!(
+            "http://{}/v1/apps/{}/publish",
+            ctx.publish_endpoint.host, ctx.app
+        );
         let channel_json = serde_json::to_string(&ctx.channel)?;
         Ok(RestPublisher {
             ctx,
