@@ -1,0 +1,526 @@
+/**
+ * The client applications hold: one connection (to one of several gateways), every
+ * subscription and served service restored after each reconnect.
+ *
+ * JavaScript runs one thing at a time, so the Rust SDK's actor task is this object itself: its
+ * methods change the `Session` (the I/O-free protocol state) and flush what it queued to the
+ * socket. The reconnect loop decides from the close code whether to go on
+ * (`docs/protocol.md#close-codes`), waits a jittered backoff, dials the next URL in rotation and
+ * resubscribes with each channel's last position, so missed messages are recovered.
+ */
+
+import { Backoff } from "./backoff.js";
+import { FATAL_AT_CONNECT, shouldReconnect } from "./codes.js";
+import { Deferred } from "./deferred.js";
+import {
+  ClientClosedError,
+  ClosedError,
+  ConfigError,
+  ReconnectFailedError,
+  RejectedError,
+  TimeoutError,
+  TokenProviderError,
+  WaasError,
+  WebSocketError,
+} from "./errors.js";
+import { Emitter, type ClientEvents } from "./events.js";
+import { checkChannel, checkMethod, checkPath, checkService } from "./names.js";
+import { Reply, ServerRequest, toReply, type Handler } from "./server.js";
+import { Session, type Frame, type IncomingRequest, type Response } from "./session.js";
+import { Subscription } from "./subscription.js";
+import { endpointUrl, resolveWebSocket, Transport, type WebSocketConstructor } from "./transport.js";
+import type { Headers, HistoryPage, HistoryQuery, Member, Position } from "./types.js";
+
+export interface ClientOptions {
+  /** A gateway base URL (`ws://host:port`, `http://`, `wss://`, `https://`, optional path prefix). */
+  url?: string;
+  /** Several gateways: the first is tried first, reconnects rotate through the list. */
+  urls?: string[];
+  /** The app id. */
+  app: string;
+  /** A JWT for an end user, or an API key for a trusted server; sent in the `connect` frame. */
+  token?: string;
+  /**
+   * Called for a fresh token before every connect and reconnect, for clients that outlive their
+   * tokens: a 4500/4501 close then reconnects with a new token instead of stopping.
+   */
+  tokenProvider?: () => string | Promise<string>;
+  /** How often to ping the server to detect a dead connection. Default 20000 ms. */
+  pingIntervalMs?: number;
+  /** How long a ping may go unanswered before the connection is replaced. Default 10000 ms. */
+  pingTimeoutMs?: number;
+  /** Limit for one connect (socket, `connect`, `ready`). Default 10000 ms. */
+  connectTimeoutMs?: number;
+  /** How long calls wait for the server's answer, reconnects included. Default 10000 ms. */
+  requestTimeoutMs?: number;
+  /** Reconnect delays. Default 100 ms doubling to 5 s, jittered. */
+  backoff?: Backoff;
+  /** Give up after this many consecutive failed reconnect attempts. Default never. */
+  maxReconnectAttempts?: number;
+  /** Messages buffered per subscription for a reader that lags; newer ones are dropped. Default 1024. */
+  subscriptionCapacity?: number;
+  /** Publishes and pings kept while reconnecting. Default 1024. */
+  offlineQueue?: number;
+  /** A WebSocket implementation; default the global one, else the `ws` package. */
+  webSocket?: WebSocketConstructor;
+}
+
+export type ClientState = "connected" | "reconnecting" | "closed";
+
+/** A request with every option (`docs/rpc.md#request`). */
+export interface Call {
+  method?: string;
+  path: string;
+  headers?: Headers;
+  body?: unknown;
+  /** Shortens the route's timeout for this request, ms. */
+  timeoutMs?: number;
+}
+
+/** Extra wait past a request's own timeout for the server's `timeout` error. */
+const LOCAL_GRACE_MS = 1000;
+/** Requests one service's handlers may be running at once; beyond it the SDK answers 503. */
+const MAX_RUNNING = 1024;
+
+interface Settings {
+  urls: string[];
+  app: string;
+  token: () => Promise<string>;
+  canRefresh: boolean;
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
+  connectTimeoutMs: number;
+  requestTimeoutMs: number;
+  backoff: Backoff;
+  maxReconnectAttempts: number | undefined;
+  subscriptionCapacity: number;
+  offlineQueue: number;
+}
+
+function settings(o: ClientOptions): Settings {
+  const urls = [...(o.url ? [o.url] : []), ...(o.urls ?? [])];
+  if (urls.length === 0) throw new ConfigError("no gateway URL given");
+  if (!o.app) throw new ConfigError("no app id given");
+  for (const u of urls) endpointUrl(u, o.app);
+  const { token, tokenProvider } = o;
+  if (token === undefined && tokenProvider === undefined) {
+    throw new ConfigError("no token, API key or token provider given");
+  }
+  const positive = (name: string, v: number | undefined, d: number) => {
+    const value = v ?? d;
+    if (!(value > 0)) throw new ConfigError(`${name} must be positive`);
+    return value;
+  };
+  return {
+    urls,
+    app: o.app,
+    token: tokenProvider
+      ? async () => {
+          try {
+            return await tokenProvider();
+          } catch (e) {
+            throw new TokenProviderError(e);
+          }
+        }
+      : async () => token!,
+    canRefresh: tokenProvider !== undefined,
+    pingIntervalMs: positive("pingIntervalMs", o.pingIntervalMs, 20_000),
+    pingTimeoutMs: positive("pingTimeoutMs", o.pingTimeoutMs, 10_000),
+    connectTimeoutMs: positive("connectTimeoutMs", o.connectTimeoutMs, 10_000),
+    requestTimeoutMs: positive("requestTimeoutMs", o.requestTimeoutMs, 10_000),
+    backoff: o.backoff ?? new Backoff(),
+    maxReconnectAttempts: o.maxReconnectAttempts,
+    subscriptionCapacity: positive("subscriptionCapacity", o.subscriptionCapacity, 1024),
+    offlineQueue: o.offlineQueue ?? 1024,
+  };
+}
+
+function fatalAtConnect(e: unknown): boolean {
+  if (!(e instanceof WaasError)) return false;
+  if (e instanceof RejectedError) return FATAL_AT_CONNECT.includes(e.code ?? "");
+  if (e instanceof ClosedError) return !shouldReconnect(e.closeCode!);
+  return e.kind === "config";
+}
+
+export class Client extends Emitter<ClientEvents> {
+  private readonly session: Session;
+  private transport: Transport | undefined;
+  private endpoint = 0;
+  private nextSubscriber = 1;
+  private stopped: WaasError | undefined;
+  private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  private pongTimer: ReturnType<typeof setTimeout> | undefined;
+  private wakeReconnect: (() => void) | undefined;
+  private currentState: ClientState = "connected";
+
+  private constructor(
+    private readonly s: Settings,
+    private readonly WS: WebSocketConstructor,
+  ) {
+    super();
+    this.session = new Session(s.offlineQueue);
+  }
+
+  /**
+   * Connects and waits for the server's `ready`. Each URL is tried once, in order; refusals
+   * another attempt would get again (`invalid_token`, `app_not_found`...) fail at once, so
+   * configuration mistakes surface here as typed errors.
+   */
+  static async connect(options: ClientOptions): Promise<Client> {
+    const s = settings(options);
+    const WS = await resolveWebSocket(options.webSocket);
+    const client = new Client(s, WS);
+    let last: unknown;
+    for (let i = 0; i < s.urls.length; i++) {
+      try {
+        const transport = await client.dial(i);
+        client.endpoint = i;
+        client.online(transport);
+        return client;
+      } catch (e) {
+        last = e;
+        if (fatalAtConnect(e)) break;
+      }
+    }
+    throw last;
+  }
+
+  /** What the client is doing now. */
+  get state(): ClientState {
+    return this.currentState;
+  }
+
+  /** Re-read after an `await`: the state may have changed meanwhile. */
+  private isClosed(): boolean {
+    return this.currentState === "closed";
+  }
+
+  /** The server's id for the current connection (changes on reconnect). */
+  get connectionId(): string | undefined {
+    return this.currentState === "connected" ? this.transport?.ready.connectionId : undefined;
+  }
+
+  /** Who the server authenticated (`sub` of the token, `"server"` for an API key). */
+  get sub(): string | undefined {
+    return this.transport?.ready.sub;
+  }
+
+  /** The gateway URL of the current (or last) connection. */
+  get url(): string | undefined {
+    return this.transport?.url;
+  }
+
+  /** The last delivered position of a subscribed channel. */
+  position(channel: string): Position | undefined {
+    return this.session.position(channel);
+  }
+
+  private async dial(index: number): Promise<Transport> {
+    const token = await this.s.token();
+    const url = endpointUrl(this.s.urls[index]!, this.s.app);
+    return Transport.dial(this.WS, url, token, this.session.id(), this.s.connectTimeoutMs);
+  }
+
+  private online(transport: Transport): void {
+    this.transport = transport;
+    transport.attach({
+      frame: (f) => this.onFrame(f),
+      closed: (code, reason) => this.lost(transport, code, reason),
+    });
+    this.session.onConnect();
+    this.flush();
+    this.startHeartbeat(transport);
+  }
+
+  private onFrame(frame: Frame): void {
+    this.session.onFrame(frame);
+    this.flush();
+  }
+
+  /** Writes what the session queued, then tells the application what happened. */
+  private flush(): void {
+    const frames = this.session.takeOutbox();
+    if (this.transport && this.session.online) {
+      for (const text of frames) {
+        if (!this.transport.send(text)) break; // the close event follows
+      }
+    }
+    for (const n of this.session.takeNotices()) {
+      switch (n.type) {
+        case "all_live":
+          this.currentState = "connected";
+          this.emit("connected", {
+            connectionId: this.transport!.ready.connectionId,
+            sub: this.transport!.ready.sub,
+            url: this.transport!.url,
+          });
+          break;
+        case "unrecovered":
+          this.emit("unrecovered", { channel: n.channel });
+          break;
+        case "resubscribe_failed":
+          this.emit("resubscribe_failed", { channel: n.channel, error: n.error });
+          break;
+        case "presence":
+          this.emit("presence", n.event);
+          break;
+      }
+    }
+  }
+
+  private startHeartbeat(transport: Transport): void {
+    this.stopHeartbeat();
+    this.heartbeatTimer = setInterval(() => {
+      if (this.transport !== transport || this.session.heartbeatOutstanding()) return;
+      this.session.sendHeartbeat();
+      this.flush();
+      this.pongTimer = setTimeout(() => {
+        if (this.transport === transport && this.session.heartbeatOutstanding()) {
+          transport.drop(4001);
+          this.lost(transport, undefined, `no pong within ${this.s.pingTimeoutMs} ms`);
+        }
+      }, this.s.pingTimeoutMs);
+    }, this.s.pingIntervalMs);
+  }
+
+  private stopHeartbeat(): void {
+    clearInterval(this.heartbeatTimer);
+    clearTimeout(this.pongTimer);
+  }
+
+  private lost(transport: Transport, code: number | undefined, reason: string): void {
+    if (transport !== this.transport || this.currentState === "closed" || !this.session.online) return;
+    this.stopHeartbeat();
+    this.session.onDisconnect();
+    this.emit("disconnected", { code, reason });
+    const mayReconnect =
+      code === undefined ||
+      shouldReconnect(code) ||
+      (this.s.canRefresh && (code === 4500 || code === 4501));
+    if (!mayReconnect) {
+      this.finish(new ClosedError(code ?? 1000, reason));
+      return;
+    }
+    this.currentState = "reconnecting";
+    void this.reconnect();
+  }
+
+  private async reconnect(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const delayMs = this.s.backoff.delay(attempt);
+      this.emit("reconnecting", { attempt, delayMs });
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, delayMs);
+        this.wakeReconnect = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.wakeReconnect = undefined;
+      if (this.isClosed()) return;
+      this.endpoint = (this.endpoint + 1) % this.s.urls.length;
+      let transport: Transport;
+      try {
+        transport = await this.dial(this.endpoint);
+      } catch (e) {
+        if (this.isClosed()) return;
+        const error = e instanceof WaasError ? e : new WebSocketError(String(e));
+        if (fatalAtConnect(error)) return this.finish(error);
+        if (this.s.maxReconnectAttempts !== undefined && attempt >= this.s.maxReconnectAttempts) {
+          return this.finish(new ReconnectFailedError(attempt, error));
+        }
+        continue;
+      }
+      if (this.isClosed()) {
+        transport.drop();
+        return;
+      }
+      this.online(transport);
+      return;
+    }
+  }
+
+  private finish(error: WaasError | undefined): void {
+    if (this.currentState === "closed") return;
+    this.currentState = "closed";
+    this.stopHeartbeat();
+    this.wakeReconnect?.();
+    this.stopped = error;
+    this.session.shutdown(() => error ?? new ClientClosedError());
+    this.emit("closed", { error });
+  }
+
+  private stoppedError(): WaasError {
+    return this.stopped ?? new ClientClosedError();
+  }
+
+  /** Waits for `done` at most `ms`, failing it with `TimeoutError(operation)` after. */
+  private async wait<T>(operation: string, done: Deferred<T>, ms = this.s.requestTimeoutMs): Promise<T> {
+    if (this.currentState === "closed") done.reject(this.stoppedError());
+    const timer = setTimeout(() => done.reject(new TimeoutError(operation)), ms);
+    try {
+      return await done.promise;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private run<T>(operation: string, start: (done: Deferred<T>) => void, ms?: number): Promise<T> {
+    const done = new Deferred<T>();
+    if (this.currentState === "closed") {
+      done.reject(this.stoppedError());
+    } else {
+      start(done);
+      this.flush();
+    }
+    return this.wait(operation, done, ms);
+  }
+
+  /**
+   * Subscribes to a channel; resolves once the server acknowledged, so a message published
+   * after it resolves is delivered. Rejects with `RejectedError` (`forbidden`,
+   * `too_many_channels`...) when the server refuses. The subscription survives reconnects.
+   */
+  async subscribe<T = unknown>(channel: string): Promise<Subscription<T>> {
+    checkChannel(channel);
+    const sub = new Subscription<T>(channel, this.nextSubscriber++, this.s.subscriptionCapacity, (s) =>
+      this.unsubscribe(s),
+    );
+    try {
+      await this.run<void>("subscribe", (done) => this.session.subscribe(channel, sub, done));
+    } catch (e) {
+      sub.end(e instanceof WaasError ? e : undefined);
+      throw e;
+    }
+    return sub;
+  }
+
+  private unsubscribe(sub: { channel: string; id: number }): Promise<void> {
+    if (this.currentState === "closed") return Promise.resolve();
+    return this.run<void>("unsubscribe", (done) => this.session.unsubscribe(sub.channel, sub.id, done));
+  }
+
+  /**
+   * Publishes `data` (any JSON value) and resolves with the offset the server gave it. While
+   * reconnecting the publish is held and sent once connected (within the request timeout); if
+   * the connection drops after it was sent it rejects with `DisconnectedError`: it may or may
+   * not have been published, and is not resent.
+   */
+  async publish(channel: string, event: string, data: unknown): Promise<number> {
+    checkChannel(channel);
+    return this.run<number>("publish", (done) => this.session.publish(channel, event, data, done));
+  }
+
+  /** One round trip to the server (protocol `ping`/`pong`), in ms. */
+  async ping(): Promise<number> {
+    return this.run<number>("ping", (done) => this.session.ping(done));
+  }
+
+  /** The members of a presence channel as the server knows them now. */
+  async members(channel: string): Promise<Member[]> {
+    checkChannel(channel);
+    return this.run<Member[]>("members", (done) => this.session.members(channel, done));
+  }
+
+  /** A page of `channel`'s stored messages (`docs/history.md`); needs the right to subscribe. */
+  async history(channel: string, query: HistoryQuery = {}): Promise<HistoryPage> {
+    checkChannel(channel);
+    return this.run<HistoryPage>("history", (done) => this.session.history(channel, query, done));
+  }
+
+  /**
+   * Sends a request to the app's routes and resolves with the responder's answer, whatever its
+   * status. Rejects with `RejectedError` when there is none (`forbidden`, `no_route`,
+   * `no_responder`, `timeout`, `upstream_error`...), `DisconnectedError` when the connection
+   * dropped meanwhile (it is not resent).
+   */
+  async request<T = unknown>(method: string, path: string, body?: unknown): Promise<Response<T>> {
+    return this.call<T>({ method, path, body });
+  }
+
+  /** A request with headers and a timeout. */
+  async call<T = unknown>(call: Call): Promise<Response<T>> {
+    const method = call.method ?? "GET";
+    checkMethod(method);
+    checkPath(call.path);
+    const headers: Headers = {};
+    for (const [k, v] of Object.entries(call.headers ?? {})) headers[k.toLowerCase()] = v;
+    const wait = call.timeoutMs === undefined ? undefined : call.timeoutMs + LOCAL_GRACE_MS;
+    return this.run<Response>(
+      "request",
+      (done) => this.session.request({ ...call, method, headers }, done),
+      wait,
+    ) as Promise<Response<T>>;
+  }
+
+  /**
+   * Serves `service`: requests the app's routes send to it are answered by `handler` (a function
+   * or `router.handler`). Resolves once the gateway routes them here. Needs an API key
+   * (`forbidden` otherwise). Served again after every reconnect.
+   */
+  async serve(service: string, handler: Handler): Promise<Serving> {
+    checkService(service);
+    let running = 0;
+    const dispatch = (r: IncomingRequest) => {
+      if (running >= MAX_RUNNING) {
+        this.session.respond(r.generation, r.id, 503, {}, { error: "the server is overloaded" });
+        return;
+      }
+      running++;
+      const request = new ServerRequest(r);
+      void (async () => {
+        let reply: Reply;
+        try {
+          reply = toReply(await handler(request));
+        } catch (e) {
+          reply = e instanceof Reply ? e : Reply.error(500, "the handler failed");
+        }
+        running--;
+        this.session.respond(request.generation, request.id, reply.status, reply.headers, reply.body);
+        this.flush();
+      })();
+    };
+    await this.run<void>("serve", (ready) => {
+      if (!this.session.serve(service, dispatch, ready)) {
+        ready.reject(new ConfigError(`service ${JSON.stringify(service)} is already served by this client`));
+      }
+    });
+    return new Serving(service, () => {
+      if (this.currentState === "closed") return Promise.resolve();
+      return this.run<void>("unserve", (done) => this.session.unserve(service, done));
+    });
+  }
+
+  /**
+   * Sends an op this SDK has no method for and resolves with the answering frame (`ack` or the
+   * op's own answer); used by the E2EE key directory. Fails at once while disconnected.
+   */
+  async send(frame: Record<string, unknown> & { op: string }): Promise<Frame> {
+    return this.run<Frame>(frame.op, (done) => this.session.call(frame, done));
+  }
+
+  /** Closes the connection (1000) and stops reconnecting; later calls fail, iterations end. */
+  async close(): Promise<void> {
+    if (this.currentState === "closed") return;
+    const transport = this.transport;
+    this.finish(undefined);
+    transport?.drop(1000);
+  }
+}
+
+/** A service being served; `stop()` stops taking its requests. */
+export class Serving {
+  private stopped = false;
+
+  constructor(
+    readonly service: string,
+    private readonly unserve: () => Promise<void>,
+  ) {}
+
+  /** Stops taking requests; resolves once the server acknowledged. Requests running still answer. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.unserve();
+  }
+}

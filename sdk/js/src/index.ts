@@ -1,0 +1,28 @@
+/**
+ * TypeScript client SDK for WaaS, the self-hostable realtime pub/sub service; browsers and
+ * Node 20+. Mirrors the Rust SDK (`sdk/rust`): same concepts, same names in camelCase.
+ *
+ * Layout:
+ * - `client`: `Client`, the connection: subscribe, publish, presence, history, requests,
+ *   serving, reconnects with recovery.
+ * - `session`: the protocol state kept across connections, free of I/O (tested frame by frame).
+ * - `transport`: one WebSocket: the `connect` frame, `ready`, the platform's WebSocket or `ws`.
+ * - `subscription`: `Subscription`, an async iterable of messages with a bounded buffer.
+ * - `events`: connection events (`connected`, `disconnected`, `unrecovered`...) and the emitter.
+ * - `server`: `Router`, `Reply`, `ServerRequest`: answering a service's requests.
+ * - `rest`: `ServerClient`, the REST API for servers.
+ * - `backoff`, `codes`, `errors`, `names`: reconnect delays, wire codes, typed errors, name checks.
+ */
+
+export { Backoff } from "./backoff.js";
+export { Client, Serving, type Call, type ClientOptions, type ClientState } from "./client.js";
+export { CloseCode, ERROR_CODES, isKnownErrorCode, shouldReconnect, type ErrorCode, type KnownErrorCode } from "./codes.js";
+export * from "./errors.js";
+export type { ClientEvents, Listener } from "./events.js";
+export { channelError, isPresenceChannel } from "./names.js";
+export { ServerClient, type TokenRequest } from "./rest.js";
+export { Reply, Router, ServerRequest, type Handler } from "./server.js";
+export type { Frame, Response } from "./session.js";
+export { Subscription } from "./subscription.js";
+export type { WebSocketConstructor, WebSocketLike } from "./transport.js";
+export type * from "./types.js";

@@ -1,0 +1,149 @@
+// Test support: real `waas dev` processes on port 0, tokens, a TCP proxy that can cut
+// connections, and waiting for events without sleeping.
+
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { ServerClient } from "../dist/index.js";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const repo = path.resolve(here, "../../..");
+export const targetDir = process.env.CARGO_TARGET_DIR
+  ? path.resolve(repo, process.env.CARGO_TARGET_DIR)
+  : path.join(repo, "target");
+
+/** The `waas` binary: `WAAS_BIN`, else `$CARGO_TARGET_DIR/debug/waas` (`cargo build` makes it). */
+export function waasBin() {
+  const bin = process.env.WAAS_BIN ?? path.join(targetDir, "debug", "waas");
+  if (!existsSync(bin)) {
+    throw new Error(`no waas binary at ${bin}: run \`cargo build\` at the repository root, or set WAAS_BIN`);
+  }
+  return bin;
+}
+
+export const APP = "demo";
+export const API_KEY = "demo-key";
+
+/**
+ * A `waas dev` process (in-memory store) listening on `port` (0: a free one), ready once it
+ * printed `listening on`. `stop()` sends SIGTERM and waits for the exit.
+ */
+export async function startWaas({ port = 0, args = [] } = {}) {
+  const child = spawn(
+    waasBin(),
+    ["dev", "--listen", `127.0.0.1:${port}`, "--store", ":memory:", ...args],
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" } },
+  );
+  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  let stderr = "";
+  child.stderr.on("data", (d) => {
+    stderr += d;
+  });
+  const addr = await new Promise((resolve, reject) => {
+    let out = "";
+    const onData = (d) => {
+      out += d;
+      const m = /listening on (\S+)/.exec(out);
+      if (m) {
+        child.stdout.off("data", onData);
+        child.stdout.resume();
+        resolve(m[1]);
+      }
+    };
+    child.stdout.on("data", onData);
+    exited.then(({ code }) => reject(new Error(`waas exited (${code}) before listening: ${stderr}`)));
+  });
+  const server = {
+    addr,
+    port: Number(addr.split(":").pop()),
+    url: `ws://${addr}`,
+    httpUrl: `http://${addr}`,
+    rest: new ServerClient(`http://${addr}`, APP, API_KEY),
+    child,
+    async stop(signal = "SIGTERM") {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+  return server;
+}
+
+/** A token for `sub` minted by the server (`POST /tokens`); every channel unless `caps` says. */
+export async function token(server, sub, caps = { subscribe: [">"], publish: [">"], call: ["/"] }, extra = {}) {
+  const { token } = await server.rest.mintToken({ sub, caps, ...extra });
+  return token;
+}
+
+/** Resolves with the first event of `type` on `client` matching `filter`, or fails after `ms`. */
+export function nextEvent(client, type, filter = () => true, ms = 10_000) {
+  return within(client.once(type, filter), ms, `event ${type}`);
+}
+
+export function within(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** The next `n` messages of a subscription. */
+export async function take(sub, n, ms = 10_000) {
+  const out = [];
+  while (out.length < n) {
+    const r = await within(sub.next(), ms, `message ${out.length + 1} of ${n} on ${sub.channel}`);
+    if (r.done) throw new Error(`subscription ${sub.channel} ended after ${out.length} messages`);
+    out.push(r.value);
+  }
+  return out;
+}
+
+/**
+ * A TCP proxy on 127.0.0.1, port 0, to `target` ("host:port"). `cut()` destroys every
+ * connection and refuses new ones until `restore()`: a network outage, without touching the
+ * server (whose history then still holds what was missed).
+ */
+export async function startProxy(target) {
+  const [host, port] = [target.slice(0, target.lastIndexOf(":")), Number(target.slice(target.lastIndexOf(":") + 1))];
+  const sockets = new Set();
+  let down = false;
+  const server = net.createServer((client) => {
+    if (down) {
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect(port, host);
+    sockets.add(client);
+    sockets.add(upstream);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on("error", close).on("close", close);
+    upstream.on("error", close).on("close", close);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const addr = `127.0.0.1:${server.address().port}`;
+  return {
+    url: `ws://${addr}`,
+    cut() {
+      down = true;
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+    },
+    restore() {
+      down = false;
+    },
+    close() {
+      down = true;
+      for (const s of sockets) s.destroy();
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
