@@ -103,11 +103,14 @@ export async function take(sub, n, ms = 10_000) {
 /**
  * A TCP proxy on 127.0.0.1, port 0, to `target` ("host:port"). `cut()` destroys every
  * connection and refuses new ones until `restore()`: a network outage, without touching the
- * server (whose history then still holds what was missed).
+ * server (whose history then still holds what was missed). `freeze()` silently drops whatever
+ * the current connections carry from then on, both ways (a dead peer that never closes); new
+ * connections work.
  */
 export async function startProxy(target) {
-  const [host, port] = [target.slice(0, target.lastIndexOf(":")), Number(target.slice(target.lastIndexOf(":") + 1))];
-  const sockets = new Set();
+  const i = target.lastIndexOf(":");
+  const [host, port] = [target.slice(0, i), Number(target.slice(i + 1))];
+  const pairs = new Set();
   let down = false;
   const server = net.createServer((client) => {
     if (down) {
@@ -115,35 +118,53 @@ export async function startProxy(target) {
       return;
     }
     const upstream = net.connect(port, host);
-    sockets.add(client);
-    sockets.add(upstream);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    const pair = { client, upstream, frozen: false };
+    pairs.add(pair);
+    client.on("data", (d) => pair.frozen || upstream.write(d));
+    upstream.on("data", (d) => pair.frozen || client.write(d));
     const close = () => {
       client.destroy();
       upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
+      pairs.delete(pair);
     };
     client.on("error", close).on("close", close);
     upstream.on("error", close).on("close", close);
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   const addr = `127.0.0.1:${server.address().port}`;
+  const destroyAll = () => {
+    for (const p of pairs) {
+      p.client.destroy();
+      p.upstream.destroy();
+    }
+    pairs.clear();
+  };
   return {
     url: `ws://${addr}`,
+    connections: () => pairs.size,
     cut() {
       down = true;
-      for (const s of sockets) s.destroy();
-      sockets.clear();
+      destroyAll();
     },
     restore() {
       down = false;
     },
+    freeze() {
+      for (const p of pairs) p.frozen = true;
+    },
     close() {
       down = true;
-      for (const s of sockets) s.destroy();
+      destroyAll();
       return new Promise((resolve) => server.close(resolve));
     },
   };
+}
+
+/** A URL where nothing listens (a port bound, then released). */
+export async function deadUrl() {
+  const s = net.createServer();
+  await new Promise((resolve) => s.listen(0, "127.0.0.1", resolve));
+  const port = s.address().port;
+  await new Promise((resolve) => s.close(resolve));
+  return `ws://127.0.0.1:${port}`;
 }

@@ -1,0 +1,130 @@
+// End to end in headless Chromium (Debian's `chromium`, driven by playwright-core): a page
+// served on localhost loads the SDK's ESM build as is, connects to a real `waas dev`, receives a
+// message the test publishes and publishes one back that a Node client receives.
+
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { Client } from "../dist/index.js";
+import { APP, API_KEY, startWaas, take, token } from "./support.mjs";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
+const PAGE = `<!doctype html><meta charset="utf-8"><title>waas sdk</title>
+<script type="module">
+  import * as waas from "/dist/index.js";
+  window.waas = waas;
+  document.title = "ready";
+</script>`;
+
+let server, web, browser, profile;
+
+/** Serves the page and `dist/` (nothing else) on 127.0.0.1, port 0. */
+async function serve() {
+  const s = http.createServer(async (req, res) => {
+    const url = new URL(req.url, "http://x");
+    if (url.pathname === "/" || url.pathname === "/index.html") {
+      res.writeHead(200, { "content-type": "text/html" }).end(PAGE);
+      return;
+    }
+    const file = path.normalize(path.join(root, url.pathname));
+    if (!file.startsWith(path.join(root, "dist") + path.sep)) {
+      res.writeHead(404).end();
+      return;
+    }
+    try {
+      const body = await readFile(file);
+      const type = file.endsWith(".js") ? "text/javascript" : "application/octet-stream";
+      res.writeHead(200, { "content-type": type }).end(body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise((resolve) => s.listen(0, "127.0.0.1", resolve));
+  return s;
+}
+
+before(async () => {
+  server = await startWaas();
+  web = await serve();
+  profile = await mkdtemp(path.join(os.tmpdir(), "waas-chromium-"));
+  // A fresh, empty profile (--user-data-dir), which Playwright passes itself.
+  browser = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  web?.close();
+  await server?.stop();
+  if (profile) await rm(profile, { recursive: true, force: true });
+});
+
+test("a page using the SDK in Chromium subscribes, receives, and publishes back", async () => {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.goto(`http://127.0.0.1:${web.address().port}/`);
+  await page.waitForFunction(() => document.title === "ready");
+
+  const node = await Client.connect({ url: server.url, app: APP, token: API_KEY });
+  const back = await node.subscribe("browser.out");
+  try {
+    const browserToken = await token(server, "browser-user", { subscribe: ["browser.in"], publish: ["browser.out"] });
+    const who = await page.evaluate(
+      async ({ url, app, token }) => {
+        const client = await window.waas.Client.connect({ url, app, token });
+        window.client = client;
+        window.sub = await client.subscribe("browser.in");
+        return { sub: client.sub, native: typeof WebSocket === "function" };
+      },
+      { url: server.url, app: APP, token: browserToken },
+    );
+    assert.deepEqual(who, { sub: "browser-user", native: true });
+
+    const offset = await server.rest.publish("browser.in", "hello", { from: "node", text: "héllo ✓" });
+    const received = await page.evaluate(async () => {
+      const r = await window.sub.next();
+      return r.value;
+    });
+    assert.equal(received.offset, offset);
+    assert.deepEqual(received.data, { from: "node", text: "héllo ✓" });
+
+    const published = await page.evaluate(() => window.client.publish("browser.out", "reply", { from: "browser" }));
+    const [m] = await take(back, 1);
+    assert.deepEqual([m.offset, m.event, m.data], [published, "reply", { from: "browser" }]);
+
+    // Typed errors cross into the page too.
+    const refused = await page.evaluate(async () => {
+      try {
+        await window.client.subscribe("elsewhere.x");
+        return null;
+      } catch (e) {
+        return { name: e.name, code: e.code, isWaas: e instanceof window.waas.WaasError };
+      }
+    });
+    assert.deepEqual(refused, { name: "RejectedError", code: "forbidden", isWaas: true });
+    await page.evaluate(() => window.client.close());
+    assert.deepEqual(errors, []);
+  } finally {
+    await node.close();
+    await page.close();
+  }
+});
