@@ -77,6 +77,15 @@ pub struct Limits {
     /// Largest HTTP upstream response body when the route sets no `max_response_bytes`, bytes.
     /// Default 1 MiB.
     pub rpc_max_response_bytes: usize,
+    /// Device keys kept per user in the E2EE key directory; publishing one more replaces the
+    /// least recently published. Default 10.
+    pub max_devices_per_user: usize,
+    /// Recipients in one `room_key_put`. Default 100.
+    pub max_room_key_recipients: usize,
+    /// Versions of one room key id the key directory keeps per channel. Default 100.
+    pub max_room_key_versions: u32,
+    /// How long a gateway waits for the key directory (the control-plane), ms. Default 5000.
+    pub key_directory_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -110,6 +119,10 @@ impl Default for Limits {
             max_inflight_per_responder: 1024,
             rpc_timeout_ms: 10_000,
             rpc_max_response_bytes: 1 << 20,
+            max_devices_per_user: 10,
+            max_room_key_recipients: 100,
+            max_room_key_versions: 100,
+            key_directory_timeout_ms: 5000,
         }
     }
 }
@@ -152,7 +165,16 @@ impl Limits {
             ("rpc_timeout_ms", self.rpc_timeout_ms),
             ("rpc_max_response_bytes", self.rpc_max_response_bytes as u64),
         ];
-        let positive = positive.into_iter().chain(rpc);
+        let e2ee: [(&'static str, u64); 4] = [
+            ("max_devices_per_user", self.max_devices_per_user as u64),
+            (
+                "max_room_key_recipients",
+                self.max_room_key_recipients as u64,
+            ),
+            ("max_room_key_versions", self.max_room_key_versions as u64),
+            ("key_directory_timeout_ms", self.key_directory_timeout_ms),
+        ];
+        let positive = positive.into_iter().chain(rpc).chain(e2ee);
         for (key, v) in positive {
             if v == 0 {
                 return Err(LimitError {

@@ -331,6 +331,13 @@ impl Conn {
                 true,
             ) => self.rpc(frame).await,
             (
+                frame @ (ClientFrame::KeysPublish { .. }
+                | ClientFrame::KeysGet { .. }
+                | ClientFrame::RoomKeyPut { .. }
+                | ClientFrame::RoomKeyGet { .. }),
+                true,
+            ) => self.keys(frame).await,
+            (
                 ClientFrame::Publish {
                     id,
                     channel,
@@ -595,6 +602,20 @@ impl Conn {
             out: &self.reg.tracked.out,
         };
         self.rpc.on_frame(ctx, frame).await;
+    }
+
+    /// `keys_publish`, `keys_get`, `room_key_put`, `room_key_get`: see [`crate::keys`].
+    async fn keys(&mut self, frame: ClientFrame) {
+        let (Some(app), Some(identity)) = (self.app.as_ref(), self.identity.as_ref()) else {
+            return;
+        };
+        let ctx = crate::keys::ops::Ctx {
+            gw: &self.gw,
+            app,
+            identity,
+            out: &self.reg.tracked.out,
+        };
+        crate::keys::ops::on_frame(ctx, frame).await;
     }
 
     /// Leaves every channel, then says goodbye: queued frames and a close frame when the

@@ -19,6 +19,8 @@
 //! - [`rest`]: the REST API for servers (publish, batch, tokens).
 //! - [`history_api`]: reading history and subscribing with recovery, for sockets and REST.
 //! - [`recordings_api`]: recordings for apps' servers over REST, forwarded to the control-plane.
+//! - [`keys`]: the key directory of end-to-end encryption (device keys, wrapped room keys),
+//!   kept by the control-plane and reached over the bus; its four socket ops.
 //! - [`rpc`]: request/response over the socket: routes, services served by SDK servers over
 //!   the bus, HTTP upstreams.
 //! - [`server`]: routes, the WebSocket upgrade, health, and graceful shutdown.
@@ -38,6 +40,7 @@ pub mod gateway;
 pub mod history;
 pub mod history_api;
 pub mod hub;
+pub mod keys;
 pub mod outbound;
 pub mod presence;
 pub mod publisher;

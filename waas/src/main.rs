@@ -122,6 +122,10 @@ enum TokenCommand {
         /// Path prefix the holder may send requests to (docs/rpc.md); repeat for more.
         #[arg(long)]
         call: Vec<String>,
+        /// Channel pattern the holder may share end-to-end encryption keys for (docs/e2ee.md);
+        /// repeat for more.
+        #[arg(long)]
+        share: Vec<String>,
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
@@ -325,8 +329,9 @@ fn demo_token(s: &Settings) -> anyhow::Result<String> {
         aud: Some(s.app_id.clone()),
         caps: Caps {
             subscribe: all.clone(),
-            publish: all,
+            publish: all.clone(),
             call: CallSet::all(),
+            share: all,
         },
         info: None,
     };
@@ -457,6 +462,7 @@ fn token_command(cmd: TokenCommand) -> anyhow::Result<()> {
             subscribe,
             publish,
             call,
+            share,
             ttl,
         } => {
             let patterns = |list: &[String]| -> anyhow::Result<PatternSet> {
@@ -480,6 +486,7 @@ fn token_command(cmd: TokenCommand) -> anyhow::Result<()> {
                         .map(|p| PathPrefix::parse(p).with_context(|| format!("--call {p:?}")))
                         .collect::<anyhow::Result<Vec<_>>>()
                         .map(CallSet::new)?,
+                    share: patterns(&share)?,
                 },
                 info: None,
             };

@@ -30,6 +30,7 @@ impl Identity {
                 subscribe: PatternSet::all(),
                 publish: PatternSet::all(),
                 call: CallSet::all(),
+                share: PatternSet::all(),
             },
             expires_at: None,
             is_server: true,
@@ -43,6 +44,11 @@ impl Identity {
 
     pub fn may_publish(&self, channel: &ChannelName) -> bool {
         self.caps.publish.allows(channel)
+    }
+
+    /// May store room keys for `channel` in the key directory (`docs/e2ee.md`).
+    pub fn may_share(&self, channel: &ChannelName) -> bool {
+        self.is_server || self.caps.share.allows(channel)
     }
 }
 

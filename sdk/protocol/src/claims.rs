@@ -14,6 +14,9 @@ pub struct Caps {
     /// Path prefixes the holder may send `request`s to (`docs/rpc.md`).
     #[serde(default, skip_serializing_if = "CallSet::is_empty")]
     pub call: CallSet,
+    /// Channels the holder may store room keys for (`room_key_put`, `docs/e2ee.md`).
+    #[serde(default, skip_serializing_if = "PatternSet::is_empty")]
+    pub share: PatternSet,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

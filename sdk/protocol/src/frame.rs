@@ -2,6 +2,7 @@
 //! a numeric `id` that the server echoes in the `ack` or `error` answering it.
 
 use crate::codes::ErrorCode;
+use crate::e2ee::{DeviceKey, RoomKey, WrappedKey};
 use crate::history::{HistoryPage, Since, SinceField};
 use crate::presence::Member;
 use crate::rpc::{Caller, Headers};
@@ -92,6 +93,29 @@ pub enum ClientFrame {
         id: u64,
         service: String,
     },
+    /// Publish this device's public key to the key directory (`docs/e2ee.md`).
+    KeysPublish {
+        id: u64,
+        public_key: String,
+    },
+    /// A user's published device keys, answered by `keys`.
+    KeysGet {
+        id: u64,
+        sub: String,
+    },
+    /// Store room keys wrapped for devices (needs `caps.share` or an API key).
+    RoomKeyPut {
+        id: u64,
+        channel: String,
+        key_id: String,
+        version: u32,
+        wrapped: Vec<WrappedKey>,
+    },
+    /// The channel's room keys wrapped for the caller, answered by `room_keys`.
+    RoomKeyGet {
+        id: u64,
+        channel: String,
+    },
 }
 
 /// Why a client frame could not be understood, with the `id` to answer when one was readable.
@@ -125,6 +149,11 @@ struct AnyClientFrame<'a> {
     since: Option<SinceField>,
     limit: Option<usize>,
     reverse: Option<bool>,
+    public_key: Option<String>,
+    sub: Option<String>,
+    key_id: Option<String>,
+    version: Option<u32>,
+    wrapped: Option<Vec<WrappedKey>>,
 }
 
 /// Keeps `"data": null` apart from a missing `data`: null is a valid payload.
@@ -241,6 +270,25 @@ impl ClientFrame {
                 id: need_id()?,
                 service: raw.service.ok_or_else(|| missing("service"))?,
             },
+            "keys_publish" => ClientFrame::KeysPublish {
+                id: need_id()?,
+                public_key: raw.public_key.ok_or_else(|| missing("public_key"))?,
+            },
+            "keys_get" => ClientFrame::KeysGet {
+                id: need_id()?,
+                sub: raw.sub.ok_or_else(|| missing("sub"))?,
+            },
+            "room_key_put" => ClientFrame::RoomKeyPut {
+                id: need_id()?,
+                channel: raw.channel.ok_or_else(|| missing("channel"))?,
+                key_id: raw.key_id.ok_or_else(|| missing("key_id"))?,
+                version: raw.version.ok_or_else(|| missing("version"))?,
+                wrapped: raw.wrapped.ok_or_else(|| missing("wrapped"))?,
+            },
+            "room_key_get" => ClientFrame::RoomKeyGet {
+                id: need_id()?,
+                channel: raw.channel.ok_or_else(|| missing("channel"))?,
+            },
             other => {
                 return Err(FrameError {
                     id,
@@ -262,7 +310,11 @@ impl ClientFrame {
             | ClientFrame::Request { id, .. }
             | ClientFrame::Response { id, .. }
             | ClientFrame::Serve { id, .. }
-            | ClientFrame::Unserve { id, .. } => Some(*id),
+            | ClientFrame::Unserve { id, .. }
+            | ClientFrame::KeysPublish { id, .. }
+            | ClientFrame::KeysGet { id, .. }
+            | ClientFrame::RoomKeyPut { id, .. }
+            | ClientFrame::RoomKeyGet { id, .. } => Some(*id),
             ClientFrame::Ping { id } => *id,
         }
     }
@@ -356,6 +408,18 @@ pub enum ServerFrame {
         /// Time left before the caller stops waiting, ms.
         timeout_ms: u64,
     },
+    /// Answer to `keys_get`: the user's published device keys, newest first.
+    Keys {
+        id: u64,
+        sub: String,
+        keys: Vec<DeviceKey>,
+    },
+    /// Answer to `room_key_get`: the channel's room keys wrapped for the caller's `sub`.
+    RoomKeys {
+        id: u64,
+        channel: String,
+        keys: Vec<RoomKey>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -389,6 +453,7 @@ struct AnyServerFrame {
     path: Option<String>,
     caller: Option<Caller>,
     timeout_ms: Option<u64>,
+    keys: Option<serde_json::Value>,
 }
 
 /// A server frame an SDK could not understand.
@@ -472,9 +537,27 @@ impl ServerFrame {
                 caller: raw.caller.clone().ok_or_else(|| missing("caller"))?,
                 timeout_ms: raw.timeout_ms.unwrap_or(0),
             },
+            "keys" => ServerFrame::Keys {
+                id: raw.id.ok_or_else(|| missing("id"))?,
+                sub: raw.sub.clone().ok_or_else(|| missing("sub"))?,
+                keys: keys(raw.keys.clone())?,
+            },
+            "room_keys" => ServerFrame::RoomKeys {
+                id: raw.id.ok_or_else(|| missing("id"))?,
+                channel: raw.channel.clone().ok_or_else(|| missing("channel"))?,
+                keys: keys(raw.keys.clone())?,
+            },
             other => return Err(ServerFrameError(format!("unknown op {other:?}"))),
         })
     }
+}
+
+/// The `keys` of a `keys` or `room_keys` frame, which differ in shape.
+fn keys<T: serde::de::DeserializeOwned>(
+    keys: Option<serde_json::Value>,
+) -> Result<Vec<T>, ServerFrameError> {
+    let keys = keys.ok_or_else(|| ServerFrameError("key list without keys".into()))?;
+    serde_json::from_value(keys).map_err(|e| ServerFrameError(format!("keys: {e}")))
 }
 
 /// The JSON `null`, for an absent body.
@@ -674,6 +757,58 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn key_directory_frames_parse() {
+        let f = ClientFrame::parse(
+            r#"{"op":"room_key_put","id":3,"channel":"c","key_id":"k","version":2,"wrapped":[{"sub":"bob","device":"d","key":"AA=="}]}"#,
+        )
+        .unwrap();
+        match &f {
+            ClientFrame::RoomKeyPut {
+                version, wrapped, ..
+            } => assert_eq!((*version, wrapped[0].sub.as_str()), (2, "bob")),
+            other => panic!("unexpected {other:?}"),
+        }
+        let text = serde_json::to_string(&f).unwrap();
+        assert!(matches!(
+            ClientFrame::parse(&text),
+            Ok(ClientFrame::RoomKeyPut { id: 3, .. })
+        ));
+        let e = ClientFrame::parse(
+            r#"{"op":"room_key_put","id":4,"channel":"c","key_id":"k","version":-1,"wrapped":[]}"#,
+        )
+        .unwrap_err();
+        assert_eq!((e.code, e.id), (ErrorCode::BadRequest, Some(4)));
+        let e = ClientFrame::parse(r#"{"op":"keys_get","id":5}"#).unwrap_err();
+        assert_eq!((e.code, e.id), (ErrorCode::BadRequest, Some(5)));
+        let keys = ServerFrame::Keys {
+            id: 1,
+            sub: "bob".into(),
+            keys: vec![DeviceKey {
+                device: "d".into(),
+                public_key: "p".into(),
+                ts: 9,
+            }],
+        };
+        let text = serde_json::to_string(&keys).unwrap();
+        assert_eq!(
+            text,
+            r#"{"op":"keys","id":1,"sub":"bob","keys":[{"device":"d","public_key":"p","ts":9}]}"#
+        );
+        assert!(matches!(
+            ServerFrame::parse(&text),
+            Ok(ServerFrame::Keys { id: 1, .. })
+        ));
+        let rooms = ServerFrame::parse(
+            r#"{"op":"room_keys","id":2,"channel":"c","keys":[{"kid":"k","v":1,"device":"d","key":"x"}]}"#,
+        )
+        .unwrap();
+        match rooms {
+            ServerFrame::RoomKeys { keys, .. } => assert_eq!(keys[0].v, 1),
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[test]

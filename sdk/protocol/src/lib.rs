@@ -8,6 +8,8 @@
 //! - [`names`]: validated identifiers (`AppId`, `ChannelName`) and the bus subject they map to.
 //! - [`pattern`]: capability patterns with NATS-style `*` / `>` wildcards.
 //! - [`presence`]: presence channels and their members.
+//! - [`e2ee`]: end-to-end encryption on the wire: the envelope, key directory entries, device
+//!   ids and associated data (`docs/e2ee.md`).
 //! - [`claims`]: the JWT claims a tenant's backend signs for its end users.
 //! - [`webhook`]: webhook event types and their HMAC-SHA256 signatures.
 //! - [`recording`]: starting a recording and describing one, for REST and the SDK.
@@ -19,6 +21,7 @@
 
 pub mod claims;
 pub mod codes;
+pub mod e2ee;
 pub mod frame;
 pub mod history;
 pub mod names;

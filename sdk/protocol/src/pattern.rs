@@ -116,6 +116,10 @@ impl PatternSet {
     pub fn patterns(&self) -> &[ChannelPattern] {
         &self.0
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 #[cfg(test)]

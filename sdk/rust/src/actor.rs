@@ -48,6 +48,11 @@ pub(crate) enum Command {
         query: crate::session::HistoryQuery,
         reply: oneshot::Sender<Result<waas_protocol::history::HistoryPage>>,
     },
+    /// A key directory op (`e2ee/wire.rs`).
+    Keys {
+        request: crate::e2ee::wire::KeyRequest,
+        reply: oneshot::Sender<Result<waas_protocol::ServerFrame>>,
+    },
     /// Requests, serving and responses (`rpc.rs`).
     Rpc(crate::rpc::RpcCommand),
     Close {
@@ -225,6 +230,7 @@ impl Actor {
             Command::Members { channel, reply } => self.session.members(channel, reply),
             Command::History { query, reply } => self.session.history(query, reply),
             Command::Rpc(command) => self.session.rpc(command),
+            Command::Keys { request, reply } => self.session.keys(request, reply),
             Command::Close { .. } => unreachable!("handled by the caller"),
         }
     }

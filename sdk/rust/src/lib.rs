@@ -35,6 +35,8 @@
 //!   [`server::Router`].
 //! - [`rest`]: [`ServerClient`], the REST API for tenants' servers (publish, batch, mint tokens).
 //! - [`webhook`]: verifying the signature of webhooks a tenant's backend receives.
+//! - [`e2ee`]: end-to-end encryption: device keys, room keys, envelopes, the key directory
+//!   ops, the owner's share-and-rotate loop (`docs/e2ee.md`).
 //! - [`token`]: signing end-user tokens locally (HS256, RS256, ES256).
 //! - [`error`]: [`Error`], with the server's error and close codes kept as data.
 //!
@@ -42,6 +44,7 @@
 
 pub mod backoff;
 pub mod client;
+pub mod e2ee;
 pub mod error;
 pub mod events;
 pub mod message;

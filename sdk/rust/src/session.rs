@@ -112,6 +112,10 @@ pub(crate) enum Pending {
     History {
         reply: oneshot::Sender<Result<HistoryPage>>,
     },
+    /// A key directory op (`e2ee/wire.rs`): answered by `ack`, `keys` or `room_keys`.
+    Keys {
+        reply: oneshot::Sender<Result<ServerFrame>>,
+    },
 }
 
 /// A request made while disconnected, sent once connected again.
@@ -429,6 +433,9 @@ impl Session {
             ServerFrame::MemberRemoved { channel, member } => self.notices.push(Notice::Presence(
                 crate::presence::PresenceEvent::MemberRemoved { channel, member },
             )),
+            frame @ (ServerFrame::Keys { .. } | ServerFrame::RoomKeys { .. }) => {
+                self.on_key_frame(frame)
+            }
             ServerFrame::History { id, page } => match self.pending.remove(&id) {
                 Some(Pending::History { reply }) => {
                     let _ = reply.send(Ok(page));
@@ -540,6 +547,14 @@ impl Session {
                     Err(Error::Protocol(
                         "history answered by ack, not a page".into(),
                     ))
+                }));
+            }
+            Pending::Keys { reply } => {
+                let _ = reply.send(answer.map(|offset| ServerFrame::Ack {
+                    id,
+                    offset,
+                    epoch: None,
+                    recovered: None,
                 }));
             }
         }
@@ -680,6 +695,9 @@ impl Session {
                     let _ = reply.send(Err(Error::Disconnected));
                 }
                 Pending::History { reply } => {
+                    let _ = reply.send(Err(Error::Disconnected));
+                }
+                Pending::Keys { reply } => {
                     let _ = reply.send(Err(Error::Disconnected));
                 }
                 Pending::Rpc(waiting) => waiting.disconnected(),

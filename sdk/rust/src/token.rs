@@ -135,6 +135,7 @@ pub struct TokenBuilder {
     subscribe: Vec<String>,
     publish: Vec<String>,
     call: Vec<String>,
+    share: Vec<String>,
     ttl: Duration,
     audience: Option<String>,
     info: Option<serde_json::Value>,
@@ -148,6 +149,7 @@ impl TokenBuilder {
             subscribe: Vec::new(),
             publish: Vec::new(),
             call: Vec::new(),
+            share: Vec::new(),
             ttl: DEFAULT_TTL,
             audience: None,
             info: None,
@@ -170,6 +172,13 @@ impl TokenBuilder {
     /// `/weather/paris`; `/` allows every path). See `docs/rpc.md`.
     pub fn call(mut self, prefix: impl Into<String>) -> Self {
         self.call.push(prefix.into());
+        self
+    }
+
+    /// Grants sharing end-to-end encryption room keys for channels matching `pattern`
+    /// (`caps.share`, `room_key_put`; see `docs/e2ee.md`): the holder may own such channels.
+    pub fn share(mut self, pattern: impl Into<String>) -> Self {
+        self.share.push(pattern.into());
         self
     }
 
@@ -208,6 +217,7 @@ impl TokenBuilder {
                 subscribe: patterns(&self.subscribe)?,
                 publish: patterns(&self.publish)?,
                 call: call_set(&self.call)?,
+                share: patterns(&self.share)?,
             },
             info: self.info.clone(),
         })

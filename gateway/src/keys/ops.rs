@@ -1,0 +1,305 @@
+//! The socket ops of the key directory: `keys_publish`, `keys_get`, `room_key_put`,
+//! `room_key_get` (`docs/e2ee.md#the-key-directory`). Each checks the caller's rights and the
+//! request's shape here, then asks the control-plane over the bus.
+
+use super::{call, KeyCommand, KeyReply};
+use crate::app::App;
+use crate::auth::Identity;
+use crate::gateway::Gateway;
+use crate::outbound::Outbound;
+use crate::wsframe;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use rsa::pkcs8::DecodePublicKey;
+use rsa::traits::PublicKeyParts;
+use std::time::Duration;
+use waas_protocol::e2ee::{
+    self, DeviceAck, RoomKeyNotice, WrappedKey, MAX_SUB_LEN, MAX_WRAPPED_BYTES, ROOM_KEY_EVENT,
+};
+use waas_protocol::rest::ErrorDetail;
+use waas_protocol::{ChannelName, ClientFrame, ErrorCode, ServerFrame};
+
+/// Smallest and largest RSA modulus accepted for a device key, bits.
+const MIN_RSA_BITS: usize = 2048;
+const MAX_RSA_BITS: usize = 4096;
+
+/// What one op needs from its connection.
+pub struct Ctx<'a> {
+    pub gw: &'a Gateway,
+    pub app: &'a App,
+    pub identity: &'a Identity,
+    pub out: &'a Outbound,
+}
+
+fn bad(message: impl Into<String>) -> ErrorDetail {
+    ErrorDetail {
+        code: ErrorCode::BadRequest,
+        message: message.into(),
+    }
+}
+
+impl Ctx<'_> {
+    fn reply(&self, frame: &impl serde::Serialize) {
+        self.out.push(wsframe::json(frame));
+    }
+
+    fn error(&self, id: u64, e: ErrorDetail) {
+        self.reply(&ServerFrame::Error {
+            id: Some(id),
+            code: e.code,
+            message: e.message,
+        });
+    }
+
+    async fn ask(&self, command: KeyCommand) -> Result<KeyReply, ErrorDetail> {
+        let limits = &self.gw.config.limits;
+        call(
+            self.gw.publisher.bus().as_ref(),
+            &self.gw.config.subject_prefix,
+            &command,
+            Duration::from_millis(limits.key_directory_timeout_ms),
+        )
+        .await
+    }
+
+    fn channel(&self, name: &str) -> Result<ChannelName, ErrorDetail> {
+        ChannelName::parse(name).map_err(|e| ErrorDetail {
+            code: ErrorCode::InvalidChannel,
+            message: format!("invalid channel {name:?}: {e}"),
+        })
+    }
+}
+
+/// Answers one key directory op. Errors go back as `error` frames with the op's id.
+pub async fn on_frame(ctx: Ctx<'_>, frame: ClientFrame) {
+    let Some(id) = frame.id() else { return };
+    let result = match frame {
+        ClientFrame::KeysPublish { id, public_key } => publish(&ctx, id, &public_key).await,
+        ClientFrame::KeysGet { id, sub } => list(&ctx, id, sub).await,
+        ClientFrame::RoomKeyPut {
+            id,
+            channel,
+            key_id,
+            version,
+            wrapped,
+        } => put(&ctx, id, &channel, key_id, version, wrapped).await,
+        ClientFrame::RoomKeyGet { id, channel } => get(&ctx, id, &channel).await,
+        _ => return,
+    };
+    if let Err(e) = result {
+        ctx.error(id, e);
+    }
+}
+
+/// The device id of `public_key` when it is base64 of an RSA SPKI of an accepted size.
+pub fn check_public_key(public_key: &str) -> Result<String, ErrorDetail> {
+    let der = B64
+        .decode(public_key)
+        .map_err(|e| bad(format!("\"public_key\" is not base64: {e}")))?;
+    let key = rsa::RsaPublicKey::from_public_key_der(&der).map_err(|e| {
+        bad(format!(
+            "\"public_key\" is not an RSA SubjectPublicKeyInfo: {e}"
+        ))
+    })?;
+    let bits = key.n().bits();
+    if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
+        return Err(bad(format!(
+            "\"public_key\" has a {bits}-bit modulus; {MIN_RSA_BITS} to {MAX_RSA_BITS} are accepted"
+        )));
+    }
+    Ok(e2ee::device_id(&der))
+}
+
+async fn publish(ctx: &Ctx<'_>, id: u64, public_key: &str) -> Result<(), ErrorDetail> {
+    let device = check_public_key(public_key)?;
+    ctx.ask(KeyCommand::Publish {
+        app: ctx.app.id().clone(),
+        sub: ctx.identity.sub.clone(),
+        device: device.clone(),
+        public_key: public_key.to_owned(),
+        max_devices: ctx.gw.config.limits.max_devices_per_user,
+    })
+    .await?;
+    ctx.reply(&DeviceAck::new(id, &device));
+    Ok(())
+}
+
+fn check_sub(sub: &str) -> Result<(), ErrorDetail> {
+    if sub.is_empty() || sub.len() > MAX_SUB_LEN {
+        return Err(bad(format!("\"sub\" must be 1 to {MAX_SUB_LEN} bytes")));
+    }
+    Ok(())
+}
+
+async fn list(ctx: &Ctx<'_>, id: u64, sub: String) -> Result<(), ErrorDetail> {
+    check_sub(&sub)?;
+    let reply = ctx
+        .ask(KeyCommand::List {
+            app: ctx.app.id().clone(),
+            sub: sub.clone(),
+        })
+        .await?;
+    ctx.reply(&ServerFrame::Keys {
+        id,
+        sub,
+        keys: reply.keys.unwrap_or_default(),
+    });
+    Ok(())
+}
+
+/// Refuses a put whose fields are out of shape (`docs/e2ee.md#room_key_put`, step 3).
+pub fn check_put(
+    key_id: &str,
+    version: u32,
+    wrapped: &[WrappedKey],
+    max_recipients: usize,
+) -> Result<(), ErrorDetail> {
+    if !e2ee::is_id(key_id) {
+        return Err(bad("\"key_id\" must be 32 lowercase hex digits"));
+    }
+    if version == 0 {
+        return Err(bad("\"version\" starts at 1"));
+    }
+    if wrapped.is_empty() || wrapped.len() > max_recipients {
+        return Err(bad(format!(
+            "\"wrapped\" must have 1 to {max_recipients} entries (max_room_key_recipients)"
+        )));
+    }
+    for w in wrapped {
+        check_sub(&w.sub)?;
+        if !e2ee::is_id(&w.device) {
+            return Err(bad(format!(
+                "device {:?} is not 32 lowercase hex digits",
+                w.device
+            )));
+        }
+        match B64.decode(&w.key) {
+            Ok(key) if !key.is_empty() && key.len() <= MAX_WRAPPED_BYTES => {}
+            _ => {
+                return Err(bad(format!(
+                    "the key for {:?} must be base64 of 1 to {MAX_WRAPPED_BYTES} bytes",
+                    w.device
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn put(
+    ctx: &Ctx<'_>,
+    id: u64,
+    name: &str,
+    key_id: String,
+    version: u32,
+    wrapped: Vec<WrappedKey>,
+) -> Result<(), ErrorDetail> {
+    let channel = ctx.channel(name)?;
+    if !ctx.identity.may_share(&channel) {
+        return Err(ErrorDetail {
+            code: ErrorCode::Forbidden,
+            message: format!("the token does not allow sharing keys for {channel} (caps.share)"),
+        });
+    }
+    let limits = &ctx.gw.config.limits;
+    check_put(&key_id, version, &wrapped, limits.max_room_key_recipients)?;
+    let mut recipients: Vec<String> = Vec::new();
+    for w in &wrapped {
+        if !recipients.contains(&w.sub) {
+            recipients.push(w.sub.clone());
+        }
+    }
+    ctx.ask(KeyCommand::Put {
+        app: ctx.app.id().clone(),
+        channel: channel.to_string(),
+        key_id: key_id.clone(),
+        version,
+        wrapped,
+        keep_versions: limits.max_room_key_versions,
+    })
+    .await?;
+    let notice = RoomKeyNotice {
+        kid: key_id,
+        v: version,
+        recipients,
+    };
+    let data = serde_json::value::to_raw_value(&notice).expect("notices serialise");
+    if let Err(e) = ctx
+        .gw
+        .publisher
+        .publish(ctx.app, &channel, ROOM_KEY_EVENT, &data)
+        .await
+    {
+        return Err(ErrorDetail {
+            code: ErrorCode::Unavailable,
+            message: format!("the keys were stored but {ROOM_KEY_EVENT} was not published: {e}"),
+        });
+    }
+    ctx.reply(&ServerFrame::Ack {
+        id,
+        offset: None,
+        epoch: None,
+        recovered: None,
+    });
+    Ok(())
+}
+
+async fn get(ctx: &Ctx<'_>, id: u64, name: &str) -> Result<(), ErrorDetail> {
+    let channel = ctx.channel(name)?;
+    if !ctx.identity.may_subscribe(&channel) {
+        return Err(ErrorDetail {
+            code: ErrorCode::Forbidden,
+            message: format!("the token does not allow subscribing to {channel}"),
+        });
+    }
+    let reply = ctx
+        .ask(KeyCommand::Get {
+            app: ctx.app.id().clone(),
+            channel: channel.to_string(),
+            sub: ctx.identity.sub.clone(),
+        })
+        .await?;
+    ctx.reply(&ServerFrame::RoomKeys {
+        id,
+        channel: channel.to_string(),
+        keys: reply.room_keys.unwrap_or_default(),
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_keys_must_be_rsa_spki() {
+        assert_eq!(
+            check_public_key("not base64!").unwrap_err().code,
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            check_public_key(&B64.encode(b"not der")).unwrap_err().code,
+            ErrorCode::BadRequest
+        );
+    }
+
+    #[test]
+    fn puts_are_checked() {
+        let kid = "0123456789abcdef0123456789abcdef";
+        let w = |device: &str, key: &str| WrappedKey {
+            sub: "bob".into(),
+            device: device.into(),
+            key: key.into(),
+        };
+        let ok = [w(kid, "AAAA")];
+        assert!(check_put(kid, 1, &ok, 10).is_ok());
+        assert!(check_put("ABC", 1, &ok, 10).is_err());
+        assert!(check_put(kid, 0, &ok, 10).is_err());
+        assert!(check_put(kid, 1, &[], 10).is_err());
+        assert!(check_put(kid, 1, &[w(kid, "AAAA"), w(kid, "AAAA")], 1).is_err());
+        assert!(check_put(kid, 1, &[w("x", "AAAA")], 10).is_err());
+        assert!(check_put(kid, 1, &[w(kid, "%%")], 10).is_err());
+        let long = B64.encode(vec![1u8; MAX_WRAPPED_BYTES + 1]);
+        assert!(check_put(kid, 1, &[w(kid, &long)], 10).is_err());
+    }
+}
