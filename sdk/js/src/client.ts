@@ -29,7 +29,16 @@ import { Reply, ServerRequest, toReply, type Handler } from "./server.js";
 import { Session, type Frame, type IncomingRequest, type Response } from "./session.js";
 import { Subscription } from "./subscription.js";
 import { endpointUrl, resolveWebSocket, Transport, type WebSocketConstructor } from "./transport.js";
-import type { Headers, HistoryPage, HistoryQuery, Member, Position } from "./types.js";
+import type {
+  DeviceKey,
+  Headers,
+  HistoryPage,
+  HistoryQuery,
+  Member,
+  Position,
+  StoredRoomKey,
+  WrappedKey,
+} from "./types.js";
 
 export interface ClientOptions {
   /** A gateway base URL (`ws://host:port`, `http://`, `wss://`, `https://`, optional path prefix). */
@@ -497,6 +506,31 @@ export class Client extends Emitter<ClientEvents> {
    */
   async send(frame: Record<string, unknown> & { op: string }): Promise<Frame> {
     return this.run<Frame>(frame.op, (done) => this.session.call(frame, done));
+  }
+
+  /** Publishes this device's public key (base64 SPKI) to the key directory; the device id. */
+  async keysPublish(publicKey: string): Promise<string> {
+    const f = await this.send({ op: "keys_publish", public_key: publicKey });
+    return String(f.device ?? "");
+  }
+
+  /** The published device keys of user `sub`, newest first (`docs/e2ee.md#keys_get`). */
+  async keysGet(sub: string): Promise<DeviceKey[]> {
+    const f = await this.send({ op: "keys_get", sub });
+    return (f.keys as DeviceKey[] | undefined) ?? [];
+  }
+
+  /** Stores room key `(keyId, version)` wrapped for devices (`docs/e2ee.md#room_key_put`). */
+  async roomKeyPut(channel: string, keyId: string, version: number, wrapped: WrappedKey[]): Promise<void> {
+    checkChannel(channel);
+    await this.send({ op: "room_key_put", channel, key_id: keyId, version, wrapped });
+  }
+
+  /** The channel's room keys wrapped for this connection's user (`docs/e2ee.md#room_key_get`). */
+  async roomKeyGet(channel: string): Promise<StoredRoomKey[]> {
+    checkChannel(channel);
+    const f = await this.send({ op: "room_key_get", channel });
+    return (f.keys as StoredRoomKey[] | undefined) ?? [];
   }
 
   /** Closes the connection (1000) and stops reconnecting; later calls fail, iterations end. */

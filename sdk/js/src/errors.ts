@@ -146,3 +146,24 @@ export class WebSocketError extends WaasError {
     super("websocket", `WebSocket: ${message}`);
   }
 }
+
+/** Codes of `E2eeError` (`docs/e2ee.md#sdk-errors`); `storage` and `crypto` are local failures. */
+export type E2eeErrorCode =
+  | "unknown_key"
+  | "decrypt_failed"
+  | "malformed_envelope"
+  | "not_shared"
+  | "storage"
+  | "crypto";
+
+/**
+ * Encrypting, decrypting or sharing failed (same codes as the Rust SDK's `E2eeError`). No
+ * decryption failure ever yields plaintext.
+ */
+export class E2eeError extends WaasError {
+  declare readonly code: E2eeErrorCode;
+
+  constructor(code: E2eeErrorCode, message: string, cause?: unknown) {
+    super("e2ee", `${code}: ${message}`, { code, ...(cause === undefined ? {} : { cause }) });
+  }
+}

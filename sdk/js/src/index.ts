@@ -26,3 +26,22 @@ export type { Frame, Response } from "./session.js";
 export { Subscription } from "./subscription.js";
 export type { WebSocketConstructor, WebSocketLike } from "./transport.js";
 export type * from "./types.js";
+export {
+  DeviceKeyPair,
+  fromBase64,
+  newKeyId,
+  toBase64,
+  wrapKey,
+  type Envelope,
+} from "./e2ee/crypto.js";
+export { E2ee, EncryptedSubscription, ROOM_KEY_EVENT, type Decrypted } from "./e2ee/e2ee.js";
+export { Keyring, type RoomKeyEntry } from "./e2ee/keyring.js";
+export { Owner, type OwnerEvents } from "./e2ee/owner.js";
+export {
+  FileStorage,
+  IndexedDbStorage,
+  MemoryStorage,
+  type KeyringStorage,
+  type RoomKeysFile,
+  type StoredKey,
+} from "./e2ee/storage.js";

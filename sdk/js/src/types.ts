@@ -61,3 +61,27 @@ export interface Caller {
 }
 
 export type Headers = Record<string, string>;
+
+/** A device key in the E2EE key directory (`docs/e2ee.md#keys_get`). */
+export interface DeviceKey {
+  device: string;
+  /** base64 of the SPKI DER. */
+  public_key: string;
+  /** When it was last published, ms since the Unix epoch. */
+  ts: number;
+}
+
+/** A room key wrapped for one device, as `room_key_put` takes it. */
+export interface WrappedKey {
+  sub: string;
+  device: string;
+  key: string;
+}
+
+/** A room key wrapped for one of the caller's devices, as `room_key_get` returns it. */
+export interface StoredRoomKey {
+  kid: string;
+  v: number;
+  device: string;
+  key: string;
+}
