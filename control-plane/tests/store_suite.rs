@@ -12,6 +12,7 @@ use waas_control_plane::store::{
     AppPatch, NewApiKey, NewApp, NewTenant, PostgresStore, SqliteStore, Store, StoreError,
 };
 use waas_gateway::app::AppLimits;
+use waas_gateway::history::policy::{Namespace, NamespaceHistory};
 use waas_gateway::rpc::Route;
 use waas_protocol::AppId;
 
@@ -151,6 +152,15 @@ async fn create_and_get_app(store: &dyn Store) {
             publish_burst: Some(0),
             history_size: Some(500),
             history_ttl_secs: None,
+            // Stored and read back whole, like every limit.
+            history_namespaces: [(
+                Namespace::parse("cursor").unwrap(),
+                NamespaceHistory {
+                    history_size: Some(0),
+                    history_ttl_secs: Some(60),
+                },
+            )]
+            .into(),
         },
     };
     let app = store.create_app(new.clone()).await.unwrap();

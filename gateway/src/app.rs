@@ -4,7 +4,9 @@
 
 use crate::auth::jwt::JwtKeys;
 use crate::auth::AuthError;
+use crate::history::policy::{Namespace, NamespaceHistory};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use waas_protocol::AppId;
@@ -62,6 +64,10 @@ pub struct AppLimits {
     /// How long a message is kept in history, s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history_ttl_secs: Option<u64>,
+    /// History rules for namespaces (a channel's first segment), overriding the two above for
+    /// their channels (`docs/history.md`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub history_namespaces: BTreeMap<Namespace, NamespaceHistory>,
 }
 
 /// SHA-256 hex of an API key, the form in which keys are stored and compared.

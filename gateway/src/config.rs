@@ -219,6 +219,7 @@ impl Limits {
         crate::history::Policy {
             size: self.history_size,
             ttl: Duration::from_secs(self.history_ttl_secs),
+            namespaced: false,
         }
     }
 

@@ -414,7 +414,9 @@ impl Conn {
         let member_id = member.as_ref().map(|m| m.id.clone());
         self.gw.presence.joined(&self.gw.hub, &key, member);
         // Answers with history (when recovering) and the ack itself.
-        match crate::history_api::subscribe(&self.gw, app, &out, &subject, id, since).await {
+        match crate::history_api::subscribe(&self.gw, app, &out, &channel, &subject, id, since)
+            .await
+        {
             Ok(()) => {
                 if waas_protocol::presence::is_presence(&channel) {
                     self.reply(&ServerFrame::Members {

@@ -24,6 +24,7 @@ pub async fn subscribe(
     gw: &Gateway,
     app: &App,
     conn: &Arc<Outbound>,
+    channel: &ChannelName,
     subject: &str,
     id: u64,
     since: Option<&Since>,
@@ -33,7 +34,7 @@ pub async fn subscribe(
         .subscribe_held(subject, conn.id)
         .await
         .map_err(|e| unavailable(e.to_string()))?;
-    let policy = gw.publisher.policy(app);
+    let policy = gw.publisher.policy(app, channel);
     let recovery = match gw.publisher.history().recover(policy, subject, since).await {
         Ok(r) => r,
         Err(e) => {
@@ -123,7 +124,7 @@ pub async fn read(
         .publisher
         .history()
         .read(
-            gw.publisher.policy(app),
+            gw.publisher.policy(app, channel),
             &subject,
             Query {
                 since,

@@ -7,7 +7,6 @@ use crate::bus::{Bus, BusError};
 use crate::history::{Head, History, Policy};
 use serde_json::value::RawValue;
 use std::sync::Arc;
-use std::time::Duration;
 use waas_protocol::names::channel_subject;
 use waas_protocol::{AppId, ChannelName};
 
@@ -52,16 +51,10 @@ impl Publisher {
         channel_subject(&self.prefix, app, channel)
     }
 
-    /// The history `app` keeps per channel: its own limits, else the gateway's.
-    pub fn policy(&self, app: &App) -> Policy {
-        let own = &app.config.limits;
-        Policy {
-            size: own.history_size.unwrap_or(self.default_policy.size),
-            ttl: own
-                .history_ttl_secs
-                .map(Duration::from_secs)
-                .unwrap_or(self.default_policy.ttl),
-        }
+    /// The history `channel` of `app` keeps: its namespace's rule, else the app's limits, else
+    /// the gateway's.
+    pub fn policy(&self, app: &App, channel: &ChannelName) -> Policy {
+        Policy::resolve(self.default_policy, &app.config.limits, Some(channel))
     }
 
     /// Publishes one message and returns its offset in the channel.
@@ -90,7 +83,7 @@ impl Publisher {
         let subject = self.subject(app.id(), channel);
         Ok(self
             .history
-            .publish(self.policy(app), &subject, head)
+            .publish(self.policy(app, channel), &subject, head)
             .await?)
     }
 

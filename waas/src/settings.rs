@@ -251,6 +251,25 @@ mod tests {
         assert!(toml::from_str::<Settings>("lissen = \"x\"").is_err());
     }
 
+    /// The documented example is a contract: it must load as it stands.
+    #[test]
+    fn the_documented_example_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/waas.example.toml");
+        let s = Settings::from_file(&path).expect("docs/waas.example.toml loads");
+        s.validate().expect("and is valid");
+        let shop = s
+            .apps
+            .iter()
+            .find(|a| a.id == "shop")
+            .expect("the shop app");
+        let chat = shop
+            .limits
+            .history_namespaces
+            .get("chat")
+            .expect("the chat namespace rule");
+        assert_eq!(chat.history_size, Some(1000));
+    }
+
     #[test]
     fn invalid_limits_name_the_key() {
         let mut s = Settings::default();

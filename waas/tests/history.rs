@@ -6,9 +6,13 @@ use std::time::Duration;
 use waas_test_support::{tokens, RawClient, TestServer};
 
 async fn publish(server: &TestServer, channel: &str, n: u64) -> u64 {
+    publish_to(server, ("demo", "demo-key"), channel, n).await
+}
+
+async fn publish_to(server: &TestServer, (app, key): (&str, &str), channel: &str, n: u64) -> u64 {
     let resp = reqwest::Client::new()
-        .post(format!("{}/v1/apps/demo/publish", server.http_url()))
-        .bearer_auth("demo-key")
+        .post(format!("{}/v1/apps/{app}/publish", server.http_url()))
+        .bearer_auth(key)
         .json(&json!({"channel": channel, "event": "n", "data": {"n": n}}))
         .send()
         .await
@@ -19,12 +23,21 @@ async fn publish(server: &TestServer, channel: &str, n: u64) -> u64 {
 }
 
 async fn history(server: &TestServer, channel: &str, query: &str) -> (u16, Value) {
+    history_of(server, ("demo", "demo-key"), channel, query).await
+}
+
+async fn history_of(
+    server: &TestServer,
+    (app, key): (&str, &str),
+    channel: &str,
+    query: &str,
+) -> (u16, Value) {
     let resp = reqwest::Client::new()
         .get(format!(
-            "{}/v1/apps/demo/channels/{channel}/history{query}",
+            "{}/v1/apps/{app}/channels/{channel}/history{query}",
             server.http_url()
         ))
-        .bearer_auth("demo-key")
+        .bearer_auth(key)
         .send()
         .await
         .expect("history");
@@ -53,6 +66,73 @@ async fn until_ack(c: &mut RawClient, id: u64) -> (Vec<Value>, Value) {
             Some("ack") | Some("error") if f["id"] == id => return (messages, f),
             _ => panic!("unexpected frame {f}"),
         }
+    }
+}
+
+/// A namespace's rule bounds its channels' history apart from the app's own limits, as
+/// declared in the configuration file.
+#[tokio::test]
+async fn namespaces_keep_history_by_their_own_rules() {
+    let app: waas::settings::AppSettings = toml::from_str(
+        r#"
+id = "ns"
+api_keys = ["ns-key"]
+jwt_secret = "ns-secret"
+[limits]
+history_size = 3
+[limits.history_namespaces.chat]
+history_size = 10
+[limits.history_namespaces.cursor]
+history_size = 0
+"#,
+    )
+    .expect("the documented TOML form parses");
+    let server = TestServer::with(|s| s.apps.push(app)).await;
+    let ns_app = ("ns", "ns-key");
+    for channel in ["chat.room", "chat", "news.x", "cursor.x"] {
+        for n in 1..=12 {
+            publish_to(&server, ns_app, channel, n).await;
+        }
+    }
+    let kept = |page: &Value| ns(&page["messages"]);
+    let (status, page) = history_of(&server, ns_app, "chat.room", "").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(kept(&page), (3..=12).collect::<Vec<_>>(), "the chat rule");
+    // A channel named like the namespace is not in it, nor is another namespace.
+    for channel in ["chat", "news.x"] {
+        let (_, page) = history_of(&server, ns_app, channel, "").await;
+        assert_eq!(kept(&page), [10, 11, 12], "{channel}: the app's limit");
+    }
+    let (_, page) = history_of(&server, ns_app, "cursor.x", "").await;
+    assert_eq!(kept(&page), Vec::<u64>::new(), "cursor keeps none");
+    assert_eq!(page["offset"], 12, "offsets still count without history");
+
+    // Recovery follows the same rule: 5 back is within chat's 10, beyond cursor's 0.
+    let token = tokens::hs256(
+        "ns-secret",
+        "ann",
+        Some("ns"),
+        tokens::caps(&[">"], &[]),
+        600,
+    );
+    let mut c = RawClient::ready(server.addr, "ns", &token).await;
+    for (id, channel, recovered) in [(1, "chat.room", true), (2, "cursor.x", false)] {
+        let epoch = history_of(&server, ns_app, channel, "").await.1["epoch"].clone();
+        c.send(&json!({"op": "subscribe", "id": id, "channel": channel,
+                       "since": {"offset": 7, "epoch": epoch}}))
+            .await;
+        let (messages, ack) = until_ack(&mut c, id).await;
+        assert_eq!(ack["recovered"], recovered, "{channel}: {ack}");
+        let got: Vec<u64> = messages
+            .iter()
+            .map(|m| m["data"]["n"].as_u64().unwrap())
+            .collect();
+        let want: Vec<u64> = if recovered {
+            (8..=12).collect()
+        } else {
+            vec![]
+        };
+        assert_eq!(got, want, "{channel}");
     }
 }
 

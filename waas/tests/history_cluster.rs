@@ -286,3 +286,106 @@ async fn recovery_beyond_the_window_is_reported_by_the_sdk() {
         assert_eq!(feed.next().await.unwrap().data::<u64>().unwrap(), n);
     }
 }
+
+/// A namespace with a rule of its own keeps its history in a stream of its own: its bound
+/// applies to its channels only, and its messages still reach every gateway in offset order,
+/// readable and recoverable anywhere.
+#[tokio::test]
+async fn namespaces_keep_history_by_their_own_rules() {
+    let cluster = Cluster::start(WAAS, &shared_url(), 2).await;
+    let app = cluster.create_app("namespaces").await;
+    set_limits(
+        &cluster,
+        &app,
+        json!({"history_size": 3, "history_namespaces": {"chat": {"history_size": 10}}}),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let t = token(&app, "u", &["chat.*", "news.*"], &[]);
+    let mut sub = RawClient::ready(cluster.gateways[1].addr, &app.id, &t).await;
+    let mut epochs = std::collections::HashMap::new();
+    for (id, channel) in [(1, "chat.room"), (2, "news.x")] {
+        let ack = sub
+            .request(json!({"op": "subscribe", "id": id, "channel": channel}))
+            .await;
+        assert_eq!(ack["op"], "ack", "{ack}");
+        epochs.insert(channel, ack["epoch"].as_str().unwrap().to_owned());
+    }
+    for n in 1..=12u64 {
+        for channel in ["chat.room", "news.x"] {
+            let base = cluster.gateway_http((n % 2) as usize);
+            publish(&http, &base, &app, channel, n).await;
+        }
+    }
+    let mut live: std::collections::HashMap<String, Vec<(u64, u64)>> = Default::default();
+    for _ in 0..24 {
+        let m = sub.json().await;
+        assert_eq!(m["op"], "message", "{m}");
+        live.entry(m["channel"].as_str().unwrap().to_owned())
+            .or_default()
+            .push((m["data"].as_u64().unwrap(), m["offset"].as_u64().unwrap()));
+    }
+    for channel in ["chat.room", "news.x"] {
+        let got = &live[channel];
+        assert_eq!(
+            got.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            (1..=12).collect::<Vec<_>>(),
+            "{channel} live, across gateways"
+        );
+        assert!(
+            got.windows(2).all(|w| w[0].1 < w[1].1),
+            "{channel}: offsets increase"
+        );
+    }
+
+    let history = |gateway: usize, channel: &'static str| {
+        let http = http.clone();
+        let url = format!(
+            "{}/v1/apps/{}/channels/{channel}/history",
+            cluster.gateway_http(gateway),
+            app.id
+        );
+        let key = app.api_key.clone();
+        async move {
+            let page: Value = http
+                .get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let ns: Vec<u64> = page["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["data"].as_u64().unwrap())
+                .collect();
+            (page["epoch"].as_str().unwrap().to_owned(), ns)
+        }
+    };
+    let (epoch, chat) = history(0, "chat.room").await;
+    assert_eq!(chat, (3..=12).collect::<Vec<_>>(), "the namespace keeps 10");
+    assert_eq!(epoch, epochs["chat.room"]);
+    let (_, news) = history(1, "news.x").await;
+    assert_eq!(news, [10, 11, 12], "the app keeps 3");
+
+    // Recovery on the other gateway, from the 7th chat message.
+    let mut b = RawClient::ready(cluster.gateways[0].addr, &app.id, &t).await;
+    let since = live["chat.room"][6].1;
+    b.send(&json!({"op": "subscribe", "id": 9, "channel": "chat.room",
+                   "since": {"offset": since, "epoch": epochs["chat.room"]}}))
+        .await;
+    let mut got = Vec::new();
+    let ack = loop {
+        let f = b.json().await;
+        if f["op"] == "message" {
+            got.push(f["data"].as_u64().unwrap());
+        } else {
+            break f;
+        }
+    };
+    assert_eq!(got, (8..=12).collect::<Vec<_>>());
+    assert_eq!(ack["recovered"], true, "{ack}");
+}

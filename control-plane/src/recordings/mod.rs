@@ -22,7 +22,6 @@ use crate::store::recordings::{NewRecording, RecordedEvent, Recording, Recording
 use crate::store::{Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::task::JoinHandle;
 use waas_gateway::history::{History, Policy};
 use waas_gateway::publisher::Publisher;
@@ -124,14 +123,7 @@ impl Recordings {
     /// The history the app keeps: its limits, else the server's.
     pub(crate) async fn policy(&self, app: &AppId) -> Result<Policy, StoreError> {
         let record = self.apps.get_app(app).await?;
-        Ok(Policy {
-            size: record.limits.history_size.unwrap_or(self.defaults.size),
-            ttl: record
-                .limits
-                .history_ttl_secs
-                .map(Duration::from_secs)
-                .unwrap_or(self.defaults.ttl),
-        })
+        Ok(Policy::resolve(self.defaults, &record.limits, None))
     }
 
     /// `NotFound` unless the app exists.

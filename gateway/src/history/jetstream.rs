@@ -10,7 +10,10 @@
 //! is stored before anyone receives it, which recovery relies on.
 //!
 //! The stream keeps `policy.size` messages per channel (`max_messages_per_subject`) for
-//! `policy.ttl` (`max_age`). Its epoch is its creation time, so deleting and recreating it
+//! `policy.ttl` (`max_age`). A namespace with a history rule of its own ([`Policy::namespaced`])
+//! has a stream of its own, `{prefix}_history_{app}_ns_{namespace}_{hash}`, fed from
+//! `{prefix}.~hn.{app}.{channel}` — a subject space apart, because one subject may belong to one
+//! stream only. Its epoch is its creation time, so deleting and recreating it
 //! changes every channel's epoch. Apps that keep no history skip JetStream: they go through a
 //! [`MemoryHistory`] on this gateway (offsets per gateway, as without history).
 //!
@@ -49,7 +52,14 @@ const TAP_ACK_WAIT: Duration = Duration::from_secs(5);
 /// How long an ephemeral reader consumer survives if its deletion is lost.
 const READER_TTL: Duration = Duration::from_secs(10);
 
-/// The stream of one app, as last ensured with `policy`.
+/// Where a channel's history is kept: its app's stream, or its namespace's.
+#[derive(Debug, Clone, Copy)]
+struct Place<'a> {
+    app: &'a str,
+    namespace: Option<&'a str>,
+}
+
+/// A history stream, as last ensured with `policy`.
 struct AppStream {
     policy: Policy,
     stream: stream::Stream,
@@ -61,7 +71,7 @@ pub struct JetStreamHistory {
     js: Context,
     prefix: String,
     local: MemoryHistory,
-    /// Streams this gateway has created or checked, by app id. Guards the map only.
+    /// Streams this gateway has created or checked, by stream name. Guards the map only.
     streams: Mutex<HashMap<String, Arc<AppStream>>>,
 }
 
@@ -75,6 +85,20 @@ fn unavailable(e: impl std::fmt::Display) -> HistoryError {
 /// A stream name from parts that may hold characters stream names cannot.
 fn stream_name(prefix: &str, app: &str) -> String {
     safe_name(format!("{prefix}_history_{app}"))
+}
+
+/// The stream of one namespace of an app. The hash keeps names apart that [`safe_name`] would
+/// make equal (`a:b` and `a_b`).
+fn namespace_stream_name(prefix: &str, app: &str, namespace: &str) -> String {
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("{app}\0{namespace}").as_bytes(),
+    );
+    let hash: String = digest.as_ref()[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    safe_name(format!("{prefix}_history_{app}_ns_{namespace}_{hash}"))
 }
 
 /// The stream the recorders of an app read: `{prefix}_record_{app}`.
@@ -118,39 +142,91 @@ impl JetStreamHistory {
             .ok_or_else(|| HistoryError::Unavailable(format!("not a channel subject: {subject}")))
     }
 
-    fn history_subject(&self, app: &str, channel: &str) -> String {
-        format!("{}.~h.{app}.{channel}", self.prefix)
+    /// The stream a channel subject's history goes to under `policy`, and the channel.
+    fn place<'a>(
+        &self,
+        subject: &'a str,
+        policy: Policy,
+    ) -> Result<(Place<'a>, &'a str), HistoryError> {
+        let (app, channel) = self.split(subject)?;
+        let namespace = policy
+            .namespaced
+            .then(|| channel.split_once('.').map(|(ns, _)| ns))
+            .flatten();
+        Ok((Place { app, namespace }, channel))
     }
 
-    fn config(&self, app: &str, policy: Policy) -> stream::Config {
+    fn stream_name(&self, place: Place<'_>) -> String {
+        match place.namespace {
+            None => stream_name(&self.prefix, place.app),
+            Some(ns) => namespace_stream_name(&self.prefix, place.app, ns),
+        }
+    }
+
+    /// The subjects a stream captures, without the trailing `.>`.
+    fn ingest_root(&self, place: Place<'_>) -> String {
+        match place.namespace {
+            None => format!("{}.~h.{}", self.prefix, place.app),
+            Some(ns) => format!("{}.~hn.{}.{ns}", self.prefix, place.app),
+        }
+    }
+
+    fn history_subject(&self, place: Place<'_>, channel: &str) -> String {
+        match place.namespace {
+            None => format!("{}.~h.{}.{channel}", self.prefix, place.app),
+            // The channel starts with its namespace.
+            Some(_) => format!("{}.~hn.{}.{channel}", self.prefix, place.app),
+        }
+    }
+
+    fn config(&self, place: Place<'_>, policy: Policy) -> stream::Config {
+        let root = self.ingest_root(place);
+        let (destination, description) = match place.namespace {
+            None => (
+                format!("{}.{}.>", self.prefix, place.app),
+                format!("WaaS channel history of app {}", place.app),
+            ),
+            Some(ns) => (
+                format!("{}.{}.{ns}.>", self.prefix, place.app),
+                format!(
+                    "WaaS channel history of namespace {ns} of app {}",
+                    place.app
+                ),
+            ),
+        };
         stream::Config {
-            name: stream_name(&self.prefix, app),
-            subjects: vec![format!("{}.~h.{app}.>", self.prefix)],
+            name: self.stream_name(place),
+            subjects: vec![format!("{root}.>")],
             max_messages_per_subject: policy.size as i64,
             max_age: policy.ttl,
             discard: DiscardPolicy::Old,
             storage: StorageType::File,
             allow_direct: true,
             republish: Some(Republish {
-                source: format!("{}.~h.{app}.>", self.prefix),
-                destination: format!("{}.{app}.>", self.prefix),
+                source: format!("{root}.>"),
+                destination,
                 headers_only: false,
             }),
-            description: Some(format!("WaaS channel history of app {app}")),
+            description: Some(description),
             ..Default::default()
         }
     }
 
-    /// The app's stream, created or brought to `policy` when needed. Fails at once while NATS
+    /// The place's stream, created or brought to `policy` when needed. Fails at once while NATS
     /// is disconnected, rather than waiting out JetStream's timeouts.
-    async fn ensure(&self, app: &str, policy: Policy) -> Result<Arc<AppStream>, HistoryError> {
+    async fn ensure(
+        &self,
+        place: Place<'_>,
+        policy: Policy,
+    ) -> Result<Arc<AppStream>, HistoryError> {
         self.nats.check_connected()?;
-        if let Some(s) = self.streams.lock().expect("streams poisoned").get(app) {
+        let name = self.stream_name(place);
+        if let Some(s) = self.streams.lock().expect("streams poisoned").get(&name) {
             if s.policy == policy {
                 return Ok(Arc::clone(s));
             }
         }
-        let config = self.config(app, policy);
+        let config = self.config(place, policy);
         let mut stream = self
             .js
             .get_or_create_stream(config.clone())
@@ -176,7 +252,7 @@ impl JetStreamHistory {
         self.streams
             .lock()
             .expect("streams poisoned")
-            .insert(app.to_owned(), Arc::clone(&entry));
+            .insert(name, Arc::clone(&entry));
         Ok(entry)
     }
 
@@ -204,8 +280,9 @@ impl JetStreamHistory {
             .map_err(unavailable)
     }
 
-    fn forget(&self, app: &str) {
-        self.streams.lock().expect("streams poisoned").remove(app);
+    fn forget(&self, place: Place<'_>) {
+        let name = self.stream_name(place);
+        self.streams.lock().expect("streams poisoned").remove(&name);
     }
 
     /// Stored messages of `filter` from `start` on (oldest first), at most `max`, as complete
@@ -285,18 +362,18 @@ impl History for JetStreamHistory {
         if !policy.enabled() {
             return self.local.publish(policy, subject, head).await;
         }
-        let (app, channel) = self.split(subject)?;
-        let target = self.history_subject(app, channel);
+        let (place, channel) = self.place(subject, policy)?;
+        let target = self.history_subject(place, channel);
         let mut retried = false;
         loop {
-            self.ensure(app, policy).await?;
+            self.ensure(place, policy).await?;
             let sent = async { self.js.publish(target.clone(), head.0.clone()).await?.await };
             match sent.await {
                 Ok(ack) => return Ok(ack.sequence),
                 // The stream was deleted behind our back: make it again, once.
                 Err(e) if !retried => {
-                    tracing::warn!(app, error = %e, "history publish failed; checking the stream");
-                    self.forget(app);
+                    tracing::warn!(app = place.app, error = %e, "history publish failed; checking the stream");
+                    self.forget(place);
                     retried = true;
                 }
                 Err(e) => return Err(unavailable(e)),
@@ -313,9 +390,9 @@ impl History for JetStreamHistory {
         if !policy.enabled() {
             return self.local.read(policy, subject, query).await;
         }
-        let (app, channel) = self.split(subject)?;
-        let filter = self.history_subject(app, channel);
-        let entry = self.ensure(app, policy).await?;
+        let (place, channel) = self.place(subject, policy)?;
+        let filter = self.history_subject(place, channel);
+        let entry = self.ensure(place, policy).await?;
         let (epoch, _, last) = self.state(&entry.stream).await?;
         let messages = if query.reverse {
             // Newest first: read the channel's whole history (at most `policy.size`).
@@ -353,9 +430,9 @@ impl History for JetStreamHistory {
         if !policy.enabled() {
             return self.local.recover(policy, subject, since).await;
         }
-        let (app, channel) = self.split(subject)?;
-        let filter = self.history_subject(app, channel);
-        let entry = self.ensure(app, policy).await?;
+        let (place, channel) = self.place(subject, policy)?;
+        let filter = self.history_subject(place, channel);
+        let entry = self.ensure(place, policy).await?;
         let (epoch, first, last) = self.state(&entry.stream).await?;
         let mut recovery = Recovery {
             epoch,
@@ -416,8 +493,9 @@ impl History for JetStreamHistory {
     }
 
     /// A durable pull consumer named `durable` on the app's recording stream, from the messages
-    /// stored after it was first created; positions are the history stream's sequences (the
-    /// messages' offsets). Apps without history have no stream: their tap is live only.
+    /// stored after it was first created; positions are the recording stream's sequences, one
+    /// order over every channel of the app whichever history stream (app or namespace) numbered
+    /// a message. Apps without history have no stream: their tap is live only.
     async fn tap(
         &self,
         policy: Policy,
@@ -428,7 +506,14 @@ impl History for JetStreamHistory {
         if !policy.enabled() {
             return tap::live(self.subscribe(app_subject).await?);
         }
-        self.ensure(app, policy).await?;
+        self.ensure(
+            Place {
+                app,
+                namespace: None,
+            },
+            policy,
+        )
+        .await?;
         let records = self.record_stream(app).await?;
         let consumer = records
             .get_or_create_consumer(
@@ -456,26 +541,23 @@ impl History for JetStreamHistory {
             .map_err(unavailable)?;
         Ok(Box::pin(messages.map(|message| {
             let message = message.map_err(unavailable)?;
-            // Republished by the history stream: its sequence is the message's offset. Anything
-            // else on the channels' subjects (a gateway that still has history off for the app)
-            // has no place in the stream's order: it is passed on empty, to be acknowledged and
-            // skipped.
+            let position = message.info().map_err(unavailable)?.stream_sequence;
+            // Republished by a history stream: its sequence is the message's offset. Anything
+            // else on the channels' subjects (a namespace that keeps no history, numbered by the
+            // gateway) arrives complete.
             let seq = message
                 .headers
                 .as_ref()
                 .and_then(|h| h.get(SEQUENCE))
                 .and_then(|v| v.as_str().parse::<u64>().ok());
-            Ok(match seq {
-                Some(seq) => Tapped {
-                    position: Some(seq),
-                    frame: Head(message.payload.clone()).with_offset(seq),
-                    ack: Some(message),
-                },
-                None => Tapped {
-                    position: Some(0),
-                    frame: Bytes::new(),
-                    ack: Some(message),
-                },
+            let frame = match seq {
+                Some(seq) => Head(message.payload.clone()).with_offset(seq),
+                None => message.payload.clone(),
+            };
+            Ok(Tapped {
+                position: Some(position),
+                frame,
+                ack: Some(message),
             })
         })))
     }
@@ -514,5 +596,9 @@ mod tests {
     fn stream_names_are_safe() {
         assert_eq!(stream_name("waas", "demo"), "waas_history_demo");
         assert_eq!(stream_name("t.x", "a-b"), "t_x_history_a-b");
+        let a = namespace_stream_name("waas", "demo", "a:b");
+        let b = namespace_stream_name("waas", "demo", "a_b");
+        assert!(a.starts_with("waas_history_demo_ns_a_b_"), "{a}");
+        assert_ne!(a, b);
     }
 }

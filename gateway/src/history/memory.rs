@@ -203,6 +203,7 @@ mod tests {
     const KEEP: Policy = Policy {
         size: 3,
         ttl: Duration::from_secs(60),
+        namespaced: false,
     };
 
     #[tokio::test]
@@ -276,6 +277,7 @@ mod tests {
         let off = Policy {
             size: 0,
             ttl: Duration::from_secs(60),
+            namespaced: false,
         };
         let h = MemoryHistory::new(Arc::new(MemoryBus::new(16)));
         h.publish(off, "s.c", &head(1)).await.unwrap();
@@ -305,6 +307,7 @@ mod tests {
         let short = Policy {
             size: 10,
             ttl: Duration::from_millis(1),
+            namespaced: false,
         };
         let h = MemoryHistory::new(Arc::new(MemoryBus::new(16)));
         h.publish(short, "s.c", &head(1)).await.unwrap();

@@ -22,6 +22,7 @@
 
 pub mod jetstream;
 pub mod memory;
+pub mod policy;
 pub mod tap;
 
 use crate::bus::{Bus, BusError, BusSubscription};
@@ -30,24 +31,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::sync::Arc;
-use std::time::Duration;
 use waas_protocol::history::Since;
 
-/// How much history an app keeps per channel. `size == 0` keeps none (offsets and epochs still
-/// work; recovery succeeds only when nothing was missed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policy {
-    /// Messages kept per channel.
-    pub size: usize,
-    /// How long a message is kept.
-    pub ttl: Duration,
-}
-
-impl Policy {
-    pub fn enabled(&self) -> bool {
-        self.size > 0 && !self.ttl.is_zero()
-    }
-}
+pub use policy::Policy;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HistoryError {
