@@ -128,3 +128,46 @@ test("a page using the SDK in Chromium subscribes, receives, and publishes back"
     await page.close();
   }
 });
+
+test("in Chromium the device key lives in IndexedDB, non-extractable, and survives a reload; envelopes open across runtimes", async () => {
+  const { wrapKey } = await import("../dist/index.js");
+  const { aesKey, seal } = await import("../dist/e2ee/crypto.js");
+  const page = await browser.newPage();
+  try {
+    await page.goto(`http://127.0.0.1:${web.address().port}/`);
+    await page.waitForFunction(() => document.title === "ready");
+    const first = await page.evaluate(async () => {
+      const k = await window.waas.Keyring.openIndexedDb("waas-test");
+      await k.insert("presence.r", [{ kid: "ab".repeat(16), v: 1, key: new Uint8Array(32).fill(7) }]);
+      return { id: k.device.id, extractable: k.device.privateKey.extractable, pub: k.device.publicKeyB64 };
+    });
+    assert.equal(first.extractable, false, "the private key cannot leave the browser's crypto");
+
+    await page.reload();
+    await page.waitForFunction(() => document.title === "ready");
+    // Node wraps a room key for the browser's device and seals a message with it.
+    const raw = crypto.getRandomValues(new Uint8Array(32));
+    const wrapped = await wrapKey(first.pub, raw);
+    const envelope = await seal(await aesKey(raw), "cd".repeat(16), 2, "presence.r", "say", new TextEncoder().encode('{"from":"node"}'));
+    const second = await page.evaluate(
+      async ({ wrapped, envelope }) => {
+        const k = await window.waas.Keyring.openIndexedDb("waas-test");
+        const key = await k.device.unwrapKey(wrapped);
+        await k.insert("presence.r", [{ kid: "cd".repeat(16), v: 2, key }]);
+        const e2ee = await window.waas.E2ee.start({ sub: "b", keysPublish: async () => "", on: () => () => {} }, k);
+        const data = await e2ee.decryptLocal("presence.r", "say", envelope);
+        let moved;
+        try {
+          await e2ee.decryptLocal("presence.r", "shout", envelope);
+        } catch (e) {
+          moved = e.code;
+        }
+        return { id: k.device.id, versions: k.versions("presence.r").map((e) => e.v), data, moved };
+      },
+      { wrapped, envelope },
+    );
+    assert.deepEqual(second, { id: first.id, versions: [1, 2], data: { from: "node" }, moved: "decrypt_failed" });
+  } finally {
+    await page.close();
+  }
+});
