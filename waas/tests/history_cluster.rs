@@ -45,6 +45,48 @@ async fn set_limits(cluster: &Cluster, app: &TestApp, limits: Value) {
     assert_eq!(s, 200, "{body}");
 }
 
+/// A history page read over REST from the gateway at `base`: its epoch and the numbers published.
+async fn history_page(
+    http: &reqwest::Client,
+    base: &str,
+    app: &TestApp,
+    channel: &str,
+    query: &str,
+) -> (String, Vec<u64>, Value) {
+    let page: Value = http
+        .get(format!(
+            "{base}/v1/apps/{}/channels/{channel}/history{query}",
+            app.id
+        ))
+        .bearer_auth(&app.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ns = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["data"].as_u64().unwrap())
+        .collect();
+    (page["epoch"].as_str().unwrap().to_owned(), ns, page)
+}
+
+/// The numbers of the messages a client receives before its next non-message frame, and that frame.
+async fn numbers_until_reply(client: &mut RawClient) -> (Vec<u64>, Value) {
+    let mut got = Vec::new();
+    loop {
+        let f = client.json().await;
+        if f["op"] == "message" {
+            got.push(f["data"].as_u64().unwrap());
+        } else {
+            return (got, f);
+        }
+    }
+}
+
 async fn wait_connected_to(events: &mut Events, want: &str) {
     loop {
         match tokio::time::timeout(Duration::from_secs(20), events.next()).await {
@@ -87,63 +129,27 @@ async fn offsets_are_shared_by_gateways_and_history_is_readable_anywhere() {
     );
     assert!(seen.windows(2).all(|w| w[0].1 < w[1].1));
 
-    let page: Value = http
-        .get(format!(
-            "{}/v1/apps/{}/channels/room/history?since={}&limit=3",
-            cluster.gateway_http(1),
-            app.id,
-            seen[1].1
-        ))
-        .bearer_auth(&app.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(page["epoch"], epoch.as_str());
-    let ns: Vec<u64> = page["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["data"].as_u64().unwrap())
-        .collect();
+    let query = format!("?since={}&limit=3", seen[1].1);
+    let (page_epoch, ns, page) =
+        history_page(&http, &cluster.gateway_http(1), &app, "room", &query).await;
+    assert_eq!(page_epoch, epoch);
     assert_eq!(ns, [3, 4, 5]);
     assert_eq!(page["messages"][0]["offset"], seen[2].1);
-    let reverse: Value = http
-        .get(format!(
-            "{}/v1/apps/{}/channels/room/history?reverse=true&limit=2",
-            cluster.gateway_http(0),
-            app.id
-        ))
-        .bearer_auth(&app.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ns: Vec<u64> = reverse["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["data"].as_u64().unwrap())
-        .collect();
+    let (_, ns, _) = history_page(
+        &http,
+        &cluster.gateway_http(0),
+        &app,
+        "room",
+        "?reverse=true&limit=2",
+    )
+    .await;
     assert_eq!(ns, [6, 5]);
 
     // Recovery on the other gateway, from the position after message 2.
     let mut b = RawClient::ready(cluster.gateways[1].addr, &app.id, &t).await;
     b.send(&json!({"op": "subscribe", "id": 2, "channel": "room", "since": {"offset": seen[1].1, "epoch": epoch}}))
         .await;
-    let mut got = Vec::new();
-    let ack = loop {
-        let f = b.json().await;
-        if f["op"] == "message" {
-            got.push(f["data"].as_u64().unwrap());
-        } else {
-            break f;
-        }
-    };
+    let (got, ack) = numbers_until_reply(&mut b).await;
     assert_eq!(got, [3, 4, 5, 6]);
     assert_eq!(
         (ack["recovered"].clone(), ack["offset"].clone()),
@@ -338,37 +344,11 @@ async fn namespaces_keep_history_by_their_own_rules() {
         );
     }
 
-    let history = |gateway: usize, channel: &'static str| {
-        let http = http.clone();
-        let url = format!(
-            "{}/v1/apps/{}/channels/{channel}/history",
-            cluster.gateway_http(gateway),
-            app.id
-        );
-        let key = app.api_key.clone();
-        async move {
-            let page: Value = http
-                .get(url)
-                .bearer_auth(key)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let ns: Vec<u64> = page["messages"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| m["data"].as_u64().unwrap())
-                .collect();
-            (page["epoch"].as_str().unwrap().to_owned(), ns)
-        }
-    };
-    let (epoch, chat) = history(0, "chat.room").await;
+    let (epoch, chat, _) =
+        history_page(&http, &cluster.gateway_http(0), &app, "chat.room", "").await;
     assert_eq!(chat, (3..=12).collect::<Vec<_>>(), "the namespace keeps 10");
     assert_eq!(epoch, epochs["chat.room"]);
-    let (_, news) = history(1, "news.x").await;
+    let (_, news, _) = history_page(&http, &cluster.gateway_http(1), &app, "news.x", "").await;
     assert_eq!(news, [10, 11, 12], "the app keeps 3");
 
     // Recovery on the other gateway, from the 7th chat message.
@@ -377,15 +357,7 @@ async fn namespaces_keep_history_by_their_own_rules() {
     b.send(&json!({"op": "subscribe", "id": 9, "channel": "chat.room",
                    "since": {"offset": since, "epoch": epochs["chat.room"]}}))
         .await;
-    let mut got = Vec::new();
-    let ack = loop {
-        let f = b.json().await;
-        if f["op"] == "message" {
-            got.push(f["data"].as_u64().unwrap());
-        } else {
-            break f;
-        }
-    };
+    let (got, ack) = numbers_until_reply(&mut b).await;
     assert_eq!(got, (8..=12).collect::<Vec<_>>());
     assert_eq!(ack["recovered"], true, "{ack}");
 }
