@@ -5,6 +5,8 @@
 //! - [`store`]: the **Store seam** (`Store` trait) with its two implementations, SQLite
 //!   (embedded) and PostgreSQL (cluster), and the records they keep.
 //! - [`directory`]: answers gateways' app queries over the bus and announces changes.
+//! - [`keys`]: answers gateways' key directory calls (end-to-end encryption), kept through
+//!   `store::keys`.
 //! - [`admin`]: the operator's REST API, `/v1/admin/...`.
 //! - [`secrets`]: generation of API keys and HS256 secrets.
 //! - [`recordings`]: recordings of channel traffic (the recorder tasks, replays, their admin
@@ -15,6 +17,7 @@
 
 pub mod admin;
 pub mod directory;
+pub mod keys;
 pub mod recordings;
 pub mod secrets;
 pub mod seed;

@@ -92,6 +92,12 @@ pub async fn run_control_plane(
         settings.subject_prefix.clone(),
     );
     let serving = directory.serve().await?;
+    let keys = waas_control_plane::keys::serve(
+        Arc::new(postgres.clone()),
+        Arc::clone(&bus),
+        &settings.subject_prefix,
+    )
+    .await?;
     let webhooks = Webhooks::new(Arc::new(postgres), settings.webhooks.clone());
     directory.set_webhooks(Arc::clone(&webhooks));
     let webhook_tasks = webhooks.start(bus, &settings.subject_prefix).await?;
@@ -102,6 +108,7 @@ pub async fn run_control_plane(
         .route("/healthz", axum::routing::get(|| async { "ok" }));
     let http = accept_until(listener, routes, shutdown).await;
     serving.abort();
+    keys.abort();
     recording_calls.abort();
     for task in webhook_tasks {
         task.abort();

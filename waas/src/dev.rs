@@ -44,12 +44,15 @@ pub struct Dev {
     /// Webhook endpoints, outbox and delivery worker.
     pub webhooks: Arc<Webhooks>,
     directory: JoinHandle<()>,
+    /// Answers the key directory calls of end-to-end encryption.
+    keys: JoinHandle<()>,
     webhook_tasks: Vec<JoinHandle<()>>,
 }
 
 impl Drop for Dev {
     fn drop(&mut self) {
         self.directory.abort();
+        self.keys.abort();
         for task in &self.webhook_tasks {
             task.abort();
         }
@@ -120,6 +123,12 @@ pub async fn start(settings: &Settings) -> Result<Dev, DevError> {
         settings.subject_prefix.clone(),
     );
     let serving = directory.serve().await?;
+    let keys = waas_control_plane::keys::serve(
+        Arc::new(sqlite.clone()),
+        Arc::clone(&bus),
+        &settings.subject_prefix,
+    )
+    .await?;
     let webhooks = Webhooks::new(Arc::new(sqlite.clone()), settings.webhooks.clone());
     directory.set_webhooks(Arc::clone(&webhooks));
     let webhook_tasks = webhooks
@@ -156,6 +165,7 @@ pub async fn start(settings: &Settings) -> Result<Dev, DevError> {
         admin,
         webhooks,
         directory: serving,
+        keys,
         webhook_tasks,
     })
 }

@@ -185,6 +185,14 @@ struct LimitArgs {
     rpc_timeout_ms: Option<u64>,
     #[arg(long, env = "WAAS_RPC_MAX_RESPONSE_BYTES")]
     rpc_max_response_bytes: Option<usize>,
+    #[arg(long, env = "WAAS_MAX_DEVICES_PER_USER")]
+    max_devices_per_user: Option<usize>,
+    #[arg(long, env = "WAAS_MAX_ROOM_KEY_RECIPIENTS")]
+    max_room_key_recipients: Option<usize>,
+    #[arg(long, env = "WAAS_MAX_ROOM_KEY_VERSIONS")]
+    max_room_key_versions: Option<u32>,
+    #[arg(long, env = "WAAS_KEY_DIRECTORY_TIMEOUT_MS")]
+    key_directory_timeout_ms: Option<u64>,
     #[arg(long, env = "WAAS_HISTORY_SIZE")]
     history_size: Option<usize>,
     #[arg(long, env = "WAAS_HISTORY_TTL_SECS")]
@@ -270,6 +278,14 @@ impl LimitArgs {
             history_size,
             history_ttl_secs,
             history_page_limit
+        );
+        overlay!(
+            limits,
+            self,
+            max_devices_per_user,
+            max_room_key_recipients,
+            max_room_key_versions,
+            key_directory_timeout_ms
         );
     }
 }

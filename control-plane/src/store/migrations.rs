@@ -37,6 +37,11 @@ pub const POSTGRES: &[Migration] = &[
         name: "routes",
         sql: include_str!("../../../migrations/postgres/0004_routes.sql"),
     },
+    Migration {
+        version: 5,
+        name: "e2ee",
+        sql: include_str!("../../../migrations/postgres/0005_e2ee.sql"),
+    },
 ];
 
 /// Migrations of [`super::sqlite::SqliteStore`], in order.
@@ -60,6 +65,11 @@ pub const SQLITE: &[Migration] = &[
         version: 4,
         name: "routes",
         sql: include_str!("../../../migrations/sqlite/0004_routes.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "e2ee",
+        sql: include_str!("../../../migrations/sqlite/0005_e2ee.sql"),
     },
 ];
 

@@ -10,6 +10,9 @@
 //! order of [`AppId`]'s `Ord`), the same in both stores.
 
 mod error;
+pub mod keys;
+mod keys_postgres;
+mod keys_sqlite;
 mod migrations;
 pub mod model;
 pub mod postgres;
@@ -22,6 +25,7 @@ mod webhooks_postgres;
 mod webhooks_sqlite;
 
 pub use error::StoreError;
+pub use keys::KeyStore;
 pub use model::*;
 pub use postgres::PostgresStore;
 pub use recordings::RecordingStore;

@@ -149,13 +149,24 @@ impl Keyring {
         &self.dir
     }
 
-    /// The key `(kid, v)` of `channel`, if held.
-    pub fn get(&self, channel: &str, kid: &str, v: u32) -> Option<RoomKeyBytes> {
+    /// The key `(kid, v)`, if held, whatever channel it came for: key ids are random, so an
+    /// envelope moved to another channel finds its key and then fails on the associated data
+    /// (`decrypt_failed`) rather than looking unknown.
+    pub fn get(&self, kid: &str, v: u32) -> Option<RoomKeyBytes> {
+        let rooms = self.rooms.lock().expect("keyring poisoned");
+        let id = (kid.to_owned(), v);
+        rooms
+            .values()
+            .find_map(|versions| versions.get(&id))
+            .copied()
+    }
+
+    /// Whether `(kid, v)` is held for `channel`.
+    pub fn has(&self, channel: &str, kid: &str, v: u32) -> bool {
         let rooms = self.rooms.lock().expect("keyring poisoned");
         rooms
             .get(channel)
-            .and_then(|versions| versions.get(&(kid.to_owned(), v)))
-            .copied()
+            .is_some_and(|versions| versions.contains_key(&(kid.to_owned(), v)))
     }
 
     /// The newest version held for `channel` (highest `v`).

@@ -158,7 +158,7 @@ impl E2ee {
         let me = self.device_id();
         let mut entries = Vec::new();
         for k in keys.into_iter().filter(|k| k.device == me) {
-            if self.keyring.get(channel, &k.kid, k.v).is_some() {
+            if self.keyring.has(channel, &k.kid, k.v) {
                 continue;
             }
             match self.keyring.device().unwrap_key(&k.key) {
@@ -226,14 +226,14 @@ impl E2ee {
         data: &str,
     ) -> Result<serde_json::Value, E2eeError> {
         let (envelope, iv, ct) = crypto::parse_envelope(data)?;
-        let key = self
-            .keyring
-            .get(channel, &envelope.kid, envelope.v)
-            .ok_or_else(|| E2eeError::UnknownKey {
-                channel: channel.to_owned(),
-                kid: envelope.kid.clone(),
-                v: envelope.v,
-            })?;
+        let key =
+            self.keyring
+                .get(&envelope.kid, envelope.v)
+                .ok_or_else(|| E2eeError::UnknownKey {
+                    channel: channel.to_owned(),
+                    kid: envelope.kid.clone(),
+                    v: envelope.v,
+                })?;
         let plaintext = crypto::open(&key, iv, ct, channel, event)?;
         serde_json::from_slice(&plaintext).map_err(|_| E2eeError::DecryptFailed)
     }

@@ -1,0 +1,63 @@
+//! The **key store seam**: the key directory of end-to-end encryption (`docs/e2ee.md`) —
+//! devices' public keys by user and room keys wrapped for devices. Implemented by both stores
+//! (`keys_sqlite.rs`, `keys_postgres.rs`) and run through one suite,
+//! `control-plane/tests/key_store.rs`.
+//!
+//! Guarantees: every method is atomic. A user keeps at most `max_devices` keys: publishing one
+//! more removes the least recently published others (never the one just published). A put
+//! replaces entries with the same `(channel, key_id, version, sub, device)` and keeps the
+//! newest `keep_versions` versions of the key id. Reads are ordered: device keys newest first
+//! (then by device), room keys by key id, version, device.
+
+use super::StoreError;
+use async_trait::async_trait;
+use waas_protocol::e2ee::{DeviceKey, RoomKey, WrappedKey};
+use waas_protocol::AppId;
+
+#[async_trait]
+pub trait KeyStore: Send + Sync + 'static {
+    /// Stores (or refreshes, with `ts` = `at`) a device key of `sub`. `NotFound` when the app
+    /// does not exist.
+    async fn publish_device_key(
+        &self,
+        app: &AppId,
+        sub: &str,
+        device: &str,
+        public_key: &str,
+        at: i64,
+        max_devices: usize,
+    ) -> Result<DeviceKey, StoreError>;
+
+    /// The device keys of `sub`, newest first.
+    async fn device_keys(&self, app: &AppId, sub: &str) -> Result<Vec<DeviceKey>, StoreError>;
+
+    /// Stores `put.wrapped` for one version of a channel's room key. `NotFound` when the app
+    /// does not exist.
+    async fn put_room_keys(&self, app: &AppId, put: &RoomKeyPut) -> Result<(), StoreError>;
+
+    /// The channel's room keys wrapped for `sub`, every kept version.
+    async fn room_keys(
+        &self,
+        app: &AppId,
+        channel: &str,
+        sub: &str,
+    ) -> Result<Vec<RoomKey>, StoreError>;
+}
+
+/// One `room_key_put`, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomKeyPut {
+    pub channel: String,
+    pub key_id: String,
+    pub version: u32,
+    pub wrapped: Vec<WrappedKey>,
+    /// When, ms since the epoch.
+    pub at: i64,
+    /// Versions of the key id to keep (`max_room_key_versions`).
+    pub keep_versions: u32,
+}
+
+/// Versions of `key_id` at or below this are dropped when `version` is stored (0: none).
+pub(crate) fn prune_below(version: u32, keep_versions: u32) -> i64 {
+    i64::from(version) - i64::from(keep_versions.max(1))
+}
