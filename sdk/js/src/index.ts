@@ -20,7 +20,7 @@ export { CloseCode, ERROR_CODES, isKnownErrorCode, shouldReconnect, type ErrorCo
 export * from "./errors.js";
 export type { ClientEvents, Listener } from "./events.js";
 export { channelError, isPresenceChannel } from "./names.js";
-export { ServerClient, type TokenRequest } from "./rest.js";
+export { ServerClient, type RecordingInfo, type StartRecording, type TokenRequest } from "./rest.js";
 export { Reply, Router, ServerRequest, type Handler } from "./server.js";
 export type { Frame, Response } from "./session.js";
 export { Subscription } from "./subscription.js";

@@ -1,6 +1,6 @@
 /**
  * The REST API for tenants' servers (`docs/rest.md`): publish without holding a socket, mint
- * tokens for users, read history. Uses the platform's `fetch` (browsers, Node 18+). Never ship an
+ * tokens for users, read history, start and stop recordings (`docs/recordings.md`). Uses the platform's `fetch` (browsers, Node 18+). Never ship an
  * API key to a browser: this is for servers.
  */
 
@@ -16,6 +16,64 @@ export interface TokenRequest {
   ttl?: number;
   /** What other members of presence channels see. */
   info?: unknown;
+}
+
+/** What to record (`POST /recordings`, docs/recordings.md). */
+export interface StartRecording {
+  /** 1–200 bytes, for people. */
+  name: string;
+  /** 1–100 channel patterns (`*` one segment, `>` the rest). */
+  channels: string[];
+  /** Stop by itself after this many events. */
+  maxEvents?: number;
+  /** Stop by itself after this long, seconds. */
+  maxDurationSecs?: number;
+}
+
+/** A recording as the server reports it. Times are milliseconds since the Unix epoch. */
+export interface RecordingInfo {
+  id: string;
+  appId: string;
+  name: string;
+  channels: string[];
+  status: "recording" | "stopped";
+  maxEvents: number | null;
+  maxDurationMs: number | null;
+  eventCount: number;
+  startedAt: number;
+  stoppedAt: number | null;
+  /** `stopped` (asked for), `max_events`, `max_duration`; null while recording. */
+  stopReason: string | null;
+}
+
+interface RecordingWire {
+  id: string;
+  app_id: string;
+  name: string;
+  channels: string[];
+  status: "recording" | "stopped";
+  max_events: number | null;
+  max_duration_ms: number | null;
+  event_count: number;
+  started_at: number;
+  stopped_at: number | null;
+  stop_reason: string | null;
+}
+
+function toRecording(r: RecordingWire): RecordingInfo {
+  return {
+    id: r.id,
+    appId: r.app_id,
+    name: r.name,
+    channels: r.channels,
+    status: r.status,
+    maxEvents: r.max_events,
+    maxDurationMs: r.max_duration_ms,
+    eventCount: r.event_count,
+    startedAt: r.started_at,
+    stoppedAt: r.stopped_at,
+    stopReason: r.stop_reason,
+  };
 }
 
 export class ServerClient {
@@ -99,5 +157,28 @@ export class ServerClient {
       messages: Frame[];
     };
     return { channel: r.channel, epoch: r.epoch, offset: r.offset, messages: r.messages.map(toMessage) };
+  }
+
+  /** Starts recording the app's channels matching `request.channels`. */
+  async startRecording(request: StartRecording): Promise<RecordingInfo> {
+    const body = {
+      name: request.name,
+      channels: request.channels,
+      ...(request.maxEvents === undefined ? {} : { max_events: request.maxEvents }),
+      ...(request.maxDurationSecs === undefined ? {} : { max_duration_secs: request.maxDurationSecs }),
+    };
+    return toRecording((await this.fetch("POST", "/recordings", body)) as RecordingWire);
+  }
+
+  /** A recording's state and event count. */
+  async recording(id: string): Promise<RecordingInfo> {
+    return toRecording((await this.fetch("GET", `/recordings/${encodeURIComponent(id)}`)) as RecordingWire);
+  }
+
+  /** Stops a recording; stopping a stopped one changes nothing. */
+  async stopRecording(id: string): Promise<RecordingInfo> {
+    return toRecording(
+      (await this.fetch("POST", `/recordings/${encodeURIComponent(id)}/stop`)) as RecordingWire,
+    );
   }
 }
