@@ -34,7 +34,7 @@ export {
   wrapKey,
   type Envelope,
 } from "./e2ee/crypto.js";
-export { E2ee, EncryptedSubscription, ROOM_KEY_EVENT, type Decrypted } from "./e2ee/e2ee.js";
+export { E2ee, EncryptedSubscription, ROOM_KEY_EVENT, type Decrypted, type E2eeEvents } from "./e2ee/e2ee.js";
 export { Keyring, type RoomKeyEntry } from "./e2ee/keyring.js";
 export { Owner, type OwnerEvents } from "./e2ee/owner.js";
 export {

@@ -28,6 +28,7 @@ export class Subscription<T = unknown> implements AsyncIterableIterator<Message<
   private buffer: Message<T>[] = [];
   private waiters: ((r: IteratorResult<Message<T>>) => void)[] = [];
   private listeners = new Set<(m: Message<T>) => void>();
+  private taps = new Set<(m: Message) => void>();
   private finished = false;
   /** `next()` was called: buffer for the iterator even when listeners get every message. */
   private iterated = false;
@@ -45,8 +46,18 @@ export class Subscription<T = unknown> implements AsyncIterableIterator<Message<
     return () => this.listeners.delete(listener);
   }
 
+  /**
+   * @internal Sees every message as it arrives without changing how the subscription buffers
+   * (E2EE reacts to key notices before the application reads).
+   */
+  tap(observer: (message: Message) => void): () => void {
+    this.taps.add(observer);
+    return () => this.taps.delete(observer);
+  }
+
   push(message: Message): boolean {
     if (this.finished) return false;
+    for (const t of this.taps) t(message);
     const m = message as Message<T>;
     for (const l of this.listeners) l(m);
     const waiter = this.waiters.shift();

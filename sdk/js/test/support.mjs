@@ -168,3 +168,10 @@ export async function deadUrl() {
   await new Promise((resolve) => s.close(resolve));
   return `ws://127.0.0.1:${port}`;
 }
+
+/** Resolves once `e2ee`'s keyring holds version `v` (or later) of `channel`'s room key. */
+export function untilVersion(e2ee, channel, v, ms = 10_000) {
+  const held = () => (e2ee.keyring.current(channel)?.v ?? 0) >= v;
+  if (held()) return Promise.resolve();
+  return within(e2ee.once("keys", held), ms, `room key v${v} of ${channel}`);
+}

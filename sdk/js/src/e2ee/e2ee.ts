@@ -7,6 +7,7 @@
 
 import type { Client } from "../client.js";
 import { E2eeError, RejectedError } from "../errors.js";
+import { Emitter } from "../events.js";
 import type { Subscription } from "../subscription.js";
 import type { Message, WrappedKey } from "../types.js";
 import { newKeyId, open, parseEnvelope, randomBytes, seal, wrapKey, type Envelope } from "./crypto.js";
@@ -24,7 +25,12 @@ export type Decrypted<T = unknown> =
   | { message: Message; data: T; error?: undefined }
   | { message: Message; data?: undefined; error: E2eeError };
 
-export class E2ee {
+export interface E2eeEvents {
+  /** A fetch from the directory added `added` room key versions for `channel`. */
+  keys: { channel: string; added: number };
+}
+
+export class E2ee extends Emitter<E2eeEvents> {
   private fetching = new Map<string, Promise<number>>();
 
   private constructor(
@@ -32,7 +38,9 @@ export class E2ee {
     readonly keyring: Keyring,
     /** The user this connection is (`ready.sub`). */
     readonly sub: string,
-  ) {}
+  ) {
+    super();
+  }
 
   /**
    * Publishes the device's public key to the key directory (`keys_publish`), again after every
@@ -70,21 +78,23 @@ export class E2ee {
     const keys = await this.client.roomKeyGet(channel);
     const entries: RoomKeyEntry[] = [];
     for (const k of keys) {
-      if (k.device !== this.deviceId || this.keyring.get(channel, k.kid, k.v)) continue;
+      if (k.device !== this.deviceId || this.keyring.has(channel, k.kid, k.v)) continue;
       try {
         entries.push({ kid: k.kid, v: k.v, key: await this.keyring.device.unwrapKey(k.key) });
       } catch {
         // One bad entry (an owner's mistake) must not hide the others.
       }
     }
-    return this.keyring.insert(channel, entries);
+    const added = await this.keyring.insert(channel, entries);
+    if (added > 0) this.emit("keys", { channel, added });
+    return added;
   }
 
   /** Encrypts `data` for `channel` and `event` with the newest room key held. */
   async encrypt(channel: string, event: string, data: unknown): Promise<Envelope> {
     const current = this.keyring.current(channel);
     if (!current) throw new E2eeError("unknown_key", `no room key for ${channel}`);
-    const aes = this.keyring.aes(channel, current.kid, current.v)!;
+    const aes = this.keyring.aes(current.kid, current.v)!;
     const plaintext = encoder.encode(JSON.stringify(data === undefined ? null : data));
     return seal(await aes, current.kid, current.v, channel, event, plaintext);
   }
@@ -98,8 +108,8 @@ export class E2ee {
   /** Decrypts `data` delivered on `channel` under `event` with the keys held, without asking. */
   async decryptLocal<T = unknown>(channel: string, event: string, data: unknown): Promise<T> {
     const e = parseEnvelope(data);
-    const aes = this.keyring.aes(channel, e.kid, e.v);
-    if (!aes) throw new E2eeError("unknown_key", `no room key ${e.kid} v${e.v} for ${channel}`);
+    const aes = this.keyring.aes(e.kid, e.v);
+    if (!aes) throw new E2eeError("unknown_key", `no room key ${e.kid} v${e.v} (for ${channel})`);
     const plaintext = await open(await aes, e.iv, e.ct, channel, event);
     try {
       return JSON.parse(decoder.decode(plaintext)) as T;
@@ -186,7 +196,17 @@ export class EncryptedSubscription<T = unknown> implements AsyncIterableIterator
   constructor(
     readonly inner: Subscription,
     private readonly e2ee: E2ee,
-  ) {}
+  ) {
+    // A notice naming this user is acted on when it arrives, not when the application reads
+    // it: publishes made meanwhile must already use the new version.
+    inner.tap((message) => {
+      if (message.event !== ROOM_KEY_EVENT) return;
+      const recipients = (message.data as { recipients?: unknown } | null)?.recipients;
+      if (Array.isArray(recipients) && recipients.includes(e2ee.sub)) {
+        e2ee.fetch(message.channel).catch(() => {});
+      }
+    });
+  }
 
   get channel(): string {
     return this.inner.channel;
@@ -198,13 +218,7 @@ export class EncryptedSubscription<T = unknown> implements AsyncIterableIterator
       const r = await this.inner.next();
       if (r.done) return { value: undefined, done: true };
       const message = r.value;
-      if (message.event === ROOM_KEY_EVENT) {
-        const recipients = (message.data as { recipients?: unknown } | null)?.recipients;
-        if (Array.isArray(recipients) && recipients.includes(this.e2ee.sub)) {
-          await this.e2ee.fetch(message.channel).catch(() => {});
-        }
-        continue;
-      }
+      if (message.event === ROOM_KEY_EVENT) continue; // acted on as it arrived
       try {
         return { value: { message, data: await this.e2ee.open<T>(message) }, done: false };
       } catch (e) {

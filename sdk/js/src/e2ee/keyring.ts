@@ -81,14 +81,32 @@ export class Keyring {
     return true;
   }
 
-  /** The key `(kid, v)` of `channel`, if held. */
-  get(channel: string, kid: string, v: number): RoomKeyEntry | undefined {
-    return this.rooms.get(channel)?.get(`${kid}/${v}`);
+  /**
+   * The key `(kid, v)`, if held, whatever channel it came for: key ids are random, so an
+   * envelope moved to another channel finds its key and then fails on the associated data
+   * (`decrypt_failed`) rather than looking unknown.
+   */
+  get(kid: string, v: number): RoomKeyEntry | undefined {
+    return this.find(kid, v);
   }
 
-  /** @internal The AES key `(kid, v)` of `channel`, if held. */
-  aes(channel: string, kid: string, v: number): Promise<CryptoKey> | undefined {
-    return this.rooms.get(channel)?.get(`${kid}/${v}`)?.aes;
+  /** Whether `(kid, v)` is held for `channel`. */
+  has(channel: string, kid: string, v: number): boolean {
+    return this.rooms.get(channel)?.has(`${kid}/${v}`) ?? false;
+  }
+
+  /** @internal The AES key `(kid, v)`, if held. */
+  aes(kid: string, v: number): Promise<CryptoKey> | undefined {
+    return this.find(kid, v)?.aes;
+  }
+
+  private find(kid: string, v: number): Held | undefined {
+    const id = `${kid}/${v}`;
+    for (const versions of this.rooms.values()) {
+      const h = versions.get(id);
+      if (h) return h;
+    }
+    return undefined;
   }
 
   /** The newest version held for `channel` (highest `v`). */
