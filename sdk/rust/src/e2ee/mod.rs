@@ -99,6 +99,40 @@ impl E2eeError {
     }
 }
 
+/// Encrypts `data` (any `Serialize`, as its JSON text) for `channel` and `event` with `key`:
+/// what [`E2ee::encrypt`] does, without a connection.
+pub fn seal_data<T: Serialize + ?Sized>(
+    key: &RoomKeyEntry,
+    channel: &str,
+    event: &str,
+    data: &T,
+) -> Result<waas_protocol::e2ee::Envelope, E2eeError> {
+    let plaintext = serde_json::to_vec(data).map_err(crate::Error::from)?;
+    Ok(crypto::seal(
+        &key.key, &key.kid, key.v, channel, event, &plaintext,
+    ))
+}
+
+/// Decrypts `data` (the JSON text of an envelope) delivered on `channel` under `event` with
+/// the keys `keyring` holds: what [`E2ee::decrypt_local`] does, without a connection.
+pub fn open_data(
+    keyring: &Keyring,
+    channel: &str,
+    event: &str,
+    data: &str,
+) -> Result<serde_json::Value, E2eeError> {
+    let (envelope, iv, ct) = crypto::parse_envelope(data)?;
+    let key = keyring
+        .get(&envelope.kid, envelope.v)
+        .ok_or_else(|| E2eeError::UnknownKey {
+            channel: channel.to_owned(),
+            kid: envelope.kid.clone(),
+            v: envelope.v,
+        })?;
+    let plaintext = crypto::open(&key, iv, ct, channel, event)?;
+    serde_json::from_slice(&plaintext).map_err(|_| E2eeError::DecryptFailed)
+}
+
 /// A delivered message with its decrypted data.
 #[derive(Debug, Clone)]
 pub struct Decrypted {
@@ -191,15 +225,7 @@ impl E2ee {
                 kid: String::new(),
                 v: 0,
             })?;
-        let plaintext = serde_json::to_vec(data).map_err(crate::Error::from)?;
-        Ok(crypto::seal(
-            &current.key,
-            &current.kid,
-            current.v,
-            channel,
-            event,
-            &plaintext,
-        ))
+        seal_data(&current, channel, event, data)
     }
 
     /// Encrypts and publishes; asks the directory once when no key is held for the channel.
@@ -225,17 +251,7 @@ impl E2ee {
         event: &str,
         data: &str,
     ) -> Result<serde_json::Value, E2eeError> {
-        let (envelope, iv, ct) = crypto::parse_envelope(data)?;
-        let key =
-            self.keyring
-                .get(&envelope.kid, envelope.v)
-                .ok_or_else(|| E2eeError::UnknownKey {
-                    channel: channel.to_owned(),
-                    kid: envelope.kid.clone(),
-                    v: envelope.v,
-                })?;
-        let plaintext = crypto::open(&key, iv, ct, channel, event)?;
-        serde_json::from_slice(&plaintext).map_err(|_| E2eeError::DecryptFailed)
+        open_data(&self.keyring, channel, event, data)
     }
 
     /// Decrypts `data` delivered on `channel` under `event`; on an unknown key, asks the
