@@ -126,6 +126,13 @@ impl Cluster {
 
     /// Creates tenant `t` (if needed) and app `id` with a generated secret and key.
     pub async fn create_app(&self, id: &str) -> TestApp {
+        self.create_app_with(id, json!({})).await
+    }
+
+    /// Creates an app with more fields of the admin API's `POST /v1/admin/apps` (`limits`,
+    /// `routes`): gateways learn it with them from the start, where a later `PATCH` would reach
+    /// each gateway a moment after the admin API answers.
+    pub async fn create_app_with(&self, id: &str, fields: serde_json::Value) -> TestApp {
         let (s, _) = self
             .admin(
                 "POST",
@@ -134,13 +141,11 @@ impl Cluster {
             )
             .await;
         assert!(s == 201 || s == 409, "create tenant: {s}");
-        let (s, body) = self
-            .admin(
-                "POST",
-                "/v1/admin/apps",
-                Some(json!({"id": id, "tenant_id": "t"})),
-            )
-            .await;
+        let mut app = json!({"id": id, "tenant_id": "t"});
+        if let (Some(app), Some(fields)) = (app.as_object_mut(), fields.as_object()) {
+            app.extend(fields.clone());
+        }
+        let (s, body) = self.admin("POST", "/v1/admin/apps", Some(app)).await;
         assert_eq!(s, 201, "create app: {body}");
         TestApp {
             id: id.into(),

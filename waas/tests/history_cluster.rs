@@ -299,13 +299,14 @@ async fn recovery_beyond_the_window_is_reported_by_the_sdk() {
 #[tokio::test]
 async fn namespaces_keep_history_by_their_own_rules() {
     let cluster = Cluster::start(WAAS, &shared_url(), 2).await;
-    let app = cluster.create_app("namespaces").await;
-    set_limits(
-        &cluster,
-        &app,
-        json!({"history_size": 3, "history_namespaces": {"chat": {"history_size": 10}}}),
-    )
-    .await;
+    // Limits given at creation: a later PATCH reaches each gateway a moment after it answers, and
+    // a subscribe in between would start on the app's stream.
+    let app = cluster
+        .create_app_with(
+            "namespaces",
+            json!({"limits": {"history_size": 3, "history_namespaces": {"chat": {"history_size": 10}}}}),
+        )
+        .await;
     let http = reqwest::Client::new();
     let t = token(&app, "u", &["chat.*", "news.*"], &[]);
     let mut sub = RawClient::ready(cluster.gateways[1].addr, &app.id, &t).await;
