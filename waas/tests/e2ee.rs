@@ -507,3 +507,60 @@ async fn the_directory_refuses_bad_keys_and_unauthorised_calls() {
     assert_eq!(got[0].device, keys.device().id());
     assert!(outsider.keys_get("nobody").await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_member_with_caps_share_owns_the_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start().await;
+    // A token minted by the server (POST /tokens) carries caps.share like one signed locally.
+    let rest = waas_sdk::ServerClient::new(server.http_url(), APP, "demo-key").unwrap();
+    let room = || {
+        waas_sdk::protocol::PatternSet::new(vec![waas_sdk::protocol::ChannelPattern::parse(
+            "presence.>",
+        )
+        .unwrap()])
+    };
+    let caps = waas_sdk::Caps {
+        subscribe: room(),
+        publish: room(),
+        share: room(),
+        ..Default::default()
+    };
+    let minted = rest
+        .mint_token(&waas_sdk::TokenRequest {
+            sub: "dana".into(),
+            caps,
+            ttl: None,
+            info: None,
+        })
+        .await
+        .unwrap();
+    let dana = member(
+        &server.ws_url(),
+        APP,
+        &minted.token,
+        keyring(&dir.path().join("dana"), 3),
+    )
+    .await;
+    let owner = dana.own(ROOM, ROOM).await.unwrap();
+    let mut events = owner.events();
+    let bob = member(
+        &server.ws_url(),
+        APP,
+        &token(SECRET, APP, "bob", false),
+        keyring(&dir.path().join("bob"), 2),
+    )
+    .await;
+    let mut room = bob.subscribe(ROOM).await.unwrap();
+    shared_with(&mut events, "bob").await;
+    let data = json!({"text": "from the owning member"});
+    dana.publish(ROOM, "say", &data).await.unwrap();
+    assert_eq!(next(&mut room).await.unwrap().data, data);
+    // Sharing is limited to the token's patterns.
+    let key = dana.keyring().current(ROOM).unwrap();
+    assert!(matches!(
+        dana.share("elsewhere.x", &key, &["bob".into()]).await,
+        Err(E2eeError::NotShared { .. })
+    ));
+    drop(owner);
+}
