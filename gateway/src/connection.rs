@@ -606,11 +606,26 @@ impl Conn {
         self.rpc.on_frame(ctx, frame).await;
     }
 
-    /// `keys_publish`, `keys_get`, `room_key_put`, `room_key_get`: see [`crate::keys`].
+    /// `keys_publish`, `keys_get`, `room_key_put`, `room_key_get`: see [`crate::keys`]. The two
+    /// that write to the directory count against the publish rate.
     async fn keys(&mut self, frame: ClientFrame) {
         let (Some(app), Some(identity)) = (self.app.as_ref(), self.identity.as_ref()) else {
             return;
         };
+        let writes = matches!(
+            frame,
+            ClientFrame::KeysPublish { .. } | ClientFrame::RoomKeyPut { .. }
+        );
+        if writes && !self.bucket.try_take() {
+            if let Some(id) = frame.id() {
+                self.error(
+                    Some(id),
+                    ErrorCode::RateLimited,
+                    "publish rate exceeded; nothing was stored",
+                );
+            }
+            return;
+        }
         let ctx = crate::keys::ops::Ctx {
             gw: &self.gw,
             app,

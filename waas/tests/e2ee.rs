@@ -564,3 +564,43 @@ async fn a_member_with_caps_share_owns_the_channel() {
     ));
     drop(owner);
 }
+
+#[tokio::test]
+async fn key_directory_limits_are_configurable() {
+    let server = TestServer::with(|s| {
+        s.limits.max_room_key_recipients = 1;
+        s.limits.publish_burst = 2;
+        s.limits.publish_rate = 1;
+    })
+    .await;
+    let admin_client = client(&server.ws_url(), APP, "demo-key").await;
+    let kid = "0123456789abcdef0123456789abcdef";
+    let entry = |sub: &str| waas_sdk::protocol::e2ee::WrappedKey {
+        sub: sub.into(),
+        device: kid.into(),
+        key: "AAAA".into(),
+    };
+    let refused = admin_client
+        .room_key_put(ROOM, kid, 1, vec![entry("a"), entry("b")])
+        .await;
+    assert!(
+        matches!(&refused, Err(waas_sdk::Error::Rejected { code, .. }) if code.as_str() == "bad_request"),
+        "{refused:?}"
+    );
+    // That refusal spent one token of the burst of 2: one more write passes, the next does not.
+    admin_client
+        .room_key_put(ROOM, kid, 1, vec![entry("a")])
+        .await
+        .unwrap();
+    let limited = admin_client
+        .room_key_put(ROOM, kid, 1, vec![entry("a")])
+        .await;
+    assert!(
+        matches!(&limited, Err(waas_sdk::Error::Rejected { code, .. }) if code.as_str() == "rate_limited"),
+        "{limited:?}"
+    );
+    // Reads are not rate-limited.
+    for _ in 0..3 {
+        admin_client.room_key_get(ROOM).await.unwrap();
+    }
+}

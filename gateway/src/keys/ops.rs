@@ -147,7 +147,7 @@ async fn list(ctx: &Ctx<'_>, id: u64, sub: String) -> Result<(), ErrorDetail> {
     Ok(())
 }
 
-/// Refuses a put whose fields are out of shape (`docs/e2ee.md#room_key_put`, step 3).
+/// Refuses a put whose fields are out of shape (`docs/e2ee.md#room_key_put`, step 4).
 pub fn check_put(
     key_id: &str,
     version: u32,

@@ -64,43 +64,77 @@ impl E2ee {
         let me = self.clone();
         let (channel, presence) = (channel.to_owned(), presence.to_owned());
         let task = tokio::spawn(async move {
-            // Held so the presence channel stays subscribed while the owner runs.
-            let _subscription = subscription;
+            // Read and dropped: the owner only needs the presence channel's members, but an
+            // unread subscription would fill its buffer and warn about every message.
+            let mut subscription = subscription;
             let mut members: BTreeSet<String> = BTreeSet::new();
-            while let Some(event) = presence_events.next().await {
+            loop {
+                let event = tokio::select! {
+                    event = presence_events.next() => match event {
+                        Some(event) => event,
+                        None => break,
+                    },
+                    message = subscription.next() => match message {
+                        Some(_) => continue,
+                        None => break,
+                    },
+                };
                 let outcome = match event {
                     PresenceEvent::Members {
                         channel: c,
                         members: list,
                     } if c == presence => {
-                        members = list.into_iter().map(|m| m.id).collect();
+                        // The first list, or a fresh one after a reconnect: members that left
+                        // meanwhile were never announced, so they are found here.
+                        let now: BTreeSet<String> = list.into_iter().map(|m| m.id).collect();
+                        let removed: Vec<String> = members.difference(&now).cloned().collect();
+                        members = now;
                         let all: Vec<String> = members.iter().cloned().collect();
-                        me.share_current(&channel, all).await
+                        if removed.is_empty() {
+                            me.share_current(&channel, all).await.map(|e| vec![e])
+                        } else {
+                            me.rotate(&channel, &all).await.map(|key| {
+                                removed
+                                    .into_iter()
+                                    .map(|removed| OwnerEvent::Rotated {
+                                        v: key.v,
+                                        removed,
+                                        members: all.clone(),
+                                    })
+                                    .collect()
+                            })
+                        }
                     }
                     PresenceEvent::MemberAdded { channel: c, member } if c == presence => {
                         members.insert(member.id.clone());
-                        me.share_current(&channel, vec![member.id]).await
+                        me.share_current(&channel, vec![member.id])
+                            .await
+                            .map(|e| vec![e])
                     }
                     PresenceEvent::MemberRemoved { channel: c, member } if c == presence => {
-                        members.remove(&member.id);
+                        if !members.remove(&member.id) {
+                            continue;
+                        }
                         let remaining: Vec<String> = members.iter().cloned().collect();
-                        me.rotate(&channel, &remaining)
-                            .await
-                            .map(|key| OwnerEvent::Rotated {
+                        me.rotate(&channel, &remaining).await.map(|key| {
+                            vec![OwnerEvent::Rotated {
                                 v: key.v,
                                 removed: member.id,
                                 members: remaining,
-                            })
+                            }]
+                        })
                     }
                     _ => continue,
                 };
-                let event = outcome.unwrap_or_else(|e| {
+                let events = outcome.unwrap_or_else(|e| {
                     tracing::warn!(%channel, error = %e, "room key sharing failed");
-                    OwnerEvent::Failed {
+                    vec![OwnerEvent::Failed {
                         error: e.to_string(),
-                    }
+                    }]
                 });
-                let _ = tx.send(event);
+                for event in events {
+                    let _ = tx.send(event);
+                }
             }
         });
         Ok(Owner { task, events })
