@@ -136,3 +136,85 @@ async fn keys_and_messages_cross_gateways_as_ciphertext_only() {
     }
     drop(owner);
 }
+
+/// The owner's gateway dies; while it reconnects to the other one, a member leaves. No
+/// `member_removed` reaches the owner, but the member list it gets after reconnecting lacks her:
+/// it rotates her out all the same.
+#[tokio::test]
+async fn an_owner_that_reconnects_rotates_out_members_who_left_meanwhile() {
+    let mut cluster = Cluster::start(WAAS, &shared_url(), 2).await;
+    let app = cluster.create_app("e2ee-failover").await;
+    let (a, b) = (
+        format!("ws://{}", cluster.gateways[0].addr),
+        format!("ws://{}", cluster.gateways[1].addr),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let owner_client = waas_sdk::Client::builder()
+        .urls([a.clone(), b.clone()])
+        .app(&app.id)
+        .token(&app.api_key)
+        // Long enough that carol leaves before the owner is back.
+        .backoff(waas_sdk::Backoff {
+            initial: std::time::Duration::from_secs(2),
+            max: std::time::Duration::from_secs(2),
+            multiplier: 1.0,
+        })
+        .connect()
+        .await
+        .unwrap();
+    let mut owner_events = owner_client.events();
+    let boss = waas_sdk::e2ee::E2ee::start(owner_client, keyring(&dir.path().join("owner"), 0))
+        .await
+        .unwrap();
+    let owner = boss.own(ROOM, ROOM).await.unwrap();
+    let mut events = owner.events();
+    let alice = member(
+        &b,
+        &app.id,
+        &token(&app.jwt_secret, &app.id, "alice", false),
+        keyring(&dir.path().join("alice"), 1),
+    )
+    .await;
+    let carol = member(
+        &b,
+        &app.id,
+        &token(&app.jwt_secret, &app.id, "carol", false),
+        keyring(&dir.path().join("carol"), 3),
+    )
+    .await;
+    let _alice_room = alice.subscribe(ROOM).await.unwrap();
+    shared_with(&mut events, "alice").await;
+    let carol_room = carol.subscribe(ROOM).await.unwrap();
+    shared_with(&mut events, "carol").await;
+
+    drop(cluster.gateways.remove(0));
+    tokio::time::timeout(WAIT, async {
+        while let Some(e) = owner_events.next().await {
+            if matches!(e, waas_sdk::ConnectionEvent::Disconnected { .. }) {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the owner notices its gateway died");
+    carol_room.unsubscribe().await.unwrap();
+
+    let v = owner_event(&mut events, |e| match e {
+        waas_sdk::e2ee::OwnerEvent::Rotated {
+            v,
+            removed,
+            members,
+        } if removed == "carol" => {
+            assert_eq!(members, &["alice".to_owned()]);
+            Some(*v)
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(v, 2);
+    alice.fetch(ROOM).await.unwrap();
+    assert_eq!(alice.keyring().current(ROOM).unwrap().v, 2);
+    let hers = carol.client().room_key_get(ROOM).await.unwrap();
+    assert!(hers.iter().all(|k| k.v == 1), "{hers:?}");
+    drop(owner);
+}
