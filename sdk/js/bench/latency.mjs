@@ -47,7 +47,13 @@ try {
   const ownerClient = await Client.connect({ url: server.url, app: APP, token: API_KEY });
   const owner = await (await E2ee.start(ownerClient, await Keyring.inMemory())).own(channel);
   const party = async (sub) => {
-    const client = await Client.connect({ url: server.url, app: APP, token: await token(server, sub, caps) });
+    // Room for every message of a run: the encrypted subscription holds the plain runs' messages.
+    const client = await Client.connect({
+      url: server.url,
+      app: APP,
+      token: await token(server, sub, caps),
+      subscriptionCapacity: 10 * (n + 100),
+    });
     return { client, e2ee: await E2ee.start(client, await Keyring.inMemory()) };
   };
   const publisher = await party("pub");
@@ -74,9 +80,12 @@ try {
   if (json) console.log(JSON.stringify({ node: process.version, n, results }, null, 2));
   else {
     console.log(`Node ${process.version}, ${n} messages per row, one at a time`);
-    console.log("payload   E2EE   p50 µs   p99 µs");
-    for (const r of results) {
-      console.log(`${String(r.size).padStart(7)}   ${r.encrypted ? "yes" : " no"}  ${r.p50_us.toFixed(0).padStart(7)}  ${r.p99_us.toFixed(0).padStart(7)}`);
+    console.log("| data (JSON) | plain p50 / p99 | E2EE p50 / p99 |");
+    console.log("|---|---|---|");
+    for (const size of [100, 1024, 65536]) {
+      const [p, e] = [false, true].map((enc) => results.find((r) => r.size === size && r.encrypted === enc));
+      const f = (r) => `${r.p50_us.toFixed(0)} / ${r.p99_us.toFixed(0)} µs`;
+      console.log(`| ${size} B | ${f(p)} | ${f(e)} |`);
     }
   }
   await owner.stop();
