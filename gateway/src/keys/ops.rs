@@ -284,6 +284,24 @@ mod tests {
     }
 
     #[test]
+    fn rsa_keys_of_the_accepted_sizes_only() {
+        use rsa::pkcs8::EncodePublicKey;
+        let spki = |bits| {
+            let private = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, bits).unwrap();
+            let der = rsa::RsaPublicKey::from(&private)
+                .to_public_key_der()
+                .unwrap();
+            (B64.encode(der.as_bytes()), e2ee::device_id(der.as_bytes()))
+        };
+        let (small, _) = spki(1024);
+        let e = check_public_key(&small).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        assert!(e.message.contains("1024-bit"), "{}", e.message);
+        let (ok, device) = spki(2048);
+        assert_eq!(check_public_key(&ok).unwrap(), device);
+    }
+
+    #[test]
     fn puts_are_checked() {
         let kid = "0123456789abcdef0123456789abcdef";
         let w = |device: &str, key: &str| WrappedKey {
