@@ -11,7 +11,7 @@ import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { Client } from "../dist/index.js";
-import { APP, API_KEY, startWaas, take, token } from "./support.mjs";
+import { APP, API_KEY, startWaas, take, token, within } from "./support.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
@@ -169,5 +169,54 @@ test("in Chromium the device key lives in IndexedDB, non-extractable, and surviv
     assert.deepEqual(second, { id: first.id, versions: [1, 2], data: { from: "node" }, moved: "decrypt_failed" });
   } finally {
     await page.close();
+  }
+});
+
+test("E2EE in Chromium through waas dev: a browser member and a Node member read each other, the gateway sees envelopes", async () => {
+  const { E2ee, Keyring } = await import("../dist/index.js");
+  const channel = "presence.web-room";
+  const caps = { subscribe: [channel], publish: [channel] };
+  const ownerClient = await Client.connect({ url: server.url, app: APP, token: API_KEY });
+  const owner = await (await E2ee.start(ownerClient, await Keyring.inMemory())).own(channel);
+  const nodeClient = await Client.connect({ url: server.url, app: APP, token: await token(server, "node-user", caps) });
+  const node = await E2ee.start(nodeClient, await Keyring.inMemory());
+  const page = await browser.newPage();
+  try {
+    await page.goto(`http://127.0.0.1:${web.address().port}/`);
+    await page.waitForFunction(() => document.title === "ready");
+    const nodeShared = owner.once("shared", (e) => e.members.includes("node-user"));
+    const nodeRoom = await node.subscribe(channel);
+    await nodeShared;
+    await node.fetch(channel);
+
+    const webShared = owner.once("shared", (e) => e.members.includes("web-user"));
+    await page.evaluate(
+      async ({ url, app, token, channel }) => {
+        const { Client, E2ee, Keyring } = window.waas;
+        const client = await Client.connect({ url, app, token });
+        window.e2ee = await E2ee.start(client, await Keyring.openIndexedDb("waas-web"));
+        window.room = await window.e2ee.subscribe(channel);
+      },
+      { url: server.url, app: APP, token: await token(server, "web-user", caps), channel },
+    );
+    await webShared;
+
+    const offset = await node.publish(channel, "say", { from: "node", text: "to the browser" });
+    const inPage = await page.evaluate(async () => {
+      const r = await window.room.next();
+      return { offset: r.value.message.offset, data: r.value.data, error: r.value.error?.code ?? null };
+    });
+    assert.deepEqual(inPage, { offset, data: { from: "node", text: "to the browser" }, error: null });
+    assert.ok(!JSON.stringify((await server.rest.history(channel)).messages).includes("to the browser"));
+
+    await page.evaluate((channel) => window.e2ee.publish(channel, "say", { from: "browser" }), channel);
+    let got;
+    do got = (await within(nodeRoom.next(), 10_000, "the browser's message")).value;
+    while (got.message.offset === offset);
+    assert.deepEqual([got.error, got.data], [undefined, { from: "browser" }]);
+  } finally {
+    await page.close();
+    await owner.stop();
+    for (const c of [ownerClient, nodeClient]) await c.close();
   }
 });

@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Backoff, Client, TimeoutError } from "../dist/index.js";
+import { Backoff, Client, ReconnectFailedError, RejectedError, TimeoutError } from "../dist/index.js";
 import { API_KEY, APP, deadUrl, nextEvent, startProxy, startWaas, take, token } from "./support.mjs";
 
 const fast = new Backoff({ initialMs: 50, maxMs: 200 });
@@ -153,6 +153,57 @@ test("calls made while the server is unreachable time out locally; close() ends 
     assert.equal((await closed).error, undefined);
     assert.equal((await sub.next()).done, true);
   } finally {
+    await proxy.close();
+    await server.stop();
+  }
+});
+
+test("with a token provider, an expired token (4501) is replaced and the subscription goes on", async () => {
+  const server = await startWaas();
+  let minted = 0;
+  const client = await Client.connect({
+    url: server.url,
+    app: APP,
+    backoff: fast,
+    tokenProvider: async () => {
+      minted++;
+      return token(server, "renewing", { subscribe: [">"], publish: [">"] }, { ttl: minted === 1 ? 1 : 3600 });
+    },
+  });
+  try {
+    const sub = await client.subscribe("feed.g");
+    const lost = await nextEvent(client, "disconnected");
+    assert.equal(lost.code, 4501, "the server closes at exp");
+    await nextEvent(client, "connected");
+    assert.equal(minted, 2, "a fresh token for the reconnect");
+    const offset = await server.rest.publish("feed.g", "n", 1);
+    const [m] = await take(sub, 1);
+    assert.equal(m.offset, offset);
+  } finally {
+    await client.close();
+    await server.stop();
+  }
+});
+
+test("maxReconnectAttempts gives up with ReconnectFailedError; publishes beyond the rate are rate_limited", async () => {
+  const server = await startWaas({ args: ["--publish-rate", "1", "--publish-burst", "2"] });
+  const proxy = await startProxy(server.addr);
+  const client = await Client.connect({ url: proxy.url, app: APP, token: API_KEY, backoff: fast, maxReconnectAttempts: 2 });
+  try {
+    const results = await Promise.allSettled([1, 2, 3, 4].map((i) => client.publish("feed.h", "n", i)));
+    const refused = results.filter((r) => r.status === "rejected");
+    assert.ok(refused.length >= 1, "beyond the burst");
+    for (const r of refused) assert.ok(r.reason instanceof RejectedError && r.reason.code === "rate_limited", String(r.reason));
+
+    const closed = nextEvent(client, "closed");
+    proxy.cut();
+    const { error } = await closed;
+    assert.ok(error instanceof ReconnectFailedError, String(error));
+    assert.equal(error.attempts, 2);
+    assert.equal(client.state, "closed");
+    await assert.rejects(client.publish("feed.h", "n", 5), ReconnectFailedError);
+  } finally {
+    await client.close();
     await proxy.close();
     await server.stop();
   }
