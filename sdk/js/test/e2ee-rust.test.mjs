@@ -40,7 +40,11 @@ function peer(name, tokenValue, channel, ...command) {
   );
   running.add(child);
   let stderr = "";
-  child.stderr.on("data", (d) => (stderr += d));
+  const stderrWaiters = [];
+  child.stderr.on("data", (d) => {
+    stderr += d;
+    for (const w of [...stderrWaiters]) w();
+  });
   const queue = [];
   const waiting = [];
   createInterface({ input: child.stdout }).on("line", (l) => {
@@ -58,6 +62,22 @@ function peer(name, tokenValue, channel, ...command) {
     child,
     done,
     stderr: () => stderr,
+    /** Resolves once stderr holds `text`. */
+    stderrHas(text, ms = 20_000) {
+      return within(
+        new Promise((resolve) => {
+          const check = () => {
+            if (!stderr.includes(text)) return;
+            stderrWaiters.splice(stderrWaiters.indexOf(check), 1);
+            resolve();
+          };
+          stderrWaiters.push(check);
+          check();
+        }),
+        ms,
+        `"${text}" from e2ee_peer ${command.join(" ")} (stderr: ${stderr})`,
+      );
+    },
     /** The next stdout line parsed as JSON. */
     line: (ms = 20_000) =>
       within(
@@ -119,14 +139,7 @@ test("Rust owner and sender → TypeScript decrypts; TypeScript encrypts → Rus
     // TypeScript encrypts, Rust decrypts.
     const carolToken = await token(server, "rust-carol", caps(channel));
     const recv = peer("rust-carol", carolToken, channel, "recv", "2");
-    await within(
-      new Promise((resolve) => {
-        const check = () => (recv.stderr().includes("ready device=") ? resolve() : setTimeout(check, 20));
-        check();
-      }),
-      20_000,
-      "the Rust receiver to subscribe",
-    );
+    await recv.stderrHas("ready device=");
     await owner.until((l) => l.shared?.members.includes("rust-carol"));
     await bob.e2ee.publish(channel, "msg", { from: "ts", n: 1, text: "héllo ✓" });
     await bob.e2ee.publish(channel, "msg", [1, null, "two"]);
