@@ -12,6 +12,7 @@ import type { Subscription } from "../subscription.js";
 import type { Message, WrappedKey } from "../types.js";
 import { newKeyId, open, parseEnvelope, randomBytes, seal, wrapKey, type Envelope } from "./crypto.js";
 import type { Keyring, RoomKeyEntry } from "./keyring.js";
+import { Owner } from "./owner.js";
 
 /** The event of the directory's notices that a room key version exists. */
 export const ROOM_KEY_EVENT = "waas:room_key";
@@ -173,6 +174,18 @@ export class E2ee extends Emitter<E2eeEvents> {
       }
     }
     return wrapped.length;
+  }
+
+  /**
+   * Owns `channel`, whose members are those of the presence channel `presence` (often the same
+   * channel): takes the room keys it already has from the directory, makes version 1 when there
+   * is none, subscribes to `presence` and shares or rotates from then on (`owner.ts`). Needs an
+   * API key or `caps.share` for `channel` (else `not_shared`).
+   */
+  async own(channel: string, presence: string = channel): Promise<Owner> {
+    const owner = new Owner(this, channel, presence);
+    await owner.start();
+    return owner;
   }
 
   /**

@@ -9,7 +9,7 @@ import { Emitter } from "../events.js";
 import type { WaasError } from "../errors.js";
 import type { Subscription } from "../subscription.js";
 import type { PresenceEvent } from "../types.js";
-import { E2ee } from "./e2ee.js";
+import type { E2ee } from "./e2ee.js";
 
 export interface OwnerEvents {
   /** Version `v` was shared with `members` (on start, after a reconnect, or when they joined). */
@@ -34,7 +34,7 @@ export class Owner extends Emitter<OwnerEvents> {
     super();
   }
 
-  /** @internal */
+  /** @internal Use `E2ee.own`. */
   async start(): Promise<void> {
     // Listening before subscribing: the member list that answers the subscribe is not missed.
     this.stopListening = this.e2ee.client.on("presence", (e) => {
@@ -89,21 +89,3 @@ export class Owner extends Emitter<OwnerEvents> {
     await this.subscription?.unsubscribe();
   }
 }
-
-declare module "./e2ee.js" {
-  interface E2ee {
-    /**
-     * Owns `channel`, whose members are those of the presence channel `presence` (often the
-     * same channel): takes the room keys it already has from the directory, makes version 1
-     * when there is none, subscribes to `presence` and shares or rotates from then on. Needs an
-     * API key or `caps.share` for `channel` (else `not_shared`).
-     */
-    own(channel: string, presence?: string): Promise<Owner>;
-  }
-}
-
-E2ee.prototype.own = async function own(this: E2ee, channel: string, presence = channel): Promise<Owner> {
-  const owner = new Owner(this, channel, presence);
-  await owner.start();
-  return owner;
-};
