@@ -80,7 +80,7 @@ export class ServerClient {
   private readonly base: string;
 
   /** `url`: the gateway's HTTP base (`http://127.0.0.1:8080`; `ws://` is accepted and mapped). */
-  constructor(url: string, private readonly app: string, private readonly apiKey: string) {
+  constructor(url: string, readonly app: string, private readonly apiKey: string) {
     let u: URL;
     try {
       u = new URL(url.replace(/^ws(s?):/, "http$1:"));
