@@ -43,8 +43,8 @@ async fn rpc(req: RpcRequest) -> Reply {
 
 /// Serves HTTP on a free port and the service `echo` on `gateway`, prints `backend ADDR` once
 /// both are ready, then runs until killed.
-pub async fn run(gateway: &str, app: &str, key: &str) -> Result<()> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+pub async fn run(gateway: &str, app: &str, key: &str, bind: &str) -> Result<()> {
+    let listener = TcpListener::bind((bind, 0)).await?;
     let addr = listener.local_addr()?;
     let client = waas_sdk::Client::builder()
         .url(gateway)

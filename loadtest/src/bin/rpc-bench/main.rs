@@ -43,6 +43,9 @@ enum Sub {
         app: String,
         #[arg(long, default_value = "demo-key")]
         key: String,
+        /// Address the HTTP server binds (port 0).
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: String,
     },
 }
 
@@ -83,6 +86,15 @@ struct Args {
     /// Worker threads of this load generator's runtime.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Run the gateway and the backend in this network namespace (`ip netns exec`), e.g.
+    /// `waas-srv` from `loadtest/wan-link.py`, while this load generator runs in another: every
+    /// request then crosses a link with a real round trip.
+    #[arg(long)]
+    server_netns: Option<String>,
+    /// The address the gateway and the backend listen on (with `--server-netns`, the server
+    /// side of the link, e.g. 10.77.0.2).
+    #[arg(long, default_value = "127.0.0.1")]
+    server_host: String,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -142,12 +154,18 @@ fn spawn(mut command: Command, prefix: &str) -> Result<(Process, String)> {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    if let Some(Sub::Backend { gateway, app, key }) = cli.command {
+    if let Some(Sub::Backend {
+        gateway,
+        app,
+        key,
+        bind,
+    }) = cli.command
+    {
         return tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()?
-            .block_on(backend::run(&gateway, &app, &key));
+            .block_on(backend::run(&gateway, &app, &key, &bind));
     }
     let args = cli.args;
     tokio::runtime::Builder::new_multi_thread()
@@ -157,9 +175,22 @@ fn main() -> Result<()> {
         .block_on(bench(args))
 }
 
+/// A command for a server process: in `--server-netns` when given.
+fn server_command(args: &Args, program: &std::ffi::OsStr) -> Command {
+    match &args.server_netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
 async fn bench(args: Args) -> Result<()> {
-    let mut waas = Command::new(&args.waas);
-    waas.args(["dev", "--listen", "127.0.0.1:0", "--store", ":memory:"])
+    let mut waas = server_command(&args, args.waas.as_os_str());
+    let listen = format!("{}:0", args.server_host);
+    waas.args(["dev", "--listen", &listen, "--store", ":memory:"])
         .args(["--max-frame-bytes", "262144"])
         // 64 requests of 64 KiB queued for the SDK server are over the default 4 MiB, past
         // which a connection is closed as a slow consumer (docs/rpc.md, limits).
@@ -169,8 +200,8 @@ async fn bench(args: Args) -> Result<()> {
     let (_gateway, addr) = spawn(waas, "listening on ")?;
     let gateway: SocketAddr = addr.parse()?;
     let ws = format!("ws://{gateway}");
-    let mut backend = Command::new(std::env::current_exe()?);
-    backend.args(["backend", "--gateway", &ws]);
+    let mut backend = server_command(&args, std::env::current_exe()?.as_os_str());
+    backend.args(["backend", "--gateway", &ws, "--bind", &args.server_host]);
     let (_backend, addr) = spawn(backend, "backend ")?;
     let backend: SocketAddr = addr.parse()?;
 
