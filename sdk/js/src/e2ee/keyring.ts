@@ -39,6 +39,9 @@ export class Keyring {
     if (!d) {
       d = device ?? (await DeviceKeyPair.generate(storage.extractable));
       await storage.saveDevice(d);
+      // Two tabs (or processes) opening a new keyring at once both make a key; the last one
+      // stored wins, and reading it back makes both use it.
+      d = (await storage.loadDevice()) ?? d;
     }
     const keyring = new Keyring(d, storage);
     keyring.load(await storage.loadRooms());
