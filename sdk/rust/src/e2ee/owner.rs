@@ -5,7 +5,7 @@
 
 use super::{E2ee, E2eeError};
 use crate::presence::PresenceEvent;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use std::collections::BTreeSet;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -40,6 +40,58 @@ impl Owner {
     }
 }
 
+/// What a batch of presence events changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Change {
+    added: Vec<String>,
+    removed: Vec<String>,
+}
+
+/// Applies presence events of `presence` to `members`. A full list (the first, or a fresh one
+/// after a reconnect) counts as everyone in it joining and everyone missing from it leaving:
+/// members who left while the owner was disconnected were never announced.
+fn apply(members: &mut BTreeSet<String>, events: Vec<PresenceEvent>, presence: &str) -> Change {
+    let mut change = Change::default();
+    let join = |change: &mut Change, id: String| {
+        change.removed.retain(|r| *r != id);
+        change.added.push(id);
+    };
+    for event in events {
+        match event {
+            PresenceEvent::Members {
+                channel,
+                members: list,
+            } if channel == presence => {
+                let now: BTreeSet<String> = list.into_iter().map(|m| m.id).collect();
+                for gone in members.difference(&now) {
+                    change.added.retain(|a| a != gone);
+                    change.removed.push(gone.clone());
+                }
+                for new in now.difference(members) {
+                    join(&mut change, new.clone());
+                }
+                *members = now;
+            }
+            // Announcements may repeat what is known already: only real changes count.
+            PresenceEvent::MemberAdded { channel, member }
+                if channel == presence && !members.contains(&member.id) =>
+            {
+                members.insert(member.id.clone());
+                join(&mut change, member.id);
+            }
+            PresenceEvent::MemberRemoved { channel, member }
+                if channel == presence && members.contains(&member.id) =>
+            {
+                members.remove(&member.id);
+                change.added.retain(|a| *a != member.id);
+                change.removed.push(member.id);
+            }
+            _ => {}
+        }
+    }
+    change
+}
+
 impl Drop for Owner {
     fn drop(&mut self) {
         self.task.abort();
@@ -69,7 +121,7 @@ impl E2ee {
             let mut subscription = subscription;
             let mut members: BTreeSet<String> = BTreeSet::new();
             loop {
-                let event = tokio::select! {
+                let first = tokio::select! {
                     event = presence_events.next() => match event {
                         Some(event) => event,
                         None => break,
@@ -79,52 +131,32 @@ impl E2ee {
                         None => break,
                     },
                 };
-                let outcome = match event {
-                    PresenceEvent::Members {
-                        channel: c,
-                        members: list,
-                    } if c == presence => {
-                        // The first list, or a fresh one after a reconnect: members that left
-                        // meanwhile were never announced, so they are found here.
-                        let now: BTreeSet<String> = list.into_iter().map(|m| m.id).collect();
-                        let removed: Vec<String> = members.difference(&now).cloned().collect();
-                        members = now;
-                        let all: Vec<String> = members.iter().cloned().collect();
-                        if removed.is_empty() {
-                            me.share_current(&channel, all).await.map(|e| vec![e])
-                        } else {
-                            me.rotate(&channel, &all).await.map(|key| {
-                                removed
-                                    .into_iter()
-                                    .map(|removed| OwnerEvent::Rotated {
-                                        v: key.v,
-                                        removed,
-                                        members: all.clone(),
-                                    })
-                                    .collect()
-                            })
-                        }
-                    }
-                    PresenceEvent::MemberAdded { channel: c, member } if c == presence => {
-                        members.insert(member.id.clone());
-                        me.share_current(&channel, vec![member.id])
-                            .await
-                            .map(|e| vec![e])
-                    }
-                    PresenceEvent::MemberRemoved { channel: c, member } if c == presence => {
-                        if !members.remove(&member.id) {
-                            continue;
-                        }
-                        let remaining: Vec<String> = members.iter().cloned().collect();
-                        me.rotate(&channel, &remaining).await.map(|key| {
-                            vec![OwnerEvent::Rotated {
+                // Changes that arrived together (a gateway's members leaving at once) make one
+                // rotation, not one each.
+                let mut batch = vec![first];
+                while let Some(Some(event)) = presence_events.next().now_or_never() {
+                    batch.push(event);
+                }
+                let change = apply(&mut members, batch, &presence);
+                let all: Vec<String> = members.iter().cloned().collect();
+                let outcome = if !change.removed.is_empty() {
+                    me.rotate(&channel, &all).await.map(|key| {
+                        change
+                            .removed
+                            .into_iter()
+                            .map(|removed| OwnerEvent::Rotated {
                                 v: key.v,
-                                removed: member.id,
-                                members: remaining,
-                            }]
-                        })
-                    }
-                    _ => continue,
+                                removed,
+                                members: all.clone(),
+                            })
+                            .collect()
+                    })
+                } else if !change.added.is_empty() {
+                    me.share_current(&channel, change.added)
+                        .await
+                        .map(|e| vec![e])
+                } else {
+                    continue;
                 };
                 let events = outcome.unwrap_or_else(|e| {
                     tracing::warn!(%channel, error = %e, "room key sharing failed");
@@ -158,5 +190,63 @@ impl E2ee {
             v: current.v,
             members,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::presence::Member;
+
+    fn member(id: &str) -> Member {
+        Member {
+            id: id.into(),
+            info: None,
+        }
+    }
+
+    #[test]
+    fn batches_of_presence_events_become_one_change() {
+        let p = "presence.r";
+        let mut members = BTreeSet::new();
+        let list = |ids: &[&str]| PresenceEvent::Members {
+            channel: p.into(),
+            members: ids.iter().map(|id| member(id)).collect(),
+        };
+        let added = |id: &str| PresenceEvent::MemberAdded {
+            channel: p.into(),
+            member: member(id),
+        };
+        let removed = |id: &str| PresenceEvent::MemberRemoved {
+            channel: p.into(),
+            member: member(id),
+        };
+        let c = apply(&mut members, vec![list(&["a", "b"])], p);
+        assert_eq!((c.added, c.removed), (vec!["a".into(), "b".into()], vec![]));
+        // Another channel's events and repeated announcements change nothing.
+        let other = PresenceEvent::MemberAdded {
+            channel: "presence.other".into(),
+            member: member("z"),
+        };
+        assert_eq!(
+            apply(&mut members, vec![other, added("a")], p),
+            Change::default()
+        );
+        // Two leave at once: one change, both removed; one joins and leaves: nothing to share.
+        let c = apply(
+            &mut members,
+            vec![removed("a"), removed("b"), added("c"), removed("c")],
+            p,
+        );
+        assert_eq!(
+            (c.added, c.removed),
+            (vec![], vec!["a".into(), "b".into(), "c".into()])
+        );
+        // A fresh list after a reconnect: b is back and d is new; then b is missing from one.
+        let c = apply(&mut members, vec![list(&["b", "d"])], p);
+        assert_eq!((c.added, c.removed), (vec!["b".into(), "d".into()], vec![]));
+        let c = apply(&mut members, vec![list(&["d"])], p);
+        assert_eq!((c.added, c.removed), (vec![], vec!["b".into()]));
+        assert_eq!(members.into_iter().collect::<Vec<_>>(), ["d"]);
     }
 }
