@@ -2,69 +2,28 @@
 //! file) and once against PostgreSQL (a schema of its own on the test database,
 //! `WAAS_TEST_DATABASE_URL`).
 
-use std::future::Future;
 use waas_control_plane::store::keys::{KeyStore, RoomKeyPut};
-use waas_control_plane::store::{NewApp, NewTenant, PostgresStore, SqliteStore, Store, StoreError};
+use waas_control_plane::store::{Store, StoreError};
 use waas_protocol::e2ee::{RoomKey, WrappedKey};
-use waas_protocol::AppId;
 
 trait Both: Store + KeyStore {}
 impl<T: Store + KeyStore> Both for T {}
 
-macro_rules! suite {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let store = super::SqliteStore::open(dir.path().join("waas.db")).unwrap();
-                    super::$case(&store).await;
-                }
-            )*
-        }
+mod common;
 
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::with_postgres(|store| async move { super::$case(&store).await }).await;
-                }
-            )*
-        }
-    };
-}
+use common::store_suite;
 
-suite!(
+store_suite!(
     device_keys_are_capped_and_refreshed,
     room_keys_are_per_sub_and_pruned,
     deleting_the_app_deletes_its_keys,
     unknown_app_is_not_found,
 );
 
-fn app(id: &str) -> AppId {
-    AppId::parse(id).unwrap()
-}
+use common::app_id as app;
 
 async fn with_app(store: &dyn Both, id: &str) {
-    let _ = store
-        .create_tenant(NewTenant {
-            id: Some("t".into()),
-            name: "T".into(),
-        })
-        .await;
-    store
-        .create_app(NewApp {
-            id: app(id),
-            tenant_id: "t".into(),
-            name: id.into(),
-            jwt_secret: None,
-            jwt_rsa_public_key: None,
-            jwt_ec_public_key: None,
-            limits: Default::default(),
-        })
-        .await
-        .unwrap();
+    common::create_app(store, id).await;
 }
 
 fn dev(n: u8) -> String {
@@ -239,36 +198,4 @@ async fn unknown_app_is_not_found(store: &dyn Both) {
             .await,
         Err(StoreError::NotFound(_))
     ));
-}
-
-/// Runs `case` against a migrated store in a schema of its own, dropped afterwards (also when
-/// the case panics).
-async fn with_postgres<F, Fut>(case: F)
-where
-    F: FnOnce(PostgresStore) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let base = std::env::var("WAAS_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let (admin, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("cannot reach the test database at {base}: {e}"));
-    tokio::spawn(connection);
-    let schema = format!("waas_test_{:016x}", rand::random::<u64>());
-    admin
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-    let store = PostgresStore::connect(&url).await.unwrap();
-    store.migrate().await.unwrap();
-    let outcome = tokio::spawn(case(store)).await;
-    admin
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
 }

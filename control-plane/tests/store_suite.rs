@@ -5,7 +5,6 @@
 //! on `postgres://postgres@127.0.0.1:5432/postgres` (`WAAS_TEST_DATABASE_URL` overrides), dropped
 //! at the end even when the case fails, so tests run in parallel and leave nothing behind.
 
-use std::future::Future;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use waas_control_plane::store::{
@@ -16,28 +15,9 @@ use waas_gateway::history::policy::{Namespace, NamespaceHistory};
 use waas_gateway::rpc::Route;
 use waas_protocol::AppId;
 
-macro_rules! store_suite {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let (store, _dir) = super::sqlite_store();
-                    super::$case(&store).await;
-                }
-            )*
-        }
+mod common;
 
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::with_postgres(|store| async move { super::$case(&store).await }).await;
-                }
-            )*
-        }
-    };
-}
+use common::{app_id, store_suite, TestSchema};
 
 store_suite!(
     tenants_crud,
@@ -612,86 +592,6 @@ async fn postgres_connect_errors() {
 }
 
 // ---- helpers ----
-
-fn sqlite_store() -> (SqliteStore, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("waas.db")).unwrap();
-    (store, dir)
-}
-
-/// Runs `case` against a migrated store in a schema of its own, then drops the schema, also when
-/// the case panics (the case runs in a task so the panic can be caught and re-raised after).
-async fn with_postgres<F, Fut>(case: F)
-where
-    F: FnOnce(PostgresStore) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let schema = TestSchema::create().await;
-    let store = PostgresStore::connect(&schema.url()).await.unwrap();
-    store.migrate().await.unwrap();
-    let outcome = tokio::spawn(case(store)).await;
-    schema.drop().await;
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
-}
-
-/// A schema with a random name on the test database, and an admin connection to drop it with.
-struct TestSchema {
-    base_url: String,
-    name: String,
-    admin: tokio_postgres::Client,
-}
-
-impl TestSchema {
-    async fn create() -> Self {
-        let base_url = std::env::var("WAAS_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let (admin, connection) = tokio_postgres::connect(&base_url, tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|e| panic!("cannot reach the test database at {base_url}: {e}"));
-        tokio::spawn(connection);
-        let name = format!("waas_test_{:016x}", rand::random::<u64>());
-        admin
-            .batch_execute(&format!("CREATE SCHEMA {name}"))
-            .await
-            .unwrap();
-        Self {
-            base_url,
-            name,
-            admin,
-        }
-    }
-
-    /// The base URL with `search_path` set to this schema.
-    fn url(&self) -> String {
-        let separator = if self.base_url.contains('?') {
-            '&'
-        } else {
-            '?'
-        };
-        format!(
-            "{}{separator}options=-c%20search_path%3D{}",
-            self.base_url, self.name
-        )
-    }
-
-    async fn applied_migrations(&self) -> i64 {
-        let sql = format!("SELECT count(*) FROM {}.schema_migrations", self.name);
-        self.admin.query_one(&sql, &[]).await.unwrap().get(0)
-    }
-
-    async fn drop(self) {
-        self.admin
-            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name))
-            .await
-            .unwrap();
-    }
-}
-
-fn app_id(id: &str) -> AppId {
-    AppId::parse(id).unwrap()
-}
 
 fn tenant(id: &str, name: &str) -> NewTenant {
     NewTenant {

@@ -1,12 +1,11 @@
 //! The WebhookStore contract, written once and run against both stores (SQLite in a temporary
 //! directory, Postgres in a schema of its own on the test server, dropped afterwards).
 
-use std::future::Future;
 use waas_control_plane::store::webhooks::{
     Attempt, DeliveryFilter, DeliveryStatus, EndpointPatch, NewEndpoint, Outcome, PresenceRules,
     WebhookStore,
 };
-use waas_control_plane::store::{NewApp, NewTenant, PostgresStore, SqliteStore, Store, StoreError};
+use waas_control_plane::store::{NewApp, NewTenant, Store, StoreError};
 use waas_gateway::webhooks::report::Report;
 use waas_protocol::presence::Member;
 use waas_protocol::webhook::EventType;
@@ -15,30 +14,11 @@ use waas_protocol::{AppId, ChannelName};
 trait Both: Store + WebhookStore {}
 impl<T: Store + WebhookStore> Both for T {}
 
-macro_rules! suite {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let store = super::SqliteStore::open(dir.path().join("w.db")).unwrap();
-                    super::$case(&store).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::with_postgres(|store| async move { super::$case(&store).await }).await;
-                }
-            )*
-        }
-    };
-}
+mod common;
 
-suite!(
+use common::store_suite;
+
+store_suite!(
     endpoints_crud,
     occupancy_is_announced_once_across_nodes_and_debounced,
     members_leave_with_a_dead_node,
@@ -409,34 +389,4 @@ async fn claims_lease_and_settle(store: &dyn Both) {
         .unwrap();
     assert_eq!(page.len() + rest.len(), 5);
     assert!(page[0].seq > page[1].seq && page[1].seq > rest[0].seq);
-}
-
-/// Runs `case` against a migrated store in a schema of its own, then drops the schema.
-async fn with_postgres<F, Fut>(case: F)
-where
-    F: FnOnce(PostgresStore) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let base = std::env::var("WAAS_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let (admin, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("cannot reach the test database at {base}: {e}"));
-    tokio::spawn(connection);
-    let name = format!("waas_wh_{:016x}", rand::random::<u64>());
-    admin
-        .batch_execute(&format!("CREATE SCHEMA {name}"))
-        .await
-        .unwrap();
-    let url = format!("{base}?options=-c%20search_path%3D{name}");
-    let store = PostgresStore::connect(&url).await.unwrap();
-    store.migrate().await.unwrap();
-    let outcome = tokio::spawn(case(store)).await;
-    admin
-        .batch_execute(&format!("DROP SCHEMA {name} CASCADE"))
-        .await
-        .unwrap();
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
 }
