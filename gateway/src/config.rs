@@ -56,6 +56,10 @@ pub struct Limits {
     /// Largest `info` claim (as JSON) a member may bring to a presence channel, bytes.
     /// Default 1024.
     pub max_member_info_bytes: usize,
+    /// Members one presence channel may have (cluster-wide, as this gateway knows them); one
+    /// more gets `presence_full`. Bounded so that a channel's member list always fits in one
+    /// presence announcement on the bus. Default 500.
+    pub max_presence_members: usize,
     /// Webhook reports (presence transitions, publishes an endpoint wants) a gateway holds
     /// while the control-plane does not acknowledge them; beyond this new ones are dropped.
     /// Default 10000.
@@ -111,6 +115,7 @@ impl Default for Limits {
             presence_heartbeat_ms: 5000,
             presence_ttl_ms: 15_000,
             max_member_info_bytes: 1024,
+            max_presence_members: 500,
             webhook_report_queue: 10_000,
             history_size: 100,
             history_ttl_secs: 300,
@@ -182,6 +187,18 @@ impl Limits {
                     reason: "must be greater than 0",
                 });
             }
+        }
+        if self.max_presence_members == 0
+            || self.max_presence_members.saturating_mul(
+                self.max_member_info_bytes
+                    + waas_protocol::presence::MAX_MEMBER_ID_BYTES
+                    + crate::presence::MEMBER_OVERHEAD_BYTES,
+            ) > crate::presence::MAX_ENTRY_BYTES
+        {
+            return Err(LimitError {
+                key: "max_presence_members",
+                reason: "must be at least 1, and max_presence_members × (max_member_info_bytes + 264) at most 786432 (one channel's members must fit in one bus message)",
+            });
         }
         if self.presence_heartbeat_ms == 0 || self.presence_ttl_ms <= self.presence_heartbeat_ms {
             return Err(LimitError {

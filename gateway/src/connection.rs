@@ -411,6 +411,16 @@ impl Conn {
             Err(message) => return self.error(Some(id), ErrorCode::BadRequest, message),
         };
         let key = crate::presence::Presence::key(app.id(), &channel);
+        if let Some(m) = &member {
+            let max = self.gw.config.limits.max_presence_members;
+            if !self.gw.presence.has_room(&key, &m.id, max) {
+                return self.error(
+                    Some(id),
+                    ErrorCode::PresenceFull,
+                    format!("{channel} already has {max} members (max_presence_members)"),
+                );
+            }
+        }
         let member_id = member.as_ref().map(|m| m.id.clone());
         self.gw.presence.joined(&self.gw.hub, &key, member);
         // Answers with history (when recovering) and the ack itself.
@@ -447,6 +457,13 @@ impl Conn {
         };
         if identity.is_server || !waas_protocol::presence::is_presence(channel) {
             return Ok(None);
+        }
+        let max_id = waas_protocol::presence::MAX_MEMBER_ID_BYTES;
+        if identity.sub.len() > max_id {
+            return Err(format!(
+                "the token's \"sub\" is {} bytes; presence members' ids are at most {max_id}",
+                identity.sub.len()
+            ));
         }
         let max = self.gw.config.limits.max_member_info_bytes;
         if let Some(info) = &identity.info {

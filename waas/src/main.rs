@@ -175,6 +175,8 @@ struct LimitArgs {
     presence_ttl_ms: Option<u64>,
     #[arg(long, env = "WAAS_MAX_MEMBER_INFO_BYTES")]
     max_member_info_bytes: Option<usize>,
+    #[arg(long, env = "WAAS_MAX_PRESENCE_MEMBERS")]
+    max_presence_members: Option<usize>,
     #[arg(long, env = "WAAS_WEBHOOK_REPORT_QUEUE")]
     webhook_report_queue: Option<usize>,
     #[arg(long, env = "WAAS_MAX_INFLIGHT_REQUESTS_PER_CONNECTION")]
@@ -262,6 +264,7 @@ impl LimitArgs {
             presence_heartbeat_ms,
             presence_ttl_ms,
             max_member_info_bytes,
+            max_presence_members,
             webhook_report_queue
         );
         overlay!(

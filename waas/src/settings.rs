@@ -276,5 +276,13 @@ mod tests {
         s.limits.max_queued_messages = 0;
         let e = s.validate().unwrap_err().to_string();
         assert!(e.contains("limits.max_queued_messages"), "{e}");
+        // A member list that could not fit one bus message is refused at start-up.
+        let mut s = Settings::default();
+        s.limits.max_presence_members = 10_000;
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("limits.max_presence_members"), "{e}");
+        s.limits.max_presence_members = 2_000;
+        s.limits.max_member_info_bytes = 16;
+        s.validate().expect("2,000 members with small info fit");
     }
 }

@@ -201,6 +201,54 @@ async fn bad_presence_requests_get_clear_errors() {
     assert_eq!(s, 401);
 }
 
+/// A full presence channel refuses new members with `presence_full`, still takes another
+/// connection of a member it has, and takes a newcomer again once someone leaves.
+#[tokio::test]
+async fn a_full_presence_channel_refuses_newcomers_until_someone_leaves() {
+    let server = TestServer::with(|s| s.limits.max_presence_members = 2).await;
+    let token = |sub: &str| member_token("demo-secret", "demo", sub, json!({}));
+    let mut alice = RawClient::ready(server.addr, "demo", &token("alice")).await;
+    assert_eq!(join(&mut alice, "presence.room", 1).await, ["alice"]);
+    let mut bob = RawClient::ready(server.addr, "demo", &token("bob")).await;
+    join(&mut bob, "presence.room", 1).await;
+    next_op(&mut alice, "member_added").await;
+
+    let mut carol = RawClient::ready(server.addr, "demo", &token("carol")).await;
+    let e = carol
+        .request(json!({"op": "subscribe", "id": 1, "channel": "presence.room"}))
+        .await;
+    assert_eq!(
+        (e["op"].as_str(), e["code"].as_str()),
+        (Some("error"), Some("presence_full")),
+        "{e}"
+    );
+    assert!(e["message"]
+        .as_str()
+        .unwrap()
+        .contains("max_presence_members"));
+    // Another channel is not full; another connection of a member is no newcomer.
+    assert_eq!(join(&mut carol, "presence.other", 2).await, ["carol"]);
+    let mut alice_phone = RawClient::ready(server.addr, "demo", &token("alice")).await;
+    let mut both = join(&mut alice_phone, "presence.room", 1).await;
+    both.sort();
+    assert_eq!(both, ["alice", "bob"]);
+
+    drop(bob);
+    let left = next_op(&mut alice, "member_removed").await;
+    assert_eq!(left["member"]["id"], "bob");
+    let mut both = join(&mut carol, "presence.room", 3).await;
+    both.sort();
+    assert_eq!(both, ["alice", "carol"]);
+
+    // Member ids are bounded like names.
+    let long = "x".repeat(201);
+    let mut c = RawClient::ready(server.addr, "demo", &token(&long)).await;
+    let e = c
+        .request(json!({"op": "subscribe", "id": 1, "channel": "presence.big"}))
+        .await;
+    assert_eq!(e["code"], "bad_request", "{e}");
+}
+
 async fn wait_for(what: &str, deadline: Duration, mut check: impl AsyncFnMut() -> bool) {
     let end = Instant::now() + deadline;
     while !check().await {

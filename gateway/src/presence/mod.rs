@@ -28,6 +28,7 @@ use crate::wsframe;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use state::{Change, Entry, Key, LocalTransition, State};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -37,8 +38,16 @@ use tokio::task::JoinHandle;
 use waas_protocol::presence::Member;
 use waas_protocol::{AppId, ChannelName, ServerFrame};
 
-/// Entries per announcement, so a heartbeat of a busy node stays far below NATS's payload limit.
-const ENTRIES_PER_MESSAGE: usize = 200;
+/// Bytes of entries an announcement collects before it is sent, so a heartbeat of a busy node
+/// goes out in several messages, each well below NATS's default 1 MiB payload limit.
+const ANNOUNCEMENT_BYTES: usize = 256 * 1024;
+
+/// Largest one channel's entry may be: it cannot be split (a full entry replaces the member set
+/// it describes), so the limits keep it below this (`max_presence_members`).
+pub const MAX_ENTRY_BYTES: usize = 768 * 1024;
+
+/// JSON around one member in an entry (`{"id":"","info":}` and separators), bytes.
+pub const MEMBER_OVERHEAD_BYTES: usize = 64;
 
 /// The subject every gateway announces its channels on.
 pub fn subject(prefix: &str) -> String {
@@ -50,6 +59,31 @@ pub fn subject(prefix: &str) -> String {
 struct Announcement {
     node: String,
     entries: Vec<Entry>,
+}
+
+/// An [`Announcement`] as sent: entries encoded once, grouped by size.
+#[derive(Serialize)]
+struct AnnouncementOut<'a> {
+    node: &'a str,
+    entries: &'a [Box<RawValue>],
+}
+
+/// Consecutive runs of items of `sizes` bytes, each run at most `budget` bytes (with a separator
+/// per item) unless a single item is larger on its own.
+fn batches(sizes: &[usize], budget: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < sizes.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < sizes.len() && (end == start || bytes + sizes[end] < budget) {
+            bytes += sizes[end] + 1;
+            end += 1;
+        }
+        out.push(start..end);
+        start = end;
+    }
+    out
 }
 
 /// Told about this node's own transitions (first subscriber, last subscriber, a member's first
@@ -157,6 +191,13 @@ impl Presence {
         self.state.members(key)
     }
 
+    /// Whether `id` may join `key` under a cap of `max` members: it is one already, or the
+    /// channel has fewer. Counts the members this gateway knows cluster-wide, so joins racing on
+    /// different gateways may overshoot by a few until the next announcements.
+    pub fn has_room(&self, key: &Key, id: &str, max: usize) -> bool {
+        self.state.member(key, id).is_some() || (self.state.counts(key).users as usize) < max
+    }
+
     pub fn state(&self) -> &State {
         &self.state
     }
@@ -187,10 +228,15 @@ impl Presence {
     }
 
     async fn announce(&self, gw: &Gateway, entries: Vec<Entry>) {
-        for chunk in entries.chunks(ENTRIES_PER_MESSAGE) {
-            let body = serde_json::to_vec(&Announcement {
-                node: self.node.clone(),
-                entries: chunk.to_vec(),
+        let encoded: Vec<Box<RawValue>> = entries
+            .iter()
+            .map(|e| serde_json::value::to_raw_value(e).expect("entries serialise"))
+            .collect();
+        let sizes: Vec<usize> = encoded.iter().map(|e| e.get().len()).collect();
+        for range in batches(&sizes, ANNOUNCEMENT_BYTES) {
+            let body = serde_json::to_vec(&AnnouncementOut {
+                node: &self.node,
+                entries: &encoded[range],
             })
             .expect("announcements serialise");
             if let Err(e) = gw
@@ -260,4 +306,26 @@ pub async fn start(gw: &Arc<Gateway>) -> Result<JoinHandle<()>, BusError> {
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcements_are_cut_by_size_and_never_split_an_entry() {
+        assert_eq!(batches(&[], 100), Vec::<std::ops::Range<usize>>::new());
+        assert_eq!(batches(&[10, 10, 10], 100), vec![0..3]);
+        assert_eq!(batches(&[40, 40, 40, 40], 100), [0..2, 2..4]);
+        // An entry over the budget goes alone.
+        assert_eq!(batches(&[10, 500, 10], 100), [0..1, 1..2, 2..3]);
+        for sizes in [vec![99; 7], vec![1; 1000], vec![30, 70, 1, 99, 100]] {
+            let runs = batches(&sizes, 100);
+            assert_eq!(runs.iter().map(|r| r.len()).sum::<usize>(), sizes.len());
+            for r in runs {
+                let bytes: usize = sizes[r.clone()].iter().map(|s| s + 1).sum();
+                assert!(r.len() == 1 || bytes <= 100, "{r:?}: {bytes}");
+            }
+        }
+    }
 }

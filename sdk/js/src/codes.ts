@@ -19,6 +19,7 @@ export const ERROR_CODES = [
   "forbidden",
   "invalid_channel",
   "too_many_channels",
+  "presence_full",
   "rate_limited",
   "app_not_found",
   "connection_limit",

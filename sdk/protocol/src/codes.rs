@@ -35,6 +35,8 @@ pub enum ErrorCode {
     InvalidChannel,
     /// The connection is already subscribed to the maximum number of channels.
     TooManyChannels,
+    /// `subscribe`: the presence channel already has `max_presence_members` members.
+    PresenceFull,
     /// The connection published faster than its allowed rate; the message was not published.
     RateLimited,
     /// No app with this id.
@@ -84,6 +86,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::InvalidChannel => "invalid_channel",
             ErrorCode::TooManyChannels => "too_many_channels",
+            ErrorCode::PresenceFull => "presence_full",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::AppNotFound => "app_not_found",
             ErrorCode::ConnectionLimit => "connection_limit",
@@ -118,7 +121,7 @@ impl ErrorCode {
             | ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden => 403,
             ErrorCode::AppNotFound | ErrorCode::NotFound | ErrorCode::NoRoute => 404,
-            ErrorCode::NoSigningSecret | ErrorCode::Conflict => 409,
+            ErrorCode::NoSigningSecret | ErrorCode::Conflict | ErrorCode::PresenceFull => 409,
             ErrorCode::MessageTooLarge => 413,
             ErrorCode::RateLimited | ErrorCode::TooManyRequests => 429,
             ErrorCode::Internal | ErrorCode::Unknown => 500,

@@ -10,6 +10,10 @@ use serde_json::Value;
 /// First segment that makes a channel a presence channel.
 pub const PRESENCE_SEGMENT: &str = "presence";
 
+/// Longest `sub` that may join a presence channel as a member, bytes: member ids travel in every
+/// member list, so they are bounded like channel and event names.
+pub const MAX_MEMBER_ID_BYTES: usize = 200;
+
 /// Whether `channel` is a presence channel.
 pub fn is_presence(channel: &ChannelName) -> bool {
     is_presence_name(channel.as_str())
