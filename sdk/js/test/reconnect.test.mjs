@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Backoff, Client, ReconnectFailedError, RejectedError, TimeoutError } from "../dist/index.js";
-import { API_KEY, APP, deadUrl, nextEvent, startProxy, startWaas, take, token } from "./support.mjs";
+import { API_KEY, APP, deadUrl, nextEvent, startProxy, startWaas, take, token, within } from "./support.mjs";
 
 const fast = new Backoff({ initialMs: 50, maxMs: 200 });
 
@@ -202,6 +202,50 @@ test("maxReconnectAttempts gives up with ReconnectFailedError; publishes beyond 
     assert.equal(error.attempts, 2);
     assert.equal(client.state, "closed");
     await assert.rejects(client.publish("feed.h", "n", 5), ReconnectFailedError);
+  } finally {
+    await client.close();
+    await proxy.close();
+    await server.stop();
+  }
+});
+
+test("2,000 numbered messages published steadily through three outages arrive all, in order, once", async () => {
+  const server = await startWaas({ args: ["--history-size", "5000"] });
+  const proxy = await startProxy(server.addr);
+  const client = await Client.connect({ url: proxy.url, app: APP, token: API_KEY, backoff: fast });
+  const unrecovered = [];
+  client.on("unrecovered", (e) => unrecovered.push(e));
+  let reconnects = 0;
+  client.on("connected", () => reconnects++);
+  try {
+    const sub = await client.subscribe("feed.steady");
+    const N = 2000;
+    const received = [];
+    const all = (async () => {
+      for await (const m of sub) {
+        received.push(m.data.n);
+        if (received.length === N) return;
+      }
+    })();
+    for (let n = 1; n <= N; n++) {
+      if (n % 500 === 0 && n < N) {
+        const lost = nextEvent(client, "disconnected");
+        proxy.cut();
+        await lost;
+      }
+      // Publishing goes on while the subscriber is away; it comes back 50 messages later.
+      if (n > 500 && n % 500 === 50) {
+        const back = nextEvent(client, "connected");
+        proxy.restore();
+        await back;
+      }
+      await server.rest.publish("feed.steady", "n", { n });
+    }
+    await within(all, 20_000, "every message");
+    assert.equal(received.length, N);
+    assert.deepEqual(received, Array.from({ length: N }, (_, i) => i + 1), "all, in order, no duplicates");
+    assert.deepEqual(unrecovered, []);
+    assert.equal(reconnects, 3);
   } finally {
     await client.close();
     await proxy.close();
