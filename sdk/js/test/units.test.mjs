@@ -63,3 +63,15 @@ test("a Router captures params, answers 404 and 405, and turns results into repl
   assert.equal((await router.handler(req("GET", "/weather/a/b"))).status, 404);
   assert.equal(await router.handler(req("DELETE", "/weather/x")), undefined);
 });
+
+test("the SDK's error and close codes are exactly docs/protocol.md's", async () => {
+  const { readFile } = await import("node:fs/promises");
+  const { ERROR_CODES, CloseCode } = await import("../dist/index.js");
+  const doc = await readFile(new URL("../../../docs/protocol.md", import.meta.url), "utf8");
+  const section = (from, to) => doc.slice(doc.indexOf(from), doc.indexOf(to, doc.indexOf(from)));
+  const errors = [...section("## Error codes", "## Close codes").matchAll(/^\| `([a-z_]+)` \|/gm)].map((m) => m[1]);
+  assert.deepEqual([...ERROR_CODES].sort(), [...errors].sort());
+  const closes = [...section("## Close codes", "## Heartbeats").matchAll(/^\| (\d{4}) \|/gm)].map((m) => Number(m[1]));
+  const known = new Set(Object.values(CloseCode));
+  for (const c of closes) assert.ok(known.has(c), `close code ${c} has a name in CloseCode`);
+});
