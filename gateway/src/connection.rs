@@ -87,7 +87,9 @@ pub async fn run(
     pending: Bytes,
 ) {
     let stream = Arc::new(stream);
-    let limits = gw.config.limits.clone();
+    // Borrowed, not cloned: a copy of every limit would sit in each connection's task for its
+    // whole life (half a kilobyte).
+    let limits = &gw.config.limits;
     let reg = gw
         .connections
         .register(&app_id, limits.max_queued_messages, limits.max_queued_bytes);
@@ -124,6 +126,7 @@ pub async fn run(
     });
     tokio::pin!(frames);
     let mut fragments = Fragments::default();
+    let max_frame_bytes = limits.max_frame_bytes;
 
     let out = Arc::clone(&conn.reg.tracked.out);
     let exit = loop {
@@ -140,7 +143,7 @@ pub async fn run(
                 match frame {
                     Some(Ok(frame)) => match frame.opcode {
                         OpCode::Text | OpCode::Binary | OpCode::Continuation => {
-                            match fragments.push(frame.opcode, frame.fin, frame.payload, limits.max_frame_bytes) {
+                            match fragments.push(frame.opcode, frame.fin, frame.payload, max_frame_bytes) {
                                 // Boxed: client requests are rare next to deliveries, and their
                                 // futures would otherwise enlarge every idle connection's task.
                                 Assembled::Message(op, payload) => Box::pin(conn.on_message(op, &payload)).await,
@@ -434,6 +437,11 @@ impl Conn {
                         channel: channel.to_string(),
                         members: self.gw.presence.members(&key),
                     });
+                }
+                // Grown by doubling from one: `push` would start at four (192 bytes) for the
+                // connection that, most often, holds a single subscription.
+                if self.subs.len() == self.subs.capacity() {
+                    self.subs.reserve_exact(self.subs.len().max(1));
                 }
                 self.subs.push((channel, subject));
             }

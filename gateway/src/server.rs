@@ -120,30 +120,33 @@ async fn websocket(
     let Ok((response, fut)) = upgrade.upgrade() else {
         return StatusCode::BAD_REQUEST.into_response();
     };
-    tokio::spawn(async move {
-        let ws = match fut.await {
-            Ok(ws) => ws,
-            Err(e) => {
-                tracing::debug!(error = %e, "upgrade failed");
-                return;
+    let task = async move {
+        // In a scope of its own: the upgraded WebSocket (over a kilobyte) must not stay in the
+        // task's state for the connection's whole life, which it would if it were still in
+        // scope while `run` is awaited, moved or not.
+        let (stream, read_buf) = {
+            let ws = match fut.await {
+                Ok(ws) => ws,
+                Err(e) => {
+                    tracing::debug!(error = %e, "upgrade failed");
+                    return;
+                }
+            };
+            match ws
+                .into_inner()
+                .into_inner()
+                .downcast::<TokioIo<TcpStream>>()
+            {
+                Ok(parts) => (parts.io.into_inner(), parts.read_buf),
+                Err(_) => {
+                    tracing::error!("upgraded connection is not a TCP stream; dropped");
+                    return;
+                }
             }
         };
-        let upgraded = ws.into_inner().into_inner();
-        match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => {
-                connection::run(
-                    gw,
-                    app_id,
-                    app,
-                    upfront,
-                    parts.io.into_inner(),
-                    parts.read_buf,
-                )
-                .await
-            }
-            Err(_) => tracing::error!("upgraded connection is not a TCP stream; dropped"),
-        }
-    });
+        connection::run(gw, app_id, app, upfront, stream, read_buf).await
+    };
+    tokio::spawn(task);
     response.into_response()
 }
 

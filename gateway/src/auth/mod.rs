@@ -4,13 +4,26 @@
 pub mod jwt;
 
 use crate::app::App;
+use std::sync::{Arc, LazyLock};
 use waas_protocol::{CallSet, Caps, ChannelName, ErrorCode, PatternSet};
+
+/// What a holder of the app's API key may do: everything.
+static SERVER_CAPS: LazyLock<Arc<Caps>> = LazyLock::new(|| {
+    Arc::new(Caps {
+        subscribe: PatternSet::all(),
+        publish: PatternSet::all(),
+        call: CallSet::all(),
+        share: PatternSet::all(),
+    })
+});
 
 /// The authenticated party behind a connection.
 #[derive(Debug, Clone)]
 pub struct Identity {
     pub sub: String,
-    pub caps: Caps,
+    /// Shared: every API-key connection holds the same "everything" capabilities, without
+    /// allocating its own copy.
+    pub caps: Arc<Caps>,
     /// Token expiry (seconds since the epoch); `None` for API-key callers.
     pub expires_at: Option<u64>,
     /// Authenticated with an API key: one of the tenant's servers (may `serve`, `docs/rpc.md`).
@@ -26,12 +39,7 @@ impl Identity {
     pub fn server() -> Self {
         Identity {
             sub: SERVER_SUB.into(),
-            caps: Caps {
-                subscribe: PatternSet::all(),
-                publish: PatternSet::all(),
-                call: CallSet::all(),
-                share: PatternSet::all(),
-            },
+            caps: Arc::clone(&SERVER_CAPS),
             expires_at: None,
             is_server: true,
             info: None,
@@ -82,7 +90,7 @@ pub fn authenticate(app: &App, credential: &str) -> Result<Identity, AuthError> 
     let claims = app.jwt.verify(credential, app.id())?;
     Ok(Identity {
         sub: claims.sub,
-        caps: claims.caps,
+        caps: Arc::new(claims.caps),
         expires_at: Some(claims.exp),
         is_server: false,
         info: claims.info,
