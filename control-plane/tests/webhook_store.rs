@@ -5,7 +5,7 @@ use waas_control_plane::store::webhooks::{
     Attempt, DeliveryFilter, DeliveryStatus, EndpointPatch, NewEndpoint, Outcome, PresenceRules,
     WebhookStore,
 };
-use waas_control_plane::store::{NewApp, NewTenant, Store, StoreError};
+use waas_control_plane::store::{Store, StoreError};
 use waas_gateway::webhooks::report::Report;
 use waas_protocol::presence::Member;
 use waas_protocol::webhook::EventType;
@@ -40,25 +40,7 @@ fn app() -> AppId {
 }
 
 async fn setup(store: &dyn Both, events: &[EventType]) -> String {
-    store
-        .create_tenant(NewTenant {
-            id: Some("t".into()),
-            name: "T".into(),
-        })
-        .await
-        .unwrap();
-    store
-        .create_app(NewApp {
-            id: app(),
-            tenant_id: "t".into(),
-            name: "hooks".into(),
-            jwt_secret: None,
-            jwt_rsa_public_key: None,
-            jwt_ec_public_key: None,
-            limits: Default::default(),
-        })
-        .await
-        .unwrap();
+    common::create_app(store, "hooks").await;
     store
         .create_endpoint(
             NewEndpoint {

@@ -39,6 +39,11 @@ async fn owner(server: &TestServer, dir: &std::path::Path) -> E2ee {
     member(&server.ws_url(), APP, "demo-key", keyring(dir, 0)).await
 }
 
+/// The member `sub` of the demo app, its keys in `dir/sub` (test device key `n`).
+async fn demo_member(server: &TestServer, dir: &std::path::Path, sub: &str, n: usize) -> E2ee {
+    user(&server.ws_url(), APP, SECRET, dir, sub, n).await
+}
+
 /// Everything published on the in-process bus from now on, as one byte string.
 async fn tap(server: &TestServer) -> Arc<Mutex<Vec<u8>>> {
     let mut sub = server.gateway.publisher.bus().subscribe(">").await.unwrap();
@@ -111,20 +116,8 @@ async fn round_trip_and_the_service_sees_only_ciphertext() {
     let boss = owner(&server, &dir.path().join("owner")).await;
     let owner = boss.own(ROOM, ROOM).await.unwrap();
     let mut events = owner.events();
-    let alice = member(
-        &server.ws_url(),
-        APP,
-        &token(SECRET, APP, "alice", false),
-        keyring(&dir.path().join("alice"), 1),
-    )
-    .await;
-    let bob = member(
-        &server.ws_url(),
-        APP,
-        &token(SECRET, APP, "bob", false),
-        keyring(&dir.path().join("bob"), 2),
-    )
-    .await;
+    let alice = demo_member(&server, dir.path(), "alice", 1).await;
+    let bob = demo_member(&server, dir.path(), "bob", 2).await;
     let mut alice_room = alice.subscribe(ROOM).await.unwrap();
     shared_with(&mut events, "alice").await;
     let mut bob_room = bob.subscribe(ROOM).await.unwrap();
@@ -220,20 +213,8 @@ async fn tampered_moved_unknown_and_malformed_envelopes_fail_with_their_error() 
     let boss = owner(&server, &dir.path().join("owner")).await;
     let owner = boss.own(ROOM, ROOM).await.unwrap();
     let mut events = owner.events();
-    let alice = member(
-        &server.ws_url(),
-        APP,
-        &token(SECRET, APP, "alice", false),
-        keyring(&dir.path().join("alice"), 1),
-    )
-    .await;
-    let bob = member(
-        &server.ws_url(),
-        APP,
-        &token(SECRET, APP, "bob", false),
-        keyring(&dir.path().join("bob"), 2),
-    )
-    .await;
+    let alice = demo_member(&server, dir.path(), "alice", 1).await;
+    let bob = demo_member(&server, dir.path(), "bob", 2).await;
     let _alice_room = alice.subscribe(ROOM).await.unwrap();
     shared_with(&mut events, "alice").await;
     let mut room = bob.subscribe(ROOM).await.unwrap();
@@ -300,20 +281,8 @@ async fn a_removed_member_cannot_read_after_rotation() {
     let boss = owner(&server, &dir.path().join("owner")).await;
     let owner = boss.own(ROOM, ROOM).await.unwrap();
     let mut events = owner.events();
-    let alice = member(
-        &server.ws_url(),
-        APP,
-        &token(SECRET, APP, "alice", false),
-        keyring(&dir.path().join("alice"), 1),
-    )
-    .await;
-    let carol = member(
-        &server.ws_url(),
-        APP,
-        &token(SECRET, APP, "carol", false),
-        keyring(&dir.path().join("carol"), 3),
-    )
-    .await;
+    let alice = demo_member(&server, dir.path(), "alice", 1).await;
+    let carol = demo_member(&server, dir.path(), "carol", 3).await;
     let mut alice_room = alice.subscribe(ROOM).await.unwrap();
     assert_eq!(shared_with(&mut events, "alice").await, 1);
     let mut carol_room = carol.subscribe(ROOM).await.unwrap();
@@ -392,13 +361,7 @@ async fn a_restarted_client_still_decrypts_what_was_sent_before() {
     let boss = owner(&server, &dir.path().join("owner")).await;
     let owner = boss.own(ROOM, ROOM).await.unwrap();
     let mut events = owner.events();
-    let alice = member(
-        &server.ws_url(),
-        APP,
-        &token(SECRET, APP, "alice", false),
-        keyring(&dir.path().join("alice"), 1),
-    )
-    .await;
+    let alice = demo_member(&server, dir.path(), "alice", 1).await;
     let bob_dir = dir.path().join("bob");
     let bob_token = token(SECRET, APP, "bob", false);
     let bob = member(&server.ws_url(), APP, &bob_token, keyring(&bob_dir, 2)).await;
@@ -544,13 +507,7 @@ async fn a_member_with_caps_share_owns_the_channel() {
     .await;
     let owner = dana.own(ROOM, ROOM).await.unwrap();
     let mut events = owner.events();
-    let bob = member(
-        &server.ws_url(),
-        APP,
-        &token(SECRET, APP, "bob", false),
-        keyring(&dir.path().join("bob"), 2),
-    )
-    .await;
+    let bob = demo_member(&server, dir.path(), "bob", 2).await;
     let mut room = bob.subscribe(ROOM).await.unwrap();
     shared_with(&mut events, "bob").await;
     let data = json!({"text": "from the owning member"});

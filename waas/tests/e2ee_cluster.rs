@@ -51,13 +51,7 @@ async fn keys_and_messages_cross_gateways_as_ciphertext_only() {
     let dir = tempfile::tempdir().unwrap();
 
     // Bob publishes his device key on gateway A; the owner, on gateway B, reads it.
-    let bob = member(
-        &a,
-        &app.id,
-        &token(&app.jwt_secret, &app.id, "bob", false),
-        keyring(&dir.path().join("bob"), 2),
-    )
-    .await;
+    let bob = user(&a, &app.id, &app.jwt_secret, dir.path(), "bob", 2).await;
     let boss = member(
         &b,
         &app.id,
@@ -71,13 +65,7 @@ async fn keys_and_messages_cross_gateways_as_ciphertext_only() {
 
     let owner = boss.own(ROOM, ROOM).await.unwrap();
     let mut events = owner.events();
-    let alice = member(
-        &b,
-        &app.id,
-        &token(&app.jwt_secret, &app.id, "alice", false),
-        keyring(&dir.path().join("alice"), 1),
-    )
-    .await;
+    let alice = user(&b, &app.id, &app.jwt_secret, dir.path(), "alice", 1).await;
     let mut alice_room = alice.subscribe(ROOM).await.unwrap();
     shared_with(&mut events, "alice").await;
     let mut bob_room = bob.subscribe(ROOM).await.unwrap();
@@ -168,20 +156,8 @@ async fn an_owner_that_reconnects_rotates_out_members_who_left_meanwhile() {
         .unwrap();
     let owner = boss.own(ROOM, ROOM).await.unwrap();
     let mut events = owner.events();
-    let alice = member(
-        &b,
-        &app.id,
-        &token(&app.jwt_secret, &app.id, "alice", false),
-        keyring(&dir.path().join("alice"), 1),
-    )
-    .await;
-    let carol = member(
-        &b,
-        &app.id,
-        &token(&app.jwt_secret, &app.id, "carol", false),
-        keyring(&dir.path().join("carol"), 3),
-    )
-    .await;
+    let alice = user(&b, &app.id, &app.jwt_secret, dir.path(), "alice", 1).await;
+    let carol = user(&b, &app.id, &app.jwt_secret, dir.path(), "carol", 3).await;
     let _alice_room = alice.subscribe(ROOM).await.unwrap();
     shared_with(&mut events, "alice").await;
     let carol_room = carol.subscribe(ROOM).await.unwrap();

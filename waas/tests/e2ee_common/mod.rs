@@ -63,6 +63,18 @@ pub async fn member(ws_url: &str, app: &str, token: &str, keys: Arc<Keyring>) ->
         .expect("start e2ee")
 }
 
+/// The member `sub` of `app` (a token signed with `secret`, no sharing), its keys in `dir/sub`
+/// (test device key `n`).
+pub async fn user(ws_url: &str, app: &str, secret: &str, dir: &Path, sub: &str, n: usize) -> E2ee {
+    member(
+        ws_url,
+        app,
+        &token(secret, app, sub, false),
+        keyring(&dir.join(sub), n),
+    )
+    .await
+}
+
 /// The next item of an encrypted subscription, within [`WAIT`].
 pub async fn next(sub: &mut EncryptedSubscription) -> Result<Decrypted, E2eeError> {
     tokio::time::timeout(WAIT, sub.next())
