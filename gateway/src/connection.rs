@@ -300,6 +300,7 @@ impl Conn {
             Ok(frame) => frame,
             Err(e) => return self.error(e.id, e.code, e.message),
         };
+        self.follow_app_changes();
         match (frame, self.identity.is_some()) {
             (ClientFrame::Ping { id }, _) => self.reply(&ServerFrame::Pong { id }),
             (ClientFrame::Connect { id, token }, false) => self.connect(id, &token),
@@ -351,6 +352,18 @@ impl Conn {
                 },
                 true,
             ) => self.publish(id, &channel, &event, &data).await,
+        }
+    }
+
+    /// Takes the app's current definition from the registry, so that changes to its routes
+    /// and limits apply to connections already open, not only to new ones. A deleted app keeps
+    /// the definition it had: its connections are being closed.
+    fn follow_app_changes(&mut self) {
+        let Some(app) = &self.app else { return };
+        if let Some(current) = self.gw.apps.cached(app.id().as_str()) {
+            if !Arc::ptr_eq(&current, app) {
+                self.app = Some(current);
+            }
         }
     }
 

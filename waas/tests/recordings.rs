@@ -111,6 +111,27 @@ async fn record_inspect_export_replay_and_delete() {
     .await;
     assert_eq!(page["events"].as_array().unwrap().len(), 2);
     let next = page["next"].as_i64().expect("a next page");
+    // The page's text holds each frame byte for byte, fields in their documented order.
+    let text = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/admin/apps/demo/recordings/{id}/events?limit=2",
+            server.http_url()
+        ))
+        .bearer_auth(OPERATOR)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.starts_with(r#"{"events":[{"position":"#), "{text}");
+    assert!(
+        text.contains(&format!(
+            r#""message":{{"op":"message","channel":"game.1","event":"#
+        )),
+        "{text}"
+    );
+    assert!(text.contains(payloads[0]), "{text}");
     let (_, rest) = admin(
         &server,
         "GET",

@@ -440,3 +440,67 @@ async fn in_flight_requests_are_capped_per_connection_and_per_responder() {
         .await;
     assert_eq!(answer(&mut a, 4).await["code"], "no_responder");
 }
+
+/// Route changes made with the admin API reach connections that are already open: each request
+/// follows the app's routes as they are when it is made.
+#[tokio::test]
+async fn route_changes_reach_open_connections() {
+    let server = server_with(|_| {}).await;
+    let (mut c, _) = raw(&server, &token("ann", &["/"])).await;
+    let code_of = |f: Value| f["code"].as_str().map(str::to_owned);
+    c.send(&json!({"op": "request", "id": 1, "method": "GET", "path": "/news/today"}))
+        .await;
+    assert_eq!(
+        code_of(answer(&mut c, 1).await).as_deref(),
+        Some("no_route")
+    );
+
+    let patch = |routes: Value| {
+        reqwest::Client::new()
+            .patch(format!("{}/v1/admin/apps/{APP}", server.http_url()))
+            .bearer_auth("dev-operator-token")
+            .json(&json!({ "routes": routes }))
+            .send()
+    };
+    let r = patch(json!([{"prefix": "/news", "service": "news"}]))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The change travels to the gateway as an event: ask until it has arrived.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut id = 1;
+    let code = loop {
+        id += 1;
+        c.send(&json!({"op": "request", "id": id, "method": "GET", "path": "/news/today"}))
+            .await;
+        let code = code_of(answer(&mut c, id).await);
+        if code.as_deref() != Some("no_route") || std::time::Instant::now() > deadline {
+            break code;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        code.as_deref(),
+        Some("no_responder"),
+        "the open connection uses the new route"
+    );
+
+    let r = patch(json!([])).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let code = loop {
+        id += 1;
+        c.send(&json!({"op": "request", "id": id, "method": "GET", "path": "/news/today"}))
+            .await;
+        let code = code_of(answer(&mut c, id).await);
+        if code.as_deref() == Some("no_route") || std::time::Instant::now() > deadline {
+            break code;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        code.as_deref(),
+        Some("no_route"),
+        "and stops using a removed one"
+    );
+}

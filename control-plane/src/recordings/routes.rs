@@ -144,6 +144,14 @@ struct EventView<'a> {
     message: &'a RawValue,
 }
 
+/// A page of events. Serialised as it is: going through `serde_json::Value` would re-encode
+/// the recorded frames (keys sorted, spaces dropped), which must stay byte for byte.
+#[derive(serde::Serialize)]
+struct EventsPage<'a> {
+    events: Vec<EventView<'a>>,
+    next: Option<i64>,
+}
+
 fn view(e: &RecordedEvent) -> Result<EventView<'_>, AdminError> {
     let message: &RawValue = serde_json::from_str(&e.frame)
         .map_err(|err| AdminError::new(ErrorCode::Internal, format!("stored frame: {err}")))?;
@@ -178,7 +186,7 @@ async fn events(
         None
     };
     let events = page.iter().map(view).collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(serde_json::json!({ "events": events, "next": next })).into_response())
+    Ok(Json(EventsPage { events, next }).into_response())
 }
 
 /// JSON Lines, one event per line, read from the store page by page as the body is sent.
