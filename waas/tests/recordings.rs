@@ -126,9 +126,7 @@ async fn record_inspect_export_replay_and_delete() {
         .unwrap();
     assert!(text.starts_with(r#"{"events":[{"position":"#), "{text}");
     assert!(
-        text.contains(&format!(
-            r#""message":{{"op":"message","channel":"game.1","event":"#
-        )),
+        text.contains(r#""message":{"op":"message","channel":"game.1","event":"#),
         "{text}"
     );
     assert!(text.contains(payloads[0]), "{text}");
