@@ -61,13 +61,17 @@ impl From<JsonRejection> for ApiError {
 
 /// The bearer credential of a request, if any.
 pub fn bearer(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+    bearer_in(&parts.headers)
+}
+
+/// The credential of an `Authorization: Bearer <credential>` header. The scheme is matched
+/// without regard to case, as HTTP defines auth schemes; spaces around the credential are
+/// ignored.
+pub fn bearer_in(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, credential) = value.split_once([' ', '\t'])?;
+    let credential = credential.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !credential.is_empty()).then_some(credential)
 }
 
 /// An app whose API key the caller presented.
@@ -257,4 +261,34 @@ pub async fn mint_token(
         token,
         expires_at: claims.exp,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    fn with(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_spaces_are_ignored() {
+        for ok in [
+            "Bearer k",
+            "bearer k",
+            "BEARER k",
+            "Bearer  k",
+            "Bearer\tk",
+            " Bearer k ",
+        ] {
+            assert_eq!(bearer_in(&with(ok)), Some("k"), "{ok:?}");
+        }
+        for bad in ["Bearer", "Bearer ", "Basic k", "Bearerk", "k"] {
+            assert_eq!(bearer_in(&with(bad)), None, "{bad:?}");
+        }
+        assert_eq!(bearer_in(&HeaderMap::new()), None);
+    }
 }

@@ -6,7 +6,7 @@ use crate::connection::{self, Upfront};
 use crate::gateway::Gateway;
 use crate::rest::{self, ApiError};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -99,13 +99,9 @@ async fn websocket(
         Ok(app) => (app, None),
         Err(e) => (None, Some(e.to_string())),
     };
-    let credential = query.token.or_else(|| {
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|v| v.trim().to_owned())
-    });
+    let credential = query
+        .token
+        .or_else(|| crate::rest::bearer_in(&headers).map(str::to_owned));
     let upfront = match (&app, credential) {
         (None, _) if lookup_error.is_some() => {
             Upfront::Unavailable(lookup_error.unwrap_or_default())

@@ -11,7 +11,6 @@ pub use error::AdminError;
 use crate::directory::Directory;
 use crate::store::Store;
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
 use axum::routing::{get, post};
 use axum::Router;
@@ -50,12 +49,7 @@ impl FromRequestParts<Arc<Admin>> for Operator {
     type Rejection = AdminError;
 
     async fn from_request_parts(parts: &mut Parts, admin: &Arc<Admin>) -> Result<Self, AdminError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+        let token = waas_gateway::rest::bearer(parts);
         match token {
             Some(t) if waas_gateway::app::hash_api_key(t) == admin.operator_token_hash => {
                 Ok(Operator)

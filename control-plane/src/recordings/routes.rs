@@ -39,12 +39,7 @@ impl FromRequestParts<Arc<Recordings>> for Operator {
         parts: &mut Parts,
         recordings: &Arc<Recordings>,
     ) -> Result<Self, AdminError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+        let token = waas_gateway::rest::bearer(parts);
         match token {
             Some(t) if recordings.is_operator(t) => Ok(Operator),
             _ => Err(AdminError::new(
