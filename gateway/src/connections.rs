@@ -60,6 +60,7 @@ impl Drop for Registration {
             .expect("registry poisoned")
             .remove(&id);
         self.conns.left.notify_waiters();
+        crate::metrics::METRICS.connections.dec();
     }
 }
 
@@ -92,6 +93,9 @@ impl Connections {
             .lock()
             .expect("registry poisoned")
             .insert(id, Arc::clone(&tracked));
+        let metrics = &crate::metrics::METRICS;
+        metrics.connections.inc();
+        metrics.connections_opened.inc();
         Registration {
             conns: Arc::clone(self),
             tracked,

@@ -239,6 +239,7 @@ async fn forward(
         for conn in subs.iter() {
             conn.push(frame.clone());
         }
+        crate::metrics::METRICS.delivered.inc_by(subs.len() as u64);
         let mut held = joining.lock().expect("joining poisoned");
         for (_, frames) in held.iter_mut() {
             frames.push(frame.clone());

@@ -27,6 +27,7 @@
 //! - [`socket`], [`wsframe`], [`ratelimit`]: writing frames, encoding them once, publish rate.
 //! - [`webhooks`]: reports to the control-plane, which sends the webhooks.
 //! - [`config`]: every limit with its default.
+//! - [`metrics`]: Prometheus metrics, `GET /metrics`.
 
 pub mod app;
 pub mod auth;
@@ -41,6 +42,7 @@ pub mod history;
 pub mod history_api;
 pub mod hub;
 pub mod keys;
+pub mod metrics;
 pub mod outbound;
 pub mod presence;
 pub mod publisher;

@@ -81,10 +81,12 @@ impl Publisher {
         head: &Head,
     ) -> Result<u64, BusError> {
         let subject = self.subject(app.id(), channel);
-        Ok(self
+        let offset = self
             .history
             .publish(self.policy(app, channel), &subject, head)
-            .await?)
+            .await?;
+        crate::metrics::METRICS.published.inc();
+        Ok(offset)
     }
 
     pub fn history(&self) -> &Arc<dyn History> {

@@ -25,6 +25,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/v1/apps/{app}/ws", get(websocket))
         .route("/v1/apps/{app}/publish", post(rest::publish))
         .route("/v1/apps/{app}/batch", post(rest::batch))
@@ -72,6 +73,20 @@ async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
     } else {
         ApiError::new(ErrorCode::Unavailable, "the bus is unavailable").into_response()
     }
+}
+
+/// Prometheus metrics of this process (`docs/metrics.md`).
+async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
+    let metrics = &crate::metrics::METRICS;
+    metrics.subjects.set(gw.hub.subject_count() as i64);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics.render(),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]
