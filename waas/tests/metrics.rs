@@ -1,5 +1,6 @@
-//! `GET /metrics`: Prometheus counters that follow what the gateway did. One test in its own
-//! binary, so the process-wide figures are this test's alone and can be checked exactly.
+//! `GET /metrics`: Prometheus counters that follow what the gateway did. The only test of its
+//! binary that runs a server, so the process-wide figures are its alone and can be checked
+//! exactly; the other only reads the metric names.
 
 use serde_json::json;
 use std::collections::HashMap;
@@ -77,5 +78,43 @@ async fn metrics_follow_connections_publishes_and_deliveries() {
             m["waas_connections"]
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The Grafana dashboard in `deploy/grafana` queries only metrics the gateway exports.
+#[test]
+fn the_grafana_dashboard_queries_exported_metrics() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/grafana/waas-gateways.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let exported = String::from_utf8(waas_gateway::metrics::METRICS.render()).unwrap();
+    let mut queries: Vec<String> = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            queries.push(target["expr"].as_str().unwrap().to_owned());
+        }
+    }
+    for var in dashboard["templating"]["list"].as_array().unwrap() {
+        if var["type"] == "query" {
+            queries.push(var["query"].as_str().unwrap().to_owned());
+        }
+    }
+    assert!(queries.len() >= 7, "{queries:?}");
+    for q in &queries {
+        let mut used = 0;
+        for (i, _) in q.match_indices("waas_") {
+            let name: String = q[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            assert!(
+                exported.contains(&format!("\n{name} "))
+                    || exported.starts_with(&format!("{name} ")),
+                "{name} (in {q}) is not exported"
+            );
+            used += 1;
+        }
+        assert!(used > 0, "{q} queries no WaaS metric");
     }
 }
