@@ -14,10 +14,12 @@
 //! - [`webhooks`]: webhooks from gateways' reports: presence transitions with debounce, the
 //!   delivery worker over the durable outbox (`store::webhooks`), signing and retries.
 //! - [`seed`]: apps declared in configuration, made to exist in the store.
+//! - [`metrics`]: webhook, recording and replay counters for `/metrics`.
 
 pub mod admin;
 pub mod directory;
 pub mod keys;
+pub mod metrics;
 pub mod recordings;
 pub mod secrets;
 pub mod seed;

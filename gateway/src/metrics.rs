@@ -78,6 +78,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
 });
 
 impl Metrics {
+    /// The process's registry, where other components (the control-plane) add their metrics,
+    /// so that one `/metrics` shows the whole process.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Everything in the Prometheus text format (version 0.0.4).
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::new();

@@ -105,7 +105,19 @@ pub async fn run_control_plane(
     let _ = admin_state.webhooks.set(webhooks);
     let routes = admin::router(admin_state)
         .merge(recording_routes(recordings))
-        .route("/healthz", axum::routing::get(|| async { "ok" }));
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            axum::routing::get(|| async {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    waas_gateway::metrics::METRICS.render(),
+                )
+            }),
+        );
     let http = accept_until(listener, routes, shutdown).await;
     serving.abort();
     keys.abort();

@@ -104,6 +104,25 @@ async fn a_client_on_one_gateway_receives_from_the_other_and_from_rest_in_order(
     let expected: Vec<u64> = (0..50).collect();
     assert_eq!(from_socket, expected, "per-publisher order across nodes");
     assert_eq!(from_rest, expected);
+
+    // Each process serves its own metrics: the listener's gateway delivered the 100 messages,
+    // and the control-plane shows its webhook series.
+    let scrape = |base: String| async move {
+        let r = reqwest::get(format!("{base}/metrics")).await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    };
+    let delivered = scrape(format!("http://{a}"))
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix("waas_messages_delivered_total "))
+        .map(|v| v.parse::<f64>().unwrap());
+    assert!(delivered >= Some(100.0), "{delivered:?}");
+    let cp = scrape(cluster.control_plane_url().to_owned()).await;
+    assert!(
+        cp.contains("waas_webhook_attempts_total{outcome=\"delivered\"}"),
+        "{cp}"
+    );
 }
 
 /// Waits until the client is connected to `url`.

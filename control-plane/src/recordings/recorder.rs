@@ -166,7 +166,12 @@ fn event(patterns: &PatternSet, position: i64, frame: &[u8]) -> Option<RecordedE
 async fn store(recordings: &Recordings, id: &str, events: Vec<RecordedEvent>) -> Option<i64> {
     loop {
         match recordings.store.append_events(id, events.clone()).await {
-            Ok(count) => return Some(count),
+            Ok(count) => {
+                crate::metrics::CP_METRICS
+                    .recorded_events
+                    .inc_by(events.len() as u64);
+                return Some(count);
+            }
             Err(crate::store::StoreError::NotFound(_)) => return None,
             Err(e) => {
                 tracing::warn!(id, error = %e, "cannot store recorded events; retrying");

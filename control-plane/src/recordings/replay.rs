@@ -146,6 +146,7 @@ impl Recordings {
             .lock()
             .expect("replays poisoned")
             .insert(info.id.clone(), Arc::clone(&replay));
+        crate::metrics::CP_METRICS.replays.inc();
         tokio::spawn(run(
             Arc::clone(self),
             replay,

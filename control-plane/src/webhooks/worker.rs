@@ -188,6 +188,15 @@ impl Worker {
         } else {
             Outcome::Retry(now_ms() + self.backoff(attempt as u32).as_millis() as i64)
         };
+        let label = match outcome {
+            Outcome::Delivered => "delivered",
+            Outcome::Retry(_) => "retry",
+            Outcome::Dead => "dead",
+        };
+        crate::metrics::CP_METRICS
+            .webhook_attempts
+            .with_label_values(&[label])
+            .inc();
         match outcome {
             Outcome::Dead => {
                 tracing::warn!(id = %c.id, url = %c.url, attempt, ?error, "webhook delivery dead")
