@@ -189,25 +189,33 @@ impl E2ee {
     /// ones. Returns how many were new.
     pub async fn fetch(&self, channel: &str) -> Result<usize, E2eeError> {
         let keys = self.client.room_key_get(channel).await?;
-        let me = self.device_id();
-        let mut entries = Vec::new();
-        for k in keys.into_iter().filter(|k| k.device == me) {
-            if self.keyring.has(channel, &k.kid, k.v) {
-                continue;
-            }
-            match self.keyring.device().unwrap_key(&k.key) {
-                Ok(key) => entries.push(RoomKeyEntry {
-                    kid: k.kid,
-                    v: k.v,
-                    key,
-                }),
-                // One bad entry (an owner's mistake) must not hide the others.
-                Err(e) => {
-                    tracing::warn!(%channel, kid = %k.kid, v = k.v, error = %e, "cannot unwrap a room key")
+        let me = self.device_id().to_owned();
+        let keyring = Arc::clone(&self.keyring);
+        let channel = channel.to_owned();
+        // RSA unwrapping (milliseconds a key) and the keyring's fsync block: off the runtime's
+        // workers, which serve the application's other tasks meanwhile.
+        tokio::task::spawn_blocking(move || {
+            let mut entries = Vec::new();
+            for k in keys.into_iter().filter(|k| k.device == me) {
+                if keyring.has(&channel, &k.kid, k.v) {
+                    continue;
+                }
+                match keyring.device().unwrap_key(&k.key) {
+                    Ok(key) => entries.push(RoomKeyEntry {
+                        kid: k.kid,
+                        v: k.v,
+                        key,
+                    }),
+                    // One bad entry (an owner's mistake) must not hide the others.
+                    Err(e) => {
+                        tracing::warn!(%channel, kid = %k.kid, v = k.v, error = %e, "cannot unwrap a room key")
+                    }
                 }
             }
-        }
-        self.keyring.insert(channel, entries)
+            keyring.insert(&channel, entries)
+        })
+        .await
+        .map_err(|e| E2eeError::Storage(format!("keyring task failed: {e}")))?
     }
 
     /// Encrypts `data` for `channel` and `event` with the newest room key held.
