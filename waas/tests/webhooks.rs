@@ -391,7 +391,6 @@ async fn kill_9_of_the_control_plane_with_1000_deliveries_pending_loses_none() {
         ],
     )
     .await;
-    cluster.add_gateway();
     let app = cluster.create_app("durable").await;
     let (_, secret) = endpoint(
         &cluster,
@@ -399,6 +398,10 @@ async fn kill_9_of_the_control_plane_with_1000_deliveries_pending_loses_none() {
         json!({"url": receiver.url("/d"), "events": ["message"]}),
     )
     .await;
+    // The gateway starts after the endpoint exists, so it learns the app with the endpoint's
+    // interest in messages. One running before would learn it from a change event a moment
+    // after the admin API answers, and would not report publishes made in between.
+    cluster.add_gateway();
     for batch in 0..10 {
         let items: Vec<Value> = (0..100)
             .map(|i| json!({"channel": "jobs", "event": "job", "data": batch * 100 + i}))
