@@ -114,8 +114,6 @@ async fn every_event_type_arrives_signed_and_occupancy_does_not_flap_across_gate
         "--presence-ttl-ms",
         "1000",
     ];
-    cluster.add_gateway_with(&presence);
-    cluster.add_gateway_with(&presence);
     let app = cluster.create_app("hooks").await;
     let events: Vec<&str> = EventType::ALL.iter().map(|e| e.as_str()).collect();
     let (_, secret) = endpoint(
@@ -124,6 +122,10 @@ async fn every_event_type_arrives_signed_and_occupancy_does_not_flap_across_gate
         json!({"url": receiver.url("/hook"), "events": events}),
     )
     .await;
+    // Gateways after the endpoint, so they learn the app with its interests (see the kill -9
+    // test).
+    cluster.add_gateway_with(&presence);
+    cluster.add_gateway_with(&presence);
     let (a, b) = (cluster.gateways[0].addr, cluster.gateways[1].addr);
 
     let mut alice = RawClient::ready(a, &app.id, &member_token(&app, "alice")).await;
@@ -273,7 +275,6 @@ async fn a_failing_receiver_gets_the_delivery_again_until_it_succeeds() {
         ],
     )
     .await;
-    cluster.add_gateway();
     let app = cluster.create_app("retries").await;
     let (hook, secret) = endpoint(
         &cluster,
@@ -281,6 +282,7 @@ async fn a_failing_receiver_gets_the_delivery_again_until_it_succeeds() {
         json!({"url": receiver.url("/r"), "events": ["message"], "channels": ["orders.>"]}),
     )
     .await;
+    cluster.add_gateway();
     rest_publish(
         &cluster,
         &app,
@@ -473,7 +475,6 @@ async fn a_slow_receiver_does_not_hold_up_other_endpoints() {
         ],
     )
     .await;
-    cluster.add_gateway();
     let app = cluster.create_app("slowfast").await;
     let (slow_hook, _) = endpoint(
         &cluster,
@@ -487,6 +488,7 @@ async fn a_slow_receiver_does_not_hold_up_other_endpoints() {
         json!({"url": fast.url("/fast"), "events": ["message"]}),
     )
     .await;
+    cluster.add_gateway();
     let items: Vec<Value> = (0..20)
         .map(|i| json!({"channel": "feed", "event": "item", "data": i}))
         .collect();
