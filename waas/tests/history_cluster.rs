@@ -34,17 +34,6 @@ async fn publish(http: &reqwest::Client, base: &str, app: &TestApp, channel: &st
     body["offsets"][channel].as_u64().unwrap()
 }
 
-async fn set_limits(cluster: &Cluster, app: &TestApp, limits: Value) {
-    let (s, body) = cluster
-        .admin(
-            "PATCH",
-            &format!("/v1/admin/apps/{}", app.id),
-            Some(json!({ "limits": limits })),
-        )
-        .await;
-    assert_eq!(s, 200, "{body}");
-}
-
 /// A history page read over REST from the gateway at `base`: its epoch and the numbers published.
 async fn history_page(
     http: &reqwest::Client,
@@ -164,8 +153,9 @@ async fn offsets_are_shared_by_gateways_and_history_is_readable_anywhere() {
 async fn ten_thousand_messages_survive_a_gateway_failover() {
     const TOTAL: u64 = 10_000;
     let mut cluster = Cluster::start(WAAS, &shared_url(), 3).await;
-    let app = cluster.create_app("failover").await;
-    set_limits(&cluster, &app, json!({"history_size": 20_000})).await;
+    let app = cluster
+        .create_app_with("failover", json!({"limits": {"history_size": 20_000}}))
+        .await;
     let urls = [
         format!("ws://{}", cluster.gateways[0].addr),
         format!("ws://{}", cluster.gateways[1].addr),
@@ -242,8 +232,9 @@ async fn ten_thousand_messages_survive_a_gateway_failover() {
 #[tokio::test]
 async fn recovery_beyond_the_window_is_reported_by_the_sdk() {
     let mut cluster = Cluster::start(WAAS, &shared_url(), 2).await;
-    let app = cluster.create_app("window").await;
-    set_limits(&cluster, &app, json!({"history_size": 5})).await;
+    let app = cluster
+        .create_app_with("window", json!({"limits": {"history_size": 5}}))
+        .await;
     let urls = [
         format!("ws://{}", cluster.gateways[0].addr),
         format!("ws://{}", cluster.gateways[1].addr),
