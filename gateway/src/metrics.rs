@@ -5,6 +5,8 @@
 //! for deliveries, not once per frame). Gauges that are cheaper to read than to keep up to date
 //! (subjects with local subscribers) are set when scraped.
 
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
 use prometheus::{Encoder, IntCounter, IntGauge, Registry, TextEncoder};
 use std::sync::LazyLock;
 
@@ -91,5 +93,14 @@ impl Metrics {
             .encode(&self.registry.gather(), &mut out)
             .expect("text encoding does not fail");
         out
+    }
+
+    /// The answer to `GET /metrics`.
+    pub fn response(&self) -> Response {
+        (
+            [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            self.render(),
+        )
+            .into_response()
     }
 }

@@ -79,14 +79,7 @@ async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
 async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
     let metrics = &crate::metrics::METRICS;
     metrics.subjects.set(gw.hub.subject_count() as i64);
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        metrics.render(),
-    )
-        .into_response()
+    metrics.response()
 }
 
 #[derive(Deserialize)]

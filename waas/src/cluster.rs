@@ -98,6 +98,7 @@ pub async fn run_control_plane(
         &settings.subject_prefix,
     )
     .await?;
+    waas_control_plane::metrics::init();
     let webhooks = Webhooks::new(Arc::new(postgres), settings.webhooks.clone());
     directory.set_webhooks(Arc::clone(&webhooks));
     let webhook_tasks = webhooks.start(bus, &settings.subject_prefix).await?;
@@ -108,15 +109,7 @@ pub async fn run_control_plane(
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .route(
             "/metrics",
-            axum::routing::get(|| async {
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    )],
-                    waas_gateway::metrics::METRICS.render(),
-                )
-            }),
+            axum::routing::get(|| async { waas_gateway::metrics::METRICS.response() }),
         );
     let http = accept_until(listener, routes, shutdown).await;
     serving.abort();

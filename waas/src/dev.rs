@@ -129,6 +129,7 @@ pub async fn start(settings: &Settings) -> Result<Dev, DevError> {
         &settings.subject_prefix,
     )
     .await?;
+    waas_control_plane::metrics::init();
     let webhooks = Webhooks::new(Arc::new(sqlite.clone()), settings.webhooks.clone());
     directory.set_webhooks(Arc::clone(&webhooks));
     let webhook_tasks = webhooks

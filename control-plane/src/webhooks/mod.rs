@@ -151,7 +151,6 @@ pub struct Webhooks {
 
 impl Webhooks {
     pub fn new(store: Arc<dyn WebhookStore>, config: WebhookConfig) -> Arc<Self> {
-        crate::metrics::init();
         Arc::new(Webhooks {
             worker: worker::Worker::new(Arc::clone(&store), config.clone()),
             store,

@@ -163,20 +163,28 @@ impl JetStreamHistory {
         }
     }
 
+    /// `{prefix}.~h.{app}` or `{prefix}.~hn.{app}`: where the place's history subjects start.
+    fn history_base(&self, place: Place<'_>) -> String {
+        let token = if place.namespace.is_some() {
+            "~hn"
+        } else {
+            "~h"
+        };
+        format!("{}.{token}.{}", self.prefix, place.app)
+    }
+
     /// The subjects a stream captures, without the trailing `.>`.
     fn ingest_root(&self, place: Place<'_>) -> String {
         match place.namespace {
-            None => format!("{}.~h.{}", self.prefix, place.app),
-            Some(ns) => format!("{}.~hn.{}.{ns}", self.prefix, place.app),
+            None => self.history_base(place),
+            Some(ns) => format!("{}.{ns}", self.history_base(place)),
         }
     }
 
+    /// Where a channel's messages go to be stored: under the ingest root, since a namespaced
+    /// channel starts with its namespace.
     fn history_subject(&self, place: Place<'_>, channel: &str) -> String {
-        match place.namespace {
-            None => format!("{}.~h.{}.{channel}", self.prefix, place.app),
-            // The channel starts with its namespace.
-            Some(_) => format!("{}.~hn.{}.{channel}", self.prefix, place.app),
-        }
+        format!("{}.{channel}", self.history_base(place))
     }
 
     fn config(&self, place: Place<'_>, policy: Policy) -> stream::Config {

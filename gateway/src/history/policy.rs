@@ -35,27 +35,22 @@ impl Policy {
     /// `defaults`. Without a channel, the app's own policy (what its namespaces without a rule
     /// keep).
     pub fn resolve(defaults: Policy, limits: &AppLimits, channel: Option<&ChannelName>) -> Policy {
-        let app = Policy {
-            size: limits.history_size.unwrap_or(defaults.size),
-            ttl: limits
-                .history_ttl_secs
-                .map(Duration::from_secs)
-                .unwrap_or(defaults.ttl),
-            namespaced: false,
-        };
+        let app = defaults.overridden(limits.history_size, limits.history_ttl_secs, false);
         let rule = channel
             .and_then(namespace_of)
             .and_then(|ns| limits.history_namespaces.get(ns));
         match rule {
             None => app,
-            Some(rule) => Policy {
-                size: rule.history_size.unwrap_or(app.size),
-                ttl: rule
-                    .history_ttl_secs
-                    .map(Duration::from_secs)
-                    .unwrap_or(app.ttl),
-                namespaced: true,
-            },
+            Some(rule) => app.overridden(rule.history_size, rule.history_ttl_secs, true),
+        }
+    }
+
+    /// This policy with the fields a more specific level sets.
+    fn overridden(self, size: Option<usize>, ttl_secs: Option<u64>, namespaced: bool) -> Policy {
+        Policy {
+            size: size.unwrap_or(self.size),
+            ttl: ttl_secs.map(Duration::from_secs).unwrap_or(self.ttl),
+            namespaced,
         }
     }
 }

@@ -195,7 +195,7 @@ impl Presence {
     /// channel has fewer. Counts the members this gateway knows cluster-wide, so joins racing on
     /// different gateways may overshoot by a few until the next announcements.
     pub fn has_room(&self, key: &Key, id: &str, max: usize) -> bool {
-        self.state.member(key, id).is_some() || (self.state.counts(key).users as usize) < max
+        self.state.has_room(key, id, max)
     }
 
     pub fn state(&self) -> &State {

@@ -387,6 +387,16 @@ impl State {
     }
 
     /// Whether `id` is a member of `key` anywhere, and its info.
+    /// Whether `id` is a member of `key` anywhere, or the channel has fewer than `max`.
+    pub fn has_room(&self, key: &Key, id: &str, max: usize) -> bool {
+        let map = self.shard(key).lock().expect("presence poisoned");
+        map.get(key).is_none_or(|c| {
+            c.members.contains_key(id)
+                || c.remote.values().any(|r| r.members.contains_key(id))
+                || c.user_count() < max as u64
+        })
+    }
+
     pub fn member(&self, key: &Key, id: &str) -> Option<Option<Value>> {
         let map = self.shard(key).lock().expect("presence poisoned");
         map.get(key).and_then(|c| c.info(id))
