@@ -118,10 +118,8 @@ async fn round_trip_and_the_service_sees_only_ciphertext() {
     let mut events = owner.events();
     let alice = demo_member(&server, dir.path(), "alice", 1).await;
     let bob = demo_member(&server, dir.path(), "bob", 2).await;
-    let mut alice_room = alice.subscribe(ROOM).await.unwrap();
-    shared_with(&mut events, "alice").await;
-    let mut bob_room = bob.subscribe(ROOM).await.unwrap();
-    shared_with(&mut events, "bob").await;
+    let (mut alice_room, _) = joined(&alice, &mut events, ROOM, "alice").await;
+    let (mut bob_room, _) = joined(&bob, &mut events, ROOM, "bob").await;
 
     let secret = secret();
     let data = json!({"n": 1, "text": secret});
@@ -215,10 +213,8 @@ async fn tampered_moved_unknown_and_malformed_envelopes_fail_with_their_error() 
     let mut events = owner.events();
     let alice = demo_member(&server, dir.path(), "alice", 1).await;
     let bob = demo_member(&server, dir.path(), "bob", 2).await;
-    let _alice_room = alice.subscribe(ROOM).await.unwrap();
-    shared_with(&mut events, "alice").await;
-    let mut room = bob.subscribe(ROOM).await.unwrap();
-    shared_with(&mut events, "bob").await;
+    let (_alice_room, _) = joined(&alice, &mut events, ROOM, "alice").await;
+    let (mut room, _) = joined(&bob, &mut events, ROOM, "bob").await;
     alice.fetch(ROOM).await.unwrap();
     let raw = alice.client();
     let data = json!({"text": "top secret"});
@@ -283,10 +279,10 @@ async fn a_removed_member_cannot_read_after_rotation() {
     let mut events = owner.events();
     let alice = demo_member(&server, dir.path(), "alice", 1).await;
     let carol = demo_member(&server, dir.path(), "carol", 3).await;
-    let mut alice_room = alice.subscribe(ROOM).await.unwrap();
-    assert_eq!(shared_with(&mut events, "alice").await, 1);
-    let mut carol_room = carol.subscribe(ROOM).await.unwrap();
-    assert_eq!(shared_with(&mut events, "carol").await, 1);
+    let (mut alice_room, v) = joined(&alice, &mut events, ROOM, "alice").await;
+    assert_eq!(v, 1);
+    let (mut carol_room, v) = joined(&carol, &mut events, ROOM, "carol").await;
+    assert_eq!(v, 1);
     let before = json!({"text": "before carol left"});
     alice.publish(ROOM, "say", &before).await.unwrap();
     assert_eq!(next(&mut carol_room).await.unwrap().data, before);
@@ -365,10 +361,8 @@ async fn a_restarted_client_still_decrypts_what_was_sent_before() {
     let bob_dir = dir.path().join("bob");
     let bob_token = token(SECRET, APP, "bob", false);
     let bob = member(&server.ws_url(), APP, &bob_token, keyring(&bob_dir, 2)).await;
-    let _alice_room = alice.subscribe(ROOM).await.unwrap();
-    shared_with(&mut events, "alice").await;
-    let mut bob_room = bob.subscribe(ROOM).await.unwrap();
-    shared_with(&mut events, "bob").await;
+    let (_alice_room, _) = joined(&alice, &mut events, ROOM, "alice").await;
+    let (mut bob_room, _) = joined(&bob, &mut events, ROOM, "bob").await;
     alice.publish(ROOM, "say", &json!({"n": 1})).await.unwrap();
     assert_eq!(next(&mut bob_room).await.unwrap().data["n"], 1);
     // A rotation by the owner: messages under two versions.
@@ -508,8 +502,7 @@ async fn a_member_with_caps_share_owns_the_channel() {
     let owner = dana.own(ROOM, ROOM).await.unwrap();
     let mut events = owner.events();
     let bob = demo_member(&server, dir.path(), "bob", 2).await;
-    let mut room = bob.subscribe(ROOM).await.unwrap();
-    shared_with(&mut events, "bob").await;
+    let (mut room, _) = joined(&bob, &mut events, ROOM, "bob").await;
     let data = json!({"text": "from the owning member"});
     dana.publish(ROOM, "say", &data).await.unwrap();
     assert_eq!(next(&mut room).await.unwrap().data, data);

@@ -66,10 +66,8 @@ async fn keys_and_messages_cross_gateways_as_ciphertext_only() {
     let owner = boss.own(ROOM, ROOM).await.unwrap();
     let mut events = owner.events();
     let alice = user(&b, &app.id, &app.jwt_secret, dir.path(), "alice", 1).await;
-    let mut alice_room = alice.subscribe(ROOM).await.unwrap();
-    shared_with(&mut events, "alice").await;
-    let mut bob_room = bob.subscribe(ROOM).await.unwrap();
-    shared_with(&mut events, "bob").await;
+    let (mut alice_room, _) = joined(&alice, &mut events, ROOM, "alice").await;
+    let (mut bob_room, _) = joined(&bob, &mut events, ROOM, "bob").await;
 
     let secret = secret();
     let data = json!({"text": secret});
@@ -158,10 +156,8 @@ async fn an_owner_that_reconnects_rotates_out_members_who_left_meanwhile() {
     let mut events = owner.events();
     let alice = user(&b, &app.id, &app.jwt_secret, dir.path(), "alice", 1).await;
     let carol = user(&b, &app.id, &app.jwt_secret, dir.path(), "carol", 3).await;
-    let _alice_room = alice.subscribe(ROOM).await.unwrap();
-    shared_with(&mut events, "alice").await;
-    let carol_room = carol.subscribe(ROOM).await.unwrap();
-    shared_with(&mut events, "carol").await;
+    let (_alice_room, _) = joined(&alice, &mut events, ROOM, "alice").await;
+    let (carol_room, _) = joined(&carol, &mut events, ROOM, "carol").await;
 
     drop(cluster.gateways.remove(0));
     tokio::time::timeout(WAIT, async {

@@ -104,6 +104,19 @@ pub async fn owner_event<T>(
 }
 
 /// Waits until the owner has shared with `sub`.
+/// `member` subscribes to `channel` and waits for the owner to share the current key with
+/// `sub`; the subscription and the version shared.
+pub async fn joined(
+    member: &E2ee,
+    events: &mut tokio::sync::broadcast::Receiver<waas_sdk::e2ee::OwnerEvent>,
+    channel: &str,
+    sub: &str,
+) -> (EncryptedSubscription, u32) {
+    let room = member.subscribe(channel).await.unwrap();
+    let v = shared_with(events, sub).await;
+    (room, v)
+}
+
 pub async fn shared_with(
     events: &mut tokio::sync::broadcast::Receiver<waas_sdk::e2ee::OwnerEvent>,
     sub: &str,
