@@ -59,6 +59,18 @@ struct Place<'a> {
     namespace: Option<&'a str>,
 }
 
+impl Place<'_> {
+    /// The place's key among the streams this gateway knows: the app id, or `app.namespace`
+    /// (app ids have no dots). Cheap, since it is looked up on every publish; the stream's name
+    /// (hashed for namespaces) is made only when the stream is created.
+    fn cache_key(&self) -> std::borrow::Cow<'_, str> {
+        match self.namespace {
+            None => std::borrow::Cow::Borrowed(self.app),
+            Some(ns) => std::borrow::Cow::Owned(format!("{}.{ns}", self.app)),
+        }
+    }
+}
+
 /// A history stream, as last ensured with `policy`.
 struct AppStream {
     policy: Policy,
@@ -71,7 +83,7 @@ pub struct JetStreamHistory {
     js: Context,
     prefix: String,
     local: MemoryHistory,
-    /// Streams this gateway has created or checked, by stream name. Guards the map only.
+    /// Streams this gateway has created or checked, by [`Place::cache_key`]. Guards the map only.
     streams: Mutex<HashMap<String, Arc<AppStream>>>,
 }
 
@@ -228,8 +240,13 @@ impl JetStreamHistory {
         policy: Policy,
     ) -> Result<Arc<AppStream>, HistoryError> {
         self.nats.check_connected()?;
-        let name = self.stream_name(place);
-        if let Some(s) = self.streams.lock().expect("streams poisoned").get(&name) {
+        let key = place.cache_key();
+        if let Some(s) = self
+            .streams
+            .lock()
+            .expect("streams poisoned")
+            .get(key.as_ref())
+        {
             if s.policy == policy {
                 return Ok(Arc::clone(s));
             }
@@ -260,7 +277,7 @@ impl JetStreamHistory {
         self.streams
             .lock()
             .expect("streams poisoned")
-            .insert(name, Arc::clone(&entry));
+            .insert(key.into_owned(), Arc::clone(&entry));
         Ok(entry)
     }
 
@@ -289,8 +306,11 @@ impl JetStreamHistory {
     }
 
     fn forget(&self, place: Place<'_>) {
-        let name = self.stream_name(place);
-        self.streams.lock().expect("streams poisoned").remove(&name);
+        let key = place.cache_key();
+        self.streams
+            .lock()
+            .expect("streams poisoned")
+            .remove(key.as_ref());
     }
 
     /// Stored messages of `filter` from `start` on (oldest first), at most `max`, as complete
