@@ -49,6 +49,8 @@ fn config() -> ProptestConfig {
     ProptestConfig {
         // Overridden by PROPTEST_CASES when set.
         cases: 256,
+        // A failure prints its minimal input; no regression files appear in the tree.
+        failure_persistence: None,
         ..ProptestConfig::default()
     }
 }
