@@ -98,7 +98,11 @@ pub fn signed(data: &[u8]) {
     let parsed = claims_json(payload);
     if let Ok(claims) = &result {
         accepted(claims, before);
-        assert_eq!(Some(claims), parsed.as_ref(), "verified claims differ from the payload");
+        assert_eq!(
+            Some(claims),
+            parsed.as_ref(),
+            "verified claims differ from the payload"
+        );
     }
     match (alg, parsed) {
         ("HS256", Some(c)) if c.exp > after + 1 => {
@@ -113,7 +117,9 @@ pub fn signed(data: &[u8]) {
             match (&result, want) {
                 (Ok(_), Ok(())) => {}
                 (Err(AuthError::InvalidToken(_)), Err("invalid")) => {}
-                (Err(AuthError::WrongApp(a)), Err("wrong app")) => assert_eq!(Some(a), c.aud.as_ref()),
+                (Err(AuthError::WrongApp(a)), Err("wrong app")) => {
+                    assert_eq!(Some(a), c.aud.as_ref())
+                }
                 (got, want) => panic!("{token}: got {got:?}, expected {want:?}"),
             }
         }

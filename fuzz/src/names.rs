@@ -24,7 +24,10 @@ pub fn channel(s: &str) -> Option<ChannelName> {
     }
     assert_eq!(ChannelName::parse(c.as_str()).as_ref(), Ok(&c));
     let json = serde_json::to_string(&c).expect("a name serialises");
-    assert_eq!(serde_json::from_str::<ChannelName>(&json).ok().as_ref(), Some(&c));
+    assert_eq!(
+        serde_json::from_str::<ChannelName>(&json).ok().as_ref(),
+        Some(&c)
+    );
     // A channel name is also a literal pattern, and that pattern matches the channel alone.
     let literal = ChannelPattern::parse(s).expect("a channel name is a valid pattern");
     assert!(literal.matches(&c));
@@ -68,7 +71,10 @@ pub fn pattern(s: &str) -> Option<ChannelPattern> {
     assert_eq!(p.as_str(), s);
     assert_eq!(ChannelPattern::parse(p.as_str()).as_ref(), Ok(&p));
     let json = serde_json::to_string(&p).expect("a pattern serialises");
-    assert_eq!(serde_json::from_str::<ChannelPattern>(&json).ok().as_ref(), Some(&p));
+    assert_eq!(
+        serde_json::from_str::<ChannelPattern>(&json).ok().as_ref(),
+        Some(&p)
+    );
     let segments: Vec<&str> = s.split('.').collect();
     for (i, seg) in segments.iter().enumerate() {
         match *seg {
