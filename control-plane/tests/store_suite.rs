@@ -635,7 +635,10 @@ fn assert_recent(t: i64) {
 async fn allowed_origins_are_stored_and_replaced(store: &dyn Store) {
     store.create_tenant(tenant("acme", "Acme")).await.unwrap();
     let created = store.create_app(new_app("chat", "acme")).await.unwrap();
-    assert!(created.allowed_origins.is_empty(), "new apps allow any origin");
+    assert!(
+        created.allowed_origins.is_empty(),
+        "new apps allow any origin"
+    );
     let origins = vec![
         "https://app.example.com".to_string(),
         "https://*.example.org".to_string(),
@@ -652,7 +655,11 @@ async fn allowed_origins_are_stored_and_replaced(store: &dyn Store) {
         .unwrap();
     assert_eq!(set.allowed_origins, origins);
     assert!(set.version > created.version);
-    assert_eq!(set.gateway_config().allowed_origins, origins, "shipped to gateways");
+    assert_eq!(
+        set.gateway_config().allowed_origins,
+        origins,
+        "shipped to gateways"
+    );
     assert_eq!(store.get_app(&app_id("chat")).await.unwrap(), set);
     // Other patches leave the list alone; an empty list replaces it.
     let renamed = store

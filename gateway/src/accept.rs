@@ -59,7 +59,9 @@ impl From<&Limits> for HttpLimits {
 /// connection is accepted and once when it ends, never across an `.await`, and those two moments
 /// are rare next to the traffic on a connection.
 #[derive(Debug, Default, Clone)]
-pub struct AddressCounts(Arc<Mutex<HashMap<IpAddr, usize>>>);
+pub struct AddressCounts(Arc<Counts>);
+
+type Counts = Mutex<HashMap<IpAddr, usize>>;
 
 impl AddressCounts {
     /// A slot for `ip`, or `None` when it already holds `max` connections (0 = unlimited,
@@ -88,7 +90,7 @@ impl AddressCounts {
 
 /// One counted connection; released on drop. An upgraded WebSocket carries it for its life.
 #[derive(Debug)]
-pub struct AddressSlot(Option<(Arc<Mutex<HashMap<IpAddr, usize>>>, IpAddr)>);
+pub struct AddressSlot(Option<(Arc<Counts>, IpAddr)>);
 
 impl Drop for AddressSlot {
     fn drop(&mut self) {
@@ -308,7 +310,9 @@ pub(crate) async fn serve_connection<S, B>(
         inner: service,
         activity: Arc::clone(&activity),
     };
-    let conn = http.serve_connection(TokioIo::new(io), service).with_upgrades();
+    let conn = http
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
     tokio::pin!(conn);
     let far = || Instant::now() + Duration::from_secs(86_400);
     let timer = tokio::time::sleep_until(activity.deadline(&limits).unwrap_or_else(far));
@@ -351,7 +355,9 @@ mod tests {
         let one = counts.acquire(a, 2).expect("first");
         let two = counts.acquire(mapped, 2).expect("second, same address");
         assert!(counts.acquire(a, 2).is_none(), "third refused");
-        let other = counts.acquire(b, 2).expect("another address has its own count");
+        let other = counts
+            .acquire(b, 2)
+            .expect("another address has its own count");
         drop(one);
         assert_eq!(counts.count(a), 1);
         let three = counts.acquire(a, 2).expect("a released slot is reusable");

@@ -111,7 +111,11 @@ mod tests {
 
     #[test]
     fn exact_and_wildcard_origins() {
-        let l = list(&["https://App.example.com", "https://*.example.org", "http://localhost:3000"]);
+        let l = list(&[
+            "https://App.example.com",
+            "https://*.example.org",
+            "http://localhost:3000",
+        ]);
         assert!(allowed(&l, "https://app.example.com"));
         assert!(allowed(&l, "HTTPS://APP.EXAMPLE.COM"));
         assert!(!allowed(&l, "http://app.example.com"), "scheme counts");

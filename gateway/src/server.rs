@@ -118,9 +118,8 @@ async fn websocket(
         Ok(app) => (app, None),
         Err(e) => (None, Some(e.to_string())),
     };
-    let credential = query_token(&query).map(|token| {
-        token.or_else(|| crate::rest::bearer_in(&headers).map(str::to_owned))
-    });
+    let credential = query_token(&query)
+        .map(|token| token.or_else(|| crate::rest::bearer_in(&headers).map(str::to_owned)));
     let origin = headers
         .get(ORIGIN)
         .map(|o| String::from_utf8_lossy(o.as_bytes()).into_owned());

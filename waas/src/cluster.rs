@@ -13,10 +13,10 @@ use waas_control_plane::recordings::Recordings;
 use waas_control_plane::store::postgres::PostgresStore;
 use waas_control_plane::store::Store;
 use waas_control_plane::webhooks::Webhooks;
+use waas_gateway::accept::HttpLimits;
 use waas_gateway::bus::nats::{NatsBus, NatsOptions};
 use waas_gateway::bus::Bus;
 use waas_gateway::history::jetstream::JetStreamHistory;
-use waas_gateway::accept::HttpLimits;
 use waas_gateway::server::accept_until;
 
 async fn nats_bus(settings: &Settings, name: &str) -> Result<Arc<NatsBus>, DevError> {

@@ -95,7 +95,11 @@ async fn allowed_origins_are_set_and_read_through_the_admin_api() {
             Some(json!({"allowed_origins": [bad]})),
         )
         .await;
-        assert_eq!((s, body["error"]["code"].as_str()), (400, Some("bad_request")), "{bad}: {body}");
+        assert_eq!(
+            (s, body["error"]["code"].as_str()),
+            (400, Some("bad_request")),
+            "{bad}: {body}"
+        );
     }
     // `[]` allows any origin again.
     let (_, body) = admin(
@@ -136,7 +140,8 @@ async fn a_handshake_from_a_foreign_origin_is_refused() {
     );
     let path = format!("/v1/apps/guarded/ws?token={token}");
 
-    let mut foreign = RawClient::connect_with(server.addr, &path, &[("Origin", "https://evil.test")]).await;
+    let mut foreign =
+        RawClient::connect_with(server.addr, &path, &[("Origin", "https://evil.test")]).await;
     let f = foreign.json().await;
     assert_eq!(error_code(&f), "forbidden", "{f}");
     assert!(f["message"].as_str().unwrap().contains("evil.test"));
@@ -151,7 +156,11 @@ async fn a_handshake_from_a_foreign_origin_is_refused() {
     assert_eq!(error_code(&later.json().await), "forbidden");
     assert_eq!(later.close_code().await, 4503);
 
-    for origin in ["https://app.example.com", "https://APP.example.com", "https://a.example.org"] {
+    for origin in [
+        "https://app.example.com",
+        "https://APP.example.com",
+        "https://a.example.org",
+    ] {
         let mut ok = RawClient::connect_with(server.addr, &path, &[("Origin", origin)]).await;
         assert_eq!(ok.json().await["op"], "ready", "{origin}");
     }
