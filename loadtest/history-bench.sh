@@ -92,7 +92,7 @@ KEY=$(sed -n 's/.*"api_key":"\([^"]*\)".*/\1/p' "$OUT/app.json")
 gateway() {
     local log=$1
     shift
-    spawn "$log" env WAAS_MAX_CONNECTIONS_PER_APP=0 WAAS_PUBLISH_RATE=0 \
+    spawn "$log" env WAAS_MAX_CONNECTIONS_PER_APP=0 WAAS_MAX_CONNECTIONS_PER_ADDRESS=0 WAAS_PUBLISH_RATE=0 \
         "$WAAS" gateway --listen 127.0.0.1:0 --nats "$NATS" --subject-prefix "$PREFIX" "$@"
     GW_PID=$SPAWNED
     GW_ADDR=$(wait_for "$log" 's/^listening on //p' gateway)
@@ -162,7 +162,7 @@ fi
 dev() {
     local label=$1
     shift
-    spawn "$OUT/dev-$label.log" env WAAS_MAX_CONNECTIONS_PER_APP=0 WAAS_PUBLISH_RATE=0 \
+    spawn "$OUT/dev-$label.log" env WAAS_MAX_CONNECTIONS_PER_APP=0 WAAS_MAX_CONNECTIONS_PER_ADDRESS=0 WAAS_PUBLISH_RATE=0 \
         "$WAAS" dev --listen 127.0.0.1:0 --store :memory: "$@"
     local pid=$SPAWNED addr
     addr=$(wait_for "$OUT/dev-$label.log" 's/^listening on //p' "waas dev")

@@ -156,7 +156,7 @@ start_gateway() {
     local log=$1 addr
     shift
     # No per-app connection cap (10k subscribers + the publisher), no publish rate limit.
-    spawn "$log" env WAAS_MAX_CONNECTIONS_PER_APP=0 WAAS_PUBLISH_RATE=0 \
+    spawn "$log" env WAAS_MAX_CONNECTIONS_PER_APP=0 WAAS_MAX_CONNECTIONS_PER_ADDRESS=0 WAAS_PUBLISH_RATE=0 \
         "$WAAS" gateway --listen 127.0.0.1:0 --nats "$NATS" --subject-prefix "$PREFIX" "$@"
     RUN_PIDS+=("$SPAWNED")
     SERVER_PIDS+=("$SPAWNED")
@@ -177,7 +177,7 @@ start_target() {
     case $target in
     waas)
         # Apps kept in memory rather than in .waas/dev.db.
-        spawn "$OUT/$name.server.log" env WAAS_MAX_CONNECTIONS_PER_APP=0 WAAS_PUBLISH_RATE=0 \
+        spawn "$OUT/$name.server.log" env WAAS_MAX_CONNECTIONS_PER_APP=0 WAAS_MAX_CONNECTIONS_PER_ADDRESS=0 WAAS_PUBLISH_RATE=0 \
             WAAS_STORE=:memory: "$WAAS" dev --listen 127.0.0.1:0
         RUN_PIDS+=("$SPAWNED")
         addr=$(wait_for "$OUT/$name.server.log" 's/^listening on //p' "waas dev")

@@ -55,6 +55,8 @@ pub async fn ensure_app(store: &dyn Store, seed: AppSeed) -> Result<AppRecord, S
                     .then(|| seed.jwt_ec_public_key.clone()),
                 limits: (existing.limits != seed.limits).then(|| seed.limits.clone()),
                 routes: seed.routes.clone().filter(|r| *r != existing.routes),
+                // Set through the admin API only; configuration leaves it alone.
+                allowed_origins: None,
             };
             if patch == AppPatch::default() {
                 existing

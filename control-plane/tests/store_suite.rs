@@ -33,6 +33,7 @@ store_suite!(
     delete_tenant_cascades,
     versions_increase_across_delete_and_create,
     concurrent_changes_get_distinct_versions,
+    allowed_origins_are_stored_and_replaced,
 );
 
 // ---- the cases ----
@@ -264,6 +265,7 @@ async fn update_app_patches(store: &dyn Store) {
                 jwt_ec_public_key: Some(Some("ec".into())),
                 limits: Some(limits.clone()),
                 routes: Some(routes.clone()),
+                allowed_origins: None,
             },
         )
         .await
@@ -628,4 +630,59 @@ fn assert_recent(t: i64) {
         .unwrap()
         .as_secs() as i64;
     assert!((now - t).abs() < 60, "{t} is not now ({now})");
+}
+
+async fn allowed_origins_are_stored_and_replaced(store: &dyn Store) {
+    store.create_tenant(tenant("acme", "Acme")).await.unwrap();
+    let created = store.create_app(new_app("chat", "acme")).await.unwrap();
+    assert!(
+        created.allowed_origins.is_empty(),
+        "new apps allow any origin"
+    );
+    let origins = vec![
+        "https://app.example.com".to_string(),
+        "https://*.example.org".to_string(),
+    ];
+    let set = store
+        .update_app(
+            &app_id("chat"),
+            AppPatch {
+                allowed_origins: Some(origins.clone()),
+                ..AppPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(set.allowed_origins, origins);
+    assert!(set.version > created.version);
+    assert_eq!(
+        set.gateway_config().allowed_origins,
+        origins,
+        "shipped to gateways"
+    );
+    assert_eq!(store.get_app(&app_id("chat")).await.unwrap(), set);
+    // Other patches leave the list alone; an empty list replaces it.
+    let renamed = store
+        .update_app(
+            &app_id("chat"),
+            AppPatch {
+                name: Some("Chat 2".into()),
+                ..AppPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.allowed_origins, origins);
+    let cleared = store
+        .update_app(
+            &app_id("chat"),
+            AppPatch {
+                allowed_origins: Some(vec![]),
+                ..AppPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(cleared.allowed_origins.is_empty());
+    assert_eq!(store.list_apps(None).await.unwrap(), vec![cleared]);
 }

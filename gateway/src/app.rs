@@ -39,6 +39,9 @@ pub struct AppConfig {
         skip_serializing_if = "crate::webhooks::report::WebhookInterest::is_empty"
     )]
     pub webhooks: crate::webhooks::report::WebhookInterest,
+    /// Origins allowed to open WebSockets (lower-case, `crate::origin`); empty allows any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_origins: Vec<String>,
     /// Increases with every change in the control-plane; an update with a lower version than
     /// the one held is stale and ignored.
     #[serde(default)]

@@ -90,6 +90,17 @@ pub struct Limits {
     pub max_room_key_versions: u32,
     /// How long a gateway waits for the key directory (the control-plane), ms. Default 5000.
     pub key_directory_timeout_ms: u64,
+    /// Time a new HTTP connection has to send its first request's headers, and a later request
+    /// from its first byte, ms; then the socket is closed. Default 10000.
+    pub http_header_timeout_ms: u64,
+    /// Time a kept-alive HTTP connection may stay silent between requests, ms. Above the 60 s
+    /// idle timeout of common load balancers, so they, not we, close idle connections (the
+    /// other way round they may send a request just as we close). Default 75000.
+    pub http_keepalive_timeout_ms: u64,
+    /// Open connections (HTTP and WebSocket) per source IP address; one more is closed at
+    /// once; 0 = unlimited. Behind a proxy that hides client addresses every connection comes
+    /// from the proxy: raise it or set 0 there. Default 1000.
+    pub max_connections_per_address: usize,
 }
 
 impl Default for Limits {
@@ -128,6 +139,9 @@ impl Default for Limits {
             max_room_key_recipients: 100,
             max_room_key_versions: 100,
             key_directory_timeout_ms: 5000,
+            http_header_timeout_ms: 10_000,
+            http_keepalive_timeout_ms: 75_000,
+            max_connections_per_address: 1000,
         }
     }
 }
@@ -179,7 +193,11 @@ impl Limits {
             ("max_room_key_versions", self.max_room_key_versions as u64),
             ("key_directory_timeout_ms", self.key_directory_timeout_ms),
         ];
-        let positive = positive.into_iter().chain(rpc).chain(e2ee);
+        let http: [(&'static str, u64); 2] = [
+            ("http_header_timeout_ms", self.http_header_timeout_ms),
+            ("http_keepalive_timeout_ms", self.http_keepalive_timeout_ms),
+        ];
+        let positive = positive.into_iter().chain(rpc).chain(e2ee).chain(http);
         for (key, v) in positive {
             if v == 0 {
                 return Err(LimitError {

@@ -35,6 +35,8 @@ pub enum Upfront {
     NoSuchApp,
     /// The app could not be looked up (control-plane unreachable); worth retrying.
     Unavailable(String),
+    /// The handshake's `Origin` (given) is not in the app's `allowed_origins`.
+    OriginRefused(String),
 }
 
 struct Conn {
@@ -56,11 +58,14 @@ struct Conn {
 struct Incoming {
     opcode: OpCode,
     fin: bool,
+    /// RFC 6455 §5.1: every client frame is masked; one that is not closes the connection.
+    masked: bool,
     payload: BytesMut,
 }
 
 impl From<Frame<'_>> for Incoming {
     fn from(frame: Frame<'_>) -> Self {
+        let masked = frame.is_masked();
         let payload = match frame.payload {
             Payload::Bytes(b) => b,
             other => BytesMut::from(&other[..]),
@@ -68,6 +73,7 @@ impl From<Frame<'_>> for Incoming {
         Incoming {
             opcode: frame.opcode,
             fin: frame.fin,
+            masked,
             payload,
         }
     }
@@ -143,6 +149,10 @@ pub async fn run(
             frame = frames.next() => {
                 out.touch(conn.gw.connections.now_ms());
                 match frame {
+                    Some(Ok(frame)) if !frame.masked => {
+                        tracing::debug!(conn = out.id, "unmasked client frame");
+                        break Exit::Close(CloseCode::PROTOCOL_ERROR);
+                    }
                     Some(Ok(frame)) => match frame.opcode {
                         OpCode::Text | OpCode::Binary | OpCode::Continuation => {
                             match fragments.push(frame.opcode, frame.fin, frame.payload, max_frame_bytes) {
@@ -225,6 +235,14 @@ impl Conn {
             Upfront::Unavailable(reason) => {
                 self.error(None, ErrorCode::Unavailable, reason);
                 self.out().close(CloseCode::SERVER_ERROR);
+            }
+            Upfront::OriginRefused(origin) => {
+                self.error(
+                    None,
+                    ErrorCode::Forbidden,
+                    format!("origin {origin:?} is not allowed for this app"),
+                );
+                self.out().close(CloseCode::ORIGIN_NOT_ALLOWED);
             }
             Upfront::Refused(e) => self.refuse(None, &e),
             Upfront::Authenticated(identity) => self.accept(None, identity),

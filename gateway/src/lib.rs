@@ -24,11 +24,15 @@
 //! - [`rpc`]: request/response over the socket: routes, services served by SDK servers over
 //!   the bus, HTTP upstreams.
 //! - [`server`]: routes, the WebSocket upgrade, health, and graceful shutdown.
+//! - [`accept`]: the accept loop's bounds: header and keep-alive timeouts, connections per
+//!   source address.
 //! - [`socket`], [`wsframe`], [`ratelimit`]: writing frames, encoding them once, publish rate.
 //! - [`webhooks`]: reports to the control-plane, which sends the webhooks.
 //! - [`config`]: every limit with its default.
 //! - [`metrics`]: Prometheus metrics, `GET /metrics`.
+//! - [`origin`]: apps' `Origin` allow-lists for WebSocket handshakes.
 
+pub mod accept;
 pub mod app;
 pub mod auth;
 pub mod bus;
@@ -43,6 +47,7 @@ pub mod history_api;
 pub mod hub;
 pub mod keys;
 pub mod metrics;
+pub mod origin;
 pub mod outbound;
 pub mod presence;
 pub mod publisher;

@@ -1,11 +1,13 @@
 //! The HTTP side of a gateway: routes, the WebSocket upgrade, health, and the three-step
 //! shutdown (stop accepting, close every socket with "going away", wait out the grace period).
 
-use crate::auth;
+use crate::accept::{AddressCounts, HttpLimits, HttpStream};
+use crate::auth::{self, AuthError};
 use crate::connection::{self, Upfront};
 use crate::gateway::Gateway;
 use crate::rest::{self, ApiError};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::header::ORIGIN;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,11 +15,10 @@ use axum::Router;
 use fastwebsockets::upgrade::IncomingUpgrade;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use serde::Deserialize;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use waas_protocol::{CloseCode, ErrorCode};
 
 pub fn router(gw: Arc<Gateway>) -> Router {
@@ -82,15 +83,25 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
     metrics.response()
 }
 
-#[derive(Deserialize)]
-struct WsQuery {
-    token: Option<String>,
+/// The `token` query parameter of a handshake: absent, once, or repeated (refused, rather than
+/// guessing which one was meant).
+fn query_token(query: &[(String, String)]) -> Result<Option<String>, AuthError> {
+    let mut tokens = query.iter().filter(|(k, _)| k == "token");
+    let first = tokens.next().map(|(_, v)| v.clone());
+    if tokens.next().is_some() {
+        return Err(AuthError::InvalidToken(
+            "the token query parameter is given more than once".into(),
+        ));
+    }
+    Ok(first)
 }
 
 async fn websocket(
     State(gw): State<Arc<Gateway>>,
     Path(app_id): Path<String>,
-    Query(query): Query<WsQuery>,
+    // Every pair, so a repeated `token` is seen (a struct would make axum answer a bare 400).
+    // Decoding is lossy (invalid UTF-8 becomes U+FFFD), so this extractor never refuses.
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     upgrade: Result<IncomingUpgrade, StatusCode>,
 ) -> Response {
@@ -107,16 +118,27 @@ async fn websocket(
         Ok(app) => (app, None),
         Err(e) => (None, Some(e.to_string())),
     };
-    let credential = query
-        .token
-        .or_else(|| crate::rest::bearer_in(&headers).map(str::to_owned));
+    let credential = query_token(&query)
+        .map(|token| token.or_else(|| crate::rest::bearer_in(&headers).map(str::to_owned)));
+    let origin = headers
+        .get(ORIGIN)
+        .map(|o| String::from_utf8_lossy(o.as_bytes()).into_owned());
     let upfront = match (&app, credential) {
         (None, _) if lookup_error.is_some() => {
             Upfront::Unavailable(lookup_error.unwrap_or_default())
         }
         (None, _) => Upfront::NoSuchApp,
-        (Some(_), None) => Upfront::None,
-        (Some(app), Some(c)) => match auth::authenticate(app, &c) {
+        // Before any credential: a page of a foreign site learns nothing about its token.
+        (Some(app), _)
+            if origin
+                .as_deref()
+                .is_some_and(|o| !crate::origin::allowed(&app.config.allowed_origins, o)) =>
+        {
+            Upfront::OriginRefused(origin.unwrap_or_default())
+        }
+        (Some(_), Err(e)) => Upfront::Refused(e),
+        (Some(_), Ok(None)) => Upfront::None,
+        (Some(app), Ok(Some(c))) => match auth::authenticate(app, &c) {
             Ok(identity) => Upfront::Authenticated(identity),
             Err(e) => Upfront::Refused(e),
         },
@@ -128,7 +150,7 @@ async fn websocket(
         // In a scope of its own: the upgraded WebSocket (over a kilobyte) must not stay in the
         // task's state for the connection's whole life, which it would if it were still in
         // scope while `run` is awaited, moved or not.
-        let (stream, read_buf) = {
+        let (stream, read_buf, slot) = {
             let ws = match fut.await {
                 Ok(ws) => ws,
                 Err(e) => {
@@ -139,16 +161,21 @@ async fn websocket(
             match ws
                 .into_inner()
                 .into_inner()
-                .downcast::<TokioIo<TcpStream>>()
+                .downcast::<TokioIo<HttpStream>>()
             {
-                Ok(parts) => (parts.io.into_inner(), parts.read_buf),
+                Ok(parts) => {
+                    let (stream, slot) = parts.io.into_inner().into_parts();
+                    (stream, parts.read_buf, slot)
+                }
                 Err(_) => {
                     tracing::error!("upgraded connection is not a TCP stream; dropped");
                     return;
                 }
             }
         };
-        connection::run(gw, app_id, app, upfront, stream, read_buf).await
+        connection::run(gw, app_id, app, upfront, stream, read_buf).await;
+        // The source address's connection count covers the WebSocket's whole life.
+        drop(slot);
     };
     tokio::spawn(task);
     response.into_response()
@@ -206,7 +233,8 @@ pub async fn serve(
     if let Some(extra) = extra {
         routes = routes.merge(extra);
     }
-    let http = accept_until(listener, routes, shutdown).await;
+    let limits = HttpLimits::from(&gw.config.limits);
+    let http = accept_until(listener, routes, limits, shutdown).await;
     tracing::info!("shutting down: closing connections with going away");
     gw.connections.close_all(CloseCode::GOING_AWAY);
     let grace = gw.config.limits.shutdown_grace();
@@ -242,7 +270,8 @@ impl InFlight {
     }
 }
 
-/// Accepts HTTP/1 connections for `routes` until `shutdown` resolves.
+/// Accepts HTTP/1 connections for `routes` until `shutdown` resolves, within `limits`
+/// (header and keep-alive timeouts, connections per source address: [`crate::accept`]).
 ///
 /// The accept loop is ours rather than `axum::serve` so that upgraded connections hand back
 /// the plain `TcpStream` (hyper's HTTP/1 connection, not the auto-detecting one, which wraps
@@ -250,14 +279,16 @@ impl InFlight {
 pub async fn accept_until(
     listener: TcpListener,
     routes: Router,
+    limits: HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> InFlight {
     let service = TowerToHyperService::new(routes);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let http = hyper::server::conn::http1::Builder::new();
+    let addresses = AddressCounts::default();
     tokio::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -269,24 +300,20 @@ pub async fn accept_until(
             },
             _ = &mut shutdown => break,
         };
+        let Some(slot) = addresses.acquire(peer.ip(), limits.max_connections_per_address) else {
+            // Dropped at once: the socket closes before anything is read.
+            tracing::debug!(%peer, "connection refused: max_connections_per_address reached");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let conn = http
-            .serve_connection(TokioIo::new(stream), service.clone())
-            .with_upgrades();
-        let mut stopped = stopped.clone();
-        tokio::spawn(async move {
-            tokio::pin!(conn);
-            let res = tokio::select! {
-                res = conn.as_mut() => res,
-                _ = stopped.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "http connection ended with an error");
-            }
-        });
+        tokio::spawn(crate::accept::serve_connection(
+            http.clone(),
+            stream,
+            slot,
+            service.clone(),
+            limits,
+            stopped.clone(),
+        ));
     }
     InFlight { stop }
 }

@@ -43,6 +43,17 @@ pub struct RawClient {
 impl RawClient {
     /// Opens `path` (e.g. `/v1/apps/demo/ws?token=...`) with optional bearer header.
     pub async fn connect(addr: SocketAddr, path: &str, bearer: Option<&str>) -> RawClient {
+        let auth = bearer.map(|b| format!("Bearer {b}"));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| ("Authorization", a))
+            .into_iter()
+            .collect();
+        Self::connect_with(addr, path, &headers).await
+    }
+
+    /// Opens `path` with extra request headers (`Origin`, `Authorization`...).
+    pub async fn connect_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> RawClient {
         let stream = TcpStream::connect(addr).await.expect("tcp connect");
         let mut req = Request::builder()
             .method("GET")
@@ -55,8 +66,8 @@ impl RawClient {
                 fastwebsockets::handshake::generate_key(),
             )
             .header("Sec-WebSocket-Version", "13");
-        if let Some(b) = bearer {
-            req = req.header("Authorization", format!("Bearer {b}"));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         let req = req.body(Empty::<Bytes>::new()).expect("request");
         let (mut ws, _) = fastwebsockets::handshake::client(&SpawnExecutor, req, stream)
@@ -110,6 +121,14 @@ impl RawClient {
     pub async fn send_frame(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) {
         let frame = Frame::new(fin, opcode, None, Payload::Owned(payload.to_vec()));
         self.ws.write_frame(frame).await.expect("send frame");
+    }
+
+    /// Sends a text frame without a masking key, which RFC 6455 forbids from clients.
+    pub async fn send_unmasked_text(&mut self, text: &str) {
+        self.ws.set_auto_apply_mask(false);
+        let frame = Frame::text(Payload::Owned(text.as_bytes().to_vec()));
+        self.ws.write_frame(frame).await.expect("send unmasked");
+        self.ws.set_auto_apply_mask(true);
     }
 
     /// Sends a close frame with `code`.

@@ -13,6 +13,7 @@ use waas_control_plane::recordings::Recordings;
 use waas_control_plane::store::postgres::PostgresStore;
 use waas_control_plane::store::Store;
 use waas_control_plane::webhooks::Webhooks;
+use waas_gateway::accept::HttpLimits;
 use waas_gateway::bus::nats::{NatsBus, NatsOptions};
 use waas_gateway::bus::Bus;
 use waas_gateway::history::jetstream::JetStreamHistory;
@@ -111,7 +112,9 @@ pub async fn run_control_plane(
             "/metrics",
             axum::routing::get(|| async { waas_gateway::metrics::METRICS.response() }),
         );
-    let http = accept_until(listener, routes, shutdown).await;
+    // The admin API gets the same header, keep-alive and per-address bounds as gateways.
+    let limits = HttpLimits::from(&settings.limits);
+    let http = accept_until(listener, routes, limits, shutdown).await;
     serving.abort();
     keys.abort();
     recording_calls.abort();

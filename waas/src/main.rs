@@ -201,6 +201,12 @@ struct LimitArgs {
     history_ttl_secs: Option<u64>,
     #[arg(long, env = "WAAS_HISTORY_PAGE_LIMIT")]
     history_page_limit: Option<usize>,
+    #[arg(long, env = "WAAS_HTTP_HEADER_TIMEOUT_MS")]
+    http_header_timeout_ms: Option<u64>,
+    #[arg(long, env = "WAAS_HTTP_KEEPALIVE_TIMEOUT_MS")]
+    http_keepalive_timeout_ms: Option<u64>,
+    #[arg(long, env = "WAAS_MAX_CONNECTIONS_PER_ADDRESS")]
+    max_connections_per_address: Option<usize>,
 }
 
 /// One flag and one variable per webhook setting (`[webhooks]` in the config file).
@@ -289,6 +295,13 @@ impl LimitArgs {
             max_room_key_recipients,
             max_room_key_versions,
             key_directory_timeout_ms
+        );
+        overlay!(
+            limits,
+            self,
+            http_header_timeout_ms,
+            http_keepalive_timeout_ms,
+            max_connections_per_address
         );
     }
 }

@@ -25,6 +25,8 @@ pub struct AppView {
     jwt_ec_public_key: Option<String>,
     limits: AppLimits,
     routes: Vec<Route>,
+    /// Origins allowed to open WebSockets; empty allows any (`docs/admin.md`).
+    allowed_origins: Vec<String>,
     api_keys: Vec<KeyView>,
     version: i64,
     created_at: i64,
@@ -62,6 +64,7 @@ impl From<AppRecord> for AppView {
             jwt_ec_public_key: a.jwt_ec_public_key,
             limits: a.limits,
             routes: a.routes,
+            allowed_origins: a.allowed_origins,
             version: a.version,
             created_at: a.created_at,
             updated_at: a.updated_at,
@@ -81,6 +84,9 @@ pub struct CreateApp {
     jwt_ec_public_key: Option<String>,
     #[serde(default)]
     limits: AppLimits,
+    /// Origins allowed to open WebSockets; empty or absent allows any.
+    #[serde(default)]
+    allowed_origins: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -97,6 +103,12 @@ pub struct Created {
 fn check_keys(record: &AppRecord) -> Result<(), AdminError> {
     App::new(record.gateway_config(), None)
         .map(|_| ())
+        .map_err(|e| AdminError::new(ErrorCode::BadRequest, e.to_string()))
+}
+
+/// Checks an `allowed_origins` list and returns it as stored (lower-case).
+fn origins(list: &[String]) -> Result<Vec<String>, AdminError> {
+    waas_gateway::origin::normalize(list)
         .map_err(|e| AdminError::new(ErrorCode::BadRequest, e.to_string()))
 }
 
@@ -119,6 +131,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Created>), AdminError> {
     let Json(req) = body?;
     let id = app_id(&req.id)?;
+    let allowed_origins = origins(&req.allowed_origins)?;
     let jwt_secret = match (
         &req.jwt_secret,
         &req.jwt_rsa_public_key,
@@ -152,13 +165,21 @@ pub async fn create(
         jwt_ec_public_key: new.jwt_ec_public_key.clone(),
         limits: new.limits.clone(),
         routes: vec![],
+        allowed_origins: vec![],
         api_keys: vec![],
         version: 0,
         created_at: 0,
         updated_at: 0,
     };
     check_keys(&probe)?;
-    let app = admin.store.create_app(new).await?;
+    let mut app = admin.store.create_app(new).await?;
+    if !allowed_origins.is_empty() {
+        let patch = AppPatch {
+            allowed_origins: Some(allowed_origins),
+            ..AppPatch::default()
+        };
+        app = admin.store.update_app(&app.id, patch).await?;
+    }
     let key = secrets::api_key();
     let app = admin
         .store
@@ -216,6 +237,8 @@ pub struct UpdateApp {
     limits: Option<AppLimits>,
     /// Replaces every route (`docs/rpc.md`); `[]` removes them all.
     routes: Option<Vec<Route>>,
+    /// Replaces the Origin allow-list; `[]` allows any origin again.
+    allowed_origins: Option<Vec<String>>,
 }
 
 /// Tells `"field": null` (clear it) apart from a missing field (leave it).
@@ -244,6 +267,7 @@ pub async fn update(
         jwt_ec_public_key: req.jwt_ec_public_key,
         limits: req.limits,
         routes: req.routes,
+        allowed_origins: req.allowed_origins.as_deref().map(origins).transpose()?,
     };
     if let Some(routes) = &patch.routes {
         validate_routes(routes)

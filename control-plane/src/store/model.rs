@@ -46,6 +46,8 @@ pub struct AppRecord {
     pub limits: AppLimits,
     /// Request routes (`docs/rpc.md`), longest matching prefix first at lookup.
     pub routes: Vec<Route>,
+    /// Origins allowed to open WebSockets, lower-case (`waas_gateway::origin`); empty = any.
+    pub allowed_origins: Vec<String>,
     /// Oldest first (by `created_at`, then `id`).
     pub api_keys: Vec<ApiKeyRecord>,
     /// Increased by every change; gateways use it to ignore stale updates. Not contiguous: it is
@@ -66,6 +68,7 @@ impl AppRecord {
             jwt_ec_public_key: self.jwt_ec_public_key.clone(),
             limits: self.limits.clone(),
             routes: self.routes.clone(),
+            allowed_origins: self.allowed_origins.clone(),
             // Filled by the directory from the app's webhook endpoints.
             webhooks: Default::default(),
             version: self.version,
@@ -96,6 +99,9 @@ pub struct AppPatch {
     /// Replaces every route when set.
     #[serde(default)]
     pub routes: Option<Vec<Route>>,
+    /// Replaces the Origin allow-list when set (normalized by the caller).
+    #[serde(default)]
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

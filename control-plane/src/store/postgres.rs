@@ -30,7 +30,7 @@ const POOL_TIMEOUT: Duration = Duration::from_secs(5);
 const TENANT_COLUMNS: &str =
     "id, name, floor(extract(epoch FROM created_at))::bigint AS created_at";
 const APP_COLUMNS: &str = "id, tenant_id, name, jwt_secret, jwt_rsa_public_key, \
-    jwt_ec_public_key, limits, routes, version, \
+    jwt_ec_public_key, limits, routes, allowed_origins, version, \
     floor(extract(epoch FROM created_at))::bigint AS created_at, \
     floor(extract(epoch FROM updated_at))::bigint AS updated_at";
 const KEY_COLUMNS: &str = "app_id, id, prefix, hash, label, \
@@ -354,6 +354,14 @@ impl Store for PostgresStore {
             .await
             .map_err(StoreError::backend)?;
         }
+        if let Some(origins) = &patch.allowed_origins {
+            tx.execute(
+                "UPDATE apps SET allowed_origins = $2::jsonb WHERE id = $1",
+                &[&id.as_str(), &Json(origins)],
+            )
+            .await
+            .map_err(StoreError::backend)?;
+        }
         let row = tx
             .query_opt(
                 &sql,
@@ -512,6 +520,9 @@ fn app(row: &Row, api_keys: Vec<ApiKeyRecord>) -> Result<AppRecord, StoreError> 
     let routes: serde_json::Value = get(row, "routes")?;
     let routes: Vec<Route> = serde_json::from_value(routes)
         .map_err(|e| StoreError::Invalid(format!("stored routes of app {id}: {e}")))?;
+    let origins: serde_json::Value = get(row, "allowed_origins")?;
+    let allowed_origins: Vec<String> = serde_json::from_value(origins)
+        .map_err(|e| StoreError::Invalid(format!("stored allowed_origins of app {id}: {e}")))?;
     Ok(AppRecord {
         id: stored_app_id(&id)?,
         tenant_id: get(row, "tenant_id")?,
@@ -521,6 +532,7 @@ fn app(row: &Row, api_keys: Vec<ApiKeyRecord>) -> Result<AppRecord, StoreError> 
         jwt_ec_public_key: get(row, "jwt_ec_public_key")?,
         limits,
         routes,
+        allowed_origins,
         api_keys,
         version: get(row, "version")?,
         created_at: get(row, "created_at")?,

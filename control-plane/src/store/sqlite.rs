@@ -30,7 +30,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 const TENANT_COLUMNS: &str = "id, name, created_at";
 const APP_COLUMNS: &str = "id, tenant_id, name, jwt_secret, jwt_rsa_public_key, \
-    jwt_ec_public_key, limits, routes, version, created_at, updated_at";
+    jwt_ec_public_key, limits, routes, allowed_origins, version, created_at, updated_at";
 const KEY_COLUMNS: &str = "app_id, id, prefix, hash, label, created_at";
 
 /// Whether a new key (`?2` id, `?3` hash) clashes with one of app `?1`'s keys: true when on the
@@ -329,11 +329,24 @@ impl Store for SqliteStore {
         let id = id.clone();
         let limits = patch.limits.as_ref().map(limits_to_json).transpose()?;
         let routes = patch.routes.as_deref().map(routes_to_json).transpose()?;
+        let origins = patch
+            .allowed_origins
+            .as_deref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Invalid(format!("allowed_origins: {e}")))?;
         self.write(move |tx| {
             if let Some(routes) = &routes {
                 tx.execute(
                     "UPDATE apps SET routes = ?2 WHERE id = ?1",
                     params![id.as_str(), routes],
+                )
+                .map_err(StoreError::backend)?;
+            }
+            if let Some(origins) = &origins {
+                tx.execute(
+                    "UPDATE apps SET allowed_origins = ?2 WHERE id = ?1",
+                    params![id.as_str(), origins],
                 )
                 .map_err(StoreError::backend)?;
             }
@@ -525,6 +538,7 @@ struct AppRow {
     jwt_ec_public_key: Option<String>,
     limits: String,
     routes: String,
+    allowed_origins: String,
     version: i64,
     created_at: i64,
     updated_at: i64,
@@ -541,6 +555,7 @@ impl AppRow {
             jwt_ec_public_key: row.get("jwt_ec_public_key")?,
             limits: row.get("limits")?,
             routes: row.get("routes")?,
+            allowed_origins: row.get("allowed_origins")?,
             version: row.get("version")?,
             created_at: row.get("created_at")?,
             updated_at: row.get("updated_at")?,
@@ -552,6 +567,10 @@ impl AppRow {
             .map_err(|e| StoreError::Invalid(format!("stored limits of app {}: {e}", self.id)))?;
         let routes: Vec<Route> = serde_json::from_str(&self.routes)
             .map_err(|e| StoreError::Invalid(format!("stored routes of app {}: {e}", self.id)))?;
+        let allowed_origins: Vec<String> =
+            serde_json::from_str(&self.allowed_origins).map_err(|e| {
+                StoreError::Invalid(format!("stored allowed_origins of app {}: {e}", self.id))
+            })?;
         Ok(AppRecord {
             id: stored_app_id(&self.id)?,
             tenant_id: self.tenant_id,
@@ -561,6 +580,7 @@ impl AppRow {
             jwt_ec_public_key: self.jwt_ec_public_key,
             limits,
             routes,
+            allowed_origins,
             api_keys,
             version: self.version,
             created_at: self.created_at,

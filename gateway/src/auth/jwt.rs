@@ -109,6 +109,7 @@ mod tests {
             limits: Default::default(),
             routes: vec![],
             webhooks: Default::default(),
+            allowed_origins: vec![],
             version: 0,
         };
         (config.id.clone(), JwtKeys::from_config(&config).unwrap())

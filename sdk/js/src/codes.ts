@@ -60,6 +60,7 @@ export const CloseCode = {
   INVALID_TOKEN: 4500,
   TOKEN_EXPIRED: 4501,
   APP_NOT_FOUND: 4502,
+  ORIGIN_NOT_ALLOWED: 4503,
 } as const;
 
 /**

@@ -167,6 +167,9 @@ impl CloseCode {
     pub const TOKEN_EXPIRED: CloseCode = CloseCode(4501);
     /// The app does not exist (or was deleted).
     pub const APP_NOT_FOUND: CloseCode = CloseCode(4502);
+    /// The handshake's `Origin` is not in the app's `allowed_origins`; another attempt from the
+    /// same page would be refused again.
+    pub const ORIGIN_NOT_ALLOWED: CloseCode = CloseCode(4503);
 
     /// Whether an SDK should reconnect on its own (with backoff) after this close.
     ///
@@ -190,6 +193,7 @@ impl CloseCode {
             4500 => "invalid token",
             4501 => "token expired",
             4502 => "app not found",
+            4503 => "origin not allowed",
             _ => "",
         }
     }

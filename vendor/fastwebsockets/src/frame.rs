@@ -156,6 +156,14 @@ impl<'f> Frame<'f> {
     }
   }
 
+  /// Whether the frame arrived with a masking key (WaaS patch, see PATCHES.md).
+  ///
+  /// RFC 6455 §5.1: a server must close the connection when a client frame is not masked.
+  /// `read_frame` unmasks the payload but keeps the key, so a server can check this afterwards.
+  pub fn is_masked(&self) -> bool {
+    self.mask.is_some()
+  }
+
   /// Create a new WebSocket text `Frame`.
   ///
   /// This is a convenience method for `Frame::new(true, OpCode::Text, None, payload)`.

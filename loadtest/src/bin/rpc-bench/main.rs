@@ -196,6 +196,8 @@ async fn bench(args: Args) -> Result<()> {
         // which a connection is closed as a slow consumer (docs/rpc.md, limits).
         .args(["--max-queued-bytes", "67108864"])
         .args(["--max-inflight-requests-per-connection", "1024"])
+        // Every client connects from one address; the benchmark is not about that limit.
+        .args(["--max-connections-per-address", "0"])
         .env("WAAS_LOG", "warn");
     let (_gateway, addr) = spawn(waas, "listening on ")?;
     let gateway: SocketAddr = addr.parse()?;
