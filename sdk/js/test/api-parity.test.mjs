@@ -6,14 +6,15 @@
 // `pretest`), following `index.d.ts`'s exports; the Rust side from the listing
 // `cargo test -p waas-sdk --test api_listing` writes into the target dir (it parses the crate's
 // source with `syn`), found where the `waas` binary is. Names compare with case and `_`
-// ignored: `max_reconnect_delay` is `maxReconnectDelay`, `GOING_AWAY` is `goingAway`.
+// ignored: `max_reconnect_attempts` is `maxReconnectAttempts`, `GOING_AWAY` is `goingAway`.
 //
 // Two kinds of names, each compared as one set per SDK:
 // - `type`: exported classes, interfaces, type aliases, functions and constants (Rust: public
 //   structs, enums, traits, aliases, functions, constants);
-// - `member`: their public fields, methods, getters, options, the keys of constant objects, the
-//   string literals of union types and constant tuples (event names, error kinds, error codes)
-//   (Rust: public fields, methods, associated constants, enum variants).
+// - `member`: their public fields, methods, getters, options, the fields of inline object types
+//   (event payloads), the keys of constant objects, the string literals of union types and
+//   constant tuples (event names, error kinds, error codes) (Rust: public fields, methods,
+//   associated constants, enum variants and their named fields).
 // Members are compared by name alone, not by owner: the SDKs shape some things differently
 // (a builder in Rust, an options object in TypeScript) and a name is what a reader looks for.
 // The conventions that differ by design are rules here, not allow-list lines:
