@@ -6,6 +6,7 @@
  * - `client`: `Client`, the connection: subscribe, publish, presence, history, requests,
  *   serving, reconnects with recovery.
  * - `session`: the protocol state kept across connections, free of I/O (tested frame by frame).
+ *   `frames` holds the shapes of server frames it reads, `channel` its state for one channel.
  * - `transport`: one WebSocket: the `connect` frame, `ready`, the platform's WebSocket or `ws`.
  * - `subscription`: `Subscription`, an async iterable of messages with a bounded buffer.
  * - `events`: connection events (`connected`, `disconnected`, `unrecovered`...) and the emitter.

@@ -14,59 +14,14 @@
  * was missed is recovered and nothing is delivered twice (`docs/history.md`).
  */
 
+import { ChannelState } from "./channel.js";
 import { Deferred } from "./deferred.js";
 import { DisconnectedError, ProtocolError, RejectedError, type WaasError } from "./errors.js";
+import { toMessage, type Frame, type IncomingRequest, type Response } from "./frames.js";
 import type { Subscriber } from "./subscription.js";
-import type { Caller, Headers, HistoryPage, HistoryQuery, Member, Message, Position, PresenceEvent } from "./types.js";
+import type { Caller, Headers, HistoryPage, HistoryQuery, Member, Position, PresenceEvent } from "./types.js";
 
-/** A server frame, parsed from JSON; fields as `docs/protocol.md` lists them. */
-export type Frame = { op: string; id?: number; [field: string]: unknown };
-
-/** The responder's answer to a request (`docs/rpc.md#response`). */
-export interface Response<T = unknown> {
-  status: number;
-  headers: Headers;
-  body: T;
-}
-
-/** A request the gateway forwards to a service this client serves. */
-export interface IncomingRequest {
-  generation: number;
-  id: number;
-  service: string;
-  method: string;
-  path: string;
-  headers: Headers;
-  body: unknown;
-  caller: Caller;
-  timeoutMs: number;
-}
-
-interface Waiter {
-  subscriber: Subscriber;
-  done: Deferred<void>;
-}
-
-interface Held {
-  frame: Frame;
-}
-
-class ChannelState {
-  live: Subscriber[] = [];
-  waiting: Waiter[] = [];
-  /** Frame id of the `subscribe` in flight on this connection. */
-  subscribing: number | undefined;
-  acked = false;
-  /** The epoch and last offset delivered, once a server gave an epoch. */
-  position: Position | undefined;
-  /** Messages that arrived while a `subscribe` was in flight: new or not is known at its ack. */
-  held: Held[] = [];
-  ack: { epoch: string; offset: number; recovered: boolean | undefined } | undefined;
-
-  isEmpty(): boolean {
-    return this.live.length === 0 && this.waiting.length === 0;
-  }
-}
+export { toMessage, type Frame, type IncomingRequest, type Response } from "./frames.js";
 
 type Pending =
   | { kind: "subscribe"; channel: string; atConnect: boolean }
@@ -96,17 +51,6 @@ export type Notice =
 interface Service {
   dispatch: (request: IncomingRequest) => void;
   ready: Deferred<void> | undefined;
-}
-
-export function toMessage(f: Frame): Message {
-  return {
-    channel: f.channel as string,
-    event: f.event as string,
-    data: f.data,
-    offset: f.offset as number,
-    ts: f.ts as number,
-    replayed: f.replayed === true,
-  };
 }
 
 export class Session {

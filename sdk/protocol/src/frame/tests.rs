@@ -1,4 +1,6 @@
 use super::*;
+use crate::codes::ErrorCode;
+use crate::e2ee::DeviceKey;
 
 #[test]
 fn parse_distinguishes_failures() {

@@ -1,4 +1,8 @@
 use super::*;
+use crate::message::Message;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::mpsc;
 use waas_protocol::ErrorCode;
 
 fn session() -> Session {
