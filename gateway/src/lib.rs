@@ -28,6 +28,7 @@
 //! - [`webhooks`]: reports to the control-plane, which sends the webhooks.
 //! - [`config`]: every limit with its default.
 //! - [`metrics`]: Prometheus metrics, `GET /metrics`.
+//! - [`redact`]: keeping secrets out of logs ([`redact::Secret`], URLs without userinfo).
 
 pub mod app;
 pub mod auth;
@@ -47,6 +48,7 @@ pub mod outbound;
 pub mod presence;
 pub mod publisher;
 pub mod ratelimit;
+pub mod redact;
 pub mod recordings_api;
 pub mod registry;
 pub mod rest;
