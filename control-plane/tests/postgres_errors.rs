@@ -13,10 +13,9 @@ async fn connect_error(url: &str) -> String {
 
 #[tokio::test]
 async fn a_missing_database_is_named_with_its_host() {
-    let e = connect_error(
-        "postgres://postgres:pw-not-shown@127.0.0.1:5432/waas_no_such_database_here",
-    )
-    .await;
+    let e =
+        connect_error("postgres://postgres:pw-not-shown@127.0.0.1:5432/waas_no_such_database_here")
+            .await;
     assert!(e.contains("does not exist"), "{e}");
     assert!(e.contains("127.0.0.1:5432"), "{e}");
     assert!(e.contains("waas_no_such_database_here"), "{e}");
@@ -30,7 +29,10 @@ async fn a_closed_port_is_named_with_host_and_port() {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let e = connect_error(&format!("postgres://postgres:pw-not-shown@127.0.0.1:{port}/waas")).await;
+    let e = connect_error(&format!(
+        "postgres://postgres:pw-not-shown@127.0.0.1:{port}/waas"
+    ))
+    .await;
     assert!(e.to_lowercase().contains("connection refused"), "{e}");
     assert!(e.contains(&format!("127.0.0.1:{port}")), "{e}");
     assert!(!e.contains("pw-not-shown"), "shows the password: {e}");

@@ -96,7 +96,10 @@ mod tests {
             url("nats://user:pa%40ss@127.0.0.1:4222"),
             "nats://***@127.0.0.1:4222"
         );
-        assert_eq!(url("nats://tok@h:1,nats://h2:2"), "nats://***@h:1,nats://h2:2");
+        assert_eq!(
+            url("nats://tok@h:1,nats://h2:2"),
+            "nats://***@h:1,nats://h2:2"
+        );
         assert_eq!(
             url("postgres://u:p@db:5432/waas?options=-c%20x"),
             "postgres://***@db:5432/waas?options=-c%20x"

@@ -49,9 +49,8 @@ async fn refused(url: &str, options: NatsOptions) -> String {
 
 #[tokio::test]
 async fn user_and_password_from_the_url_or_the_settings() {
-    let server = NatsServer::start_with_config(
-        "authorization { user: waas, password: \"pw-right-1\" }\n",
-    );
+    let server =
+        NatsServer::start_with_config("authorization { user: waas, password: \"pw-right-1\" }\n");
     let host = server.url().trim_start_matches("nats://").to_owned();
     works(
         &format!("nats://waas:pw-right-1@{host}"),
@@ -158,11 +157,24 @@ fn openssl(dir: &Path, args: &[&str]) {
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate, made for this test.
 fn certificates(dir: &Path) -> impl Fn(&str) -> PathBuf + '_ {
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
     let mut ca = vec!["req", "-x509"];
     ca.extend(ec);
     ca.extend([
-        "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=waas test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=waas test CA",
     ]);
     openssl(dir, &ca);
     for (name, ext) in [
@@ -187,8 +199,21 @@ fn certificates(dir: &Path) -> impl Fn(&str) -> PathBuf + '_ {
         openssl(
             dir,
             &[
-                "x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-out", &pem, "-days", "1", "-extfile", &extfile,
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "1",
+                "-extfile",
+                &extfile,
             ],
         );
     }

@@ -601,8 +601,8 @@ const SECRET_SAFE_CAPS: [&str; 2] = ["tokio_postgres=info", "async_nats=debug"];
 
 /// `WAAS_LOG` (default `info`) with [`SECRET_SAFE_CAPS`] on top.
 fn log_filter() -> tracing_subscriber::EnvFilter {
-    let mut filter = tracing_subscriber::EnvFilter::try_from_env("WAAS_LOG")
-        .unwrap_or_else(|_| "info".into());
+    let mut filter =
+        tracing_subscriber::EnvFilter::try_from_env("WAAS_LOG").unwrap_or_else(|_| "info".into());
     for cap in SECRET_SAFE_CAPS {
         filter = filter.add_directive(cap.parse().expect("valid directive"));
     }

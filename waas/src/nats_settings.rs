@@ -108,7 +108,10 @@ impl NatsAuthSettings {
         if kinds.len() > 1 {
             return Err(invalid(
                 kinds[1],
-                format!("give one kind of NATS credentials, not {}", kinds.join(" and ")),
+                format!(
+                    "give one kind of NATS credentials, not {}",
+                    kinds.join(" and ")
+                ),
             ));
         }
         if let Some(auth) = user_password {
@@ -182,6 +185,9 @@ mod tests {
             ..Default::default()
         };
         let e = missing.resolve().unwrap_err().to_string();
-        assert!(e.contains("nats_auth.token_file") && e.contains("none"), "{e}");
+        assert!(
+            e.contains("nats_auth.token_file") && e.contains("none"),
+            "{e}"
+        );
     }
 }

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use waas_control_plane::seed::AppSeed;
 use waas_gateway::app::AppLimits;
-use waas_gateway::rpc::route::{validate_routes, Route};
 use waas_gateway::redact;
+use waas_gateway::rpc::route::{validate_routes, Route};
 use waas_gateway::Limits;
 use waas_protocol::AppId;
 
@@ -333,11 +333,21 @@ mod tests {
         s.nats_tls.required = true;
         let shown = format!("{s:?}");
         for secret in [
-            "natspw", "pgpw", "optoken", "apikey", "jwtsecret", "natstoken", "key2", "secret2",
+            "natspw",
+            "pgpw",
+            "optoken",
+            "apikey",
+            "jwtsecret",
+            "natstoken",
+            "key2",
+            "secret2",
         ] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
-        assert!(shown.contains("127.0.0.1:4222") && shown.contains("two"), "{shown}");
+        assert!(
+            shown.contains("127.0.0.1:4222") && shown.contains("two"),
+            "{shown}"
+        );
     }
 
     #[test]

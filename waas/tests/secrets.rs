@@ -38,7 +38,10 @@ async fn no_secret_is_logged_at_debug() {
         &format!("postgres://postgres:{pg_password}@"),
         1,
     );
-    assert!(pg_url.contains(&pg_password), "unexpected base URL {pg_url}");
+    assert!(
+        pg_url.contains(&pg_password),
+        "unexpected base URL {pg_url}"
+    );
     let prefix = unique_prefix();
     let debug = [("WAAS_LOG", "debug"), ("RUST_LOG", "debug")];
 
@@ -90,9 +93,10 @@ async fn no_secret_is_logged_at_debug() {
     // (and is logged as such) after its one attempt.
     let receiver = Receiver::start().await;
     receiver.respond_always(500);
-    let hook_url = receiver
-        .url("/hook")
-        .replacen("http://", &format!("http://hook:{hook_password}@"), 1);
+    let hook_url =
+        receiver
+            .url("/hook")
+            .replacen("http://", &format!("http://hook:{hook_password}@"), 1);
     let (s, hook) = http
         .call(
             "POST",

@@ -38,7 +38,10 @@ fn run(args: &[&str]) -> Output {
 fn assert_failed_without_listening(out: &Output, cause: &str) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "exited with success\n{stdout}\n{stderr}");
+    assert!(
+        !out.status.success(),
+        "exited with success\n{stdout}\n{stderr}"
+    );
     assert!(
         !stdout.contains("listening on"),
         "printed `listening on` before failing:\n{stdout}\n{stderr}"

@@ -143,10 +143,7 @@ impl std::fmt::Debug for AppPatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppPatch")
             .field("name", &self.name)
-            .field(
-                "jwt_secret",
-                &self.jwt_secret.as_ref().map(redact::option),
-            )
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(redact::option))
             .field("limits", &self.limits)
             .field("routes", &self.routes)
             .finish_non_exhaustive()
