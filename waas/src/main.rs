@@ -596,24 +596,26 @@ fn token_command(cmd: TokenCommand) -> anyhow::Result<()> {
 
 /// Libraries whose verbose levels print secrets are held below them, whatever `WAAS_LOG` says:
 /// tokio-postgres logs every query's parameters at debug (app secrets, webhook URLs and
-/// secrets), async-nats its CONNECT line at trace (NATS password, token, JWT).
-const SECRET_SAFE_CAPS: [&str; 2] = ["tokio_postgres=info", "async_nats=debug"];
-
-/// `WAAS_LOG` (default `info`) with [`SECRET_SAFE_CAPS`] on top.
-fn log_filter() -> tracing_subscriber::EnvFilter {
-    let mut filter =
-        tracing_subscriber::EnvFilter::try_from_env("WAAS_LOG").unwrap_or_else(|_| "info".into());
-    for cap in SECRET_SAFE_CAPS {
-        filter = filter.add_directive(cap.parse().expect("valid directive"));
-    }
-    filter
+/// secrets), async-nats its CONNECT line at trace (NATS password, token, JWT). A filter of its
+/// own, so it only ever lowers what `WAAS_LOG` enables, never raises it.
+fn secret_safe_caps() -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::LevelFilter;
+    tracing_subscriber::filter::Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_target("tokio_postgres", LevelFilter::INFO)
+        .with_target("async_nats", LevelFilter::DEBUG)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(log_filter())
-        .with_writer(std::io::stderr)
+    use tracing_subscriber::prelude::*;
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::EnvFilter::try_from_env("WAAS_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with(secret_safe_caps())
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .init();
     match Cli::parse().command {
         Command::Dev(args) => dev(args).await,
