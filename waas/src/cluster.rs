@@ -103,6 +103,9 @@ pub async fn start_control_plane(settings: &Settings) -> Result<ControlPlane, De
         }
         .into());
     }
+    // NATS settings are checked (and their files read) before the database is touched.
+    settings.nats_auth.resolve()?;
+    settings.nats_tls.resolve()?;
     let postgres = migrate(settings).await?;
     let store: Arc<dyn Store> = Arc::new(postgres.clone());
     let nats = nats_bus(settings, "waas-control-plane").await?;
