@@ -10,7 +10,7 @@ use waas_protocol::AppId;
 /// Tenant that owns apps declared in configuration.
 pub const CONFIG_TENANT: &str = "default";
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AppSeed {
     pub id: AppId,
     /// API keys in clear, as the operator wrote them; stored hashed.
@@ -107,4 +107,20 @@ pub async fn ensure_app(store: &dyn Store, seed: AppSeed) -> Result<AppRecord, S
             .await?;
     }
     Ok(app)
+}
+
+/// Leaves out the API keys and the HS256 secret.
+impl std::fmt::Debug for AppSeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppSeed")
+            .field("id", &self.id)
+            .field("api_keys", &self.api_keys.len())
+            .field(
+                "jwt_secret",
+                &waas_gateway::redact::option(&self.jwt_secret),
+            )
+            .field("limits", &self.limits)
+            .field("routes", &self.routes)
+            .finish_non_exhaustive()
+    }
 }

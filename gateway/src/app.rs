@@ -13,7 +13,7 @@ use waas_protocol::AppId;
 
 /// An app's definition as stored and shipped to gateways. Secrets that only need verifying are
 /// kept as hashes: API keys as SHA-256 hex.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppConfig {
     pub id: AppId,
     /// SHA-256 (hex) of each valid API key; several allow rotation without downtime.
@@ -140,5 +140,22 @@ pub struct ConnectionSlot(Arc<AtomicUsize>);
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Leaves out the HS256 secret (and the key hashes): logging an app must not leak them.
+impl std::fmt::Debug for AppConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppConfig")
+            .field("id", &self.id)
+            .field("api_key_hashes", &self.api_key_hashes.len())
+            .field("jwt_secret", &crate::redact::option(&self.jwt_secret))
+            .field("jwt_rsa_public_key", &self.jwt_rsa_public_key.is_some())
+            .field("jwt_ec_public_key", &self.jwt_ec_public_key.is_some())
+            .field("limits", &self.limits)
+            .field("routes", &self.routes)
+            .field("webhooks", &self.webhooks)
+            .field("version", &self.version)
+            .finish()
     }
 }

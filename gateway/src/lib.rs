@@ -31,6 +31,7 @@
 //! - [`config`]: every limit with its default.
 //! - [`metrics`]: Prometheus metrics, `GET /metrics`.
 //! - [`origin`]: apps' `Origin` allow-lists for WebSocket handshakes.
+//! - [`redact`]: keeping secrets out of logs ([`redact::Secret`], URLs without userinfo).
 
 pub mod accept;
 pub mod app;
@@ -53,6 +54,7 @@ pub mod presence;
 pub mod publisher;
 pub mod ratelimit;
 pub mod recordings_api;
+pub mod redact;
 pub mod registry;
 pub mod rest;
 pub mod rpc;

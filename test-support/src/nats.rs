@@ -58,12 +58,25 @@ pub struct NatsServer {
     child: Option<Child>,
     addr: SocketAddr,
     dir: PathBuf,
+    /// A configuration file given with `-c` (authorization, TLS), kept across restarts.
+    config: Option<PathBuf>,
 }
 
 impl NatsServer {
     /// Starts a server and waits until it greets clients. Panics with the server's log if it
     /// does not come up, since a test cannot go on without it.
     pub fn start() -> NatsServer {
+        Self::start_inner(None)
+    }
+
+    /// Like [`start`](Self::start), with `config` (nats-server configuration syntax, e.g.
+    /// `authorization { user: a, password: b }` or a `tls { }` block) as its configuration
+    /// file. Address, port, JetStream and store still come from flags, which take precedence.
+    pub fn start_with_config(config: &str) -> NatsServer {
+        Self::start_inner(Some(config))
+    }
+
+    fn start_inner(config: Option<&str>) -> NatsServer {
         let dir = std::env::temp_dir().join(format!(
             "waas-nats-{}-{}",
             std::process::id(),
@@ -71,10 +84,16 @@ impl NatsServer {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the NATS store directory");
+        let config = config.map(|text| {
+            let path = dir.join("nats-server.conf");
+            std::fs::write(&path, text).expect("write the NATS configuration");
+            path
+        });
         let mut server = NatsServer {
             child: None,
             addr: free_port(),
             dir,
+            config,
         };
         server.restart();
         server
@@ -83,6 +102,11 @@ impl NatsServer {
     /// `nats://127.0.0.1:PORT`, the same for the server's whole life.
     pub fn url(&self) -> String {
         format!("nats://{}", self.addr)
+    }
+
+    /// The server's log so far, to show when a test fails.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("nats-server.log")).unwrap_or_default()
     }
 
     pub fn is_running(&self) -> bool {
@@ -103,7 +127,11 @@ impl NatsServer {
     pub fn restart(&mut self) {
         self.stop();
         let log = self.dir.join("nats-server.log");
-        let child = Command::new(server_binary())
+        let mut command = Command::new(server_binary());
+        if let Some(config) = &self.config {
+            command.arg("-c").arg(config);
+        }
+        let child = command
             .args(["-a", "127.0.0.1", "-p"])
             .arg(self.addr.port().to_string())
             .arg("-js")

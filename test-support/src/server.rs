@@ -1,7 +1,7 @@
 //! Servers for tests. Each binds port 0, so tests run in parallel without fighting over ports.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -106,14 +106,47 @@ impl ChildServer {
     /// Starts `binary <args>` (which must listen on port 0) and waits for its `listening on`
     /// line.
     pub fn spawn(binary: &str, args: &[&str]) -> ChildServer {
+        Self::spawn_inner(binary, args, &[("WAAS_LOG", "warn")], None)
+    }
+
+    /// Like [`spawn`](Self::spawn), with `env` set for the process, and everything it writes
+    /// (stdout and stderr, logs included) collected into the returned buffer until it exits.
+    pub fn spawn_logged(
+        binary: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> (ChildServer, Arc<Mutex<String>>) {
+        let output = Arc::new(Mutex::new(String::new()));
+        let server = Self::spawn_inner(binary, args, env, Some(Arc::clone(&output)));
+        (server, output)
+    }
+
+    fn spawn_inner(
+        binary: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        output: Option<Arc<Mutex<String>>>,
+    ) -> ChildServer {
         use std::io::{BufRead, BufReader};
         let mut child = std::process::Command::new(binary)
             .args(args)
-            .env("WAAS_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(if output.is_some() {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::null()
+            })
             .spawn()
             .expect("spawn waas");
+        if let Some(stderr) = child.stderr.take() {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    append(&output, &line);
+                }
+            });
+        }
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let addr = loop {
@@ -121,12 +154,17 @@ impl ChildServer {
                 .next()
                 .expect("waas exited before listening")
                 .expect("read stdout");
+            append(&output, &line);
             if let Some(addr) = line.strip_prefix("listening on ") {
                 break addr.trim().parse().expect("address");
             }
         };
         // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                append(&output, &line);
+            }
+        });
         ChildServer { addr, child }
     }
 
@@ -138,6 +176,14 @@ impl ChildServer {
             .status()
             .expect("run kill");
         self.child.wait().expect("wait for waas")
+    }
+}
+
+fn append(output: &Option<Arc<Mutex<String>>>, line: &str) {
+    if let Some(output) = output {
+        let mut output = output.lock().expect("output poisoned");
+        output.push_str(line);
+        output.push('\n');
     }
 }
 

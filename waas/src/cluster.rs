@@ -24,6 +24,8 @@ async fn nats_bus(settings: &Settings, name: &str) -> Result<Arc<NatsBus>, DevEr
     let options = NatsOptions {
         name: name.into(),
         subscription_capacity: settings.limits.bus_channel_capacity,
+        auth: settings.nats_auth.resolve()?,
+        tls: settings.nats_tls.resolve()?,
         ..NatsOptions::default()
     };
     Ok(Arc::new(NatsBus::connect(url, options).await?))
@@ -37,30 +39,64 @@ pub async fn migrate(settings: &Settings) -> Result<PostgresStore, DevError> {
     Ok(store)
 }
 
+/// A gateway node with its bus connected, ready to serve.
+pub struct GatewayNode {
+    gateway: Arc<waas_gateway::Gateway>,
+}
+
+/// Connects a gateway node to NATS and JetStream. Done before the node says it is listening,
+/// so a node that cannot reach NATS exits without ever claiming to serve.
+pub async fn start_gateway(settings: &Settings) -> Result<GatewayNode, DevError> {
+    settings.validate()?;
+    let nats = nats_bus(settings, "waas-gateway").await?;
+    // Channel history, offsets and recovery live in JetStream, shared by every gateway.
+    let history = Arc::new(JetStreamHistory::new(
+        Arc::clone(&nats),
+        settings.subject_prefix.clone(),
+    ));
+    Ok(GatewayNode {
+        gateway: dev::gateway_on(settings, nats, history),
+    })
+}
+
+impl GatewayNode {
+    /// Serves WebSockets and REST until `shutdown`, then drains.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), DevError> {
+        waas_gateway::server::serve(self.gateway, listener, None, shutdown).await?;
+        Ok(())
+    }
+}
+
 /// A gateway node: serves WebSockets and REST until `shutdown`, then drains.
 pub async fn run_gateway(
     settings: Settings,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DevError> {
-    settings.validate()?;
-    let nats = nats_bus(&settings, "waas-gateway").await?;
-    // Channel history, offsets and recovery live in JetStream, shared by every gateway.
-    let history = Arc::new(JetStreamHistory::new(
-        Arc::clone(&nats),
-        settings.subject_prefix.clone(),
-    ));
-    let gw = dev::gateway_on(&settings, nats, history);
-    waas_gateway::server::serve(gw, listener, None, shutdown).await?;
-    Ok(())
+    start_gateway(&settings)
+        .await?
+        .serve(listener, shutdown)
+        .await
 }
 
-/// The control-plane: migrates, answers gateways' app queries, serves the admin API.
-pub async fn run_control_plane(
-    settings: Settings,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), DevError> {
+/// A started control-plane: store migrated, NATS connected, responders and workers running;
+/// not yet serving HTTP.
+pub struct ControlPlane {
+    routes: axum::Router,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    grace: std::time::Duration,
+    /// The admin API gets the same header, keep-alive and per-address bounds as gateways.
+    limits: HttpLimits,
+}
+
+/// Migrates, connects to NATS, and starts answering gateways' app queries, the key directory,
+/// recordings and webhooks. Done before the control-plane says it is listening, so one that
+/// cannot open its database or reach NATS exits without ever claiming to serve.
+pub async fn start_control_plane(settings: &Settings) -> Result<ControlPlane, DevError> {
     settings.validate()?;
     let token = settings.require("operator_token", &settings.operator_token)?;
     if token == DEV_OPERATOR_TOKEN {
@@ -70,9 +106,12 @@ pub async fn run_control_plane(
         }
         .into());
     }
-    let postgres = migrate(&settings).await?;
+    // NATS settings are checked (and their files read) before the database is touched.
+    settings.nats_auth.resolve()?;
+    settings.nats_tls.resolve()?;
+    let postgres = migrate(settings).await?;
     let store: Arc<dyn Store> = Arc::new(postgres.clone());
-    let nats = nats_bus(&settings, "waas-control-plane").await?;
+    let nats = nats_bus(settings, "waas-control-plane").await?;
     let bus: Arc<dyn Bus> = nats.clone();
     // The one recorder of the cluster: durable JetStream taps, so a restart loses no event.
     let recordings = Recordings::new(
@@ -102,7 +141,8 @@ pub async fn run_control_plane(
     waas_control_plane::metrics::init();
     let webhooks = Webhooks::new(Arc::new(postgres), settings.webhooks.clone());
     directory.set_webhooks(Arc::clone(&webhooks));
-    let webhook_tasks = webhooks.start(bus, &settings.subject_prefix).await?;
+    let mut tasks = webhooks.start(bus, &settings.subject_prefix).await?;
+    tasks.extend([serving, keys, recording_calls]);
     let admin_state = Admin::new(store, directory, token);
     let _ = admin_state.webhooks.set(webhooks);
     let routes = admin::router(admin_state)
@@ -112,15 +152,38 @@ pub async fn run_control_plane(
             "/metrics",
             axum::routing::get(|| async { waas_gateway::metrics::METRICS.response() }),
         );
-    // The admin API gets the same header, keep-alive and per-address bounds as gateways.
-    let limits = HttpLimits::from(&settings.limits);
-    let http = accept_until(listener, routes, limits, shutdown).await;
-    serving.abort();
-    keys.abort();
-    recording_calls.abort();
-    for task in webhook_tasks {
-        task.abort();
+    Ok(ControlPlane {
+        routes,
+        tasks,
+        grace: settings.limits.shutdown_grace(),
+        limits: HttpLimits::from(&settings.limits),
+    })
+}
+
+impl ControlPlane {
+    /// Serves the admin API until `shutdown`, then stops the background tasks and drains.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), DevError> {
+        let http = accept_until(listener, self.routes, self.limits, shutdown).await;
+        for task in self.tasks {
+            task.abort();
+        }
+        let _ = tokio::time::timeout(self.grace, http.drain()).await;
+        Ok(())
     }
-    let _ = tokio::time::timeout(settings.limits.shutdown_grace(), http.drain()).await;
-    Ok(())
+}
+
+/// The control-plane: migrates, answers gateways' app queries, serves the admin API.
+pub async fn run_control_plane(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DevError> {
+    start_control_plane(&settings)
+        .await?
+        .serve(listener, shutdown)
+        .await
 }

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`settings`]: configuration from file, environment and flags, validated at start-up.
+//! - [`nats_settings`]: credentials and TLS for NATS (`[nats_auth]`, `[nats_tls]`).
 //! - [`dev`]: `waas dev`, everything in one process on the embedded bus and store.
 //! - [`listen`]: the listening socket, with a configurable backlog.
 //! - [`cluster`]: `waas gateway`, `waas control-plane`, `waas migrate` on NATS and PostgreSQL.
@@ -10,4 +11,5 @@
 pub mod cluster;
 pub mod dev;
 pub mod listen;
+pub mod nats_settings;
 pub mod settings;

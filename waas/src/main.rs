@@ -50,11 +50,13 @@ struct CommonArgs {
     /// NATS URL(s), comma-separated.
     #[arg(long, env = "WAAS_NATS")]
     nats: Option<String>,
+    #[command(flatten)]
+    nats_client: NatsArgs,
     /// PostgreSQL URL.
-    #[arg(long, env = "WAAS_DATABASE_URL")]
+    #[arg(long, env = "WAAS_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
     /// Bearer token of the admin API.
-    #[arg(long, env = "WAAS_OPERATOR_TOKEN")]
+    #[arg(long, env = "WAAS_OPERATOR_TOKEN", hide_env_values = true)]
     operator_token: Option<String>,
     #[command(flatten)]
     limits: LimitArgs,
@@ -73,10 +75,10 @@ struct DevArgs {
     #[arg(long, env = "WAAS_APP_ID")]
     app_id: Option<String>,
     /// API key of the default app [default: demo-key].
-    #[arg(long, env = "WAAS_API_KEY")]
+    #[arg(long, env = "WAAS_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
     /// HS256 secret of the default app [default: demo-secret].
-    #[arg(long, env = "WAAS_JWT_SECRET")]
+    #[arg(long, env = "WAAS_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
 }
 
@@ -91,7 +93,7 @@ enum AppCommand {
             default_value = "http://127.0.0.1:8080"
         )]
         control_plane: String,
-        #[arg(long, env = "WAAS_OPERATOR_TOKEN")]
+        #[arg(long, env = "WAAS_OPERATOR_TOKEN", hide_env_values = true)]
         operator_token: String,
         #[arg(long)]
         id: String,
@@ -106,7 +108,7 @@ enum AppCommand {
 enum TokenCommand {
     /// Sign an HS256 token locally with an app's secret (no call to WaaS).
     Issue {
-        #[arg(long, env = "WAAS_JWT_SECRET")]
+        #[arg(long, env = "WAAS_JWT_SECRET", hide_env_values = true)]
         secret: String,
         #[arg(long)]
         sub: String,
@@ -207,6 +209,66 @@ struct LimitArgs {
     http_keepalive_timeout_ms: Option<u64>,
     #[arg(long, env = "WAAS_MAX_CONNECTIONS_PER_ADDRESS")]
     max_connections_per_address: Option<usize>,
+}
+
+/// NATS credentials and TLS (`[nats_auth]`, `[nats_tls]`). Secrets are best given as files or
+/// variables: flags show in `ps`. `--help` never prints the variables' values.
+#[derive(Args)]
+struct NatsArgs {
+    #[arg(long, env = "WAAS_NATS_USER")]
+    nats_user: Option<String>,
+    #[arg(long, env = "WAAS_NATS_PASSWORD", hide_env_values = true)]
+    nats_password: Option<String>,
+    #[arg(long, env = "WAAS_NATS_PASSWORD_FILE")]
+    nats_password_file: Option<PathBuf>,
+    #[arg(long, env = "WAAS_NATS_TOKEN", hide_env_values = true)]
+    nats_token: Option<String>,
+    #[arg(long, env = "WAAS_NATS_TOKEN_FILE")]
+    nats_token_file: Option<PathBuf>,
+    #[arg(long, env = "WAAS_NATS_NKEY_SEED_FILE")]
+    nats_nkey_seed_file: Option<PathBuf>,
+    #[arg(long, env = "WAAS_NATS_CREDS_FILE")]
+    nats_creds_file: Option<PathBuf>,
+    #[arg(long, env = "WAAS_NATS_TLS_CA_FILE")]
+    nats_tls_ca_file: Option<PathBuf>,
+    #[arg(long, env = "WAAS_NATS_TLS_CERT_FILE")]
+    nats_tls_cert_file: Option<PathBuf>,
+    #[arg(long, env = "WAAS_NATS_TLS_KEY_FILE")]
+    nats_tls_key_file: Option<PathBuf>,
+    /// Refuse a NATS server that does not offer TLS.
+    #[arg(long, env = "WAAS_NATS_TLS_REQUIRED")]
+    nats_tls_required: bool,
+}
+
+impl NatsArgs {
+    fn apply(&self, s: &mut Settings) {
+        let auth = &mut s.nats_auth;
+        if self.nats_user.is_some() {
+            auth.user = self.nats_user.clone();
+        }
+        if let Some(p) = &self.nats_password {
+            auth.password = Some(p.clone().into());
+        }
+        if let Some(t) = &self.nats_token {
+            auth.token = Some(t.clone().into());
+        }
+        for (dst, src) in [
+            (&mut auth.password_file, &self.nats_password_file),
+            (&mut auth.token_file, &self.nats_token_file),
+            (&mut auth.nkey_seed_file, &self.nats_nkey_seed_file),
+            (&mut auth.creds_file, &self.nats_creds_file),
+            (&mut s.nats_tls.ca_file, &self.nats_tls_ca_file),
+            (&mut s.nats_tls.cert_file, &self.nats_tls_cert_file),
+            (&mut s.nats_tls.key_file, &self.nats_tls_key_file),
+        ] {
+            if src.is_some() {
+                dst.clone_from(src);
+            }
+        }
+        if self.nats_tls_required {
+            s.nats_tls.required = true;
+        }
+    }
 }
 
 /// One flag and one variable per webhook setting (`[webhooks]` in the config file).
@@ -316,6 +378,7 @@ impl CommonArgs {
         if self.nats.is_some() {
             s.nats = self.nats.clone();
         }
+        self.nats_client.apply(&mut s);
         if self.database_url.is_some() {
             s.database_url = self.database_url.clone();
         }
@@ -396,9 +459,13 @@ async fn bind(settings: &Settings) -> anyhow::Result<(TcpListener, SocketAddr)> 
     Ok((listener, addr))
 }
 
+/// Every server command prints `listening on <addr>` only once it is ready to serve: socket
+/// bound and everything it needs (store, bus) open. A command that fails to start never prints
+/// it, so whatever waits for the line (a test harness, a script) sees the failure.
 async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
     let (listener, addr) = bind(&settings).await?;
+    let started = waas::dev::start(&settings).await?;
     let app = &settings.app_id;
     let token = demo_token(&settings)?;
     println!(
@@ -422,25 +489,32 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             .unwrap_or(waas::settings::DEV_OPERATOR_TOKEN)
     );
     println!("listening on {addr}");
-    waas::dev::run(settings, listener, shutdown_signal()).await?;
+    waas_gateway::server::serve(
+        std::sync::Arc::clone(&started.gateway),
+        listener,
+        Some(started.admin.clone()),
+        shutdown_signal(),
+    )
+    .await?;
+    drop(started);
     Ok(())
 }
 
 async fn gateway(args: CommonArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
     let (listener, addr) = bind(&settings).await?;
-    let run = waas::cluster::run_gateway(settings, listener, shutdown_signal());
+    let node = waas::cluster::start_gateway(&settings).await?;
     println!("listening on {addr}");
-    run.await?;
+    node.serve(listener, shutdown_signal()).await?;
     Ok(())
 }
 
 async fn control_plane(args: CommonArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
     let (listener, addr) = bind(&settings).await?;
-    let run = waas::cluster::run_control_plane(settings, listener, shutdown_signal());
+    let started = waas::cluster::start_control_plane(&settings).await?;
     println!("listening on {addr}");
-    run.await?;
+    started.serve(listener, shutdown_signal()).await?;
     Ok(())
 }
 
@@ -533,14 +607,28 @@ fn token_command(cmd: TokenCommand) -> anyhow::Result<()> {
     }
 }
 
+/// Libraries whose verbose levels print secrets are held below them, whatever `WAAS_LOG` says:
+/// tokio-postgres logs every query's parameters at debug (app secrets, webhook URLs and
+/// secrets), async-nats its CONNECT line at trace (NATS password, token, JWT). A filter of its
+/// own, so it only ever lowers what `WAAS_LOG` enables, never raises it.
+fn secret_safe_caps() -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::LevelFilter;
+    tracing_subscriber::filter::Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_target("tokio_postgres", LevelFilter::INFO)
+        .with_target("async_nats", LevelFilter::DEBUG)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
+    use tracing_subscriber::prelude::*;
+    tracing_subscriber::registry()
+        .with(
             tracing_subscriber::EnvFilter::try_from_env("WAAS_LOG")
                 .unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
+        .with(secret_safe_caps())
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .init();
     match Cli::parse().command {
         Command::Dev(args) => dev(args).await,

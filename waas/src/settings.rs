@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use waas_control_plane::seed::AppSeed;
 use waas_gateway::app::AppLimits;
+use waas_gateway::redact;
 use waas_gateway::rpc::route::{validate_routes, Route};
 use waas_gateway::Limits;
 use waas_protocol::AppId;
@@ -29,8 +30,8 @@ pub enum SettingsError {
 }
 
 /// One app declared in the config file. API keys are given in clear here (it is the operator's
-/// own file) and hashed on load.
-#[derive(Debug, Clone, Deserialize)]
+/// own file) and hashed on load. `Debug` leaves the keys and the secret out.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppSettings {
     pub id: String,
@@ -77,8 +78,9 @@ impl DirectorySettings {
     }
 }
 
-/// The whole configuration, shared by every command; each uses the keys it needs.
-#[derive(Debug, Clone, Deserialize)]
+/// The whole configuration, shared by every command; each uses the keys it needs. `Debug`
+/// leaves secrets out (see the impl), so logging settings can never print one.
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Address to listen on. Default `127.0.0.1:8080`.
@@ -87,6 +89,10 @@ pub struct Settings {
     pub subject_prefix: String,
     /// NATS URL (gateway, control-plane). No default: cluster commands require it.
     pub nats: Option<String>,
+    /// Credentials for NATS: `[nats_auth]`. Default none.
+    pub nats_auth: crate::nats_settings::NatsAuthSettings,
+    /// TLS to NATS: `[nats_tls]`. Default: TLS when the server asks for it.
+    pub nats_tls: crate::nats_settings::NatsTlsSettings,
     /// PostgreSQL URL (control-plane, migrate). No default.
     pub database_url: Option<String>,
     /// SQLite file of `waas dev`; `:memory:` keeps nothing. Default `.waas/dev.db`.
@@ -117,6 +123,8 @@ impl Default for Settings {
             listen: "127.0.0.1:8080".parse().expect("valid default address"),
             subject_prefix: "waas".into(),
             nats: None,
+            nats_auth: Default::default(),
+            nats_tls: Default::default(),
             database_url: None,
             store: PathBuf::from(".waas/dev.db"),
             operator_token: None,
@@ -128,6 +136,48 @@ impl Default for Settings {
             directory: DirectorySettings::default(),
             webhooks: waas_control_plane::webhooks::WebhookConfig::default(),
         }
+    }
+}
+
+/// Secrets show as `***`, URLs without their userinfo.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = |u: &Option<String>| u.as_deref().map(|u| redact::url(u).into_owned());
+        let secret = |s: &Option<String>| s.as_ref().map(|_| redact::REDACTED);
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("subject_prefix", &self.subject_prefix)
+            .field("nats", &url(&self.nats))
+            .field("nats_auth", &self.nats_auth)
+            .field("nats_tls", &self.nats_tls)
+            .field("database_url", &url(&self.database_url))
+            .field("store", &self.store)
+            .field("operator_token", &secret(&self.operator_token))
+            .field("app_id", &self.app_id)
+            .field("api_key", &redact::REDACTED)
+            .field("jwt_secret", &redact::REDACTED)
+            .field("apps", &self.apps)
+            .field("limits", &self.limits)
+            .field("directory", &self.directory)
+            .field("webhooks", &self.webhooks)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for AppSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppSettings")
+            .field("id", &self.id)
+            .field("api_keys", &self.api_keys.len())
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| redact::REDACTED),
+            )
+            .field("jwt_rsa_public_key_file", &self.jwt_rsa_public_key_file)
+            .field("jwt_ec_public_key_file", &self.jwt_ec_public_key_file)
+            .field("limits", &self.limits)
+            .field("routes", &self.routes)
+            .finish()
     }
 }
 
@@ -268,6 +318,36 @@ mod tests {
             .get("chat")
             .expect("the chat namespace rule");
         assert_eq!(chat.history_size, Some(1000));
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let mut s: Settings = toml::from_str(
+            "nats = \"nats://u:natspw@127.0.0.1:4222\"\n\
+             database_url = \"postgres://u:pgpw@127.0.0.1/db\"\n\
+             operator_token = \"optoken\"\napi_key = \"apikey\"\njwt_secret = \"jwtsecret\"\n\
+             [nats_auth]\ntoken = \"natstoken\"\n\
+             [[apps]]\nid = \"two\"\napi_keys = [\"key2\"]\njwt_secret = \"secret2\"\n",
+        )
+        .unwrap();
+        s.nats_tls.required = true;
+        let shown = format!("{s:?}");
+        for secret in [
+            "natspw",
+            "pgpw",
+            "optoken",
+            "apikey",
+            "jwtsecret",
+            "natstoken",
+            "key2",
+            "secret2",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(
+            shown.contains("127.0.0.1:4222") && shown.contains("two"),
+            "{shown}"
+        );
     }
 
     #[test]

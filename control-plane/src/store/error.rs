@@ -50,7 +50,26 @@ impl StoreError {
         Self::Conflict(format!("an api key with the same hash in app {app}"))
     }
 
-    pub(crate) fn backend(e: impl std::fmt::Display) -> Self {
-        Self::Backend(e.to_string())
+    /// `Backend` with the whole chain of causes: drivers put the useful part there
+    /// (tokio-postgres's "error connecting to server" has "Connection refused" or
+    /// `database "x" does not exist` as its source, and deadpool wraps that again).
+    pub(crate) fn backend(e: impl std::error::Error) -> Self {
+        Self::Backend(chain(&e))
     }
+}
+
+/// `e`'s message followed by each cause's, `: `-separated; a cause whose text the message already
+/// shows (wrappers often print their source) is not repeated.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
 }

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use waas_gateway::app::AppLimits;
+use waas_gateway::redact;
 use waas_gateway::rpc::Route;
 use waas_gateway::AppConfig;
 use waas_protocol::AppId;
@@ -34,7 +35,7 @@ pub struct ApiKeyRecord {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppRecord {
     pub id: AppId,
     pub tenant_id: String,
@@ -76,7 +77,7 @@ impl AppRecord {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewApp {
     pub id: AppId,
     pub tenant_id: String,
@@ -89,7 +90,7 @@ pub struct NewApp {
 }
 
 /// A partial update: `None` leaves a field alone; `Some(None)` clears an optional one.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppPatch {
     pub name: Option<String>,
     pub jwt_secret: Option<Option<String>>,
@@ -110,4 +111,47 @@ pub struct NewApiKey {
     pub prefix: String,
     pub hash: String,
     pub label: Option<String>,
+}
+
+/// Leaves out the HS256 secret: logging an app must not leak it.
+impl std::fmt::Debug for AppRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppRecord")
+            .field("id", &self.id)
+            .field("tenant_id", &self.tenant_id)
+            .field("name", &self.name)
+            .field("jwt_secret", &redact::option(&self.jwt_secret))
+            .field("jwt_rsa_public_key", &self.jwt_rsa_public_key.is_some())
+            .field("jwt_ec_public_key", &self.jwt_ec_public_key.is_some())
+            .field("limits", &self.limits)
+            .field("routes", &self.routes)
+            .field("api_keys", &self.api_keys)
+            .field("version", &self.version)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for NewApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewApp")
+            .field("id", &self.id)
+            .field("tenant_id", &self.tenant_id)
+            .field("name", &self.name)
+            .field("jwt_secret", &redact::option(&self.jwt_secret))
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for AppPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppPatch")
+            .field("name", &self.name)
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(redact::option))
+            .field("limits", &self.limits)
+            .field("routes", &self.routes)
+            .finish_non_exhaustive()
+    }
 }

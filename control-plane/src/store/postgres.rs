@@ -70,7 +70,7 @@ impl PostgresStore {
             .parse()
             .map_err(|e| StoreError::Invalid(format!("database URL: {e}")))?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 // A closed connection is noticed without a round trip; one that broke silently
@@ -87,7 +87,13 @@ impl PostgresStore {
             .map_err(|e| StoreError::Invalid(format!("connection pool: {e}")))?;
         let store = Self { pool };
         // Back to the pool, for the first request to use.
-        drop(store.client().await?);
+        drop(store.pool.get().await.map_err(|e| {
+            StoreError::Backend(format!(
+                "cannot connect to PostgreSQL at {}: {}",
+                target(&config),
+                super::error::chain(&e)
+            ))
+        })?);
         Ok(store)
     }
 
@@ -123,6 +129,37 @@ impl PostgresStore {
     pub(super) async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
         self.pool.get().await.map_err(StoreError::backend)
     }
+}
+
+/// Where `config` points, for error messages: hosts with ports, database and user; never the
+/// password.
+fn target(config: &tokio_postgres::Config) -> String {
+    use tokio_postgres::config::Host;
+    let ports = config.get_ports();
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            // One port for all hosts, or one per host; 5432 when none is given.
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            match host {
+                Host::Tcp(name) => format!("{name}:{port}"),
+                #[cfg(unix)]
+                Host::Unix(path) => format!("{}/.s.PGSQL.{port}", path.display()),
+            }
+        })
+        .collect();
+    let hosts = if hosts.is_empty() {
+        "the default host".to_owned()
+    } else {
+        hosts.join(",")
+    };
+    format!(
+        "{hosts} (database {}, user {})",
+        config.get_dbname().unwrap_or("(the user's)"),
+        config.get_user().unwrap_or("(unset)")
+    )
 }
 
 async fn apply(tx: &Transaction<'_>, migration: &Migration) -> Result<(), StoreError> {

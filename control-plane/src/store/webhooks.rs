@@ -14,12 +14,13 @@
 use super::StoreError;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use waas_gateway::redact;
 use waas_gateway::webhooks::report::Report;
 use waas_protocol::webhook::EventType;
 use waas_protocol::AppId;
 
 /// A URL an app's events are POSTed to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
     pub id: String,
     pub app_id: AppId,
@@ -36,7 +37,7 @@ pub struct Endpoint {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct NewEndpoint {
     pub id: String,
     pub app_id: AppId,
@@ -48,7 +49,7 @@ pub struct NewEndpoint {
 }
 
 /// A partial update: `None` leaves a field alone.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct EndpointPatch {
     pub url: Option<String>,
     pub secret: Option<String>,
@@ -122,7 +123,7 @@ pub struct Attempt {
 }
 
 /// A delivery leased to a worker, with what it needs to send it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Claimed {
     pub id: String,
     pub endpoint_id: String,
@@ -254,4 +255,57 @@ pub(crate) fn channels_json(channels: &[String]) -> String {
 
 pub(crate) fn channels_from_json(s: &str) -> Result<Vec<String>, StoreError> {
     serde_json::from_str(s).map_err(|e| StoreError::Invalid(format!("stored channels: {e}")))
+}
+
+/// Leaves out the signing secret and the URL's userinfo.
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("id", &self.id)
+            .field("app_id", &self.app_id)
+            .field("url", &redact::url(&self.url))
+            .field("events", &self.events)
+            .field("channels", &self.channels)
+            .field("enabled", &self.enabled)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for NewEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewEndpoint")
+            .field("id", &self.id)
+            .field("app_id", &self.app_id)
+            .field("url", &redact::url(&self.url))
+            .field("events", &self.events)
+            .field("channels", &self.channels)
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for EndpointPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointPatch")
+            .field("url", &self.url.as_deref().map(redact::url))
+            .field("secret", &redact::option(&self.secret))
+            .field("events", &self.events)
+            .field("channels", &self.channels)
+            .field("enabled", &self.enabled)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Claimed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claimed")
+            .field("id", &self.id)
+            .field("endpoint_id", &self.endpoint_id)
+            .field("url", &redact::url(&self.url))
+            .field("event_type", &self.event_type)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
 }

@@ -199,7 +199,8 @@ impl Worker {
             .inc();
         match outcome {
             Outcome::Dead => {
-                tracing::warn!(id = %c.id, url = %c.url, attempt, ?error, "webhook delivery dead")
+                // The endpoint's id, not its URL: a URL may carry credentials.
+                tracing::warn!(id = %c.id, endpoint = %c.endpoint_id, attempt, ?error, "webhook delivery dead")
             }
             Outcome::Retry(_) => {
                 tracing::debug!(id = %c.id, attempt, ?error, "webhook attempt failed")

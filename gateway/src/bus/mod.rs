@@ -12,6 +12,7 @@
 
 pub mod memory;
 pub mod nats;
+pub mod nats_auth;
 
 use async_trait::async_trait;
 use bytes::Bytes;

@@ -9,10 +9,12 @@
 //! accepted in the moment before the client notices the outage can still be lost: the bus is
 //! at-most-once.
 
+use super::nats_auth::{self, NatsAuth, NatsTls};
 use super::{check_subject, Bus, BusError, BusRequest, BusSubscription, RequestStream};
+use crate::redact;
 use async_nats::connection::State;
 use async_nats::{
-    Client, ConnectOptions, Event, PublishErrorKind, Request, RequestErrorKind, ServerAddr,
+    Client, ConnectErrorKind, ConnectOptions, Event, PublishErrorKind, Request, RequestErrorKind,
     SubscribeError, SubscribeErrorKind,
 };
 use async_trait::async_trait;
@@ -40,6 +42,10 @@ pub struct NatsOptions {
     /// How long `subscribe` and `serve` wait for the server to confirm the new subscription.
     /// Default 5 s.
     pub confirm_timeout: Duration,
+    /// Credentials, when the URLs carry none. Default none.
+    pub auth: NatsAuth,
+    /// TLS to NATS. Default: TLS only if the server asks for it, system roots.
+    pub tls: NatsTls,
 }
 
 impl Default for NatsOptions {
@@ -50,6 +56,8 @@ impl Default for NatsOptions {
             connect_timeout: Duration::from_secs(5),
             ping_interval: Duration::from_secs(10),
             confirm_timeout: Duration::from_secs(5),
+            auth: NatsAuth::None,
+            tls: NatsTls::default(),
         }
     }
 }
@@ -66,36 +74,37 @@ const _: fn(NatsBus) -> Arc<dyn Bus> = |bus| Arc::new(bus);
 
 impl NatsBus {
     /// Connects to `urls` (one NATS URL or several separated by commas, e.g.
-    /// `nats://a:4222,nats://b:4222`).
+    /// `nats://a:4222,nats://b:4222`), with the credentials of `options.auth` or, instead, those
+    /// the URLs carry (`nats://user:pass@host`, `nats://token@host`; see
+    /// [`nats_auth`](super::nats_auth)). Errors and logs show the URLs without credentials.
     ///
-    /// The first connection is not retried: a node that cannot reach NATS at start-up exits
-    /// with this error rather than reporting "not ready" forever. After that the client
-    /// reconnects without limit, with backoff capped at 4 s.
+    /// The first connection is not retried: a node that cannot reach NATS at start-up, or whose
+    /// credentials NATS refuses, exits with this error rather than reporting "not ready"
+    /// forever. After that the client reconnects without limit, with backoff capped at 4 s.
     pub async fn connect(urls: &str, options: NatsOptions) -> Result<NatsBus, BusError> {
-        let addrs = urls
-            .split(',')
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .map(|u| {
-                u.parse::<ServerAddr>()
-                    .map_err(|e| BusError::Unavailable(format!("invalid NATS URL {u:?}: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if addrs.is_empty() {
-            return Err(BusError::Unavailable("no NATS URL given".into()));
-        }
+        let shown = redact::url(urls);
+        let (addrs, from_urls) = nats_auth::parse_urls(urls)?;
         let name = options.name.clone();
-        let client = ConnectOptions::new()
+        let connect = ConnectOptions::new()
             .name(&options.name)
             .max_reconnects(None)
             .connection_timeout(options.connect_timeout)
             .ping_interval(options.ping_interval)
             .subscription_capacity(options.subscription_capacity.max(1))
-            .event_callback(move |event| log_event(name.clone(), event))
+            .event_callback(move |event| log_event(name.clone(), event));
+        let client = nats_auth::apply(connect, from_urls, &options.auth, &options.tls)
+            .await?
             .connect(addrs)
             .await
-            .map_err(|e| BusError::Unavailable(format!("cannot connect to NATS at {urls}: {e}")))?;
-        tracing::info!(urls, name = options.name, "connected to NATS");
+            .map_err(|e| {
+                BusError::Unavailable(match e.kind() {
+                    ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication => {
+                        format!("NATS at {shown} refused the credentials ({e})")
+                    }
+                    _ => format!("cannot connect to NATS at {shown}: {e}"),
+                })
+            })?;
+        tracing::info!(urls = %shown, name = options.name, "connected to NATS");
         Ok(NatsBus {
             client,
             confirm_timeout: options.confirm_timeout,
