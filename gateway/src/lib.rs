@@ -27,7 +27,9 @@
 //! - [`socket`], [`wsframe`], [`ratelimit`]: writing frames, encoding them once, publish rate.
 //! - [`webhooks`]: reports to the control-plane, which sends the webhooks.
 //! - [`config`]: every limit with its default.
+//! - [`json_errors`]: the layer that gives every error answer the JSON error body.
 //! - [`metrics`]: Prometheus metrics, `GET /metrics`.
+//! - [`openapi`]: the OpenAPI 3.1 document of the REST API, `GET /openapi.json`.
 
 pub mod app;
 pub mod auth;
@@ -42,7 +44,9 @@ pub mod history;
 pub mod history_api;
 pub mod hub;
 pub mod keys;
+pub mod json_errors;
 pub mod metrics;
+pub mod openapi;
 pub mod outbound;
 pub mod presence;
 pub mod publisher;

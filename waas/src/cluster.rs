@@ -50,7 +50,8 @@ pub async fn run_gateway(
         settings.subject_prefix.clone(),
     ));
     let gw = dev::gateway_on(&settings, nats, history);
-    waas_gateway::server::serve(gw, listener, None, shutdown).await?;
+    let openapi = waas_gateway::openapi::route(&waas_gateway::openapi::document());
+    waas_gateway::server::serve(gw, listener, Some(openapi), shutdown).await?;
     Ok(())
 }
 
@@ -106,6 +107,9 @@ pub async fn run_control_plane(
     let _ = admin_state.webhooks.set(webhooks);
     let routes = admin::router(admin_state)
         .merge(recording_routes(recordings))
+        .merge(waas_gateway::openapi::route(
+            &waas_control_plane::admin::openapi::document(),
+        ))
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .route(
             "/metrics",

@@ -7,7 +7,7 @@ use waas_gateway::rpc::Route;
 use waas_gateway::AppConfig;
 use waas_protocol::AppId;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Tenant {
     pub id: String,
     pub name: String,
@@ -15,7 +15,7 @@ pub struct Tenant {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewTenant {
     /// Chosen by the caller, or generated when absent (`t_` and 16 hex digits).
     pub id: Option<String>,

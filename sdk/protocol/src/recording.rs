@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/apps/{app}/recordings` (and the admin API's equivalent).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StartRecording {
@@ -20,6 +21,7 @@ pub struct StartRecording {
 }
 
 /// A recording.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordingInfo {
     pub id: String,

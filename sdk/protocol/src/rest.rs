@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 /// `POST /v1/apps/{app}/publish`, and each item of a batch. Exactly one of `channel` and
 /// `channels` must be given.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PublishRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -15,27 +16,33 @@ pub struct PublishRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channels: Option<Vec<String>>,
     pub event: String,
+    /// Any JSON value, `null` included; delivered to subscribers exactly as written.
+    #[cfg_attr(feature = "openapi", schema(value_type = serde_json::Value))]
     pub data: Box<RawValue>,
 }
 
 /// The offset each channel gave the message.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublishResponse {
     pub offsets: BTreeMap<String, u64>,
 }
 
 /// `POST /v1/apps/{app}/batch`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BatchRequest {
     pub batch: Vec<PublishRequest>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchResponse {
     pub batch: Vec<PublishResponse>,
 }
 
 /// `POST /v1/apps/{app}/tokens`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenRequest {
     pub sub: String,
@@ -49,6 +56,7 @@ pub struct TokenRequest {
     pub info: Option<serde_json::Value>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenResponse {
     pub token: String,
@@ -57,11 +65,13 @@ pub struct TokenResponse {
 }
 
 /// Every non-2xx REST answer: `{"error": {"code": ..., "message": ...}}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorDetail {
     pub code: ErrorCode,
