@@ -70,7 +70,7 @@ WAAS_LOG=${WAAS_LOG:-warn} "$WAAS_BIN" dev --listen 127.0.0.1:0 --store "$data/d
 server_pid=$!
 addr=
 for _ in $(seq 1 300); do
-    addr=$(sed -n 's/^listening on \(127\.0\.0\.1:[0-9]*\)$/\1/p' "$data/stdout")
+    addr=$(sed -n 's/^listening on \(127\.0\.0\.1:[0-9]*\)$/\1/p' "$data/stdout" 2>/dev/null || true)
     [ -n "$addr" ] && break
     kill -0 "$server_pid" 2>/dev/null || { cat "$data/stderr" >&2; exit 1; }
     sleep 0.1
@@ -79,8 +79,40 @@ done
 base=http://$addr
 echo "waas dev on $base ($network network)" >&2
 
-# Each operation gets the credential of its security scheme; `{app}` and `{id}` name the dev app,
-# so that calls get past the app lookup and their bodies are exercised.
+# Things for the operations on one resource to find: a tenant and an app of the admin API's own
+# (so that deleting them does not take the dev app from the REST API's operations), a key, a
+# recording of each app, a replay, and a webhook endpoint (on a loopback port nobody serves)
+# with a delivery. Operations then get these ids as path parameters.
+call() { # METHOD PATH TOKEN [BODY] -> the answer, which must be a 2xx
+    curl -sS --fail-with-body -X "$1" "$base$2" -H "Authorization: Bearer $3" \
+        -H 'Content-Type: application/json' ${4:+--data "$4"}
+}
+field() { python3 -c 'import json,sys; v=json.load(sys.stdin)
+for k in sys.argv[1].split("."): v=v[int(k)] if k.isdigit() else v[k]
+print(v)' "$1"; }
+op=$operator_token
+call POST /v1/admin/tenants "$op" '{"id":"fuzz","name":"Fuzz"}' >/dev/null
+call POST /v1/admin/tenants "$op" '{"id":"spare","name":"Spare"}' >/dev/null
+call POST /v1/admin/apps "$op" '{"id":"fuzz","tenant_id":"fuzz"}' >/dev/null
+key_id=$(call POST /v1/admin/apps/fuzz/keys "$op" '{"label":"fuzz"}' | field key.id)
+recording=$(call POST /v1/apps/demo/recordings "$api_key" '{"name":"fuzz","channels":["chat.>"]}' | field id)
+admin_recording=$(call POST /v1/admin/apps/fuzz/recordings "$op" '{"name":"fuzz","channels":[">"]}' | field id)
+replay=$(call POST "/v1/admin/apps/fuzz/recordings/$admin_recording/replays" "$op" '{}' | field id)
+webhook=none delivery=none
+if [ "$network" = isolated ]; then
+    webhook=$(call POST /v1/admin/apps/fuzz/webhooks "$op" \
+        '{"url":"http://127.0.0.1:9/hook","events":["message"]}' | field webhook.id)
+    fuzz_key=$(call POST /v1/admin/apps/fuzz/keys "$op" '{}' | field api_key)
+    call POST /v1/apps/fuzz/publish "$fuzz_key" '{"channel":"chat.a","event":"e","data":1}' >/dev/null
+    # The delivery is made from the gateway's report, a moment after the publish.
+    for _ in $(seq 1 100); do
+        delivery=$(call GET /v1/admin/apps/fuzz/deliveries "$op" | field 0.id 2>/dev/null) && break
+        sleep 0.1
+    done
+fi
+call POST /v1/apps/demo/publish "$api_key" '{"channel":"chat.room-1","event":"e","data":{"n":1}}' >/dev/null
+
+# Each operation gets the credential of its security scheme, and the ids above.
 cat >"$data/schemathesis.toml" <<EOF
 [auth.openapi.api_key]
 bearer = "$api_key"
@@ -88,9 +120,17 @@ bearer = "$api_key"
 [auth.openapi.operator_token]
 bearer = "$operator_token"
 
-[parameters]
-"path.app" = "demo"
-"path.id" = "demo"
+[[operations]]
+include-path-regex = "^/v1/apps/"
+parameters = { "path.app" = "demo", "path.id" = "$recording", "path.channel" = "presence.room-1" }
+
+[[operations]]
+include-path-regex = "^/v1/admin/apps/"
+parameters = { "path.id" = "fuzz", "path.key_id" = "$key_id", "path.rid" = "$admin_recording", "path.pid" = "$replay", "path.webhook" = "$webhook", "path.delivery" = "$delivery" }
+
+[[operations]]
+include-path-regex = "^/v1/admin/tenants/"
+parameters = { "path.id" = "spare" }
 EOF
 
 excluded=()

@@ -64,7 +64,9 @@ pub fn router(gw: Arc<Gateway>) -> Router {
             *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
             resp
         })
-        .layer(axum::middleware::map_response(crate::json_errors::json_errors))
+        .layer(axum::middleware::map_response(
+            crate::json_errors::json_errors,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(gw)
 }

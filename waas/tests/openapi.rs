@@ -168,9 +168,9 @@ fn check_document(doc: &Value) {
             let params = op["parameters"].as_array().cloned().unwrap_or_default();
             for name in &templated {
                 assert!(
-                    params.iter().any(|p| p["in"] == "path"
-                        && p["name"] == *name
-                        && p["required"] == true),
+                    params
+                        .iter()
+                        .any(|p| p["in"] == "path" && p["name"] == *name && p["required"] == true),
                     "{at}: path parameter {name} not declared"
                 );
             }
@@ -233,13 +233,13 @@ async fn dev_document_is_the_gateway_and_control_plane_documents_merged() {
     check_document(&gateway);
     check_document(&admin);
     let (gateway, admin) = (operations(&gateway), operations(&admin));
-    assert_eq!(
-        gateway.union(&admin).cloned().collect::<BTreeSet<_>>(),
-        dev
-    );
+    assert_eq!(gateway.union(&admin).cloned().collect::<BTreeSet<_>>(), dev);
     assert!(gateway.iter().all(|(_, p)| !p.starts_with("/v1/admin/")));
     assert!(admin.iter().all(|(_, p)| !p.starts_with("/v1/apps/")));
-    let shared: Vec<_> = gateway.intersection(&admin).map(|(_, p)| p.as_str()).collect();
+    let shared: Vec<_> = gateway
+        .intersection(&admin)
+        .map(|(_, p)| p.as_str())
+        .collect();
     assert_eq!(shared, ["/healthz", "/metrics", "/openapi.json"]);
 }
 

@@ -74,7 +74,9 @@ impl From<AppRecord> for AppView {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApp {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     id: String,
+    /// An existing tenant.
     tenant_id: String,
     name: Option<String>,
     /// Generated when absent and no public key is given.

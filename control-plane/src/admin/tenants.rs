@@ -13,6 +13,8 @@ use waas_protocol::ErrorCode;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct Rename {
+    /// 1 to 200 bytes.
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
 }
 

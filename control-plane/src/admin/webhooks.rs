@@ -16,8 +16,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use waas_protocol::webhook::EventType;
 use waas_protocol::rest::ErrorBody;
+use waas_protocol::webhook::EventType;
 use waas_protocol::{AppId, ChannelPattern, ErrorCode};
 
 /// Most deliveries one page of the log holds, and its default size.
@@ -78,11 +78,14 @@ pub struct WithSecret {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpoint {
+    /// `http://` or `https://` with a host.
     url: String,
+    #[schema(min_items = 1)]
     events: Vec<EventType>,
     #[serde(default)]
     channels: Vec<String>,
-    /// Generated when absent.
+    /// Generated when absent; at least 16 bytes.
+    #[schema(min_length = 16)]
     secret: Option<String>,
     #[serde(default = "yes")]
     enabled: bool,

@@ -18,7 +18,10 @@ pub struct Tenant {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewTenant {
     /// Chosen by the caller, or generated when absent (`t_` and 16 hex digits).
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub id: Option<String>,
+    /// 1 to 200 bytes.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
 }
 

@@ -11,10 +11,17 @@ use std::collections::BTreeMap;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PublishRequest {
+    /// A channel name (docs/protocol.md#channel-names).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_:@=+,;!~#/-]+(\\.[A-Za-z0-9_:@=+,;!~#/-]+)*$", max_length = 200))]
     pub channel: Option<String>,
+    /// Several channels, 1 to `max_channels_per_publish` (default 100); a channel listed twice
+    /// gets the message once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub channels: Option<Vec<String>>,
+    /// The event name, 1 to 200 bytes.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub event: String,
     /// Any JSON value, `null` included; delivered to subscribers exactly as written.
     #[cfg_attr(feature = "openapi", schema(value_type = serde_json::Value))]
@@ -45,11 +52,14 @@ pub struct BatchResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenRequest {
+    /// The end user's id; must not be empty.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub sub: String,
     #[serde(default)]
     pub caps: Caps,
     /// Lifetime in seconds; the server's default when absent, capped by its maximum.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub ttl: Option<u64>,
     /// The `info` claim: what presence channels show about the holder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
