@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 /// An OpenAPI document, as the binaries merge and serve them.
 pub use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi};
@@ -86,16 +86,9 @@ impl Modify for SecuritySchemes {
         components.add_security_scheme(
             "jwt",
             bearer(
-                "An end-user token signed for the app (docs/auth.md); WebSocket only.",
+                "An end-user token signed for the app (docs/auth.md); WebSocket only, where it may also come as the `token` query parameter.",
                 Some("JWT"),
             ),
-        );
-        components.add_security_scheme(
-            "jwt_query",
-            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
-                "token",
-                "An end-user token (or an API key) in the query string; WebSocket only.",
-            ))),
         );
     }
 }

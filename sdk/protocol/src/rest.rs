@@ -13,7 +13,13 @@ use std::collections::BTreeMap;
 pub struct PublishRequest {
     /// A channel name (docs/protocol.md#channel-names).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_:@=+,;!~#/-]+(\\.[A-Za-z0-9_:@=+,;!~#/-]+)*$", max_length = 200))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[A-Za-z0-9_:@=+,;!~#/-]+(\\.[A-Za-z0-9_:@=+,;!~#/-]+)*$",
+            max_length = 200
+        )
+    )]
     pub channel: Option<String>,
     /// Several channels, 1 to `max_channels_per_publish` (default 100); a channel listed twice
     /// gets the message once.
