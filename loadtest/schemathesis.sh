@@ -140,6 +140,8 @@ if [ "$network" != isolated ]; then
 fi
 
 status=0
+# From the data dir: Schemathesis keeps a cache (.schemathesis/) where it runs.
+cd "$data"
 "$SCHEMATHESIS_VENV/bin/schemathesis" --config-file "$data/schemathesis.toml" \
     run "$base/openapi.json" \
     --url "$base" \
