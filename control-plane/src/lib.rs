@@ -7,7 +7,8 @@
 //! - [`directory`]: answers gateways' app queries over the bus and announces changes.
 //! - [`keys`]: answers gateways' key directory calls (end-to-end encryption), kept through
 //!   `store::keys`.
-//! - [`admin`]: the operator's REST API, `/v1/admin/...`.
+//! - [`admin`]: the operator's REST API, `/v1/admin/...`, and its OpenAPI document
+//!   (`admin::openapi`, `GET /openapi.json`).
 //! - [`secrets`]: generation of API keys and HS256 secrets.
 //! - [`recordings`]: recordings of channel traffic (the recorder tasks, replays, their admin
 //!   API); stored through `store::recordings`.

@@ -49,7 +49,7 @@ pub struct AppConfig {
 }
 
 /// Per-app overrides of the gateway's limits; `None` keeps the gateway's value.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppLimits {
     /// Concurrent connections of this app on one gateway; 0 = unlimited.
@@ -70,6 +70,7 @@ pub struct AppLimits {
     /// History rules for namespaces (a channel's first segment), overriding the two above for
     /// their channels (`docs/history.md`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = BTreeMap<String, crate::history::policy::NamespaceHistory>)]
     pub history_namespaces: BTreeMap<Namespace, NamespaceHistory>,
 }
 

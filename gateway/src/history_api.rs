@@ -15,6 +15,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use waas_protocol::history::Since;
+use waas_protocol::rest::ErrorBody;
 use waas_protocol::{ChannelName, ErrorCode, ServerFrame};
 
 /// Subscribes `conn` to `channel`, first sending what it missed since `since` when given, then
@@ -142,7 +143,8 @@ pub fn frame(json: &[u8]) -> Bytes {
     wsframe::text(json)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryParams {
     since: Option<u64>,
     limit: Option<usize>,
@@ -150,6 +152,22 @@ pub struct HistoryParams {
 }
 
 /// `GET /v1/apps/{app}/channels/{channel}/history?since=&limit=&reverse=`.
+#[utoipa::path(
+    get,
+    path = "/v1/apps/{app}/channels/{channel}/history",
+    operation_id = "channel_history",
+    tag = "history",
+    summary = "Read a channel's stored messages",
+    params(("app" = String, Path, description = "The app id.", example = "demo"), ("channel" = String, Path, description = "A channel name, percent-encoded where URLs need it.", example = "chat.room-1"), HistoryParams),
+    responses(
+        (status = 200, description = "A page of the channel's history.", body = waas_protocol::history::HistoryPage),
+        (status = 400, description = "`bad_request`: an invalid query string, `limit` 0 or over `history_page_limit`. `invalid_channel`: the channel name is invalid.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: `Authorization` missing or not one of the app's API keys.", body = ErrorBody),
+        (status = 404, description = "`app_not_found`: no app with this id.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the message bus or the app directory is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn rest(
     State(gw): State<Arc<Gateway>>,
     ServerAuth(app): ServerAuth,

@@ -29,9 +29,11 @@
 //! - [`socket`], [`wsframe`], [`ratelimit`]: writing frames, encoding them once, publish rate.
 //! - [`webhooks`]: reports to the control-plane, which sends the webhooks.
 //! - [`config`]: every limit with its default.
+//! - [`json_errors`]: the layer that gives every error answer the JSON error body.
 //! - [`metrics`]: Prometheus metrics, `GET /metrics`.
 //! - [`origin`]: apps' `Origin` allow-lists for WebSocket handshakes.
 //! - [`redact`]: keeping secrets out of logs ([`redact::Secret`], URLs without userinfo).
+//! - [`openapi`]: the OpenAPI 3.1 document of the REST API, `GET /openapi.json`.
 
 pub mod accept;
 pub mod app;
@@ -46,9 +48,11 @@ pub mod gateway;
 pub mod history;
 pub mod history_api;
 pub mod hub;
+pub mod json_errors;
 pub mod keys;
 pub mod metrics;
 pub mod origin;
+pub mod openapi;
 pub mod outbound;
 pub mod presence;
 pub mod publisher;

@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 use std::sync::Arc;
 use std::time::Duration;
 use waas_protocol::recording::StartRecording;
-use waas_protocol::rest::ErrorDetail;
+use waas_protocol::rest::{ErrorBody, ErrorDetail};
 use waas_protocol::{AppId, ErrorCode};
 
 /// How long a gateway waits for the control-plane to answer a recording call.
@@ -74,6 +74,25 @@ async fn call(
 }
 
 /// `POST /v1/apps/{app}/recordings`.
+#[utoipa::path(
+    post,
+    path = "/v1/apps/{app}/recordings",
+    operation_id = "start_recording",
+    tag = "recordings",
+    summary = "Start recording channels",
+    params(("app" = String, Path, description = "The app id.", example = "demo")),
+    request_body = StartRecording,
+    responses(
+        (status = 201, description = "The new recording.", body = waas_protocol::recording::RecordingInfo),
+        (status = 400, description = "`bad_request`: not JSON, no `Content-Type: application/json`, an invalid field (see docs/recordings.md).", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: `Authorization` missing or not one of the app's API keys.", body = ErrorBody),
+        (status = 404, description = "`app_not_found`: no app with this id.", body = ErrorBody),
+        (status = 413, description = "`message_too_large`: body over `max_frame_bytes`.", body = ErrorBody),
+        (status = 500, description = "`internal`: the control-plane's answer was not understood.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the message bus or the app directory is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn start(
     State(gw): State<Arc<Gateway>>,
     ServerAuth(app): ServerAuth,
@@ -88,6 +107,22 @@ pub async fn start(
 }
 
 /// `POST /v1/apps/{app}/recordings/{id}/stop`.
+#[utoipa::path(
+    post,
+    path = "/v1/apps/{app}/recordings/{id}/stop",
+    operation_id = "stop_recording",
+    tag = "recordings",
+    summary = "Stop a recording",
+    params(("app" = String, Path, description = "The app id.", example = "demo"), ("id" = String, Path, description = "The recording id.")),
+    responses(
+        (status = 200, description = "The stopped recording.", body = waas_protocol::recording::RecordingInfo),
+        (status = 401, description = "`unauthorized`: `Authorization` missing or not one of the app's API keys.", body = ErrorBody),
+        (status = 404, description = "`app_not_found`: no app with this id; `not_found`: no such recording.", body = ErrorBody),
+        (status = 500, description = "`internal`: the control-plane's answer was not understood.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the message bus or the app directory is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn stop(
     State(gw): State<Arc<Gateway>>,
     ServerAuth(app): ServerAuth,
@@ -101,6 +136,22 @@ pub async fn stop(
 }
 
 /// `GET /v1/apps/{app}/recordings/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/apps/{app}/recordings/{id}",
+    operation_id = "get_recording",
+    tag = "recordings",
+    summary = "One recording",
+    params(("app" = String, Path, description = "The app id.", example = "demo"), ("id" = String, Path, description = "The recording id.")),
+    responses(
+        (status = 200, description = "The recording.", body = waas_protocol::recording::RecordingInfo),
+        (status = 401, description = "`unauthorized`: `Authorization` missing or not one of the app's API keys.", body = ErrorBody),
+        (status = 404, description = "`app_not_found`: no app with this id; `not_found`: no such recording.", body = ErrorBody),
+        (status = 500, description = "`internal`: the control-plane's answer was not understood.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the message bus or the app directory is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn get(
     State(gw): State<Arc<Gateway>>,
     ServerAuth(app): ServerAuth,

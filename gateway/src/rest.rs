@@ -167,6 +167,24 @@ fn validate(gw: &Gateway, req: &PublishRequest) -> Result<Vec<ChannelName>, ApiE
     channels_of(gw, req)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/apps/{app}/publish",
+    operation_id = "publish",
+    tag = "messages",
+    summary = "Publish one message to one or more channels",
+    params(("app" = String, Path, description = "The app id.", example = "demo")),
+    request_body = PublishRequest,
+    responses(
+        (status = 200, description = "The offset the message got in each channel.", body = PublishResponse),
+        (status = 400, description = "`bad_request`: not JSON, no `Content-Type: application/json`, `event` missing/empty/over 200 bytes, `data` missing, both or neither of `channel` and `channels`, `channels` empty or too long. `invalid_channel`: a channel name is invalid.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: `Authorization` missing or not one of the app's API keys.", body = ErrorBody),
+        (status = 404, description = "`app_not_found`: no app with this id.", body = ErrorBody),
+        (status = 413, description = "`message_too_large`: body over `max_frame_bytes`.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the message bus or the app directory is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn publish(
     State(gw): State<Arc<Gateway>>,
     ServerAuth(app): ServerAuth,
@@ -177,6 +195,24 @@ pub async fn publish(
     Ok(Json(publish_one(&gw, &app, &req, &channels).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/apps/{app}/batch",
+    operation_id = "batch",
+    tag = "messages",
+    summary = "Publish several messages in one call",
+    params(("app" = String, Path, description = "The app id.", example = "demo")),
+    request_body = BatchRequest,
+    responses(
+        (status = 200, description = "The offsets of each item, in order.", body = BatchResponse),
+        (status = 400, description = "`bad_request`: `batch` missing, empty or longer than `max_batch_size`; `bad_request` / `invalid_channel`: an item is invalid (the message starts with `batch[i]:`).", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: `Authorization` missing or not one of the app's API keys.", body = ErrorBody),
+        (status = 404, description = "`app_not_found`: no app with this id.", body = ErrorBody),
+        (status = 413, description = "`message_too_large`: body over `max_frame_bytes`.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the message bus or the app directory is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn batch(
     State(gw): State<Arc<Gateway>>,
     ServerAuth(app): ServerAuth,
@@ -206,6 +242,26 @@ pub async fn batch(
     Ok(Json(BatchResponse { batch }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/apps/{app}/tokens",
+    operation_id = "mint_token",
+    tag = "tokens",
+    summary = "Have the server sign an end-user token",
+    params(("app" = String, Path, description = "The app id.", example = "demo")),
+    request_body = TokenRequest,
+    responses(
+        (status = 200, description = "An HS256 JWT and its expiry.", body = TokenResponse),
+        (status = 400, description = "`bad_request`: `sub` missing or empty, `ttl` 0 or over `max_token_ttl_secs`, an invalid pattern in `caps`, `info` over `max_member_info_bytes`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: `Authorization` missing or not one of the app's API keys.", body = ErrorBody),
+        (status = 404, description = "`app_not_found`: no app with this id.", body = ErrorBody),
+        (status = 409, description = "`no_signing_secret`: the app has no HS256 secret.", body = ErrorBody),
+        (status = 413, description = "`message_too_large`: body over `max_frame_bytes`.", body = ErrorBody),
+        (status = 500, description = "`internal`: signing failed.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the message bus or the app directory is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn mint_token(
     State(gw): State<Arc<Gateway>>,
     ServerAuth(app): ServerAuth,

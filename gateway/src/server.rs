@@ -19,6 +19,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use waas_protocol::rest::ErrorBody;
 use waas_protocol::{CloseCode, ErrorCode};
 
 pub fn router(gw: Arc<Gateway>) -> Router {
@@ -64,10 +65,25 @@ pub fn router(gw: Arc<Gateway>) -> Router {
             *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
             resp
         })
+        .layer(axum::middleware::map_response(
+            crate::json_errors::json_errors,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(gw)
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "operations",
+    summary = "Readiness",
+    responses(
+        (status = 200, description = "The server can publish.", body = String, content_type = "text/plain", example = "ready"),
+        (status = 503, description = "`unavailable`: the message bus is down.", body = ErrorBody),
+    ),
+    security(()),
+)]
 async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
     if gw.is_ready() {
         "ready".into_response()
@@ -77,6 +93,17 @@ async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
 }
 
 /// Prometheus metrics of this process (`docs/metrics.md`).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    summary = "Prometheus metrics (docs/metrics.md)",
+    responses(
+        (status = 200, description = "The Prometheus text format.", body = String, content_type = "text/plain"),
+    ),
+    security(()),
+)]
 async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
     let metrics = &crate::metrics::METRICS;
     metrics.subjects.set(gw.hub.subject_count() as i64);
@@ -96,6 +123,30 @@ fn query_token(query: &[(String, String)]) -> Result<Option<String>, AuthError> 
     Ok(first)
 }
 
+/// Documents the handshake's query for OpenAPI only: the handler reads the raw pairs (see
+/// [`query_token`]), so that a repeated `token` is refused instead of axum answering a bare 400.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct WsQuery {
+    /// An end-user JWT, or an API key; instead of `Authorization: Bearer`.
+    token: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/apps/{app}/ws",
+    operation_id = "websocket",
+    tag = "websocket",
+    summary = "The WebSocket endpoint (docs/protocol.md)",
+    description = "Speaks the native protocol v1 after an HTTP/1.1 Upgrade. Authentication (a JWT or an API key, in `token` or `Authorization: Bearer`, or later in a `connect` frame) and refusals (unknown app, bad token) happen over the socket, as close codes.",
+    params(("app" = String, Path, description = "The app id.", example = "demo"), WsQuery),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol."),
+        (status = 426, description = "`bad_request`: not a WebSocket upgrade request.", body = ErrorBody),
+    ),
+    security((), ("jwt" = []), ("api_key" = [])),
+)]
 async fn websocket(
     State(gw): State<Arc<Gateway>>,
     Path(app_id): Path<String>,

@@ -66,7 +66,8 @@ impl GatewayNode {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), DevError> {
-        waas_gateway::server::serve(self.gateway, listener, None, shutdown).await?;
+        let openapi = waas_gateway::openapi::route(&waas_gateway::openapi::document());
+        waas_gateway::server::serve(self.gateway, listener, Some(openapi), shutdown).await?;
         Ok(())
     }
 }
@@ -147,6 +148,9 @@ pub async fn start_control_plane(settings: &Settings) -> Result<ControlPlane, De
     let _ = admin_state.webhooks.set(webhooks);
     let routes = admin::router(admin_state)
         .merge(recording_routes(recordings))
+        .merge(waas_gateway::openapi::route(
+            &waas_control_plane::admin::openapi::document(),
+        ))
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .route(
             "/metrics",

@@ -37,7 +37,8 @@ pub enum DevError {
 pub struct Dev {
     pub gateway: Arc<Gateway>,
     pub store: Arc<dyn Store>,
-    /// The admin API, served beside the gateway's routes.
+    /// The admin API and `GET /openapi.json` (the document of both APIs, [`openapi`]), served
+    /// beside the gateway's routes.
     pub admin: Router,
     /// Recordings and replays (their routes are part of `admin`).
     pub recordings: Arc<Recordings>,
@@ -158,7 +159,9 @@ pub async fn start(settings: &Settings) -> Result<Dev, DevError> {
     let _calls = recordings
         .serve(Arc::clone(&bus), &settings.subject_prefix)
         .await?;
-    let admin = admin::router(admin_state).merge(recording_routes(Arc::clone(&recordings)));
+    let admin = admin::router(admin_state)
+        .merge(recording_routes(Arc::clone(&recordings)))
+        .merge(waas_gateway::openapi::route(&openapi()));
     Ok(Dev {
         gateway: gateway_on(settings, bus, history),
         recordings,
@@ -169,6 +172,20 @@ pub async fn start(settings: &Settings) -> Result<Dev, DevError> {
         keys,
         webhook_tasks,
     })
+}
+
+/// The OpenAPI 3.1 document of `waas dev`: the gateway's REST API and the control-plane's admin
+/// API in one, as the process serves both. A gateway and a control-plane each serve their own.
+pub fn openapi() -> waas_gateway::openapi::Document {
+    let mut doc = waas_gateway::openapi::document();
+    doc.merge(waas_control_plane::admin::openapi::document());
+    doc.info.description = Some(
+        "WaaS `dev`: the REST API (docs/rest.md, API key) and the admin API (docs/admin.md, \
+         operator token) of one process. Every error answer has the body \
+         `{\"error\": {\"code\", \"message\"}}`."
+            .into(),
+    );
+    doc
 }
 
 /// Serves on `listener` until `shutdown` resolves, then drains.

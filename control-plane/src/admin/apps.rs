@@ -12,11 +12,13 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use waas_gateway::app::{hash_api_key, App, AppLimits};
 use waas_gateway::rpc::route::{validate_routes, Route};
+use waas_protocol::rest::ErrorBody;
 use waas_protocol::{AppId, ErrorCode};
 
 /// An app as the admin API shows it: everything but secrets.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AppView {
+    #[schema(value_type = String)]
     id: AppId,
     tenant_id: String,
     name: String,
@@ -33,7 +35,7 @@ pub struct AppView {
     updated_at: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct KeyView {
     id: String,
     prefix: String,
@@ -72,10 +74,12 @@ impl From<AppRecord> for AppView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApp {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     id: String,
+    /// An existing tenant.
     tenant_id: String,
     name: Option<String>,
     /// Generated when absent and no public key is given.
@@ -89,7 +93,7 @@ pub struct CreateApp {
     allowed_origins: Vec<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Created {
     app: AppView,
     /// The app's first API key. Shown only here.
@@ -124,6 +128,24 @@ async fn announce(admin: &Admin, app: &AppRecord) {
         .await;
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/apps",
+    operation_id = "create_app",
+    tag = "admin: apps",
+    summary = "Create an app",
+    request_body = CreateApp,
+    responses(
+        (status = 201, description = "The app, its first API key and its HS256 secret (shown only here).", body = Created),
+        (status = 400, description = "`bad_request`: not JSON, no `Content-Type: application/json`, or a field of the wrong type; an invalid id; an empty `jwt_secret`; a PEM key that does not parse; an invalid limit.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such tenant.", body = ErrorBody),
+        (status = 409, description = "`conflict`: an app with this id exists.", body = ErrorBody),
+        (status = 413, description = "`message_too_large`: the body is too large.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store (or the webhook service) is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 pub async fn create(
     State(admin): State<Arc<Admin>>,
     _: Operator,
@@ -204,11 +226,28 @@ pub async fn create(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only this tenant's apps.
     tenant: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/apps",
+    operation_id = "list_apps",
+    tag = "admin: apps",
+    summary = "Every app, or one tenant's",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The apps, ordered by id.", body = Vec<AppView>),
+        (status = 400, description = "`bad_request`: an invalid query string.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store (or the webhook service) is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 pub async fn list(
     State(admin): State<Arc<Admin>>,
     _: Operator,
@@ -218,6 +257,22 @@ pub async fn list(
     Ok(Json(apps.into_iter().map(AppView::from).collect()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/apps/{id}",
+    operation_id = "get_app",
+    tag = "admin: apps",
+    summary = "One app",
+    params(("id" = String, Path, description = "The app id.", example = "demo")),
+    responses(
+        (status = 200, description = "The app (no secrets).", body = AppView),
+        (status = 400, description = "`bad_request`: an invalid app id.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such app.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store (or the webhook service) is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 pub async fn get(
     State(admin): State<Arc<Admin>>,
     _: Operator,
@@ -226,13 +281,17 @@ pub async fn get(
     Ok(Json(admin.store.get_app(&app_id(&id)?).await?.into()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateApp {
     name: Option<String>,
+    /// A PEM public key; `null` clears it.
     #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
     jwt_rsa_public_key: Option<Option<String>>,
+    /// A PEM public key; `null` clears it.
     #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
     jwt_ec_public_key: Option<Option<String>>,
     limits: Option<AppLimits>,
     /// Replaces every route (`docs/rpc.md`); `[]` removes them all.
@@ -252,6 +311,24 @@ mod double_option {
     }
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/admin/apps/{id}",
+    operation_id = "update_app",
+    tag = "admin: apps",
+    summary = "Change an app",
+    params(("id" = String, Path, description = "The app id.", example = "demo")),
+    request_body = UpdateApp,
+    responses(
+        (status = 200, description = "The changed app.", body = AppView),
+        (status = 400, description = "`bad_request`: not JSON, no `Content-Type: application/json`, or a field of the wrong type; an invalid app id; a PEM key that does not parse; a route gateways could not follow; an invalid limit.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such app.", body = ErrorBody),
+        (status = 413, description = "`message_too_large`: the body is too large.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store (or the webhook service) is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 pub async fn update(
     State(admin): State<Arc<Admin>>,
     _: Operator,
@@ -287,6 +364,22 @@ pub async fn update(
     Ok(Json(app.into()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/apps/{id}",
+    operation_id = "delete_app",
+    tag = "admin: apps",
+    summary = "Delete an app",
+    params(("id" = String, Path, description = "The app id.", example = "demo")),
+    responses(
+        (status = 204, description = "Deleted; its connections are closed with 4502 on every gateway."),
+        (status = 400, description = "`bad_request`: an invalid app id.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such app.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store (or the webhook service) is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 pub async fn delete(
     State(admin): State<Arc<Admin>>,
     _: Operator,
@@ -298,13 +391,13 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddKey {
     label: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct KeyCreated {
     /// The new API key. Shown only here.
     api_key: String,
@@ -313,6 +406,25 @@ pub struct KeyCreated {
 }
 
 /// Adds a key; rotating is adding a new key, moving servers to it, then revoking the old one.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/apps/{id}/keys",
+    operation_id = "add_api_key",
+    tag = "admin: apps",
+    summary = "Add an API key",
+    params(("id" = String, Path, description = "The app id.", example = "demo")),
+    request_body = Option<AddKey>,
+    responses(
+        (status = 201, description = "The new key (shown only here), its id and the app.", body = KeyCreated),
+        (status = 400, description = "`bad_request`: not JSON, no `Content-Type: application/json`, or a field of the wrong type; an invalid app id.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such app.", body = ErrorBody),
+        (status = 413, description = "`message_too_large`: the body is too large.", body = ErrorBody),
+        (status = 500, description = "`internal`: the new key was not stored.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store (or the webhook service) is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 pub async fn add_key(
     State(admin): State<Arc<Admin>>,
     _: Operator,
@@ -352,6 +464,22 @@ pub async fn add_key(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/apps/{id}/keys/{key_id}",
+    operation_id = "revoke_api_key",
+    tag = "admin: apps",
+    summary = "Revoke an API key",
+    params(("id" = String, Path, description = "The app id.", example = "demo"), ("key_id" = String, Path, description = "The API key id.")),
+    responses(
+        (status = 200, description = "The app without the key, which is refused at once.", body = AppView),
+        (status = 400, description = "`bad_request`: an invalid app id.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such app or key.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store (or the webhook service) is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 pub async fn revoke_key(
     State(admin): State<Arc<Admin>>,
     _: Operator,
@@ -362,14 +490,14 @@ pub async fn revoke_key(
     Ok(Json(app.into()))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
     /// Use this secret instead of generating one.
     jwt_secret: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SecretRotated {
     /// The new HS256 secret. Shown only here.
     jwt_secret: String,
@@ -377,6 +505,24 @@ pub struct SecretRotated {
 }
 
 /// Replaces the HS256 secret: tokens signed with the old one are refused from now on.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/apps/{id}/jwt-secret",
+    operation_id = "rotate_jwt_secret",
+    tag = "admin: apps",
+    summary = "Replace the HS256 secret",
+    params(("id" = String, Path, description = "The app id.", example = "demo")),
+    request_body = Option<RotateSecret>,
+    responses(
+        (status = 200, description = "The new secret (shown only here) and the app.", body = SecretRotated),
+        (status = 400, description = "`bad_request`: not JSON, no `Content-Type: application/json`, or a field of the wrong type; an invalid app id; an empty `jwt_secret`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such app.", body = ErrorBody),
+        (status = 413, description = "`message_too_large`: the body is too large.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store (or the webhook service) is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 pub async fn rotate_secret(
     State(admin): State<Arc<Admin>>,
     _: Operator,

@@ -3,6 +3,7 @@
 
 mod apps;
 mod error;
+pub mod openapi;
 mod tenants;
 mod webhooks;
 
@@ -86,5 +87,8 @@ pub fn router(admin: Arc<Admin>) -> Router {
         )
         .route("/v1/admin/apps/{id}/jwt-secret", post(apps::rotate_secret))
         .merge(webhooks::routes())
+        .layer(axum::middleware::map_response(
+            waas_gateway::json_errors::json_errors,
+        ))
         .with_state(admin)
 }

@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use waas_protocol::rest::ErrorBody;
 use waas_protocol::webhook::EventType;
 use waas_protocol::{AppId, ChannelPattern, ErrorCode};
 
@@ -39,9 +40,10 @@ pub fn routes() -> Router<Arc<Admin>> {
 }
 
 /// An endpoint as the admin API shows it: everything but its secret.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct EndpointView {
     id: String,
+    #[schema(value_type = String)]
     app_id: AppId,
     url: String,
     events: Vec<EventType>,
@@ -66,21 +68,24 @@ impl From<Endpoint> for EndpointView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct WithSecret {
     webhook: EndpointView,
     /// The signing secret. Shown only when created or set.
     secret: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpoint {
+    /// `http://` or `https://` with a host.
     url: String,
+    #[schema(min_items = 1)]
     events: Vec<EventType>,
     #[serde(default)]
     channels: Vec<String>,
-    /// Generated when absent.
+    /// Generated when absent; at least 16 bytes.
+    #[schema(min_length = 16)]
     secret: Option<String>,
     #[serde(default = "yes")]
     enabled: bool,
@@ -90,7 +95,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchEndpoint {
     url: Option<String>,
@@ -161,6 +166,24 @@ async fn announce(admin: &Admin, app: &AppId) {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/apps/{id}/webhooks",
+    operation_id = "create_webhook",
+    tag = "admin: webhooks",
+    summary = "Add a webhook endpoint",
+    params(("id" = String, Path, description = "The app id.", example = "demo")),
+    request_body = CreateEndpoint,
+    responses(
+        (status = 201, description = "The endpoint and its signing secret (shown only here).", body = WithSecret),
+        (status = 400, description = "`bad_request`: not JSON, no `Content-Type: application/json`, or a field of the wrong type; an invalid app id; an unknown event type or an empty list; a `url` that is not `http(s)://host...`; a pattern that does not parse; a `secret` under 16 bytes.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such app.", body = ErrorBody),
+        (status = 413, description = "`message_too_large`: the body is too large.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store (or the webhook service) is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 pub async fn create(
     State(admin): State<Arc<Admin>>,
     _: Operator,
@@ -207,6 +230,22 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/apps/{id}/webhooks",
+    operation_id = "list_webhooks",
+    tag = "admin: webhooks",
+    summary = "An app's webhook endpoints",
+    params(("id" = String, Path, description = "The app id.", example = "demo")),
+    responses(
+        (status = 200, description = "The endpoints, ordered by id (no secrets).", body = Vec<EndpointView>),
+        (status = 400, description = "`bad_request`: an invalid app id.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such app.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store (or the webhook service) is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 pub async fn list(
     State(admin): State<Arc<Admin>>,
     _: Operator,
@@ -219,6 +258,22 @@ pub async fn list(
     Ok(Json(endpoints.into_iter().map(Into::into).collect()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/apps/{id}/webhooks/{webhook}",
+    operation_id = "get_webhook",
+    tag = "admin: webhooks",
+    summary = "One webhook endpoint",
+    params(("id" = String, Path, description = "The app id.", example = "demo"), ("webhook" = String, Path, description = "The webhook endpoint id.")),
+    responses(
+        (status = 200, description = "The endpoint (no secret).", body = EndpointView),
+        (status = 400, description = "`bad_request`: an invalid app id.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such app or endpoint.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store (or the webhook service) is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 pub async fn read(
     State(admin): State<Arc<Admin>>,
     _: Operator,
@@ -229,6 +284,24 @@ pub async fn read(
     Ok(Json(e.into()))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/admin/apps/{id}/webhooks/{webhook}",
+    operation_id = "update_webhook",
+    tag = "admin: webhooks",
+    summary = "Change a webhook endpoint",
+    params(("id" = String, Path, description = "The app id.", example = "demo"), ("webhook" = String, Path, description = "The webhook endpoint id.")),
+    request_body = PatchEndpoint,
+    responses(
+        (status = 200, description = "The endpoint; with `secret` in the request, `{\"webhook\", \"secret\"}`.", body = PatchedEndpoint),
+        (status = 400, description = "`bad_request`: not JSON, no `Content-Type: application/json`, or a field of the wrong type; as for creating one.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such app or endpoint.", body = ErrorBody),
+        (status = 413, description = "`message_too_large`: the body is too large.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store (or the webhook service) is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 pub async fn update(
     State(admin): State<Arc<Admin>>,
     _: Operator,
@@ -277,6 +350,32 @@ pub async fn update(
     }))
 }
 
+/// What `PATCH .../webhooks/{webhook}` answers, for the OpenAPI document: the endpoint, or
+/// with a new secret the endpoint and the secret.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // Never built: `update` answers `serde_json::Value` of one of these shapes.
+pub enum PatchedEndpoint {
+    Endpoint(EndpointView),
+    WithSecret(WithSecret),
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/apps/{id}/webhooks/{webhook}",
+    operation_id = "delete_webhook",
+    tag = "admin: webhooks",
+    summary = "Delete a webhook endpoint",
+    params(("id" = String, Path, description = "The app id.", example = "demo"), ("webhook" = String, Path, description = "The webhook endpoint id.")),
+    responses(
+        (status = 204, description = "Deleted, with its deliveries and their log."),
+        (status = 400, description = "`bad_request`: an invalid app id.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such app or endpoint.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store (or the webhook service) is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 pub async fn remove(
     State(admin): State<Arc<Admin>>,
     _: Operator,
@@ -291,15 +390,35 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LogQuery {
+    /// Only this endpoint's deliveries.
     webhook: Option<String>,
+    /// Only deliveries in this state.
     status: Option<DeliveryStatus>,
+    /// The `seq` of the last delivery of the previous page.
     before: Option<i64>,
+    /// 1 to 500, default 100.
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/apps/{id}/deliveries",
+    operation_id = "list_deliveries",
+    tag = "admin: webhooks",
+    summary = "The delivery log, newest first",
+    params(("id" = String, Path, description = "The app id.", example = "demo"), LogQuery),
+    responses(
+        (status = 200, description = "A page of deliveries.", body = Vec<Delivery>),
+        (status = 400, description = "`bad_request`: an invalid app id or query string; `limit` not 1 to 500.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store (or the webhook service) is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 pub async fn deliveries(
     State(admin): State<Arc<Admin>>,
     _: Operator,
@@ -326,13 +445,29 @@ pub async fn deliveries(
     Ok(Json(list))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DeliveryWithAttempts {
     #[serde(flatten)]
     delivery: Delivery,
     attempt_log: Vec<Attempt>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/apps/{id}/deliveries/{delivery}",
+    operation_id = "get_delivery",
+    tag = "admin: webhooks",
+    summary = "One delivery with its attempts",
+    params(("id" = String, Path, description = "The app id.", example = "demo"), ("delivery" = String, Path, description = "The delivery id.")),
+    responses(
+        (status = 200, description = "The delivery and its `attempt_log`.", body = DeliveryWithAttempts),
+        (status = 400, description = "`bad_request`: an invalid app id.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such delivery.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store (or the webhook service) is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 pub async fn delivery(
     State(admin): State<Arc<Admin>>,
     _: Operator,
@@ -349,6 +484,22 @@ pub async fn delivery(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/apps/{id}/deliveries/{delivery}/retry",
+    operation_id = "retry_delivery",
+    tag = "admin: webhooks",
+    summary = "Make a delivery due again now",
+    params(("id" = String, Path, description = "The app id.", example = "demo"), ("delivery" = String, Path, description = "The delivery id.")),
+    responses(
+        (status = 200, description = "The delivery.", body = Delivery),
+        (status = 400, description = "`bad_request`: an invalid app id.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such delivery.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store (or the webhook service) is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 pub async fn retry(
     State(admin): State<Arc<Admin>>,
     _: Operator,

@@ -21,7 +21,7 @@ const PAGE: usize = 1000;
 /// Fastest pace a replay accepts, as a multiple of the recorded one.
 pub const MAX_SPEED: f64 = 1000.0;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartReplay {
     /// Publish every event into this channel instead of its own.
@@ -32,7 +32,7 @@ pub struct StartReplay {
     pub speed: Option<f64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReplayState {
     Running,
@@ -44,9 +44,10 @@ pub enum ReplayState {
     Failed,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReplayInfo {
     pub id: String,
+    #[schema(value_type = String)]
     pub app_id: AppId,
     pub recording_id: String,
     pub channel: Option<String>,

@@ -16,6 +16,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::sync::Arc;
+use waas_protocol::rest::ErrorBody;
 use waas_protocol::{AppId, ErrorCode};
 
 /// Most events one page of `GET .../events` returns, and the default.
@@ -70,9 +71,30 @@ pub fn routes(recordings: Arc<Recordings>) -> Router {
         .route("/v1/admin/apps/{id}/replays/{pid}/pause", post(pause))
         .route("/v1/admin/apps/{id}/replays/{pid}/resume", post(resume))
         .route("/v1/admin/apps/{id}/replays/{pid}/stop", post(stop_replay))
+        .layer(axum::middleware::map_response(
+            waas_gateway::json_errors::json_errors,
+        ))
         .with_state(recordings)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/apps/{id}/recordings",
+    operation_id = "admin_start_recording",
+    tag = "admin: recordings",
+    summary = "Start recording channels",
+    params(("id" = String, Path, description = "The app id.", example = "demo")),
+    request_body = StartRecording,
+    responses(
+        (status = 201, description = "The new recording.", body = waas_protocol::recording::RecordingInfo),
+        (status = 400, description = "`bad_request`: not JSON, no `Content-Type: application/json`, or a field of the wrong type; `name` not 1 to 200 bytes; `channels` not 1 to 100 patterns; a limit under 1. `invalid_channel`: a pattern is invalid.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such app.", body = ErrorBody),
+        (status = 413, description = "`message_too_large`: the body is too large.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store or the message bus is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 async fn start(
     State(r): State<Arc<Recordings>>,
     _: Operator,
@@ -85,6 +107,21 @@ async fn start(
     Ok((StatusCode::CREATED, Json(recording)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/apps/{id}/recordings",
+    operation_id = "list_recordings",
+    tag = "admin: recordings",
+    summary = "An app's recordings, newest first",
+    params(("id" = String, Path, description = "The app id.", example = "demo")),
+    responses(
+        (status = 200, description = "The recordings.", body = Vec<waas_protocol::recording::RecordingInfo>),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such app.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store or the message bus is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 async fn list(
     State(r): State<Arc<Recordings>>,
     _: Operator,
@@ -95,6 +132,21 @@ async fn list(
     Ok(Json(r.store.list_recordings(&app).await?).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/apps/{id}/recordings/{rid}",
+    operation_id = "admin_get_recording",
+    tag = "admin: recordings",
+    summary = "One recording",
+    params(("id" = String, Path, description = "The app id.", example = "demo"), ("rid" = String, Path, description = "The recording id.")),
+    responses(
+        (status = 200, description = "The recording.", body = waas_protocol::recording::RecordingInfo),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such app or recording.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store or the message bus is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 async fn show(
     State(r): State<Arc<Recordings>>,
     _: Operator,
@@ -104,6 +156,21 @@ async fn show(
     Ok(Json(r.store.get_recording(&app, &rid).await?).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/apps/{id}/recordings/{rid}/stop",
+    operation_id = "admin_stop_recording",
+    tag = "admin: recordings",
+    summary = "Stop a recording",
+    params(("id" = String, Path, description = "The app id.", example = "demo"), ("rid" = String, Path, description = "The recording id.")),
+    responses(
+        (status = 200, description = "The recording, stopped.", body = waas_protocol::recording::RecordingInfo),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such app or recording.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store or the message bus is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 async fn stop(
     State(r): State<Arc<Recordings>>,
     _: Operator,
@@ -113,6 +180,21 @@ async fn stop(
     Ok(Json(r.stop(&app, &rid, "stopped").await?).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/apps/{id}/recordings/{rid}",
+    operation_id = "delete_recording",
+    tag = "admin: recordings",
+    summary = "Delete a recording, its events and replays",
+    params(("id" = String, Path, description = "The app id.", example = "demo"), ("rid" = String, Path, description = "The recording id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such app or recording.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store or the message bus is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 async fn delete(
     State(r): State<Arc<Recordings>>,
     _: Operator,
@@ -123,25 +205,30 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct EventsQuery {
+    /// The `position` of the last event of the previous page.
     after: Option<i64>,
+    /// 1 to 1000, default 1000.
     limit: Option<usize>,
 }
 
 /// An event as the API shows it: the recorded frame inline as JSON, untouched.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct EventView<'a> {
     position: i64,
     channel: &'a str,
     ts: i64,
     offset: i64,
+    /// The `message` frame as subscribers received it.
+    #[schema(value_type = Object)]
     message: &'a RawValue,
 }
 
 /// A page of events. Serialised as it is: going through `serde_json::Value` would re-encode
 /// the recorded frames (keys sorted, spaces dropped), which must stay byte for byte.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct EventsPage<'a> {
     events: Vec<EventView<'a>>,
     next: Option<i64>,
@@ -159,6 +246,23 @@ fn view(e: &RecordedEvent) -> Result<EventView<'_>, AdminError> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/apps/{id}/recordings/{rid}/events",
+    operation_id = "recording_events",
+    tag = "admin: recordings",
+    summary = "A page of a recording's events",
+    params(("id" = String, Path, description = "The app id.", example = "demo"), ("rid" = String, Path, description = "The recording id."), EventsQuery),
+    responses(
+        (status = 200, description = "Events after `after`; `next` is the `after` of the next page, `null` on the last.", body = EventsPage<'static>),
+        (status = 400, description = "`bad_request`: an invalid query string; `limit` not 1 to 1000.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such app or recording.", body = ErrorBody),
+        (status = 500, description = "`internal`: a stored event is not JSON.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store or the message bus is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 async fn events(
     State(r): State<Arc<Recordings>>,
     _: Operator,
@@ -185,6 +289,21 @@ async fn events(
 }
 
 /// JSON Lines, one event per line, read from the store page by page as the body is sent.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/apps/{id}/recordings/{rid}/export",
+    operation_id = "export_recording",
+    tag = "admin: recordings",
+    summary = "Every event as JSON Lines",
+    params(("id" = String, Path, description = "The app id.", example = "demo"), ("rid" = String, Path, description = "The recording id.")),
+    responses(
+        (status = 200, description = "One event per line, as in `events`.", body = String, content_type = "application/x-ndjson"),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such app or recording.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store or the message bus is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 async fn export(
     State(r): State<Arc<Recordings>>,
     _: Operator,
@@ -221,6 +340,24 @@ async fn export(
         .into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/apps/{id}/recordings/{rid}/replays",
+    operation_id = "start_replay",
+    tag = "admin: recordings",
+    summary = "Replay a recording",
+    params(("id" = String, Path, description = "The app id.", example = "demo"), ("rid" = String, Path, description = "The recording id.")),
+    request_body = StartReplay,
+    responses(
+        (status = 201, description = "The replay.", body = super::replay::ReplayInfo),
+        (status = 400, description = "`bad_request`: not JSON, no `Content-Type: application/json`, or a field of the wrong type; `speed` not 0 to 1000. `invalid_channel`: `channel` is invalid.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such app or recording.", body = ErrorBody),
+        (status = 413, description = "`message_too_large`: the body is too large.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store or the message bus is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 async fn replay(
     State(r): State<Arc<Recordings>>,
     _: Operator,
@@ -233,6 +370,20 @@ async fn replay(
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/apps/{id}/replays/{pid}",
+    operation_id = "get_replay",
+    tag = "admin: recordings",
+    summary = "One replay",
+    params(("id" = String, Path, description = "The app id.", example = "demo"), ("pid" = String, Path, description = "The replay id.")),
+    responses(
+        (status = 200, description = "The replay.", body = super::replay::ReplayInfo),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such app or replay.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 async fn show_replay(
     State(r): State<Arc<Recordings>>,
     _: Operator,
@@ -252,6 +403,20 @@ async fn control(
     Ok(Json(r.control_replay(&app, pid, to)?).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/apps/{id}/replays/{pid}/pause",
+    operation_id = "pause_replay",
+    tag = "admin: recordings",
+    summary = "Pause a replay",
+    params(("id" = String, Path, description = "The app id.", example = "demo"), ("pid" = String, Path, description = "The replay id.")),
+    responses(
+        (status = 200, description = "The replay.", body = super::replay::ReplayInfo),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such app or replay.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 async fn pause(
     State(r): State<Arc<Recordings>>,
     _: Operator,
@@ -260,6 +425,20 @@ async fn pause(
     control(&r, &id, &pid, ReplayState::Paused).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/apps/{id}/replays/{pid}/resume",
+    operation_id = "resume_replay",
+    tag = "admin: recordings",
+    summary = "Resume a replay",
+    params(("id" = String, Path, description = "The app id.", example = "demo"), ("pid" = String, Path, description = "The replay id.")),
+    responses(
+        (status = 200, description = "The replay.", body = super::replay::ReplayInfo),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such app or replay.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 async fn resume(
     State(r): State<Arc<Recordings>>,
     _: Operator,
@@ -268,6 +447,20 @@ async fn resume(
     control(&r, &id, &pid, ReplayState::Running).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/apps/{id}/replays/{pid}/stop",
+    operation_id = "stop_replay",
+    tag = "admin: recordings",
+    summary = "Stop a replay",
+    params(("id" = String, Path, description = "The app id.", example = "demo"), ("pid" = String, Path, description = "The replay id.")),
+    responses(
+        (status = 200, description = "The replay.", body = super::replay::ReplayInfo),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such app or replay.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
 async fn stop_replay(
     State(r): State<Arc<Recordings>>,
     _: Operator,

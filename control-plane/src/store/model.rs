@@ -8,7 +8,7 @@ use waas_gateway::rpc::Route;
 use waas_gateway::AppConfig;
 use waas_protocol::AppId;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Tenant {
     pub id: String,
     pub name: String,
@@ -16,10 +16,13 @@ pub struct Tenant {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewTenant {
     /// Chosen by the caller, or generated when absent (`t_` and 16 hex digits).
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub id: Option<String>,
+    /// 1 to 200 bytes.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
 }
 

@@ -58,7 +58,7 @@ pub struct EndpointPatch {
     pub enabled: Option<bool>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     /// Waiting for its first or next attempt.
@@ -89,7 +89,7 @@ impl DeliveryStatus {
 }
 
 /// One event for one endpoint, as the delivery log shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Delivery {
     /// Also the `WaaS-Webhook-Id` header: the same on every attempt.
     pub id: String,
@@ -110,7 +110,7 @@ pub struct Delivery {
 }
 
 /// One try at delivering.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Attempt {
     /// 1 for the first.
     pub attempt: i32,

@@ -62,7 +62,7 @@ pub fn namespace_of(channel: &ChannelName) -> Option<&str> {
 }
 
 /// A namespace's history rule; absent fields keep the app's value.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NamespaceHistory {
     /// Messages kept per channel of the namespace; 0 keeps none.

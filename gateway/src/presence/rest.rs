@@ -12,16 +12,18 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use waas_protocol::presence::{is_presence, Member};
+use waas_protocol::rest::ErrorBody;
 use waas_protocol::{ChannelName, ErrorCode};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ChannelsQuery {
     /// Only channels whose name starts with this.
     #[serde(default)]
     prefix: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChannelInfo {
     occupied: bool,
     subscription_count: u64,
@@ -30,19 +32,19 @@ pub struct ChannelInfo {
     user_count: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChannelSummary {
     subscription_count: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     user_count: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChannelsResponse {
     channels: BTreeMap<String, ChannelSummary>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MembersResponse {
     members: Vec<Member>,
 }
@@ -57,6 +59,22 @@ fn channel(name: &str) -> Result<ChannelName, ApiError> {
 }
 
 /// `GET /v1/apps/{app}/channels?prefix=`: occupied channels.
+#[utoipa::path(
+    get,
+    path = "/v1/apps/{app}/channels",
+    operation_id = "list_channels",
+    tag = "channels",
+    summary = "Occupied channels, with subscription and user counts",
+    params(("app" = String, Path, description = "The app id.", example = "demo"), ChannelsQuery),
+    responses(
+        (status = 200, description = "The occupied channels, by name.", body = ChannelsResponse),
+        (status = 400, description = "`bad_request`: an invalid query string.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: `Authorization` missing or not one of the app's API keys.", body = ErrorBody),
+        (status = 404, description = "`app_not_found`: no app with this id.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the message bus or the app directory is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn list(
     State(gw): State<Arc<Gateway>>,
     ServerAuth(app): ServerAuth,
@@ -82,6 +100,22 @@ pub async fn list(
 }
 
 /// `GET /v1/apps/{app}/channels/{channel}`.
+#[utoipa::path(
+    get,
+    path = "/v1/apps/{app}/channels/{channel}",
+    operation_id = "get_channel",
+    tag = "channels",
+    summary = "One channel's occupancy",
+    params(("app" = String, Path, description = "The app id.", example = "demo"), ("channel" = String, Path, description = "A channel name, percent-encoded where URLs need it.", example = "chat.room-1")),
+    responses(
+        (status = 200, description = "The channel's occupancy.", body = ChannelInfo),
+        (status = 400, description = "`invalid_channel`: the channel name is invalid.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: `Authorization` missing or not one of the app's API keys.", body = ErrorBody),
+        (status = 404, description = "`app_not_found`: no app with this id.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the message bus or the app directory is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn get(
     State(gw): State<Arc<Gateway>>,
     ServerAuth(app): ServerAuth,
@@ -100,6 +134,22 @@ pub async fn get(
 }
 
 /// `GET /v1/apps/{app}/channels/{channel}/members`.
+#[utoipa::path(
+    get,
+    path = "/v1/apps/{app}/channels/{channel}/members",
+    operation_id = "channel_members",
+    tag = "channels",
+    summary = "The members of a presence channel",
+    params(("app" = String, Path, description = "The app id.", example = "demo"), ("channel" = String, Path, description = "A channel name, percent-encoded where URLs need it.", example = "chat.room-1")),
+    responses(
+        (status = 200, description = "The members, ordered by id.", body = MembersResponse),
+        (status = 400, description = "`invalid_channel`: the channel name is invalid. `bad_request`: not a presence channel.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: `Authorization` missing or not one of the app's API keys.", body = ErrorBody),
+        (status = 404, description = "`app_not_found`: no app with this id.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the message bus or the app directory is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn members(
     State(gw): State<Arc<Gateway>>,
     ServerAuth(app): ServerAuth,

@@ -13,13 +13,15 @@ use waas_protocol::rpc::{PathPrefix, ServiceName};
 pub const IDENTITY_HEADERS: [&str; 3] = ["x-waas-sub", "x-waas-app", "x-waas-connection-id"];
 
 /// One route, as configured. Exactly one of `service` and `upstream` is set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     /// Requests whose path is this prefix or below it take this route.
+    #[schema(value_type = String)]
     pub prefix: PathPrefix,
     /// Answered by servers that `serve` this service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub service: Option<ServiceName>,
     /// Base URL of an HTTP upstream (`http://host:port[/base]`); the request path is appended.
     #[serde(default, skip_serializing_if = "Option::is_none")]

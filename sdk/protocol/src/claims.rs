@@ -5,17 +5,24 @@ use crate::rpc::CallSet;
 use serde::{Deserialize, Serialize};
 
 /// What the holder may do. Anything not granted here is refused.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Caps {
     #[serde(default)]
+    /// Channel patterns (`chat.*`, `users.alice.>`) the holder may subscribe to.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub subscribe: PatternSet,
     #[serde(default)]
+    /// Channel patterns the holder may publish to.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub publish: PatternSet,
     /// Path prefixes the holder may send `request`s to (`docs/rpc.md`).
     #[serde(default, skip_serializing_if = "CallSet::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub call: CallSet,
     /// Channels the holder may store room keys for (`room_key_put`, `docs/e2ee.md`).
     #[serde(default, skip_serializing_if = "PatternSet::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub share: PatternSet,
 }
 

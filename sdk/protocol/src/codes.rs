@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Machine-readable reason carried by `error` frames and REST error bodies.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {

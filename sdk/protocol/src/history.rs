@@ -24,6 +24,7 @@ pub enum SinceField {
 
 /// A page of a channel's history: the answer to the `history` op (as a `history` frame, with
 /// `op` and `id`) and the body of `GET /v1/apps/{app}/channels/{channel}/history`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HistoryPage {
     pub channel: String,
@@ -33,5 +34,6 @@ pub struct HistoryPage {
     pub offset: u64,
     /// Each item is the `message` frame a subscriber received, byte for byte; oldest first, or
     /// newest first when the request asked for `reverse`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<serde_json::Value>))]
     pub messages: Vec<Box<RawValue>>,
 }

@@ -26,6 +26,7 @@ pub fn is_presence_name(channel: &str) -> bool {
 
 /// One member of a presence channel: a user (token `sub`) with one or more connections
 /// subscribed, counted once.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
     /// The token's `sub`.

@@ -21,6 +21,7 @@ pub const EVENT_HEADER: &str = "WaaS-Webhook-Event";
 pub const ATTEMPT_HEADER: &str = "WaaS-Webhook-Attempt";
 
 /// The kinds of events an endpoint may ask for.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventType {
