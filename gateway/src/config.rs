@@ -251,6 +251,8 @@ pub struct GatewayConfig {
     /// First token of every bus subject, so deployments (or test runs) sharing a NATS stay apart.
     pub subject_prefix: String,
     pub limits: Limits,
+    /// Which addresses HTTP upstreams may be reached at (`outbound_allow_*` settings).
+    pub outbound: crate::egress::Policy,
 }
 
 impl Default for GatewayConfig {
@@ -258,6 +260,7 @@ impl Default for GatewayConfig {
         GatewayConfig {
             subject_prefix: "waas".into(),
             limits: Limits::default(),
+            outbound: crate::egress::Policy::default(),
         }
     }
 }

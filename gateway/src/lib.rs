@@ -26,6 +26,8 @@
 //! - [`server`]: routes, the WebSocket upgrade, health, and graceful shutdown.
 //! - [`socket`], [`wsframe`], [`ratelimit`]: writing frames, encoding them once, publish rate.
 //! - [`webhooks`]: reports to the control-plane, which sends the webhooks.
+//! - [`egress`]: outbound HTTP (webhooks, upstreams): which addresses may be reached (SSRF
+//!   rules checked on literal IPs and on resolved addresses), bounded reads of responses.
 //! - [`config`]: every limit with its default.
 //! - [`metrics`]: Prometheus metrics, `GET /metrics`.
 
@@ -36,6 +38,7 @@ pub mod config;
 pub mod connection;
 pub mod connections;
 pub mod directory;
+pub mod egress;
 pub mod fragments;
 pub mod gateway;
 pub mod history;

@@ -49,7 +49,7 @@ pub async fn run_gateway(
         Arc::clone(&nats),
         settings.subject_prefix.clone(),
     ));
-    let gw = dev::gateway_on(&settings, nats, history);
+    let gw = dev::gateway_on(&settings, nats, history, false);
     waas_gateway::server::serve(gw, listener, None, shutdown).await?;
     Ok(())
 }
@@ -99,10 +99,14 @@ pub async fn run_control_plane(
     )
     .await?;
     waas_control_plane::metrics::init();
-    let webhooks = Webhooks::new(Arc::new(postgres), settings.webhooks.clone());
+    let webhooks = Webhooks::new(
+        Arc::new(postgres),
+        settings.webhooks.clone(),
+        settings.outbound(false),
+    );
     directory.set_webhooks(Arc::clone(&webhooks));
     let webhook_tasks = webhooks.start(bus, &settings.subject_prefix).await?;
-    let admin_state = Admin::new(store, directory, token);
+    let admin_state = Admin::new(store, directory, token, settings.outbound(false));
     let _ = admin_state.webhooks.set(webhooks);
     let routes = admin::router(admin_state)
         .merge(recording_routes(recordings))

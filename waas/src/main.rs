@@ -60,6 +60,13 @@ struct CommonArgs {
     limits: LimitArgs,
     #[command(flatten)]
     webhooks: WebhookArgs,
+    /// Let webhooks and HTTP upstreams reach loopback addresses (true/false) [default: true
+    /// for dev, false otherwise].
+    #[arg(long, env = "WAAS_OUTBOUND_ALLOW_LOOPBACK")]
+    outbound_allow_loopback: Option<bool>,
+    /// Let webhooks and HTTP upstreams reach private addresses (true/false) [default: false].
+    #[arg(long, env = "WAAS_OUTBOUND_ALLOW_PRIVATE")]
+    outbound_allow_private: Option<bool>,
 }
 
 #[derive(Args)]
@@ -227,6 +234,11 @@ struct WebhookArgs {
     per_endpoint_concurrency: Option<usize>,
     #[arg(long = "webhook-poll-ms", env = "WAAS_WEBHOOK_POLL_MS")]
     poll_ms: Option<u64>,
+    #[arg(
+        long = "webhook-response-log-bytes",
+        env = "WAAS_WEBHOOK_RESPONSE_LOG_BYTES"
+    )]
+    response_log_bytes: Option<usize>,
 }
 
 macro_rules! overlay {
@@ -322,8 +334,13 @@ impl CommonArgs {
             timeout_ms,
             concurrency,
             per_endpoint_concurrency,
-            poll_ms
+            poll_ms,
+            response_log_bytes
         );
+        if self.outbound_allow_loopback.is_some() {
+            s.outbound_allow_loopback = self.outbound_allow_loopback;
+        }
+        overlay!(s, self, outbound_allow_private);
         s.validate()?;
         Ok(s)
     }
@@ -401,6 +418,17 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     );
     println!("  demo token  {token}");
     println!("              (sub demo-user, may subscribe and publish everywhere, valid 24 h)");
+    let outbound = settings.outbound(true);
+    println!(
+        "  outbound    webhooks and upstreams may reach loopback: {}, private networks: {}{}",
+        yes_no(outbound.allow_loopback),
+        yes_no(outbound.allow_private),
+        if settings.outbound_allow_loopback.is_none() {
+            "  (loopback: the dev default; --outbound-allow-loopback false refuses it)"
+        } else {
+            ""
+        }
+    );
     println!(
         "  admin API   http://{addr}/v1/admin/apps  (Authorization: Bearer {})",
         settings
@@ -411,6 +439,14 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     println!("listening on {addr}");
     waas::dev::run(settings, listener, shutdown_signal()).await?;
     Ok(())
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
 }
 
 async fn gateway(args: CommonArgs) -> anyhow::Result<()> {

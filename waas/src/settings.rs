@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use waas_control_plane::seed::AppSeed;
 use waas_gateway::app::AppLimits;
+use waas_gateway::egress::Policy;
 use waas_gateway::rpc::route::{validate_routes, Route};
 use waas_gateway::Limits;
 use waas_protocol::AppId;
@@ -106,6 +107,13 @@ pub struct Settings {
     pub directory: DirectorySettings,
     /// Webhook delivery (control-plane, `waas dev`): `[webhooks]`.
     pub webhooks: waas_control_plane::webhooks::WebhookConfig,
+    /// Whether webhooks and HTTP upstreams may reach loopback addresses (127.0.0.0/8, ::1).
+    /// Default: `true` for `waas dev` (endpoints on the developer's machine), `false` for the
+    /// cluster commands.
+    pub outbound_allow_loopback: Option<bool>,
+    /// Whether webhooks and HTTP upstreams may reach private addresses (10/8, 172.16/12,
+    /// 192.168/16, 100.64/10, fc00::/7). Default `false`.
+    pub outbound_allow_private: bool,
 }
 
 /// Operator token of `waas dev` when none is configured.
@@ -127,6 +135,8 @@ impl Default for Settings {
             limits: Limits::default(),
             directory: DirectorySettings::default(),
             webhooks: waas_control_plane::webhooks::WebhookConfig::default(),
+            outbound_allow_loopback: None,
+            outbound_allow_private: false,
         }
     }
 }
@@ -143,6 +153,15 @@ impl Settings {
         })
     }
 
+    /// Which addresses outbound requests (webhooks, HTTP upstreams) may reach; `dev` for
+    /// `waas dev`, where loopback is allowed unless the settings say otherwise.
+    pub fn outbound(&self, dev: bool) -> Policy {
+        Policy {
+            allow_loopback: self.outbound_allow_loopback.unwrap_or(dev),
+            allow_private: self.outbound_allow_private,
+        }
+    }
+
     /// Every app declared, the default one first, validated.
     pub fn app_seeds(&self) -> Result<Vec<AppSeed>, SettingsError> {
         let default = AppSettings {
@@ -154,9 +173,11 @@ impl Settings {
             limits: AppLimits::default(),
             routes: None,
         };
+        // Declared apps are `waas dev`'s: their routes are checked with its outbound rules.
+        let outbound = self.outbound(true);
         std::iter::once(&default)
             .chain(self.apps.iter())
-            .map(app_seed)
+            .map(|a| app_seed(a, &outbound))
             .collect()
     }
 
@@ -204,7 +225,7 @@ fn read_pem(key: &str, path: &Option<String>) -> Result<Option<String>, Settings
         .transpose()
 }
 
-fn app_seed(s: &AppSettings) -> Result<AppSeed, SettingsError> {
+fn app_seed(s: &AppSettings, outbound: &Policy) -> Result<AppSeed, SettingsError> {
     let id = AppId::parse(&s.id).map_err(|e| SettingsError::Invalid {
         key: "app id".into(),
         reason: format!("{:?}: {e}", s.id),
@@ -216,7 +237,7 @@ fn app_seed(s: &AppSettings) -> Result<AppSeed, SettingsError> {
         });
     }
     if let Some(routes) = &s.routes {
-        validate_routes(routes).map_err(|e| SettingsError::Invalid {
+        validate_routes(routes, outbound).map_err(|e| SettingsError::Invalid {
             key: format!("apps.{id}.routes"),
             reason: e.to_string(),
         })?;

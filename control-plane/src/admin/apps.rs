@@ -246,7 +246,7 @@ pub async fn update(
         routes: req.routes,
     };
     if let Some(routes) = &patch.routes {
-        validate_routes(routes)
+        validate_routes(routes, &admin.outbound)
             .map_err(|e| AdminError::new(ErrorCode::BadRequest, e.to_string()))?;
     }
     // Check the result before storing it: a bad PEM must not reach gateways.

@@ -42,6 +42,11 @@ pub const POSTGRES: &[Migration] = &[
         name: "e2ee",
         sql: include_str!("../../../migrations/postgres/0005_e2ee.sql"),
     },
+    Migration {
+        version: 11,
+        name: "webhook_response_body",
+        sql: include_str!("../../../migrations/postgres/0011_webhook_response_body.sql"),
+    },
 ];
 
 /// Migrations of [`super::sqlite::SqliteStore`], in order.
@@ -70,6 +75,11 @@ pub const SQLITE: &[Migration] = &[
         version: 5,
         name: "e2ee",
         sql: include_str!("../../../migrations/sqlite/0005_e2ee.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "webhook_response_body",
+        sql: include_str!("../../../migrations/sqlite/0011_webhook_response_body.sql"),
     },
 ];
 
