@@ -132,7 +132,13 @@ async fn a_webhook_answered_with_an_endless_body_is_delivered_and_logs_a_bounded
     assert_eq!(attempt["error"], Value::Null, "{d}");
     assert_eq!(attempt["response_body"], "a".repeat(100), "{d}");
     // The worker hung up instead of reading on: the receiver's connection is over, having
-    // sent no more than the sockets could buffer.
+    // sent no more than the sockets could buffer. (The count only grows: already past the
+    // bound is a failure now.)
+    assert!(
+        flood.written() <= SENT_BOUND,
+        "the receiver sent {} bytes",
+        flood.written()
+    );
     flood.wait_all_ended(Duration::from_secs(10)).await;
     assert_eq!(flood.requests(), 1);
     assert!(
@@ -156,6 +162,11 @@ async fn an_upstream_answering_an_endless_body_is_response_too_large() {
     let (code, message) = rejected(c.request("GET", "/big/x", &()).await);
     assert_eq!(code, ErrorCode::ResponseTooLarge, "{message}");
     assert!(message.contains("65536"), "{message}");
+    assert!(
+        flood.written() <= SENT_BOUND,
+        "the upstream sent {} bytes",
+        flood.written()
+    );
     flood.wait_all_ended(Duration::from_secs(10)).await;
     assert!(
         flood.written() <= SENT_BOUND,
