@@ -306,4 +306,60 @@ mod tests {
         s.limits.max_member_info_bytes = 16;
         s.validate().expect("2,000 members with small info fit");
     }
+
+    /// Loopback is allowed by `waas dev` only, unless the settings say otherwise; private
+    /// networks only when allowed.
+    #[test]
+    fn outbound_rules_default_by_command() {
+        let s = Settings::default();
+        assert_eq!(
+            s.outbound(true),
+            Policy {
+                allow_loopback: true,
+                allow_private: false
+            }
+        );
+        assert_eq!(s.outbound(false), Policy::default());
+        let s: Settings =
+            toml::from_str("outbound_allow_loopback = false\noutbound_allow_private = true\n")
+                .unwrap();
+        assert_eq!(
+            s.outbound(true),
+            Policy {
+                allow_loopback: false,
+                allow_private: true
+            }
+        );
+        let s: Settings = toml::from_str("outbound_allow_loopback = true\n").unwrap();
+        assert!(s.outbound(false).allow_loopback);
+    }
+
+    /// `waas dev`'s declared routes are checked with its rules: loopback upstreams pass, a
+    /// link-local one never does.
+    #[test]
+    fn declared_routes_follow_the_outbound_rules() {
+        let file = |upstream: &str, extra: &str| {
+            format!(
+                "{extra}[[apps]]\nid = \"two\"\n[[apps.routes]]\nprefix = \"/api\"\nupstream = \"{upstream}\"\n"
+            )
+        };
+        let ok: Settings = toml::from_str(&file("http://127.0.0.1:9000", "")).unwrap();
+        ok.validate().unwrap();
+        let strict: Settings = toml::from_str(&file(
+            "http://127.0.0.1:9000",
+            "outbound_allow_loopback = false\n",
+        ))
+        .unwrap();
+        let e = strict.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("apps.two.routes") && e.contains("loopback"),
+            "{e}"
+        );
+        let metadata: Settings = toml::from_str(&file("http://169.254.169.254", "")).unwrap();
+        assert!(metadata.validate().is_err());
+        let mut s = Settings::default();
+        s.webhooks.response_log_bytes = 65537;
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("webhooks.response_log_bytes"), "{e}");
+    }
 }

@@ -27,7 +27,10 @@ const SENT_BOUND: u64 = 16 << 20;
 async fn admin(server: &TestServer, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let http = reqwest::Client::new();
     let mut req = http
-        .request(method.parse().unwrap(), format!("{}{path}", server.http_url()))
+        .request(
+            method.parse().unwrap(),
+            format!("{}{path}", server.http_url()),
+        )
         .bearer_auth(OPERATOR);
     if let Some(b) = body {
         req = req.json(&b);
@@ -35,7 +38,10 @@ async fn admin(server: &TestServer, method: &str, path: &str, body: Option<Value
     let r = req.send().await.unwrap();
     let status = r.status().as_u16();
     let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 async fn create_endpoint(server: &TestServer, url: &str) -> (u16, Value) {
@@ -220,7 +226,10 @@ async fn endpoints_at_refused_literal_addresses_are_refused_when_created() {
         assert_eq!(s, 400, "{url}: {body}");
         let message = body["error"]["message"].as_str().unwrap();
         assert!(message.contains("loopback address"), "{url}: {message}");
-        assert!(message.contains("outbound_allow_loopback"), "{url}: {message}");
+        assert!(
+            message.contains("outbound_allow_loopback"),
+            "{url}: {message}"
+        );
     }
     let (s, created) = create_endpoint(&strict, "http://example.invalid/hook").await;
     assert_eq!(s, 201, "{created}");
@@ -281,10 +290,9 @@ async fn a_webhook_host_name_resolving_to_loopback_is_refused_when_connecting() 
 
 #[tokio::test]
 async fn upstreams_at_refused_addresses_are_refused_when_configured_or_connecting() {
-    let upstream = TestUpstream::start(axum::Router::new().route(
-        "/api/x",
-        axum::routing::get(|| async { "reached" }),
-    ))
+    let upstream = TestUpstream::start(
+        axum::Router::new().route("/api/x", axum::routing::get(|| async { "reached" })),
+    )
     .await;
     let server = TestServer::with(|s| s.outbound_allow_loopback = Some(false)).await;
     for url in [
@@ -310,15 +318,24 @@ async fn upstreams_at_refused_addresses_are_refused_when_configured_or_connectin
     let (code, message) = rejected(c.request("GET", "/api/x", &()).await);
     assert_eq!(code, ErrorCode::UpstreamError, "{message}");
     assert!(
-        message.starts_with("cannot reach the upstream: localhost resolves only to refused addresses"),
+        message
+            .starts_with("cannot reach the upstream: localhost resolves only to refused addresses"),
         "{message}"
     );
     assert_eq!(upstream.connections(), 0);
 
     // The same upstream under waas dev's default (loopback allowed) is reached.
     let dev = TestServer::start().await;
-    let (s, body) = set_routes(&dev, json!([{"prefix": "/api", "upstream": upstream.url()}])).await;
+    let (s, body) = set_routes(
+        &dev,
+        json!([{"prefix": "/api", "upstream": upstream.url()}]),
+    )
+    .await;
     assert_eq!(s, 200, "{body}");
-    let r = caller(&dev).await.request("GET", "/api/x", &()).await.unwrap();
+    let r = caller(&dev)
+        .await
+        .request("GET", "/api/x", &())
+        .await
+        .unwrap();
     assert_eq!((r.status, r.body().get()), (200, "\"reached\""));
 }

@@ -179,13 +179,13 @@ impl Worker {
             Err(e) => {
                 return Err(truncate(match egress::resolve::refusal(&e) {
                     Some(r) => format!("refused: {r}"),
-                    None => error_chain(&e),
+                    None => egress::error_chain(&e),
                 }))
             }
         };
         let status = resp.status();
         // The status is the answer; the body is only logged. A failure reading it (the
-        // receiver closing early, the timeout) keeps what was read.
+        // receiver closing early, the timeout) changes nothing but the log: no body.
         let body = match read_at_most(&mut resp, self.config.response_log_bytes).await {
             Ok(b) => b.bytes,
             Err(_) => Vec::new(),
@@ -260,19 +260,6 @@ impl Worker {
     }
 }
 
-/// reqwest's message alone says "error sending request"; the causes say why (a refused
-/// address among them).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 /// At most `MAX_ERROR` bytes, cut on a character boundary.
 fn truncate(mut text: String) -> String {
     text.truncate(floor_char_boundary(&text, MAX_ERROR));
@@ -293,7 +280,10 @@ fn floor_char_boundary(s: &str, index: usize) -> usize {
     if index >= s.len() {
         return s.len();
     }
-    (0..=index).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0)
+    (0..=index)
+        .rev()
+        .find(|&i| s.is_char_boundary(i))
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

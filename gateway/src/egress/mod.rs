@@ -105,6 +105,19 @@ impl Policy {
     }
 }
 
+/// An HTTP client error with its causes: reqwest's message alone says "error sending request";
+/// the causes say why.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,7 +160,13 @@ mod tests {
             allow_loopback: false,
             allow_private: true,
         };
-        for ip in ["10.0.0.1", "172.16.5.4", "192.168.1.1", "100.64.0.1", "fd00::1"] {
+        for ip in [
+            "10.0.0.1",
+            "172.16.5.4",
+            "192.168.1.1",
+            "100.64.0.1",
+            "fd00::1",
+        ] {
             private.check(ip.parse().unwrap()).unwrap();
         }
         assert!(private.check("127.0.0.1".parse().unwrap()).is_err());

@@ -97,8 +97,9 @@ mod tests {
         let e = filter(p, "localhost", addrs(&["127.0.0.1", "::1"])).unwrap_err();
         assert_eq!(e.first.ip.to_string(), "127.0.0.1");
         assert!(
-            e.to_string()
-                .starts_with("localhost resolves only to refused addresses: 127.0.0.1 is a loopback address"),
+            e.to_string().starts_with(
+                "localhost resolves only to refused addresses: 127.0.0.1 is a loopback address"
+            ),
             "{e}"
         );
         let lo = Policy {
@@ -126,8 +127,15 @@ mod tests {
             allow_private: false,
         };
         let name: Name = "localhost".parse().unwrap();
-        let got: Vec<_> = PolicyResolver::new(lo).resolve(name).await.unwrap().collect();
-        assert!(!got.is_empty() && got.iter().all(|a| a.ip().is_loopback()), "{got:?}");
+        let got: Vec<_> = PolicyResolver::new(lo)
+            .resolve(name)
+            .await
+            .unwrap()
+            .collect();
+        assert!(
+            !got.is_empty() && got.iter().all(|a| a.ip().is_loopback()),
+            "{got:?}"
+        );
     }
 
     /// Through a real client, the refusal is found behind reqwest's wrapping, and no
@@ -146,7 +154,9 @@ mod tests {
         assert_eq!(r.host, "localhost");
         assert_eq!(r.first.class, crate::egress::AddressClass::Loopback);
         // The sentinel: a connection made now is the first the listener sees.
-        let _probe = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let _probe = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
         let (_, from) = listener.accept().await.unwrap();
         assert_eq!(from.port(), _probe.local_addr().unwrap().port());
     }

@@ -14,7 +14,7 @@
 
 use super::route::{Route, IDENTITY_HEADERS};
 use super::RpcError;
-use crate::egress::{self, body::read_at_most};
+use crate::egress::{self, body::read_at_most, error_chain};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use serde_json::value::RawValue;
 use std::time::Duration;
@@ -165,18 +165,6 @@ impl Upstreams {
             body: json_body(body.bytes)?,
         })
     }
-}
-
-/// reqwest's message alone says "error sending request"; the cause says why.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 fn allowed_headers(map: &reqwest::header::HeaderMap, route: &Route) -> Headers {

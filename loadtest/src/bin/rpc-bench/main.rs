@@ -196,6 +196,9 @@ async fn bench(args: Args) -> Result<()> {
         // which a connection is closed as a slow consumer (docs/rpc.md, limits).
         .args(["--max-queued-bytes", "67108864"])
         .args(["--max-inflight-requests-per-connection", "1024"])
+        // With --server-netns the backend (an HTTP upstream) is on a private address
+        // (10.77.0.2), which outbound requests may reach only when allowed.
+        .args(["--outbound-allow-private", "true"])
         .env("WAAS_LOG", "warn");
     let (_gateway, addr) = spawn(waas, "listening on ")?;
     let gateway: SocketAddr = addr.parse()?;
