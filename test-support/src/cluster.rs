@@ -31,7 +31,7 @@ pub struct TestApp {
 
 /// Tests' webhook receivers and upstreams listen on 127.0.0.1, which cluster processes refuse
 /// by default: allow it, unless the test's own flags decide.
-fn allow_loopback_unless_set<'a>(args: &mut Vec<&'a str>, extra: &[impl AsRef<str>]) {
+fn allow_loopback_unless_set(args: &mut Vec<&str>, extra: &[impl AsRef<str>]) {
     if !extra
         .iter()
         .any(|a| a.as_ref().starts_with("--outbound-allow-loopback"))
