@@ -418,17 +418,6 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     );
     println!("  demo token  {token}");
     println!("              (sub demo-user, may subscribe and publish everywhere, valid 24 h)");
-    let outbound = settings.outbound(true);
-    println!(
-        "  outbound    webhooks and upstreams may reach loopback: {}, private networks: {}{}",
-        yes_no(outbound.allow_loopback),
-        yes_no(outbound.allow_private),
-        if settings.outbound_allow_loopback.is_none() {
-            "  (loopback: the dev default; --outbound-allow-loopback false refuses it)"
-        } else {
-            ""
-        }
-    );
     println!(
         "  admin API   http://{addr}/v1/admin/apps  (Authorization: Bearer {})",
         settings
@@ -436,17 +425,21 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             .as_deref()
             .unwrap_or(waas::settings::DEV_OPERATOR_TOKEN)
     );
+    let outbound = settings.outbound(true);
+    let loopback = match (outbound.allow_loopback, settings.outbound_allow_loopback) {
+        (true, None) => "loopback allowed (dev default)",
+        (true, Some(_)) => "loopback allowed",
+        (false, _) => "loopback refused",
+    };
+    let private = if outbound.allow_private {
+        "private networks allowed"
+    } else {
+        "private networks refused"
+    };
+    println!("  outbound    webhooks and upstreams: {loopback}, {private}");
     println!("listening on {addr}");
     waas::dev::run(settings, listener, shutdown_signal()).await?;
     Ok(())
-}
-
-fn yes_no(b: bool) -> &'static str {
-    if b {
-        "yes"
-    } else {
-        "no"
-    }
 }
 
 async fn gateway(args: CommonArgs) -> anyhow::Result<()> {
