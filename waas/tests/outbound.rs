@@ -286,6 +286,16 @@ async fn a_webhook_host_name_resolving_to_loopback_is_refused_when_connecting() 
     assert_eq!(d["status"], "pending", "retried like any failure: {d}");
     // The attempt is recorded after its connection would have been made: none was.
     assert_eq!(receiver.connections(), 0);
+
+    // Where loopback is allowed (waas dev's default), the same name is resolved and reached.
+    let dev = TestServer::start().await;
+    let (s, created) = create_endpoint(&dev, &url).await;
+    assert_eq!(s, 201, "{created}");
+    publish(&dev).await;
+    let d = delivery(&dev, |d| d["attempts"].as_i64() >= Some(1)).await;
+    assert_eq!(d["status"], "delivered", "{d}");
+    assert_eq!(d["attempt_log"][0]["response_body"], "ok", "{d}");
+    assert_eq!(receiver.received().len(), 1);
 }
 
 #[tokio::test]
