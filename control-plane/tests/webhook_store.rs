@@ -289,6 +289,7 @@ async fn claims_lease_and_settle(store: &dyn Both) {
         status_code: code,
         error: code.filter(|c| *c >= 300).map(|c| format!("HTTP {c}")),
         duration_ms: 3,
+        response_body: code.map(|c| format!("answer {c}")),
     };
     store
         .settle(&c.id, attempt(1, Some(500)), Outcome::Retry(NOW + 100))
@@ -317,6 +318,13 @@ async fn claims_lease_and_settle(store: &dyn Both) {
         [Some(500), Some(200)]
     );
     assert_eq!(attempts[0].error.as_deref(), Some("HTTP 500"));
+    assert_eq!(
+        attempts
+            .iter()
+            .map(|a| a.response_body.as_deref())
+            .collect::<Vec<_>>(),
+        [Some("answer 500"), Some("answer 200")]
+    );
 
     let dead = &first[1];
     store

@@ -269,6 +269,8 @@ pub struct GatewayConfig {
     /// First token of every bus subject, so deployments (or test runs) sharing a NATS stay apart.
     pub subject_prefix: String,
     pub limits: Limits,
+    /// Which addresses HTTP upstreams may be reached at (`outbound_allow_*` settings).
+    pub outbound: crate::egress::Policy,
 }
 
 impl Default for GatewayConfig {
@@ -276,6 +278,7 @@ impl Default for GatewayConfig {
         GatewayConfig {
             subject_prefix: "waas".into(),
             limits: Limits::default(),
+            outbound: crate::egress::Policy::default(),
         }
     }
 }

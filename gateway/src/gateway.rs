@@ -53,7 +53,7 @@ impl Gateway {
                 &config.subject_prefix,
                 config.limits.webhook_report_queue,
             )),
-            rpc: crate::rpc::Rpc::new(),
+            rpc: crate::rpc::Rpc::new(config.outbound),
             config,
         })
     }

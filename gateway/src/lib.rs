@@ -28,6 +28,8 @@
 //!   source address.
 //! - [`socket`], [`wsframe`], [`ratelimit`]: writing frames, encoding them once, publish rate.
 //! - [`webhooks`]: reports to the control-plane, which sends the webhooks.
+//! - [`egress`]: outbound HTTP (webhooks, upstreams): which addresses may be reached (SSRF
+//!   rules checked on literal IPs and on resolved addresses), bounded reads of responses.
 //! - [`config`]: every limit with its default.
 //! - [`json_errors`]: the layer that gives every error answer the JSON error body.
 //! - [`metrics`]: Prometheus metrics, `GET /metrics`.
@@ -43,6 +45,7 @@ pub mod config;
 pub mod connection;
 pub mod connections;
 pub mod directory;
+pub mod egress;
 pub mod fragments;
 pub mod gateway;
 pub mod history;

@@ -29,6 +29,17 @@ pub struct TestApp {
     pub jwt_secret: String,
 }
 
+/// Tests' webhook receivers and upstreams listen on 127.0.0.1, which cluster processes refuse
+/// by default: allow it, unless the test's own flags decide.
+fn allow_loopback_unless_set(args: &mut Vec<&str>, extra: &[impl AsRef<str>]) {
+    if !extra
+        .iter()
+        .any(|a| a.as_ref().starts_with("--outbound-allow-loopback"))
+    {
+        args.extend(["--outbound-allow-loopback", "true"]);
+    }
+}
+
 impl Cluster {
     pub async fn start(binary: &str, nats_url: &str, gateways: usize) -> Cluster {
         Self::start_with(binary, nats_url, gateways, &[]).await
@@ -77,6 +88,7 @@ impl Cluster {
             "--subject-prefix",
             &self.prefix,
         ];
+        allow_loopback_unless_set(&mut args, &self.control_plane_args);
         args.extend(self.control_plane_args.iter().map(String::as_str));
         let cp = ChildServer::spawn(&self.binary, &args);
         self.control_plane_url = format!("http://{}", cp.addr);
@@ -98,6 +110,7 @@ impl Cluster {
             "--subject-prefix",
             &self.prefix,
         ];
+        allow_loopback_unless_set(&mut args, extra);
         args.extend_from_slice(extra);
         let gw = ChildServer::spawn(&self.binary, &args);
         self.gateways.push(gw);

@@ -5,6 +5,7 @@
 //!   `waas` binary as a child process for signal tests.
 //! - [`raw`]: a WebSocket client that sends any bytes, to test what SDKs would never send.
 //! - [`receiver`]: a scripted HTTP server that records webhook requests.
+//! - [`flood`]: an HTTP server answering with a huge streamed body, counting what it sent.
 //! - [`tokens`]: JWTs for tests.
 //! - [`upstream`]: an HTTP backend (an axum `Router`) counting its connections, for RPC upstreams.
 //! - [`cluster`]: a control-plane and gateways as processes over NATS and PostgreSQL.
@@ -14,6 +15,7 @@
 //!   tests may stop and restart.
 
 pub mod cluster;
+pub mod flood;
 pub mod jetstream;
 pub mod nats;
 pub mod pg;

@@ -9,6 +9,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -48,6 +49,8 @@ pub struct Receiver {
     pub addr: SocketAddr,
     script: Arc<Mutex<Script>>,
     arrived: Arc<Notify>,
+    /// TCP connections accepted, requests or not.
+    connections: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -59,11 +62,14 @@ impl Receiver {
         let script: Arc<Mutex<Script>> = Arc::default();
         let arrived = Arc::new(Notify::new());
         let (s, n) = (Arc::clone(&script), Arc::clone(&arrived));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&connections);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                counted.fetch_add(1, Ordering::SeqCst);
                 let (s, n) = (Arc::clone(&s), Arc::clone(&n));
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<hyper::body::Incoming>| {
@@ -125,6 +131,7 @@ impl Receiver {
             addr,
             script,
             arrived,
+            connections,
             task,
         }
     }
@@ -149,6 +156,11 @@ impl Receiver {
             .lock()
             .expect("receiver poisoned")
             .default_status = Some(status);
+    }
+
+    /// TCP connections accepted so far, whether or not a request came on them.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// Waits this long before answering each request.

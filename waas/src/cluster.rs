@@ -55,7 +55,7 @@ pub async fn start_gateway(settings: &Settings) -> Result<GatewayNode, DevError>
         settings.subject_prefix.clone(),
     ));
     Ok(GatewayNode {
-        gateway: dev::gateway_on(settings, nats, history),
+        gateway: dev::gateway_on(settings, nats, history, false),
     })
 }
 
@@ -140,11 +140,15 @@ pub async fn start_control_plane(settings: &Settings) -> Result<ControlPlane, De
     )
     .await?;
     waas_control_plane::metrics::init();
-    let webhooks = Webhooks::new(Arc::new(postgres), settings.webhooks.clone());
+    let webhooks = Webhooks::new(
+        Arc::new(postgres),
+        settings.webhooks.clone(),
+        settings.outbound(false),
+    );
     directory.set_webhooks(Arc::clone(&webhooks));
     let mut tasks = webhooks.start(bus, &settings.subject_prefix).await?;
     tasks.extend([serving, keys, recording_calls]);
-    let admin_state = Admin::new(store, directory, token);
+    let admin_state = Admin::new(store, directory, token, settings.outbound(false));
     let _ = admin_state.webhooks.set(webhooks);
     let routes = admin::router(admin_state)
         .merge(recording_routes(recordings))

@@ -79,14 +79,16 @@ pub fn gateway(settings: &Settings, bus: Arc<dyn Bus>) -> Arc<Gateway> {
     let history = Arc::new(waas_gateway::history::memory::MemoryHistory::new(
         Arc::clone(&bus),
     ));
-    gateway_on(settings, bus, history)
+    gateway_on(settings, bus, history, true)
 }
 
-/// A gateway keeping channel history in `history` (JetStream in a cluster).
+/// A gateway keeping channel history in `history` (JetStream in a cluster). `dev`: part of
+/// `waas dev`, whose HTTP upstreams may be on loopback unless the settings say otherwise.
 pub fn gateway_on(
     settings: &Settings,
     bus: Arc<dyn Bus>,
     history: Arc<dyn waas_gateway::history::History>,
+    dev: bool,
 ) -> Arc<Gateway> {
     let d = &settings.directory;
     let apps = AppRegistry::new(
@@ -102,6 +104,7 @@ pub fn gateway_on(
         GatewayConfig {
             subject_prefix: settings.subject_prefix.clone(),
             limits: settings.limits.clone(),
+            outbound: settings.outbound(dev),
         },
         history,
         apps,
@@ -131,7 +134,11 @@ pub async fn start(settings: &Settings) -> Result<Dev, DevError> {
     )
     .await?;
     waas_control_plane::metrics::init();
-    let webhooks = Webhooks::new(Arc::new(sqlite.clone()), settings.webhooks.clone());
+    let webhooks = Webhooks::new(
+        Arc::new(sqlite.clone()),
+        settings.webhooks.clone(),
+        settings.outbound(true),
+    );
     directory.set_webhooks(Arc::clone(&webhooks));
     let webhook_tasks = webhooks
         .start(Arc::clone(&bus), &settings.subject_prefix)
@@ -140,7 +147,12 @@ pub async fn start(settings: &Settings) -> Result<Dev, DevError> {
         .operator_token
         .as_deref()
         .unwrap_or(DEV_OPERATOR_TOKEN);
-    let admin_state = Admin::new(Arc::clone(&store), directory, token);
+    let admin_state = Admin::new(
+        Arc::clone(&store),
+        directory,
+        token,
+        settings.outbound(true),
+    );
     let _ = admin_state.webhooks.set(Arc::clone(&webhooks));
     // One history for the gateway and the recordings, so replays get the channel's offsets.
     let history: Arc<dyn waas_gateway::history::History> = Arc::new(
@@ -163,7 +175,7 @@ pub async fn start(settings: &Settings) -> Result<Dev, DevError> {
         .merge(recording_routes(Arc::clone(&recordings)))
         .merge(waas_gateway::openapi::route(&openapi()));
     Ok(Dev {
-        gateway: gateway_on(settings, bus, history),
+        gateway: gateway_on(settings, bus, history, true),
         recordings,
         store,
         admin,

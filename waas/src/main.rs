@@ -62,6 +62,13 @@ struct CommonArgs {
     limits: LimitArgs,
     #[command(flatten)]
     webhooks: WebhookArgs,
+    /// Let webhooks and HTTP upstreams reach loopback addresses (true/false) [default: true
+    /// for dev, false otherwise].
+    #[arg(long, env = "WAAS_OUTBOUND_ALLOW_LOOPBACK")]
+    outbound_allow_loopback: Option<bool>,
+    /// Let webhooks and HTTP upstreams reach private addresses (true/false) [default: false].
+    #[arg(long, env = "WAAS_OUTBOUND_ALLOW_PRIVATE")]
+    outbound_allow_private: Option<bool>,
 }
 
 #[derive(Args)]
@@ -295,6 +302,11 @@ struct WebhookArgs {
     per_endpoint_concurrency: Option<usize>,
     #[arg(long = "webhook-poll-ms", env = "WAAS_WEBHOOK_POLL_MS")]
     poll_ms: Option<u64>,
+    #[arg(
+        long = "webhook-response-log-bytes",
+        env = "WAAS_WEBHOOK_RESPONSE_LOG_BYTES"
+    )]
+    response_log_bytes: Option<usize>,
 }
 
 macro_rules! overlay {
@@ -398,8 +410,13 @@ impl CommonArgs {
             timeout_ms,
             concurrency,
             per_endpoint_concurrency,
-            poll_ms
+            poll_ms,
+            response_log_bytes
         );
+        if self.outbound_allow_loopback.is_some() {
+            s.outbound_allow_loopback = self.outbound_allow_loopback;
+        }
+        overlay!(s, self, outbound_allow_private);
         s.validate()?;
         Ok(s)
     }
@@ -488,6 +505,18 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             .as_deref()
             .unwrap_or(waas::settings::DEV_OPERATOR_TOKEN)
     );
+    let outbound = settings.outbound(true);
+    let loopback = match (outbound.allow_loopback, settings.outbound_allow_loopback) {
+        (true, None) => "loopback allowed (dev default)",
+        (true, Some(_)) => "loopback allowed",
+        (false, _) => "loopback refused",
+    };
+    let private = if outbound.allow_private {
+        "private networks allowed"
+    } else {
+        "private networks refused"
+    };
+    println!("  outbound    webhooks and upstreams: {loopback}, {private}");
     println!("listening on {addr}");
     waas_gateway::server::serve(
         std::sync::Arc::clone(&started.gateway),

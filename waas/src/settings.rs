@@ -9,6 +9,7 @@ use std::time::Duration;
 use waas_control_plane::seed::AppSeed;
 use waas_gateway::app::AppLimits;
 use waas_gateway::redact;
+use waas_gateway::egress::Policy;
 use waas_gateway::rpc::route::{validate_routes, Route};
 use waas_gateway::Limits;
 use waas_protocol::AppId;
@@ -112,6 +113,13 @@ pub struct Settings {
     pub directory: DirectorySettings,
     /// Webhook delivery (control-plane, `waas dev`): `[webhooks]`.
     pub webhooks: waas_control_plane::webhooks::WebhookConfig,
+    /// Whether webhooks and HTTP upstreams may reach loopback addresses (127.0.0.0/8, ::1).
+    /// Default: `true` for `waas dev` (endpoints on the developer's machine), `false` for the
+    /// cluster commands.
+    pub outbound_allow_loopback: Option<bool>,
+    /// Whether webhooks and HTTP upstreams may reach private addresses (10/8, 172.16/12,
+    /// 192.168/16, 100.64/10, fc00::/7). Default `false`.
+    pub outbound_allow_private: bool,
 }
 
 /// Operator token of `waas dev` when none is configured.
@@ -135,6 +143,8 @@ impl Default for Settings {
             limits: Limits::default(),
             directory: DirectorySettings::default(),
             webhooks: waas_control_plane::webhooks::WebhookConfig::default(),
+            outbound_allow_loopback: None,
+            outbound_allow_private: false,
         }
     }
 }
@@ -193,6 +203,15 @@ impl Settings {
         })
     }
 
+    /// Which addresses outbound requests (webhooks, HTTP upstreams) may reach; `dev` for
+    /// `waas dev`, where loopback is allowed unless the settings say otherwise.
+    pub fn outbound(&self, dev: bool) -> Policy {
+        Policy {
+            allow_loopback: self.outbound_allow_loopback.unwrap_or(dev),
+            allow_private: self.outbound_allow_private,
+        }
+    }
+
     /// Every app declared, the default one first, validated.
     pub fn app_seeds(&self) -> Result<Vec<AppSeed>, SettingsError> {
         let default = AppSettings {
@@ -204,9 +223,11 @@ impl Settings {
             limits: AppLimits::default(),
             routes: None,
         };
+        // Declared apps are `waas dev`'s: their routes are checked with its outbound rules.
+        let outbound = self.outbound(true);
         std::iter::once(&default)
             .chain(self.apps.iter())
-            .map(app_seed)
+            .map(|a| app_seed(a, &outbound))
             .collect()
     }
 
@@ -254,7 +275,7 @@ fn read_pem(key: &str, path: &Option<String>) -> Result<Option<String>, Settings
         .transpose()
 }
 
-fn app_seed(s: &AppSettings) -> Result<AppSeed, SettingsError> {
+fn app_seed(s: &AppSettings, outbound: &Policy) -> Result<AppSeed, SettingsError> {
     let id = AppId::parse(&s.id).map_err(|e| SettingsError::Invalid {
         key: "app id".into(),
         reason: format!("{:?}: {e}", s.id),
@@ -266,7 +287,7 @@ fn app_seed(s: &AppSettings) -> Result<AppSeed, SettingsError> {
         });
     }
     if let Some(routes) = &s.routes {
-        validate_routes(routes).map_err(|e| SettingsError::Invalid {
+        validate_routes(routes, outbound).map_err(|e| SettingsError::Invalid {
             key: format!("apps.{id}.routes"),
             reason: e.to_string(),
         })?;
@@ -364,5 +385,61 @@ mod tests {
         s.limits.max_presence_members = 2_000;
         s.limits.max_member_info_bytes = 16;
         s.validate().expect("2,000 members with small info fit");
+    }
+
+    /// Loopback is allowed by `waas dev` only, unless the settings say otherwise; private
+    /// networks only when allowed.
+    #[test]
+    fn outbound_rules_default_by_command() {
+        let s = Settings::default();
+        assert_eq!(
+            s.outbound(true),
+            Policy {
+                allow_loopback: true,
+                allow_private: false
+            }
+        );
+        assert_eq!(s.outbound(false), Policy::default());
+        let s: Settings =
+            toml::from_str("outbound_allow_loopback = false\noutbound_allow_private = true\n")
+                .unwrap();
+        assert_eq!(
+            s.outbound(true),
+            Policy {
+                allow_loopback: false,
+                allow_private: true
+            }
+        );
+        let s: Settings = toml::from_str("outbound_allow_loopback = true\n").unwrap();
+        assert!(s.outbound(false).allow_loopback);
+    }
+
+    /// `waas dev`'s declared routes are checked with its rules: loopback upstreams pass, a
+    /// link-local one never does.
+    #[test]
+    fn declared_routes_follow_the_outbound_rules() {
+        let file = |upstream: &str, extra: &str| {
+            format!(
+                "{extra}[[apps]]\nid = \"two\"\n[[apps.routes]]\nprefix = \"/api\"\nupstream = \"{upstream}\"\n"
+            )
+        };
+        let ok: Settings = toml::from_str(&file("http://127.0.0.1:9000", "")).unwrap();
+        ok.validate().unwrap();
+        let strict: Settings = toml::from_str(&file(
+            "http://127.0.0.1:9000",
+            "outbound_allow_loopback = false\n",
+        ))
+        .unwrap();
+        let e = strict.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("apps.two.routes") && e.contains("loopback"),
+            "{e}"
+        );
+        let metadata: Settings = toml::from_str(&file("http://169.254.169.254", "")).unwrap();
+        assert!(metadata.validate().is_err());
+        let mut s = Settings::default();
+        s.webhooks.response_log_bytes = 65537;
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("webhooks.response_log_bytes"), "{e}");
     }
 }

@@ -347,7 +347,7 @@ pub async fn update(
         allowed_origins: req.allowed_origins.as_deref().map(origins).transpose()?,
     };
     if let Some(routes) = &patch.routes {
-        validate_routes(routes)
+        validate_routes(routes, &admin.outbound)
             .map_err(|e| AdminError::new(ErrorCode::BadRequest, e.to_string()))?;
     }
     // Check the result before storing it: a bad PEM must not reach gateways.

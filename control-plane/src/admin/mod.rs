@@ -26,6 +26,8 @@ pub struct Admin {
     pub webhooks: std::sync::OnceLock<Arc<crate::webhooks::Webhooks>>,
     /// SHA-256 of the operator token; compared as hashes so timing reveals nothing useful.
     operator_token_hash: String,
+    /// Which literal addresses routes' HTTP upstreams may have (`outbound_allow_*`).
+    pub outbound: waas_gateway::egress::Policy,
 }
 
 impl Admin {
@@ -33,10 +35,12 @@ impl Admin {
         store: Arc<dyn Store>,
         directory: Arc<Directory>,
         operator_token: &str,
+        outbound: waas_gateway::egress::Policy,
     ) -> Arc<Self> {
         Arc::new(Admin {
             store,
             directory,
+            outbound,
             webhooks: std::sync::OnceLock::new(),
             operator_token_hash: waas_gateway::app::hash_api_key(operator_token),
         })

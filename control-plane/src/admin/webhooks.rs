@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use waas_gateway::egress::Policy;
 use waas_protocol::rest::ErrorBody;
 use waas_protocol::webhook::EventType;
 use waas_protocol::{AppId, ChannelPattern, ErrorCode};
@@ -121,7 +122,9 @@ fn bad(message: impl Into<String>) -> AdminError {
     AdminError::new(ErrorCode::BadRequest, message)
 }
 
-fn check_url(url: &str) -> Result<(), AdminError> {
+/// An http(s) URL with a host; a literal IP host must be one the outbound policy allows (a
+/// host name is checked by the worker on what it resolves to, at each attempt).
+fn check_url(url: &str, outbound: &Policy) -> Result<(), AdminError> {
     let parsed = reqwest::Url::parse(url).map_err(|e| bad(format!("invalid url {url:?}: {e}")))?;
     if parsed.scheme() != "http" && parsed.scheme() != "https" {
         return Err(bad("\"url\" must be http:// or https://"));
@@ -129,7 +132,9 @@ fn check_url(url: &str) -> Result<(), AdminError> {
     if parsed.host_str().is_none() {
         return Err(bad("\"url\" needs a host"));
     }
-    Ok(())
+    outbound
+        .check_url(&parsed)
+        .map_err(|e| bad(format!("\"url\": {e}")))
 }
 
 fn check_events(events: &[EventType]) -> Result<(), AdminError> {
@@ -192,7 +197,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<WithSecret>), AdminError> {
     let Json(req) = body?;
     let app = app_id(&id)?;
-    check_url(&req.url)?;
+    check_url(&req.url, &webhooks(&admin)?.outbound)?;
     check_events(&req.events)?;
     check_channels(&req.channels)?;
     let secret = match req.secret {
@@ -311,7 +316,7 @@ pub async fn update(
     let Json(req) = body?;
     let app = app_id(&id)?;
     if let Some(url) = &req.url {
-        check_url(url)?;
+        check_url(url, &webhooks(&admin)?.outbound)?;
     }
     if let Some(events) = &req.events {
         check_events(events)?;

@@ -47,6 +47,11 @@ pub const POSTGRES: &[Migration] = &[
         name: "origins",
         sql: include_str!("../../../migrations/postgres/0006_origins.sql"),
     },
+    Migration {
+        version: 7,
+        name: "webhook_response_body",
+        sql: include_str!("../../../migrations/postgres/0007_webhook_response_body.sql"),
+    },
 ];
 
 /// Migrations of [`super::sqlite::SqliteStore`], in order.
@@ -80,6 +85,11 @@ pub const SQLITE: &[Migration] = &[
         version: 6,
         name: "origins",
         sql: include_str!("../../../migrations/sqlite/0006_origins.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "webhook_response_body",
+        sql: include_str!("../../../migrations/sqlite/0007_webhook_response_body.sql"),
     },
 ];
 

@@ -120,6 +120,10 @@ pub struct Attempt {
     /// Why the attempt failed (status, timeout, connection refused...).
     pub error: Option<String>,
     pub duration_ms: i64,
+    /// The start of the receiver's answer body, when it answered: at most the worker's
+    /// `response_log_bytes` (cut on a character boundary, invalid UTF-8 replaced).
+    #[serde(default)]
+    pub response_body: Option<String>,
 }
 
 /// A delivery leased to a worker, with what it needs to send it.

@@ -576,8 +576,9 @@ impl WebhookStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         tx.execute(
-            "INSERT INTO webhook_attempts (delivery_id, attempt, at, status_code, error, duration_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            "INSERT INTO webhook_attempts (delivery_id, attempt, at, status_code, error, duration_ms, \
+                 response_body) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
             &[
                 &id,
                 &attempt.attempt,
@@ -585,6 +586,7 @@ impl WebhookStore for PostgresStore {
                 &attempt.status_code,
                 &attempt.error,
                 &attempt.duration_ms,
+                &attempt.response_body,
             ],
         )
         .await
@@ -661,8 +663,8 @@ impl WebhookStore for PostgresStore {
             .ok_or_else(|| delivery_not_found(app, id))?;
         let attempts = client
             .query(
-                "SELECT attempt, at, status_code, error, duration_ms FROM webhook_attempts \
-                 WHERE delivery_id = $1 ORDER BY attempt",
+                "SELECT attempt, at, status_code, error, duration_ms, response_body \
+                 FROM webhook_attempts WHERE delivery_id = $1 ORDER BY attempt",
                 &[&id],
             )
             .await
@@ -675,6 +677,7 @@ impl WebhookStore for PostgresStore {
                     status_code: get(r, "status_code")?,
                     error: get(r, "error")?,
                     duration_ms: get(r, "duration_ms")?,
+                    response_body: get(r, "response_body")?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;

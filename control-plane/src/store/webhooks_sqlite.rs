@@ -598,14 +598,16 @@ impl WebhookStore for SqliteStore {
         self.write(move |tx| {
             tx.execute(
                 "INSERT INTO webhook_attempts (delivery_id, attempt, at, status_code, error, \
-                     duration_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                     duration_ms, response_body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT DO NOTHING",
                 params![
                     id,
                     attempt.attempt,
                     attempt.at,
                     attempt.status_code,
                     attempt.error,
-                    attempt.duration_ms
+                    attempt.duration_ms,
+                    attempt.response_body
                 ],
             )
             .map_err(backend)?;
@@ -679,8 +681,8 @@ impl WebhookStore for SqliteStore {
             let d = one_delivery(tx, &app, &id)?;
             let mut stmt = tx
                 .prepare(
-                    "SELECT attempt, at, status_code, error, duration_ms FROM webhook_attempts \
-                     WHERE delivery_id = ?1 ORDER BY attempt",
+                    "SELECT attempt, at, status_code, error, duration_ms, response_body \
+                     FROM webhook_attempts WHERE delivery_id = ?1 ORDER BY attempt",
                 )
                 .map_err(backend)?;
             let attempts = stmt
@@ -691,6 +693,7 @@ impl WebhookStore for SqliteStore {
                         status_code: r.get(2)?,
                         error: r.get(3)?,
                         duration_ms: r.get(4)?,
+                        response_body: r.get(5)?,
                     })
                 })
                 .map_err(backend)?

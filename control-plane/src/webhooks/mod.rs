@@ -10,7 +10,8 @@
 //!   as if all its channels and members had left.
 //! - **Delivery** ([`worker`]): due rows are leased, POSTed with a timeout and settled:
 //!   delivered on 2xx, else retried with exponential backoff and jitter, and dead after
-//!   `max_attempts`. At least once: a control-plane killed mid-delivery leaves leased rows that
+//!   `max_attempts`. Only addresses the outbound policy allows are reached
+//!   ([`waas_gateway::egress`]), and at most `response_log_bytes` of an answer are read. At least once: a control-plane killed mid-delivery leaves leased rows that
 //!   another (or the restarted one) sends again when the lease ends.
 //!
 //! # Layout
@@ -29,9 +30,13 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use waas_gateway::bus::{Bus, BusError};
 use waas_gateway::directory::RESPONDERS;
+use waas_gateway::egress::Policy;
 use waas_gateway::webhooks::report::{report_subject, ReportAnswer, ReportBatch, WebhookInterest};
 use waas_protocol::webhook::EventType;
 use waas_protocol::{AppId, ChannelPattern, PatternSet};
+
+/// Largest `response_log_bytes`: the log keeps a glimpse of answers, not their bodies.
+pub const MAX_RESPONSE_LOG_BYTES: usize = 65536;
 
 /// Every webhook setting, with its default beside it (`docs/configuration.md`, `[webhooks]`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
@@ -59,6 +64,10 @@ pub struct WebhookConfig {
     /// How often the outbox is checked for due deliveries when nothing wakes the worker, ms.
     /// Default 500.
     pub poll_ms: u64,
+    /// Bytes of each answer's body kept in the delivery log, at most 65536; the rest of the body
+    /// is not read (its connection is closed), so an endless answer costs nothing. 0 keeps
+    /// none. Default 1024.
+    pub response_log_bytes: usize,
 }
 
 impl Default for WebhookConfig {
@@ -73,6 +82,7 @@ impl Default for WebhookConfig {
             concurrency: 64,
             per_endpoint_concurrency: 4,
             poll_ms: 500,
+            response_log_bytes: 1024,
         }
     }
 }
@@ -97,6 +107,9 @@ impl WebhookConfig {
         }
         if self.retry_max_ms < self.retry_base_ms {
             return Some(("retry_max_ms", "must be at least retry_base_ms"));
+        }
+        if self.response_log_bytes > MAX_RESPONSE_LOG_BYTES {
+            return Some(("response_log_bytes", "must be at most 65536"));
         }
         None
     }
@@ -145,16 +158,20 @@ pub fn interest(endpoints: &[Endpoint]) -> WebhookInterest {
 pub struct Webhooks {
     pub store: Arc<dyn WebhookStore>,
     pub config: WebhookConfig,
+    /// Which addresses endpoints may be at (`outbound_allow_*` settings): checked by the admin
+    /// API on literal IPs, and by the worker on every attempt.
+    pub outbound: Policy,
     pub worker: Arc<worker::Worker>,
     started: Instant,
 }
 
 impl Webhooks {
-    pub fn new(store: Arc<dyn WebhookStore>, config: WebhookConfig) -> Arc<Self> {
+    pub fn new(store: Arc<dyn WebhookStore>, config: WebhookConfig, outbound: Policy) -> Arc<Self> {
         Arc::new(Webhooks {
-            worker: worker::Worker::new(Arc::clone(&store), config.clone()),
+            worker: worker::Worker::new(Arc::clone(&store), config.clone(), outbound),
             store,
             config,
+            outbound,
             started: Instant::now(),
         })
     }

@@ -6,6 +6,11 @@
 //! attempt has a timeout, and the worker keeps claiming for other endpoints meanwhile, up to
 //! `concurrency` in flight in all. A lease outlasts the timeout, so a row is never sent twice at
 //! once by two workers; it is sent again only after a failure or a crash.
+//!
+//! Endpoints are reached only at addresses the outbound [`Policy`] allows: a literal IP is
+//! checked before sending, a host name on what it resolves to (the client's resolver), and no
+//! redirect is followed. Of an answer, only the status decides; at most `response_log_bytes`
+//! of its body are read, for the log, and a longer body's connection is closed unread.
 
 use super::{now_ms, WebhookConfig};
 use crate::store::webhooks::{Attempt, Claimed, Outcome, WebhookStore};
@@ -15,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use waas_gateway::egress::{self, body::read_at_most, Policy};
 use waas_protocol::webhook::{self, ATTEMPT_HEADER, EVENT_HEADER, ID_HEADER, SIGNATURE_HEADER};
 
 /// Longest error text kept in the log per attempt.
@@ -24,14 +30,16 @@ pub struct Worker {
     store: Arc<dyn WebhookStore>,
     config: WebhookConfig,
     http: reqwest::Client,
+    outbound: Policy,
     wake: Notify,
     /// Deliveries in flight, per endpoint.
     in_flight: Mutex<HashMap<String, usize>>,
 }
 
 impl Worker {
-    pub fn new(store: Arc<dyn WebhookStore>, config: WebhookConfig) -> Arc<Self> {
-        let http = reqwest::Client::builder()
+    pub fn new(store: Arc<dyn WebhookStore>, config: WebhookConfig, outbound: Policy) -> Arc<Self> {
+        let http = outbound
+            .client_builder()
             .timeout(Duration::from_millis(config.timeout_ms))
             // A receiver answers; it does not send us elsewhere.
             .redirect(reqwest::redirect::Policy::none())
@@ -42,6 +50,7 @@ impl Worker {
             store,
             config,
             http,
+            outbound,
             wake: Notify::new(),
             in_flight: Mutex::default(),
         })
@@ -138,14 +147,22 @@ impl Worker {
         }
     }
 
-    async fn deliver(self: Arc<Self>, c: Claimed) {
-        let attempt = c.attempts + 1;
-        let at = now_ms();
-        let started = Instant::now();
+    /// One attempt: the answer's status and the start of its body, or why there was none.
+    async fn send(
+        &self,
+        c: &Claimed,
+        attempt: i32,
+        at: i64,
+    ) -> Result<(reqwest::StatusCode, String), String> {
+        let url = reqwest::Url::parse(&c.url).map_err(|e| format!("invalid url: {e}"))?;
+        // A literal IP is never resolved, so the resolver's check would not see it.
+        self.outbound
+            .check_url(&url)
+            .map_err(|e| truncate(format!("refused: {e}")))?;
         let signature = webhook::sign(&c.secret, (at / 1000) as u64, c.body.as_bytes());
         let sent = self
             .http
-            .post(&c.url)
+            .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(SIGNATURE_HEADER, signature)
             .header(ID_HEADER, &c.id)
@@ -154,32 +171,44 @@ impl Worker {
             .body(c.body.clone())
             .send()
             .await;
-        let (status_code, error) = match sent {
-            Ok(resp) => {
-                let status = resp.status();
-                // Read (a bounded part of) the body so the connection can be reused.
-                let _ = resp.bytes().await;
-                if status.is_success() {
-                    (Some(status.as_u16() as i32), None)
-                } else {
-                    (Some(status.as_u16() as i32), Some(format!("HTTP {status}")))
-                }
+        let mut resp = match sent {
+            Ok(resp) => resp,
+            Err(e) if e.is_timeout() => {
+                return Err(format!("timed out after {} ms", self.config.timeout_ms))
             }
-            Err(e) if e.is_timeout() => (
-                None,
-                Some(format!("timed out after {} ms", self.config.timeout_ms)),
-            ),
             Err(e) => {
-                let mut text = format!("{e}");
-                let mut source = std::error::Error::source(&e);
-                while let Some(s) = source {
-                    text.push_str(": ");
-                    text.push_str(&s.to_string());
-                    source = s.source();
-                }
-                text.truncate(MAX_ERROR);
-                (None, Some(text))
+                return Err(truncate(match egress::resolve::refusal(&e) {
+                    Some(r) => format!("refused: {r}"),
+                    None => egress::error_chain(&e),
+                }))
             }
+        };
+        let status = resp.status();
+        // The status is the answer; the body is only logged. A failure reading it (the
+        // receiver closing early, the timeout) changes nothing but the log: no body.
+        let body = match read_at_most(&mut resp, self.config.response_log_bytes).await {
+            Ok(b) => b.bytes,
+            Err(_) => Vec::new(),
+        };
+        // Dropped before its end, a longer body's connection is closed, not drained.
+        drop(resp);
+        Ok((status, log_text(&body, self.config.response_log_bytes)))
+    }
+
+    async fn deliver(self: Arc<Self>, c: Claimed) {
+        let attempt = c.attempts + 1;
+        let at = now_ms();
+        let started = Instant::now();
+        let (status_code, error, response_body) = match self.send(&c, attempt, at).await {
+            Ok((status, body)) if status.is_success() => {
+                (Some(status.as_u16() as i32), None, Some(body))
+            }
+            Ok((status, body)) => (
+                Some(status.as_u16() as i32),
+                Some(format!("HTTP {status}")),
+                Some(body),
+            ),
+            Err(text) => (None, Some(text), None),
         };
         let outcome = if error.is_none() {
             Outcome::Delivered
@@ -213,6 +242,7 @@ impl Worker {
             status_code,
             error,
             duration_ms: started.elapsed().as_millis() as i64,
+            response_body,
         };
         if let Err(e) = self.store.settle(&c.id, record, outcome).await {
             // The lease ends and the delivery is sent again: at least once.
@@ -231,6 +261,32 @@ impl Worker {
     }
 }
 
+/// At most `MAX_ERROR` bytes, cut on a character boundary.
+fn truncate(mut text: String) -> String {
+    text.truncate(floor_char_boundary(&text, MAX_ERROR));
+    text
+}
+
+/// Body bytes as log text: invalid UTF-8 replaced, at most `max` bytes, cut on a character
+/// boundary.
+fn log_text(body: &[u8], max: usize) -> String {
+    let mut text = String::from_utf8_lossy(body).into_owned();
+    text.truncate(floor_char_boundary(&text, max));
+    text
+}
+
+/// The largest character boundary of `s` at or below `index` (`str::floor_char_boundary` is
+/// newer than the workspace's minimum Rust).
+fn floor_char_boundary(s: &str, index: usize) -> usize {
+    if index >= s.len() {
+        return s.len();
+    }
+    (0..=index)
+        .rev()
+        .find(|&i| s.is_char_boundary(i))
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,6 +302,7 @@ mod tests {
                 retry_max_ms: 1000,
                 ..WebhookConfig::default()
             },
+            Policy::default(),
         );
         for _ in 0..50 {
             let d1 = w.backoff(1).as_millis();
@@ -255,5 +312,15 @@ mod tests {
             let d10 = w.backoff(10).as_millis();
             assert!((500..=1000).contains(&d10), "{d10}");
         }
+    }
+
+    #[test]
+    fn log_text_is_bounded_and_cut_on_characters() {
+        assert_eq!(log_text(b"ok", 1024), "ok");
+        assert_eq!(log_text(b"abcdef", 3), "abc");
+        assert_eq!(log_text("zoë".as_bytes(), 3), "zo");
+        assert_eq!(log_text(&[b'a', 0xff, b'b'], 1024), "a\u{fffd}b");
+        assert_eq!(log_text(b"abc", 0), "");
+        assert_eq!(truncate("é".repeat(200)).len(), MAX_ERROR);
     }
 }

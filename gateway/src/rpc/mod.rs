@@ -75,9 +75,10 @@ pub struct Rpc {
 }
 
 impl Rpc {
-    pub fn new() -> Self {
+    /// Upstreams are reached only at addresses `outbound` allows.
+    pub fn new(outbound: crate::egress::Policy) -> Self {
         Rpc {
-            upstream: upstream::Upstreams::new(),
+            upstream: upstream::Upstreams::new(outbound),
             local: Default::default(),
         }
     }
@@ -85,7 +86,7 @@ impl Rpc {
 
 impl Default for Rpc {
     fn default() -> Self {
-        Self::new()
+        Self::new(crate::egress::Policy::default())
     }
 }
 

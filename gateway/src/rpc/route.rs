@@ -86,8 +86,9 @@ pub fn is_header_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// Checks an upstream base URL: `http://host[:port][/path]`, nothing else.
-pub fn check_upstream(url: &str) -> Result<(), String> {
+/// Checks an upstream base URL: `http://host[:port][/path]`, nothing else, and a literal IP
+/// host that `outbound` allows (a host name is checked on its addresses at connect time).
+pub fn check_upstream(url: &str, outbound: &crate::egress::Policy) -> Result<(), String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("upstream {url:?}: {e}"))?;
     if parsed.scheme() != "http" {
         return Err(format!(
@@ -105,11 +106,17 @@ pub fn check_upstream(url: &str) -> Result<(), String> {
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(format!("upstream {url:?} must not hold credentials"));
     }
-    Ok(())
+    outbound
+        .check_url(&parsed)
+        .map_err(|e| format!("upstream {url:?}: {e}"))
 }
 
-/// Refuses routes a gateway could not follow, so they never reach one.
-pub fn validate_routes(routes: &[Route]) -> Result<(), RouteError> {
+/// Refuses routes a gateway could not follow, so they never reach one; `outbound` says which
+/// literal upstream addresses are allowed.
+pub fn validate_routes(
+    routes: &[Route],
+    outbound: &crate::egress::Policy,
+) -> Result<(), RouteError> {
     for (i, r) in routes.iter().enumerate() {
         let err = |reason: String| RouteError {
             prefix: r.prefix.to_string(),
@@ -126,7 +133,7 @@ pub fn validate_routes(routes: &[Route]) -> Result<(), RouteError> {
                     ));
                 }
             }
-            (None, Some(url)) => check_upstream(url).map_err(err)?,
+            (None, Some(url)) => check_upstream(url, outbound).map_err(err)?,
             _ => {
                 return Err(err(
                     "give exactly one of \"service\" and \"upstream\"".into()
@@ -156,6 +163,12 @@ pub fn validate_routes(routes: &[Route]) -> Result<(), RouteError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::egress::Policy;
+
+    const ALLOW_ALL: Policy = Policy {
+        allow_loopback: true,
+        allow_private: true,
+    };
 
     fn routes(json: &str) -> Vec<Route> {
         serde_json::from_str(json).unwrap()
@@ -168,7 +181,7 @@ mod tests {
                 {"prefix":"/weather","service":"weather"},
                 {"prefix":"/weather/admin","upstream":"http://10.0.0.1"}]"#,
         );
-        validate_routes(&r).unwrap();
+        validate_routes(&r, &ALLOW_ALL).unwrap();
         let svc = |p: &str| match find(&r, p).and_then(Route::target) {
             Some(Target::Service(s)) => format!("service {s}"),
             Some(Target::Upstream(u)) => format!("upstream {u}"),
@@ -212,7 +225,7 @@ mod tests {
                 "timeout_ms",
             ),
         ] {
-            let e = validate_routes(&routes(json)).unwrap_err();
+            let e = validate_routes(&routes(json), &ALLOW_ALL).unwrap_err();
             assert!(e.to_string().contains(needle), "{json}: {e}");
             assert!(e.to_string().starts_with("route /a"), "{e}");
         }
@@ -220,5 +233,44 @@ mod tests {
         assert!(
             serde_json::from_str::<Vec<Route>>(r#"[{"prefix":"/a","service":"s","x":1}]"#).is_err()
         );
+    }
+
+    #[test]
+    fn upstreams_at_refused_literal_addresses_are_refused() {
+        let strict = Policy::default();
+        for url in [
+            "http://127.0.0.1:9000",
+            "http://[::1]:9000",
+            "http://10.0.0.5:8000/v2",
+            "http://169.254.169.254",
+            "http://[fd00::1]",
+            "http://[::ffff:127.0.0.1]",
+            "http://0.0.0.0:80",
+        ] {
+            let json = format!(r#"[{{"prefix":"/a","upstream":"{url}"}}]"#);
+            let e = validate_routes(&routes(&json), &strict).unwrap_err();
+            assert!(e.to_string().contains("refused"), "{url}: {e}");
+        }
+        // Names are checked when connecting, on what they resolve to.
+        validate_routes(
+            &routes(r#"[{"prefix":"/a","upstream":"http://api.internal:8000"}]"#),
+            &strict,
+        )
+        .unwrap();
+        let private = Policy {
+            allow_loopback: false,
+            allow_private: true,
+        };
+        validate_routes(
+            &routes(r#"[{"prefix":"/a","upstream":"http://10.0.0.5:8000"}]"#),
+            &private,
+        )
+        .unwrap();
+        let e = validate_routes(
+            &routes(r#"[{"prefix":"/a","upstream":"http://169.254.169.254"}]"#),
+            &ALLOW_ALL,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("link-local"), "{e}");
     }
 }

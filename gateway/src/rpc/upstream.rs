@@ -5,10 +5,16 @@
 //! What crosses: the method, the path (appended to the route's base URL), the headers the route
 //! allows, the JSON body, and the caller's identity in `x-waas-*` headers that clients can never
 //! set. What comes back: the status, the allowed headers, and the body — JSON as is, other text
-//! as a JSON string — up to the route's size limit.
+//! as a JSON string — up to the route's size limit: a larger body is not read further, and its
+//! connection is closed rather than drained.
+//!
+//! Upstreams are reached only at addresses the gateway's outbound rules allow
+//! ([`crate::egress`]): a literal IP is checked before each request, a host name on the
+//! addresses it resolves to.
 
 use super::route::{Route, IDENTITY_HEADERS};
 use super::RpcError;
+use crate::egress::{self, body::read_at_most, error_chain};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use serde_json::value::RawValue;
 use std::time::Duration;
@@ -25,6 +31,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Clone)]
 pub struct Upstreams {
     client: reqwest::Client,
+    policy: egress::Policy,
 }
 
 /// One request to an upstream.
@@ -48,7 +55,7 @@ pub struct Reply {
 
 impl Default for Upstreams {
     fn default() -> Self {
-        Self::new()
+        Self::new(egress::Policy::default())
     }
 }
 
@@ -70,8 +77,9 @@ fn upstream_error(message: String) -> RpcError {
 }
 
 impl Upstreams {
-    pub fn new() -> Self {
-        let client = reqwest::Client::builder()
+    pub fn new(policy: egress::Policy) -> Self {
+        let client = policy
+            .client_builder()
             .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
             .pool_idle_timeout(IDLE_TIMEOUT)
             .tcp_nodelay(true)
@@ -79,7 +87,7 @@ impl Upstreams {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("an HTTP client without TLS always builds");
-        Upstreams { client }
+        Upstreams { client, policy }
     }
 
     pub async fn call(&self, call: Call<'_>) -> Result<Reply, RpcError> {
@@ -96,7 +104,13 @@ impl Upstreams {
     async fn exchange(&self, call: Call<'_>) -> Result<Reply, RpcError> {
         let method = reqwest::Method::from_bytes(call.method.as_bytes())
             .map_err(|e| RpcError::new(ErrorCode::BadRequest, e.to_string()))?;
-        let mut request = self.client.request(method, call.url);
+        let url = reqwest::Url::parse(call.url)
+            .map_err(|e| upstream_error(format!("invalid upstream URL: {e}")))?;
+        // reqwest does not resolve a literal IP, so the resolver's check cannot see it.
+        self.policy
+            .check_url(&url)
+            .map_err(|e| upstream_error(format!("cannot reach the upstream: {e}")))?;
+        let mut request = self.client.request(method, url);
         for (name, value) in call.headers {
             if call.route.allows_header(name) && !IDENTITY_HEADERS.contains(&name.as_str()) {
                 request = request.header(name, value);
@@ -113,7 +127,10 @@ impl Upstreams {
                 .body(call.body.get().to_owned());
         }
         let mut response = request.send().await.map_err(|e| {
-            upstream_error(format!("cannot reach the upstream: {}", error_chain(&e)))
+            upstream_error(match egress::resolve::refusal(&e) {
+                Some(r) => format!("cannot reach the upstream: {r}"),
+                None => format!("cannot reach the upstream: {}", error_chain(&e)),
+            })
         })?;
         let max = call.max_response_bytes;
         let too_large = || {
@@ -132,36 +149,22 @@ impl Upstreams {
         }
         let status = response.status().as_u16();
         let headers = allowed_headers(response.headers(), call.route);
-        let mut body = Vec::with_capacity(declared.unwrap_or(0).min(max));
-        while let Some(chunk) = response.chunk().await.map_err(|e| {
+        // On a body over the limit, `response` is dropped unread: its connection is closed.
+        let body = read_at_most(&mut response, max).await.map_err(|e| {
             upstream_error(format!(
                 "reading the upstream's response: {}",
                 error_chain(&e)
             ))
-        })? {
-            if body.len() + chunk.len() > max {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
+        })?;
+        if body.truncated {
+            return Err(too_large());
         }
         Ok(Reply {
             status,
             headers,
-            body: json_body(body)?,
+            body: json_body(body.bytes)?,
         })
     }
-}
-
-/// reqwest's message alone says "error sending request"; the cause says why.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 fn allowed_headers(map: &reqwest::header::HeaderMap, route: &Route) -> Headers {

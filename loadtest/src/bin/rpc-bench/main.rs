@@ -198,6 +198,9 @@ async fn bench(args: Args) -> Result<()> {
         .args(["--max-inflight-requests-per-connection", "1024"])
         // Every client connects from one address; the benchmark is not about that limit.
         .args(["--max-connections-per-address", "0"])
+        // With --server-netns the backend (an HTTP upstream) is on a private address
+        // (10.77.0.2), which outbound requests may reach only when allowed.
+        .args(["--outbound-allow-private", "true"])
         .env("WAAS_LOG", "warn");
     let (_gateway, addr) = spawn(waas, "listening on ")?;
     let gateway: SocketAddr = addr.parse()?;
