@@ -90,6 +90,11 @@ pub struct Limits {
     pub max_room_key_versions: u32,
     /// How long a gateway waits for the key directory (the control-plane), ms. Default 5000.
     pub key_directory_timeout_ms: u64,
+    /// After the bus reconnects, how long one channel keeps trying to read what it missed from
+    /// history before its subscribers get a `gap` frame instead, ms. Default 10000.
+    pub resync_timeout_ms: u64,
+    /// Channels reading their history at once after the bus reconnects. Default 32.
+    pub resync_concurrency: usize,
 }
 
 impl Default for Limits {
@@ -128,6 +133,8 @@ impl Default for Limits {
             max_room_key_recipients: 100,
             max_room_key_versions: 100,
             key_directory_timeout_ms: 5000,
+            resync_timeout_ms: 10_000,
+            resync_concurrency: 32,
         }
     }
 }
@@ -170,6 +177,8 @@ impl Limits {
             ("rpc_timeout_ms", self.rpc_timeout_ms),
             ("rpc_max_response_bytes", self.rpc_max_response_bytes as u64),
         ];
+        let resync: [(&'static str, u64); 1] =
+            [("resync_concurrency", self.resync_concurrency as u64)];
         let e2ee: [(&'static str, u64); 4] = [
             ("max_devices_per_user", self.max_devices_per_user as u64),
             (
@@ -179,7 +188,7 @@ impl Limits {
             ("max_room_key_versions", self.max_room_key_versions as u64),
             ("key_directory_timeout_ms", self.key_directory_timeout_ms),
         ];
-        let positive = positive.into_iter().chain(rpc).chain(e2ee);
+        let positive = positive.into_iter().chain(rpc).chain(e2ee).chain(resync);
         for (key, v) in positive {
             if v == 0 {
                 return Err(LimitError {

@@ -40,7 +40,10 @@ impl Gateway {
         apps: AppRegistry,
     ) -> Arc<Self> {
         Arc::new(Gateway {
-            hub: Hub::new(Arc::clone(&history)),
+            hub: Hub::with_resync(
+                Arc::clone(&history),
+                crate::resync::Settings::new(&config.limits),
+            ),
             publisher: Publisher::new(
                 history,
                 config.subject_prefix.clone(),

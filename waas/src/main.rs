@@ -201,6 +201,10 @@ struct LimitArgs {
     history_ttl_secs: Option<u64>,
     #[arg(long, env = "WAAS_HISTORY_PAGE_LIMIT")]
     history_page_limit: Option<usize>,
+    #[arg(long, env = "WAAS_RESYNC_TIMEOUT_MS")]
+    resync_timeout_ms: Option<u64>,
+    #[arg(long, env = "WAAS_RESYNC_CONCURRENCY")]
+    resync_concurrency: Option<usize>,
 }
 
 /// One flag and one variable per webhook setting (`[webhooks]` in the config file).
@@ -282,6 +286,7 @@ impl LimitArgs {
             history_ttl_secs,
             history_page_limit
         );
+        overlay!(limits, self, resync_timeout_ms, resync_concurrency);
         overlay!(
             limits,
             self,

@@ -117,4 +117,13 @@ pub trait Bus: Send + Sync + 'static {
     }
     /// Whether the bus can take publishes now (drives `/readyz`).
     fn is_ready(&self) -> bool;
+
+    /// Counts the times the bus came back after losing its connection, for subscribers that
+    /// must look for what was published while they were cut off (the hub resyncs its channels
+    /// from history, `crate::hub`). The value changes once per reconnect, after the client has
+    /// queued its subscriptions again, so anything sent on the bus after seeing the change
+    /// reaches the server after them. `None` for a bus that cannot lose its connection (memory).
+    fn reconnects(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }

@@ -59,6 +59,8 @@ impl Default for NatsOptions {
 pub struct NatsBus {
     client: Client,
     confirm_timeout: Duration,
+    /// Bumped on each reconnect ([`Bus::reconnects`]); see [`Reconnects`].
+    reconnects: tokio::sync::watch::Receiver<u64>,
 }
 
 // Compile-time check that the NATS bus fits the seam the gateway uses.
@@ -85,13 +87,18 @@ impl NatsBus {
             return Err(BusError::Unavailable("no NATS URL given".into()));
         }
         let name = options.name.clone();
+        let reconnects = Reconnects::default();
+        let watch = reconnects.subscribe();
         let client = ConnectOptions::new()
             .name(&options.name)
             .max_reconnects(None)
             .connection_timeout(options.connect_timeout)
             .ping_interval(options.ping_interval)
             .subscription_capacity(options.subscription_capacity.max(1))
-            .event_callback(move |event| log_event(name.clone(), event))
+            .event_callback(move |event| {
+                reconnects.note(&event);
+                log_event(name.clone(), event)
+            })
             .connect(addrs)
             .await
             .map_err(|e| BusError::Unavailable(format!("cannot connect to NATS at {urls}: {e}")))?;
@@ -99,6 +106,7 @@ impl NatsBus {
         Ok(NatsBus {
             client,
             confirm_timeout: options.confirm_timeout,
+            reconnects: watch,
         })
     }
 
@@ -137,6 +145,43 @@ impl NatsBus {
             Err(e) => Err(BusError::Unavailable(format!(
                 "NATS did not confirm the subscription: {e}"
             ))),
+        }
+    }
+}
+
+/// Turns the client's events into a count of reconnects. async-nats reports `Connected` for the
+/// first connection too, so the count changes only for a `Connected` that follows a
+/// `Disconnected`. The client's task sends `Connected` and then, without yielding, queues every
+/// subscription again; it takes new commands only after that, so whatever a watcher sends
+/// after seeing the change is written after the replayed subscriptions.
+#[derive(Clone)]
+struct Reconnects {
+    lost: Arc<std::sync::atomic::AtomicBool>,
+    count: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Default for Reconnects {
+    fn default() -> Self {
+        Reconnects {
+            lost: Arc::default(),
+            count: Arc::new(tokio::sync::watch::channel(0).0),
+        }
+    }
+}
+
+impl Reconnects {
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.count.subscribe()
+    }
+
+    fn note(&self, event: &Event) {
+        use std::sync::atomic::Ordering;
+        match event {
+            Event::Disconnected => self.lost.store(true, Ordering::Release),
+            Event::Connected if self.lost.swap(false, Ordering::AcqRel) => {
+                self.count.send_modify(|n| *n += 1)
+            }
+            _ => {}
         }
     }
 }
@@ -298,6 +343,10 @@ impl Bus for NatsBus {
 
     fn is_ready(&self) -> bool {
         self.client.connection_state() == State::Connected
+    }
+
+    fn reconnects(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.reconnects.clone())
     }
 }
 

@@ -436,6 +436,11 @@ impl Session {
             frame @ (ServerFrame::Keys { .. } | ServerFrame::RoomKeys { .. }) => {
                 self.on_key_frame(frame)
             }
+            ServerFrame::Gap {
+                channel,
+                offset,
+                epoch,
+            } => self.on_gap(channel, offset, epoch),
             ServerFrame::History { id, page } => match self.pending.remove(&id) {
                 Some(Pending::History { reply }) => {
                     let _ = reply.send(Ok(page));
@@ -448,6 +453,24 @@ impl Session {
                 None => tracing::debug!(id, "history page for a request this client did not make"),
             },
         }
+    }
+
+    /// The server lost messages of `channel` it could not recover (its bus was down): the
+    /// application is told as for `recovered: false`, and the position moves to where the
+    /// server goes on from, so that later messages (of a new epoch, maybe) are not taken for
+    /// duplicates.
+    fn on_gap(&mut self, channel: String, offset: u64, epoch: String) {
+        let Some(state) = self.channels.get_mut(&channel) else {
+            return;
+        };
+        state.position = match state.position.take() {
+            Some(p) if p.epoch == epoch => Some(Since {
+                offset: p.offset.max(offset),
+                epoch,
+            }),
+            _ => Some(Since { offset, epoch }),
+        };
+        self.notices.push(Notice::Unrecovered { channel });
     }
 
     fn deliver(&mut self, channel: String, event: String, data: Box<RawValue>, stamp: Stamp) {
