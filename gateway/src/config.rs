@@ -95,6 +95,9 @@ pub struct Limits {
     pub resync_timeout_ms: u64,
     /// Channels reading their history at once after the bus reconnects. Default 32.
     pub resync_concurrency: usize,
+    /// How often a gateway frees the in-memory history of channels whose messages all expired
+    /// and that have no subscriber on it, ms. Default 10000.
+    pub history_sweep_ms: u64,
 }
 
 impl Default for Limits {
@@ -135,6 +138,7 @@ impl Default for Limits {
             key_directory_timeout_ms: 5000,
             resync_timeout_ms: 10_000,
             resync_concurrency: 32,
+            history_sweep_ms: 10_000,
         }
     }
 }
@@ -177,8 +181,10 @@ impl Limits {
             ("rpc_timeout_ms", self.rpc_timeout_ms),
             ("rpc_max_response_bytes", self.rpc_max_response_bytes as u64),
         ];
-        let resync: [(&'static str, u64); 1] =
-            [("resync_concurrency", self.resync_concurrency as u64)];
+        let resync: [(&'static str, u64); 2] = [
+            ("resync_concurrency", self.resync_concurrency as u64),
+            ("history_sweep_ms", self.history_sweep_ms),
+        ];
         let e2ee: [(&'static str, u64); 4] = [
             ("max_devices_per_user", self.max_devices_per_user as u64),
             (

@@ -205,6 +205,8 @@ struct LimitArgs {
     resync_timeout_ms: Option<u64>,
     #[arg(long, env = "WAAS_RESYNC_CONCURRENCY")]
     resync_concurrency: Option<usize>,
+    #[arg(long, env = "WAAS_HISTORY_SWEEP_MS")]
+    history_sweep_ms: Option<u64>,
 }
 
 /// One flag and one variable per webhook setting (`[webhooks]` in the config file).
@@ -286,7 +288,13 @@ impl LimitArgs {
             history_ttl_secs,
             history_page_limit
         );
-        overlay!(limits, self, resync_timeout_ms, resync_concurrency);
+        overlay!(
+            limits,
+            self,
+            resync_timeout_ms,
+            resync_concurrency,
+            history_sweep_ms
+        );
         overlay!(
             limits,
             self,
