@@ -138,11 +138,9 @@ impl Hub {
         subscribers: Vec<Arc<Outbound>>,
         joining: Joining,
     ) -> Result<Entry, BusError> {
-        // Watched from before the bus subscription, so no reconnect after it goes unseen.
-        let mut reconnects = self.history.bus().reconnects();
-        if let Some(rx) = reconnects.as_mut() {
-            rx.mark_unchanged();
-        }
+        // Counted from before the bus subscription, so no reconnect after it goes unseen.
+        let reconnects = self.history.bus().reconnects();
+        let seen = reconnects.as_ref().map_or(0, |r| r.count());
         let stream = self.history.subscribe(subject).await?;
         let subscribers: Subscribers = Arc::new(RwLock::new(subscribers));
         let tracker = Arc::new(Tracker::default());
@@ -158,6 +156,7 @@ impl Hub {
                 tracker: Arc::clone(&tracker),
                 settings: self.resync.clone(),
                 reconnects,
+                seen,
             },
         ));
         Ok(Entry {
@@ -296,38 +295,73 @@ struct Resync {
     subject: String,
     tracker: Arc<Tracker>,
     settings: resync::Settings,
-    reconnects: Option<tokio::sync::watch::Receiver<u64>>,
+    reconnects: Option<crate::bus::Reconnects>,
+    /// The bus connections counted when this forwarder last knew itself up to date.
+    seen: u64,
+}
+
+impl Resync {
+    /// Whether the bus made a new connection since [`Resync::seen`]: an atomic load.
+    fn reconnected(&mut self) -> bool {
+        match &self.reconnects {
+            Some(r) => {
+                let now = r.count();
+                std::mem::replace(&mut self.seen, now) != now
+            }
+            None => false,
+        }
+    }
+
+    async fn changed(&mut self) {
+        match self.reconnects.as_mut() {
+            Some(r) => r.changed().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Passes on what the channel missed; returns the offset up to which live messages are
+    /// among what it passed on.
+    async fn catch_up(&self, fanout: &Fanout) -> u64 {
+        let catchup = resync::catch_up(
+            self.history.as_ref(),
+            &self.subject,
+            &self.tracker,
+            &self.settings,
+        )
+        .await;
+        for frame in &catchup.frames {
+            if let Some(offset) = offset_of(frame) {
+                self.tracker.delivered(offset);
+            }
+            fanout.push(frame);
+        }
+        catchup.skip_upto
+    }
 }
 
 async fn forward(mut stream: crate::bus::BusSubscription, fanout: Fanout, mut resync: Resync) {
     // After a resync: live messages up to this offset were passed on by it.
     let mut skip_upto = 0;
     loop {
+        // Messages first: while they flow, the reconnect watch is not even polled.
         let payload = tokio::select! {
             biased;
-            _ = resync::next_reconnect(&mut resync.reconnects) => {
-                // Live messages wait in the bus subscription meanwhile: the missed ones go first.
-                let catchup = resync::catch_up(
-                    resync.history.as_ref(),
-                    &resync.subject,
-                    &resync.tracker,
-                    &resync.settings,
-                )
-                .await;
-                for frame in &catchup.frames {
-                    if let Some(offset) = offset_of(frame) {
-                        resync.tracker.delivered(offset);
-                    }
-                    fanout.push(frame);
-                }
-                skip_upto = catchup.skip_upto;
-                continue;
-            }
             payload = stream.next() => match payload {
                 Some(payload) => payload,
                 None => break,
             },
+            _ = resync.changed() => {
+                if resync.reconnected() {
+                    skip_upto = resync.catch_up(&fanout).await;
+                }
+                continue;
+            }
         };
+        // Before passing on a message that may have come over a new connection, what the old
+        // one missed (live messages wait in the bus subscription meanwhile).
+        if resync.reconnected() {
+            skip_upto = resync.catch_up(&fanout).await;
+        }
         if let Some(offset) = offset_of(&payload) {
             if skip_upto > 0 {
                 // Offsets of a channel with history arrive in order: once past, done skipping.

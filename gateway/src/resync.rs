@@ -3,9 +3,11 @@
 //! While a gateway is cut off from NATS, other gateways may get back first and accept
 //! publishes; the messages they send before this gateway's subscriptions are in place again
 //! never reach it live. So each forwarder of the [`crate::hub`] remembers the offset of the
-//! last message it passed on ([`Tracker`], one atomic store per message), and after a reconnect
-//! reads the channel's history from there and passes on what it missed, before anything newer
-//! (the live messages wait in the bus subscription meanwhile). Where history cannot say what
+//! last message it passed on ([`Tracker`], one atomic store per message), and checks the bus's
+//! connection count ([`crate::bus::Reconnects`], one atomic load per message) before passing
+//! one on: the first message that came over a new connection, or the wake-up of a quiet
+//! channel, makes it read the channel's history from there and pass on what it missed, before
+//! anything newer (the live messages wait in the bus subscription meanwhile). Where history cannot say what
 //! was missed — the channel keeps no history, history no longer reaches back, the epoch
 //! changed, or history cannot be read within `resync_timeout_ms` — subscribers get a `gap`
 //! frame instead (`docs/history.md`, "After the bus comes back").
@@ -16,7 +18,7 @@ use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::Semaphore;
 use waas_protocol::history::Since;
 use waas_protocol::ServerFrame;
 
@@ -92,19 +94,6 @@ impl Settings {
 pub struct Catchup {
     pub frames: Vec<Bytes>,
     pub skip_upto: u64,
-}
-
-/// Waits for the next reconnect; never returns without a bus that reconnects.
-pub async fn next_reconnect(reconnects: &mut Option<watch::Receiver<u64>>) {
-    match reconnects {
-        Some(rx) => {
-            if rx.changed().await.is_err() {
-                *reconnects = None;
-                std::future::pending::<()>().await;
-            }
-        }
-        None => std::future::pending::<()>().await,
-    }
 }
 
 fn gap(channel: &str, epoch: &str, offset: u64) -> Bytes {

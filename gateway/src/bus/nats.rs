@@ -59,8 +59,8 @@ impl Default for NatsOptions {
 pub struct NatsBus {
     client: Client,
     confirm_timeout: Duration,
-    /// Bumped on each reconnect ([`Bus::reconnects`]); see [`Reconnects`].
-    reconnects: tokio::sync::watch::Receiver<u64>,
+    /// Changes on each `Connected` event ([`Bus::reconnects`]).
+    connected: tokio::sync::watch::Receiver<u64>,
 }
 
 // Compile-time check that the NATS bus fits the seam the gateway uses.
@@ -87,8 +87,8 @@ impl NatsBus {
             return Err(BusError::Unavailable("no NATS URL given".into()));
         }
         let name = options.name.clone();
-        let reconnects = Reconnects::default();
-        let watch = reconnects.subscribe();
+        let (connected_tx, connected) = tokio::sync::watch::channel(0);
+        let connected_events = ConnectedEvents(Arc::new(connected_tx));
         let client = ConnectOptions::new()
             .name(&options.name)
             .max_reconnects(None)
@@ -96,7 +96,7 @@ impl NatsBus {
             .ping_interval(options.ping_interval)
             .subscription_capacity(options.subscription_capacity.max(1))
             .event_callback(move |event| {
-                reconnects.note(&event);
+                connected_events.note(&event);
                 log_event(name.clone(), event)
             })
             .connect(addrs)
@@ -106,7 +106,7 @@ impl NatsBus {
         Ok(NatsBus {
             client,
             confirm_timeout: options.confirm_timeout,
-            reconnects: watch,
+            connected,
         })
     }
 
@@ -149,39 +149,15 @@ impl NatsBus {
     }
 }
 
-/// Turns the client's events into a count of reconnects. async-nats reports `Connected` for the
-/// first connection too, so the count changes only for a `Connected` that follows a
-/// `Disconnected`. The client's task sends `Connected` and then, without yielding, queues every
-/// subscription again; it takes new commands only after that, so whatever a watcher sends
-/// after seeing the change is written after the replayed subscriptions.
+/// Wakes [`Reconnects`](super::Reconnects) watchers on each `Connected` event; the count itself
+/// is the client's own (`Statistics::connects`), which is exact where the event is late.
 #[derive(Clone)]
-struct Reconnects {
-    lost: Arc<std::sync::atomic::AtomicBool>,
-    count: Arc<tokio::sync::watch::Sender<u64>>,
-}
+struct ConnectedEvents(Arc<tokio::sync::watch::Sender<u64>>);
 
-impl Default for Reconnects {
-    fn default() -> Self {
-        Reconnects {
-            lost: Arc::default(),
-            count: Arc::new(tokio::sync::watch::channel(0).0),
-        }
-    }
-}
-
-impl Reconnects {
-    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.count.subscribe()
-    }
-
+impl ConnectedEvents {
     fn note(&self, event: &Event) {
-        use std::sync::atomic::Ordering;
-        match event {
-            Event::Disconnected => self.lost.store(true, Ordering::Release),
-            Event::Connected if self.lost.swap(false, Ordering::AcqRel) => {
-                self.count.send_modify(|n| *n += 1)
-            }
-            _ => {}
+        if matches!(event, Event::Connected) {
+            self.0.send_modify(|n| *n += 1);
         }
     }
 }
@@ -345,8 +321,13 @@ impl Bus for NatsBus {
         self.client.connection_state() == State::Connected
     }
 
-    fn reconnects(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
-        Some(self.reconnects.clone())
+    fn reconnects(&self) -> Option<super::Reconnects> {
+        let stats = self.client.statistics();
+        let count = move || stats.connects.load(std::sync::atomic::Ordering::Acquire);
+        Some(super::Reconnects::new(
+            Arc::new(count),
+            self.connected.clone(),
+        ))
     }
 }
 
