@@ -181,7 +181,8 @@ impl Limits {
             ("rpc_timeout_ms", self.rpc_timeout_ms),
             ("rpc_max_response_bytes", self.rpc_max_response_bytes as u64),
         ];
-        let resync: [(&'static str, u64); 2] = [
+        let resync: [(&'static str, u64); 3] = [
+            ("resync_timeout_ms", self.resync_timeout_ms),
             ("resync_concurrency", self.resync_concurrency as u64),
             ("history_sweep_ms", self.history_sweep_ms),
         ];
