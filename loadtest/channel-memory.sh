@@ -9,14 +9,15 @@
 # and once the history has expired and been swept. The gauge must return to 0; the RSS should
 # come back near its start (the allocator may keep some pages).
 #
-# Environment (defaults): COUNT (20000), CONCURRENCY (16), NO_BUILD=1 (use target/release/waas).
+# Environment (defaults): COUNT (20000), CONCURRENCY (16), NO_BUILD=1 (use the existing
+# target/release/waas), BIN (another waas binary; implies NO_BUILD).
 # Needs curl. Not part of CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT=${COUNT:-20000}
 CONCURRENCY=${CONCURRENCY:-16}
-[ -n "${NO_BUILD:-}" ] || cargo build --release -p waas >/dev/null
-BIN=${CARGO_TARGET_DIR:-target}/release/waas
+[ -n "${NO_BUILD:-}${BIN:-}" ] || cargo build --release -p waas >/dev/null
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/waas}
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$BIN" dev --listen "127.0.0.1:$PORT" --store :memory: --history-ttl-secs 2 --history-sweep-ms 500 \
   >/dev/null 2>&1 &
