@@ -7,10 +7,15 @@
 //! connection count ([`crate::bus::Reconnects`], one atomic load per message) before passing
 //! one on: the first message that came over a new connection, or the wake-up of a quiet
 //! channel, makes it read the channel's history from there and pass on what it missed, before
-//! anything newer (the live messages wait in the bus subscription meanwhile). Where history cannot say what
-//! was missed — the channel keeps no history, history no longer reaches back, the epoch
-//! changed, or history cannot be read within `resync_timeout_ms` — subscribers get a `gap`
-//! frame instead (`docs/history.md`, "After the bus comes back").
+//! anything newer (the live messages wait in the bus subscription meanwhile). Where history
+//! cannot say what was missed — the channel keeps no history, history no longer reaches back,
+//! the epoch changed, or history cannot be read within `resync_timeout_ms` — subscribers get a
+//! `gap` frame instead (`docs/history.md`, "After the bus comes back").
+//!
+//! The history is read over the same NATS connection, after the client has sent its
+//! subscriptions again (async-nats counts a connection, then queues the subscriptions, and only
+//! then takes new requests): whatever JetStream stored before the subscription was in place is
+//! in what is read, whatever after arrives live, and offsets tell the overlap apart.
 
 use crate::history::{offset_of, History, Policy};
 use crate::wsframe;
