@@ -101,6 +101,14 @@ pub struct Limits {
     /// once; 0 = unlimited. Behind a proxy that hides client addresses every connection comes
     /// from the proxy: raise it or set 0 there. Default 1000.
     pub max_connections_per_address: usize,
+    /// After the bus reconnects, how long one channel keeps trying to read what it missed from
+    /// history before its subscribers get a `gap` frame instead, ms. Default 10000.
+    pub resync_timeout_ms: u64,
+    /// Channels reading their history at once after the bus reconnects. Default 32.
+    pub resync_concurrency: usize,
+    /// How often a gateway frees the in-memory history of channels whose messages all expired
+    /// and that have no subscriber on it, ms. Default 10000.
+    pub history_sweep_ms: u64,
 }
 
 impl Default for Limits {
@@ -142,6 +150,9 @@ impl Default for Limits {
             http_header_timeout_ms: 10_000,
             http_keepalive_timeout_ms: 75_000,
             max_connections_per_address: 1000,
+            resync_timeout_ms: 10_000,
+            resync_concurrency: 32,
+            history_sweep_ms: 10_000,
         }
     }
 }
@@ -184,6 +195,11 @@ impl Limits {
             ("rpc_timeout_ms", self.rpc_timeout_ms),
             ("rpc_max_response_bytes", self.rpc_max_response_bytes as u64),
         ];
+        let resync: [(&'static str, u64); 3] = [
+            ("resync_timeout_ms", self.resync_timeout_ms),
+            ("resync_concurrency", self.resync_concurrency as u64),
+            ("history_sweep_ms", self.history_sweep_ms),
+        ];
         let e2ee: [(&'static str, u64); 4] = [
             ("max_devices_per_user", self.max_devices_per_user as u64),
             (
@@ -197,7 +213,7 @@ impl Limits {
             ("http_header_timeout_ms", self.http_header_timeout_ms),
             ("http_keepalive_timeout_ms", self.http_keepalive_timeout_ms),
         ];
-        let positive = positive.into_iter().chain(rpc).chain(e2ee).chain(http);
+        let positive = positive.into_iter().chain(rpc).chain(e2ee).chain(http).chain(resync);
         for (key, v) in positive {
             if v == 0 {
                 return Err(LimitError {

@@ -40,7 +40,10 @@ impl Gateway {
         apps: AppRegistry,
     ) -> Arc<Self> {
         Arc::new(Gateway {
-            hub: Hub::new(Arc::clone(&history)),
+            hub: Hub::with_resync(
+                Arc::clone(&history),
+                crate::resync::Settings::new(&config.limits),
+            ),
             publisher: Publisher::new(
                 history,
                 config.subject_prefix.clone(),
@@ -86,5 +89,18 @@ impl Gateway {
                 }
             }
         }))
+    }
+}
+
+/// Frees, every `history_sweep_ms`, the history state of channels that have expired and have no
+/// subscriber here (`crate::history::History::sweep`), so that a gateway's memory follows the
+/// channels in use rather than every channel ever used.
+pub async fn sweep_history(gw: Arc<Gateway>) {
+    let every = std::time::Duration::from_millis(gw.config.limits.history_sweep_ms.max(1));
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        gw.publisher.history().sweep();
     }
 }

@@ -55,15 +55,21 @@ pub async fn subscribe(
         .unwrap_or(0)
         .max(offset);
     let frames = messages.iter().map(|m| wsframe::text(m)).collect();
+    let at = crate::hub::Joined {
+        channel: channel.as_str(),
+        policy,
+        epoch: &epoch,
+    };
+    let ack = |top| {
+        wsframe::json(&ServerFrame::Ack {
+            id,
+            offset: Some(top),
+            epoch: Some(epoch.clone()),
+            recovered,
+        })
+    };
     gw.hub
-        .join(subject, Arc::clone(conn), frames, covered, |top| {
-            wsframe::json(&ServerFrame::Ack {
-                id,
-                offset: Some(top),
-                epoch: Some(epoch),
-                recovered,
-            })
-        });
+        .join(subject, Arc::clone(conn), frames, covered, at, ack);
     Ok(())
 }
 

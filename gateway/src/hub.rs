@@ -3,11 +3,14 @@
 //! The node subscribes to a subject on the bus once, when its first local connection subscribes,
 //! and drops that subscription when the last one leaves, so a gateway only receives traffic its
 //! clients asked for. One forwarding task per live subject turns each bus message into a
-//! WebSocket frame once and queues the same bytes on every subscriber.
+//! WebSocket frame once and queues the same bytes on every subscriber. After the bus
+//! reconnects, each forwarder catches its channel up from history before going on
+//! ([`crate::resync`]).
 
 use crate::bus::BusError;
 use crate::history::{offset_of, History};
 use crate::outbound::Outbound;
+use crate::resync::{self, Tracker};
 use crate::wsframe;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -29,6 +32,8 @@ struct Entry {
     /// Locked after `subscribers` (read by the forwarder, written by `join`), so a frame is
     /// either held for a joining connection or queued on it once it is live, never neither.
     joining: Joining,
+    /// The forwarder's position, for a resync after the bus reconnects.
+    tracker: Arc<Tracker>,
     forward: JoinHandle<()>,
 }
 
@@ -52,10 +57,16 @@ pub struct Hub {
     history: Arc<dyn History>,
     shards: Box<[Shard]>,
     hasher: RandomState,
+    resync: resync::Settings,
 }
 
 impl Hub {
     pub fn new(history: Arc<dyn History>) -> Self {
+        Self::with_resync(history, resync::Settings::default())
+    }
+
+    /// A hub whose forwarders resync as `resync` says after the bus reconnects.
+    pub fn with_resync(history: Arc<dyn History>, resync: resync::Settings) -> Self {
         let shards = (0..SHARDS)
             .map(|_| Shard {
                 change: tokio::sync::Mutex::new(()),
@@ -66,6 +77,7 @@ impl Hub {
             history,
             shards,
             hasher: RandomState::new(),
+            resync,
         }
     }
 
@@ -86,22 +98,12 @@ impl Hub {
                 .push(conn);
             return Ok(());
         }
-        let stream = self.history.subscribe(subject).await?;
-        let subscribers: Subscribers = Arc::new(RwLock::new(vec![conn]));
-        let joining = Joining::default();
-        let forward = tokio::spawn(forward(
-            stream,
-            Arc::clone(&subscribers),
-            Arc::clone(&joining),
-        ));
-        shard.subjects.lock().expect("hub poisoned").insert(
-            subject.to_owned(),
-            Entry {
-                subscribers,
-                joining,
-                forward,
-            },
-        );
+        let entry = self.entry(subject, vec![conn], Joining::default()).await?;
+        shard
+            .subjects
+            .lock()
+            .expect("hub poisoned")
+            .insert(subject.to_owned(), entry);
         Ok(())
     }
 
@@ -119,34 +121,63 @@ impl Hub {
                 .push((conn_id, Vec::new()));
             return Ok(());
         }
-        let stream = self.history.subscribe(subject).await?;
-        let subscribers: Subscribers = Arc::default();
         let joining: Joining = Arc::new(Mutex::new(vec![(conn_id, Vec::new())]));
+        let entry = self.entry(subject, Vec::new(), joining).await?;
+        shard
+            .subjects
+            .lock()
+            .expect("hub poisoned")
+            .insert(subject.to_owned(), entry);
+        Ok(())
+    }
+
+    /// Subscribes on the bus and starts the subject's forwarder.
+    async fn entry(
+        &self,
+        subject: &str,
+        subscribers: Vec<Arc<Outbound>>,
+        joining: Joining,
+    ) -> Result<Entry, BusError> {
+        // Counted from before the bus subscription, so no reconnect after it goes unseen.
+        let reconnects = self.history.bus().reconnects();
+        let seen = reconnects.as_ref().map_or(0, |r| r.count());
+        let stream = self.history.subscribe(subject).await?;
+        let subscribers: Subscribers = Arc::new(RwLock::new(subscribers));
+        let tracker = Arc::new(Tracker::default());
         let forward = tokio::spawn(forward(
             stream,
-            Arc::clone(&subscribers),
-            Arc::clone(&joining),
-        ));
-        shard.subjects.lock().expect("hub poisoned").insert(
-            subject.to_owned(),
-            Entry {
-                subscribers,
-                joining,
-                forward,
+            Fanout {
+                subscribers: Arc::clone(&subscribers),
+                joining: Arc::clone(&joining),
             },
-        );
-        Ok(())
+            Resync {
+                history: Arc::clone(&self.history),
+                subject: subject.to_owned(),
+                tracker: Arc::clone(&tracker),
+                settings: self.resync.clone(),
+                reconnects,
+                seen,
+            },
+        ));
+        Ok(Entry {
+            subscribers,
+            joining,
+            tracker,
+            forward,
+        })
     }
 
     /// Makes a held subscription live. In one step, so that no live frame comes between: queues
     /// `history` on `conn`, then the held frames with an offset above `covered` (history or the
-    /// client already has the others), then `ack(last offset queued, or covered)`.
+    /// client already has the others), then `ack(last offset queued, or covered)`. `at` says
+    /// where the channel's history is, for a resync after the bus reconnects.
     pub fn join(
         &self,
         subject: &str,
         conn: Arc<Outbound>,
         history: Vec<Bytes>,
         covered: u64,
+        at: Joined<'_>,
         ack: impl FnOnce(u64) -> Bytes,
     ) {
         let shard = self.shard(subject);
@@ -178,6 +209,9 @@ impl Hub {
             }
         }
         conn.push(ack(top));
+        entry
+            .tracker
+            .joined(at.channel, at.policy, at.epoch, top, subs.is_empty());
         subs.push(conn);
     }
 
@@ -228,22 +262,117 @@ impl Hub {
     }
 }
 
-async fn forward(
-    mut stream: crate::bus::BusSubscription,
+/// Where a joining subscriber's channel keeps its history.
+pub struct Joined<'a> {
+    pub channel: &'a str,
+    pub policy: crate::history::Policy,
+    pub epoch: &'a str,
+}
+
+/// Who a forwarder queues frames on.
+struct Fanout {
     subscribers: Subscribers,
     joining: Joining,
-) {
-    while let Some(payload) = stream.next().await {
-        let frame = wsframe::text(&payload);
-        let subs = subscribers.read().expect("subscribers poisoned");
+}
+
+impl Fanout {
+    fn push(&self, frame: &Bytes) {
+        let subs = self.subscribers.read().expect("subscribers poisoned");
         for conn in subs.iter() {
             conn.push(frame.clone());
         }
         crate::metrics::METRICS.delivered.inc_by(subs.len() as u64);
-        let mut held = joining.lock().expect("joining poisoned");
+        let mut held = self.joining.lock().expect("joining poisoned");
         for (_, frames) in held.iter_mut() {
             frames.push(frame.clone());
         }
+    }
+}
+
+/// What a forwarder needs to catch up after the bus reconnects.
+struct Resync {
+    history: Arc<dyn History>,
+    subject: String,
+    tracker: Arc<Tracker>,
+    settings: resync::Settings,
+    reconnects: Option<crate::bus::Reconnects>,
+    /// The bus connections counted when this forwarder last knew itself up to date.
+    seen: u64,
+}
+
+impl Resync {
+    /// Whether the bus made a new connection since [`Resync::seen`]: an atomic load.
+    fn reconnected(&mut self) -> bool {
+        match &self.reconnects {
+            Some(r) => {
+                let now = r.count();
+                std::mem::replace(&mut self.seen, now) != now
+            }
+            None => false,
+        }
+    }
+
+    async fn changed(&mut self) {
+        match self.reconnects.as_mut() {
+            Some(r) => r.changed().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Passes on what the channel missed; returns the offset up to which live messages are
+    /// among what it passed on.
+    async fn catch_up(&self, fanout: &Fanout) -> u64 {
+        let catchup = resync::catch_up(
+            self.history.as_ref(),
+            &self.subject,
+            &self.tracker,
+            &self.settings,
+        )
+        .await;
+        for frame in &catchup.frames {
+            if let Some(offset) = offset_of(frame) {
+                self.tracker.delivered(offset);
+            }
+            fanout.push(frame);
+        }
+        catchup.skip_upto
+    }
+}
+
+async fn forward(mut stream: crate::bus::BusSubscription, fanout: Fanout, mut resync: Resync) {
+    // After a resync: live messages up to this offset were passed on by it.
+    let mut skip_upto = 0;
+    loop {
+        // Messages first: while they flow, the reconnect watch is not even polled.
+        let payload = tokio::select! {
+            biased;
+            payload = stream.next() => match payload {
+                Some(payload) => payload,
+                None => break,
+            },
+            _ = resync.changed() => {
+                if resync.reconnected() {
+                    skip_upto = resync.catch_up(&fanout).await;
+                }
+                continue;
+            }
+        };
+        // Before passing on a message that may have come over a new connection, what the old
+        // one missed (live messages wait in the bus subscription meanwhile).
+        if resync.reconnected() {
+            skip_upto = resync.catch_up(&fanout).await;
+        }
+        if let Some(offset) = offset_of(&payload) {
+            if skip_upto > 0 {
+                // Offsets of a channel with history arrive in order: once past, done skipping.
+                if offset <= skip_upto {
+                    continue;
+                }
+                skip_upto = 0;
+            }
+            resync.tracker.delivered(offset);
+        }
+        fanout.push(&wsframe::text(&payload));
     }
 }
 
@@ -317,7 +446,12 @@ mod tests {
             crate::wsframe::text(&message(3)),
             crate::wsframe::text(&message(5)),
         ];
-        hub.join("s.y", conn.clone(), history, 5, |top| {
+        let at = Joined {
+            channel: "y",
+            policy: crate::Limits::default().history_policy(),
+            epoch: "e",
+        };
+        hub.join("s.y", conn.clone(), history, 5, at, |top| {
             crate::wsframe::text(format!("ack {top}").as_bytes())
         });
         bus.publish("s.y", message(7)).await.unwrap();

@@ -10,6 +10,7 @@
 //! - [`registry`]: the cache of apps, filled from the control-plane's [`directory`].
 //! - [`auth`]: API keys and JWT verification (`auth::jwt`), the [`auth::Identity`] of a caller.
 //! - [`hub`]: local subscriptions, one bus subscription per live subject, the fan-out.
+//! - [`resync`]: catching a channel's subscribers up from history after the bus reconnects.
 //! - [`outbound`]: a connection's bounded outbound queue and slow-consumer policy.
 //! - [`connection`]: the per-connection task speaking protocol v1.
 //! - [`connections`]: every open connection, for heartbeats, timeouts and shutdown.
@@ -64,6 +65,7 @@ pub mod recordings_api;
 pub mod redact;
 pub mod registry;
 pub mod rest;
+pub mod resync;
 pub mod rpc;
 pub mod server;
 pub mod socket;

@@ -24,6 +24,14 @@ pub struct Metrics {
     pub delivered: IntCounter,
     /// Bus subjects this gateway listens to for its local subscribers.
     pub subjects: IntGauge,
+    /// Channels caught up from history after the bus reconnected (`crate::resync`).
+    pub resyncs: IntCounter,
+    /// Messages a resync found missed and passed on.
+    pub resynced_messages: IntCounter,
+    /// `gap` frames: a channel's subscribers were told they may have missed messages.
+    pub resync_gaps: IntCounter,
+    /// Channels whose offsets and history this process keeps in memory (set when scraped).
+    pub history_channels: IntGauge,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -74,6 +82,26 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &registry,
             "waas_bus_subjects",
             "Bus subjects this gateway listens to for its local subscribers",
+        ),
+        resyncs: counter(
+            &registry,
+            "waas_resyncs_total",
+            "Channels caught up from history after the bus reconnected",
+        ),
+        resynced_messages: counter(
+            &registry,
+            "waas_resynced_messages_total",
+            "Messages missed during a bus outage and passed on by a resync",
+        ),
+        resync_gaps: counter(
+            &registry,
+            "waas_resync_gaps_total",
+            "gap frames: subscribers of a channel told they may have missed messages after a bus outage",
+        ),
+        history_channels: gauge(
+            &registry,
+            "waas_history_channels",
+            "Channels whose offsets and history this process keeps in memory",
         ),
         registry,
     }

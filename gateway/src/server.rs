@@ -107,6 +107,9 @@ async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
 async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
     let metrics = &crate::metrics::METRICS;
     metrics.subjects.set(gw.hub.subject_count() as i64);
+    metrics
+        .history_channels
+        .set(gw.publisher.history().channel_count() as i64);
     metrics.response()
 }
 
@@ -272,6 +275,7 @@ pub async fn serve(
         .await
         .map_err(|e| std::io::Error::other(format!("cannot follow app changes: {e}")))?;
     let sweeper = tokio::spawn(sweeper(Arc::clone(&gw)));
+    let history_sweeper = tokio::spawn(crate::gateway::sweep_history(Arc::clone(&gw)));
     gw.presence.set_sink(gw.reporter.clone());
     let presence = crate::presence::start(&gw)
         .await
@@ -301,6 +305,7 @@ pub async fn serve(
     crate::presence::farewell(&gw).await;
     gw.reporter.drain(Duration::from_secs(1)).await;
     sweeper.abort();
+    history_sweeper.abort();
     changes.abort();
     presence.abort();
     reporter.abort();

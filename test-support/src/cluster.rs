@@ -101,12 +101,19 @@ impl Cluster {
 
     /// Starts a gateway with `extra` flags (limits, say); returns its index.
     pub fn add_gateway_with(&mut self, extra: &[&str]) -> usize {
+        let nats = self.nats_url.clone();
+        self.add_gateway_via(&nats, extra)
+    }
+
+    /// Starts a gateway that reaches the cluster's NATS at `nats_url` (through a
+    /// [`TcpProxy`](crate::proxy::TcpProxy), say); returns its index.
+    pub fn add_gateway_via(&mut self, nats_url: &str, extra: &[&str]) -> usize {
         let mut args = vec![
             "gateway",
             "--listen",
             "127.0.0.1:0",
             "--nats",
-            &self.nats_url,
+            nats_url,
             "--subject-prefix",
             &self.prefix,
         ];

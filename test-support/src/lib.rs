@@ -13,12 +13,14 @@
 //! - [`pg`]: a PostgreSQL schema per test.
 //! - [`nats`]: the shared NATS URL, per-test subject prefixes, and a private `nats-server` that
 //!   tests may stop and restart.
+//! - [`proxy`]: a TCP proxy a test can cut, to take one gateway off NATS.
 
 pub mod cluster;
 pub mod flood;
 pub mod jetstream;
 pub mod nats;
 pub mod pg;
+pub mod proxy;
 pub mod raw;
 pub mod receiver;
 pub mod server;

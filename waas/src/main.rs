@@ -216,6 +216,12 @@ struct LimitArgs {
     http_keepalive_timeout_ms: Option<u64>,
     #[arg(long, env = "WAAS_MAX_CONNECTIONS_PER_ADDRESS")]
     max_connections_per_address: Option<usize>,
+    #[arg(long, env = "WAAS_RESYNC_TIMEOUT_MS")]
+    resync_timeout_ms: Option<u64>,
+    #[arg(long, env = "WAAS_RESYNC_CONCURRENCY")]
+    resync_concurrency: Option<usize>,
+    #[arg(long, env = "WAAS_HISTORY_SWEEP_MS")]
+    history_sweep_ms: Option<u64>,
 }
 
 /// NATS credentials and TLS (`[nats_auth]`, `[nats_tls]`). Secrets are best given as files or
@@ -361,6 +367,13 @@ impl LimitArgs {
             history_size,
             history_ttl_secs,
             history_page_limit
+        );
+        overlay!(
+            limits,
+            self,
+            resync_timeout_ms,
+            resync_concurrency,
+            history_sweep_ms
         );
         overlay!(
             limits,

@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::Stream;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +49,39 @@ pub fn check_subject(subject: &str, allow_wildcards: bool) -> Result<(), BusErro
         Err(BusError::InvalidSubject(subject.to_owned()))
     } else {
         Ok(())
+    }
+}
+
+/// A bus's connections, as [`Bus::reconnects`] reports them.
+#[derive(Clone)]
+pub struct Reconnects {
+    count: Arc<dyn Fn() -> u64 + Send + Sync>,
+    changed: tokio::sync::watch::Receiver<u64>,
+}
+
+impl Reconnects {
+    /// `count` gives the connections made so far; `changed` changes soon after each one.
+    pub fn new(
+        count: Arc<dyn Fn() -> u64 + Send + Sync>,
+        changed: tokio::sync::watch::Receiver<u64>,
+    ) -> Self {
+        Reconnects { count, changed }
+    }
+
+    /// Connections made so far, the first included. Counted before the client takes anything
+    /// from a new connection: a subscriber that reads it after receiving a message sees the
+    /// connection that message came over (or a later one). An atomic load: cheap enough to read
+    /// for every message.
+    pub fn count(&self) -> u64 {
+        (self.count)()
+    }
+
+    /// Returns soon after a new connection is made (possibly after the messages it brings);
+    /// never, once the bus is gone. For subscribers with no message to notice it by.
+    pub async fn changed(&mut self) {
+        if self.changed.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }
 
@@ -118,4 +152,11 @@ pub trait Bus: Send + Sync + 'static {
     }
     /// Whether the bus can take publishes now (drives `/readyz`).
     fn is_ready(&self) -> bool;
+
+    /// How a subscriber learns that the bus lost its connection and came back, to look for
+    /// what was published while it was cut off (the hub resyncs its channels from history,
+    /// `crate::resync`). `None` for a bus that cannot lose its connection (memory).
+    fn reconnects(&self) -> Option<Reconnects> {
+        None
+    }
 }

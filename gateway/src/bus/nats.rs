@@ -67,6 +67,8 @@ impl Default for NatsOptions {
 pub struct NatsBus {
     client: Client,
     confirm_timeout: Duration,
+    /// Changes on each `Connected` event ([`Bus::reconnects`]).
+    connected: tokio::sync::watch::Receiver<u64>,
 }
 
 // Compile-time check that the NATS bus fits the seam the gateway uses.
@@ -85,13 +87,18 @@ impl NatsBus {
         let shown = redact::url(urls);
         let (addrs, from_urls) = nats_auth::parse_urls(urls)?;
         let name = options.name.clone();
+        let (connected_tx, connected) = tokio::sync::watch::channel(0);
+        let connected_events = ConnectedEvents(Arc::new(connected_tx));
         let connect = ConnectOptions::new()
             .name(&options.name)
             .max_reconnects(None)
             .connection_timeout(options.connect_timeout)
             .ping_interval(options.ping_interval)
             .subscription_capacity(options.subscription_capacity.max(1))
-            .event_callback(move |event| log_event(name.clone(), event));
+            .event_callback(move |event| {
+                connected_events.note(&event);
+                log_event(name.clone(), event)
+            });
         let client = nats_auth::apply(connect, from_urls, &options.auth, &options.tls)
             .await?
             .connect(addrs)
@@ -108,6 +115,7 @@ impl NatsBus {
         Ok(NatsBus {
             client,
             confirm_timeout: options.confirm_timeout,
+            connected,
         })
     }
 
@@ -146,6 +154,19 @@ impl NatsBus {
             Err(e) => Err(BusError::Unavailable(format!(
                 "NATS did not confirm the subscription: {e}"
             ))),
+        }
+    }
+}
+
+/// Wakes [`Reconnects`](super::Reconnects) watchers on each `Connected` event; the count itself
+/// is the client's own (`Statistics::connects`), which is exact where the event is late.
+#[derive(Clone)]
+struct ConnectedEvents(Arc<tokio::sync::watch::Sender<u64>>);
+
+impl ConnectedEvents {
+    fn note(&self, event: &Event) {
+        if matches!(event, Event::Connected) {
+            self.0.send_modify(|n| *n += 1);
         }
     }
 }
@@ -307,6 +328,15 @@ impl Bus for NatsBus {
 
     fn is_ready(&self) -> bool {
         self.client.connection_state() == State::Connected
+    }
+
+    fn reconnects(&self) -> Option<super::Reconnects> {
+        let stats = self.client.statistics();
+        let count = move || stats.connects.load(std::sync::atomic::Ordering::Acquire);
+        Some(super::Reconnects::new(
+            Arc::new(count),
+            self.connected.clone(),
+        ))
     }
 }
 

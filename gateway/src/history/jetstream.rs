@@ -496,8 +496,11 @@ impl History for JetStreamHistory {
         Ok(recovery)
     }
 
+    /// Also pins the channel's log in the gateway's memory history (apps without history), so
+    /// that its epoch stays what this gateway's subscribers were told.
     async fn subscribe(&self, subject: &str) -> Result<BusSubscription, BusError> {
         self.nats.check_connected()?;
+        let pin = self.local.pin(subject);
         let subscriber = self
             .nats
             .client()
@@ -505,7 +508,8 @@ impl History for JetStreamHistory {
             .await
             .map_err(|e| BusError::Unavailable(format!("NATS subscribe failed: {e}")))?;
         self.nats.confirm().await?;
-        Ok(Box::pin(subscriber.map(|message| {
+        Ok(Box::pin(subscriber.map(move |message| {
+            let _ = &pin;
             // Republished by the stream: complete the frame with its sequence. Messages of apps
             // without history arrive complete.
             let seq = message
@@ -609,6 +613,14 @@ impl History for JetStreamHistory {
             }
             Err(e) => tracing::debug!(durable, error = %e, "no recording stream to untap"),
         }
+    }
+
+    fn sweep(&self) -> usize {
+        self.local.sweep()
+    }
+
+    fn channel_count(&self) -> usize {
+        self.local.channel_count()
     }
 
     fn bus(&self) -> &Arc<dyn Bus> {

@@ -3,17 +3,26 @@
 //! Each channel has a log: its epoch (random, drawn when the log is created, so a restarted
 //! process never reuses one), its last offset, and up to `policy.size` recent messages no older
 //! than `policy.ttl`. Offsets are contiguous here (1, 2, 3, ...), which clients must not rely on.
-//! Logs live as long as the process: like the offset counters they replace, one per channel
-//! ever published to.
+//!
+//! A log is freed as soon as nothing needs it: no live subscription of this process to its
+//! channel ([`History::subscribe`] pins it until the subscription is dropped), nobody using it
+//! at the moment, and no message still kept — at once for channels that keep no history, and
+//! on a [`History::sweep`] after their last message expired for the others. The channel's next
+//! use starts a new log with a new epoch, so a client recovering across that gets
+//! `recovered: false`; and its offsets start above every offset a freed log of this process
+//! reached, so that they keep increasing for anyone comparing them (subscribers of other
+//! gateways receive a cluster's channels without history live, numbered by this one).
 
 use super::{Head, History, HistoryError, Page, Policy, Query, Recovery};
 use crate::bus::{Bus, BusError, BusSubscription};
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use waas_protocol::history::Since;
 
 const SHARDS: usize = 64;
@@ -25,19 +34,27 @@ struct Log {
     /// Highest offset dropped from `messages` (by count, age or a policy keeping none).
     evicted: u64,
     messages: VecDeque<(u64, Instant, Bytes)>,
+    /// The policy of the last use: what a sweep trims by.
+    policy: Policy,
 }
 
 impl Log {
-    fn new() -> Self {
+    fn new(floor: u64) -> Self {
         Log {
             epoch: format!("{:016x}", rand::random::<u64>()),
-            last: 0,
-            evicted: 0,
+            last: floor,
+            evicted: floor,
             messages: VecDeque::new(),
+            policy: Policy {
+                size: 0,
+                ttl: Duration::ZERO,
+                namespaced: false,
+            },
         }
     }
 
     fn trim(&mut self, policy: Policy, now: Instant) {
+        self.policy = policy;
         let size = if policy.enabled() { policy.size } else { 0 };
         while self.messages.len() > size
             || self
@@ -59,10 +76,100 @@ impl Log {
 /// in the order they were given, even when REST and sockets publish to one channel at once.
 type Shared = Arc<tokio::sync::Mutex<Log>>;
 
+/// A channel's log and how many live subscriptions of this process keep it.
+struct Slot {
+    log: Shared,
+    pins: usize,
+}
+
+/// Every channel's log, shared with the pins of live subscriptions.
+struct Logs {
+    shards: Box<[Mutex<HashMap<String, Slot>>]>,
+    hasher: RandomState,
+    /// The highest offset a freed log reached, where new logs start.
+    floor: AtomicU64,
+}
+
+impl Logs {
+    fn shard(&self, subject: &str) -> &Mutex<HashMap<String, Slot>> {
+        &self.shards[self.hasher.hash_one(subject) as usize % SHARDS]
+    }
+
+    /// The channel's log, made if it has none; `pin` counts a live subscription.
+    fn log(&self, subject: &str, pin: bool) -> Shared {
+        let mut map = self.shard(subject).lock().expect("history poisoned");
+        let slot = map.entry(subject.to_owned()).or_insert_with(|| {
+            let floor = self.floor.load(Ordering::Relaxed);
+            Slot {
+                log: Arc::new(tokio::sync::Mutex::new(Log::new(floor))),
+                pins: 0,
+            }
+        });
+        slot.pins += usize::from(pin);
+        Arc::clone(&slot.log)
+    }
+
+    /// Frees `subject`'s log if nothing needs it any more; `unpin` first drops a subscription's
+    /// pin.
+    fn release(&self, subject: &str, unpin: bool) {
+        let mut map = self.shard(subject).lock().expect("history poisoned");
+        let Some(slot) = map.get_mut(subject) else {
+            return;
+        };
+        if unpin {
+            slot.pins = slot.pins.saturating_sub(1);
+        }
+        if self.idle(slot, Instant::now()) {
+            map.remove(subject);
+        }
+    }
+
+    /// Whether a log can go: no pin, nobody using it now, nothing kept. Called under its
+    /// shard's lock, which every new user of the log takes first (so the count of `Arc`s cannot
+    /// grow meanwhile).
+    fn idle(&self, slot: &Slot, now: Instant) -> bool {
+        if slot.pins > 0 || Arc::strong_count(&slot.log) > 1 {
+            return false;
+        }
+        let Ok(mut log) = slot.log.try_lock() else {
+            return false;
+        };
+        let policy = log.policy;
+        log.trim(policy, now);
+        if !log.messages.is_empty() {
+            return false;
+        }
+        self.floor.fetch_max(log.last, Ordering::Relaxed);
+        true
+    }
+
+    fn sweep(&self) -> usize {
+        let now = Instant::now();
+        let mut kept = 0;
+        for shard in self.shards.iter() {
+            let mut map = shard.lock().expect("history poisoned");
+            map.retain(|_, slot| !self.idle(slot, now));
+            kept += map.len();
+        }
+        kept
+    }
+}
+
+/// Holds a live subscription's pin on its channel's log; dropping it releases the log.
+struct Pin {
+    logs: Arc<Logs>,
+    subject: String,
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        self.logs.release(&self.subject, true);
+    }
+}
+
 pub struct MemoryHistory {
     bus: Arc<dyn Bus>,
-    shards: Box<[Mutex<HashMap<String, Shared>>]>,
-    hasher: RandomState,
+    logs: Arc<Logs>,
 }
 
 // Compile-time check that the memory history fits the seam.
@@ -72,20 +179,26 @@ impl MemoryHistory {
     pub fn new(bus: Arc<dyn Bus>) -> Self {
         MemoryHistory {
             bus,
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            hasher: RandomState::new(),
+            logs: Arc::new(Logs {
+                shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+                hasher: RandomState::new(),
+                floor: AtomicU64::new(0),
+            }),
         }
     }
 
     fn log(&self, subject: &str) -> Shared {
-        let shard = &self.shards[self.hasher.hash_one(subject) as usize % SHARDS];
-        let mut map = shard.lock().expect("history poisoned");
-        if let Some(log) = map.get(subject) {
-            return Arc::clone(log);
+        self.logs.log(subject, false)
+    }
+
+    /// Keeps `subject`'s log (its epoch and offsets) until the returned guard is dropped: for a
+    /// live subscription that does not go through [`History::subscribe`] of this history.
+    pub fn pin(&self, subject: &str) -> impl Drop + Send + Sync + 'static {
+        drop(self.logs.log(subject, true));
+        Pin {
+            logs: Arc::clone(&self.logs),
+            subject: subject.to_owned(),
         }
-        let log = Arc::new(tokio::sync::Mutex::new(Log::new()));
-        map.insert(subject.to_owned(), Arc::clone(&log));
-        log
     }
 }
 
@@ -97,15 +210,21 @@ impl History for MemoryHistory {
         subject: &str,
         head: &Head,
     ) -> Result<u64, HistoryError> {
-        let log = self.log(subject);
-        let mut log = log.lock().await;
-        let offset = log.last + 1;
-        let frame = head.with_offset(offset);
-        self.bus.publish(subject, frame.clone()).await?;
-        log.last = offset;
-        log.messages.push_back((offset, Instant::now(), frame));
-        log.trim(policy, Instant::now());
-        Ok(offset)
+        let shared = self.log(subject);
+        let result = async {
+            let mut log = shared.lock().await;
+            let offset = log.last + 1;
+            let frame = head.with_offset(offset);
+            self.bus.publish(subject, frame.clone()).await?;
+            log.last = offset;
+            log.messages.push_back((offset, Instant::now(), frame));
+            log.trim(policy, Instant::now());
+            Ok(offset)
+        }
+        .await;
+        drop(shared);
+        self.logs.release(subject, false);
+        result
     }
 
     async fn read(
@@ -114,32 +233,37 @@ impl History for MemoryHistory {
         subject: &str,
         query: Query,
     ) -> Result<Page, HistoryError> {
-        let log = self.log(subject);
-        let mut log = log.lock().await;
-        log.trim(policy, Instant::now());
-        let messages = if query.reverse {
-            let before = query.since.unwrap_or(u64::MAX);
-            log.messages
-                .iter()
-                .rev()
-                .filter(|(o, _, _)| *o < before)
-                .take(query.limit)
-                .map(|(_, _, m)| m.clone())
-                .collect()
-        } else {
-            let after = query.since.unwrap_or(0);
-            log.messages
-                .iter()
-                .filter(|(o, _, _)| *o > after)
-                .take(query.limit)
-                .map(|(_, _, m)| m.clone())
-                .collect()
+        let shared = self.log(subject);
+        let page = {
+            let mut log = shared.lock().await;
+            log.trim(policy, Instant::now());
+            let messages = if query.reverse {
+                let before = query.since.unwrap_or(u64::MAX);
+                log.messages
+                    .iter()
+                    .rev()
+                    .filter(|(o, _, _)| *o < before)
+                    .take(query.limit)
+                    .map(|(_, _, m)| m.clone())
+                    .collect()
+            } else {
+                let after = query.since.unwrap_or(0);
+                log.messages
+                    .iter()
+                    .filter(|(o, _, _)| *o > after)
+                    .take(query.limit)
+                    .map(|(_, _, m)| m.clone())
+                    .collect()
+            };
+            Page {
+                epoch: log.epoch.clone(),
+                offset: log.last,
+                messages,
+            }
         };
-        Ok(Page {
-            epoch: log.epoch.clone(),
-            offset: log.last,
-            messages,
-        })
+        drop(shared);
+        self.logs.release(subject, false);
+        Ok(page)
     }
 
     async fn recover(
@@ -148,32 +272,57 @@ impl History for MemoryHistory {
         subject: &str,
         since: Option<&Since>,
     ) -> Result<Recovery, HistoryError> {
-        let log = self.log(subject);
-        let mut log = log.lock().await;
-        log.trim(policy, Instant::now());
-        let mut recovery = Recovery {
-            epoch: log.epoch.clone(),
-            offset: log.last,
-            messages: Vec::new(),
-            recovered: None,
-        };
-        if let Some(since) = since {
-            let same = since.epoch == log.epoch && since.offset <= log.last;
-            if same {
-                recovery.messages = log
-                    .messages
-                    .iter()
-                    .filter(|(o, _, _)| *o > since.offset)
-                    .map(|(_, _, m)| m.clone())
-                    .collect();
+        let shared = self.log(subject);
+        let recovery = {
+            let mut log = shared.lock().await;
+            log.trim(policy, Instant::now());
+            let mut recovery = Recovery {
+                epoch: log.epoch.clone(),
+                offset: log.last,
+                messages: Vec::new(),
+                recovered: None,
+            };
+            if let Some(since) = since {
+                let same = since.epoch == log.epoch && since.offset <= log.last;
+                if same {
+                    recovery.messages = log
+                        .messages
+                        .iter()
+                        .filter(|(o, _, _)| *o > since.offset)
+                        .map(|(_, _, m)| m.clone())
+                        .collect();
+                }
+                recovery.recovered = Some(same && since.offset >= log.evicted);
             }
-            recovery.recovered = Some(same && since.offset >= log.evicted);
-        }
+            recovery
+        };
+        drop(shared);
+        self.logs.release(subject, false);
         Ok(recovery)
     }
 
+    /// Pins the channel's log for as long as the subscription lives, so that its epoch and
+    /// offsets stay what the subscriber was told.
     async fn subscribe(&self, subject: &str) -> Result<BusSubscription, BusError> {
-        self.bus.subscribe(subject).await
+        let pin = self.pin(subject);
+        // On error the pin is dropped here, which releases the log.
+        let stream = self.bus.subscribe(subject).await?;
+        Ok(Box::pin(stream.map(move |frame| {
+            let _ = &pin;
+            frame
+        })))
+    }
+
+    fn sweep(&self) -> usize {
+        self.logs.sweep()
+    }
+
+    fn channel_count(&self) -> usize {
+        self.logs
+            .shards
+            .iter()
+            .map(|s| s.lock().expect("history poisoned").len())
+            .sum()
     }
 
     fn bus(&self) -> &Arc<dyn Bus> {
@@ -272,6 +421,8 @@ mod tests {
         assert_eq!(r.recovered, Some(false));
     }
 
+    /// (While someone else on the server keeps the channel: without one, the channel is
+    /// forgotten and comes back with another epoch.)
     #[tokio::test]
     async fn without_history_only_an_up_to_date_client_recovers() {
         let off = Policy {
@@ -280,6 +431,7 @@ mod tests {
             namespaced: false,
         };
         let h = MemoryHistory::new(Arc::new(MemoryBus::new(16)));
+        let _other_subscriber = h.subscribe("s.c").await.unwrap();
         h.publish(off, "s.c", &head(1)).await.unwrap();
         let epoch = h.recover(off, "s.c", None).await.unwrap().epoch;
         let r = h
@@ -325,5 +477,59 @@ mod tests {
             )
             .await;
         assert!(page.unwrap().messages.is_empty());
+    }
+
+    /// The state of a channel goes once nothing needs it: at once without history, on a sweep
+    /// once its messages expired, and never while a live subscription pins it.
+    #[tokio::test]
+    async fn logs_are_freed_when_nothing_needs_them() {
+        let bus = Arc::new(MemoryBus::new(16));
+        let h = MemoryHistory::new(bus.clone());
+        let none = Policy { size: 0, ..KEEP };
+        for i in 0..100 {
+            h.publish(none, &format!("s.n{i}"), &head(1)).await.unwrap();
+            h.recover(none, &format!("s.r{i}"), None).await.unwrap();
+        }
+        assert_eq!(h.channel_count(), 0, "nothing kept, nothing remembered");
+
+        let short = Policy {
+            size: 10,
+            ttl: Duration::from_millis(20),
+            namespaced: false,
+        };
+        for i in 0..100 {
+            h.publish(short, &format!("s.k{i}"), &head(1))
+                .await
+                .unwrap();
+        }
+        let live = h.subscribe("s.k0").await.unwrap();
+        assert_eq!(h.channel_count(), 100);
+        // Bounded: the messages must age past their ttl, which a sweep then sees.
+        for _ in 0..500 {
+            if h.sweep() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(h.channel_count(), 1, "the subscribed channel stays");
+        let epoch = h.recover(short, "s.k0", None).await.unwrap().epoch;
+        assert_eq!(h.sweep(), 1);
+        drop(live);
+        assert_eq!(h.channel_count(), 0, "unpinned and expired: freed");
+        let again = h.recover(short, "s.k0", None).await.unwrap();
+        assert_ne!(again.epoch, epoch, "a freed channel starts a new epoch");
+        assert_eq!(h.channel_count(), 0);
+    }
+
+    /// Offsets keep increasing across frees: subscribers of other gateways compare them.
+    #[tokio::test]
+    async fn offsets_keep_increasing_across_frees() {
+        let none = Policy { size: 0, ..KEEP };
+        let h = MemoryHistory::new(Arc::new(MemoryBus::new(16)));
+        assert_eq!(h.publish(none, "s.c", &head(1)).await.unwrap(), 1);
+        assert_eq!(h.publish(none, "s.c", &head(2)).await.unwrap(), 2);
+        assert_eq!(h.channel_count(), 0);
+        assert_eq!(h.publish(none, "s.d", &head(1)).await.unwrap(), 3);
+        assert_eq!(h.publish(KEEP, "s.e", &head(1)).await.unwrap(), 4);
     }
 }

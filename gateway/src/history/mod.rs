@@ -187,6 +187,18 @@ pub trait History: Send + Sync + 'static {
         let _ = (policy, app_subject, durable);
     }
 
+    /// Frees the state of channels that no longer need any in this process (no live
+    /// subscription here, every kept message expired); returns how many channels it still keeps
+    /// state for. Called every `history_sweep_ms` by the gateway.
+    fn sweep(&self) -> usize {
+        0
+    }
+
+    /// Channels this history keeps state for in this process (offsets, epochs, messages).
+    fn channel_count(&self) -> usize {
+        0
+    }
+
     /// The bus under this history, for everything that is not a channel message.
     fn bus(&self) -> &Arc<dyn Bus>;
 }

@@ -24,7 +24,9 @@ export interface ClientEvents {
   /**
    * After a reconnect, the messages `channel` missed could not all be recovered (history no
    * longer holds them, or the epoch changed): the subscription goes on with a gap. Messages that
-   * were recovered are delivered in order before new ones, none twice.
+   * were recovered are delivered in order before new ones, none twice. Also emitted when the
+   * server sends a `gap` frame: its own link to the bus was down and history could not cover
+   * what `channel` missed meanwhile (docs/protocol.md#gap).
    */
   unrecovered: { channel: string };
   /** Members of presence channels this client is subscribed to. */

@@ -261,6 +261,24 @@ export class Session {
     this.pending.set(id, { kind: "serve", service });
   }
 
+  /**
+   * The server lost messages of a channel it could not recover (its bus was down): reported
+   * like `recovered: false`, and the position moves to where the server goes on from, so later
+   * messages (of a new epoch, maybe) are not taken for duplicates.
+   */
+  private onGap(f: Frame): void {
+    const channel = f.channel as string;
+    const state = this.channels.get(channel);
+    if (!state || typeof f.epoch !== "string") return;
+    const offset = typeof f.offset === "number" ? f.offset : 0;
+    if (state.position && state.position.epoch === f.epoch) {
+      state.position.offset = Math.max(state.position.offset, offset);
+    } else {
+      state.position = { offset, epoch: f.epoch };
+    }
+    this.notices.push({ type: "unrecovered", channel });
+  }
+
   onFrame(f: Frame): void {
     switch (f.op) {
       case "message":
@@ -280,6 +298,8 @@ export class Session {
         if (f.id !== undefined) this.onAnswer(f.id, f, undefined);
         return;
       }
+      case "gap":
+        return this.onGap(f);
       case "pong":
         if (f.id !== undefined) this.onAnswer(f.id, f, undefined);
         return;

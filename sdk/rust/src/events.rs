@@ -36,7 +36,9 @@ pub enum ConnectionEvent {
     /// After a reconnect, the messages `channel` missed while disconnected could not all be
     /// recovered (the server's history no longer holds them, or the channel's epoch changed):
     /// its streams go on, with a gap. Fetch what matters from your own backend. Messages that
-    /// were recovered are delivered in order before new ones, and none twice.
+    /// were recovered are delivered in order before new ones, and none twice. Also sent when
+    /// the server reports a `gap`: its own link to the bus was down and history could not
+    /// cover what `channel` missed meanwhile (`docs/protocol.md#gap`).
     Unrecovered { channel: String },
     /// The client is finished: `None` after `close()` or when every handle was dropped, otherwise
     /// why it stopped (a close code that forbids reconnecting, reconnects given up).

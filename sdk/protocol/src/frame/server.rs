@@ -59,6 +59,16 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         replayed: bool,
     },
+    /// Messages of a channel this connection is subscribed to may have been lost: the server
+    /// lost its bus connection and could not recover them from history. The subscription goes
+    /// on; every message after this frame has an offset greater than `offset` in `epoch` (when
+    /// `epoch` changed, `offset` is 0). SDKs report it like `recovered: false`.
+    /// (`epoch` last: a frame ending in `"offset":N}` is a message to the hub.)
+    Gap {
+        channel: String,
+        offset: u64,
+        epoch: String,
+    },
     /// Every member of a presence channel: answers `presence`, and comes right after the `ack`
     /// of a `subscribe` to a presence channel (with that request's `id`).
     Members {
@@ -195,6 +205,11 @@ impl ServerFrame {
                 offset: raw.offset.unwrap_or(0),
                 ts: raw.ts.unwrap_or(0),
                 replayed: raw.replayed.unwrap_or(false),
+            },
+            "gap" => ServerFrame::Gap {
+                channel: raw.channel.clone().ok_or_else(|| missing("channel"))?,
+                offset: raw.offset.unwrap_or(0),
+                epoch: raw.epoch.clone().ok_or_else(|| missing("epoch"))?,
             },
             "members" => ServerFrame::Members {
                 id: raw.id,

@@ -191,3 +191,24 @@ fn client_frames_roundtrip_through_parse() {
         ClientFrame::Subscribe { id: 9, .. }
     ));
 }
+
+/// `gap` round-trips, and ends with its epoch: a frame ending in `"offset":N}` is a message to
+/// the gateway's hub.
+#[test]
+fn gap_frames_roundtrip_and_do_not_end_with_an_offset() {
+    let gap = ServerFrame::Gap {
+        channel: "c".into(),
+        offset: 41,
+        epoch: "e1".into(),
+    };
+    let json = serde_json::to_string(&gap).unwrap();
+    assert_eq!(
+        json,
+        r#"{"op":"gap","channel":"c","offset":41,"epoch":"e1"}"#
+    );
+    assert!(matches!(
+        ServerFrame::parse(&json).unwrap(),
+        ServerFrame::Gap { offset: 41, ref epoch, .. } if epoch == "e1"
+    ));
+    assert!(ServerFrame::parse(r#"{"op":"gap","channel":"c","offset":1}"#).is_err());
+}

@@ -157,6 +157,24 @@ impl Session {
         }
     }
 
+    /// The server lost messages of `channel` it could not recover (its bus was down): the
+    /// application is told as for `recovered: false`, and the position moves to where the
+    /// server goes on from, so that later messages (of a new epoch, maybe) are not taken for
+    /// duplicates.
+    pub(super) fn on_gap(&mut self, channel: String, offset: u64, epoch: String) {
+        let Some(state) = self.channels.get_mut(&channel) else {
+            return;
+        };
+        state.position = match state.position.take() {
+            Some(p) if p.epoch == epoch => Some(Since {
+                offset: p.offset.max(offset),
+                epoch,
+            }),
+            _ => Some(Since { offset, epoch }),
+        };
+        self.notices.push(Notice::Unrecovered { channel });
+    }
+
     pub(super) fn deliver(
         &mut self,
         channel: String,

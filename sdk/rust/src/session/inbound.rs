@@ -86,6 +86,11 @@ impl Session {
             frame @ (ServerFrame::Keys { .. } | ServerFrame::RoomKeys { .. }) => {
                 self.on_key_frame(frame)
             }
+            ServerFrame::Gap {
+                channel,
+                offset,
+                epoch,
+            } => self.on_gap(channel, offset, epoch),
             ServerFrame::History { id, page } => match self.pending.remove(&id) {
                 Some(Pending::History { reply }) => {
                     let _ = reply.send(Ok(page));

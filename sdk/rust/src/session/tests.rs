@@ -308,3 +308,45 @@ fn shutdown_fails_everything() {
         Err(Error::ClientClosed)
     ));
 }
+
+/// A `gap` is reported like `recovered: false`, and moves the position: with a new epoch,
+/// later messages with small offsets are new, not duplicates.
+#[test]
+fn gap_is_reported_as_unrecovered_and_resets_the_position() {
+    let mut s = session();
+    let (sub, mut rx) = subscriber(1, 8);
+    let (reply, _answer) = oneshot::channel();
+    s.subscribe("c".into(), sub, reply);
+    let id = frames(&mut s)[0]["id"].as_u64().unwrap();
+    server(
+        &mut s,
+        &format!(r#"{{"op":"ack","id":{id},"offset":40,"epoch":"e1"}}"#),
+    );
+    server(&mut s, &message("c", 41));
+    assert_eq!(rx.try_recv().unwrap().offset, 41);
+    s.take_notices();
+
+    server(
+        &mut s,
+        r#"{"op":"gap","channel":"c","offset":0,"epoch":"e2"}"#,
+    );
+    assert!(matches!(
+        s.take_notices().as_slice(),
+        [Notice::Unrecovered { channel }] if channel == "c"
+    ));
+    server(&mut s, &message("c", 3));
+    assert_eq!(
+        rx.try_recv().unwrap().offset,
+        3,
+        "new epoch: not a duplicate"
+    );
+    // Same epoch: the position only moves forward.
+    server(
+        &mut s,
+        r#"{"op":"gap","channel":"c","offset":2,"epoch":"e2"}"#,
+    );
+    server(&mut s, &message("c", 3));
+    assert!(rx.try_recv().is_err(), "3 was delivered already");
+    let pos = s.channels["c"].position.as_ref().unwrap();
+    assert_eq!((pos.offset, pos.epoch.as_str()), (3, "e2"));
+}
