@@ -213,7 +213,12 @@ impl Limits {
             ("http_header_timeout_ms", self.http_header_timeout_ms),
             ("http_keepalive_timeout_ms", self.http_keepalive_timeout_ms),
         ];
-        let positive = positive.into_iter().chain(rpc).chain(e2ee).chain(http).chain(resync);
+        let positive = positive
+            .into_iter()
+            .chain(rpc)
+            .chain(e2ee)
+            .chain(http)
+            .chain(resync);
         for (key, v) in positive {
             if v == 0 {
                 return Err(LimitError {
