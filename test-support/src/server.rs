@@ -106,7 +106,8 @@ impl ChildServer {
     /// Starts `binary <args>` (which must listen on port 0) and waits for its `listening on`
     /// line.
     pub fn spawn(binary: &str, args: &[&str]) -> ChildServer {
-        Self::spawn_inner(binary, args, &[("WAAS_LOG", "warn")], None)
+        let output = Arc::new(Mutex::new(String::new()));
+        Self::spawn_inner(binary, args, &[("WAAS_LOG", "warn")], output)
     }
 
     /// Like [`spawn`](Self::spawn), with `env` set for the process, and everything it writes
@@ -117,7 +118,7 @@ impl ChildServer {
         env: &[(&str, &str)],
     ) -> (ChildServer, Arc<Mutex<String>>) {
         let output = Arc::new(Mutex::new(String::new()));
-        let server = Self::spawn_inner(binary, args, env, Some(Arc::clone(&output)));
+        let server = Self::spawn_inner(binary, args, env, Arc::clone(&output));
         (server, output)
     }
 
@@ -125,35 +126,38 @@ impl ChildServer {
         binary: &str,
         args: &[&str],
         env: &[(&str, &str)],
-        output: Option<Arc<Mutex<String>>>,
+        // What the process wrote: shown when it exits before listening, so a test failing at
+        // start-up says why.
+        output: Arc<Mutex<String>>,
     ) -> ChildServer {
         use std::io::{BufRead, BufReader};
         let mut child = std::process::Command::new(binary)
             .args(args)
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
-            .stderr(if output.is_some() {
-                std::process::Stdio::piped()
-            } else {
-                std::process::Stdio::null()
-            })
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("spawn waas");
-        if let Some(stderr) = child.stderr.take() {
+        let mut stderr_reader = child.stderr.take().map(|stderr| {
             let output = output.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                     append(&output, &line);
                 }
-            });
-        }
+            })
+        });
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let addr = loop {
-            let line = lines
-                .next()
-                .expect("waas exited before listening")
-                .expect("read stdout");
+            let Some(line) = lines.next() else {
+                let _ = child.wait();
+                if let Some(reader) = stderr_reader.take() {
+                    let _ = reader.join();
+                }
+                let said = output.lock().map(|o| o.clone()).unwrap_or_default();
+                panic!("waas {args:?} exited before listening:\n{said}")
+            };
+            let line = line.expect("read stdout");
             append(&output, &line);
             if let Some(addr) = line.strip_prefix("listening on ") {
                 break addr.trim().parse().expect("address");
@@ -179,12 +183,10 @@ impl ChildServer {
     }
 }
 
-fn append(output: &Option<Arc<Mutex<String>>>, line: &str) {
-    if let Some(output) = output {
-        let mut output = output.lock().expect("output poisoned");
-        output.push_str(line);
-        output.push('\n');
-    }
+fn append(output: &Mutex<String>, line: &str) {
+    let mut output = output.lock().expect("output poisoned");
+    output.push_str(line);
+    output.push('\n');
 }
 
 impl Drop for ChildServer {

@@ -10,6 +10,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use waas_sdk::ConnectionEvent;
 use waas_test_support::cluster::{Cluster, TestApp};
+
+// Tests run on a multi-threaded runtime: the TcpProxy a gateway reaches NATS through is a task
+// of the test's runtime, and starting a gateway blocks the test's thread until the gateway,
+// connected to NATS through that proxy, prints `listening on`.
 use waas_test_support::nats::{shared_url, NatsServer};
 use waas_test_support::proxy::TcpProxy;
 use waas_test_support::{tokens, RawClient};
@@ -246,7 +250,7 @@ async fn ready_is(base: &str, want: u16) {
 /// The subscriber's gateway alone loses NATS while another keeps accepting publishes: every
 /// message acknowledged meanwhile is in history, and reaches the subscriber after the reconnect,
 /// in order, without duplicates and without a gap.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishes_acknowledged_while_a_gateway_was_cut_off_reach_its_subscribers() {
     let proxy = TcpProxy::start(addr_of(&shared_url())).await;
     let mut cluster = Cluster::start(WAAS, &shared_url(), 1).await;
@@ -281,7 +285,7 @@ async fn publishes_acknowledged_while_a_gateway_was_cut_off_reach_its_subscriber
 /// The scenario: NATS itself dies under a steady publish load and comes back; each
 /// gateway reconnects at its own moment, and the subscribers of the two gateways that do not
 /// take the publishes still get every acknowledged message once and in order (or a gap).
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_publishes_survive_a_nats_restart() {
     let mut nats = NatsServer::start();
     let cluster = Cluster::start(WAAS, &nats.url(), 3).await;
@@ -323,7 +327,7 @@ async fn acknowledged_publishes_survive_a_nats_restart() {
 
 /// A channel without history cannot be caught up: after its gateway's bus comes back, the
 /// subscriber gets a `gap` frame, which the SDK hands to the application as `Unrecovered`.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_history_subscribers_are_told_of_the_gap() {
     let proxy = TcpProxy::start(addr_of(&shared_url())).await;
     let mut cluster = Cluster::start(WAAS, &shared_url(), 1).await;
