@@ -24,6 +24,7 @@
 //! - [`rpc`]: request/response over the socket: routes, services served by SDK servers over
 //!   the bus, HTTP upstreams.
 //! - [`server`]: routes, the WebSocket upgrade, health, and graceful shutdown.
+//! - [`subjects`]: the bus subject layout, and why no app reaches internal traffic.
 //! - [`socket`], [`wsframe`], [`ratelimit`]: writing frames, encoding them once, publish rate.
 //! - [`webhooks`]: reports to the control-plane, which sends the webhooks.
 //! - [`config`]: every limit with its default.
@@ -53,6 +54,7 @@ pub mod rest;
 pub mod rpc;
 pub mod server;
 pub mod socket;
+pub mod subjects;
 pub mod webhooks;
 pub mod wsframe;
 

@@ -106,10 +106,7 @@ fn app_id(id: &str) -> Result<AppId, AdminError> {
 }
 
 async fn announce(admin: &Admin, app: &AppRecord) {
-    admin
-        .directory
-        .announce(&app.id, Some(app.gateway_config()))
-        .await;
+    admin.directory.changed(&app.id).await;
 }
 
 pub async fn create(
@@ -119,6 +116,15 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Created>), AdminError> {
     let Json(req) = body?;
     let id = app_id(&req.id)?;
+    if id.is_reserved() {
+        return Err(AdminError::new(
+            ErrorCode::ReservedId,
+            format!(
+                "app id {id:?} is reserved; reserved ids (any case): {}",
+                waas_protocol::RESERVED_APP_IDS.join(", ")
+            ),
+        ));
+    }
     let jwt_secret = match (
         &req.jwt_secret,
         &req.jwt_rsa_public_key,
@@ -270,7 +276,7 @@ pub async fn delete(
 ) -> Result<StatusCode, AdminError> {
     let id = app_id(&id)?;
     admin.store.delete_app(&id).await?;
-    admin.directory.announce(&id, None).await;
+    admin.directory.deleted(&id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

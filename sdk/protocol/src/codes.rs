@@ -49,6 +49,8 @@ pub enum ErrorCode {
     NotFound,
     /// An admin API resource with this id already exists.
     Conflict,
+    /// Admin API: the app id is reserved ([`crate::RESERVED_APP_IDS`]).
+    ReservedId,
     /// A dependency (the bus) is unavailable; retry later.
     Unavailable,
     /// A bug or an unexpected failure on the server.
@@ -93,6 +95,7 @@ impl ErrorCode {
             ErrorCode::NoSigningSecret => "no_signing_secret",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::ReservedId => "reserved_id",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
             ErrorCode::NoRoute => "no_route",
@@ -114,7 +117,8 @@ impl ErrorCode {
             | ErrorCode::InvalidChannel
             | ErrorCode::NotConnected
             | ErrorCode::AlreadyConnected
-            | ErrorCode::TooManyChannels => 400,
+            | ErrorCode::TooManyChannels
+            | ErrorCode::ReservedId => 400,
             ErrorCode::InvalidToken
             | ErrorCode::TokenExpired
             | ErrorCode::TokenWrongApp
@@ -206,6 +210,7 @@ mod tests {
             ErrorCode::TokenWrongApp,
             ErrorCode::NoSigningSecret,
             ErrorCode::ConnectionLimit,
+            ErrorCode::ReservedId,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
