@@ -101,7 +101,10 @@ mod tests {
             for subject in &internal {
                 let first = subject[prefix.len() + 1..].split('.').next().unwrap();
                 assert!(is_internal_token(first), "{subject}");
-                assert!(AppId::parse(first).is_err(), "{subject} starts with an app id");
+                assert!(
+                    AppId::parse(first).is_err(),
+                    "{subject} starts with an app id"
+                );
             }
             for app in APPS {
                 let app = AppId::parse(app).unwrap();

@@ -150,7 +150,9 @@ async fn reserved_app_ids_are_refused_by_the_admin_api() {
     )
     .await;
     assert_eq!(s, 201, "{body}");
-    for id in ["control", "rpc", "RPC", "sys", "system", "internal", "admin", "api", "waas"] {
+    for id in [
+        "control", "rpc", "RPC", "sys", "system", "internal", "admin", "api", "waas",
+    ] {
         let (s, body) = admin(
             &server,
             "POST",
@@ -189,7 +191,11 @@ async fn a_token_cannot_pass_for_an_api_key_connection() {
     .await;
     match c.recv().await {
         Received::Json(f) => {
-            assert_eq!((f["op"].as_str(), f["code"].as_str()), (Some("error"), Some("invalid_token")), "{f}");
+            assert_eq!(
+                (f["op"].as_str(), f["code"].as_str()),
+                (Some("error"), Some("invalid_token")),
+                "{f}"
+            );
             assert!(f["message"].as_str().unwrap().contains("reserved"), "{f}");
         }
         other => panic!("expected an error frame, got {other:?}"),
@@ -197,7 +203,10 @@ async fn a_token_cannot_pass_for_an_api_key_connection() {
     // The API key itself still is the server.
     let mut key = RawClient::connect(server.addr, "/v1/apps/demo/ws?token=demo-key", None).await;
     let ready = key.json().await;
-    assert_eq!((ready["op"].as_str(), ready["sub"].as_str()), (Some("ready"), Some("server")));
+    assert_eq!(
+        (ready["op"].as_str(), ready["sub"].as_str()),
+        (Some("ready"), Some("server"))
+    );
 
     let r = reqwest::Client::new()
         .post(format!("{}/v1/apps/demo/tokens", server.http_url()))

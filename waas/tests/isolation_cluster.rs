@@ -27,7 +27,10 @@ async fn tap(url: &str, prefix: &str) -> mpsc::UnboundedReceiver<(String, Vec<u8
     tokio::spawn(async move {
         let _nats = nats;
         while let Some(m) = sub.next().await {
-            if tx.send((m.subject.to_string(), m.payload.to_vec())).is_err() {
+            if tx
+                .send((m.subject.to_string(), m.payload.to_vec()))
+                .is_err()
+            {
                 break;
             }
         }
@@ -109,7 +112,10 @@ async fn app_changes_and_requests_cross_nats_without_secrets_or_app_subjects() {
         if answer["code"] != "no_route" {
             break;
         }
-        assert!(Instant::now() < deadline, "the route never reached the gateway");
+        assert!(
+            Instant::now() < deadline,
+            "the route never reached the gateway"
+        );
     }
 
     let hash = waas_gateway::app::hash_api_key;
@@ -133,7 +139,11 @@ async fn app_changes_and_requests_cross_nats_without_secrets_or_app_subjects() {
         check(&prefix, &subject, &payload, &secrets);
         if subject.ends_with(".apps.changed") {
             let notice: Value = serde_json::from_slice(&payload).unwrap();
-            assert_eq!(notice, json!({"id": "shop"}), "the notice names the app only");
+            assert_eq!(
+                notice,
+                json!({"id": "shop"}),
+                "the notice names the app only"
+            );
             notices += 1;
         }
         if subject.ends_with(".shop.weather") {
@@ -146,7 +156,8 @@ async fn app_changes_and_requests_cross_nats_without_secrets_or_app_subjects() {
     let deadline = Instant::now() + Duration::from_secs(5);
     let fresh = user_token(&app, &new_secret, &[]);
     loop {
-        let mut c = RawClient::connect(addr, &format!("/v1/apps/shop/ws?token={fresh}"), None).await;
+        let mut c =
+            RawClient::connect(addr, &format!("/v1/apps/shop/ws?token={fresh}"), None).await;
         if c.json().await["op"] == "ready" {
             break;
         }

@@ -219,7 +219,10 @@ impl JetStreamHistory {
         let mut config = self.config(place, policy);
         let mut stream = match self.js.get_or_create_stream(config.clone()).await {
             Ok(stream) => stream,
-            Err(e) => self.legacy(place, &config).await.ok_or_else(|| unavailable(e))?,
+            Err(e) => self
+                .legacy(place, &config)
+                .await
+                .ok_or_else(|| unavailable(e))?,
         };
         let current = &stream.cached_info().config;
         // A stream of this name capturing other subjects is another place's: never use it,

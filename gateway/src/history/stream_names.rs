@@ -120,11 +120,17 @@ mod tests {
             }
         };
         for app in &apps {
-            assert!(waas_protocol::AppId::parse(app).is_ok(), "{app} is a valid id");
+            assert!(
+                waas_protocol::AppId::parse(app).is_ok(),
+                "{app} is a valid id"
+            );
             claim(history("waas", app), format!("history of {app}"));
             claim(record("waas", app), format!("recordings of {app}"));
             for ns in namespaces {
-                claim(namespace("waas", app, ns), format!("namespace {ns} of {app}"));
+                claim(
+                    namespace("waas", app, ns),
+                    format!("namespace {ns} of {app}"),
+                );
             }
         }
     }

@@ -102,7 +102,10 @@ impl Ctx<'_> {
         Caller {
             sub: self.identity.sub.clone(),
             app: self.app.id().to_string(),
-            connection_id: self.gw.connections.connection_id(self.app.id(), self.out.id),
+            connection_id: self
+                .gw
+                .connections
+                .connection_id(self.app.id(), self.out.id),
         }
     }
 }
