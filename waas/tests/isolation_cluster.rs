@@ -187,3 +187,64 @@ async fn connection_ids_differ_across_gateways() {
     }
     assert_ne!(ids[0], ids[1], "first connections of two gateways");
 }
+
+/// A namespace's history stream named the way earlier versions named it, which an app could
+/// collide with, keeps being used: the gateway does not fail creating the new name over the
+/// same subjects, and creates no second stream.
+#[tokio::test]
+async fn a_namespace_stream_under_its_former_name_keeps_being_used() {
+    let cluster = Cluster::start(WAAS, &shared_url(), 1).await;
+    let prefix = &cluster.prefix;
+    let nats = async_nats::connect(cluster.nats_url.as_str())
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(nats);
+    let hash = &waas_gateway::app::hash_api_key("legacy\0chat")[..8];
+    let name = format!("{prefix}_history_legacy_ns_chat_{hash}");
+    let root = format!("{prefix}.~hn.legacy.chat");
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: name.clone(),
+        subjects: vec![format!("{root}.>")],
+        allow_direct: true,
+        republish: Some(async_nats::jetstream::stream::Republish {
+            source: format!("{root}.>"),
+            destination: format!("{prefix}.legacy.chat.>"),
+            headers_only: false,
+        }),
+        max_messages_per_subject: 10,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+
+    let app = cluster
+        .create_app_with(
+            "legacy",
+            json!({"limits": {"history_size": 3, "history_namespaces": {"chat": {"history_size": 10}}}}),
+        )
+        .await;
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}/v1/apps/legacy/publish",
+            cluster.gateway_http(0)
+        ))
+        .bearer_auth(&app.api_key)
+        .json(&json!({"channel": "chat.room", "event": "e", "data": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{:?}", r.text().await);
+    let mut stream = js.get_stream(&name).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 1);
+    let names: Vec<String> = js
+        .stream_names()
+        .filter_map(|n| async move { n.ok() })
+        .collect()
+        .await;
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with(&format!("{prefix}_nshistory_"))),
+        "{names:?}"
+    );
+}

@@ -120,7 +120,8 @@ pub async fn create(
         return Err(AdminError::new(
             ErrorCode::ReservedId,
             format!(
-                "app id {id:?} is reserved; reserved ids (any case): {}",
+                "app id {:?} is reserved; reserved ids (any case): {}",
+                id.as_str(),
                 waas_protocol::RESERVED_APP_IDS.join(", ")
             ),
         ));

@@ -35,7 +35,7 @@ fn app_char_ok(c: char) -> bool {
 /// internal traffic whatever an app is called (`gateway/src/subjects.rs`); refusing these as
 /// well keeps logs, metrics and URLs from ever suggesting an app is part of the service.
 pub const RESERVED_APP_IDS: &[&str] = &[
-    "admin", "api", "control", "ctl", "internal", "presence", "rpc", "sys", "system", "waas",
+    "admin", "api", "control", "ctl", "internal", "rpc", "sys", "system", "waas",
 ];
 
 /// An app (tenant application) id: 1–64 of `[A-Za-z0-9_-]`.
