@@ -105,30 +105,35 @@ impl Directory {
         }
     }
 
-    /// Tells every gateway that `id` changed (`None`: deleted). Best effort: a gateway that
-    /// misses it catches up at its next refresh.
-    pub async fn announce(&self, id: &AppId, app: Option<AppConfig>) {
-        let app = match app {
-            Some(config) => match self.with_interest(config).await {
-                Ok(config) => Some(config),
-                Err(e) => {
-                    tracing::warn!(app = %id, error = %e, "cannot read webhook interest; change not announced");
-                    return;
-                }
-            },
-            None => None,
-        };
-        let change = AppChanged {
+    /// Tells every gateway that `id` changed; those that cache it read it again with a query.
+    /// The notice carries no part of the app: its secrets go only to the gateway that asks, in
+    /// the answer to its own inbox. Best effort: a gateway that misses it catches up at its next
+    /// refresh.
+    pub async fn changed(&self, id: &AppId) {
+        self.notify(AppChanged {
             id: id.clone(),
-            app,
-        };
+            deleted: false,
+        })
+        .await
+    }
+
+    /// Tells every gateway that `id` was deleted, so they close its connections.
+    pub async fn deleted(&self, id: &AppId) {
+        self.notify(AppChanged {
+            id: id.clone(),
+            deleted: true,
+        })
+        .await
+    }
+
+    async fn notify(&self, change: AppChanged) {
         let body = serde_json::to_vec(&change).expect("changes serialise");
         if let Err(e) = self
             .bus
             .publish(&changes_subject(&self.prefix), Bytes::from(body))
             .await
         {
-            tracing::warn!(app = %id, error = %e, "cannot announce app change");
+            tracing::warn!(app = %change.id, error = %e, "cannot announce app change");
         }
     }
 }

@@ -287,7 +287,7 @@ impl Conn {
             .store(self.gw.connections.now_ms().max(1), Ordering::Release);
         self.reply(&ServerFrame::Ready {
             id,
-            connection_id: format!("{}-{}", app.id(), self.out().id),
+            connection_id: self.gw.connections.connection_id(app.id(), self.out().id),
             sub: identity.sub.clone(),
             version: waas_protocol::PROTOCOL_VERSION,
             heartbeat: self.gw.config.limits.heartbeat_interval_ms / 1000,
@@ -560,7 +560,7 @@ impl Conn {
             Ok(offset) => {
                 let publisher = crate::webhooks::report::Publisher {
                     user_id: identity.sub.clone(),
-                    connection_id: format!("{}-{}", app.id(), self.out().id),
+                    connection_id: self.gw.connections.connection_id(app.id(), self.out().id),
                 };
                 self.gw
                     .reporter

@@ -29,6 +29,9 @@ pub struct Tracked {
 pub struct Connections {
     shards: Box<[Shard]>,
     next_id: AtomicU64,
+    /// This process's part of connection ids: random per process, so that the counter's ids
+    /// (which every gateway starts at 1) name one connection in the whole cluster.
+    node: String,
     origin: Instant,
     /// Signalled whenever a connection leaves, so shutdown can wait for the last one.
     left: Notify,
@@ -39,6 +42,7 @@ impl Default for Connections {
         Connections {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             next_id: AtomicU64::new(1),
+            node: format!("{:016x}", rand::random::<u64>()),
             origin: Instant::now(),
             left: Notify::new(),
         }
@@ -67,6 +71,14 @@ impl Drop for Registration {
 impl Connections {
     fn shard(&self, id: u64) -> &Shard {
         &self.shards[id as usize % SHARDS]
+    }
+
+    /// The `connection_id` of connection `id` (its [`Outbound::id`]) of `app`, unique in the
+    /// cluster: `{app}-{node}-{id}`, `node` being 16 hex digits drawn at start-up. Services and
+    /// webhooks receive it as the caller's identity, so two gateways must never both say
+    /// `shop-1`.
+    pub fn connection_id(&self, app: &waas_protocol::AppId, id: u64) -> String {
+        format!("{app}-{}-{id}", self.node)
     }
 
     /// Milliseconds on this node's monotonic clock.

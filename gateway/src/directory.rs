@@ -8,12 +8,12 @@ use waas_protocol::AppId;
 
 /// Subject on which the control-plane answers [`AppQuery`] with [`AppAnswer`].
 pub fn query_subject(prefix: &str) -> String {
-    format!("{prefix}.control.apps.get")
+    crate::subjects::control(prefix, "apps.get")
 }
 
-/// Subject on which the control-plane announces every change as [`AppChanged`].
+/// Subject on which the control-plane announces every change as an [`AppChanged`] notice.
 pub fn changes_subject(prefix: &str) -> String {
-    format!("{prefix}.control.apps.changed")
+    crate::subjects::control(prefix, "apps.changed")
 }
 
 /// Queue group of control-plane responders, so each query is answered once.
@@ -33,9 +33,14 @@ pub struct AppAnswer {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A change notice: which app changed, never how. Apps carry secrets (the HS256 secret, API
+/// key hashes) and change notices go to every subscriber of the subject, so a gateway that
+/// caches the app reads it again with an [`AppQuery`], whose answer comes back to its own
+/// inbox alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppChanged {
     pub id: AppId,
-    /// The app as it is now; `None` when it was deleted.
-    pub app: Option<AppConfig>,
+    /// The app was deleted: nothing to read again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }

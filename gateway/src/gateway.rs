@@ -65,8 +65,8 @@ impl Gateway {
         self.publisher.bus().is_ready()
     }
 
-    /// Follows the control-plane's app changes: updates take effect on the next lookup, and a
-    /// deleted app's connections are closed. Subscribed before this returns, so no change made
+    /// Follows the control-plane's app change notices: a cached app is read again (updates take
+    /// effect on the next lookup), and a deleted app's connections are closed. Subscribed before this returns, so no change made
     /// after start-up is missed.
     pub async fn follow_app_changes(self: &Arc<Self>) -> Result<JoinHandle<()>, BusError> {
         let mut changes = self
@@ -77,12 +77,14 @@ impl Gateway {
         let gw = Arc::clone(self);
         Ok(tokio::spawn(async move {
             while let Some(payload) = changes.next().await {
+                // One notice at a time, each read finished before the next: answers to two reads
+                // of one app cannot then arrive in the wrong order (webhook interest changes
+                // keep the app's version, so a stale answer could not be told apart).
                 match serde_json::from_slice::<AppChanged>(&payload) {
                     Ok(change) => {
-                        let id = change.id.clone();
-                        if gw.apps.apply(change) {
+                        if gw.apps.follow(&change).await {
                             gw.connections
-                                .close_app(id.as_str(), CloseCode::APP_NOT_FOUND);
+                                .close_app(change.id.as_str(), CloseCode::APP_NOT_FOUND);
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "unreadable app change event"),

@@ -27,6 +27,7 @@
 //! - [`server`]: routes, the WebSocket upgrade, health, and graceful shutdown.
 //! - [`accept`]: the accept loop's bounds: header and keep-alive timeouts, connections per
 //!   source address.
+//! - [`subjects`]: the bus subject layout, and why no app reaches internal traffic.
 //! - [`socket`], [`wsframe`], [`ratelimit`]: writing frames, encoding them once, publish rate.
 //! - [`webhooks`]: reports to the control-plane, which sends the webhooks.
 //! - [`egress`]: outbound HTTP (webhooks, upstreams): which addresses may be reached (SSRF
@@ -69,6 +70,7 @@ pub mod resync;
 pub mod rpc;
 pub mod server;
 pub mod socket;
+pub mod subjects;
 pub mod webhooks;
 pub mod wsframe;
 

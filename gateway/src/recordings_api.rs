@@ -24,7 +24,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(5);
 /// Subject on which control-planes answer [`RecordingCommand`]s (queue group
 /// [`crate::directory::RESPONDERS`]).
 pub fn subject(prefix: &str) -> String {
-    format!("{prefix}.control.recordings")
+    crate::subjects::control(prefix, "recordings")
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

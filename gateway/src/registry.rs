@@ -1,7 +1,8 @@
 //! The apps this gateway serves: a cache in front of the control-plane's directory.
 //!
 //! Lookups are a read-lock and an `Arc` clone. An unknown app is fetched once over the bus; a
-//! change event replaces or removes it at once (key rotation, deletion); entries older than
+//! change notice has a cached app read again, or removed, at once (key rotation, deletion: the
+//! notice names the app, its secrets travel only in answers to this gateway); entries older than
 //! `refresh_after` are refreshed in the background while the cached copy keeps serving — so a
 //! gateway keeps serving known apps while the control-plane is down.
 
@@ -200,27 +201,53 @@ impl AppRegistry {
         Ok(app)
     }
 
-    /// Applies a change event; returns true when the app was deleted.
-    pub fn apply(&self, change: AppChanged) -> bool {
-        match change.app {
-            Some(config) => {
-                if let Err(e) = self.upsert(config) {
-                    tracing::error!(app = %change.id, error = %e, "app update carries bad keys; ignored");
+    /// Follows a change notice; returns true when the app is gone (deleted, or no longer known
+    /// to the directory), so its connections are to be closed.
+    ///
+    /// A cached app is read again from the directory now (the notice says nothing of what
+    /// changed); if that fails the cached copy keeps serving until the next refresh. A cached
+    /// "no such app" is dropped, so the next lookup asks. Apps this gateway never looked up are
+    /// not fetched: a gateway caches only the apps its clients use.
+    pub async fn follow(&self, change: &AppChanged) -> bool {
+        let id = change.id.as_str();
+        if change.deleted {
+            self.forget(id);
+            return true;
+        }
+        let cached = {
+            let mut entries = self.entries.write().expect("registry poisoned");
+            match entries.get(id).map(|e| &e.known) {
+                Some(Known::App(_)) => true,
+                Some(Known::Missing) => {
+                    entries.remove(id);
+                    false
                 }
+                None => false,
+            }
+        };
+        if !cached {
+            return false;
+        }
+        match self.fetch(id).await {
+            Ok(Some(_)) => false,
+            Ok(None) => true,
+            Err(e) => {
+                tracing::warn!(app = id, error = %e, "reading a changed app failed; keeping the cached copy");
                 false
             }
-            None => {
-                self.entries.write().expect("registry poisoned").insert(
-                    change.id.as_str().to_owned(),
-                    Entry {
-                        known: Known::Missing,
-                        fetched: Instant::now(),
-                        refreshing: false,
-                    },
-                );
-                true
-            }
         }
+    }
+
+    /// Marks `id` as missing (deleted), so lookups answer "no such app" at once.
+    fn forget(&self, id: &str) {
+        self.entries.write().expect("registry poisoned").insert(
+            id.to_owned(),
+            Entry {
+                known: Known::Missing,
+                fetched: Instant::now(),
+                refreshing: false,
+            },
+        );
     }
 }
 

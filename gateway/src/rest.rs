@@ -282,6 +282,15 @@ pub async fn mint_token(
             "\"sub\" must not be empty",
         ));
     }
+    if req.sub == crate::auth::SERVER_SUB {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!(
+                "\"sub\" {:?} is reserved for API-key connections",
+                crate::auth::SERVER_SUB
+            ),
+        ));
+    }
     if let Some(info) = &req.info {
         let max = limits.max_member_info_bytes;
         let len = serde_json::to_vec(info).map_or(usize::MAX, |v| v.len());

@@ -122,10 +122,7 @@ fn app_id(id: &str) -> Result<AppId, AdminError> {
 }
 
 async fn announce(admin: &Admin, app: &AppRecord) {
-    admin
-        .directory
-        .announce(&app.id, Some(app.gateway_config()))
-        .await;
+    admin.directory.changed(&app.id).await;
 }
 
 #[utoipa::path(
@@ -137,7 +134,7 @@ async fn announce(admin: &Admin, app: &AppRecord) {
     request_body = CreateApp,
     responses(
         (status = 201, description = "The app, its first API key and its HS256 secret (shown only here).", body = Created),
-        (status = 400, description = "`bad_request`: not JSON, no `Content-Type: application/json`, or a field of the wrong type; an invalid id; an empty `jwt_secret`; a PEM key that does not parse; an invalid limit.", body = ErrorBody),
+        (status = 400, description = "`bad_request`: not JSON, no `Content-Type: application/json`, or a field of the wrong type; an invalid id; an empty `jwt_secret`; a PEM key that does not parse; an invalid limit or `allowed_origins` entry. `reserved_id`: the id is reserved.", body = ErrorBody),
         (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
         (status = 404, description = "`not_found`: no such tenant.", body = ErrorBody),
         (status = 409, description = "`conflict`: an app with this id exists.", body = ErrorBody),
@@ -153,6 +150,16 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Created>), AdminError> {
     let Json(req) = body?;
     let id = app_id(&req.id)?;
+    if id.is_reserved() {
+        return Err(AdminError::new(
+            ErrorCode::ReservedId,
+            format!(
+                "app id {:?} is reserved; reserved ids (any case): {}",
+                id.as_str(),
+                waas_protocol::RESERVED_APP_IDS.join(", ")
+            ),
+        ));
+    }
     let allowed_origins = origins(&req.allowed_origins)?;
     let jwt_secret = match (
         &req.jwt_secret,
@@ -387,7 +394,7 @@ pub async fn delete(
 ) -> Result<StatusCode, AdminError> {
     let id = app_id(&id)?;
     admin.store.delete_app(&id).await?;
-    admin.directory.announce(&id, None).await;
+    admin.directory.deleted(&id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -157,7 +157,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, AdminError> {
     for app in admin.store.delete_tenant(&id).await? {
-        admin.directory.announce(&app, None).await;
+        admin.directory.deleted(&app).await;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -158,17 +158,9 @@ fn check_secret(secret: &str) -> Result<(), AdminError> {
     Ok(())
 }
 
-/// Ships the app to gateways again, now with its endpoints' interest.
+/// Tells gateways the app changed: they read it again, now with its endpoints' interest.
 async fn announce(admin: &Admin, app: &AppId) {
-    match admin.store.get_app(app).await {
-        Ok(record) => {
-            admin
-                .directory
-                .announce(app, Some(record.gateway_config()))
-                .await
-        }
-        Err(e) => tracing::warn!(app = %app, error = %e, "cannot announce webhook change"),
-    }
+    admin.directory.changed(app).await;
 }
 
 #[utoipa::path(

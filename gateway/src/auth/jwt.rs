@@ -65,6 +65,14 @@ impl JwtKeys {
                 if claims.sub.is_empty() {
                     return Err(AuthError::InvalidToken("\"sub\" must not be empty".into()));
                 }
+                // Services, upstreams, webhooks and presence tell an API-key caller by its
+                // `sub`: a token must never be able to claim it.
+                if claims.sub == super::SERVER_SUB {
+                    return Err(AuthError::InvalidToken(format!(
+                        "\"sub\" {:?} is reserved for API-key connections",
+                        super::SERVER_SUB
+                    )));
+                }
                 match &claims.aud {
                     Some(aud) if aud != app.as_str() => Err(AuthError::WrongApp(aud.clone())),
                     _ => Ok(claims),
@@ -116,12 +124,16 @@ mod tests {
     }
 
     fn token(secret: &str, aud: Option<&str>, exp_offset: i64) -> String {
+        token_for("u1", secret, aud, exp_offset)
+    }
+
+    fn token_for(sub: &str, secret: &str, aud: Option<&str>, exp_offset: i64) -> String {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs() as i64;
         let claims = Claims {
-            sub: "u1".into(),
+            sub: sub.into(),
             exp: (now + exp_offset) as u64,
             iat: None,
             aud: aud.map(Into::into),
@@ -160,5 +172,24 @@ mod tests {
             keys.verify("garbage", &id),
             Err(AuthError::InvalidToken(_))
         ));
+    }
+
+    #[test]
+    fn a_token_cannot_claim_the_api_key_identity() {
+        let (id, keys) = app("a", "s1");
+        let err = keys
+            .verify(&token_for("server", "s1", None, 60), &id)
+            .unwrap_err();
+        assert!(
+            matches!(&err, AuthError::InvalidToken(m) if m.contains("reserved")),
+            "{err:?}"
+        );
+        // Only the exact `sub` is the API key's; other users keep any other name.
+        assert_eq!(
+            keys.verify(&token_for("Server", "s1", None, 60), &id)
+                .unwrap()
+                .sub,
+            "Server"
+        );
     }
 }

@@ -11,7 +11,7 @@
 //!
 //! The stream keeps `policy.size` messages per channel (`max_messages_per_subject`) for
 //! `policy.ttl` (`max_age`). A namespace with a history rule of its own ([`Policy::namespaced`])
-//! has a stream of its own, `{prefix}_history_{app}_ns_{namespace}_{hash}`, fed from
+//! has a stream of its own, `{prefix}_nshistory_{app}_{hash}` ([`stream_names`]), fed from
 //! `{prefix}.~hn.{app}.{channel}` — a subject space apart, because one subject may belong to one
 //! stream only. Its epoch is its creation time, so deleting and recreating it
 //! changes every channel's epoch. Apps that keep no history skip JetStream: they go through a
@@ -21,6 +21,7 @@
 //! `CONSUMER.CREATE` without a filter in the subject).
 
 use super::memory::MemoryHistory;
+use super::stream_names;
 use super::tap::{self, TapStream, Tapped};
 use super::{Head, History, HistoryError, Page, Policy, Query, Recovery};
 use crate::bus::nats::NatsBus;
@@ -94,42 +95,6 @@ fn unavailable(e: impl std::fmt::Display) -> HistoryError {
     HistoryError::Unavailable(format!("JetStream: {e}"))
 }
 
-/// A stream name from parts that may hold characters stream names cannot.
-fn stream_name(prefix: &str, app: &str) -> String {
-    safe_name(format!("{prefix}_history_{app}"))
-}
-
-/// The stream of one namespace of an app. The hash keeps names apart that [`safe_name`] would
-/// make equal (`a:b` and `a_b`).
-fn namespace_stream_name(prefix: &str, app: &str, namespace: &str) -> String {
-    let digest = ring::digest::digest(
-        &ring::digest::SHA256,
-        format!("{app}\0{namespace}").as_bytes(),
-    );
-    let hash: String = digest.as_ref()[..4]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    safe_name(format!("{prefix}_history_{app}_ns_{namespace}_{hash}"))
-}
-
-/// The stream the recorders of an app read: `{prefix}_record_{app}`.
-fn record_stream_name(prefix: &str, app: &str) -> String {
-    safe_name(format!("{prefix}_record_{app}"))
-}
-
-fn safe_name(name: String) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 impl JetStreamHistory {
     /// History on the JetStream of `nats`, whose subjects start with `prefix`.
     pub fn new(nats: Arc<NatsBus>, prefix: String) -> Self {
@@ -170,8 +135,8 @@ impl JetStreamHistory {
 
     fn stream_name(&self, place: Place<'_>) -> String {
         match place.namespace {
-            None => stream_name(&self.prefix, place.app),
-            Some(ns) => namespace_stream_name(&self.prefix, place.app, ns),
+            None => stream_names::history(&self.prefix, place.app),
+            Some(ns) => stream_names::namespace(&self.prefix, place.app, ns),
         }
     }
 
@@ -251,13 +216,25 @@ impl JetStreamHistory {
                 return Ok(Arc::clone(s));
             }
         }
-        let config = self.config(place, policy);
-        let mut stream = self
-            .js
-            .get_or_create_stream(config.clone())
-            .await
-            .map_err(unavailable)?;
+        let mut config = self.config(place, policy);
+        let mut stream = match self.js.get_or_create_stream(config.clone()).await {
+            Ok(stream) => stream,
+            Err(e) => self
+                .legacy(place, &config)
+                .await
+                .ok_or_else(|| unavailable(e))?,
+        };
         let current = &stream.cached_info().config;
+        // A stream of this name capturing other subjects is another place's: never use it,
+        // let alone update it to ours (`stream_names.rs` keeps this from happening but for
+        // streams named the old way).
+        if current.subjects != config.subjects {
+            return Err(HistoryError::Unavailable(format!(
+                "JetStream stream {} captures {:?}, not {:?}",
+                current.name, current.subjects, config.subjects
+            )));
+        }
+        config.name = current.name.clone();
         if current.max_messages_per_subject != config.max_messages_per_subject
             || current.max_age != config.max_age
         {
@@ -281,12 +258,22 @@ impl JetStreamHistory {
         Ok(entry)
     }
 
+    /// The namespace's stream under its former name, when one exists capturing exactly the
+    /// namespace's subjects (`stream_names.rs`): creating the stream under its new name fails
+    /// then, since a subject belongs to one stream only.
+    async fn legacy(&self, place: Place<'_>, config: &stream::Config) -> Option<stream::Stream> {
+        let ns = place.namespace?;
+        let name = stream_names::legacy_namespace(&self.prefix, place.app, ns);
+        let stream = self.js.get_stream(&name).await.ok()?;
+        (stream.cached_info().config.subjects == config.subjects).then_some(stream)
+    }
+
     /// The app's recording stream: it captures the channels' subjects, where the history stream
     /// republishes every message as it stores it, so each message is in it before anyone
     /// receives it, whether or not a recorder runs; it keeps each (interest retention) until every
     /// recorder's consumer has acknowledged it, whatever the history limits drop meanwhile.
     async fn record_stream(&self, app: &str) -> Result<stream::Stream, HistoryError> {
-        let name = record_stream_name(&self.prefix, app);
+        let name = stream_names::record(&self.prefix, app);
         if let Ok(stream) = self.js.get_stream(&name).await {
             return Ok(stream);
         }
@@ -603,7 +590,7 @@ impl History for JetStreamHistory {
         }
         match self
             .js
-            .get_stream(record_stream_name(&self.prefix, app))
+            .get_stream(stream_names::record(&self.prefix, app))
             .await
         {
             Ok(records) => {
@@ -625,20 +612,5 @@ impl History for JetStreamHistory {
 
     fn bus(&self) -> &Arc<dyn Bus> {
         &self.bus
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stream_names_are_safe() {
-        assert_eq!(stream_name("waas", "demo"), "waas_history_demo");
-        assert_eq!(stream_name("t.x", "a-b"), "t_x_history_a-b");
-        let a = namespace_stream_name("waas", "demo", "a:b");
-        let b = namespace_stream_name("waas", "demo", "a_b");
-        assert!(a.starts_with("waas_history_demo_ns_a_b_"), "{a}");
-        assert_ne!(a, b);
     }
 }

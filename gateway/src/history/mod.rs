@@ -23,6 +23,7 @@
 pub mod jetstream;
 pub mod memory;
 pub mod policy;
+mod stream_names;
 pub mod tap;
 
 use crate::bus::{Bus, BusError, BusSubscription};

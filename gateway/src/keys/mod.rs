@@ -20,7 +20,7 @@ use crate::bus::Bus;
 /// Subject on which control-planes answer [`KeyCommand`]s (queue group
 /// [`crate::directory::RESPONDERS`]).
 pub fn subject(prefix: &str) -> String {
-    format!("{prefix}.control.keys")
+    crate::subjects::control(prefix, "keys")
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

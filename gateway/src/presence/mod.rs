@@ -51,7 +51,7 @@ pub const MEMBER_OVERHEAD_BYTES: usize = 64;
 
 /// The subject every gateway announces its channels on.
 pub fn subject(prefix: &str) -> String {
-    format!("{prefix}.$presence")
+    crate::subjects::presence(prefix)
 }
 
 /// What one node says on [`subject`].

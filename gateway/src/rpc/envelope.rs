@@ -1,7 +1,7 @@
 //! What gateways exchange over the bus for a request to a service: the request as the caller's
 //! gateway vouches for it (with the caller's identity), and the reply.
 //!
-//! Trusted path: only gateways publish on `{prefix}.rpc.>` subjects, and the identity in
+//! Trusted path: only gateways publish on `{prefix}.$rpc.>` subjects, and the identity in
 //! [`BusCall::caller`] is what the calling gateway authenticated, never what a client wrote. In a
 //! cluster, NATS permissions must keep other clients off those subjects (`docs/rpc.md`).
 //!
@@ -17,7 +17,7 @@ use waas_protocol::{AppId, ErrorCode, ServiceName};
 /// Bus subject of `service` of `app`; the queue group is the service name, so the servers
 /// serving it share its requests, whichever gateway they are connected to.
 pub fn subject(prefix: &str, app: &AppId, service: &ServiceName) -> String {
-    format!("{prefix}.rpc.{app}.{service}")
+    crate::subjects::rpc(prefix, app.as_str(), service.as_str())
 }
 
 /// A request on its way to a service.

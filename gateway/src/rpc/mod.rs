@@ -4,7 +4,7 @@
 //!
 //! Two kinds of responder:
 //! - a **service**: the tenant's servers connect with an API key and `serve` a service name
-//!   ([`service`]). Requests travel over the bus as request/reply on `{prefix}.rpc.{app}.{service}`
+//!   ([`service`]). Requests travel over the bus as request/reply on `{prefix}.$rpc.{app}.{service}`
 //!   with the service name as queue group ([`envelope`]), so servers on any gateway share them.
 //!   The gateway subscribes on the server's behalf and forwards requests down its socket: SDK
 //!   servers need no bus client, and `waas dev` works the same on its in-process bus.
@@ -103,7 +103,10 @@ impl Ctx<'_> {
         Caller {
             sub: self.identity.sub.clone(),
             app: self.app.id().to_string(),
-            connection_id: format!("{}-{}", self.app.id(), self.out.id),
+            connection_id: self
+                .gw
+                .connections
+                .connection_id(self.app.id(), self.out.id),
         }
     }
 }

@@ -9,7 +9,7 @@ use waas_protocol::{AppId, ChannelName, PatternSet};
 
 /// Subject of [`ReportBatch`] requests, answered with [`ReportAnswer`].
 pub fn report_subject(prefix: &str) -> String {
-    format!("{prefix}.control.webhooks.report")
+    crate::subjects::control(prefix, "webhooks.report")
 }
 
 /// Which publishes an app's webhook endpoints want, so gateways forward only those. Filled by

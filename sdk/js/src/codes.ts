@@ -28,6 +28,7 @@ export const ERROR_CODES = [
   "internal",
   "not_found",
   "conflict",
+  "reserved_id",
   "no_route",
   "too_many_requests",
   "no_responder",

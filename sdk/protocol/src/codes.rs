@@ -50,6 +50,8 @@ pub enum ErrorCode {
     NotFound,
     /// An admin API resource with this id already exists.
     Conflict,
+    /// Admin API: the app id is reserved ([`crate::RESERVED_APP_IDS`]).
+    ReservedId,
     /// A dependency (the bus) is unavailable; retry later.
     Unavailable,
     /// A bug or an unexpected failure on the server.
@@ -94,6 +96,7 @@ impl ErrorCode {
             ErrorCode::NoSigningSecret => "no_signing_secret",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::ReservedId => "reserved_id",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
             ErrorCode::NoRoute => "no_route",
@@ -115,7 +118,8 @@ impl ErrorCode {
             | ErrorCode::InvalidChannel
             | ErrorCode::NotConnected
             | ErrorCode::AlreadyConnected
-            | ErrorCode::TooManyChannels => 400,
+            | ErrorCode::TooManyChannels
+            | ErrorCode::ReservedId => 400,
             ErrorCode::InvalidToken
             | ErrorCode::TokenExpired
             | ErrorCode::TokenWrongApp
@@ -211,6 +215,7 @@ mod tests {
             ErrorCode::TokenWrongApp,
             ErrorCode::NoSigningSecret,
             ErrorCode::ConnectionLimit,
+            ErrorCode::ReservedId,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

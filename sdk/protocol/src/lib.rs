@@ -35,7 +35,7 @@ pub mod webhook;
 pub use claims::{Caps, Claims};
 pub use codes::{CloseCode, ErrorCode};
 pub use frame::{ClientFrame, ServerFrame};
-pub use names::{AppId, ChannelName, NameError};
+pub use names::{AppId, ChannelName, NameError, RESERVED_APP_IDS};
 pub use pattern::{ChannelPattern, PatternSet};
 pub use rpc::{CallSet, PathPrefix, ServiceName};
 

@@ -30,6 +30,14 @@ fn app_char_ok(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == '-'
 }
 
+/// App ids the admin API refuses, compared without regard to ASCII case: names of the
+/// service's own parts and of its internal bus traffic. Bus subjects keep apps apart from
+/// internal traffic whatever an app is called (`gateway/src/subjects.rs`); refusing these as
+/// well keeps logs, metrics and URLs from ever suggesting an app is part of the service.
+pub const RESERVED_APP_IDS: &[&str] = &[
+    "admin", "api", "control", "ctl", "internal", "rpc", "sys", "system", "waas",
+];
+
 /// An app (tenant application) id: 1–64 of `[A-Za-z0-9_-]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
@@ -53,6 +61,13 @@ impl AppId {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether the id is one of [`RESERVED_APP_IDS`], in any case.
+    pub fn is_reserved(&self) -> bool {
+        RESERVED_APP_IDS
+            .iter()
+            .any(|r| self.0.eq_ignore_ascii_case(r))
     }
 }
 
@@ -162,6 +177,9 @@ mod tests {
         assert!(AppId::parse("demo").is_ok());
         assert!(AppId::parse("a.b").is_err());
         assert!(AppId::parse("").is_err());
+        assert!(AppId::parse("Control").unwrap().is_reserved());
+        assert!(AppId::parse("rpc").unwrap().is_reserved());
+        assert!(!AppId::parse("controls").unwrap().is_reserved());
     }
 
     #[test]
