@@ -63,6 +63,9 @@ async fn no_secret_is_logged_at_debug() {
             &prefix,
             "--webhook-max-attempts",
             "1",
+            // The webhook receiver is on loopback.
+            "--outbound-allow-loopback",
+            "true",
         ],
         &debug,
     );
