@@ -30,6 +30,10 @@ struct Entry {
     known: Known,
     fetched: Instant,
     refreshing: bool,
+    /// A change notice named this app and its new definition is being read: lookups read it
+    /// too rather than serve the old one, so a revoked key or secret stops working as soon as
+    /// the notice has arrived, not one directory round trip later.
+    stale: bool,
 }
 
 /// Where unknown apps are fetched from.
@@ -89,11 +93,13 @@ impl AppRegistry {
             return Ok(None);
         }
         let mut refresh = false;
+        let mut stale = None;
         {
             let mut entries = self.entries.write().expect("registry poisoned");
             if let Some(entry) = entries.get_mut(id) {
                 let age = entry.fetched.elapsed();
                 match &entry.known {
+                    Known::App(app) if entry.stale => stale = Some(Arc::clone(app)),
                     Known::App(app) => {
                         let app = Arc::clone(app);
                         if age >= self.refresh_after
@@ -115,7 +121,11 @@ impl AppRegistry {
                 }
             }
         }
-        self.fetch(id).await
+        match (self.fetch(id).await, stale) {
+            // The directory is away: the cached copy keeps serving, as it does for refreshes.
+            (Err(_), Some(cached)) => Ok(Some(cached)),
+            (answer, _) => answer,
+        }
     }
 
     async fn refresh(&self, id: &str) {
@@ -165,6 +175,7 @@ impl AppRegistry {
                             known: Known::Missing,
                             fetched: Instant::now(),
                             refreshing: false,
+                            stale: false,
                         },
                     );
                 }
@@ -196,6 +207,7 @@ impl AppRegistry {
                 known: Known::App(Arc::clone(&app)),
                 fetched: Instant::now(),
                 refreshing: false,
+                stale: false,
             },
         );
         Ok(app)
@@ -216,9 +228,20 @@ impl AppRegistry {
         }
         let cached = {
             let mut entries = self.entries.write().expect("registry poisoned");
-            match entries.get(id).map(|e| &e.known) {
-                Some(Known::App(_)) => true,
-                Some(Known::Missing) => {
+            match entries.get_mut(id) {
+                Some(
+                    entry @ Entry {
+                        known: Known::App(_),
+                        ..
+                    },
+                ) => {
+                    entry.stale = true;
+                    true
+                }
+                Some(Entry {
+                    known: Known::Missing,
+                    ..
+                }) => {
                     entries.remove(id);
                     false
                 }
@@ -233,6 +256,9 @@ impl AppRegistry {
             Ok(None) => true,
             Err(e) => {
                 tracing::warn!(app = id, error = %e, "reading a changed app failed; keeping the cached copy");
+                if let Some(entry) = self.entries.write().expect("registry poisoned").get_mut(id) {
+                    entry.stale = false;
+                }
                 false
             }
         }
@@ -246,6 +272,7 @@ impl AppRegistry {
                 known: Known::Missing,
                 fetched: Instant::now(),
                 refreshing: false,
+                stale: false,
             },
         );
     }
