@@ -3,7 +3,6 @@
 
 use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use waas_protocol::Claims;
 use waas_test_support::cluster::Cluster;
@@ -47,7 +46,7 @@ async fn join(c: &mut RawClient, channel: &str, id: u64) -> Vec<String> {
         .request(json!({"op": "subscribe", "id": id, "channel": channel}))
         .await;
     assert_eq!(ack["op"], "ack", "{ack}");
-    let members = next_op(c, "members").await;
+    let members = c.next_op("members").await;
     assert_eq!(members["id"], id);
     assert_eq!(members["channel"], channel);
     ids(&members["members"])
@@ -62,16 +61,6 @@ fn ids(members: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The next frame with op `op`, skipping others.
-async fn next_op(c: &mut RawClient, op: &str) -> Value {
-    loop {
-        let f = c.json().await;
-        if f["op"] == op {
-            return f;
-        }
-    }
-}
-
 #[tokio::test]
 async fn members_join_and_leave_on_one_node() {
     let server = TestServer::start().await;
@@ -83,7 +72,7 @@ async fn members_join_and_leave_on_one_node() {
     assert_eq!(join(&mut alice, "presence.room", 1).await, ["alice"]);
     let mut bob = RawClient::ready(server.addr, "demo", &bob_token).await;
     assert_eq!(join(&mut bob, "presence.room", 1).await, ["alice", "bob"]);
-    let added = next_op(&mut alice, "member_added").await;
+    let added = alice.next_op("member_added").await;
     assert_eq!(added["channel"], "presence.room");
     assert_eq!(
         added["member"],
@@ -112,12 +101,12 @@ async fn members_join_and_leave_on_one_node() {
     );
     drop(bob2);
     bob.send_close(1000).await;
-    let removed = next_op(&mut alice, "member_removed").await;
+    let removed = alice.next_op("member_removed").await;
     assert_eq!(removed["member"]["id"], "bob");
     alice
         .send(&json!({"op": "presence", "id": 8, "channel": "presence.room"}))
         .await;
-    let members = next_op(&mut alice, "members").await;
+    let members = alice.next_op("members").await;
     assert_eq!(members["id"], 8);
     assert_eq!(ids(&members["members"]), ["alice"]);
 
@@ -211,7 +200,7 @@ async fn a_full_presence_channel_refuses_newcomers_until_someone_leaves() {
     assert_eq!(join(&mut alice, "presence.room", 1).await, ["alice"]);
     let mut bob = RawClient::ready(server.addr, "demo", &token("bob")).await;
     join(&mut bob, "presence.room", 1).await;
-    next_op(&mut alice, "member_added").await;
+    alice.next_op("member_added").await;
 
     let mut carol = RawClient::ready(server.addr, "demo", &token("carol")).await;
     let e = carol
@@ -234,7 +223,7 @@ async fn a_full_presence_channel_refuses_newcomers_until_someone_leaves() {
     assert_eq!(both, ["alice", "bob"]);
 
     drop(bob);
-    let left = next_op(&mut alice, "member_removed").await;
+    let left = alice.next_op("member_removed").await;
     assert_eq!(left["member"]["id"], "bob");
     let mut both = join(&mut carol, "presence.room", 3).await;
     both.sort();
@@ -257,10 +246,6 @@ async fn wait_for(what: &str, deadline: Duration, mut check: impl AsyncFnMut() -
     }
 }
 
-async fn connect(addr: SocketAddr, app: &str, token: &str) -> RawClient {
-    RawClient::ready(addr, app, token).await
-}
-
 #[tokio::test]
 async fn presence_spans_gateways_and_a_killed_gateways_members_leave_within_the_ttl() {
     const TTL_MS: u64 = 1500;
@@ -278,10 +263,10 @@ async fn presence_spans_gateways_and_a_killed_gateways_members_leave_within_the_
     let alice_token = member_token(&app.jwt_secret, &app.id, "alice", json!({"n": 1}));
     let bob_token = member_token(&app.jwt_secret, &app.id, "bob", json!({"n": 2}));
 
-    let mut alice = connect(a, &app.id, &alice_token).await;
+    let mut alice = RawClient::ready(a, &app.id, &alice_token).await;
     assert_eq!(join(&mut alice, "presence.room", 1).await, ["alice"]);
     // Bob on the other gateway sees alice once gateway B has heard from A.
-    let mut bob = connect(b, &app.id, &bob_token).await;
+    let mut bob = RawClient::ready(b, &app.id, &bob_token).await;
     let rest_b = cluster.gateway_http(1);
     let key = app.api_key.clone();
     wait_for(
@@ -299,7 +284,7 @@ async fn presence_spans_gateways_and_a_killed_gateways_members_leave_within_the_
     )
     .await;
     assert_eq!(join(&mut bob, "presence.room", 1).await, ["alice", "bob"]);
-    let added = next_op(&mut alice, "member_added").await;
+    let added = alice.next_op("member_added").await;
     assert_eq!(added["member"], json!({"id": "bob", "info": {"n": 2}}));
     let rest_a = cluster.gateway_http(0);
     wait_for(
@@ -317,17 +302,17 @@ async fn presence_spans_gateways_and_a_killed_gateways_members_leave_within_the_
         .request(json!({"op": "unsubscribe", "id": 2, "channel": "presence.room"}))
         .await;
     assert_eq!(ack["op"], "ack");
-    let removed = next_op(&mut alice, "member_removed").await;
+    let removed = alice.next_op("member_removed").await;
     assert_eq!(removed["member"]["id"], "bob");
     assert_eq!(join(&mut bob, "presence.room", 3).await, ["alice", "bob"]);
-    let added = next_op(&mut alice, "member_added").await;
+    let added = alice.next_op("member_added").await;
     assert_eq!(added["member"]["id"], "bob");
 
     // Gateway A dies without a word: bob hears alice leave within the TTL (plus a sweep).
     let killed_at = Instant::now();
     cluster.gateways[0].child.kill().unwrap();
     cluster.gateways[0].child.wait().unwrap();
-    let removed = next_op(&mut bob, "member_removed").await;
+    let removed = bob.next_op("member_removed").await;
     let took = killed_at.elapsed();
     assert_eq!(removed["member"]["id"], "alice");
     assert!(
@@ -436,7 +421,7 @@ async fn tokens_minted_by_rest_carry_member_info() {
         .request(json!({"op": "subscribe", "id": 1, "channel": "presence.minted"}))
         .await;
     assert_eq!(ack["op"], "ack");
-    let members = next_op(&mut c, "members").await;
+    let members = c.next_op("members").await;
     assert_eq!(
         members["members"],
         json!([{"id": "dora", "info": {"name": "Dora"}}])

@@ -73,16 +73,6 @@ async fn raw(server: &TestServer, credential: &str) -> (RawClient, String) {
     (c, ready["connection_id"].as_str().unwrap().to_owned())
 }
 
-/// The next frame with this `op`, skipping others.
-async fn next_op(c: &mut RawClient, op: &str) -> Value {
-    loop {
-        let f = c.json().await;
-        if f["op"] == op {
-            return f;
-        }
-    }
-}
-
 /// The `response` or `error` answering request `id`.
 async fn answer(c: &mut RawClient, id: u64) -> Value {
     loop {
@@ -243,7 +233,7 @@ async fn the_wire_format_is_as_documented() {
             "headers": {"X-Trace": "abc"}, "body": {"q": [1, 2]}, "timeout_ms": 5000}),
         )
         .await;
-    let req = next_op(&mut responder, "request").await;
+    let req = responder.next_op("request").await;
     let rid = req["id"].as_u64().unwrap();
     assert_eq!(req["service"], "weather");
     assert_eq!(req["method"], "PUT");
@@ -272,7 +262,7 @@ async fn the_wire_format_is_as_documented() {
     caller
         .send(&json!({"op": "request", "id": 8, "path": "/weather/oslo"}))
         .await;
-    let req = next_op(&mut responder, "request").await;
+    let req = responder.next_op("request").await;
     assert_eq!(
         (req["method"].as_str(), &req["body"]),
         (Some("GET"), &Value::Null)
@@ -283,7 +273,7 @@ async fn the_wire_format_is_as_documented() {
     responder
         .send(&json!({"op": "response", "id": rid, "status": 999}))
         .await;
-    let e = next_op(&mut responder, "error").await;
+    let e = responder.next_op("error").await;
     assert_eq!(e["code"], "bad_request");
     assert!(e.get("id").is_none(), "{e}");
     let a = answer(&mut caller, 8).await;
@@ -366,7 +356,7 @@ async fn a_responder_that_disconnects_fails_its_requests_in_flight() {
     caller
         .send(&json!({"op": "request", "id": 1, "path": "/weather/paris"}))
         .await;
-    next_op(&mut responder, "request").await;
+    responder.next_op("request").await;
     drop(responder);
     let a = answer(&mut caller, 1).await;
     assert_eq!(a["code"], "upstream_error", "{a}");
@@ -405,8 +395,8 @@ async fn in_flight_requests_are_capped_per_connection_and_per_responder() {
         .await;
 
     // The responder has two in flight: b's request waits until one is answered.
-    let first = next_op(&mut responder, "request").await;
-    let second = next_op(&mut responder, "request").await;
+    let first = responder.next_op("request").await;
+    let second = responder.next_op("request").await;
     let mut paths = vec![
         first["path"].as_str().unwrap().to_owned(),
         second["path"].as_str().unwrap().to_owned(),
@@ -417,7 +407,7 @@ async fn in_flight_requests_are_capped_per_connection_and_per_responder() {
     responder
         .send(&json!({"op": "response", "id": first["id"], "status": 200}))
         .await;
-    let third = next_op(&mut responder, "request").await;
+    let third = responder.next_op("request").await;
     paths.push(third["path"].as_str().unwrap().to_owned());
     paths.sort();
     assert_eq!(paths, ["/weather/a", "/weather/a", "/weather/b"]);

@@ -84,15 +84,6 @@ fn count(events: &[webhook::WebhookEvent], kind: EventType, who: Option<&str>) -
         .count()
 }
 
-async fn next_op(c: &mut RawClient, op: &str) -> Value {
-    loop {
-        let f = c.json().await;
-        if f["op"] == op {
-            return f;
-        }
-    }
-}
-
 #[tokio::test]
 async fn every_event_type_arrives_signed_and_occupancy_does_not_flap_across_gateways() {
     let receiver = Receiver::start().await;
@@ -171,7 +162,7 @@ async fn every_event_type_arrives_signed_and_occupancy_does_not_flap_across_gate
         .request(json!({"op": "subscribe", "id": 3, "channel": "presence.room"}))
         .await;
     assert_eq!(ack["op"], "ack");
-    let _ = next_op(&mut bob, "members").await;
+    let _ = bob.next_op("members").await;
     // Alice's removal fires once her debounce is over; bob's never did.
     receiver
         .wait_until("alice removed", Duration::from_secs(60), |r| {
