@@ -2,13 +2,9 @@
 //! and close code: a repeated `token` query parameter, an unmasked client frame, an `Origin`
 //! outside the app's allow-list (set through the admin API).
 
-use serde_json::{json, Value};
+use serde_json::json;
+use waas_test_support::raw::error_code;
 use waas_test_support::{tokens, RawClient, TestServer};
-
-fn error_code(f: &Value) -> &str {
-    assert_eq!(f["op"], "error", "expected an error frame, got {f}");
-    f["code"].as_str().unwrap()
-}
 
 #[tokio::test]
 async fn a_repeated_token_query_parameter_is_an_invalid_token() {
