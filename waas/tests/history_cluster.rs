@@ -11,16 +11,6 @@ use waas_test_support::{tokens, RawClient};
 
 const WAAS: &str = env!("CARGO_BIN_EXE_waas");
 
-fn token(app: &TestApp, sub: &str, subscribe: &[&str], publish: &[&str]) -> String {
-    tokens::hs256(
-        &app.jwt_secret,
-        sub,
-        Some(&app.id),
-        tokens::caps(subscribe, publish),
-        3600,
-    )
-}
-
 async fn publish(http: &reqwest::Client, base: &str, app: &TestApp, channel: &str, n: u64) -> u64 {
     let r = http
         .post(format!("{base}/v1/apps/{}/publish", app.id))
@@ -93,7 +83,7 @@ async fn offsets_are_shared_by_gateways_and_history_is_readable_anywhere() {
     let cluster = Cluster::start(WAAS, &shared_url(), 2).await;
     let app = cluster.create_app("shared").await;
     let http = reqwest::Client::new();
-    let t = token(&app, "u", &["room"], &[]);
+    let t = app.token("u", tokens::caps(&["room"], &[]));
     let mut a = RawClient::ready(cluster.gateways[0].addr, &app.id, &t).await;
     let ack = a
         .request(json!({"op": "subscribe", "id": 1, "channel": "room"}))
@@ -163,7 +153,7 @@ async fn ten_thousand_messages_survive_a_gateway_failover() {
     let client = waas_sdk::Client::builder()
         .urls(urls.iter().cloned())
         .app(&app.id)
-        .token(token(&app, "phone", &["ticks"], &[]))
+        .token(app.token("phone", tokens::caps(&["ticks"], &[])))
         .subscription_capacity(2 * TOTAL as usize)
         .connect()
         .await
@@ -242,7 +232,7 @@ async fn recovery_beyond_the_window_is_reported_by_the_sdk() {
     // Reconnects wait while the test holds the gate, so the test decides what is missed.
     let gate = std::sync::Arc::new(tokio::sync::RwLock::new(()));
     let provider_gate = gate.clone();
-    let t = token(&app, "tablet", &["feed"], &[]);
+    let t = app.token("tablet", tokens::caps(&["feed"], &[]));
     let client = waas_sdk::Client::builder()
         .urls(urls.iter().cloned())
         .app(&app.id)
@@ -299,7 +289,7 @@ async fn namespaces_keep_history_by_their_own_rules() {
         )
         .await;
     let http = reqwest::Client::new();
-    let t = token(&app, "u", &["chat.*", "news.*"], &[]);
+    let t = app.token("u", tokens::caps(&["chat.*", "news.*"], &[]));
     let mut sub = RawClient::ready(cluster.gateways[1].addr, &app.id, &t).await;
     let mut epochs = std::collections::HashMap::new();
     for (id, channel) in [(1, "chat.room"), (2, "news.x")] {

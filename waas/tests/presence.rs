@@ -1,33 +1,13 @@
 //! Presence channels and occupancy: member lists, join/leave frames, the `presence` op and the
 //! REST channel endpoints, on one node and across gateways (one of them killed).
 
-use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use waas_protocol::Claims;
 use waas_test_support::cluster::Cluster;
 use waas_test_support::nats::shared_url;
 use waas_test_support::{tokens, RawClient, TestServer};
 
 const WAAS: &str = env!("CARGO_BIN_EXE_waas");
-
-/// A token for `sub` with presence `info`, allowed on every presence channel.
-fn member_token(secret: &str, app: &str, sub: &str, info: Value) -> String {
-    let claims = Claims {
-        sub: sub.into(),
-        exp: tokens::now_s() + 3600,
-        iat: None,
-        aud: Some(app.into()),
-        caps: tokens::caps(&["presence.>"], &[]),
-        info: Some(info),
-    };
-    encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
-}
 
 async fn get(base: &str, path: &str, key: &str) -> (u16, Value) {
     let r = reqwest::Client::new()
@@ -65,8 +45,20 @@ fn ids(members: &Value) -> Vec<String> {
 async fn members_join_and_leave_on_one_node() {
     let server = TestServer::start().await;
     let base = server.http_url();
-    let alice_token = member_token("demo-secret", "demo", "alice", json!({"name": "Alice"}));
-    let bob_token = member_token("demo-secret", "demo", "bob", json!({"name": "Bob"}));
+    let alice_token = tokens::with_info(
+        "demo-secret",
+        "demo",
+        "alice",
+        tokens::caps(&["presence.>"], &[]),
+        json!({"name": "Alice"}),
+    );
+    let bob_token = tokens::with_info(
+        "demo-secret",
+        "demo",
+        "bob",
+        tokens::caps(&["presence.>"], &[]),
+        json!({"name": "Bob"}),
+    );
 
     let mut alice = RawClient::ready(server.addr, "demo", &alice_token).await;
     assert_eq!(join(&mut alice, "presence.room", 1).await, ["alice"]);
@@ -133,10 +125,11 @@ async fn members_join_and_leave_on_one_node() {
 async fn bad_presence_requests_get_clear_errors() {
     let server = TestServer::with(|s| s.limits.max_member_info_bytes = 16).await;
     let base = server.http_url();
-    let big = member_token(
+    let big = tokens::with_info(
         "demo-secret",
         "demo",
         "al",
+        tokens::caps(&["presence.>"], &[]),
         json!({"name": "a long name indeed"}),
     );
     let mut c = RawClient::ready(server.addr, "demo", &big).await;
@@ -195,7 +188,15 @@ async fn bad_presence_requests_get_clear_errors() {
 #[tokio::test]
 async fn a_full_presence_channel_refuses_newcomers_until_someone_leaves() {
     let server = TestServer::with(|s| s.limits.max_presence_members = 2).await;
-    let token = |sub: &str| member_token("demo-secret", "demo", sub, json!({}));
+    let token = |sub: &str| {
+        tokens::with_info(
+            "demo-secret",
+            "demo",
+            sub,
+            tokens::caps(&["presence.>"], &[]),
+            json!({}),
+        )
+    };
     let mut alice = RawClient::ready(server.addr, "demo", &token("alice")).await;
     assert_eq!(join(&mut alice, "presence.room", 1).await, ["alice"]);
     let mut bob = RawClient::ready(server.addr, "demo", &token("bob")).await;
@@ -260,8 +261,20 @@ async fn presence_spans_gateways_and_a_killed_gateways_members_leave_within_the_
     cluster.add_gateway_with(&flags);
     let app = cluster.create_app("presence").await;
     let (a, b) = (cluster.gateways[0].addr, cluster.gateways[1].addr);
-    let alice_token = member_token(&app.jwt_secret, &app.id, "alice", json!({"n": 1}));
-    let bob_token = member_token(&app.jwt_secret, &app.id, "bob", json!({"n": 2}));
+    let alice_token = tokens::with_info(
+        &app.jwt_secret,
+        &app.id,
+        "alice",
+        tokens::caps(&["presence.>"], &[]),
+        json!({"n": 1}),
+    );
+    let bob_token = tokens::with_info(
+        &app.jwt_secret,
+        &app.id,
+        "bob",
+        tokens::caps(&["presence.>"], &[]),
+        json!({"n": 2}),
+    );
 
     let mut alice = RawClient::ready(a, &app.id, &alice_token).await;
     assert_eq!(join(&mut alice, "presence.room", 1).await, ["alice"]);
@@ -337,10 +350,11 @@ async fn the_sdk_lists_members_and_streams_their_comings_and_goings() {
             Client::builder()
                 .url(url)
                 .app("demo")
-                .token(member_token(
+                .token(tokens::with_info(
                     "demo-secret",
                     "demo",
                     sub,
+                    tokens::caps(&["presence.>"], &[]),
                     json!({"who": sub}),
                 ))
                 .connect()

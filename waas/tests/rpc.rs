@@ -6,7 +6,6 @@
 use serde_json::{json, Value};
 use std::time::Duration;
 use waas::settings::AppSettings;
-use waas_sdk::protocol::{CallSet, Caps, PathPrefix};
 use waas_sdk::rpc::Call;
 use waas_sdk::server::{Json, Reply, Request, Router};
 use waas_sdk::{Client, Error, ErrorCode};
@@ -40,14 +39,6 @@ async fn server_with(tweak: impl FnOnce(&mut waas::settings::Settings)) -> TestS
         tweak(s);
     })
     .await
-}
-
-fn token(sub: &str, call: &[&str]) -> String {
-    let caps = Caps {
-        call: CallSet::new(call.iter().map(|p| PathPrefix::parse(p).unwrap()).collect()),
-        ..Caps::default()
-    };
-    tokens::hs256(SECRET, sub, Some(APP), caps, 3600)
 }
 
 async fn client(server: &TestServer, credential: &str) -> Client {
@@ -119,7 +110,11 @@ async fn a_request_reaches_the_served_handler_with_the_callers_identity() {
         .await
         .unwrap();
 
-    let alice = client(&server, &token("alice", &["/weather"])).await;
+    let alice = client(
+        &server,
+        &tokens::for_app(SECRET, APP, "alice", tokens::call_caps(&["/weather"])),
+    )
+    .await;
     let call = Call::get("/weather/paris").header("Accept-Language", "fr");
     let r = alice.call(call).await.unwrap();
     assert_eq!(r.status, 200);
@@ -162,7 +157,11 @@ async fn requests_without_an_answer_get_typed_errors() {
         .await
         .unwrap();
 
-    let anyone = client(&server, &token("bob", &["/"])).await;
+    let anyone = client(
+        &server,
+        &tokens::for_app(SECRET, APP, "bob", tokens::call_caps(&["/"])),
+    )
+    .await;
     assert_eq!(
         rejected(anyone.request("GET", "/elsewhere", &()).await),
         ErrorCode::NoRoute
@@ -183,12 +182,20 @@ async fn requests_without_an_answer_get_typed_errors() {
     let call = Call::get("/slow/y").timeout(Duration::from_millis(50));
     assert_eq!(rejected(anyone.call(call).await), ErrorCode::Timeout);
 
-    let weather_only = client(&server, &token("carol", &["/weather"])).await;
+    let weather_only = client(
+        &server,
+        &tokens::for_app(SECRET, APP, "carol", tokens::call_caps(&["/weather"])),
+    )
+    .await;
     assert_eq!(
         rejected(weather_only.request("GET", "/slow/x", &()).await),
         ErrorCode::Forbidden
     );
-    let nothing = client(&server, &token("dave", &[])).await;
+    let nothing = client(
+        &server,
+        &tokens::for_app(SECRET, APP, "dave", tokens::call_caps(&[])),
+    )
+    .await;
     assert_eq!(
         rejected(nothing.request("GET", "/weather/x", &()).await),
         ErrorCode::Forbidden
@@ -203,7 +210,11 @@ async fn requests_without_an_answer_get_typed_errors() {
 #[tokio::test]
 async fn only_api_key_connections_may_serve() {
     let server = server_with(|_| {}).await;
-    let user = client(&server, &token("mallory", &["/"])).await;
+    let user = client(
+        &server,
+        &tokens::for_app(SECRET, APP, "mallory", tokens::call_caps(&["/"])),
+    )
+    .await;
     let refused = user.serve("weather", weather).await;
     assert!(
         matches!(&refused, Err(e) if e.code() == Some(ErrorCode::Forbidden)),
@@ -226,7 +237,11 @@ async fn the_wire_format_is_as_documented() {
         .await;
     assert_eq!(ack, json!({"op": "ack", "id": 1}));
 
-    let (mut caller, caller_id) = raw(&server, &token("alice", &["/weather"])).await;
+    let (mut caller, caller_id) = raw(
+        &server,
+        &tokens::for_app(SECRET, APP, "alice", tokens::call_caps(&["/weather"])),
+    )
+    .await;
     caller
         .send(
             &json!({"op": "request", "id": 7, "method": "PUT", "path": "/weather/paris?units=c",
@@ -352,7 +367,11 @@ async fn a_responder_that_disconnects_fails_its_requests_in_flight() {
     responder
         .request(json!({"op": "serve", "id": 1, "service": "weather"}))
         .await;
-    let (mut caller, _) = raw(&server, &token("alice", &["/weather"])).await;
+    let (mut caller, _) = raw(
+        &server,
+        &tokens::for_app(SECRET, APP, "alice", tokens::call_caps(&["/weather"])),
+    )
+    .await;
     caller
         .send(&json!({"op": "request", "id": 1, "path": "/weather/paris"}))
         .await;
@@ -382,8 +401,16 @@ async fn in_flight_requests_are_capped_per_connection_and_per_responder() {
     responder
         .request(json!({"op": "serve", "id": 1, "service": "weather"}))
         .await;
-    let (mut a, _) = raw(&server, &token("a", &["/"])).await;
-    let (mut b, _) = raw(&server, &token("b", &["/"])).await;
+    let (mut a, _) = raw(
+        &server,
+        &tokens::for_app(SECRET, APP, "a", tokens::call_caps(&["/"])),
+    )
+    .await;
+    let (mut b, _) = raw(
+        &server,
+        &tokens::for_app(SECRET, APP, "b", tokens::call_caps(&["/"])),
+    )
+    .await;
     for id in 1..=3 {
         a.send(&json!({"op": "request", "id": id, "path": "/weather/a"}))
             .await;
@@ -436,7 +463,11 @@ async fn in_flight_requests_are_capped_per_connection_and_per_responder() {
 #[tokio::test]
 async fn route_changes_reach_open_connections() {
     let server = server_with(|_| {}).await;
-    let (mut c, _) = raw(&server, &token("ann", &["/"])).await;
+    let (mut c, _) = raw(
+        &server,
+        &tokens::for_app(SECRET, APP, "ann", tokens::call_caps(&["/"])),
+    )
+    .await;
     let code_of = |f: Value| f["code"].as_str().map(str::to_owned);
     c.send(&json!({"op": "request", "id": 1, "method": "GET", "path": "/news/today"}))
         .await;
