@@ -4,10 +4,10 @@
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use waas_sdk::{ConnectionEvent, Events};
 use waas_test_support::cluster::{Cluster, TestApp};
 use waas_test_support::nats::{shared_url, NatsServer};
 use waas_test_support::raw::Received;
+use waas_test_support::sdk::wait_connected_to;
 use waas_test_support::{tokens, RawClient};
 
 const WAAS: &str = env!("CARGO_BIN_EXE_waas");
@@ -115,17 +115,6 @@ async fn a_client_on_one_gateway_receives_from_the_other_and_from_rest_in_order(
         cp.contains("waas_webhook_attempts_total{outcome=\"delivered\"}"),
         "{cp}"
     );
-}
-
-/// Waits until the client is connected to `url`.
-async fn wait_connected_to(events: &mut Events, want: &str) {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(20), events.next()).await {
-            Ok(Some(ConnectionEvent::Connected { url, .. })) if url.starts_with(want) => return,
-            Ok(Some(_)) => continue,
-            other => panic!("no reconnect to {want}: {other:?}"),
-        }
-    }
 }
 
 #[tokio::test]

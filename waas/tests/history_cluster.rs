@@ -4,9 +4,10 @@
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::time::Duration;
-use waas_sdk::{ConnectionEvent, Events};
+use waas_sdk::ConnectionEvent;
 use waas_test_support::cluster::{Cluster, TestApp};
 use waas_test_support::nats::shared_url;
+use waas_test_support::sdk::wait_connected_to;
 use waas_test_support::{tokens, RawClient};
 
 const WAAS: &str = env!("CARGO_BIN_EXE_waas");
@@ -62,16 +63,6 @@ async fn numbers_until_reply(client: &mut RawClient) -> (Vec<u64>, Value) {
             got.push(f["data"].as_u64().unwrap());
         } else {
             return (got, f);
-        }
-    }
-}
-
-async fn wait_connected_to(events: &mut Events, want: &str) {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(20), events.next()).await {
-            Ok(Some(ConnectionEvent::Connected { url, .. })) if url.starts_with(want) => return,
-            Ok(Some(_)) => continue,
-            other => panic!("no reconnect to {want}: {other:?}"),
         }
     }
 }

@@ -10,9 +10,10 @@
 use serde_json::{json, Value};
 use std::time::Duration;
 use waas_sdk::protocol::{CallSet, Caps, PathPrefix};
-use waas_sdk::{Client, Error, ErrorCode};
+use waas_sdk::{Client, ErrorCode};
 use waas_test_support::flood::Flood;
 use waas_test_support::receiver::Receiver;
+use waas_test_support::sdk::rejected;
 use waas_test_support::upstream::TestUpstream;
 use waas_test_support::{tokens, TestServer};
 
@@ -92,13 +93,6 @@ async fn set_routes(server: &TestServer, routes: Value) -> (u16, Value) {
             Some(json!({"routes": routes})),
         )
         .await
-}
-
-fn rejected(result: Result<waas_sdk::rpc::Response, Error>) -> (ErrorCode, String) {
-    match result {
-        Err(Error::Rejected { code, message }) => (code, message),
-        other => panic!("expected a refusal, got {other:?}"),
-    }
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use waas::settings::AppSettings;
 use waas_sdk::rpc::Call;
 use waas_sdk::server::{Json, Reply, Request, Router};
 use waas_sdk::{Client, Error, ErrorCode};
+use waas_test_support::sdk::rejected;
 use waas_test_support::{tokens, RawClient, TestServer};
 
 const APP: &str = "rpc";
@@ -71,13 +72,6 @@ async fn answer(c: &mut RawClient, id: u64) -> Value {
         if f["id"] == id && (f["op"] == "response" || f["op"] == "error") {
             return f;
         }
-    }
-}
-
-fn rejected(result: Result<waas_sdk::rpc::Response, Error>) -> ErrorCode {
-    match result {
-        Err(Error::Rejected { code, .. }) => code,
-        other => panic!("expected a refusal, got {other:?}"),
     }
 }
 
@@ -163,24 +157,24 @@ async fn requests_without_an_answer_get_typed_errors() {
     )
     .await;
     assert_eq!(
-        rejected(anyone.request("GET", "/elsewhere", &()).await),
+        rejected(anyone.request("GET", "/elsewhere", &()).await).0,
         ErrorCode::NoRoute
     );
     assert_eq!(
-        rejected(anyone.request("GET", "/nobody/home", &()).await),
+        rejected(anyone.request("GET", "/nobody/home", &()).await).0,
         ErrorCode::NoResponder
     );
     // The route's 300 ms, shorter than the SDK's own wait.
     let started = std::time::Instant::now();
     assert_eq!(
-        rejected(anyone.request("GET", "/slow/x", &()).await),
+        rejected(anyone.request("GET", "/slow/x", &()).await).0,
         ErrorCode::Timeout
     );
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert!(held.recv().await.is_some(), "the handler got the request");
     // A shorter timeout of the caller's own.
     let call = Call::get("/slow/y").timeout(Duration::from_millis(50));
-    assert_eq!(rejected(anyone.call(call).await), ErrorCode::Timeout);
+    assert_eq!(rejected(anyone.call(call).await).0, ErrorCode::Timeout);
 
     let weather_only = client(
         &server,
@@ -188,7 +182,7 @@ async fn requests_without_an_answer_get_typed_errors() {
     )
     .await;
     assert_eq!(
-        rejected(weather_only.request("GET", "/slow/x", &()).await),
+        rejected(weather_only.request("GET", "/slow/x", &()).await).0,
         ErrorCode::Forbidden
     );
     let nothing = client(
@@ -197,7 +191,7 @@ async fn requests_without_an_answer_get_typed_errors() {
     )
     .await;
     assert_eq!(
-        rejected(nothing.request("GET", "/weather/x", &()).await),
+        rejected(nothing.request("GET", "/weather/x", &()).await).0,
         ErrorCode::Forbidden
     );
     // Refused locally: never valid.
@@ -223,7 +217,7 @@ async fn only_api_key_connections_may_serve() {
     );
     // Nothing serves, so a request finds no responder.
     assert_eq!(
-        rejected(user.request("GET", "/weather/x", &()).await),
+        rejected(user.request("GET", "/weather/x", &()).await).0,
         ErrorCode::NoResponder
     );
 }

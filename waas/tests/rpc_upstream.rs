@@ -10,8 +10,9 @@ use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
 use waas::settings::AppSettings;
 use waas_sdk::rpc::Call;
-use waas_sdk::{Client, Error, ErrorCode};
+use waas_sdk::{Client, ErrorCode};
 use waas_test_support::raw::WAIT;
+use waas_test_support::sdk::rejected;
 use waas_test_support::upstream::TestUpstream;
 use waas_test_support::{tokens, RawClient, TestServer};
 
@@ -92,13 +93,6 @@ async fn client(server: &TestServer, token: &str) -> Client {
         .connect()
         .await
         .expect("connect")
-}
-
-fn rejected(result: Result<waas_sdk::rpc::Response, Error>) -> (ErrorCode, String) {
-    match result {
-        Err(Error::Rejected { code, message }) => (code, message),
-        other => panic!("expected a refusal, got {other:?}"),
-    }
 }
 
 #[tokio::test]
