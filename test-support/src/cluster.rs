@@ -29,6 +29,13 @@ pub struct TestApp {
     pub jwt_secret: String,
 }
 
+impl TestApp {
+    /// An HS256 token of this app for `sub`, valid an hour.
+    pub fn token(&self, sub: &str, caps: waas_protocol::Caps) -> String {
+        crate::tokens::for_app(&self.jwt_secret, &self.id, sub, caps)
+    }
+}
+
 /// Tests' webhook receivers and upstreams listen on 127.0.0.1, which cluster processes refuse
 /// by default: allow it, unless the test's own flags decide.
 fn allow_loopback_unless_set(args: &mut Vec<&str>, extra: &[impl AsRef<str>]) {

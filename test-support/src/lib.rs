@@ -14,6 +14,7 @@
 //! - [`nats`]: the shared NATS URL, per-test subject prefixes, and a private `nats-server` that
 //!   tests may stop and restart.
 //! - [`proxy`]: a TCP proxy a test can cut, to take one gateway off NATS.
+//! - [`sdk`]: waiting on and unwrapping what the Rust SDK's client reports.
 
 pub mod cluster;
 pub mod flood;
@@ -23,6 +24,7 @@ pub mod pg;
 pub mod proxy;
 pub mod raw;
 pub mod receiver;
+pub mod sdk;
 pub mod server;
 pub mod tokens;
 pub mod upstream;

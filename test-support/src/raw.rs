@@ -33,6 +33,12 @@ pub enum Received {
     Ended,
 }
 
+/// The `code` of an error frame; panics, showing the frame, when it is not one.
+pub fn error_code(f: &Value) -> &str {
+    assert_eq!(f["op"], "error", "expected an error frame, got {f}");
+    f["code"].as_str().expect("error frame has a code")
+}
+
 /// Every wait in a test is bounded, so a missing frame fails the test instead of hanging it.
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -177,6 +183,16 @@ impl RawClient {
         match self.recv().await {
             Received::Json(v) => v,
             other => panic!("expected a JSON frame, got {other:?}"),
+        }
+    }
+
+    /// The next frame with op `op`, skipping others (deliveries, presence events...).
+    pub async fn next_op(&mut self, op: &str) -> Value {
+        loop {
+            let f = self.json().await;
+            if f["op"] == op {
+                return f;
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 //! Servers for tests. Each binds port 0, so tests run in parallel without fighting over ports.
 
+use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
@@ -14,6 +15,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub gateway: Arc<Gateway>,
     pub store: Arc<dyn Store>,
+    /// Bearer token of its admin API: the settings' `operator_token`, else `waas dev`'s default.
+    operator_token: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -31,6 +34,10 @@ impl TestServer {
             ..Settings::default()
         };
         tweak(&mut settings);
+        let operator_token = settings
+            .operator_token
+            .clone()
+            .unwrap_or_else(|| waas::settings::DEV_OPERATOR_TOKEN.into());
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let addr = listener.local_addr().expect("local addr");
         let dev = waas::dev::start(&settings)
@@ -57,6 +64,7 @@ impl TestServer {
             addr,
             gateway,
             store,
+            operator_token,
             stop: Some(stop),
             task: Some(task),
         }
@@ -68,6 +76,21 @@ impl TestServer {
 
     pub fn ws_url(&self) -> String {
         format!("ws://{}", self.addr)
+    }
+
+    /// A call on the admin API with the operator token; returns the status and the body as
+    /// JSON (null when empty, a JSON string when not JSON), like [`Cluster::admin`].
+    ///
+    /// [`Cluster::admin`]: crate::cluster::Cluster::admin
+    pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        crate::cluster::reqwest_like::Client::new()
+            .call(
+                method,
+                &format!("{}{path}", self.http_url()),
+                &self.operator_token,
+                body,
+            )
+            .await
     }
 
     /// Triggers the graceful shutdown and waits for it to finish.

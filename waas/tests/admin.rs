@@ -1,23 +1,12 @@
 //! The admin API of `waas dev`: tenants, apps, keys and secrets, and their effect on what the
 //! gateway accepts — through the same directory path a cluster uses.
 
-use serde_json::{json, Value};
+use serde_json::json;
 use waas_test_support::cluster::reqwest_like::Client;
 use waas_test_support::server::ChildServer;
 use waas_test_support::{tokens, RawClient, TestServer};
 
 const OPERATOR: &str = "dev-operator-token";
-
-async fn admin(server: &TestServer, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    Client::new()
-        .call(
-            method,
-            &format!("{}{path}", server.http_url()),
-            OPERATOR,
-            body,
-        )
-        .await
-}
 
 async fn publish(server: &TestServer, app: &str, key: &str) -> u16 {
     reqwest::Client::new()
@@ -49,38 +38,38 @@ async fn operator_token_is_required() {
 #[tokio::test]
 async fn tenants_and_apps_lifecycle() {
     let server = TestServer::start().await;
-    let (s, t) = admin(
-        &server,
-        "POST",
-        "/v1/admin/tenants",
-        Some(json!({"id": "acme", "name": "Acme"})),
-    )
-    .await;
+    let (s, t) = server
+        .admin(
+            "POST",
+            "/v1/admin/tenants",
+            Some(json!({"id": "acme", "name": "Acme"})),
+        )
+        .await;
     assert_eq!(s, 201, "{t}");
-    let (s, _) = admin(
-        &server,
-        "POST",
-        "/v1/admin/tenants",
-        Some(json!({"id": "acme", "name": "Again"})),
-    )
-    .await;
+    let (s, _) = server
+        .admin(
+            "POST",
+            "/v1/admin/tenants",
+            Some(json!({"id": "acme", "name": "Again"})),
+        )
+        .await;
     assert_eq!(s, 409);
-    let (s, t) = admin(
-        &server,
-        "PATCH",
-        "/v1/admin/tenants/acme",
-        Some(json!({"name": "Acme Inc"})),
-    )
-    .await;
+    let (s, t) = server
+        .admin(
+            "PATCH",
+            "/v1/admin/tenants/acme",
+            Some(json!({"name": "Acme Inc"})),
+        )
+        .await;
     assert_eq!((s, t["name"].as_str()), (200, Some("Acme Inc")));
 
-    let (s, created) = admin(
-        &server,
-        "POST",
-        "/v1/admin/apps",
-        Some(json!({"id": "shop", "tenant_id": "acme", "limits": {"max_connections": 5}})),
-    )
-    .await;
+    let (s, created) = server
+        .admin(
+            "POST",
+            "/v1/admin/apps",
+            Some(json!({"id": "shop", "tenant_id": "acme", "limits": {"max_connections": 5}})),
+        )
+        .await;
     assert_eq!(s, 201, "{created}");
     let key = created["api_key"].as_str().unwrap().to_owned();
     let secret = created["jwt_secret"].as_str().unwrap().to_owned();
@@ -88,7 +77,7 @@ async fn tenants_and_apps_lifecycle() {
     assert_eq!(created["app"]["limits"]["max_connections"], 5);
     assert_eq!(created["app"]["has_jwt_secret"], true);
     // Secrets are not shown again.
-    let (s, shown) = admin(&server, "GET", "/v1/admin/apps/shop", None).await;
+    let (s, shown) = server.admin("GET", "/v1/admin/apps/shop", None).await;
     assert_eq!(s, 200);
     assert!(!shown.to_string().contains(&key) && !shown.to_string().contains(&secret));
 
@@ -97,52 +86,54 @@ async fn tenants_and_apps_lifecycle() {
     let t = tokens::hs256(&secret, "u", Some("shop"), tokens::caps(&["c"], &[]), 60);
     RawClient::ready(server.addr, "shop", &t).await;
 
-    let (s, list) = admin(&server, "GET", "/v1/admin/apps?tenant=acme", None).await;
+    let (s, list) = server
+        .admin("GET", "/v1/admin/apps?tenant=acme", None)
+        .await;
     assert_eq!(s, 200);
     assert_eq!(list.as_array().unwrap().len(), 1);
-    let (s, _) = admin(
-        &server,
-        "POST",
-        "/v1/admin/apps",
-        Some(json!({"id": "shop", "tenant_id": "acme"})),
-    )
-    .await;
+    let (s, _) = server
+        .admin(
+            "POST",
+            "/v1/admin/apps",
+            Some(json!({"id": "shop", "tenant_id": "acme"})),
+        )
+        .await;
     assert_eq!(s, 409);
-    let (s, e) = admin(
-        &server,
-        "POST",
-        "/v1/admin/apps",
-        Some(json!({"id": "x", "tenant_id": "nobody"})),
-    )
-    .await;
+    let (s, e) = server
+        .admin(
+            "POST",
+            "/v1/admin/apps",
+            Some(json!({"id": "x", "tenant_id": "nobody"})),
+        )
+        .await;
     assert_eq!((s, e["error"]["code"].as_str()), (404, Some("not_found")));
-    let (s, e) = admin(
-        &server,
-        "PATCH",
-        "/v1/admin/apps/shop",
-        Some(json!({"jwt_rsa_public_key": "not a pem"})),
-    )
-    .await;
+    let (s, e) = server
+        .admin(
+            "PATCH",
+            "/v1/admin/apps/shop",
+            Some(json!({"jwt_rsa_public_key": "not a pem"})),
+        )
+        .await;
     assert_eq!((s, e["error"]["code"].as_str()), (400, Some("bad_request")));
 
     // Deleting the tenant deletes its apps; the gateway stops accepting them.
-    let (s, _) = admin(&server, "DELETE", "/v1/admin/tenants/acme", None).await;
+    let (s, _) = server.admin("DELETE", "/v1/admin/tenants/acme", None).await;
     assert_eq!(s, 204);
     assert_eq!(publish(&server, "shop", &key).await, 404);
-    let (s, _) = admin(&server, "GET", "/v1/admin/apps/shop", None).await;
+    let (s, _) = server.admin("GET", "/v1/admin/apps/shop", None).await;
     assert_eq!(s, 404);
 }
 
 #[tokio::test]
 async fn api_key_rotation() {
     let server = TestServer::start().await;
-    let (s, added) = admin(
-        &server,
-        "POST",
-        "/v1/admin/apps/demo/keys",
-        Some(json!({"label": "ci"})),
-    )
-    .await;
+    let (s, added) = server
+        .admin(
+            "POST",
+            "/v1/admin/apps/demo/keys",
+            Some(json!({"label": "ci"})),
+        )
+        .await;
     assert_eq!(s, 201, "{added}");
     let new_key = added["api_key"].as_str().unwrap().to_owned();
     assert_eq!(publish(&server, "demo", &new_key).await, 200);
@@ -156,13 +147,13 @@ async fn api_key_rotation() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (s, _) = admin(
-        &server,
-        "DELETE",
-        &format!("/v1/admin/apps/demo/keys/{old_id}"),
-        None,
-    )
-    .await;
+    let (s, _) = server
+        .admin(
+            "DELETE",
+            &format!("/v1/admin/apps/demo/keys/{old_id}"),
+            None,
+        )
+        .await;
     assert_eq!(s, 200);
     assert_eq!(publish(&server, "demo", "demo-key").await, 401);
     assert_eq!(publish(&server, "demo", &new_key).await, 200);

@@ -2,6 +2,7 @@
 //! keeps serving everyone else (checked by a bystander connection that still receives).
 
 use serde_json::{json, Value};
+use waas_test_support::raw::error_code;
 use waas_test_support::{tokens, RawClient, TestServer};
 
 /// A connection subscribed to `bystander`, to prove the server still delivers to others.
@@ -32,11 +33,6 @@ async fn still_serving(server: &TestServer, by: &mut RawClient) {
     assert_eq!(m["event"], "alive");
 }
 
-fn code(f: &Value) -> &str {
-    assert_eq!(f["op"], "error", "expected an error frame, got {f}");
-    f["code"].as_str().unwrap()
-}
-
 #[tokio::test]
 async fn malformed_frames_get_errors_and_the_connection_lives_on() {
     let server = TestServer::start().await;
@@ -45,23 +41,23 @@ async fn malformed_frames_get_errors_and_the_connection_lives_on() {
 
     c.send_text("{not json").await;
     let f = c.json().await;
-    assert_eq!(code(&f), "malformed_frame");
+    assert_eq!(error_code(&f), "malformed_frame");
     assert!(f.get("id").is_none());
 
     c.send_text("[1,2,3]").await;
-    assert_eq!(code(&c.json().await), "malformed_frame");
+    assert_eq!(error_code(&c.json().await), "malformed_frame");
 
     c.send_text(r#"{"id": 3}"#).await;
-    assert_eq!(code(&c.json().await), "malformed_frame");
+    assert_eq!(error_code(&c.json().await), "malformed_frame");
 
     c.send_binary(b"\x00\x01binary").await;
-    assert_eq!(code(&c.json().await), "malformed_frame");
+    assert_eq!(error_code(&c.json().await), "malformed_frame");
 
     let f = c.request(json!({"op": "teleport", "id": 4})).await;
-    assert_eq!((code(&f), f["id"].as_u64()), ("unknown_op", Some(4)));
+    assert_eq!((error_code(&f), f["id"].as_u64()), ("unknown_op", Some(4)));
 
     let f = c.request(json!({"op": "subscribe", "id": 5})).await;
-    assert_eq!(code(&f), "bad_request");
+    assert_eq!(error_code(&f), "bad_request");
 
     // Still usable afterwards.
     let f = c
@@ -78,11 +74,14 @@ async fn subscribe_before_auth_is_refused_until_connect() {
     let f = c
         .request(json!({"op": "subscribe", "id": 1, "channel": "a"}))
         .await;
-    assert_eq!((code(&f), f["id"].as_u64()), ("not_connected", Some(1)));
+    assert_eq!(
+        (error_code(&f), f["id"].as_u64()),
+        ("not_connected", Some(1))
+    );
     let f = c
         .request(json!({"op": "publish", "id": 2, "channel": "a", "event": "e", "data": 1}))
         .await;
-    assert_eq!(code(&f), "not_connected");
+    assert_eq!(error_code(&f), "not_connected");
     let pong = c.request(json!({"op": "ping", "id": 3})).await;
     assert_eq!(pong["op"], "pong");
     let ready = c
@@ -103,7 +102,7 @@ async fn refused(server: &TestServer, token: &str) -> (String, u16) {
     )
     .await;
     let f = c.json().await;
-    let code = code(&f).to_owned();
+    let code = error_code(&f).to_owned();
     (code, c.close_code().await)
 }
 
@@ -147,7 +146,10 @@ async fn bad_tokens_are_refused_with_their_reason() {
     let f = c
         .request(json!({"op": "connect", "id": 7, "token": bad_sig}))
         .await;
-    assert_eq!((code(&f), f["id"].as_u64()), ("invalid_token", Some(7)));
+    assert_eq!(
+        (error_code(&f), f["id"].as_u64()),
+        ("invalid_token", Some(7))
+    );
     assert_eq!(c.close_code().await, 4500);
 
     still_serving(&server, &mut by).await;
@@ -157,7 +159,7 @@ async fn bad_tokens_are_refused_with_their_reason() {
 async fn unknown_app_is_refused() {
     let server = TestServer::start().await;
     let mut c = RawClient::connect(server.addr, "/v1/apps/nope/ws", Some("demo-key")).await;
-    assert_eq!(code(&c.json().await), "app_not_found");
+    assert_eq!(error_code(&c.json().await), "app_not_found");
     assert_eq!(c.close_code().await, 4502);
 }
 
@@ -171,15 +173,15 @@ async fn capabilities_are_enforced() {
     let f = c
         .request(json!({"op": "subscribe", "id": 1, "channel": "news.a.b"}))
         .await;
-    assert_eq!(code(&f), "forbidden");
+    assert_eq!(error_code(&f), "forbidden");
     let f = c
         .request(json!({"op": "subscribe", "id": 2, "channel": "bystander"}))
         .await;
-    assert_eq!(code(&f), "forbidden");
+    assert_eq!(error_code(&f), "forbidden");
     let f = c
         .request(json!({"op": "publish", "id": 3, "channel": "bystander", "event": "e", "data": 1}))
         .await;
-    assert_eq!(code(&f), "forbidden");
+    assert_eq!(error_code(&f), "forbidden");
     let f = c
         .request(
             json!({"op": "publish", "id": 4, "channel": "chat.room1", "event": "e", "data": 1}),
@@ -207,12 +209,12 @@ async fn invalid_channel_names_and_events() {
         let f = c
             .request(json!({"op": "subscribe", "id": i, "channel": bad}))
             .await;
-        assert_eq!(code(&f), "invalid_channel", "{bad:?}");
+        assert_eq!(error_code(&f), "invalid_channel", "{bad:?}");
     }
     let f = c
         .request(json!({"op": "publish", "id": 50, "channel": "a", "event": "", "data": 1}))
         .await;
-    assert_eq!(code(&f), "bad_request");
+    assert_eq!(error_code(&f), "bad_request");
 }
 
 #[tokio::test]
@@ -347,7 +349,7 @@ async fn fragmented_messages_are_reassembled_and_checked() {
     );
     c.send_fragments(OpCode::Binary, &[b"{\"op\":", b"\"ping\"}"])
         .await;
-    assert_eq!(code(&c.json().await), "malformed_frame");
+    assert_eq!(error_code(&c.json().await), "malformed_frame");
     // A new message before the last one ended breaks the WebSocket protocol itself.
     c.send_frame(false, OpCode::Text, b"{\"op\":").await;
     c.send_text(r#"{"op":"ping"}"#).await;
@@ -361,7 +363,7 @@ async fn wrong_field_types_are_answered_by_id_and_close_codes_echoed() {
     let f = c
         .request(json!({"op": "subscribe", "id": 4, "channel": 12}))
         .await;
-    assert_eq!((code(&f), f["id"].as_u64()), ("bad_request", Some(4)));
+    assert_eq!((error_code(&f), f["id"].as_u64()), ("bad_request", Some(4)));
     c.send_close(4321).await;
     assert_eq!(c.close_code().await, 4321);
 }

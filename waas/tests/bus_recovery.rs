@@ -23,16 +23,6 @@ const WAAS: &str = env!("CARGO_BIN_EXE_waas");
 /// Every wait on something the test expects to happen soon.
 const EVENTUALLY: Duration = Duration::from_secs(30);
 
-fn token(app: &TestApp, subscribe: &[&str]) -> String {
-    tokens::hs256(
-        &app.jwt_secret,
-        "u",
-        Some(&app.id),
-        tokens::caps(subscribe, &[]),
-        3600,
-    )
-}
-
 fn addr_of(nats_url: &str) -> SocketAddr {
     nats_url
         .trim_start_matches("nats://")
@@ -217,7 +207,12 @@ fn assert_complete(who: &str, seen: &Seen, acked: &[(u64, u64)]) {
 }
 
 async fn subscribe(addr: SocketAddr, app: &TestApp, channel: &str) -> RawClient {
-    let mut c = RawClient::ready(addr, &app.id, &token(app, &[channel])).await;
+    let mut c = RawClient::ready(
+        addr,
+        &app.id,
+        &app.token("u", tokens::caps(&[channel], &[])),
+    )
+    .await;
     let ack = c
         .request(json!({"op": "subscribe", "id": 1, "channel": channel}))
         .await;
@@ -339,7 +334,7 @@ async fn without_history_subscribers_are_told_of_the_gap() {
     let client = waas_sdk::Client::builder()
         .url(format!("ws://{}", cluster.gateways[b].addr))
         .app(&app.id)
-        .token(token(&app, &["live"]))
+        .token(app.token("u", tokens::caps(&["live"], &[])))
         .connect()
         .await
         .unwrap();

@@ -4,23 +4,13 @@
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use waas_sdk::{ConnectionEvent, Events};
 use waas_test_support::cluster::{Cluster, TestApp};
 use waas_test_support::nats::{shared_url, NatsServer};
 use waas_test_support::raw::Received;
+use waas_test_support::sdk::wait_connected_to;
 use waas_test_support::{tokens, RawClient};
 
 const WAAS: &str = env!("CARGO_BIN_EXE_waas");
-
-fn token(app: &TestApp, sub: &str, subscribe: &[&str], publish: &[&str]) -> String {
-    tokens::hs256(
-        &app.jwt_secret,
-        sub,
-        Some(&app.id),
-        tokens::caps(subscribe, publish),
-        3600,
-    )
-}
 
 async fn rest_publish(
     base: &str,
@@ -61,12 +51,14 @@ async fn a_client_on_one_gateway_receives_from_the_other_and_from_rest_in_order(
     let app = cluster.create_app("crossnode").await;
     let (a, b) = (cluster.gateways[0].addr, cluster.gateways[1].addr);
 
-    let mut listener = RawClient::ready(a, &app.id, &token(&app, "l", &["room"], &[])).await;
+    let mut listener =
+        RawClient::ready(a, &app.id, &app.token("l", tokens::caps(&["room"], &[]))).await;
     let ack = listener
         .request(json!({"op": "subscribe", "id": 1, "channel": "room"}))
         .await;
     assert_eq!(ack["op"], "ack", "{ack}");
-    let mut talker = RawClient::ready(b, &app.id, &token(&app, "t", &[], &["room"])).await;
+    let mut talker =
+        RawClient::ready(b, &app.id, &app.token("t", tokens::caps(&[], &["room"]))).await;
 
     let rest = cluster.gateway_http(0);
     let rest_task = {
@@ -125,17 +117,6 @@ async fn a_client_on_one_gateway_receives_from_the_other_and_from_rest_in_order(
     );
 }
 
-/// Waits until the client is connected to `url`.
-async fn wait_connected_to(events: &mut Events, want: &str) {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(20), events.next()).await {
-            Ok(Some(ConnectionEvent::Connected { url, .. })) if url.starts_with(want) => return,
-            Ok(Some(_)) => continue,
-            other => panic!("no reconnect to {want}: {other:?}"),
-        }
-    }
-}
-
 #[tokio::test]
 async fn clients_of_a_killed_gateway_fail_over_and_keep_receiving() {
     let mut cluster = Cluster::start(WAAS, &shared_url(), 2).await;
@@ -147,7 +128,7 @@ async fn clients_of_a_killed_gateway_fail_over_and_keep_receiving() {
     let client = waas_sdk::Client::builder()
         .urls(urls.iter().cloned())
         .app(&app.id)
-        .token(token(&app, "phone", &["news"], &[]))
+        .token(app.token("phone", tokens::caps(&["news"], &[])))
         .connect()
         .await
         .unwrap();
@@ -191,7 +172,7 @@ async fn nats_outage_gives_clear_errors_and_the_service_resumes() {
     let mut c = RawClient::ready(
         cluster.gateways[0].addr,
         &app.id,
-        &token(&app, "u", &["x"], &["x"]),
+        &app.token("u", tokens::caps(&["x"], &["x"])),
     )
     .await;
     assert_eq!(
@@ -247,7 +228,7 @@ async fn refused_code(addr: std::net::SocketAddr, app: &str, token: &str) -> Opt
 async fn a_rotated_secret_is_refused_on_every_gateway_within_a_second() {
     let cluster = Cluster::start(WAAS, &shared_url(), 2).await;
     let app = cluster.create_app("rotate").await;
-    let old = token(&app, "u", &[">"], &[]);
+    let old = app.token("u", tokens::caps(&[">"], &[]));
     for gw in &cluster.gateways {
         assert_eq!(
             refused_code(gw.addr, &app.id, &old).await,
@@ -289,7 +270,7 @@ async fn a_rotated_secret_is_refused_on_every_gateway_within_a_second() {
 async fn deleting_an_app_closes_its_connections_everywhere() {
     let cluster = Cluster::start(WAAS, &shared_url(), 2).await;
     let app = cluster.create_app("doomed").await;
-    let t = token(&app, "u", &[">"], &[]);
+    let t = app.token("u", tokens::caps(&[">"], &[]));
     let mut on_a = RawClient::ready(cluster.gateways[0].addr, &app.id, &t).await;
     let mut on_b = RawClient::ready(cluster.gateways[1].addr, &app.id, &t).await;
     let (s, _) = cluster.admin("DELETE", "/v1/admin/apps/doomed", None).await;
@@ -308,7 +289,7 @@ async fn deleting_an_app_closes_its_connections_everywhere() {
 async fn gateways_keep_serving_known_apps_while_the_control_plane_is_down() {
     let mut cluster = Cluster::start(WAAS, &shared_url(), 1).await;
     let app = cluster.create_app("resilient").await;
-    let t = token(&app, "u", &["c"], &[]);
+    let t = app.token("u", tokens::caps(&["c"], &[]));
     let addr = cluster.gateways[0].addr;
     drop(RawClient::ready(addr, &app.id, &t).await);
     drop(cluster.control_plane.take());
@@ -330,7 +311,7 @@ async fn gateways_keep_serving_known_apps_while_the_control_plane_is_down() {
     cluster.start_control_plane();
     let other = cluster.create_app("newcomer").await;
     assert_eq!(
-        refused_code(addr, &other.id, &token(&other, "u", &[], &[])).await,
+        refused_code(addr, &other.id, &other.token("u", tokens::caps(&[], &[]))).await,
         None
     );
 }

@@ -16,24 +16,7 @@ use waas_test_support::TestServer;
 
 const APP: &str = "demo";
 const SECRET: &str = "demo-secret";
-const OPERATOR: &str = "dev-operator-token";
 const ROOM: &str = "presence.room-1";
-
-async fn admin(server: &TestServer, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let http = reqwest::Client::new();
-    let url = format!("{}{path}", server.http_url());
-    let mut req = match method {
-        "POST" => http.post(url),
-        _ => http.get(url),
-    }
-    .bearer_auth(OPERATOR);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let resp = req.send().await.expect("admin call");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
 
 async fn owner(server: &TestServer, dir: &std::path::Path) -> E2ee {
     member(&server.ws_url(), APP, "demo-key", keyring(dir, 0)).await
@@ -82,13 +65,9 @@ fn dump(db: &std::path::Path, tables: &[&str]) -> (Vec<u8>, usize) {
 async fn wait_recorded(server: &TestServer, id: &str, n: i64) {
     let deadline = Instant::now() + WAIT;
     loop {
-        let (_, rec) = admin(
-            server,
-            "GET",
-            &format!("/v1/admin/apps/demo/recordings/{id}"),
-            None,
-        )
-        .await;
+        let (_, rec) = server
+            .admin("GET", &format!("/v1/admin/apps/demo/recordings/{id}"), None)
+            .await;
         if rec["event_count"].as_i64() >= Some(n) {
             return;
         }
@@ -104,13 +83,13 @@ async fn round_trip_and_the_service_sees_only_ciphertext() {
     let db_path = db.clone();
     let server = TestServer::with(move |s| s.store = db_path).await;
     let bus = tap(&server).await;
-    let (_, rec) = admin(
-        &server,
-        "POST",
-        "/v1/admin/apps/demo/recordings",
-        Some(json!({"name": "e2ee", "channels": ["presence.>"]})),
-    )
-    .await;
+    let (_, rec) = server
+        .admin(
+            "POST",
+            "/v1/admin/apps/demo/recordings",
+            Some(json!({"name": "e2ee", "channels": ["presence.>"]})),
+        )
+        .await;
     let recording = rec["id"].as_str().expect("recording started").to_owned();
 
     let boss = owner(&server, &dir.path().join("owner")).await;
@@ -152,13 +131,13 @@ async fn round_trip_and_the_service_sees_only_ciphertext() {
 
     // The recording holds both messages and the room key notices, encrypted.
     wait_recorded(&server, &recording, 2).await;
-    let (s, _) = admin(
-        &server,
-        "POST",
-        &format!("/v1/admin/apps/demo/recordings/{recording}/stop"),
-        Some(json!({})),
-    )
-    .await;
+    let (s, _) = server
+        .admin(
+            "POST",
+            &format!("/v1/admin/apps/demo/recordings/{recording}/stop"),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(s, 200);
     let room_key = alice.keyring().current(ROOM).unwrap();
     let raw_key_b64 = base64::engine::general_purpose::STANDARD.encode(room_key.key);
@@ -186,13 +165,13 @@ async fn round_trip_and_the_service_sees_only_ciphertext() {
     }
 
     // A replay carries the envelopes untouched: they still decrypt.
-    let (s, replay) = admin(
-        &server,
-        "POST",
-        &format!("/v1/admin/apps/demo/recordings/{recording}/replays"),
-        Some(json!({"speed": 0})),
-    )
-    .await;
+    let (s, replay) = server
+        .admin(
+            "POST",
+            &format!("/v1/admin/apps/demo/recordings/{recording}/replays"),
+            Some(json!({"speed": 0})),
+        )
+        .await;
     assert_eq!(s, 201, "{replay}");
     let replayed = loop {
         let got = next(&mut bob_room).await.unwrap();

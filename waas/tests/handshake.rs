@@ -2,27 +2,9 @@
 //! and close code: a repeated `token` query parameter, an unmasked client frame, an `Origin`
 //! outside the app's allow-list (set through the admin API).
 
-use serde_json::{json, Value};
-use waas_test_support::cluster::reqwest_like::Client;
+use serde_json::json;
+use waas_test_support::raw::error_code;
 use waas_test_support::{tokens, RawClient, TestServer};
-
-const OPERATOR: &str = "dev-operator-token";
-
-async fn admin(server: &TestServer, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    Client::new()
-        .call(
-            method,
-            &format!("{}{path}", server.http_url()),
-            OPERATOR,
-            body,
-        )
-        .await
-}
-
-fn error_code(f: &Value) -> &str {
-    assert_eq!(f["op"], "error", "expected an error frame, got {f}");
-    f["code"].as_str().unwrap()
-}
 
 #[tokio::test]
 async fn a_repeated_token_query_parameter_is_an_invalid_token() {
@@ -65,9 +47,7 @@ async fn an_unmasked_client_frame_closes_with_1002() {
 #[tokio::test]
 async fn allowed_origins_are_set_and_read_through_the_admin_api() {
     let server = TestServer::start().await;
-    let (s, body) = admin(
-        &server,
-        "PATCH",
+    let (s, body) = server.admin("PATCH",
         "/v1/admin/apps/demo",
         Some(json!({"allowed_origins": ["https://App.Example.com", "https://*.example.org:8443"]})),
     )
@@ -75,26 +55,26 @@ async fn allowed_origins_are_set_and_read_through_the_admin_api() {
     assert_eq!(s, 200, "{body}");
     let stored = json!(["https://app.example.com", "https://*.example.org:8443"]);
     assert_eq!(body["allowed_origins"], stored, "stored lower-case");
-    let (s, body) = admin(&server, "GET", "/v1/admin/apps/demo", None).await;
+    let (s, body) = server.admin("GET", "/v1/admin/apps/demo", None).await;
     assert_eq!((s, &body["allowed_origins"]), (200, &stored));
     // A patch without the key leaves it alone.
-    let (_, body) = admin(
-        &server,
-        "PATCH",
-        "/v1/admin/apps/demo",
-        Some(json!({"name": "Demo"})),
-    )
-    .await;
+    let (_, body) = server
+        .admin(
+            "PATCH",
+            "/v1/admin/apps/demo",
+            Some(json!({"name": "Demo"})),
+        )
+        .await;
     assert_eq!(body["allowed_origins"], stored);
     // Entries that could never match an Origin header are refused.
     for bad in ["example.com", "https://example.com/", "ftp://x.test", "*"] {
-        let (s, body) = admin(
-            &server,
-            "PATCH",
-            "/v1/admin/apps/demo",
-            Some(json!({"allowed_origins": [bad]})),
-        )
-        .await;
+        let (s, body) = server
+            .admin(
+                "PATCH",
+                "/v1/admin/apps/demo",
+                Some(json!({"allowed_origins": [bad]})),
+            )
+            .await;
         assert_eq!(
             (s, body["error"]["code"].as_str()),
             (400, Some("bad_request")),
@@ -102,13 +82,13 @@ async fn allowed_origins_are_set_and_read_through_the_admin_api() {
         );
     }
     // `[]` allows any origin again.
-    let (_, body) = admin(
-        &server,
-        "PATCH",
-        "/v1/admin/apps/demo",
-        Some(json!({"allowed_origins": []})),
-    )
-    .await;
+    let (_, body) = server
+        .admin(
+            "PATCH",
+            "/v1/admin/apps/demo",
+            Some(json!({"allowed_origins": []})),
+        )
+        .await;
     assert_eq!(body["allowed_origins"], json!([]));
 }
 
@@ -116,18 +96,18 @@ async fn allowed_origins_are_set_and_read_through_the_admin_api() {
 async fn a_handshake_from_a_foreign_origin_is_refused() {
     let server = TestServer::start().await;
     // Created with its list, so the gateway's first look-up already has it.
-    let (s, body) = admin(
-        &server,
-        "POST",
-        "/v1/admin/apps",
-        Some(json!({
-            "id": "guarded",
-            "tenant_id": "default",
-            "jwt_secret": "guarded-secret",
-            "allowed_origins": ["https://app.example.com", "https://*.example.org"],
-        })),
-    )
-    .await;
+    let (s, body) = server
+        .admin(
+            "POST",
+            "/v1/admin/apps",
+            Some(json!({
+                "id": "guarded",
+                "tenant_id": "default",
+                "jwt_secret": "guarded-secret",
+                "allowed_origins": ["https://app.example.com", "https://*.example.org"],
+            })),
+        )
+        .await;
     assert_eq!(s, 201, "{body}");
     assert_eq!(body["app"]["allowed_origins"][0], "https://app.example.com");
     let key = body["api_key"].as_str().unwrap().to_owned();

@@ -4,22 +4,13 @@
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::time::Duration;
-use waas_sdk::{ConnectionEvent, Events};
+use waas_sdk::ConnectionEvent;
 use waas_test_support::cluster::{Cluster, TestApp};
 use waas_test_support::nats::shared_url;
+use waas_test_support::sdk::wait_connected_to;
 use waas_test_support::{tokens, RawClient};
 
 const WAAS: &str = env!("CARGO_BIN_EXE_waas");
-
-fn token(app: &TestApp, sub: &str, subscribe: &[&str], publish: &[&str]) -> String {
-    tokens::hs256(
-        &app.jwt_secret,
-        sub,
-        Some(&app.id),
-        tokens::caps(subscribe, publish),
-        3600,
-    )
-}
 
 async fn publish(http: &reqwest::Client, base: &str, app: &TestApp, channel: &str, n: u64) -> u64 {
     let r = http
@@ -76,16 +67,6 @@ async fn numbers_until_reply(client: &mut RawClient) -> (Vec<u64>, Value) {
     }
 }
 
-async fn wait_connected_to(events: &mut Events, want: &str) {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(20), events.next()).await {
-            Ok(Some(ConnectionEvent::Connected { url, .. })) if url.starts_with(want) => return,
-            Ok(Some(_)) => continue,
-            other => panic!("no reconnect to {want}: {other:?}"),
-        }
-    }
-}
-
 /// Offsets come from the stream, so publishes through different gateways share one order,
 /// and every gateway's subscribers see it; history reads it back on any gateway.
 #[tokio::test]
@@ -93,7 +74,7 @@ async fn offsets_are_shared_by_gateways_and_history_is_readable_anywhere() {
     let cluster = Cluster::start(WAAS, &shared_url(), 2).await;
     let app = cluster.create_app("shared").await;
     let http = reqwest::Client::new();
-    let t = token(&app, "u", &["room"], &[]);
+    let t = app.token("u", tokens::caps(&["room"], &[]));
     let mut a = RawClient::ready(cluster.gateways[0].addr, &app.id, &t).await;
     let ack = a
         .request(json!({"op": "subscribe", "id": 1, "channel": "room"}))
@@ -163,7 +144,7 @@ async fn ten_thousand_messages_survive_a_gateway_failover() {
     let client = waas_sdk::Client::builder()
         .urls(urls.iter().cloned())
         .app(&app.id)
-        .token(token(&app, "phone", &["ticks"], &[]))
+        .token(app.token("phone", tokens::caps(&["ticks"], &[])))
         .subscription_capacity(2 * TOTAL as usize)
         .connect()
         .await
@@ -242,7 +223,7 @@ async fn recovery_beyond_the_window_is_reported_by_the_sdk() {
     // Reconnects wait while the test holds the gate, so the test decides what is missed.
     let gate = std::sync::Arc::new(tokio::sync::RwLock::new(()));
     let provider_gate = gate.clone();
-    let t = token(&app, "tablet", &["feed"], &[]);
+    let t = app.token("tablet", tokens::caps(&["feed"], &[]));
     let client = waas_sdk::Client::builder()
         .urls(urls.iter().cloned())
         .app(&app.id)
@@ -299,7 +280,7 @@ async fn namespaces_keep_history_by_their_own_rules() {
         )
         .await;
     let http = reqwest::Client::new();
-    let t = token(&app, "u", &["chat.*", "news.*"], &[]);
+    let t = app.token("u", tokens::caps(&["chat.*", "news.*"], &[]));
     let mut sub = RawClient::ready(cluster.gateways[1].addr, &app.id, &t).await;
     let mut epochs = std::collections::HashMap::new();
     for (id, channel) in [(1, "chat.room"), (2, "news.x")] {

@@ -4,22 +4,8 @@
 
 use serde_json::{json, Value};
 use waas::settings::AppSettings;
-use waas_test_support::cluster::reqwest_like::Client;
 use waas_test_support::raw::Received;
 use waas_test_support::{tokens, RawClient, TestServer};
-
-const OPERATOR: &str = "dev-operator-token";
-
-async fn admin(server: &TestServer, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    Client::new()
-        .call(
-            method,
-            &format!("{}{path}", server.http_url()),
-            OPERATOR,
-            body,
-        )
-        .await
-}
 
 /// An app seeded by `waas dev` settings (the operator's, so reserved ids are not checked).
 fn app(id: &str, routes: Value) -> AppSettings {
@@ -117,17 +103,21 @@ async fn apps_named_after_internal_subjects_receive_no_internal_traffic() {
     let user = tokens::hs256("shop-secret", "alice", Some("shop"), caps, 3600);
     let mut alice = RawClient::ready(server.addr, "shop", &user).await;
 
-    let (s, body) = admin(
-        &server,
-        "PATCH",
-        "/v1/admin/apps/shop",
-        Some(json!({"limits": {"publish_rate": 50}})),
-    )
-    .await;
+    let (s, body) = server
+        .admin(
+            "PATCH",
+            "/v1/admin/apps/shop",
+            Some(json!({"limits": {"publish_rate": 50}})),
+        )
+        .await;
     assert_eq!(s, 200, "{body}");
-    let (s, body) = admin(&server, "POST", "/v1/admin/apps/shop/keys", Some(json!({}))).await;
+    let (s, body) = server
+        .admin("POST", "/v1/admin/apps/shop/keys", Some(json!({})))
+        .await;
     assert_eq!(s, 201, "{body}");
-    let (s, body) = admin(&server, "POST", "/v1/admin/apps/shop/jwt-secret", None).await;
+    let (s, body) = server
+        .admin("POST", "/v1/admin/apps/shop/jwt-secret", None)
+        .await;
     assert_eq!(s, 200, "{body}");
     // Nobody serves `weather`: the request goes to the bus and finds no responder.
     let answer = alice
@@ -142,24 +132,24 @@ async fn apps_named_after_internal_subjects_receive_no_internal_traffic() {
 #[tokio::test]
 async fn reserved_app_ids_are_refused_by_the_admin_api() {
     let server = TestServer::start().await;
-    let (s, body) = admin(
-        &server,
-        "POST",
-        "/v1/admin/tenants",
-        Some(json!({"id": "acme", "name": "Acme"})),
-    )
-    .await;
+    let (s, body) = server
+        .admin(
+            "POST",
+            "/v1/admin/tenants",
+            Some(json!({"id": "acme", "name": "Acme"})),
+        )
+        .await;
     assert_eq!(s, 201, "{body}");
     for id in [
         "control", "rpc", "RPC", "sys", "system", "internal", "admin", "api", "waas",
     ] {
-        let (s, body) = admin(
-            &server,
-            "POST",
-            "/v1/admin/apps",
-            Some(json!({"id": id, "tenant_id": "acme"})),
-        )
-        .await;
+        let (s, body) = server
+            .admin(
+                "POST",
+                "/v1/admin/apps",
+                Some(json!({"id": id, "tenant_id": "acme"})),
+            )
+            .await;
         assert_eq!(
             (s, body["error"]["code"].as_str()),
             (400, Some("reserved_id")),
@@ -167,13 +157,13 @@ async fn reserved_app_ids_are_refused_by_the_admin_api() {
         );
     }
     // Names that merely contain one are anyone's.
-    let (s, body) = admin(
-        &server,
-        "POST",
-        "/v1/admin/apps",
-        Some(json!({"id": "control-room", "tenant_id": "acme"})),
-    )
-    .await;
+    let (s, body) = server
+        .admin(
+            "POST",
+            "/v1/admin/apps",
+            Some(json!({"id": "control-room", "tenant_id": "acme"})),
+        )
+        .await;
     assert_eq!(s, 201, "{body}");
 }
 

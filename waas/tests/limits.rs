@@ -1,15 +1,10 @@
 //! Every limit answers with its documented error frame or close code, and only the offending
 //! connection is affected.
 
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::{Duration, Instant};
-use waas_test_support::raw::Received;
+use waas_test_support::raw::{error_code, Received};
 use waas_test_support::{tokens, RawClient, TestServer};
-
-fn code(f: &Value) -> &str {
-    assert_eq!(f["op"], "error", "expected an error frame, got {f}");
-    f["code"].as_str().unwrap()
-}
 
 fn all_caps() -> String {
     tokens::demo("limits", &[">"], &[">"])
@@ -24,7 +19,7 @@ async fn oversized_frame_gets_error_then_close_1009() {
     c.send(&json!({"op": "publish", "id": 1, "channel": "a", "event": "e", "data": data}))
         .await;
     let f = c.json().await;
-    assert_eq!(code(&f), "message_too_large");
+    assert_eq!(error_code(&f), "message_too_large");
     assert_eq!(c.close_code().await, 1009);
     // A frame right at the limit is fine for everyone else.
     let ok = other.request(json!({"op": "ping", "id": 1})).await;
@@ -51,7 +46,7 @@ async fn too_many_channels() {
     let f = c
         .request(json!({"op": "subscribe", "id": 4, "channel": "c"}))
         .await;
-    assert_eq!(code(&f), "too_many_channels");
+    assert_eq!(error_code(&f), "too_many_channels");
     assert_eq!(
         c.request(json!({"op": "unsubscribe", "id": 5, "channel": "a"}))
             .await["op"],
@@ -78,7 +73,7 @@ async fn publish_rate_per_connection() {
     assert_eq!(c.request(publish(1)).await["op"], "ack");
     assert_eq!(c.request(publish(2)).await["op"], "ack");
     let f = c.request(publish(3)).await;
-    assert_eq!(code(&f), "rate_limited");
+    assert_eq!(error_code(&f), "rate_limited");
     // The limit is per connection.
     assert_eq!(other.request(publish(4)).await["op"], "ack");
 }
@@ -89,7 +84,7 @@ async fn max_connections_per_app() {
     let a = RawClient::ready(server.addr, "demo", &all_caps()).await;
     let _b = RawClient::ready(server.addr, "demo", &all_caps()).await;
     let mut c = RawClient::connect(server.addr, "/v1/apps/demo/ws", Some("demo-key")).await;
-    assert_eq!(code(&c.json().await), "connection_limit");
+    assert_eq!(error_code(&c.json().await), "connection_limit");
     assert_eq!(c.close_code().await, 4004);
     drop(a);
     // The slot frees when the server sees the socket close; retry until it has.

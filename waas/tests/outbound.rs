@@ -10,13 +10,13 @@
 use serde_json::{json, Value};
 use std::time::Duration;
 use waas_sdk::protocol::{CallSet, Caps, PathPrefix};
-use waas_sdk::{Client, Error, ErrorCode};
+use waas_sdk::{Client, ErrorCode};
 use waas_test_support::flood::Flood;
 use waas_test_support::receiver::Receiver;
+use waas_test_support::sdk::rejected;
 use waas_test_support::upstream::TestUpstream;
 use waas_test_support::{tokens, TestServer};
 
-const OPERATOR: &str = "dev-operator-token";
 /// What the endless servers offer: far more than any bound, small enough that a client which
 /// reads everything (the bug) finishes quickly and the test fails instead of hanging.
 const FLOOD: u64 = 64 << 20;
@@ -24,34 +24,14 @@ const FLOOD: u64 = 64 << 20;
 /// sides and hyper's write buffer, a few MiB on loopback.
 const SENT_BOUND: u64 = 16 << 20;
 
-async fn admin(server: &TestServer, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let http = reqwest::Client::new();
-    let mut req = http
-        .request(
-            method.parse().unwrap(),
-            format!("{}{path}", server.http_url()),
-        )
-        .bearer_auth(OPERATOR);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
 async fn create_endpoint(server: &TestServer, url: &str) -> (u16, Value) {
-    admin(
-        server,
-        "POST",
-        "/v1/admin/apps/demo/webhooks",
-        Some(json!({"url": url, "events": ["message"]})),
-    )
-    .await
+    server
+        .admin(
+            "POST",
+            "/v1/admin/apps/demo/webhooks",
+            Some(json!({"url": url, "events": ["message"]})),
+        )
+        .await
 }
 
 async fn publish(server: &TestServer) {
@@ -69,16 +49,14 @@ async fn publish(server: &TestServer) {
 async fn delivery(server: &TestServer, done: impl Fn(&Value) -> bool) -> Value {
     let mut last = Value::Null;
     for _ in 0..400 {
-        let (s, list) = admin(server, "GET", "/v1/admin/apps/demo/deliveries", None).await;
+        let (s, list) = server
+            .admin("GET", "/v1/admin/apps/demo/deliveries", None)
+            .await;
         assert_eq!(s, 200, "{list}");
         if let Some(id) = list[0]["id"].as_str() {
-            let (_, d) = admin(
-                server,
-                "GET",
-                &format!("/v1/admin/apps/demo/deliveries/{id}"),
-                None,
-            )
-            .await;
+            let (_, d) = server
+                .admin("GET", &format!("/v1/admin/apps/demo/deliveries/{id}"), None)
+                .await;
             if done(&d) {
                 return d;
             }
@@ -108,20 +86,13 @@ async fn caller(server: &TestServer) -> Client {
 }
 
 async fn set_routes(server: &TestServer, routes: Value) -> (u16, Value) {
-    admin(
-        server,
-        "PATCH",
-        "/v1/admin/apps/demo",
-        Some(json!({"routes": routes})),
-    )
-    .await
-}
-
-fn rejected(result: Result<waas_sdk::rpc::Response, Error>) -> (ErrorCode, String) {
-    match result {
-        Err(Error::Rejected { code, message }) => (code, message),
-        other => panic!("expected a refusal, got {other:?}"),
-    }
+    server
+        .admin(
+            "PATCH",
+            "/v1/admin/apps/demo",
+            Some(json!({"routes": routes})),
+        )
+        .await
 }
 
 #[tokio::test]
@@ -234,15 +205,17 @@ async fn endpoints_at_refused_literal_addresses_are_refused_when_created() {
     let (s, created) = create_endpoint(&strict, "http://example.invalid/hook").await;
     assert_eq!(s, 201, "{created}");
     let id = created["webhook"]["id"].as_str().unwrap();
-    let (s, body) = admin(
-        &strict,
-        "PATCH",
-        &format!("/v1/admin/apps/demo/webhooks/{id}"),
-        Some(json!({"url": "http://[::1]/x"})),
-    )
-    .await;
+    let (s, body) = strict
+        .admin(
+            "PATCH",
+            &format!("/v1/admin/apps/demo/webhooks/{id}"),
+            Some(json!({"url": "http://[::1]/x"})),
+        )
+        .await;
     assert_eq!(s, 400, "{body}");
-    let (_, list) = admin(&strict, "GET", "/v1/admin/apps/demo/webhooks", None).await;
+    let (_, list) = strict
+        .admin("GET", "/v1/admin/apps/demo/webhooks", None)
+        .await;
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list[0]["url"], "http://example.invalid/hook");
 
@@ -253,13 +226,13 @@ async fn endpoints_at_refused_literal_addresses_are_refused_when_created() {
     })
     .await;
     // Disabled: nothing is ever sent to it.
-    let (s, body) = admin(
-        &private,
-        "POST",
-        "/v1/admin/apps/demo/webhooks",
-        Some(json!({"url": "http://10.0.0.1/hook", "events": ["message"], "enabled": false})),
-    )
-    .await;
+    let (s, body) = private
+        .admin(
+            "POST",
+            "/v1/admin/apps/demo/webhooks",
+            Some(json!({"url": "http://10.0.0.1/hook", "events": ["message"], "enabled": false})),
+        )
+        .await;
     assert_eq!(s, 201, "{body}");
     let (s, _) = create_endpoint(&private, "http://169.254.169.254/").await;
     assert_eq!(s, 400);

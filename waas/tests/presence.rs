@@ -1,34 +1,13 @@
 //! Presence channels and occupancy: member lists, join/leave frames, the `presence` op and the
 //! REST channel endpoints, on one node and across gateways (one of them killed).
 
-use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use waas_protocol::Claims;
 use waas_test_support::cluster::Cluster;
 use waas_test_support::nats::shared_url;
 use waas_test_support::{tokens, RawClient, TestServer};
 
 const WAAS: &str = env!("CARGO_BIN_EXE_waas");
-
-/// A token for `sub` with presence `info`, allowed on every presence channel.
-fn member_token(secret: &str, app: &str, sub: &str, info: Value) -> String {
-    let claims = Claims {
-        sub: sub.into(),
-        exp: tokens::now_s() + 3600,
-        iat: None,
-        aud: Some(app.into()),
-        caps: tokens::caps(&["presence.>"], &[]),
-        info: Some(info),
-    };
-    encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
-}
 
 async fn get(base: &str, path: &str, key: &str) -> (u16, Value) {
     let r = reqwest::Client::new()
@@ -47,7 +26,7 @@ async fn join(c: &mut RawClient, channel: &str, id: u64) -> Vec<String> {
         .request(json!({"op": "subscribe", "id": id, "channel": channel}))
         .await;
     assert_eq!(ack["op"], "ack", "{ack}");
-    let members = next_op(c, "members").await;
+    let members = c.next_op("members").await;
     assert_eq!(members["id"], id);
     assert_eq!(members["channel"], channel);
     ids(&members["members"])
@@ -62,28 +41,30 @@ fn ids(members: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The next frame with op `op`, skipping others.
-async fn next_op(c: &mut RawClient, op: &str) -> Value {
-    loop {
-        let f = c.json().await;
-        if f["op"] == op {
-            return f;
-        }
-    }
-}
-
 #[tokio::test]
 async fn members_join_and_leave_on_one_node() {
     let server = TestServer::start().await;
     let base = server.http_url();
-    let alice_token = member_token("demo-secret", "demo", "alice", json!({"name": "Alice"}));
-    let bob_token = member_token("demo-secret", "demo", "bob", json!({"name": "Bob"}));
+    let alice_token = tokens::with_info(
+        "demo-secret",
+        "demo",
+        "alice",
+        tokens::caps(&["presence.>"], &[]),
+        json!({"name": "Alice"}),
+    );
+    let bob_token = tokens::with_info(
+        "demo-secret",
+        "demo",
+        "bob",
+        tokens::caps(&["presence.>"], &[]),
+        json!({"name": "Bob"}),
+    );
 
     let mut alice = RawClient::ready(server.addr, "demo", &alice_token).await;
     assert_eq!(join(&mut alice, "presence.room", 1).await, ["alice"]);
     let mut bob = RawClient::ready(server.addr, "demo", &bob_token).await;
     assert_eq!(join(&mut bob, "presence.room", 1).await, ["alice", "bob"]);
-    let added = next_op(&mut alice, "member_added").await;
+    let added = alice.next_op("member_added").await;
     assert_eq!(added["channel"], "presence.room");
     assert_eq!(
         added["member"],
@@ -112,12 +93,12 @@ async fn members_join_and_leave_on_one_node() {
     );
     drop(bob2);
     bob.send_close(1000).await;
-    let removed = next_op(&mut alice, "member_removed").await;
+    let removed = alice.next_op("member_removed").await;
     assert_eq!(removed["member"]["id"], "bob");
     alice
         .send(&json!({"op": "presence", "id": 8, "channel": "presence.room"}))
         .await;
-    let members = next_op(&mut alice, "members").await;
+    let members = alice.next_op("members").await;
     assert_eq!(members["id"], 8);
     assert_eq!(ids(&members["members"]), ["alice"]);
 
@@ -144,10 +125,11 @@ async fn members_join_and_leave_on_one_node() {
 async fn bad_presence_requests_get_clear_errors() {
     let server = TestServer::with(|s| s.limits.max_member_info_bytes = 16).await;
     let base = server.http_url();
-    let big = member_token(
+    let big = tokens::with_info(
         "demo-secret",
         "demo",
         "al",
+        tokens::caps(&["presence.>"], &[]),
         json!({"name": "a long name indeed"}),
     );
     let mut c = RawClient::ready(server.addr, "demo", &big).await;
@@ -206,12 +188,20 @@ async fn bad_presence_requests_get_clear_errors() {
 #[tokio::test]
 async fn a_full_presence_channel_refuses_newcomers_until_someone_leaves() {
     let server = TestServer::with(|s| s.limits.max_presence_members = 2).await;
-    let token = |sub: &str| member_token("demo-secret", "demo", sub, json!({}));
+    let token = |sub: &str| {
+        tokens::with_info(
+            "demo-secret",
+            "demo",
+            sub,
+            tokens::caps(&["presence.>"], &[]),
+            json!({}),
+        )
+    };
     let mut alice = RawClient::ready(server.addr, "demo", &token("alice")).await;
     assert_eq!(join(&mut alice, "presence.room", 1).await, ["alice"]);
     let mut bob = RawClient::ready(server.addr, "demo", &token("bob")).await;
     join(&mut bob, "presence.room", 1).await;
-    next_op(&mut alice, "member_added").await;
+    alice.next_op("member_added").await;
 
     let mut carol = RawClient::ready(server.addr, "demo", &token("carol")).await;
     let e = carol
@@ -234,7 +224,7 @@ async fn a_full_presence_channel_refuses_newcomers_until_someone_leaves() {
     assert_eq!(both, ["alice", "bob"]);
 
     drop(bob);
-    let left = next_op(&mut alice, "member_removed").await;
+    let left = alice.next_op("member_removed").await;
     assert_eq!(left["member"]["id"], "bob");
     let mut both = join(&mut carol, "presence.room", 3).await;
     both.sort();
@@ -257,10 +247,6 @@ async fn wait_for(what: &str, deadline: Duration, mut check: impl AsyncFnMut() -
     }
 }
 
-async fn connect(addr: SocketAddr, app: &str, token: &str) -> RawClient {
-    RawClient::ready(addr, app, token).await
-}
-
 #[tokio::test]
 async fn presence_spans_gateways_and_a_killed_gateways_members_leave_within_the_ttl() {
     const TTL_MS: u64 = 1500;
@@ -275,13 +261,25 @@ async fn presence_spans_gateways_and_a_killed_gateways_members_leave_within_the_
     cluster.add_gateway_with(&flags);
     let app = cluster.create_app("presence").await;
     let (a, b) = (cluster.gateways[0].addr, cluster.gateways[1].addr);
-    let alice_token = member_token(&app.jwt_secret, &app.id, "alice", json!({"n": 1}));
-    let bob_token = member_token(&app.jwt_secret, &app.id, "bob", json!({"n": 2}));
+    let alice_token = tokens::with_info(
+        &app.jwt_secret,
+        &app.id,
+        "alice",
+        tokens::caps(&["presence.>"], &[]),
+        json!({"n": 1}),
+    );
+    let bob_token = tokens::with_info(
+        &app.jwt_secret,
+        &app.id,
+        "bob",
+        tokens::caps(&["presence.>"], &[]),
+        json!({"n": 2}),
+    );
 
-    let mut alice = connect(a, &app.id, &alice_token).await;
+    let mut alice = RawClient::ready(a, &app.id, &alice_token).await;
     assert_eq!(join(&mut alice, "presence.room", 1).await, ["alice"]);
     // Bob on the other gateway sees alice once gateway B has heard from A.
-    let mut bob = connect(b, &app.id, &bob_token).await;
+    let mut bob = RawClient::ready(b, &app.id, &bob_token).await;
     let rest_b = cluster.gateway_http(1);
     let key = app.api_key.clone();
     wait_for(
@@ -299,7 +297,7 @@ async fn presence_spans_gateways_and_a_killed_gateways_members_leave_within_the_
     )
     .await;
     assert_eq!(join(&mut bob, "presence.room", 1).await, ["alice", "bob"]);
-    let added = next_op(&mut alice, "member_added").await;
+    let added = alice.next_op("member_added").await;
     assert_eq!(added["member"], json!({"id": "bob", "info": {"n": 2}}));
     let rest_a = cluster.gateway_http(0);
     wait_for(
@@ -317,17 +315,17 @@ async fn presence_spans_gateways_and_a_killed_gateways_members_leave_within_the_
         .request(json!({"op": "unsubscribe", "id": 2, "channel": "presence.room"}))
         .await;
     assert_eq!(ack["op"], "ack");
-    let removed = next_op(&mut alice, "member_removed").await;
+    let removed = alice.next_op("member_removed").await;
     assert_eq!(removed["member"]["id"], "bob");
     assert_eq!(join(&mut bob, "presence.room", 3).await, ["alice", "bob"]);
-    let added = next_op(&mut alice, "member_added").await;
+    let added = alice.next_op("member_added").await;
     assert_eq!(added["member"]["id"], "bob");
 
     // Gateway A dies without a word: bob hears alice leave within the TTL (plus a sweep).
     let killed_at = Instant::now();
     cluster.gateways[0].child.kill().unwrap();
     cluster.gateways[0].child.wait().unwrap();
-    let removed = next_op(&mut bob, "member_removed").await;
+    let removed = bob.next_op("member_removed").await;
     let took = killed_at.elapsed();
     assert_eq!(removed["member"]["id"], "alice");
     assert!(
@@ -352,10 +350,11 @@ async fn the_sdk_lists_members_and_streams_their_comings_and_goings() {
             Client::builder()
                 .url(url)
                 .app("demo")
-                .token(member_token(
+                .token(tokens::with_info(
                     "demo-secret",
                     "demo",
                     sub,
+                    tokens::caps(&["presence.>"], &[]),
                     json!({"who": sub}),
                 ))
                 .connect()
@@ -436,7 +435,7 @@ async fn tokens_minted_by_rest_carry_member_info() {
         .request(json!({"op": "subscribe", "id": 1, "channel": "presence.minted"}))
         .await;
     assert_eq!(ack["op"], "ack");
-    let members = next_op(&mut c, "members").await;
+    let members = c.next_op("members").await;
     assert_eq!(
         members["members"],
         json!([{"id": "dora", "info": {"name": "Dora"}}])

@@ -6,29 +6,6 @@ use waas_test_support::{tokens, RawClient, TestServer};
 
 const OPERATOR: &str = "dev-operator-token";
 
-async fn admin(server: &TestServer, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let http = reqwest::Client::new();
-    let url = format!("{}{path}", server.http_url());
-    let req = match method {
-        "GET" => http.get(url),
-        "POST" => http.post(url),
-        "DELETE" => http.delete(url),
-        other => panic!("method {other}"),
-    }
-    .bearer_auth(OPERATOR);
-    let req = match body {
-        Some(b) => req.json(&b),
-        None => req,
-    };
-    let resp = req.send().await.expect("admin call");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
 async fn publish_raw(server: &TestServer, channel: &str, data: &str) {
     let body = format!(r#"{{"channel":"{channel}","event":"e","data":{data}}}"#);
     let resp = reqwest::Client::new()
@@ -45,13 +22,9 @@ async fn publish_raw(server: &TestServer, channel: &str, data: &str) {
 async fn until_count(server: &TestServer, id: &str, n: i64) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let (_, rec) = admin(
-            server,
-            "GET",
-            &format!("/v1/admin/apps/demo/recordings/{id}"),
-            None,
-        )
-        .await;
+        let (_, rec) = server
+            .admin("GET", &format!("/v1/admin/apps/demo/recordings/{id}"), None)
+            .await;
         if rec["event_count"].as_i64() >= Some(n) {
             return rec;
         }
@@ -63,13 +36,13 @@ async fn until_count(server: &TestServer, id: &str, n: i64) -> Value {
 #[tokio::test]
 async fn record_inspect_export_replay_and_delete() {
     let server = TestServer::start().await;
-    let (s, rec) = admin(
-        &server,
-        "POST",
-        "/v1/admin/apps/demo/recordings",
-        Some(json!({"name": "session 1", "channels": ["game.*", "chat.lobby"]})),
-    )
-    .await;
+    let (s, rec) = server
+        .admin(
+            "POST",
+            "/v1/admin/apps/demo/recordings",
+            Some(json!({"name": "session 1", "channels": ["game.*", "chat.lobby"]})),
+        )
+        .await;
     assert_eq!(s, 201, "{rec}");
     assert_eq!(rec["status"], "recording");
     let id = rec["id"].as_str().unwrap().to_owned();
@@ -87,13 +60,13 @@ async fn record_inspect_export_replay_and_delete() {
     publish_raw(&server, "chat.lobby", "\"hi\"").await;
     until_count(&server, &id, 4).await;
 
-    let (s, stopped) = admin(
-        &server,
-        "POST",
-        &format!("/v1/admin/apps/demo/recordings/{id}/stop"),
-        None,
-    )
-    .await;
+    let (s, stopped) = server
+        .admin(
+            "POST",
+            &format!("/v1/admin/apps/demo/recordings/{id}/stop"),
+            None,
+        )
+        .await;
     assert_eq!(
         (s, stopped["status"].as_str()),
         (200, Some("stopped")),
@@ -102,13 +75,13 @@ async fn record_inspect_export_replay_and_delete() {
     assert_eq!(stopped["stop_reason"], "stopped");
     publish_raw(&server, "game.1", "99").await;
 
-    let (_, page) = admin(
-        &server,
-        "GET",
-        &format!("/v1/admin/apps/demo/recordings/{id}/events?limit=2"),
-        None,
-    )
-    .await;
+    let (_, page) = server
+        .admin(
+            "GET",
+            &format!("/v1/admin/apps/demo/recordings/{id}/events?limit=2"),
+            None,
+        )
+        .await;
     assert_eq!(page["events"].as_array().unwrap().len(), 2);
     let next = page["next"].as_i64().expect("a next page");
     // The page's text holds each frame byte for byte, fields in their documented order.
@@ -130,13 +103,13 @@ async fn record_inspect_export_replay_and_delete() {
         "{text}"
     );
     assert!(text.contains(payloads[0]), "{text}");
-    let (_, rest) = admin(
-        &server,
-        "GET",
-        &format!("/v1/admin/apps/demo/recordings/{id}/events?after={next}"),
-        None,
-    )
-    .await;
+    let (_, rest) = server
+        .admin(
+            "GET",
+            &format!("/v1/admin/apps/demo/recordings/{id}/events?after={next}"),
+            None,
+        )
+        .await;
     assert_eq!(rest["events"].as_array().unwrap().len(), 2);
     assert!(rest["next"].is_null());
     assert_eq!(rest["events"][1]["channel"], "chat.lobby");
@@ -172,13 +145,13 @@ async fn record_inspect_export_replay_and_delete() {
         .request(json!({"op": "subscribe", "id": 1, "channel": "replay.1"}))
         .await;
     assert_eq!(ack["op"], "ack");
-    let (s, replay) = admin(
-        &server,
-        "POST",
-        &format!("/v1/admin/apps/demo/recordings/{id}/replays"),
-        Some(json!({"channel": "replay.1", "speed": 0})),
-    )
-    .await;
+    let (s, replay) = server
+        .admin(
+            "POST",
+            &format!("/v1/admin/apps/demo/recordings/{id}/replays"),
+            Some(json!({"channel": "replay.1", "speed": 0})),
+        )
+        .await;
     assert_eq!(s, 201, "{replay}");
     for p in payloads.iter().copied().chain(["\"hi\""]) {
         let m = viewer.recv().await;
@@ -192,13 +165,9 @@ async fn record_inspect_export_replay_and_delete() {
     let pid = replay["id"].as_str().unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let (_, r) = admin(
-            &server,
-            "GET",
-            &format!("/v1/admin/apps/demo/replays/{pid}"),
-            None,
-        )
-        .await;
+        let (_, r) = server
+            .admin("GET", &format!("/v1/admin/apps/demo/replays/{pid}"), None)
+            .await;
         if r["state"] == "finished" {
             assert_eq!(r["published"], 4);
             break;
@@ -207,49 +176,43 @@ async fn record_inspect_export_replay_and_delete() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let (s, list) = admin(&server, "GET", "/v1/admin/apps/demo/recordings", None).await;
+    let (s, list) = server
+        .admin("GET", "/v1/admin/apps/demo/recordings", None)
+        .await;
     assert_eq!((s, list.as_array().unwrap().len()), (200, 1));
-    let (s, _) = admin(
-        &server,
-        "DELETE",
-        &format!("/v1/admin/apps/demo/recordings/{id}"),
-        None,
-    )
-    .await;
+    let (s, _) = server
+        .admin(
+            "DELETE",
+            &format!("/v1/admin/apps/demo/recordings/{id}"),
+            None,
+        )
+        .await;
     assert_eq!(s, 204);
-    let (s, e) = admin(
-        &server,
-        "GET",
-        &format!("/v1/admin/apps/demo/recordings/{id}"),
-        None,
-    )
-    .await;
+    let (s, e) = server
+        .admin("GET", &format!("/v1/admin/apps/demo/recordings/{id}"), None)
+        .await;
     assert_eq!((s, e["error"]["code"].as_str()), (404, Some("not_found")));
 }
 
 #[tokio::test]
 async fn limits_stop_a_recording_and_bad_requests_are_refused() {
     let server = TestServer::start().await;
-    let (_, rec) = admin(
-        &server,
-        "POST",
-        "/v1/admin/apps/demo/recordings",
-        Some(json!({"name": "capped", "channels": [">"], "max_events": 3})),
-    )
-    .await;
+    let (_, rec) = server
+        .admin(
+            "POST",
+            "/v1/admin/apps/demo/recordings",
+            Some(json!({"name": "capped", "channels": [">"], "max_events": 3})),
+        )
+        .await;
     let id = rec["id"].as_str().unwrap().to_owned();
     for n in 0..5 {
         publish_raw(&server, "a.b", &n.to_string()).await;
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let rec = loop {
-        let (_, rec) = admin(
-            &server,
-            "GET",
-            &format!("/v1/admin/apps/demo/recordings/{id}"),
-            None,
-        )
-        .await;
+        let (_, rec) = server
+            .admin("GET", &format!("/v1/admin/apps/demo/recordings/{id}"), None)
+            .await;
         if rec["status"] == "stopped" {
             break rec;
         }
@@ -277,36 +240,34 @@ async fn limits_stop_a_recording_and_bad_requests_are_refused() {
             "bad_request",
         ),
     ] {
-        let (s, e) = admin(
-            &server,
-            "POST",
-            "/v1/admin/apps/demo/recordings",
-            Some(body.clone()),
-        )
-        .await;
+        let (s, e) = server
+            .admin("POST", "/v1/admin/apps/demo/recordings", Some(body.clone()))
+            .await;
         assert_eq!(
             (s, e["error"]["code"].as_str()),
             (400, Some(code)),
             "{body}"
         );
     }
-    let (s, _) = admin(
-        &server,
-        "POST",
-        "/v1/admin/apps/nope/recordings",
-        Some(json!({"name": "x", "channels": ["a"]})),
-    )
-    .await;
+    let (s, _) = server
+        .admin(
+            "POST",
+            "/v1/admin/apps/nope/recordings",
+            Some(json!({"name": "x", "channels": ["a"]})),
+        )
+        .await;
     assert_eq!(s, 404);
-    let (s, e) = admin(&server, "GET", "/v1/admin/apps/nope/recordings", None).await;
+    let (s, e) = server
+        .admin("GET", "/v1/admin/apps/nope/recordings", None)
+        .await;
     assert_eq!((s, e["error"]["code"].as_str()), (404, Some("not_found")));
-    let (s, e) = admin(
-        &server,
-        "POST",
-        &format!("/v1/admin/apps/demo/recordings/{id}/replays"),
-        Some(json!({"speed": -1})),
-    )
-    .await;
+    let (s, e) = server
+        .admin(
+            "POST",
+            &format!("/v1/admin/apps/demo/recordings/{id}/replays"),
+            Some(json!({"speed": -1})),
+        )
+        .await;
     assert_eq!((s, e["error"]["code"].as_str()), (400, Some("bad_request")));
     let resp = reqwest::Client::new()
         .get(format!(
@@ -323,13 +284,13 @@ async fn limits_stop_a_recording_and_bad_requests_are_refused() {
 #[tokio::test]
 async fn a_replay_can_be_paused_resumed_and_stopped() {
     let server = TestServer::start().await;
-    let (_, rec) = admin(
-        &server,
-        "POST",
-        "/v1/admin/apps/demo/recordings",
-        Some(json!({"name": "paced", "channels": ["tick"]})),
-    )
-    .await;
+    let (_, rec) = server
+        .admin(
+            "POST",
+            "/v1/admin/apps/demo/recordings",
+            Some(json!({"name": "paced", "channels": ["tick"]})),
+        )
+        .await;
     let id = rec["id"].as_str().unwrap().to_owned();
     // Ten events 100 ms apart: the replay at 1x takes about a second.
     for n in 0..10 {
@@ -337,67 +298,59 @@ async fn a_replay_can_be_paused_resumed_and_stopped() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     until_count(&server, &id, 10).await;
-    admin(
-        &server,
-        "POST",
-        &format!("/v1/admin/apps/demo/recordings/{id}/stop"),
-        None,
-    )
-    .await;
-    let (_, replay) = admin(
-        &server,
-        "POST",
-        &format!("/v1/admin/apps/demo/recordings/{id}/replays"),
-        Some(json!({"channel": "tock"})),
-    )
-    .await;
+    server
+        .admin(
+            "POST",
+            &format!("/v1/admin/apps/demo/recordings/{id}/stop"),
+            None,
+        )
+        .await;
+    let (_, replay) = server
+        .admin(
+            "POST",
+            &format!("/v1/admin/apps/demo/recordings/{id}/replays"),
+            Some(json!({"channel": "tock"})),
+        )
+        .await;
     let pid = replay["id"].as_str().unwrap().to_owned();
-    let (_, paused) = admin(
-        &server,
-        "POST",
-        &format!("/v1/admin/apps/demo/replays/{pid}/pause"),
-        None,
-    )
-    .await;
+    let (_, paused) = server
+        .admin(
+            "POST",
+            &format!("/v1/admin/apps/demo/replays/{pid}/pause"),
+            None,
+        )
+        .await;
     assert_eq!(paused["state"], "paused");
     let before = paused["published"].as_i64().unwrap();
     // Paused means nothing moves for a while (the point of the wait).
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let (_, still) = admin(
-        &server,
-        "GET",
-        &format!("/v1/admin/apps/demo/replays/{pid}"),
-        None,
-    )
-    .await;
+    let (_, still) = server
+        .admin("GET", &format!("/v1/admin/apps/demo/replays/{pid}"), None)
+        .await;
     assert!(
         still["published"].as_i64().unwrap() <= before + 1,
         "{still}"
     );
-    let (_, resumed) = admin(
-        &server,
-        "POST",
-        &format!("/v1/admin/apps/demo/replays/{pid}/resume"),
-        None,
-    )
-    .await;
+    let (_, resumed) = server
+        .admin(
+            "POST",
+            &format!("/v1/admin/apps/demo/replays/{pid}/resume"),
+            None,
+        )
+        .await;
     assert_eq!(resumed["state"], "running");
-    let (_, stopped) = admin(
-        &server,
-        "POST",
-        &format!("/v1/admin/apps/demo/replays/{pid}/stop"),
-        None,
-    )
-    .await;
+    let (_, stopped) = server
+        .admin(
+            "POST",
+            &format!("/v1/admin/apps/demo/replays/{pid}/stop"),
+            None,
+        )
+        .await;
     assert_eq!(stopped["state"], "stopped");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (_, after) = admin(
-        &server,
-        "GET",
-        &format!("/v1/admin/apps/demo/replays/{pid}"),
-        None,
-    )
-    .await;
+    let (_, after) = server
+        .admin("GET", &format!("/v1/admin/apps/demo/replays/{pid}"), None)
+        .await;
     assert_eq!(after["state"], "stopped");
     assert!(after["published"].as_i64().unwrap() < 10, "{after}");
 }

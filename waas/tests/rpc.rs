@@ -6,10 +6,10 @@
 use serde_json::{json, Value};
 use std::time::Duration;
 use waas::settings::AppSettings;
-use waas_sdk::protocol::{CallSet, Caps, PathPrefix};
 use waas_sdk::rpc::Call;
 use waas_sdk::server::{Json, Reply, Request, Router};
 use waas_sdk::{Client, Error, ErrorCode};
+use waas_test_support::sdk::rejected;
 use waas_test_support::{tokens, RawClient, TestServer};
 
 const APP: &str = "rpc";
@@ -42,14 +42,6 @@ async fn server_with(tweak: impl FnOnce(&mut waas::settings::Settings)) -> TestS
     .await
 }
 
-fn token(sub: &str, call: &[&str]) -> String {
-    let caps = Caps {
-        call: CallSet::new(call.iter().map(|p| PathPrefix::parse(p).unwrap()).collect()),
-        ..Caps::default()
-    };
-    tokens::hs256(SECRET, sub, Some(APP), caps, 3600)
-}
-
 async fn client(server: &TestServer, credential: &str) -> Client {
     Client::builder()
         .url(server.ws_url())
@@ -73,16 +65,6 @@ async fn raw(server: &TestServer, credential: &str) -> (RawClient, String) {
     (c, ready["connection_id"].as_str().unwrap().to_owned())
 }
 
-/// The next frame with this `op`, skipping others.
-async fn next_op(c: &mut RawClient, op: &str) -> Value {
-    loop {
-        let f = c.json().await;
-        if f["op"] == op {
-            return f;
-        }
-    }
-}
-
 /// The `response` or `error` answering request `id`.
 async fn answer(c: &mut RawClient, id: u64) -> Value {
     loop {
@@ -90,13 +72,6 @@ async fn answer(c: &mut RawClient, id: u64) -> Value {
         if f["id"] == id && (f["op"] == "response" || f["op"] == "error") {
             return f;
         }
-    }
-}
-
-fn rejected(result: Result<waas_sdk::rpc::Response, Error>) -> ErrorCode {
-    match result {
-        Err(Error::Rejected { code, .. }) => code,
-        other => panic!("expected a refusal, got {other:?}"),
     }
 }
 
@@ -129,7 +104,11 @@ async fn a_request_reaches_the_served_handler_with_the_callers_identity() {
         .await
         .unwrap();
 
-    let alice = client(&server, &token("alice", &["/weather"])).await;
+    let alice = client(
+        &server,
+        &tokens::for_app(SECRET, APP, "alice", tokens::call_caps(&["/weather"])),
+    )
+    .await;
     let call = Call::get("/weather/paris").header("Accept-Language", "fr");
     let r = alice.call(call).await.unwrap();
     assert_eq!(r.status, 200);
@@ -172,35 +151,47 @@ async fn requests_without_an_answer_get_typed_errors() {
         .await
         .unwrap();
 
-    let anyone = client(&server, &token("bob", &["/"])).await;
+    let anyone = client(
+        &server,
+        &tokens::for_app(SECRET, APP, "bob", tokens::call_caps(&["/"])),
+    )
+    .await;
     assert_eq!(
-        rejected(anyone.request("GET", "/elsewhere", &()).await),
+        rejected(anyone.request("GET", "/elsewhere", &()).await).0,
         ErrorCode::NoRoute
     );
     assert_eq!(
-        rejected(anyone.request("GET", "/nobody/home", &()).await),
+        rejected(anyone.request("GET", "/nobody/home", &()).await).0,
         ErrorCode::NoResponder
     );
     // The route's 300 ms, shorter than the SDK's own wait.
     let started = std::time::Instant::now();
     assert_eq!(
-        rejected(anyone.request("GET", "/slow/x", &()).await),
+        rejected(anyone.request("GET", "/slow/x", &()).await).0,
         ErrorCode::Timeout
     );
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert!(held.recv().await.is_some(), "the handler got the request");
     // A shorter timeout of the caller's own.
     let call = Call::get("/slow/y").timeout(Duration::from_millis(50));
-    assert_eq!(rejected(anyone.call(call).await), ErrorCode::Timeout);
+    assert_eq!(rejected(anyone.call(call).await).0, ErrorCode::Timeout);
 
-    let weather_only = client(&server, &token("carol", &["/weather"])).await;
+    let weather_only = client(
+        &server,
+        &tokens::for_app(SECRET, APP, "carol", tokens::call_caps(&["/weather"])),
+    )
+    .await;
     assert_eq!(
-        rejected(weather_only.request("GET", "/slow/x", &()).await),
+        rejected(weather_only.request("GET", "/slow/x", &()).await).0,
         ErrorCode::Forbidden
     );
-    let nothing = client(&server, &token("dave", &[])).await;
+    let nothing = client(
+        &server,
+        &tokens::for_app(SECRET, APP, "dave", tokens::call_caps(&[])),
+    )
+    .await;
     assert_eq!(
-        rejected(nothing.request("GET", "/weather/x", &()).await),
+        rejected(nothing.request("GET", "/weather/x", &()).await).0,
         ErrorCode::Forbidden
     );
     // Refused locally: never valid.
@@ -213,7 +204,11 @@ async fn requests_without_an_answer_get_typed_errors() {
 #[tokio::test]
 async fn only_api_key_connections_may_serve() {
     let server = server_with(|_| {}).await;
-    let user = client(&server, &token("mallory", &["/"])).await;
+    let user = client(
+        &server,
+        &tokens::for_app(SECRET, APP, "mallory", tokens::call_caps(&["/"])),
+    )
+    .await;
     let refused = user.serve("weather", weather).await;
     assert!(
         matches!(&refused, Err(e) if e.code() == Some(ErrorCode::Forbidden)),
@@ -222,7 +217,7 @@ async fn only_api_key_connections_may_serve() {
     );
     // Nothing serves, so a request finds no responder.
     assert_eq!(
-        rejected(user.request("GET", "/weather/x", &()).await),
+        rejected(user.request("GET", "/weather/x", &()).await).0,
         ErrorCode::NoResponder
     );
 }
@@ -236,14 +231,18 @@ async fn the_wire_format_is_as_documented() {
         .await;
     assert_eq!(ack, json!({"op": "ack", "id": 1}));
 
-    let (mut caller, caller_id) = raw(&server, &token("alice", &["/weather"])).await;
+    let (mut caller, caller_id) = raw(
+        &server,
+        &tokens::for_app(SECRET, APP, "alice", tokens::call_caps(&["/weather"])),
+    )
+    .await;
     caller
         .send(
             &json!({"op": "request", "id": 7, "method": "PUT", "path": "/weather/paris?units=c",
             "headers": {"X-Trace": "abc"}, "body": {"q": [1, 2]}, "timeout_ms": 5000}),
         )
         .await;
-    let req = next_op(&mut responder, "request").await;
+    let req = responder.next_op("request").await;
     let rid = req["id"].as_u64().unwrap();
     assert_eq!(req["service"], "weather");
     assert_eq!(req["method"], "PUT");
@@ -272,7 +271,7 @@ async fn the_wire_format_is_as_documented() {
     caller
         .send(&json!({"op": "request", "id": 8, "path": "/weather/oslo"}))
         .await;
-    let req = next_op(&mut responder, "request").await;
+    let req = responder.next_op("request").await;
     assert_eq!(
         (req["method"].as_str(), &req["body"]),
         (Some("GET"), &Value::Null)
@@ -283,7 +282,7 @@ async fn the_wire_format_is_as_documented() {
     responder
         .send(&json!({"op": "response", "id": rid, "status": 999}))
         .await;
-    let e = next_op(&mut responder, "error").await;
+    let e = responder.next_op("error").await;
     assert_eq!(e["code"], "bad_request");
     assert!(e.get("id").is_none(), "{e}");
     let a = answer(&mut caller, 8).await;
@@ -362,11 +361,15 @@ async fn a_responder_that_disconnects_fails_its_requests_in_flight() {
     responder
         .request(json!({"op": "serve", "id": 1, "service": "weather"}))
         .await;
-    let (mut caller, _) = raw(&server, &token("alice", &["/weather"])).await;
+    let (mut caller, _) = raw(
+        &server,
+        &tokens::for_app(SECRET, APP, "alice", tokens::call_caps(&["/weather"])),
+    )
+    .await;
     caller
         .send(&json!({"op": "request", "id": 1, "path": "/weather/paris"}))
         .await;
-    next_op(&mut responder, "request").await;
+    responder.next_op("request").await;
     drop(responder);
     let a = answer(&mut caller, 1).await;
     assert_eq!(a["code"], "upstream_error", "{a}");
@@ -392,8 +395,16 @@ async fn in_flight_requests_are_capped_per_connection_and_per_responder() {
     responder
         .request(json!({"op": "serve", "id": 1, "service": "weather"}))
         .await;
-    let (mut a, _) = raw(&server, &token("a", &["/"])).await;
-    let (mut b, _) = raw(&server, &token("b", &["/"])).await;
+    let (mut a, _) = raw(
+        &server,
+        &tokens::for_app(SECRET, APP, "a", tokens::call_caps(&["/"])),
+    )
+    .await;
+    let (mut b, _) = raw(
+        &server,
+        &tokens::for_app(SECRET, APP, "b", tokens::call_caps(&["/"])),
+    )
+    .await;
     for id in 1..=3 {
         a.send(&json!({"op": "request", "id": id, "path": "/weather/a"}))
             .await;
@@ -405,8 +416,8 @@ async fn in_flight_requests_are_capped_per_connection_and_per_responder() {
         .await;
 
     // The responder has two in flight: b's request waits until one is answered.
-    let first = next_op(&mut responder, "request").await;
-    let second = next_op(&mut responder, "request").await;
+    let first = responder.next_op("request").await;
+    let second = responder.next_op("request").await;
     let mut paths = vec![
         first["path"].as_str().unwrap().to_owned(),
         second["path"].as_str().unwrap().to_owned(),
@@ -417,7 +428,7 @@ async fn in_flight_requests_are_capped_per_connection_and_per_responder() {
     responder
         .send(&json!({"op": "response", "id": first["id"], "status": 200}))
         .await;
-    let third = next_op(&mut responder, "request").await;
+    let third = responder.next_op("request").await;
     paths.push(third["path"].as_str().unwrap().to_owned());
     paths.sort();
     assert_eq!(paths, ["/weather/a", "/weather/a", "/weather/b"]);
@@ -446,7 +457,11 @@ async fn in_flight_requests_are_capped_per_connection_and_per_responder() {
 #[tokio::test]
 async fn route_changes_reach_open_connections() {
     let server = server_with(|_| {}).await;
-    let (mut c, _) = raw(&server, &token("ann", &["/"])).await;
+    let (mut c, _) = raw(
+        &server,
+        &tokens::for_app(SECRET, APP, "ann", tokens::call_caps(&["/"])),
+    )
+    .await;
     let code_of = |f: Value| f["code"].as_str().map(str::to_owned);
     c.send(&json!({"op": "request", "id": 1, "method": "GET", "path": "/news/today"}))
         .await;

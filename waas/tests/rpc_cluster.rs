@@ -8,7 +8,6 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use waas_sdk::protocol::{CallSet, Caps, PathPrefix};
 use waas_sdk::server::{Json, Reply, Request};
 use waas_sdk::{Client, Error, ErrorCode};
 use waas_test_support::cluster::{Cluster, TestApp};
@@ -16,14 +15,6 @@ use waas_test_support::nats::shared_url;
 use waas_test_support::tokens;
 
 const WAAS: &str = env!("CARGO_BIN_EXE_waas");
-
-fn token(app: &TestApp, sub: &str, call: &[&str]) -> String {
-    let caps = Caps {
-        call: CallSet::new(call.iter().map(|p| PathPrefix::parse(p).unwrap()).collect()),
-        ..Caps::default()
-    };
-    tokens::hs256(&app.jwt_secret, sub, Some(&app.id), caps, 3600)
-}
 
 async fn connect(url: &str, app: &str, credential: &str) -> Client {
     Client::builder()
@@ -164,7 +155,12 @@ async fn until(what: &str, deadline: Duration, mut check: impl FnMut() -> bool) 
 async fn a_service_on_one_gateway_answers_callers_on_the_other() {
     let (_cluster, app, urls) = cluster("rpc-cross", 2).await;
     let _server = Server::start("a", urls[0].clone(), app.id.clone(), app.api_key.clone());
-    let alice = connect(&urls[1], &app.id, &token(&app, "alice", &["/work"])).await;
+    let alice = connect(
+        &urls[1],
+        &app.id,
+        &app.token("alice", tokens::call_caps(&["/work"])),
+    )
+    .await;
     let r = alice.request("POST", "/work/x", &41).await.unwrap();
     assert_eq!(r.status, 200);
     let body: Value = r.json().unwrap();
@@ -174,7 +170,12 @@ async fn a_service_on_one_gateway_answers_callers_on_the_other() {
     );
     assert_eq!(body["sub"], "alice");
     // Refusals work the same on any gateway.
-    let nope = connect(&urls[1], &app.id, &token(&app, "bob", &["/other"])).await;
+    let nope = connect(
+        &urls[1],
+        &app.id,
+        &app.token("bob", tokens::call_caps(&["/other"])),
+    )
+    .await;
     assert!(matches!(
         nope.request("POST", "/work/x", &1).await,
         Err(Error::Rejected {
@@ -194,8 +195,18 @@ async fn servers_share_requests_and_a_killed_one_fails_only_its_own() {
         |name, i: usize| Server::start(name, urls[i].clone(), app.id.clone(), app.api_key.clone());
     let (a, b, mut c) = (start("a", 0), start("b", 1), start("c", 0));
     let callers = [
-        connect(&urls[2], &app.id, &token(&app, "u0", &["/work"])).await,
-        connect(&urls[2], &app.id, &token(&app, "u1", &["/work"])).await,
+        connect(
+            &urls[2],
+            &app.id,
+            &app.token("u0", tokens::call_caps(&["/work"])),
+        )
+        .await,
+        connect(
+            &urls[2],
+            &app.id,
+            &app.token("u1", tokens::call_caps(&["/work"])),
+        )
+        .await,
     ];
 
     // 3,000 requests, 64 at a time, from callers on both gateways: every one answered once.

@@ -9,10 +9,10 @@ use axum::Router;
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
 use waas::settings::AppSettings;
-use waas_sdk::protocol::{CallSet, Caps, PathPrefix};
 use waas_sdk::rpc::Call;
-use waas_sdk::{Client, Error, ErrorCode};
+use waas_sdk::{Client, ErrorCode};
 use waas_test_support::raw::WAIT;
+use waas_test_support::sdk::rejected;
 use waas_test_support::upstream::TestUpstream;
 use waas_test_support::{tokens, RawClient, TestServer};
 
@@ -85,14 +85,6 @@ async fn server(routes: Value) -> TestServer {
     .await
 }
 
-fn token(sub: &str, call: &[&str]) -> String {
-    let caps = Caps {
-        call: CallSet::new(call.iter().map(|p| PathPrefix::parse(p).unwrap()).collect()),
-        ..Caps::default()
-    };
-    tokens::hs256(SECRET, sub, Some(APP), caps, 3600)
-}
-
 async fn client(server: &TestServer, token: &str) -> Client {
     Client::builder()
         .url(server.ws_url())
@@ -103,13 +95,6 @@ async fn client(server: &TestServer, token: &str) -> Client {
         .expect("connect")
 }
 
-fn rejected(result: Result<waas_sdk::rpc::Response, Error>) -> (ErrorCode, String) {
-    match result {
-        Err(Error::Rejected { code, message }) => (code, message),
-        other => panic!("expected a refusal, got {other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn requests_reach_the_upstream_with_allowed_headers_and_the_callers_identity() {
     let upstream = TestUpstream::start(backend()).await;
@@ -118,7 +103,11 @@ async fn requests_reach_the_upstream_with_allowed_headers_and_the_callers_identi
         {"prefix": "/api/echo/based", "upstream": format!("{}/v2", upstream.url())},
     ]))
     .await;
-    let alice = client(&server, &token("zoë", &["/api"])).await;
+    let alice = client(
+        &server,
+        &tokens::for_app(SECRET, APP, "zoë", tokens::call_caps(&["/api"])),
+    )
+    .await;
 
     let call = Call::get("/api/echo/paris?units=c")
         .header("X-Trace", "t-1")
@@ -188,7 +177,11 @@ async fn upstream_failures_are_told_apart() {
         {"prefix": "/down", "upstream": format!("http://{closed}")},
     ]))
     .await;
-    let c = client(&server, &token("u", &["/api", "/down"])).await;
+    let c = client(
+        &server,
+        &tokens::for_app(SECRET, APP, "u", tokens::call_caps(&["/api", "/down"])),
+    )
+    .await;
 
     // The upstream's own 500 is its answer: a response, text body as a JSON string.
     let r = c.request("GET", "/api/fail", &()).await.unwrap();
@@ -206,7 +199,11 @@ async fn upstream_failures_are_told_apart() {
     assert!(message.contains("cannot reach the upstream"), "{message}");
 
     // Not in the token's caps.call: refused before any upstream is asked.
-    let other = client(&server, &token("v", &["/down"])).await;
+    let other = client(
+        &server,
+        &tokens::for_app(SECRET, APP, "v", tokens::call_caps(&["/down"])),
+    )
+    .await;
     let (code, _) = rejected(other.request("GET", "/api/echo/x", &()).await);
     assert_eq!(code, ErrorCode::Forbidden);
 }
@@ -235,7 +232,12 @@ async fn a_caller_that_disconnects_cancels_its_upstream_request() {
         {"prefix": "/slow", "upstream": format!("http://{addr}"), "timeout_ms": 60000},
     ]))
     .await;
-    let mut caller = RawClient::ready(server.addr, APP, &token("u", &["/slow"])).await;
+    let mut caller = RawClient::ready(
+        server.addr,
+        APP,
+        &tokens::for_app(SECRET, APP, "u", tokens::call_caps(&["/slow"])),
+    )
+    .await;
     caller
         .send(&json!({"op": "request", "id": 1, "path": "/slow/x"}))
         .await;

@@ -3,11 +3,9 @@
 //! nothing lost across a kill -9 of the control-plane, and a slow receiver not holding up
 //! the others.
 
-use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::time::Duration;
-use waas_protocol::Claims;
 use waas_sdk::webhook::{self, EventType, VerifyError, WebhookError};
 use waas_test_support::cluster::{Cluster, TestApp};
 use waas_test_support::nats::shared_url;
@@ -15,23 +13,6 @@ use waas_test_support::receiver::{Received, Receiver};
 use waas_test_support::{tokens, RawClient};
 
 const WAAS: &str = env!("CARGO_BIN_EXE_waas");
-
-fn member_token(app: &TestApp, sub: &str) -> String {
-    let claims = Claims {
-        sub: sub.into(),
-        exp: tokens::now_s() + 3600,
-        iat: None,
-        aud: Some(app.id.clone()),
-        caps: tokens::caps(&["presence.>"], &["presence.>"]),
-        info: Some(json!({"name": sub})),
-    };
-    encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(app.jwt_secret.as_bytes()),
-    )
-    .unwrap()
-}
 
 /// Creates an endpoint; returns its id and secret.
 async fn endpoint(cluster: &Cluster, app: &TestApp, body: Value) -> (String, String) {
@@ -84,15 +65,6 @@ fn count(events: &[webhook::WebhookEvent], kind: EventType, who: Option<&str>) -
         .count()
 }
 
-async fn next_op(c: &mut RawClient, op: &str) -> Value {
-    loop {
-        let f = c.json().await;
-        if f["op"] == op {
-            return f;
-        }
-    }
-}
-
 #[tokio::test]
 async fn every_event_type_arrives_signed_and_occupancy_does_not_flap_across_gateways() {
     let receiver = Receiver::start().await;
@@ -128,12 +100,34 @@ async fn every_event_type_arrives_signed_and_occupancy_does_not_flap_across_gate
     cluster.add_gateway_with(&presence);
     let (a, b) = (cluster.gateways[0].addr, cluster.gateways[1].addr);
 
-    let mut alice = RawClient::ready(a, &app.id, &member_token(&app, "alice")).await;
+    let mut alice = RawClient::ready(
+        a,
+        &app.id,
+        &tokens::with_info(
+            &app.jwt_secret,
+            &app.id,
+            "alice",
+            tokens::caps(&["presence.>"], &["presence.>"]),
+            json!({"name": "alice"}),
+        ),
+    )
+    .await;
     let ack = alice
         .request(json!({"op": "subscribe", "id": 1, "channel": "presence.room"}))
         .await;
     assert_eq!(ack["op"], "ack");
-    let mut bob = RawClient::ready(b, &app.id, &member_token(&app, "bob")).await;
+    let mut bob = RawClient::ready(
+        b,
+        &app.id,
+        &tokens::with_info(
+            &app.jwt_secret,
+            &app.id,
+            "bob",
+            tokens::caps(&["presence.>"], &["presence.>"]),
+            json!({"name": "bob"}),
+        ),
+    )
+    .await;
     let ack = bob
         .request(json!({"op": "subscribe", "id": 1, "channel": "presence.room"}))
         .await;
@@ -171,7 +165,7 @@ async fn every_event_type_arrives_signed_and_occupancy_does_not_flap_across_gate
         .request(json!({"op": "subscribe", "id": 3, "channel": "presence.room"}))
         .await;
     assert_eq!(ack["op"], "ack");
-    let _ = next_op(&mut bob, "members").await;
+    let _ = bob.next_op("members").await;
     // Alice's removal fires once her debounce is over; bob's never did.
     receiver
         .wait_until("alice removed", Duration::from_secs(60), |r| {
