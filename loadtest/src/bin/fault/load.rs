@@ -1,0 +1,202 @@
+//! The traffic of one fault: a steady REST publisher alternating between the gateways, which
+//! keeps the offset of every acknowledged publish, and a subscriber per gateway (Rust SDK),
+//! which keeps every offset it is handed and every `Unrecovered` it is told of.
+
+use anyhow::{anyhow, Result};
+use futures_util::StreamExt;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+use waas_sdk::{Client, ConnectionEvent, ServerClient};
+
+/// The payload of the last publish of a fault: once a subscriber has it, it has everything it
+/// will get (a channel's messages arrive in offset order).
+pub const SENTINEL: &str = "end";
+
+/// A publisher sending `n = 1, 2, 3, ...` to one channel at `rate` per second, publish `n`
+/// through gateway `n % 2`. Publishes run concurrently (at most 256 in flight) so a gateway
+/// that hangs does not slow the pace; each is given up after 5 s.
+pub struct Publisher {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    acked: Arc<Mutex<Vec<u64>>>,
+    attempts: Arc<Mutex<u64>>,
+}
+
+impl Publisher {
+    pub fn start(rest: [ServerClient; 2], channel: String, rate: u32) -> Publisher {
+        let (stop, mut stopped) = watch::channel(false);
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let attempts = Arc::new(Mutex::new(0));
+        let (a, t) = (Arc::clone(&acked), Arc::clone(&attempts));
+        let task = tokio::spawn(async move {
+            let rest = Arc::new(rest);
+            let in_flight = Arc::new(Semaphore::new(256));
+            // Pacing, not synchronisation: the load the issue describes.
+            let mut tick = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut n: u64 = 0;
+            let mut tasks = Vec::new();
+            while !*stopped.borrow_and_update() {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stopped.changed() => break,
+                }
+                n += 1;
+                *t.lock().expect("attempts") += 1;
+                let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+                    break;
+                };
+                let (rest, channel, a) = (Arc::clone(&rest), channel.clone(), Arc::clone(&a));
+                tasks.push(tokio::spawn(async move {
+                    let gw = &rest[(n % 2) as usize];
+                    let call = gw.publish(&channel, "n", &n);
+                    if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(5), call).await {
+                        if let Some(offset) = r.offsets.get(&channel) {
+                            a.lock().expect("acked").push(*offset);
+                        }
+                    }
+                    drop(permit);
+                }));
+            }
+            for task in tasks {
+                let _ = task.await;
+            }
+        });
+        Publisher {
+            stop,
+            task,
+            acked,
+            attempts,
+        }
+    }
+
+    /// Stops publishing, waits for the publishes in flight; returns (attempts, acked offsets).
+    pub async fn finish(self) -> (u64, Vec<u64>) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+        let attempts = *self.attempts.lock().expect("attempts");
+        let acked = std::mem::take(&mut *self.acked.lock().expect("acked"));
+        (attempts, acked)
+    }
+}
+
+/// Publishes the sentinel until a gateway acknowledges it; its offset.
+pub async fn publish_sentinel(rest: &[ServerClient; 2], channel: &str) -> Result<u64> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        for gw in rest {
+            if let Ok(r) = gw.publish(channel, "n", &json!(SENTINEL)).await {
+                if let Some(offset) = r.offsets.get(channel) {
+                    return Ok(*offset);
+                }
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(anyhow!("no gateway acknowledged the sentinel within 60 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What a subscriber was handed on one channel.
+#[derive(Default)]
+pub struct Seen {
+    pub offsets: Vec<u64>,
+    pub unrecovered: bool,
+    pub got_sentinel: bool,
+    /// Messages the SDK dropped because the subscription's buffer was full.
+    pub dropped: u64,
+}
+
+/// A Rust SDK client on one gateway, reconnecting to it by itself when it goes away.
+pub struct Subscriber {
+    client: Client,
+    /// Channels reported `Unrecovered` since the client started.
+    unrecovered: Arc<Mutex<HashMap<String, u32>>>,
+    events: JoinHandle<()>,
+}
+
+impl Subscriber {
+    pub async fn connect(url: String, app: &str, api_key: &str) -> Result<Subscriber> {
+        let client = Client::builder()
+            .url(url)
+            .app(app)
+            .token(api_key)
+            .connect()
+            .await?;
+        let unrecovered: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+        let told = Arc::clone(&unrecovered);
+        let mut events = client.events();
+        let events = tokio::spawn(async move {
+            while let Some(event) = events.next().await {
+                if let ConnectionEvent::Unrecovered { channel } = event {
+                    *told.lock().expect("unrecovered").entry(channel).or_default() += 1;
+                }
+            }
+        });
+        Ok(Subscriber {
+            client,
+            unrecovered,
+            events,
+        })
+    }
+
+    /// Subscribes to `channel` (the `ack` received) and records what arrives until the
+    /// sentinel. [`Follow::collect`] gives the result.
+    pub async fn follow(&self, channel: &str) -> Result<Follow> {
+        let mut sub = self.client.subscribe(channel).await?;
+        let seen: Arc<Mutex<Seen>> = Arc::default();
+        let record = Arc::clone(&seen);
+        let task = tokio::spawn(async move {
+            while let Some(m) = sub.next().await {
+                let mut seen = record.lock().expect("seen");
+                seen.dropped = sub.dropped();
+                if m.data::<String>().is_ok_and(|d| d == SENTINEL) {
+                    seen.got_sentinel = true;
+                    return;
+                }
+                seen.offsets.push(m.offset);
+            }
+        });
+        Ok(Follow {
+            channel: channel.to_owned(),
+            unrecovered: Arc::clone(&self.unrecovered),
+            seen,
+            task,
+        })
+    }
+}
+
+/// One subscriber's recording of one channel.
+pub struct Follow {
+    channel: String,
+    unrecovered: Arc<Mutex<HashMap<String, u32>>>,
+    seen: Arc<Mutex<Seen>>,
+    task: JoinHandle<()>,
+}
+
+impl Follow {
+    /// Waits at most `limit` for the sentinel, then unsubscribes; what arrived, and whether
+    /// the subscriber was told of a gap on the channel.
+    pub async fn collect(mut self, limit: Duration) -> Seen {
+        let _ = tokio::time::timeout(limit, &mut self.task).await;
+        self.task.abort();
+        let mut seen = std::mem::take(&mut *self.seen.lock().expect("seen"));
+        seen.unrecovered = self
+            .unrecovered
+            .lock()
+            .expect("unrecovered")
+            .contains_key(&self.channel);
+        seen
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.events.abort();
+    }
+}
