@@ -1,10 +1,9 @@
 //! The traffic of one fault: a steady REST publisher alternating between the gateways, which
-//! keeps the offset of every acknowledged publish, and a subscriber per gateway (Rust SDK),
-//! which keeps every offset it is handed and every `Unrecovered` it is told of.
+//! keeps the number of every acknowledged publish, and a subscriber per gateway (Rust SDK),
+//! which keeps every number it is handed and every `Unrecovered` it is told of.
 
 use anyhow::{anyhow, Result};
 use futures_util::StreamExt;
-use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,11 +11,14 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use waas_sdk::{Client, ConnectionEvent, ServerClient};
 
-/// The payload of the last publish of a fault: once a subscriber has it, it has everything it
-/// will get (a channel's messages arrive in offset order).
+/// The payload of the last publishes of a fault, one through each gateway: once a subscriber
+/// has both, it has everything it will get. (With history a channel's messages arrive in offset
+/// order; without, in the order of each gateway's publishes, hence one through each.)
 pub const SENTINEL: &str = "end";
 
-/// A publisher sending `n = 1, 2, 3, ...` to one channel at `rate` per second, publish `n`
+/// A publisher sending `n = 1, 2, 3, ...` (the message's data, which is how subscribers and
+/// webhooks are matched with publishes: offsets are numbered per gateway for apps without
+/// history) to one channel at `rate` per second, publish `n`
 /// through gateway `n % 2`. Publishes run concurrently (at most 256 in flight) so a gateway
 /// that hangs does not slow the pace; each is given up after 5 s.
 pub struct Publisher {
@@ -55,8 +57,8 @@ impl Publisher {
                     let gw = &rest[(n % 2) as usize];
                     let call = gw.publish(&channel, "n", &n);
                     if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(5), call).await {
-                        if let Some(offset) = r.offsets.get(&channel) {
-                            a.lock().expect("acked").push(*offset);
+                        if r.offsets.contains_key(&channel) {
+                            a.lock().expect("acked").push(n);
                         }
                     }
                     drop(permit);
@@ -74,7 +76,8 @@ impl Publisher {
         }
     }
 
-    /// Stops publishing, waits for the publishes in flight; returns (attempts, acked offsets).
+    /// Stops publishing, waits for the publishes in flight; returns the number of attempts and
+    /// the `n` of each acknowledged one.
     pub async fn finish(self) -> (u64, Vec<u64>) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
@@ -84,29 +87,27 @@ impl Publisher {
     }
 }
 
-/// Publishes the sentinel until a gateway acknowledges it; its offset.
-pub async fn publish_sentinel(rest: &[ServerClient; 2], channel: &str) -> Result<u64> {
+/// Publishes the sentinel through each gateway, retrying until each acknowledges it.
+pub async fn publish_sentinels(rest: &[ServerClient; 2], channel: &str) -> Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        for gw in rest {
-            if let Ok(r) = gw.publish(channel, "n", &json!(SENTINEL)).await {
-                if let Some(offset) = r.offsets.get(channel) {
-                    return Ok(*offset);
-                }
+    for gw in rest {
+        while gw.publish(channel, "n", SENTINEL).await.is_err() {
+            if tokio::time::Instant::now() > deadline {
+                return Err(anyhow!("the sentinel was not acknowledged within 60 s"));
             }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        if tokio::time::Instant::now() > deadline {
-            return Err(anyhow!("no gateway acknowledged the sentinel within 60 s"));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    Ok(())
 }
 
 /// What a subscriber was handed on one channel.
 #[derive(Default)]
 pub struct Seen {
-    pub offsets: Vec<u64>,
+    /// The `n` of each message, in order of arrival.
+    pub numbers: Vec<u64>,
     pub unrecovered: bool,
+    /// Both sentinels arrived.
     pub got_sentinel: bool,
     /// Messages the SDK dropped because the subscription's buffer was full.
     pub dropped: u64,
@@ -134,7 +135,11 @@ impl Subscriber {
         let events = tokio::spawn(async move {
             while let Some(event) = events.next().await {
                 if let ConnectionEvent::Unrecovered { channel } = event {
-                    *told.lock().expect("unrecovered").entry(channel).or_default() += 1;
+                    *told
+                        .lock()
+                        .expect("unrecovered")
+                        .entry(channel)
+                        .or_default() += 1;
                 }
             }
         });
@@ -152,14 +157,20 @@ impl Subscriber {
         let seen: Arc<Mutex<Seen>> = Arc::default();
         let record = Arc::clone(&seen);
         let task = tokio::spawn(async move {
+            let mut sentinels = 0;
             while let Some(m) = sub.next().await {
                 let mut seen = record.lock().expect("seen");
                 seen.dropped = sub.dropped();
-                if m.data::<String>().is_ok_and(|d| d == SENTINEL) {
-                    seen.got_sentinel = true;
-                    return;
+                match m.data::<u64>() {
+                    Ok(n) => seen.numbers.push(n),
+                    Err(_) => {
+                        sentinels += 1;
+                        if sentinels == 2 {
+                            seen.got_sentinel = true;
+                            return;
+                        }
+                    }
                 }
-                seen.offsets.push(m.offset);
             }
         });
         Ok(Follow {
@@ -180,7 +191,7 @@ pub struct Follow {
 }
 
 impl Follow {
-    /// Waits at most `limit` for the sentinel, then unsubscribes; what arrived, and whether
+    /// Waits at most `limit` for the sentinels, then unsubscribes; what arrived, and whether
     /// the subscriber was told of a gap on the channel.
     pub async fn collect(mut self, limit: Duration) -> Seen {
         let _ = tokio::time::timeout(limit, &mut self.task).await;

@@ -8,7 +8,7 @@
 //! (Rust SDK) on each gateway, a REST publisher at a steady rate alternating between the
 //! gateways, the fault (kill -9 gateway A and restart it; kill -9 the control-plane and restart
 //! it; stop NATS and restart it; stop PostgreSQL and restart it), a few seconds to settle, and
-//! a sentinel publish. Only acknowledged publishes count. Printed per fault: acknowledged
+//! a sentinel publish through each gateway. Only acknowledged publishes count. Printed per fault: acknowledged
 //! offsets a subscriber never got (lost) or got twice (dup), whether it was told of a gap
 //! (`Unrecovered`), and acknowledged publishes whose webhook never came (lost) or came more
 //! than once (dup: webhooks are at least once, so duplicates are allowed).
@@ -23,7 +23,7 @@ mod postgres;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use load::{publish_sentinel, Publisher, Seen, Subscriber};
+use load::{publish_sentinels, Publisher, Seen, Subscriber};
 use nodes::Nodes;
 use postgres::Postgres;
 use serde_json::{json, Value};
@@ -51,6 +51,10 @@ struct Cli {
     /// Seconds each part stays down.
     #[arg(long, default_value_t = 3)]
     down_secs: u64,
+    /// The app's `history_size`. `0` turns recovery off: losses the subscribers are told of
+    /// then show in the table, which checks that the script sees them.
+    #[arg(long, default_value_t = 1000)]
+    history_size: u32,
     /// How long to wait for the sentinel and for the webhooks after each fault, seconds.
     #[arg(long, default_value_t = 60)]
     settle_secs: u64,
@@ -119,7 +123,11 @@ struct SubResult {
 
 impl Row {
     fn failed(&self) -> bool {
-        self.webhook_lost > 0 || self.subs.iter().any(|s| (s.lost > 0 && !s.told) || !s.sentinel)
+        self.webhook_lost > 0
+            || self
+                .subs
+                .iter()
+                .any(|s| (s.lost > 0 && !s.told) || !s.sentinel)
     }
 }
 
@@ -146,7 +154,8 @@ async fn run(cli: &Cli) -> Result<Vec<Row>> {
     let postgres = Postgres::start().context("private PostgreSQL")?;
     let nats = NatsServer::start();
     let receiver = Receiver::start().await;
-    let nodes = tokio::task::block_in_place(|| Nodes::start(&cli.waas, &nats.url(), &postgres.url()))?;
+    let nodes =
+        tokio::task::block_in_place(|| Nodes::start(&cli.waas, &nats.url(), &postgres.url()))?;
     let mut services = Services {
         nodes,
         nats,
@@ -161,9 +170,10 @@ async fn run(cli: &Cli) -> Result<Vec<Row>> {
         services.nodes.gateway_http(0),
         services.nodes.gateway_http(1)
     );
-    let (app, api_key) = create_app(&services).await?;
+    let (app, api_key) = create_app(&services, cli.history_size).await?;
     let rest = [0, 1].map(|i| {
-        ServerClient::new(services.nodes.gateway_http(i), &app, api_key.clone()).expect("REST client")
+        ServerClient::new(services.nodes.gateway_http(i), &app, api_key.clone())
+            .expect("REST client")
     });
     let mut subs = Vec::new();
     for i in 0..2 {
@@ -177,9 +187,10 @@ async fn run(cli: &Cli) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// Creates the tenant, the app (history on, 1000 messages per channel: more than a fault's
-/// backlog, under the 1024 a client's queue holds) and the webhook route; app id and API key.
-async fn create_app(services: &Services) -> Result<(String, String)> {
+/// Creates the tenant, the app (history on, by default 1000 messages per channel: more than a
+/// fault's backlog, under the 1024 a client's queue holds) and the webhook route; app id and
+/// API key.
+async fn create_app(services: &Services, history_size: u32) -> Result<(String, String)> {
     let http = reqwest::Client::new();
     let base = services.nodes.control_plane_url();
     let token = &services.nodes.operator_token;
@@ -194,7 +205,7 @@ async fn create_app(services: &Services) -> Result<(String, String)> {
         .error_for_status()?;
     let app: Value = post(
         "/v1/admin/apps",
-        json!({"id": "fault", "tenant_id": "fault", "limits": {"history_size": 1000}}),
+        json!({"id": "fault", "tenant_id": "fault", "limits": {"history_size": history_size}}),
     )
     .await?
     .error_for_status()?
@@ -232,8 +243,9 @@ async fn one_fault(
     }
     tokio::time::sleep(load).await;
     let (attempts, mut acked) = publisher.finish().await;
-    acked.push(publish_sentinel(rest, channel).await?);
-    eprintln!("fault: {attempts} publishes, {} acknowledged", acked.len() - 1);
+    publish_sentinels(rest, channel).await?;
+    acked.sort_unstable();
+    eprintln!("fault: {attempts} publishes, {} acknowledged", acked.len());
 
     let settle = Duration::from_secs(cli.settle_secs);
     let mut seen = Vec::new();
@@ -241,11 +253,9 @@ async fn one_fault(
         seen.push(follow.collect(settle).await);
     }
     let hooks = webhooks(&services.receiver, channel, &acked, settle).await;
-    let sentinel = acked.pop().unwrap_or_default();
     let subs = [0, 1].map(|i| compare(&seen[i], &acked));
     let webhook_lost = acked.iter().filter(|o| !hooks.contains_key(o)).count();
     let webhook_dup = hooks.values().map(|n| n.saturating_sub(1)).sum();
-    let _ = sentinel;
     Ok(Row {
         fault,
         acked: acked.len(),
@@ -297,10 +307,10 @@ async fn ready(base: &str) -> Result<()> {
     }
 }
 
-/// Lost: acknowledged offsets never handed over; dup: offsets handed over more than once.
+/// Lost: acknowledged publishes never handed over; dup: publishes handed over more than once.
 fn compare(seen: &Seen, acked: &[u64]) -> SubResult {
     let mut count: HashMap<u64, usize> = HashMap::new();
-    for o in &seen.offsets {
+    for o in &seen.numbers {
         *count.entry(*o).or_default() += 1;
     }
     SubResult {
@@ -312,8 +322,8 @@ fn compare(seen: &Seen, acked: &[u64]) -> SubResult {
     }
 }
 
-/// Waits at most `limit` until a webhook of `channel` came for every acknowledged offset;
-/// how many came for each offset.
+/// Waits at most `limit` until a webhook of `channel` came for every acknowledged publish;
+/// how many came for each (by `n`, the message's data, as published).
 async fn webhooks(
     receiver: &Receiver,
     channel: &str,
@@ -321,26 +331,24 @@ async fn webhooks(
     limit: Duration,
 ) -> BTreeMap<u64, usize> {
     let tally = |received: &[waas_test_support::receiver::Received]| {
-        let mut by_offset = BTreeMap::new();
+        let mut by_n = BTreeMap::new();
         for r in received {
             let Ok(body) = serde_json::from_slice::<Value>(&r.body) else {
                 continue;
             };
             if r.status == 200 && body["channel"] == channel {
-                if let Some(offset) = body["offset"].as_u64() {
-                    *by_offset.entry(offset).or_default() += 1;
+                if let Some(n) = body["data"].as_u64() {
+                    *by_n.entry(n).or_default() += 1;
                 }
             }
         }
-        by_offset
+        by_n
     };
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        let by_offset = tally(&receiver.received());
-        if acked.iter().all(|o| by_offset.contains_key(o))
-            || tokio::time::Instant::now() > deadline
-        {
-            return by_offset;
+        let by_n = tally(&receiver.received());
+        if acked.iter().all(|o| by_n.contains_key(o)) || tokio::time::Instant::now() > deadline {
+            return by_n;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -370,7 +378,7 @@ fn print_table(rows: &[Row]) {
         for (name, s) in ["A", "B"].iter().zip(&r.subs) {
             if !s.sentinel {
                 println!(
-                    "{}: subscriber {name} never received the sentinel within the settle time",
+                    "{}: subscriber {name} never received both sentinels within the settle time",
                     r.fault.name()
                 );
             }
