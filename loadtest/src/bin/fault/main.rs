@@ -140,7 +140,7 @@ fn main() -> Result<()> {
     let rows = runtime.block_on(async {
         tokio::select! {
             rows = run(&cli) => rows,
-            _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+            signal = interrupted() => bail!("interrupted by {signal}"),
         }
     })?;
     print_table(&rows);
@@ -148,6 +148,19 @@ fn main() -> Result<()> {
         bail!("an acknowledged message was lost without its subscriber being told, or a webhook was lost");
     }
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM (`timeout`, `kill`): the run stops and the drop guards clean up.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return "SIGINT";
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
 }
 
 async fn run(cli: &Cli) -> Result<Vec<Row>> {
@@ -248,11 +261,11 @@ async fn one_fault(
     eprintln!("fault: {attempts} publishes, {} acknowledged", acked.len());
 
     let settle = Duration::from_secs(cli.settle_secs);
-    let mut seen = Vec::new();
-    for follow in follows {
-        seen.push(follow.collect(settle).await);
-    }
+    let started = std::time::Instant::now();
+    let seen = futures_util::future::join_all(follows.into_iter().map(|f| f.collect(settle))).await;
+    eprintln!("fault: subscribers done after {:?}", started.elapsed());
     let hooks = webhooks(&services.receiver, channel, &acked, settle).await;
+    eprintln!("fault: webhooks done after {:?}", started.elapsed());
     let subs = [0, 1].map(|i| compare(&seen[i], &acked));
     let webhook_lost = acked.iter().filter(|o| !hooks.contains_key(o)).count();
     let webhook_dup = hooks.values().map(|n| n.saturating_sub(1)).sum();
