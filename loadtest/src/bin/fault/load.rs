@@ -5,6 +5,7 @@
 use anyhow::{anyhow, Result};
 use futures_util::StreamExt;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
@@ -111,6 +112,8 @@ pub struct Seen {
     pub got_sentinel: bool,
     /// Messages the SDK dropped because the subscription's buffer was full.
     pub dropped: u64,
+    /// Times the client lost its connection meanwhile.
+    pub disconnects: u64,
 }
 
 /// A Rust SDK client on one gateway, reconnecting to it by itself when it goes away.
@@ -118,6 +121,7 @@ pub struct Subscriber {
     client: Client,
     /// Channels reported `Unrecovered` since the client started.
     unrecovered: Arc<Mutex<HashMap<String, u32>>>,
+    disconnects: Arc<AtomicU64>,
     events: JoinHandle<()>,
 }
 
@@ -131,21 +135,30 @@ impl Subscriber {
             .await?;
         let unrecovered: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
         let told = Arc::clone(&unrecovered);
+        let disconnects = Arc::new(AtomicU64::new(0));
+        let lost = Arc::clone(&disconnects);
         let mut events = client.events();
         let events = tokio::spawn(async move {
             while let Some(event) = events.next().await {
-                if let ConnectionEvent::Unrecovered { channel } = event {
-                    *told
-                        .lock()
-                        .expect("unrecovered")
-                        .entry(channel)
-                        .or_default() += 1;
+                match event {
+                    ConnectionEvent::Unrecovered { channel } => {
+                        *told
+                            .lock()
+                            .expect("unrecovered")
+                            .entry(channel)
+                            .or_default() += 1;
+                    }
+                    ConnectionEvent::Disconnected { .. } => {
+                        lost.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
                 }
             }
         });
         Ok(Subscriber {
             client,
             unrecovered,
+            disconnects,
             events,
         })
     }
@@ -176,6 +189,8 @@ impl Subscriber {
         Ok(Follow {
             channel: channel.to_owned(),
             unrecovered: Arc::clone(&self.unrecovered),
+            disconnects: Arc::clone(&self.disconnects),
+            disconnects_before: self.disconnects.load(Ordering::Relaxed),
             seen,
             task,
         })
@@ -186,6 +201,8 @@ impl Subscriber {
 pub struct Follow {
     channel: String,
     unrecovered: Arc<Mutex<HashMap<String, u32>>>,
+    disconnects: Arc<AtomicU64>,
+    disconnects_before: u64,
     seen: Arc<Mutex<Seen>>,
     task: JoinHandle<()>,
 }
@@ -202,6 +219,7 @@ impl Follow {
             .lock()
             .expect("unrecovered")
             .contains_key(&self.channel);
+        seen.disconnects = self.disconnects.load(Ordering::Relaxed) - self.disconnects_before;
         seen
     }
 }

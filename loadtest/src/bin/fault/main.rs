@@ -119,6 +119,7 @@ struct SubResult {
     told: bool,
     sentinel: bool,
     dropped: u64,
+    disconnects: u64,
 }
 
 impl Row {
@@ -332,6 +333,7 @@ fn compare(seen: &Seen, acked: &[u64]) -> SubResult {
         told: seen.unrecovered,
         sentinel: seen.got_sentinel,
         dropped: seen.dropped,
+        disconnects: seen.disconnects,
     }
 }
 
@@ -387,7 +389,15 @@ fn print_table(rows: &[Row]) {
             r.webhook_dup
         );
     }
+    println!();
     for r in rows {
+        let [a, b] = &r.subs;
+        println!(
+            "{}: subscriber connections lost A {}, B {}",
+            r.fault.name(),
+            a.disconnects,
+            b.disconnects
+        );
         for (name, s) in ["A", "B"].iter().zip(&r.subs) {
             if !s.sentinel {
                 println!(
