@@ -334,3 +334,102 @@ async fn namespaces_keep_history_by_their_own_rules() {
     assert_eq!(got, (8..=12).collect::<Vec<_>>());
     assert_eq!(ack["recovered"], true, "{ack}");
 }
+
+/// Offsets and numbers of the next `count` messages a raw client receives.
+async fn messages(client: &mut RawClient, count: usize) -> Vec<(u64, u64)> {
+    let mut got = Vec::with_capacity(count);
+    while got.len() < count {
+        let m = client.json().await;
+        assert_eq!(m["op"], "message", "{m}");
+        got.push((m["offset"].as_u64().unwrap(), m["data"].as_u64().unwrap()));
+    }
+    got
+}
+
+/// Apps without history bypass JetStream, so nothing numbers a channel for the whole cluster: the
+/// gateway that delivers a message numbers it. A subscriber of a channel published to through
+/// two gateways (REST on one, a socket on the other) still gets every message once, with offsets
+/// strictly increasing, and the SDK, which drops any offset not above the last, hands over all.
+#[tokio::test]
+async fn without_history_publishes_through_two_gateways_all_arrive_in_offset_order() {
+    const TOTAL: u64 = 60;
+    let cluster = Cluster::start(WAAS, &shared_url(), 2).await;
+    let app = cluster
+        .create_app_with("nohistory", json!({"limits": {"history_size": 0}}))
+        .await;
+    let http = reqwest::Client::new();
+    let reader = app.token("reader", tokens::caps(&["room"], &[]));
+    let mut subs = Vec::new();
+    for gw in [0, 1] {
+        let mut sub = RawClient::ready(cluster.gateways[gw].addr, &app.id, &reader).await;
+        let ack = sub
+            .request(json!({"op": "subscribe", "id": 1, "channel": "room"}))
+            .await;
+        assert_eq!(ack["op"], "ack", "{ack}");
+        subs.push((sub, ack["offset"].as_u64().unwrap()));
+    }
+    let client = waas_sdk::Client::builder()
+        .url(format!("ws://{}", cluster.gateways[0].addr))
+        .app(&app.id)
+        .token(reader.clone())
+        .connect()
+        .await
+        .unwrap();
+    let mut room = client.subscribe("room").await.unwrap();
+    let mut writer = RawClient::ready(
+        cluster.gateways[1].addr,
+        &app.id,
+        &app.token("writer", tokens::caps(&[], &["room"])),
+    )
+    .await;
+
+    // Odd numbers over REST through gateway 0, even ones over a socket through gateway 1.
+    let (mut rest_acks, mut socket_acks) = (Vec::new(), Vec::new());
+    for n in 1..=TOTAL {
+        if n % 2 == 1 {
+            rest_acks.push(publish(&http, &cluster.gateway_http(0), &app, "room", n).await);
+        } else {
+            let ack = writer
+                .request(
+                    json!({"op": "publish", "id": n, "channel": "room", "event": "n", "data": n}),
+                )
+                .await;
+            assert_eq!(ack["op"], "ack", "{ack}");
+            socket_acks.push(ack["offset"].as_u64().unwrap());
+        }
+    }
+    for acks in [&rest_acks, &socket_acks] {
+        assert!(
+            acks.windows(2).all(|w| w[0] < w[1]),
+            "publish acks increase per gateway: {acks:?}"
+        );
+    }
+
+    let all: Vec<u64> = (1..=TOTAL).collect();
+    for (gw, (sub, acked)) in subs.iter_mut().enumerate() {
+        let got = messages(sub, TOTAL as usize).await;
+        let offsets: Vec<u64> = got.iter().map(|(o, _)| *o).collect();
+        assert!(
+            offsets[0] > *acked && offsets.windows(2).all(|w| w[0] < w[1]),
+            "gateway {gw}: offsets strictly increase from the ack's {acked}: {offsets:?}"
+        );
+        let mut numbers: Vec<u64> = got.iter().map(|(_, n)| *n).collect();
+        numbers.sort_unstable();
+        assert_eq!(numbers, all, "gateway {gw}: every message exactly once");
+    }
+    let mut handed = Vec::with_capacity(TOTAL as usize);
+    while (handed.len() as u64) < TOTAL {
+        let m = tokio::time::timeout(Duration::from_secs(10), room.next())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the SDK handed over {} of {TOTAL} messages: {handed:?}",
+                    handed.len()
+                )
+            })
+            .expect("subscription ended");
+        handed.push(m.data::<u64>().unwrap());
+    }
+    handed.sort_unstable();
+    assert_eq!(handed, all, "the SDK hands over every message");
+}

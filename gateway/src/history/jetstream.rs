@@ -15,7 +15,8 @@
 //! `{prefix}.~hn.{app}.{channel}` — a subject space apart, because one subject may belong to one
 //! stream only. Its epoch is its creation time, so deleting and recreating it
 //! changes every channel's epoch. Apps that keep no history skip JetStream: they go through a
-//! [`MemoryHistory`] on this gateway (offsets per gateway, as without history).
+//! [`MemoryHistory`] on this gateway, which also numbers their messages again as this gateway
+//! delivers them, whichever gateway published them (offsets and epochs per delivering gateway).
 //!
 //! Only JetStream features of nats-server 2.9 are used (republish, ephemeral pull consumers,
 //! `CONSUMER.CREATE` without a filter in the subject).
@@ -31,6 +32,7 @@ use async_nats::jetstream::stream::{self, DiscardPolicy, Republish, RetentionPol
 use async_nats::jetstream::Context;
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::future::{ready, Either};
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -358,12 +360,35 @@ impl JetStreamHistory {
         Ok(out)
     }
 
+    /// Live messages of `subject` (a channel's, or a tap's `{prefix}.{app}.>`) as NATS delivers
+    /// them, once the subscription is confirmed on the server.
+    async fn live(&self, subject: &str) -> Result<async_nats::Subscriber, BusError> {
+        self.nats.check_connected()?;
+        let subscriber = self
+            .nats
+            .client()
+            .subscribe(subject.to_owned())
+            .await
+            .map_err(|e| BusError::Unavailable(format!("NATS subscribe failed: {e}")))?;
+        self.nats.confirm().await?;
+        Ok(subscriber)
+    }
+
     /// The stream's epoch, first and last sequence, fresh from the server.
     async fn state(&self, stream: &stream::Stream) -> Result<(String, u64, u64), HistoryError> {
         let info = stream.get_info().await.map_err(unavailable)?;
         let epoch = format!("{:x}", info.created.unix_timestamp_nanos());
         Ok((epoch, info.state.first_sequence, info.state.last_sequence))
     }
+}
+
+/// The stream sequence a history stream republished `message` with: its offset.
+fn sequence(message: &async_nats::Message) -> Option<u64> {
+    message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(SEQUENCE))
+        .and_then(|v| v.as_str().parse::<u64>().ok())
 }
 
 #[async_trait]
@@ -483,30 +508,22 @@ impl History for JetStreamHistory {
         Ok(recovery)
     }
 
-    /// Also pins the channel's log in the gateway's memory history (apps without history), so
-    /// that its epoch stays what this gateway's subscribers were told.
+    /// Messages of apps without history arrive as the publishing gateway numbered them, each
+    /// gateway numbering them on its own: they are numbered again here, in the order they
+    /// arrive, from the channel's log in this gateway's memory history, so that this gateway's
+    /// subscribers see one increasing sequence whichever gateways the publishes went through
+    /// (the hub has one subscription per channel, so that is once per message per gateway).
     async fn subscribe(&self, subject: &str) -> Result<BusSubscription, BusError> {
-        self.nats.check_connected()?;
-        let pin = self.local.pin(subject);
-        let subscriber = self
-            .nats
-            .client()
-            .subscribe(subject.to_owned())
-            .await
-            .map_err(|e| BusError::Unavailable(format!("NATS subscribe failed: {e}")))?;
-        self.nats.confirm().await?;
-        Ok(Box::pin(subscriber.map(move |message| {
-            let _ = &pin;
-            // Republished by the stream: complete the frame with its sequence. Messages of apps
-            // without history arrive complete.
-            let seq = message
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(SEQUENCE))
-                .and_then(|v| v.as_str().parse::<u64>().ok());
-            match seq {
-                Some(seq) => Head(message.payload).with_offset(seq),
-                None => message.payload,
+        // Before the bus subscription, as a pin; on error it is dropped, which releases the log.
+        let delivery = Arc::new(self.local.delivery(subject));
+        let messages = self.live(subject).await?;
+        Ok(Box::pin(messages.then(move |message| {
+            match sequence(&message) {
+                Some(seq) => Either::Left(ready(Head(message.payload).with_offset(seq))),
+                None => {
+                    let delivery = Arc::clone(&delivery);
+                    Either::Right(async move { delivery.number(message.payload).await })
+                }
             }
         })))
     }
@@ -523,7 +540,12 @@ impl History for JetStreamHistory {
     ) -> Result<TapStream, HistoryError> {
         let (app, _) = self.split(app_subject)?;
         if !policy.enabled() {
-            return tap::live(self.subscribe(app_subject).await?);
+            // As published: a recorder numbers live-only taps itself.
+            let messages = self.live(app_subject).await?;
+            return tap::live(Box::pin(messages.map(|message| match sequence(&message) {
+                Some(seq) => Head(message.payload).with_offset(seq),
+                None => message.payload,
+            })));
         }
         self.ensure(
             Place {
@@ -564,12 +586,7 @@ impl History for JetStreamHistory {
             // Republished by a history stream: its sequence is the message's offset. Anything
             // else on the channels' subjects (a namespace that keeps no history, numbered by the
             // gateway) arrives complete.
-            let seq = message
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(SEQUENCE))
-                .and_then(|v| v.as_str().parse::<u64>().ok());
-            let frame = match seq {
+            let frame = match sequence(&message) {
                 Some(seq) => Head(message.payload.clone()).with_offset(seq),
                 None => message.payload.clone(),
             };

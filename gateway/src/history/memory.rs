@@ -10,8 +10,12 @@
 //! on a [`History::sweep`] after their last message expired for the others. The channel's next
 //! use starts a new log with a new epoch, so a client recovering across that gets
 //! `recovered: false`; and its offsets start above every offset a freed log of this process
-//! reached, so that they keep increasing for anyone comparing them (subscribers of other
-//! gateways receive a cluster's channels without history live, numbered by this one).
+//! reached, so that they keep increasing for anyone comparing them (in a cluster, the publish
+//! acks of a channel without history, which are positions in this gateway's log).
+//!
+//! In a cluster the messages of a channel without history reach every gateway over the bus
+//! numbered by the gateway that published them; each gateway numbers them again from its own
+//! log as it delivers them ([`Delivery`]), so that its subscribers see one increasing sequence.
 
 use super::{Head, History, HistoryError, Page, Policy, Query, Recovery};
 use crate::bus::{Bus, BusError, BusSubscription};
@@ -167,6 +171,31 @@ impl Drop for Pin {
     }
 }
 
+/// Numbers the messages of one channel without history as this process delivers them, from the
+/// channel's log: for a cluster, where every gateway receives such messages from the bus with
+/// the publishing gateway's offset, which means nothing next to another gateway's. Holds the
+/// log pinned (its epoch and offsets stay what subscribers were told) for as long as it lives.
+pub struct Delivery {
+    // Dropped before `_pin`, whose release frees the log only when nobody else holds it.
+    log: Shared,
+    _pin: Pin,
+}
+
+impl Delivery {
+    /// `frame` with the channel's next offset here instead of the one it came with. Frames
+    /// that are not messages pass unchanged.
+    pub async fn number(&self, frame: Bytes) -> Bytes {
+        let Some(head) = Head::of(&frame) else {
+            return frame;
+        };
+        let mut log = self.log.lock().await;
+        log.last += 1;
+        // Nothing is kept: a client behind this offset has missed something.
+        log.evicted = log.last;
+        head.with_offset(log.last)
+    }
+}
+
 pub struct MemoryHistory {
     bus: Arc<dyn Bus>,
     logs: Arc<Logs>,
@@ -195,9 +224,23 @@ impl MemoryHistory {
     /// live subscription that does not go through [`History::subscribe`] of this history.
     pub fn pin(&self, subject: &str) -> impl Drop + Send + Sync + 'static {
         drop(self.logs.log(subject, true));
+        self.unpin_later(subject)
+    }
+
+    fn unpin_later(&self, subject: &str) -> Pin {
         Pin {
             logs: Arc::clone(&self.logs),
             subject: subject.to_owned(),
+        }
+    }
+
+    /// Numbers `subject`'s messages as they are delivered here (see [`Delivery`]), keeping its
+    /// log meanwhile. One per live subscription of the channel in this process: each numbers
+    /// every message it passes on.
+    pub fn delivery(&self, subject: &str) -> Delivery {
+        Delivery {
+            log: self.logs.log(subject, true),
+            _pin: self.unpin_later(subject),
         }
     }
 }
@@ -521,7 +564,41 @@ mod tests {
         assert_eq!(h.channel_count(), 0);
     }
 
-    /// Offsets keep increasing across frees: subscribers of other gateways compare them.
+    /// A message delivered here gets the channel's next offset in this log, after any this
+    /// process gave a publish, whatever offset it arrived with (another gateway's numbering).
+    #[tokio::test]
+    async fn deliveries_are_numbered_by_this_log() {
+        let none = Policy { size: 0, ..KEEP };
+        let h = MemoryHistory::new(Arc::new(MemoryBus::new(16)));
+        let delivery = h.delivery("s.c");
+        assert_eq!(h.publish(none, "s.c", &head(1)).await.unwrap(), 1);
+        let frame = delivery.number(head(2).with_offset(40)).await;
+        assert_eq!(super::super::offset_of(&frame), Some(2));
+        assert_eq!(Head::of(&frame), Some(head(2)), "only the offset changed");
+        assert_eq!(h.publish(none, "s.c", &head(3)).await.unwrap(), 3);
+        let r = h.recover(none, "s.c", None).await.unwrap();
+        assert_eq!(r.offset, 3, "a subscriber joins after what was delivered");
+        let behind = Since {
+            offset: 1,
+            epoch: r.epoch,
+        };
+        let r = h.recover(none, "s.c", Some(&behind)).await.unwrap();
+        assert_eq!(r.recovered, Some(false), "2 was delivered and not kept");
+        let gap = Bytes::from_static(b"{\"op\":\"gap\"}");
+        assert_eq!(
+            delivery.number(gap.clone()).await,
+            gap,
+            "not a message: as is"
+        );
+        drop(delivery);
+        assert_eq!(
+            h.channel_count(),
+            0,
+            "the delivery kept the log until it ended"
+        );
+    }
+
+    /// Offsets keep increasing across frees: publish acks of one gateway compare them.
     #[tokio::test]
     async fn offsets_keep_increasing_across_frees() {
         let none = Policy { size: 0, ..KEEP };

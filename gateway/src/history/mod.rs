@@ -100,15 +100,33 @@ impl Head {
     }
 }
 
+/// Where the offset's digits start in a message frame built by [`Head::with_offset`], and the
+/// offset.
+fn offset_at(frame: &[u8]) -> Option<(usize, u64)> {
+    let body = frame.strip_suffix(b"}")?;
+    let start = body.iter().rposition(|b| !b.is_ascii_digit())? + 1;
+    if !body[..start].ends_with(OFFSET_KEY) {
+        return None;
+    }
+    let offset = std::str::from_utf8(&body[start..]).ok()?.parse().ok()?;
+    Some((start, offset))
+}
+
+const OFFSET_KEY: &[u8] = b"\"offset\":";
+
 /// The offset of a message frame built by [`Head::with_offset`], read from its end; works on
 /// the JSON and on the WebSocket frame holding it (server frames are not masked).
 pub fn offset_of(frame: &[u8]) -> Option<u64> {
-    let body = frame.strip_suffix(b"}")?;
-    let start = body.iter().rposition(|b| !b.is_ascii_digit())? + 1;
-    if !body[..start].ends_with(b"\"offset\":") {
-        return None;
+    offset_at(frame).map(|(_, offset)| offset)
+}
+
+impl Head {
+    /// The head of a complete message frame, sharing its bytes: for a gateway that numbers a
+    /// message again as it delivers it (channels without history in a cluster).
+    pub fn of(frame: &Bytes) -> Option<Head> {
+        let (start, _) = offset_at(frame)?;
+        Some(Head(frame.slice(..start - OFFSET_KEY.len())))
     }
-    std::str::from_utf8(&body[start..]).ok()?.parse().ok()
 }
 
 /// What to read from a channel's history.
@@ -226,6 +244,10 @@ mod tests {
         ));
         let replayed = Head::new("a", "e", &data, 1, true).with_offset(2);
         assert!(replayed.ends_with(br#""ts":1,"replayed":true,"offset":2}"#));
+        let head_again = Head::of(&frame).unwrap();
+        assert_eq!(head_again, head, "the head is the frame without its offset");
+        assert_eq!(offset_of(&head_again.with_offset(7)), Some(7));
+        assert_eq!(Head::of(&Bytes::from_static(b"{\"x\":1}")), None);
         assert_eq!(offset_of(b"{\"x\":1}"), None);
         assert_eq!(offset_of(b"{\"offset\":}"), None);
     }
