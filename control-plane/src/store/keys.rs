@@ -1,6 +1,6 @@
 //! The **key store seam**: the key directory of end-to-end encryption (`docs/e2ee.md`) —
 //! devices' public keys by user and room keys wrapped for devices. Implemented by both stores
-//! (`keys_sqlite.rs`, `keys_postgres.rs`) and run through one suite,
+//! (`sqlite/keys.rs`, `postgres/keys.rs`) and run through one suite,
 //! `control-plane/tests/key_store.rs`.
 //!
 //! Guarantees: every method is atomic. A user keeps at most `max_devices` keys: publishing one

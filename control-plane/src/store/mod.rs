@@ -11,18 +11,12 @@
 
 mod error;
 pub mod keys;
-mod keys_postgres;
-mod keys_sqlite;
 mod migrations;
 pub mod model;
 pub mod postgres;
 pub mod recordings;
-mod recordings_postgres;
-mod recordings_sqlite;
 pub mod sqlite;
 pub mod webhooks;
-mod webhooks_postgres;
-mod webhooks_sqlite;
 
 pub use error::StoreError;
 pub use keys::KeyStore;

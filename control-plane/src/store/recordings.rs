@@ -1,5 +1,5 @@
 //! The **recording store seam**: recordings of an app's channel traffic and their events.
-//! Implemented by both stores (`recordings_sqlite.rs`, `recordings_postgres.rs`) and run through
+//! Implemented by both stores (`sqlite/recordings.rs`, `postgres/recordings.rs`) and run through
 //! one suite, `control-plane/tests/recording_store.rs`.
 //!
 //! Guarantees: [`RecordingStore::append_events`] is atomic and idempotent — an event whose

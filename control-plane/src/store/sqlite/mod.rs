@@ -6,6 +6,10 @@
 //! in at a time anyway. The lock is taken inside the blocking task and released before it ends, so
 //! it is never held across an `.await`.
 
+mod keys;
+mod recordings;
+mod webhooks;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,8 +22,8 @@ use waas_gateway::app::AppLimits;
 use waas_gateway::rpc::Route;
 use waas_protocol::AppId;
 
-use super::migrations::{self, Migration};
-use super::{
+use crate::store::migrations::{self, Migration};
+use crate::store::{
     generate_tenant_id, patch_field, stored_app_id, ApiKeyRecord, AppPatch, AppRecord, NewApiKey,
     NewApp, NewTenant, Store, StoreError, Tenant,
 };

@@ -5,6 +5,10 @@
 //! a second TLS stack out of the binary. Timestamps are the database's `now()`, one clock for every
 //! control-plane; versions come from the `app_versions` sequence (see `migrations/postgres`).
 
+mod keys;
+mod recordings;
+mod webhooks;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -17,8 +21,8 @@ use waas_gateway::app::AppLimits;
 use waas_gateway::rpc::Route;
 use waas_protocol::AppId;
 
-use super::migrations::{self, Migration};
-use super::{
+use crate::store::migrations::{self, Migration};
+use crate::store::{
     generate_tenant_id, patch_field, stored_app_id, ApiKeyRecord, AppPatch, AppRecord, NewApiKey,
     NewApp, NewTenant, Store, StoreError, Tenant,
 };
@@ -91,7 +95,7 @@ impl PostgresStore {
             StoreError::Backend(format!(
                 "cannot connect to PostgreSQL at {}: {}",
                 target(&config),
-                super::error::chain(&e)
+                crate::store::error::chain(&e)
             ))
         })?);
         Ok(store)

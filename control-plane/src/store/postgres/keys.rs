@@ -1,8 +1,8 @@
 //! [`KeyStore`] on PostgreSQL, for cluster mode: each call one transaction.
 
-use super::keys::{prune_below, KeyStore, RoomKeyPut};
-use super::postgres::PostgresStore;
-use super::StoreError;
+use crate::store::keys::{prune_below, KeyStore, RoomKeyPut};
+use super::PostgresStore;
+use crate::store::StoreError;
 use async_trait::async_trait;
 use tokio_postgres::error::SqlState;
 use waas_protocol::e2ee::{DeviceKey, RoomKey};

@@ -2,13 +2,13 @@
 //! IMMEDIATE transactions serialise every write, so presence transitions and claims need no
 //! row locks: one control-plane, one worker, one writer at a time.
 
-use super::sqlite::SqliteStore;
-use super::webhooks::{
+use super::SqliteStore;
+use crate::store::webhooks::{
     channels_from_json, channels_json, delivery_not_found, endpoint_not_found, events_from_json,
     events_json, Attempt, Claimed, Delivery, DeliveryFilter, DeliveryStatus, Endpoint,
     EndpointPatch, NewEndpoint, Outcome, PresenceRules, WebhookStore,
 };
-use super::{stored_app_id, StoreError};
+use crate::store::{stored_app_id, StoreError};
 use crate::webhooks::plan::{self, Filter, NewDelivery};
 use async_trait::async_trait;
 use rusqlite::{params, params_from_iter, ErrorCode, OptionalExtension, Row, Transaction};

@@ -1,8 +1,8 @@
 //! [`KeyStore`] on SQLite, for `waas dev`: each call one IMMEDIATE transaction.
 
-use super::keys::{prune_below, KeyStore, RoomKeyPut};
-use super::sqlite::SqliteStore;
-use super::StoreError;
+use crate::store::keys::{prune_below, KeyStore, RoomKeyPut};
+use super::SqliteStore;
+use crate::store::StoreError;
 use async_trait::async_trait;
 use rusqlite::{params, ErrorCode, Transaction};
 use waas_protocol::e2ee::{DeviceKey, RoomKey};

@@ -1,6 +1,6 @@
 //! The **webhook store seam**: endpoints, the durable outbox and its delivery log, and the
 //! cluster-wide presence state behind occupancy and member webhooks. Implemented by both stores
-//! (`webhooks_sqlite.rs`, `webhooks_postgres.rs`) and run through one suite,
+//! (`sqlite/webhooks.rs`, `postgres/webhooks.rs`) and run through one suite,
 //! `control-plane/tests/webhook_store.rs`.
 //!
 //! Guarantees: [`WebhookStore::ingest`] is atomic — a gateway's batch is either wholly stored,

@@ -1,12 +1,12 @@
 //! [`RecordingStore`] on PostgreSQL, for cluster mode. Each append is one transaction: the
 //! events (duplicates skipped by the primary key) and the count move together.
 
-use super::postgres::PostgresStore;
-use super::recordings::{
+use super::PostgresStore;
+use crate::store::recordings::{
     channels_from_json, channels_json, recording_not_found, NewRecording, RecordedEvent, Recording,
     RecordingStatus, RecordingStore,
 };
-use super::{stored_app_id, StoreError};
+use crate::store::{stored_app_id, StoreError};
 use async_trait::async_trait;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;

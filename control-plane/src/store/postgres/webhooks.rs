@@ -6,13 +6,13 @@
 //! `UPDATE` whose `WHERE` is re-checked on the locked row, so two workers never lease one
 //! delivery; sweeps skip rows another control-plane holds (`SKIP LOCKED`).
 
-use super::postgres::PostgresStore;
-use super::webhooks::{
+use super::PostgresStore;
+use crate::store::webhooks::{
     channels_json, delivery_not_found, endpoint_not_found, events_json, Attempt, Claimed, Delivery,
     DeliveryFilter, DeliveryStatus, Endpoint, EndpointPatch, NewEndpoint, Outcome, PresenceRules,
     WebhookStore,
 };
-use super::{stored_app_id, StoreError};
+use crate::store::{stored_app_id, StoreError};
 use crate::webhooks::plan::{self, Filter, NewDelivery};
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -41,8 +41,8 @@ fn endpoint(row: &Row) -> Result<Endpoint, StoreError> {
         app_id: stored_app_id(&get::<String>(row, "app_id")?)?,
         url: get(row, "url")?,
         secret: get(row, "secret")?,
-        events: super::webhooks::events_from_json(&get::<String>(row, "events")?)?,
-        channels: super::webhooks::channels_from_json(&get::<String>(row, "channels")?)?,
+        events: crate::store::webhooks::events_from_json(&get::<String>(row, "events")?)?,
+        channels: crate::store::webhooks::channels_from_json(&get::<String>(row, "channels")?)?,
         enabled: get(row, "enabled")?,
         created_at: get(row, "created_at")?,
         updated_at: get(row, "updated_at")?,
