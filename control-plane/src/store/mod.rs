@@ -15,6 +15,7 @@ mod migrations;
 pub mod model;
 pub mod postgres;
 pub mod recordings;
+pub(crate) mod sql;
 pub mod sqlite;
 pub mod webhooks;
 

@@ -1,7 +1,7 @@
 //! [`KeyStore`] on PostgreSQL, for cluster mode: each call one transaction.
 
-use crate::store::keys::{prune_below, KeyStore, RoomKeyPut};
 use super::PostgresStore;
+use crate::store::keys::{prune_below, KeyStore, RoomKeyPut};
 use crate::store::StoreError;
 use async_trait::async_trait;
 use tokio_postgres::error::SqlState;

@@ -7,7 +7,7 @@
 
 mod keys;
 mod recordings;
-mod webhooks;
+pub(crate) mod sql;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -134,6 +134,30 @@ impl PostgresStore {
         self.pool.get().await.map_err(StoreError::backend)
     }
 }
+
+/// Runs a shared rule (`|db| rule(db, ..)`, a future over [`sql::PgSql`]) in one transaction,
+/// committed when the rule succeeds. Reads and writes alike: PostgreSQL needs no up-front
+/// write lock.
+macro_rules! pg_tx {
+    ($store:expr, $mode:ident, |$db:ident| $rule:expr) => {{
+        let mut client = $store.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err($crate::store::StoreError::backend)?;
+        let value = {
+            let mut sql = $crate::store::postgres::sql::PgSql::new(&tx);
+            let $db = &mut sql;
+            $rule.await?
+        };
+        tx.commit()
+            .await
+            .map_err($crate::store::StoreError::backend)?;
+        Ok(value)
+    }};
+}
+
+crate::store::webhooks::impl_webhook_store!(PostgresStore, pg_tx);
 
 /// Where `config` points, for error messages: hosts with ports, database and user; never the
 /// password.

@@ -1,7 +1,7 @@
 //! [`KeyStore`] on SQLite, for `waas dev`: each call one IMMEDIATE transaction.
 
-use crate::store::keys::{prune_below, KeyStore, RoomKeyPut};
 use super::SqliteStore;
+use crate::store::keys::{prune_below, KeyStore, RoomKeyPut};
 use crate::store::StoreError;
 use async_trait::async_trait;
 use rusqlite::{params, ErrorCode, Transaction};

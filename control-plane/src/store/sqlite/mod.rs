@@ -8,7 +8,7 @@
 
 mod keys;
 mod recordings;
-mod webhooks;
+pub(crate) mod sql;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -152,6 +152,23 @@ impl SqliteStore {
         .await
     }
 }
+
+/// Runs a shared rule (`|db| rule(db, ..)`, a future over [`sql::SqliteSql`]) in one
+/// transaction of the store, `read` or `write` as [`SqliteStore::read`] and
+/// [`SqliteStore::write`] open them.
+macro_rules! sqlite_tx {
+    ($store:expr, $mode:ident, |$db:ident| $rule:expr) => {
+        $store
+            .$mode(move |tx| {
+                let mut sql = $crate::store::sqlite::sql::SqliteSql::new(tx);
+                let $db = &mut sql;
+                $crate::store::sqlite::sql::run($rule)
+            })
+            .await
+    };
+}
+
+crate::store::webhooks::impl_webhook_store!(SqliteStore, sqlite_tx);
 
 /// Applies `migration` unless `schema_migrations` says it was. The IMMEDIATE transaction holds
 /// the file's write lock throughout, so two processes opening the file together apply it once.

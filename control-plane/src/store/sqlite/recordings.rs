@@ -1,11 +1,11 @@
 //! [`RecordingStore`] on SQLite, for `waas dev`. Writes run in IMMEDIATE transactions, so the
 //! count and the events of a recording always agree.
 
+use super::SqliteStore;
 use crate::store::recordings::{
     channels_from_json, channels_json, recording_not_found, NewRecording, RecordedEvent, Recording,
     RecordingStatus, RecordingStore,
 };
-use super::SqliteStore;
 use crate::store::{stored_app_id, StoreError};
 use async_trait::async_trait;
 use rusqlite::{params, ErrorCode, OptionalExtension, Row, Transaction};

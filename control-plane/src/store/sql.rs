@@ -1,0 +1,108 @@
+//! The thin per-backend SQL layer that the store rules are written over once.
+//!
+//! Statements are written in PostgreSQL's syntax (`$1` placeholders, `::type` casts,
+//! `FOR UPDATE`, `greatest`); the SQLite side rewrites them to its own (`sqlite/sql.rs`). Where
+//! the two differ by more than spelling (batch inserts, JSON lists), the rules ask [`Sql`] for
+//! the fragment or operation instead. Row locks only matter where several control-planes share
+//! one database (PostgreSQL); SQLite serialises every write transaction, so dropping them there
+//! keeps the same decisions.
+
+use super::StoreError;
+
+/// A value both drivers can bind.
+pub(crate) trait Param: Sync {
+    fn pg(&self) -> &(dyn tokio_postgres::types::ToSql + Sync);
+    fn lite(&self) -> &dyn rusqlite::ToSql;
+}
+
+impl<T: tokio_postgres::types::ToSql + rusqlite::ToSql + Sync> Param for T {
+    fn pg(&self) -> &(dyn tokio_postgres::types::ToSql + Sync) {
+        self
+    }
+    fn lite(&self) -> &dyn rusqlite::ToSql {
+        self
+    }
+}
+
+/// A value both drivers can read.
+pub(crate) trait Column:
+    rusqlite::types::FromSql + for<'a> tokio_postgres::types::FromSql<'a>
+{
+}
+
+impl<T: rusqlite::types::FromSql + for<'a> tokio_postgres::types::FromSql<'a>> Column for T {}
+
+/// One row of a result, read by column index.
+pub(crate) trait SqlRow {
+    /// A type mismatch means schema and code disagree: `Invalid`, not a panic, so one bad row
+    /// cannot take the control-plane down.
+    fn get<T: Column>(&self, column: usize) -> Result<T, StoreError>;
+}
+
+/// The constraint a failed statement broke, for those the rules tell callers about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Constraint {
+    /// A primary key or a UNIQUE constraint.
+    Unique,
+    ForeignKey,
+}
+
+/// A failed statement: the error to report, and the constraint it broke when that is what
+/// failed, so a rule can turn it into `Conflict` or `NotFound`.
+#[derive(Debug)]
+pub(crate) struct SqlError {
+    pub constraint: Option<Constraint>,
+    pub error: StoreError,
+}
+
+impl From<SqlError> for StoreError {
+    fn from(e: SqlError) -> Self {
+        e.error
+    }
+}
+
+/// One open transaction of either backend.
+///
+/// Futures of the SQLite side never wait (rusqlite blocks and runs on the blocking pool), so
+/// the rules are `async` only for PostgreSQL's sake.
+#[allow(async_fn_in_trait)]
+pub(crate) trait Sql {
+    type Row: SqlRow;
+
+    /// Rows affected.
+    async fn execute(&mut self, sql: &str, params: &[&dyn Param]) -> Result<u64, SqlError>;
+
+    async fn query(&mut self, sql: &str, params: &[&dyn Param])
+        -> Result<Vec<Self::Row>, SqlError>;
+
+    async fn query_opt(
+        &mut self,
+        sql: &str,
+        params: &[&dyn Param],
+    ) -> Result<Option<Self::Row>, SqlError> {
+        Ok(self.query(sql, params).await?.into_iter().next())
+    }
+
+    /// A `FROM` item with one `value` text column per element of the JSON array of strings
+    /// bound at placeholder `n`: how a list is passed to both backends alike.
+    fn json_strings(n: usize) -> String;
+
+    /// Inserts outbox rows; one already there (same id) is left alone. Returns how many were
+    /// inserted.
+    async fn enqueue(
+        &mut self,
+        deliveries: &[crate::webhooks::plan::NewDelivery],
+        now: i64,
+    ) -> Result<usize, SqlError>;
+}
+
+/// Maps a constraint violation to the error the caller is told about; other errors stay.
+pub(crate) fn on_constraint(
+    e: SqlError,
+    f: impl FnOnce(Constraint) -> Option<StoreError>,
+) -> StoreError {
+    match e.constraint.and_then(f) {
+        Some(mapped) => mapped,
+        None => e.error,
+    }
+}
