@@ -87,13 +87,31 @@ pub(crate) trait Sql {
     /// bound at placeholder `n`: how a list is passed to both backends alike.
     fn json_strings(n: usize) -> String;
 
-    /// Inserts outbox rows; one already there (same id) is left alone. Returns how many were
-    /// inserted.
-    async fn enqueue(
+    /// Runs `insert` (`INSERT INTO t (a, b)`) for every row of `columns` (all of one length,
+    /// the values of `a` then of `b`), with `tail` (`ON CONFLICT ...`) after each. Returns the
+    /// rows inserted. PostgreSQL sends the batch as one statement over arrays, SQLite runs a
+    /// prepared statement per row; rows must not repeat a key that `tail` updates.
+    async fn insert_batch(
         &mut self,
-        deliveries: &[crate::webhooks::plan::NewDelivery],
-        now: i64,
-    ) -> Result<usize, SqlError>;
+        insert: &str,
+        columns: &[Batch<'_>],
+        tail: &str,
+    ) -> Result<u64, SqlError>;
+}
+
+/// One column of [`Sql::insert_batch`].
+pub(crate) enum Batch<'a> {
+    Text(Vec<&'a str>),
+    Int(Vec<i64>),
+}
+
+impl Batch<'_> {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Batch::Text(v) => v.len(),
+            Batch::Int(v) => v.len(),
+        }
+    }
 }
 
 /// Maps a constraint violation to the error the caller is told about; other errors stay.

@@ -5,8 +5,6 @@
 //! a second TLS stack out of the binary. Timestamps are the database's `now()`, one clock for every
 //! control-plane; versions come from the `app_versions` sequence (see `migrations/postgres`).
 
-mod keys;
-mod recordings;
 pub(crate) mod sql;
 
 use std::collections::HashMap;
@@ -158,6 +156,8 @@ macro_rules! pg_tx {
 }
 
 crate::store::webhooks::impl_webhook_store!(PostgresStore, pg_tx);
+crate::store::recordings::impl_recording_store!(PostgresStore, pg_tx);
+crate::store::keys::impl_key_store!(PostgresStore, pg_tx);
 
 /// Where `config` points, for error messages: hosts with ports, database and user; never the
 /// password.

@@ -4,9 +4,8 @@
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Row, Transaction};
 
-use crate::store::sql::{Column, Constraint, Param, Sql, SqlError, SqlRow};
+use crate::store::sql::{Batch, Column, Constraint, Param, Sql, SqlError, SqlRow};
 use crate::store::StoreError;
-use crate::webhooks::plan::NewDelivery;
 
 /// A transaction of [`super::PostgresStore`], as the shared rules see it.
 pub(crate) struct PgSql<'t> {
@@ -45,34 +44,36 @@ impl Sql for PgSql<'_> {
         format!("json_array_elements_text(${n}::text::json)")
     }
 
-    /// One statement for the whole batch: a batch of publishes can make hundreds.
-    async fn enqueue(&mut self, deliveries: &[NewDelivery], now: i64) -> Result<usize, SqlError> {
-        if deliveries.is_empty() {
-            return Ok(0);
-        }
-        let column =
-            |f: fn(&NewDelivery) -> &str| -> Vec<&str> { deliveries.iter().map(f).collect() };
-        let n = self
-            .tx
-            .execute(
-                "INSERT INTO webhook_deliveries (id, endpoint_id, app_id, event_type, body, \
-                     status, next_attempt_at, created_at, updated_at) \
-                 SELECT id, endpoint_id, app_id, event_type, body, 'pending', $6, $6, $6 \
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) \
-                     AS d (id, endpoint_id, app_id, event_type, body) \
-                 ON CONFLICT (id) DO NOTHING",
-                &[
-                    &column(|d| &d.id),
-                    &column(|d| &d.endpoint_id),
-                    &column(|d| &d.app_id),
-                    &column(|d| d.event_type.as_str()),
-                    &column(|d| &d.body),
-                    &now,
-                ],
-            )
-            .await
-            .map_err(error)?;
-        Ok(n as usize)
+    /// One statement for the whole batch: a round trip per row would cap a recorder or a
+    /// batch of publishes at a few thousand rows per second.
+    async fn insert_batch(
+        &mut self,
+        insert: &str,
+        columns: &[Batch<'_>],
+        tail: &str,
+    ) -> Result<u64, SqlError> {
+        let arrays: Vec<String> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match c {
+                Batch::Text(_) => format!("${}::text[]", i + 1),
+                Batch::Int(_) => format!("${}::bigint[]", i + 1),
+            })
+            .collect();
+        let sql = format!(
+            "{insert} SELECT * FROM unnest({}) {tail}",
+            arrays.join(", ")
+        );
+        let values: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = columns
+            .iter()
+            .map(|c| -> &(dyn tokio_postgres::types::ToSql + Sync) {
+                match c {
+                    Batch::Text(v) => v,
+                    Batch::Int(v) => v,
+                }
+            })
+            .collect();
+        self.tx.execute(&sql, &values).await.map_err(error)
     }
 }
 

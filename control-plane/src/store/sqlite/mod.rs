@@ -6,8 +6,6 @@
 //! in at a time anyway. The lock is taken inside the blocking task and released before it ends, so
 //! it is never held across an `.await`.
 
-mod keys;
-mod recordings;
 pub(crate) mod sql;
 
 use std::path::Path;
@@ -169,6 +167,8 @@ macro_rules! sqlite_tx {
 }
 
 crate::store::webhooks::impl_webhook_store!(SqliteStore, sqlite_tx);
+crate::store::recordings::impl_recording_store!(SqliteStore, sqlite_tx);
+crate::store::keys::impl_key_store!(SqliteStore, sqlite_tx);
 
 /// Applies `migration` unless `schema_migrations` says it was. The IMMEDIATE transaction holds
 /// the file's write lock throughout, so two processes opening the file together apply it once.

@@ -7,11 +7,10 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use rusqlite::types::{Value, ValueRef};
-use rusqlite::{params, params_from_iter, ErrorCode, Transaction};
+use rusqlite::{params_from_iter, ErrorCode, Transaction};
 
-use crate::store::sql::{Column, Constraint, Param, Sql, SqlError, SqlRow};
+use crate::store::sql::{Batch, Column, Constraint, Param, Sql, SqlError, SqlRow};
 use crate::store::StoreError;
-use crate::webhooks::plan::NewDelivery;
 
 /// A transaction of [`super::SqliteStore`], as the shared rules see it.
 pub(crate) struct SqliteSql<'t> {
@@ -83,27 +82,25 @@ impl Sql for SqliteSql<'_> {
         format!("json_each(${n})")
     }
 
-    async fn enqueue(&mut self, deliveries: &[NewDelivery], now: i64) -> Result<usize, SqlError> {
-        let mut stmt = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO webhook_deliveries (id, endpoint_id, app_id, event_type, body, \
-                     status, next_attempt_at, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6, ?6) ON CONFLICT (id) DO NOTHING",
-            )
-            .map_err(error)?;
+    async fn insert_batch(
+        &mut self,
+        insert: &str,
+        columns: &[Batch<'_>],
+        tail: &str,
+    ) -> Result<u64, SqlError> {
+        let marks: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!("{insert} VALUES ({}) {tail}", marks.join(", "));
+        let mut stmt = self.tx.prepare_cached(&sql).map_err(error)?;
+        let rows = columns.first().map_or(0, Batch::len);
         let mut n = 0;
-        for d in deliveries {
-            n += stmt
-                .execute(params![
-                    d.id,
-                    d.endpoint_id,
-                    d.app_id,
-                    d.event_type.as_str(),
-                    d.body,
-                    now
-                ])
-                .map_err(error)?;
+        for row in 0..rows {
+            let values = columns.iter().map(|c| -> &dyn rusqlite::ToSql {
+                match c {
+                    Batch::Text(v) => &v[row],
+                    Batch::Int(v) => &v[row],
+                }
+            });
+            n += stmt.execute(params_from_iter(values)).map_err(error)? as u64;
         }
         Ok(n)
     }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use super::{
     delivery_not_found, Attempt, Claimed, Delivery, DeliveryFilter, DeliveryStatus, Outcome,
 };
-use crate::store::sql::{Sql, SqlRow};
+use crate::store::sql::{Batch, Sql, SqlRow};
 use crate::store::StoreError;
 use crate::webhooks::plan::{self, Filter, NewDelivery};
 use waas_protocol::AppId;
@@ -67,7 +67,30 @@ impl Planned {
     /// Writes the deliveries; one already there (same id: a batch reported again) is left
     /// alone. Returns how many were enqueued.
     pub(crate) async fn enqueue(self, db: &mut impl Sql, now: i64) -> Result<usize, StoreError> {
-        Ok(db.enqueue(&self.deliveries, now).await?)
+        let d = &self.deliveries;
+        if d.is_empty() {
+            return Ok(0);
+        }
+        let text = |f: fn(&NewDelivery) -> &str| Batch::Text(d.iter().map(f).collect());
+        let n = db
+            .insert_batch(
+                "INSERT INTO webhook_deliveries (id, endpoint_id, app_id, event_type, body, \
+                     status, next_attempt_at, created_at, updated_at)",
+                &[
+                    text(|d| &d.id),
+                    text(|d| &d.endpoint_id),
+                    text(|d| &d.app_id),
+                    text(|d| d.event_type.as_str()),
+                    text(|d| &d.body),
+                    text(|_| "pending"),
+                    Batch::Int(vec![now; d.len()]),
+                    Batch::Int(vec![now; d.len()]),
+                    Batch::Int(vec![now; d.len()]),
+                ],
+                "ON CONFLICT (id) DO NOTHING",
+            )
+            .await?;
+        Ok(n as usize)
     }
 }
 
