@@ -52,6 +52,8 @@ pub(crate) enum Constraint {
 #[derive(Debug)]
 pub(crate) struct SqlError {
     pub constraint: Option<Constraint>,
+    /// The constraint's name, where the backend says (PostgreSQL does, SQLite does not).
+    pub constraint_name: Option<String>,
     pub error: StoreError,
 }
 
@@ -82,6 +84,20 @@ pub(crate) trait Sql {
     ) -> Result<Option<Self::Row>, SqlError> {
         Ok(self.query(sql, params).await?.into_iter().next())
     }
+
+    /// The current time, in the type of the backend's time columns: the database's clock on
+    /// PostgreSQL (one clock for every control-plane), the machine's on SQLite.
+    const NOW: &'static str;
+
+    /// A time column read as whole seconds since the Unix epoch, under its own name: an
+    /// `ORDER BY` of that name then orders by the second, as both backends store it.
+    fn epoch(column: &str) -> String;
+
+    /// An SQL expression for the next value of the store-wide app version counter (see
+    /// `migrations/*/0001_init.sql`), for the one statement that writes it. PostgreSQL draws
+    /// it in that statement, after the row lock, so versions follow the order changes commit
+    /// in; SQLite, one writer at a time, draws it here.
+    async fn next_version(&mut self) -> Result<&'static str, SqlError>;
 
     /// A `FROM` item with one `value` text column per element of the JSON array of strings
     /// bound at placeholder `n`: how a list is passed to both backends alike.

@@ -40,6 +40,16 @@ impl Sql for PgSql<'_> {
         self.tx.query(sql, &params(values)).await.map_err(error)
     }
 
+    const NOW: &'static str = "now()";
+
+    fn epoch(column: &str) -> String {
+        format!("floor(extract(epoch FROM {column}))::bigint AS {column}")
+    }
+
+    async fn next_version(&mut self) -> Result<&'static str, SqlError> {
+        Ok("nextval('app_versions')")
+    }
+
     fn json_strings(n: usize) -> String {
         format!("json_array_elements_text(${n}::text::json)")
     }
@@ -85,6 +95,10 @@ pub(crate) fn error(e: tokio_postgres::Error) -> SqlError {
     };
     SqlError {
         constraint,
+        constraint_name: e
+            .as_db_error()
+            .and_then(|db| db.constraint())
+            .map(str::to_owned),
         error: StoreError::backend(e),
     }
 }

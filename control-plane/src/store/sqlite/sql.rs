@@ -78,6 +78,19 @@ impl Sql for SqliteSql<'_> {
         Ok(out)
     }
 
+    const NOW: &'static str = "unixepoch()";
+
+    fn epoch(column: &str) -> String {
+        column.to_owned()
+    }
+
+    async fn next_version(&mut self) -> Result<&'static str, SqlError> {
+        self.tx
+            .execute("UPDATE app_versions SET last = last + 1", [])
+            .map_err(error)?;
+        Ok("(SELECT last FROM app_versions)")
+    }
+
     fn json_strings(n: usize) -> String {
         format!("json_each(${n})")
     }
@@ -122,6 +135,7 @@ fn error(e: rusqlite::Error) -> SqlError {
     };
     SqlError {
         constraint,
+        constraint_name: None,
         error: StoreError::backend(e),
     }
 }
