@@ -251,6 +251,17 @@ pub(crate) async fn update<S: Sql>(
     app(&row, keys_of(db, id).await?)
 }
 
+/// `NotFound` unless the app exists: for rows that hang on an app.
+pub(crate) async fn require(db: &mut impl Sql, id: &AppId) -> Result<(), StoreError> {
+    match db
+        .query_opt("SELECT 1 FROM apps WHERE id = $1", &[&id.as_str()])
+        .await?
+    {
+        Some(_) => Ok(()),
+        None => Err(StoreError::app_not_found(id)),
+    }
+}
+
 /// Its keys go with it: ON DELETE CASCADE.
 pub(crate) async fn delete(db: &mut impl Sql, id: &AppId) -> Result<(), StoreError> {
     let deleted = db
@@ -318,15 +329,8 @@ pub(crate) async fn revoke_key(
         .await?;
     if deleted == 0 {
         // Which of the two is missing decides the message.
-        let app_exists = db
-            .query_opt("SELECT 1 FROM apps WHERE id = $1", &[&app_id.as_str()])
-            .await?
-            .is_some();
-        return Err(if app_exists {
-            StoreError::key_not_found(app_id, key_id)
-        } else {
-            StoreError::app_not_found(app_id)
-        });
+        require(db, app_id).await?;
+        return Err(StoreError::key_not_found(app_id, key_id));
     }
     bump(db, app_id).await
 }

@@ -3,6 +3,11 @@
 //! [`postgres::PostgresStore`] (cluster mode). Both pass the same suite,
 //! `control-plane/tests/store_suite.rs`.
 //!
+//! The rules are written once (`tenants.rs`, `apps.rs`, `keys/rules.rs`, `recordings/rules.rs`,
+//! `webhooks/{endpoints,presence,outbox}.rs`) over the thin SQL layer of `sql.rs`; each backend's
+//! folder holds only its connection, migrations runner and side of that layer (`sqlite/sql.rs`,
+//! `postgres/sql.rs`), so the two cannot drift apart again.
+//!
 //! Guarantees: every method is atomic; `version` of an app strictly increases with each change to
 //! it (key added or revoked included), and is drawn from one store-wide counter, so an app deleted
 //! and created again under the same id still gets a version above any its gateways have seen;

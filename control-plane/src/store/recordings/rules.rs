@@ -31,13 +31,7 @@ fn recording(row: &impl SqlRow) -> Result<Recording, StoreError> {
 
 pub(crate) async fn create(db: &mut impl Sql, new: NewRecording) -> Result<Recording, StoreError> {
     // Asked first so the answer does not depend on which constraint a backend checks first.
-    if db
-        .query_opt("SELECT 1 FROM apps WHERE id = $1", &[&new.app_id.as_str()])
-        .await?
-        .is_none()
-    {
-        return Err(StoreError::app_not_found(&new.app_id));
-    }
+    crate::store::apps::require(db, &new.app_id).await?;
     let sql = format!(
         "INSERT INTO recordings (id, app_id, name, channels, status, max_events, \
              max_duration_ms, started_at) \

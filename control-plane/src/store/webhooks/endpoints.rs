@@ -32,13 +32,7 @@ pub(crate) async fn create(
     now: i64,
 ) -> Result<Endpoint, StoreError> {
     // Asked first so the answer does not depend on which constraint a backend checks first.
-    if db
-        .query_opt("SELECT 1 FROM apps WHERE id = $1", &[&new.app_id.as_str()])
-        .await?
-        .is_none()
-    {
-        return Err(StoreError::app_not_found(&new.app_id));
-    }
+    crate::store::apps::require(db, &new.app_id).await?;
     let sql = format!(
         "INSERT INTO webhook_endpoints (id, app_id, url, secret, events, channels, enabled, \
              created_at, updated_at) \

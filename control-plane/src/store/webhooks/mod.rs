@@ -199,7 +199,8 @@ pub trait WebhookStore: Send + Sync + 'static {
         rules: PresenceRules,
     ) -> Result<usize, StoreError>;
     /// Forgets nodes that have not reported since `silent_since` (ms), as if every channel and
-    /// member they held had left. Returns the nodes forgotten.
+    /// member they held had left. Returns the nodes forgotten: at most a few per call, so one
+    /// sweep stays short; the next sweep takes the rest.
     async fn expire_nodes(
         &self,
         silent_since: i64,

@@ -11,7 +11,7 @@
 
 use super::outbox::Planned;
 use super::PresenceRules;
-use crate::store::sql::{Sql, SqlRow};
+use crate::store::sql::{Param, Sql, SqlRow};
 use crate::store::StoreError;
 use crate::webhooks::plan;
 use waas_gateway::webhooks::report::Report;
@@ -129,17 +129,8 @@ pub(crate) async fn flush_vacated(
         let (app, channel, member): (String, String, String) =
             (row.get(0)?, row.get(1)?, row.get(2)?);
         let (info, vacate_at): (Option<String>, i64) = (row.get(3)?, row.get(4)?);
-        let key: &[&dyn crate::store::sql::Param] = &[&app, &channel, &member];
-        let held: i64 = db
-            .query(
-                "SELECT count(*) FROM webhook_presence \
-                 WHERE app_id = $1 AND channel = $2 AND member = $3",
-                key,
-            )
-            .await?
-            .first()
-            .map_or(Ok(0), |r| r.get(0))?;
-        if held > 0 {
+        let key: &[&dyn Param] = &[&app, &channel, &member];
+        if holders(db, key).await? > 0 {
             db.execute(
                 "UPDATE webhook_announced SET vacate_at = NULL \
                  WHERE app_id = $1 AND channel = $2 AND member = $3",
@@ -162,6 +153,18 @@ pub(crate) async fn flush_vacated(
         planned.add(db, &event).await?;
     }
     planned.enqueue(db, rules.now).await
+}
+
+/// How many nodes hold the channel or member `at` (app, channel, member).
+async fn holders(db: &mut impl Sql, at: &[&dyn Param]) -> Result<i64, StoreError> {
+    db.query(
+        "SELECT count(*) FROM webhook_presence \
+         WHERE app_id = $1 AND channel = $2 AND member = $3",
+        at,
+    )
+    .await?
+    .first()
+    .map_or(Ok(0), |r| r.get(0))
 }
 
 /// A channel (no member) or member that one node holds.
@@ -188,7 +191,7 @@ impl Held<'_> {
             member,
         } = self;
         let key = member.as_ref().map_or("", |m| m.id.as_str()).to_owned();
-        let at: &[&dyn crate::store::sql::Param] = &[&app, &channel, &key];
+        let at: &[&dyn Param] = &[&app, &channel, &key];
         if present {
             let info = member
                 .as_ref()
@@ -241,16 +244,7 @@ impl Held<'_> {
         if !announced {
             return Ok(());
         }
-        let left: i64 = db
-            .query(
-                "SELECT count(*) FROM webhook_presence \
-                 WHERE app_id = $1 AND channel = $2 AND member = $3",
-                at,
-            )
-            .await?
-            .first()
-            .map_or(Ok(0), |r| r.get(0))?;
-        if left == 0 {
+        if holders(db, at).await? == 0 {
             db.execute(
                 "UPDATE webhook_announced SET vacate_at = $4 \
                  WHERE app_id = $1 AND channel = $2 AND member = $3 AND vacate_at IS NULL",
