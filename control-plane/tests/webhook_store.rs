@@ -21,6 +21,8 @@ use common::store_suite;
 store_suite!(
     endpoints_crud,
     occupancy_is_announced_once_across_nodes_and_debounced,
+    nodes_leaving_together_vacate_once,
+    leaving_what_was_never_announced_fires_nothing,
     members_leave_with_a_dead_node,
     publish_reports_are_idempotent,
     claims_lease_and_settle,
@@ -201,6 +203,60 @@ async fn occupancy_is_announced_once_across_nodes_and_debounced(store: &dyn Both
         "vacated when the last node left"
     );
     assert_eq!(body["id"], vacated.id.as_str());
+}
+
+/// Pins the presence debounce both stores share: the last node to let go schedules the vacate
+/// even when several let go at the same moment (on PostgreSQL each leave locks the channel's
+/// announcement first, so no two see each other still there), and it fires once.
+async fn nodes_leaving_together_vacate_once(store: &dyn Both) {
+    setup(store, &[EventType::ChannelVacated]).await;
+    const CHANNELS: usize = 8;
+    for i in 0..CHANNELS {
+        let channel = format!("c{i}");
+        for node in ["n1", "n2", "n3"] {
+            store
+                .ingest(node, vec![presence(&channel, None, true)], rules(NOW))
+                .await
+                .unwrap();
+        }
+        let leave = |node: &'static str| {
+            store.ingest(node, vec![presence(&channel, None, false)], rules(NOW + 10))
+        };
+        let (a, b, c) = tokio::join!(leave("n1"), leave("n2"), leave("n3"));
+        assert_eq!((a, b, c), (Ok(0), Ok(0), Ok(0)));
+    }
+    assert_eq!(store.flush_vacated(rules(NOW + 10 + 999)).await, Ok(0));
+    assert_eq!(
+        store.flush_vacated(rules(NOW + 10 + 1000)).await,
+        Ok(CHANNELS)
+    );
+    assert_eq!(store.flush_vacated(rules(NOW + 60_000)).await, Ok(0));
+    assert_eq!(types(store).await, vec!["channel_vacated"; CHANNELS]);
+}
+
+/// A leave for a channel with no announcement (a node's late report after the vacate fired, or
+/// one for a channel it never reported) schedules and fires nothing; the next join announces.
+async fn leaving_what_was_never_announced_fires_nothing(store: &dyn Both) {
+    setup(
+        store,
+        &[EventType::ChannelOccupied, EventType::ChannelVacated],
+    )
+    .await;
+    assert_eq!(
+        store
+            .ingest("n1", vec![presence("c", None, false)], rules(NOW))
+            .await,
+        Ok(0)
+    );
+    assert_eq!(store.flush_vacated(rules(NOW + 60_000)).await, Ok(0));
+    assert!(types(store).await.is_empty());
+    assert_eq!(
+        store
+            .ingest("n1", vec![presence("c", None, true)], rules(NOW + 60_000))
+            .await,
+        Ok(1)
+    );
+    assert_eq!(types(store).await, ["channel_occupied"]);
 }
 
 async fn members_leave_with_a_dead_node(store: &dyn Both) {

@@ -1,11 +1,13 @@
 //! The **recording store seam**: recordings of an app's channel traffic and their events.
-//! Implemented by both stores (`recordings_sqlite.rs`, `recordings_postgres.rs`) and run through
+//! Implemented by both stores (`sqlite/recordings.rs`, `postgres/recordings.rs`) and run through
 //! one suite, `control-plane/tests/recording_store.rs`.
 //!
 //! Guarantees: [`RecordingStore::append_events`] is atomic and idempotent — an event whose
 //! position the recording already holds is skipped — so a recorder that delivers a batch again
 //! after a restart stores each event once; `event_count` is always the number of stored events.
 //! Events come back ordered by position.
+
+pub(crate) mod rules;
 
 use super::StoreError;
 use async_trait::async_trait;
@@ -124,3 +126,81 @@ pub(crate) fn channels_json(channels: &[String]) -> String {
 pub(crate) fn channels_from_json(s: &str) -> Result<Vec<String>, StoreError> {
     serde_json::from_str(s).map_err(|e| StoreError::Invalid(format!("recording channels: {e}")))
 }
+
+/// The [`RecordingStore`] of a backend, written once over its transaction runner (see
+/// `store::webhooks::impl_webhook_store`).
+macro_rules! impl_recording_store {
+    ($store:ty, $tx:ident) => {
+        const _: () = {
+            use waas_protocol::AppId;
+            use $crate::store::recordings::{
+                rules, NewRecording, RecordedEvent, Recording, RecordingStore,
+            };
+            use $crate::store::StoreError;
+
+            #[async_trait::async_trait]
+            impl RecordingStore for $store {
+                async fn create_recording(
+                    &self,
+                    new: NewRecording,
+                ) -> Result<Recording, StoreError> {
+                    $tx!(self, write, |db| rules::create(db, new))
+                }
+
+                async fn get_recording(
+                    &self,
+                    app: &AppId,
+                    id: &str,
+                ) -> Result<Recording, StoreError> {
+                    let (app, id) = (app.clone(), id.to_owned());
+                    $tx!(self, read, |db| rules::get(db, &app, &id))
+                }
+
+                async fn list_recordings(&self, app: &AppId) -> Result<Vec<Recording>, StoreError> {
+                    let app = app.clone();
+                    $tx!(self, read, |db| rules::list(db, &app))
+                }
+
+                async fn active_recordings(&self) -> Result<Vec<Recording>, StoreError> {
+                    $tx!(self, read, |db| rules::active(db))
+                }
+
+                async fn stop_recording(
+                    &self,
+                    app: &AppId,
+                    id: &str,
+                    at: i64,
+                    reason: &str,
+                ) -> Result<Recording, StoreError> {
+                    let (app, id, reason) = (app.clone(), id.to_owned(), reason.to_owned());
+                    $tx!(self, write, |db| rules::stop(db, &app, &id, at, &reason))
+                }
+
+                async fn delete_recording(&self, app: &AppId, id: &str) -> Result<(), StoreError> {
+                    let (app, id) = (app.clone(), id.to_owned());
+                    $tx!(self, write, |db| rules::delete(db, &app, &id))
+                }
+
+                async fn append_events(
+                    &self,
+                    id: &str,
+                    events: Vec<RecordedEvent>,
+                ) -> Result<i64, StoreError> {
+                    let id = id.to_owned();
+                    $tx!(self, write, |db| rules::append(db, &id, events))
+                }
+
+                async fn list_events(
+                    &self,
+                    id: &str,
+                    after: i64,
+                    limit: usize,
+                ) -> Result<Vec<RecordedEvent>, StoreError> {
+                    let id = id.to_owned();
+                    $tx!(self, read, |db| rules::events(db, &id, after, limit))
+                }
+            }
+        };
+    };
+}
+pub(crate) use impl_recording_store;

@@ -1,6 +1,6 @@
 //! The **webhook store seam**: endpoints, the durable outbox and its delivery log, and the
 //! cluster-wide presence state behind occupancy and member webhooks. Implemented by both stores
-//! (`webhooks_sqlite.rs`, `webhooks_postgres.rs`) and run through one suite,
+//! (`sqlite/webhooks.rs`, `postgres/webhooks.rs`) and run through one suite,
 //! `control-plane/tests/webhook_store.rs`.
 //!
 //! Guarantees: [`WebhookStore::ingest`] is atomic — a gateway's batch is either wholly stored,
@@ -10,6 +10,10 @@
 //! under a lock on the channel's (or member's) row, so control-planes sharing a database never
 //! announce one transition twice. A claimed delivery is leased: no other claim returns it until
 //! it is settled or the lease ends.
+
+pub(crate) mod endpoints;
+pub(crate) mod outbox;
+pub(crate) mod presence;
 
 use super::StoreError;
 use async_trait::async_trait;
@@ -195,7 +199,8 @@ pub trait WebhookStore: Send + Sync + 'static {
         rules: PresenceRules,
     ) -> Result<usize, StoreError>;
     /// Forgets nodes that have not reported since `silent_since` (ms), as if every channel and
-    /// member they held had left. Returns the nodes forgotten.
+    /// member they held had left. Returns the nodes forgotten: at most a few per call, so one
+    /// sweep stays short; the next sweep takes the rest.
     async fn expire_nodes(
         &self,
         silent_since: i64,
@@ -313,3 +318,154 @@ impl std::fmt::Debug for Claimed {
             .finish_non_exhaustive()
     }
 }
+
+/// The [`WebhookStore`] of a backend, written once: each method runs its rule (`endpoints`,
+/// `presence`, `outbox`) in one transaction of the backend, opened by `$tx!(store, read|write,
+/// |db| rule)`. Arguments are copied first because SQLite runs the rule on another thread.
+macro_rules! impl_webhook_store {
+    ($store:ty, $tx:ident) => {
+        const _: () = {
+            use waas_gateway::webhooks::report::Report;
+            use waas_protocol::AppId;
+            use $crate::store::webhooks::{
+                endpoints, outbox, presence, Attempt, Claimed, Delivery, DeliveryFilter, Endpoint,
+                EndpointPatch, NewEndpoint, Outcome, PresenceRules, WebhookStore,
+            };
+            use $crate::store::StoreError;
+
+            #[async_trait::async_trait]
+            impl WebhookStore for $store {
+                async fn create_endpoint(
+                    &self,
+                    new: NewEndpoint,
+                    now: i64,
+                ) -> Result<Endpoint, StoreError> {
+                    $tx!(self, write, |db| endpoints::create(db, new, now))
+                }
+
+                async fn list_endpoints(&self, app: &AppId) -> Result<Vec<Endpoint>, StoreError> {
+                    let app = app.clone();
+                    $tx!(self, read, |db| endpoints::list(db, &app))
+                }
+
+                async fn get_endpoint(
+                    &self,
+                    app: &AppId,
+                    id: &str,
+                ) -> Result<Endpoint, StoreError> {
+                    let (app, id) = (app.clone(), id.to_owned());
+                    $tx!(self, read, |db| endpoints::get(db, &app, &id))
+                }
+
+                async fn update_endpoint(
+                    &self,
+                    app: &AppId,
+                    id: &str,
+                    patch: EndpointPatch,
+                    now: i64,
+                ) -> Result<Endpoint, StoreError> {
+                    let (app, id) = (app.clone(), id.to_owned());
+                    $tx!(self, write, |db| endpoints::update(
+                        db, &app, &id, patch, now
+                    ))
+                }
+
+                async fn delete_endpoint(&self, app: &AppId, id: &str) -> Result<(), StoreError> {
+                    let (app, id) = (app.clone(), id.to_owned());
+                    $tx!(self, write, |db| endpoints::delete(db, &app, &id))
+                }
+
+                async fn ingest(
+                    &self,
+                    node: &str,
+                    reports: Vec<Report>,
+                    rules: PresenceRules,
+                ) -> Result<usize, StoreError> {
+                    let node = node.to_owned();
+                    $tx!(self, write, |db| presence::ingest(
+                        db, &node, reports, rules
+                    ))
+                }
+
+                async fn expire_nodes(
+                    &self,
+                    silent_since: i64,
+                    rules: PresenceRules,
+                ) -> Result<Vec<String>, StoreError> {
+                    $tx!(self, write, |db| presence::expire_nodes(
+                        db,
+                        silent_since,
+                        rules
+                    ))
+                }
+
+                async fn flush_vacated(&self, rules: PresenceRules) -> Result<usize, StoreError> {
+                    $tx!(self, write, |db| presence::flush_vacated(db, rules))
+                }
+
+                async fn claim(
+                    &self,
+                    now: i64,
+                    limit: usize,
+                    per_endpoint: usize,
+                    lease_ms: i64,
+                    busy: &[String],
+                ) -> Result<Vec<Claimed>, StoreError> {
+                    let busy = busy.to_vec();
+                    $tx!(self, write, |db| outbox::claim(
+                        db,
+                        now,
+                        limit,
+                        per_endpoint,
+                        lease_ms,
+                        &busy
+                    ))
+                }
+
+                async fn release(&self, ids: &[String]) -> Result<(), StoreError> {
+                    let ids = ids.to_vec();
+                    $tx!(self, write, |db| outbox::release(db, &ids))
+                }
+
+                async fn settle(
+                    &self,
+                    id: &str,
+                    attempt: Attempt,
+                    outcome: Outcome,
+                ) -> Result<(), StoreError> {
+                    let id = id.to_owned();
+                    $tx!(self, write, |db| outbox::settle(db, &id, attempt, outcome))
+                }
+
+                async fn list_deliveries(
+                    &self,
+                    app: &AppId,
+                    filter: DeliveryFilter,
+                ) -> Result<Vec<Delivery>, StoreError> {
+                    let app = app.clone();
+                    $tx!(self, read, |db| outbox::list_deliveries(db, &app, filter))
+                }
+
+                async fn get_delivery(
+                    &self,
+                    app: &AppId,
+                    id: &str,
+                ) -> Result<(Delivery, Vec<Attempt>), StoreError> {
+                    let (app, id) = (app.clone(), id.to_owned());
+                    $tx!(self, read, |db| outbox::get_delivery(db, &app, &id))
+                }
+
+                async fn retry_delivery(
+                    &self,
+                    app: &AppId,
+                    id: &str,
+                    now: i64,
+                ) -> Result<Delivery, StoreError> {
+                    let (app, id) = (app.clone(), id.to_owned());
+                    $tx!(self, write, |db| outbox::retry_delivery(db, &app, &id, now))
+                }
+            }
+        };
+    };
+}
+pub(crate) use impl_webhook_store;
