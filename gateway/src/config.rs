@@ -271,8 +271,8 @@ impl Limits {
     }
 
     /// The history apps keep unless they set their own.
-    pub fn history_policy(&self) -> crate::history::Policy {
-        crate::history::Policy {
+    pub fn history_policy(&self) -> waas_core::history::Policy {
+        waas_core::history::Policy {
             size: self.history_size,
             ttl: Duration::from_secs(self.history_ttl_secs),
             namespaced: false,
@@ -291,7 +291,7 @@ pub struct GatewayConfig {
     pub subject_prefix: String,
     pub limits: Limits,
     /// Which addresses HTTP upstreams may be reached at (`outbound_allow_*` settings).
-    pub outbound: crate::egress::Policy,
+    pub outbound: waas_core::egress::Policy,
 }
 
 impl Default for GatewayConfig {
@@ -299,7 +299,7 @@ impl Default for GatewayConfig {
         GatewayConfig {
             subject_prefix: "waas".into(),
             limits: Limits::default(),
-            outbound: crate::egress::Policy::default(),
+            outbound: waas_core::egress::Policy::default(),
         }
     }
 }

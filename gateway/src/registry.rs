@@ -6,10 +6,10 @@
 //! `refresh_after` are refreshed in the background while the cached copy keeps serving — so a
 //! gateway keeps serving known apps while the control-plane is down.
 
-use crate::app::{App, AppConfig};
-use crate::auth::AuthError;
-use crate::bus::Bus;
-use crate::directory::{query_subject, AppAnswer, AppChanged, AppQuery};
+use waas_core::app::{App, AppConfig};
+use waas_core::auth::AuthError;
+use waas_core::bus::Bus;
+use waas_core::directory::{query_subject, AppAnswer, AppChanged, AppQuery};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -281,7 +281,7 @@ impl AppRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bus::memory::MemoryBus;
+    use waas_core::bus::memory::MemoryBus;
     use futures_util::StreamExt;
     use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -1,8 +1,8 @@
 //! The REST API that servers use with an app's API key: publish, batch publish, mint tokens.
 
-use crate::app::App;
+use waas_core::app::App;
 use crate::gateway::Gateway;
-use crate::publisher::{check_event, now_ms};
+use waas_core::publisher::{check_event, now_ms};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -282,12 +282,12 @@ pub async fn mint_token(
             "\"sub\" must not be empty",
         ));
     }
-    if req.sub == crate::auth::SERVER_SUB {
+    if req.sub == waas_core::auth::SERVER_SUB {
         return Err(ApiError::new(
             ErrorCode::BadRequest,
             format!(
                 "\"sub\" {:?} is reserved for API-key connections",
-                crate::auth::SERVER_SUB
+                waas_core::auth::SERVER_SUB
             ),
         ));
     }

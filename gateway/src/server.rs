@@ -2,7 +2,7 @@
 //! shutdown (stop accepting, close every socket with "going away", wait out the grace period).
 
 use crate::accept::{AddressCounts, HttpLimits, HttpStream};
-use crate::auth::{self, AuthError};
+use waas_core::auth::{self, AuthError};
 use crate::connection::{self, Upfront};
 use crate::gateway::Gateway;
 use crate::rest::{self, ApiError};
@@ -105,7 +105,7 @@ async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
     security(()),
 )]
 async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
-    let metrics = &crate::metrics::METRICS;
+    let metrics = &waas_core::metrics::METRICS;
     metrics.subjects.set(gw.hub.subject_count() as i64);
     metrics
         .history_channels
@@ -186,7 +186,7 @@ async fn websocket(
         (Some(app), _)
             if origin
                 .as_deref()
-                .is_some_and(|o| !crate::origin::allowed(&app.config.allowed_origins, o)) =>
+                .is_some_and(|o| !waas_core::origin::allowed(&app.config.allowed_origins, o)) =>
         {
             Upfront::OriginRefused(origin.unwrap_or_default())
         }

@@ -14,9 +14,9 @@ use waas_control_plane::store::postgres::PostgresStore;
 use waas_control_plane::store::Store;
 use waas_control_plane::webhooks::Webhooks;
 use waas_gateway::accept::HttpLimits;
-use waas_gateway::bus::nats::{NatsBus, NatsOptions};
-use waas_gateway::bus::Bus;
-use waas_gateway::history::jetstream::JetStreamHistory;
+use waas_core::bus::nats::{NatsBus, NatsOptions};
+use waas_core::bus::Bus;
+use waas_core::history::jetstream::JetStreamHistory;
 use waas_gateway::server::accept_until;
 
 async fn nats_bus(settings: &Settings, name: &str) -> Result<Arc<NatsBus>, DevError> {
@@ -158,7 +158,7 @@ pub async fn start_control_plane(settings: &Settings) -> Result<ControlPlane, De
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .route(
             "/metrics",
-            axum::routing::get(|| async { waas_gateway::metrics::METRICS.response() }),
+            axum::routing::get(|| async { waas_core::metrics::METRICS.response() }),
         );
     Ok(ControlPlane {
         routes,

@@ -16,8 +16,8 @@ use waas_control_plane::seed::ensure_app;
 use waas_control_plane::store::sqlite::SqliteStore;
 use waas_control_plane::store::{Store, StoreError};
 use waas_control_plane::webhooks::Webhooks;
-use waas_gateway::bus::memory::MemoryBus;
-use waas_gateway::bus::{Bus, BusError};
+use waas_core::bus::memory::MemoryBus;
+use waas_core::bus::{Bus, BusError};
 use waas_gateway::registry::{self, AppRegistry};
 use waas_gateway::{Gateway, GatewayConfig};
 
@@ -76,7 +76,7 @@ fn open_store(settings: &Settings) -> Result<SqliteStore, DevError> {
 
 /// The gateway of a node, learning apps from the control-plane over `bus`.
 pub fn gateway(settings: &Settings, bus: Arc<dyn Bus>) -> Arc<Gateway> {
-    let history = Arc::new(waas_gateway::history::memory::MemoryHistory::new(
+    let history = Arc::new(waas_core::history::memory::MemoryHistory::new(
         Arc::clone(&bus),
     ));
     gateway_on(settings, bus, history, true)
@@ -87,7 +87,7 @@ pub fn gateway(settings: &Settings, bus: Arc<dyn Bus>) -> Arc<Gateway> {
 pub fn gateway_on(
     settings: &Settings,
     bus: Arc<dyn Bus>,
-    history: Arc<dyn waas_gateway::history::History>,
+    history: Arc<dyn waas_core::history::History>,
     dev: bool,
 ) -> Arc<Gateway> {
     let d = &settings.directory;
@@ -155,8 +155,8 @@ pub async fn start(settings: &Settings) -> Result<Dev, DevError> {
     );
     let _ = admin_state.webhooks.set(Arc::clone(&webhooks));
     // One history for the gateway and the recordings, so replays get the channel's offsets.
-    let history: Arc<dyn waas_gateway::history::History> = Arc::new(
-        waas_gateway::history::memory::MemoryHistory::new(Arc::clone(&bus)),
+    let history: Arc<dyn waas_core::history::History> = Arc::new(
+        waas_core::history::memory::MemoryHistory::new(Arc::clone(&bus)),
     );
     let recordings = Recordings::new(
         Arc::new(recording_store),

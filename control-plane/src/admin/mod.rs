@@ -27,7 +27,7 @@ pub struct Admin {
     /// SHA-256 of the operator token; compared as hashes so timing reveals nothing useful.
     operator_token_hash: String,
     /// Which literal addresses routes' HTTP upstreams may have (`outbound_allow_*`).
-    pub outbound: waas_gateway::egress::Policy,
+    pub outbound: waas_core::egress::Policy,
 }
 
 impl Admin {
@@ -35,14 +35,14 @@ impl Admin {
         store: Arc<dyn Store>,
         directory: Arc<Directory>,
         operator_token: &str,
-        outbound: waas_gateway::egress::Policy,
+        outbound: waas_core::egress::Policy,
     ) -> Arc<Self> {
         Arc::new(Admin {
             store,
             directory,
             outbound,
             webhooks: std::sync::OnceLock::new(),
-            operator_token_hash: waas_gateway::app::hash_api_key(operator_token),
+            operator_token_hash: waas_core::app::hash_api_key(operator_token),
         })
     }
 }
@@ -56,7 +56,7 @@ impl FromRequestParts<Arc<Admin>> for Operator {
     async fn from_request_parts(parts: &mut Parts, admin: &Arc<Admin>) -> Result<Self, AdminError> {
         let token = waas_gateway::rest::bearer(parts);
         match token {
-            Some(t) if waas_gateway::app::hash_api_key(t) == admin.operator_token_hash => {
+            Some(t) if waas_core::app::hash_api_key(t) == admin.operator_token_hash => {
                 Ok(Operator)
             }
             _ => Err(AdminError::new(

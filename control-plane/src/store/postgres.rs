@@ -13,8 +13,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, Json};
 use tokio_postgres::{IsolationLevel, NoTls, Row, Transaction};
-use waas_gateway::app::AppLimits;
-use waas_gateway::rpc::Route;
+use waas_core::app::AppLimits;
+use waas_core::route::Route;
 use waas_protocol::AppId;
 
 use super::migrations::{self, Migration};

@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use rusqlite::{
     params, Connection, ErrorCode, OptionalExtension, Row, Transaction, TransactionBehavior,
 };
-use waas_gateway::app::AppLimits;
-use waas_gateway::rpc::Route;
+use waas_core::app::AppLimits;
+use waas_core::route::Route;
 use waas_protocol::AppId;
 
 use super::migrations::{self, Migration};

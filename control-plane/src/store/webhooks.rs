@@ -14,8 +14,8 @@
 use super::StoreError;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use waas_gateway::redact;
-use waas_gateway::webhooks::report::Report;
+use waas_core::redact;
+use waas_core::webhooks::report::Report;
 use waas_protocol::webhook::EventType;
 use waas_protocol::AppId;
 

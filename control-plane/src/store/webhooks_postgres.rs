@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use std::collections::HashMap;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Row, Transaction};
-use waas_gateway::webhooks::report::Report;
+use waas_core::webhooks::report::Report;
 use waas_protocol::presence::Member;
 use waas_protocol::AppId;
 

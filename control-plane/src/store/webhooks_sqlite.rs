@@ -13,7 +13,7 @@ use crate::webhooks::plan::{self, Filter, NewDelivery};
 use async_trait::async_trait;
 use rusqlite::{params, params_from_iter, ErrorCode, OptionalExtension, Row, Transaction};
 use std::collections::HashMap;
-use waas_gateway::webhooks::report::Report;
+use waas_core::webhooks::report::Report;
 use waas_protocol::presence::Member;
 use waas_protocol::AppId;
 

@@ -20,7 +20,7 @@
 pub mod rest;
 pub mod state;
 
-use crate::bus::BusError;
+use waas_core::bus::BusError;
 use crate::config::Limits;
 use crate::gateway::Gateway;
 use crate::hub::Hub;
@@ -51,7 +51,7 @@ pub const MEMBER_OVERHEAD_BYTES: usize = 64;
 
 /// The subject every gateway announces its channels on.
 pub fn subject(prefix: &str) -> String {
-    crate::subjects::presence(prefix)
+    waas_core::subjects::presence(prefix)
 }
 
 /// What one node says on [`subject`].

@@ -7,9 +7,9 @@
 //! request or the upstream HTTP exchange in flight.
 
 use super::envelope::{self, BusCall, BusReply};
-use super::route::{self, Target};
+use waas_core::route::{self, Target};
 use super::{Ctx, RpcError};
-use crate::bus::BusError;
+use waas_core::bus::BusError;
 use crate::wsframe;
 use bytes::Bytes;
 use serde_json::value::RawValue;

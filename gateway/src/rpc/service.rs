@@ -21,7 +21,7 @@ use super::call::InflightGuard;
 use super::envelope::{self, BusCall, BusReply};
 use super::local::LocalServices;
 use super::{Ctx, RpcError};
-use crate::bus::{Bus, BusRequest, RequestStream};
+use waas_core::bus::{Bus, BusRequest, RequestStream};
 use crate::outbound::Outbound;
 use crate::wsframe;
 use bytes::Bytes;

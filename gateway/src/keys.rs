@@ -2,9 +2,9 @@
 //! `room_key_get` (`docs/e2ee.md#the-key-directory`). Each checks the caller's rights and the
 //! request's shape here, then asks the control-plane over the bus.
 
-use super::{call, KeyCommand, KeyReply};
-use crate::app::App;
-use crate::auth::Identity;
+use waas_core::keys::{call, KeyCommand, KeyReply};
+use waas_core::app::App;
+use waas_core::auth::Identity;
 use crate::gateway::Gateway;
 use crate::outbound::Outbound;
 use crate::wsframe;
