@@ -115,10 +115,7 @@ impl std::fmt::Debug for AppSeed {
         f.debug_struct("AppSeed")
             .field("id", &self.id)
             .field("api_keys", &self.api_keys.len())
-            .field(
-                "jwt_secret",
-                &waas_core::redact::option(&self.jwt_secret),
-            )
+            .field("jwt_secret", &waas_core::redact::option(&self.jwt_secret))
             .field("limits", &self.limits)
             .field("routes", &self.routes)
             .finish_non_exhaustive()

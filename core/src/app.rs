@@ -1,6 +1,6 @@
 //! Apps (tenants' applications) as a gateway sees them: credentials compiled for verification,
-//! plus a live connection count. `waas_gateway::registry` keeps them; the control-plane is where they
-//! come from.
+//! plus a live connection count. `waas_gateway::registry` keeps them; the control-plane is where
+//! they come from.
 
 use crate::auth::jwt::JwtKeys;
 use crate::auth::AuthError;

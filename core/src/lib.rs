@@ -9,13 +9,16 @@
 //!   for recovery and the history API; `memory` (one process) and `jetstream` (cluster).
 //! - [`publisher`]: offsets and encoding of published messages, shared by socket, REST and
 //!   replays; [`publisher::now_ms`], the clock of messages and tokens.
-//! - [`app`]: the app model: an app's definition ([`app::AppConfig`]) and the compiled [`app::App`].
+//! - [`app`]: the app model: an app's definition ([`app::AppConfig`]) and the compiled
+//!   [`app::App`].
 //! - [`auth`]: API keys and JWT verification (`auth::jwt`), the [`auth::Identity`] of a caller.
 //! - [`directory`]: how gateways learn apps from the control-plane, over the bus.
 //! - [`route`]: an app's request routes (`docs/rpc.md`).
 //! - [`keys`]: the key directory of end-to-end encryption as gateways reach it over the bus.
 //! - [`recordings`]: recording calls forwarded by gateways to the control-plane.
 //! - [`webhooks`]: what gateways report so the control-plane can send webhooks.
+//! - [`http`]: what the HTTP fronts share: the error answer and bearer credential
+//!   ([`http::error`]), the JSON error layer, OpenAPI helpers, the accept loop and its bounds.
 //! - [`subjects`]: the bus subject layout, and why no app reaches internal traffic.
 //! - [`metrics`]: Prometheus metrics of the process, `GET /metrics`.
 //! - [`egress`]: outbound HTTP (webhooks, upstreams): which addresses may be reached (SSRF
@@ -29,6 +32,7 @@ pub mod bus;
 pub mod directory;
 pub mod egress;
 pub mod history;
+pub mod http;
 pub mod keys;
 pub mod metrics;
 pub mod origin;

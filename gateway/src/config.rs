@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+use waas_core::http::accept::HttpLimits;
 
 /// Limits that protect the gateway and its tenants from each other. `0` never means
 /// "unlimited" except where a field says so.
@@ -300,6 +301,17 @@ impl Default for GatewayConfig {
             subject_prefix: "waas".into(),
             limits: Limits::default(),
             outbound: waas_core::egress::Policy::default(),
+        }
+    }
+}
+
+/// The HTTP limits of the accept loop (`waas_core::http::accept`).
+impl From<&Limits> for HttpLimits {
+    fn from(l: &Limits) -> Self {
+        HttpLimits {
+            header_timeout: Duration::from_millis(l.http_header_timeout_ms),
+            keepalive_timeout: Duration::from_millis(l.http_keepalive_timeout_ms),
+            max_connections_per_address: l.max_connections_per_address,
         }
     }
 }

@@ -1,16 +1,16 @@
 //! The state one gateway node shares between its tasks.
 
-use waas_core::bus::{Bus, BusError};
 use crate::config::GatewayConfig;
 use crate::connections::Connections;
-use waas_core::directory::{changes_subject, AppChanged};
-use waas_core::history::{memory::MemoryHistory, History};
 use crate::hub::Hub;
-use waas_core::publisher::Publisher;
 use crate::registry::AppRegistry;
 use futures_util::StreamExt;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
+use waas_core::bus::{Bus, BusError};
+use waas_core::directory::{changes_subject, AppChanged};
+use waas_core::history::{memory::MemoryHistory, History};
+use waas_core::publisher::Publisher;
 use waas_protocol::CloseCode;
 
 pub struct Gateway {

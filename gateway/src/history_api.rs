@@ -1,11 +1,9 @@
 //! Channel history as clients see it: subscribing with recovery, the `history` op and
 //! `GET /v1/apps/{app}/channels/{channel}/history` (`docs/history.md`).
 
-use waas_core::app::App;
 use crate::gateway::Gateway;
-use waas_core::history::{Query, Recovery};
 use crate::outbound::Outbound;
-use crate::rest::{ApiError, ServerAuth};
+use crate::rest::ServerAuth;
 use crate::wsframe;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, State};
@@ -14,6 +12,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use waas_core::app::App;
+use waas_core::history::{Query, Recovery};
+use waas_core::http::error::ApiError;
 use waas_protocol::history::Since;
 use waas_protocol::rest::ErrorBody;
 use waas_protocol::{ChannelName, ErrorCode, ServerFrame};

@@ -7,8 +7,6 @@
 //! reconnects, each forwarder catches its channel up from history before going on
 //! ([`crate::resync`]).
 
-use waas_core::bus::BusError;
-use waas_core::history::{offset_of, History};
 use crate::outbound::Outbound;
 use crate::resync::{self, Tracker};
 use crate::wsframe;
@@ -18,6 +16,8 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::task::JoinHandle;
+use waas_core::bus::BusError;
+use waas_core::history::{offset_of, History};
 
 const SHARDS: usize = 64;
 
@@ -281,7 +281,9 @@ impl Fanout {
         for conn in subs.iter() {
             conn.push(frame.clone());
         }
-        waas_core::metrics::METRICS.delivered.inc_by(subs.len() as u64);
+        waas_core::metrics::METRICS
+            .delivered
+            .inc_by(subs.len() as u64);
         let mut held = self.joining.lock().expect("joining poisoned");
         for (_, frames) in held.iter_mut() {
             frames.push(frame.clone());
@@ -379,10 +381,10 @@ async fn forward(mut stream: waas_core::bus::BusSubscription, fanout: Fanout, mu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use waas_core::bus::memory::MemoryBus;
-    use waas_core::bus::Bus;
     use bytes::Bytes;
     use std::collections::VecDeque;
+    use waas_core::bus::memory::MemoryBus;
+    use waas_core::bus::Bus;
 
     #[tokio::test]
     async fn one_bus_route_per_subject_and_cleanup() {

@@ -1,6 +1,6 @@
 //! The WaaS gateway: an edge node that terminates WebSockets and moves pub/sub traffic through
 //! the bus. It keeps no state that cannot be lost; any node can serve any client. What it shares
-//! with the control-plane (the bus, history, apps, wire types) is in `waas_core`.
+//! with the control-plane (the bus, history, apps, wire types, HTTP plumbing) is in `waas_core`.
 //!
 //! # Layout
 //! - [`registry`]: the cache of apps, filled from the control-plane's directory
@@ -20,15 +20,11 @@
 //! - [`rpc`]: request/response over the socket: routes, services served by SDK servers over
 //!   the bus, HTTP upstreams.
 //! - [`server`]: routes, the WebSocket upgrade, health, and graceful shutdown.
-//! - [`accept`]: the accept loop's bounds: header and keep-alive timeouts, connections per
-//!   source address.
 //! - [`socket`], [`wsframe`], [`ratelimit`]: writing frames, encoding them once, publish rate.
 //! - [`webhooks`]: reports to the control-plane, which sends the webhooks.
 //! - [`config`]: every limit with its default.
-//! - [`json_errors`]: the layer that gives every error answer the JSON error body.
 //! - [`openapi`]: the OpenAPI 3.1 document of the REST API, `GET /openapi.json`.
 
-pub mod accept;
 pub mod config;
 pub mod connection;
 pub mod connections;
@@ -36,7 +32,6 @@ pub mod fragments;
 pub mod gateway;
 pub mod history_api;
 pub mod hub;
-pub mod json_errors;
 pub mod keys;
 pub mod openapi;
 pub mod outbound;

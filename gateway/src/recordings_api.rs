@@ -4,8 +4,7 @@
 //! (`docs/recordings.md`).
 
 use crate::gateway::Gateway;
-use waas_core::recordings::{subject, RecordingCommand, RecordingReply};
-use crate::rest::{ApiError, ServerAuth};
+use crate::rest::ServerAuth;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -14,6 +13,8 @@ use axum::Json;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
+use waas_core::http::error::ApiError;
+use waas_core::recordings::{subject, RecordingCommand, RecordingReply};
 use waas_protocol::recording::StartRecording;
 use waas_protocol::rest::ErrorBody;
 use waas_protocol::ErrorCode;

@@ -17,13 +17,13 @@
 //! then takes new requests): whatever JetStream stored before the subscription was in place is
 //! in what is read, whatever after arrives live, and offsets tell the overlap apart.
 
-use waas_core::history::{offset_of, History, Policy};
 use crate::wsframe;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
+use waas_core::history::{offset_of, History, Policy};
 use waas_protocol::history::Since;
 use waas_protocol::ServerFrame;
 

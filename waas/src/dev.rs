@@ -76,9 +76,9 @@ fn open_store(settings: &Settings) -> Result<SqliteStore, DevError> {
 
 /// The gateway of a node, learning apps from the control-plane over `bus`.
 pub fn gateway(settings: &Settings, bus: Arc<dyn Bus>) -> Arc<Gateway> {
-    let history = Arc::new(waas_core::history::memory::MemoryHistory::new(
-        Arc::clone(&bus),
-    ));
+    let history = Arc::new(waas_core::history::memory::MemoryHistory::new(Arc::clone(
+        &bus,
+    )));
     gateway_on(settings, bus, history, true)
 }
 
@@ -173,7 +173,7 @@ pub async fn start(settings: &Settings) -> Result<Dev, DevError> {
         .await?;
     let admin = admin::router(admin_state)
         .merge(recording_routes(Arc::clone(&recordings)))
-        .merge(waas_gateway::openapi::route(&openapi()));
+        .merge(waas_core::http::openapi::route(&openapi()));
     Ok(Dev {
         gateway: gateway_on(settings, bus, history, true),
         recordings,
@@ -188,7 +188,7 @@ pub async fn start(settings: &Settings) -> Result<Dev, DevError> {
 
 /// The OpenAPI 3.1 document of `waas dev`: the gateway's REST API and the control-plane's admin
 /// API in one, as the process serves both. A gateway and a control-plane each serve their own.
-pub fn openapi() -> waas_gateway::openapi::Document {
+pub fn openapi() -> waas_core::http::openapi::Document {
     let mut doc = waas_gateway::openapi::document();
     doc.merge(waas_control_plane::admin::openapi::document());
     doc.info.description = Some(

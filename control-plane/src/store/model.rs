@@ -2,10 +2,10 @@
 //! verification keys and per-app limits.
 
 use serde::{Deserialize, Serialize};
+use waas_core::app::AppConfig;
 use waas_core::app::AppLimits;
 use waas_core::redact;
 use waas_core::route::Route;
-use waas_core::app::AppConfig;
 use waas_protocol::AppId;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -24,15 +24,14 @@ pub mod local;
 pub mod service;
 pub mod upstream;
 
-use waas_core::app::App;
-use waas_core::auth::Identity;
 use crate::gateway::Gateway;
 use crate::outbound::Outbound;
 use crate::wsframe;
 use std::sync::Arc;
+use waas_core::app::App;
+use waas_core::auth::Identity;
 use waas_protocol::rpc::Caller;
 use waas_protocol::{ClientFrame, ErrorCode, ServerFrame};
-
 
 /// Why a request got no response, as sent to the client in an `error` frame.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

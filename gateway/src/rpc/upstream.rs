@@ -12,12 +12,12 @@
 //! ([`waas_core::egress`]): a literal IP is checked before each request, a host name on the
 //! addresses it resolves to.
 
-use waas_core::route::{Route, IDENTITY_HEADERS};
 use super::RpcError;
-use waas_core::egress::{self, body::read_at_most, error_chain};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use serde_json::value::RawValue;
 use std::time::Duration;
+use waas_core::egress::{self, body::read_at_most, error_chain};
+use waas_core::route::{Route, IDENTITY_HEADERS};
 use waas_protocol::frame::null;
 use waas_protocol::rpc::{Caller, Headers};
 use waas_protocol::ErrorCode;

@@ -13,13 +13,9 @@
 //!
 //! The messages and subject of that exchange are `waas_core::webhooks::report`.
 
-use waas_core::app::App;
-use waas_core::bus::Bus;
 use crate::presence::state::{Key, LocalTransition};
 use crate::presence::TransitionSink;
-use waas_core::publisher::now_ms;
 use bytes::Bytes;
-use waas_core::webhooks::report::{self, Publisher, Report, ReportAnswer, ReportBatch};
 use serde_json::value::RawValue;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +23,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use waas_core::app::App;
+use waas_core::bus::Bus;
+use waas_core::publisher::now_ms;
+use waas_core::webhooks::report::{self, Publisher, Report, ReportAnswer, ReportBatch};
 use waas_protocol::{AppId, ChannelName};
 
 /// Reports per request.
