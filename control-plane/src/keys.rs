@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use waas_core::bus::{Bus, BusError};
 use waas_core::directory::RESPONDERS;
 use waas_core::keys::{subject, KeyCommand, KeyReply};
-use waas_core::publisher::now_ms;
+use waas_core::time::now_ms;
 use waas_protocol::ErrorCode;
 
 /// Serves key directory calls until the returned task is aborted. Subscribed before this

@@ -8,7 +8,8 @@
 //! - [`history`]: the **History seam** (`History` trait): offsets, epochs, stored messages
 //!   for recovery and the history API; `memory` (one process) and `jetstream` (cluster).
 //! - [`publisher`]: offsets and encoding of published messages, shared by socket, REST and
-//!   replays; [`publisher::now_ms`], the clock of messages and tokens.
+//!   replays.
+//! - [`time`]: the wall clock, [`time::now_ms`].
 //! - [`app`]: the app model: an app's definition ([`app::AppConfig`]) and the compiled
 //!   [`app::App`].
 //! - [`auth`]: API keys and JWT verification (`auth::jwt`), the [`auth::Identity`] of a caller.
@@ -41,4 +42,5 @@ pub mod recordings;
 pub mod redact;
 pub mod route;
 pub mod subjects;
+pub mod time;
 pub mod webhooks;

@@ -143,7 +143,7 @@ impl Connections {
     /// the rest when `ping` is set.
     pub fn sweep(&self, idle_ms: u64, connect_ms: u64, ping: bool) {
         let now = self.now_ms();
-        let now_s = waas_core::publisher::now_ms() / 1000;
+        let now_s = waas_core::time::now_ms() / 1000;
         let ping_frame = wsframe::ping();
         self.each(|t| {
             let out = &t.out;

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use waas_core::app::App;
 use waas_core::http::error::{bearer, ApiError};
-use waas_core::publisher::{check_event, now_ms};
+use waas_core::publisher::check_event;
+use waas_core::time::now_ms;
 use waas_protocol::rest::{
     BatchRequest, BatchResponse, ErrorBody, PublishRequest, PublishResponse, TokenRequest,
     TokenResponse,

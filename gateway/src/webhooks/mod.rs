@@ -25,7 +25,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use waas_core::app::App;
 use waas_core::bus::Bus;
-use waas_core::publisher::now_ms;
+use waas_core::time::now_ms;
 use waas_core::webhooks::report::{self, Publisher, Report, ReportAnswer, ReportBatch};
 use waas_protocol::{AppId, ChannelName};
 
