@@ -6,11 +6,11 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
-use waas_gateway::bus::{Bus, BusError};
-use waas_gateway::directory::{
+use waas_core::app::AppConfig;
+use waas_core::bus::{Bus, BusError};
+use waas_core::directory::{
     changes_subject, query_subject, AppAnswer, AppChanged, AppQuery, RESPONDERS,
 };
-use waas_gateway::AppConfig;
 use waas_protocol::AppId;
 
 pub struct Directory {

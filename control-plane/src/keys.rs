@@ -8,10 +8,10 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
-use waas_gateway::bus::{Bus, BusError};
-use waas_gateway::directory::RESPONDERS;
-use waas_gateway::keys::{subject, KeyCommand, KeyReply};
-use waas_gateway::publisher::now_ms;
+use waas_core::bus::{Bus, BusError};
+use waas_core::directory::RESPONDERS;
+use waas_core::keys::{subject, KeyCommand, KeyReply};
+use waas_core::time::now_ms;
 use waas_protocol::ErrorCode;
 
 /// Serves key directory calls until the returned task is aborted. Subscribed before this

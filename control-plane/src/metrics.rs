@@ -1,10 +1,10 @@
 //! The control-plane's Prometheus metrics, in the process's registry (see
-//! `waas_gateway::metrics`): one `/metrics` shows a `waas dev` process whole, and a
+//! `waas_core::metrics`): one `/metrics` shows a `waas dev` process whole, and a
 //! control-plane serves its own.
 
 use prometheus::{IntCounter, IntCounterVec, Opts};
 use std::sync::LazyLock;
-use waas_gateway::metrics::METRICS;
+use waas_core::metrics::METRICS;
 
 pub struct ControlPlaneMetrics {
     /// Webhook delivery attempts by outcome: `delivered`, `retry` (failed, tried again later),

@@ -3,8 +3,8 @@
 
 use crate::secrets;
 use crate::store::{AppPatch, AppRecord, NewApiKey, NewApp, NewTenant, Store, StoreError};
-use waas_gateway::app::{hash_api_key, AppLimits};
-use waas_gateway::rpc::Route;
+use waas_core::app::{hash_api_key, AppLimits};
+use waas_core::route::Route;
 use waas_protocol::AppId;
 
 /// Tenant that owns apps declared in configuration.
@@ -115,10 +115,7 @@ impl std::fmt::Debug for AppSeed {
         f.debug_struct("AppSeed")
             .field("id", &self.id)
             .field("api_keys", &self.api_keys.len())
-            .field(
-                "jwt_secret",
-                &waas_gateway::redact::option(&self.jwt_secret),
-            )
+            .field("jwt_secret", &waas_core::redact::option(&self.jwt_secret))
             .field("limits", &self.limits)
             .field("routes", &self.routes)
             .finish_non_exhaustive()

@@ -10,9 +10,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use waas_control_plane::store::{
     AppPatch, NewApiKey, NewApp, NewTenant, PostgresStore, SqliteStore, Store, StoreError,
 };
-use waas_gateway::app::AppLimits;
-use waas_gateway::history::policy::{Namespace, NamespaceHistory};
-use waas_gateway::rpc::Route;
+use waas_core::app::AppLimits;
+use waas_core::history::policy::{Namespace, NamespaceHistory};
+use waas_core::route::Route;
 use waas_protocol::AppId;
 
 mod common;

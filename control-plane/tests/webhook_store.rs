@@ -6,7 +6,7 @@ use waas_control_plane::store::webhooks::{
     WebhookStore,
 };
 use waas_control_plane::store::{Store, StoreError};
-use waas_gateway::webhooks::report::Report;
+use waas_core::webhooks::report::Report;
 use waas_protocol::presence::Member;
 use waas_protocol::webhook::EventType;
 use waas_protocol::{AppId, ChannelName};

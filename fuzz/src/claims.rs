@@ -8,9 +8,9 @@ use base64::Engine;
 use ring::hmac;
 use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
-use waas_gateway::auth::jwt::JwtKeys;
-use waas_gateway::auth::AuthError;
-use waas_gateway::AppConfig;
+use waas_core::auth::jwt::JwtKeys;
+use waas_core::auth::AuthError;
+use waas_core::app::AppConfig;
 use waas_protocol::{AppId, Claims};
 
 const APP: &str = "demo";

@@ -3,9 +3,9 @@
 //! (channel names, RPC method, path and headers, service names, E2EE keys).
 
 use crate::names;
-use waas_gateway::keys::ops::{check_public_key, check_put};
+use waas_gateway::keys::{check_public_key, check_put};
 use waas_gateway::rpc::call::normalize_headers;
-use waas_gateway::rpc::route::is_header_name;
+use waas_core::route::is_header_name;
 use waas_protocol::e2ee;
 use waas_protocol::rpc::check_method;
 use waas_protocol::{ClientFrame, ErrorCode};

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+use waas_core::http::accept::HttpLimits;
 
 /// Limits that protect the gateway and its tenants from each other. `0` never means
 /// "unlimited" except where a field says so.
@@ -271,8 +272,8 @@ impl Limits {
     }
 
     /// The history apps keep unless they set their own.
-    pub fn history_policy(&self) -> crate::history::Policy {
-        crate::history::Policy {
+    pub fn history_policy(&self) -> waas_core::history::Policy {
+        waas_core::history::Policy {
             size: self.history_size,
             ttl: Duration::from_secs(self.history_ttl_secs),
             namespaced: false,
@@ -291,7 +292,7 @@ pub struct GatewayConfig {
     pub subject_prefix: String,
     pub limits: Limits,
     /// Which addresses HTTP upstreams may be reached at (`outbound_allow_*` settings).
-    pub outbound: crate::egress::Policy,
+    pub outbound: waas_core::egress::Policy,
 }
 
 impl Default for GatewayConfig {
@@ -299,7 +300,18 @@ impl Default for GatewayConfig {
         GatewayConfig {
             subject_prefix: "waas".into(),
             limits: Limits::default(),
-            outbound: crate::egress::Policy::default(),
+            outbound: waas_core::egress::Policy::default(),
+        }
+    }
+}
+
+/// The HTTP limits of the accept loop (`waas_core::http::accept`).
+impl From<&Limits> for HttpLimits {
+    fn from(l: &Limits) -> Self {
+        HttpLimits {
+            header_timeout: Duration::from_millis(l.http_header_timeout_ms),
+            keepalive_timeout: Duration::from_millis(l.http_keepalive_timeout_ms),
+            max_connections_per_address: l.max_connections_per_address,
         }
     }
 }

@@ -1,13 +1,10 @@
 //! One WebSocket connection: a task that owns its socket and runs one `select!` over frames
 //! from the client, frames queued for it by the fan-out, and requests to close.
 
-use crate::app::{App, ConnectionSlot};
-use crate::auth::{self, AuthError, Identity};
 use crate::connections::Registration;
 use crate::fragments::{Assembled, Fragments};
 use crate::gateway::Gateway;
 use crate::outbound::Outbound;
-use crate::publisher::check_event;
 use crate::ratelimit::TokenBucket;
 use crate::socket::{SocketReader, SocketWriter};
 use crate::wsframe;
@@ -19,6 +16,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
+use waas_core::app::{App, ConnectionSlot};
+use waas_core::auth::{self, AuthError, Identity};
+use waas_core::publisher::check_event;
 use waas_protocol::{ChannelName, ClientFrame, CloseCode, ErrorCode, ServerFrame};
 
 mod ops;
@@ -558,7 +558,7 @@ impl Conn {
         let Some(app) = self.app.as_ref() else { return };
         match self.gw.publisher.publish(app, &channel, event, data).await {
             Ok(offset) => {
-                let publisher = crate::webhooks::report::Publisher {
+                let publisher = waas_core::webhooks::report::Publisher {
                     user_id: identity.sub.clone(),
                     connection_id: self.gw.connections.connection_id(app.id(), self.out().id),
                 };

@@ -64,7 +64,7 @@ impl Drop for Registration {
             .expect("registry poisoned")
             .remove(&id);
         self.conns.left.notify_waiters();
-        crate::metrics::METRICS.connections.dec();
+        waas_core::metrics::METRICS.connections.dec();
     }
 }
 
@@ -105,7 +105,7 @@ impl Connections {
             .lock()
             .expect("registry poisoned")
             .insert(id, Arc::clone(&tracked));
-        let metrics = &crate::metrics::METRICS;
+        let metrics = &waas_core::metrics::METRICS;
         metrics.connections.inc();
         metrics.connections_opened.inc();
         Registration {
@@ -143,7 +143,7 @@ impl Connections {
     /// the rest when `ping` is set.
     pub fn sweep(&self, idle_ms: u64, connect_ms: u64, ping: bool) {
         let now = self.now_ms();
-        let now_s = crate::publisher::now_ms() / 1000;
+        let now_s = waas_core::time::now_ms() / 1000;
         let ping_frame = wsframe::ping();
         self.each(|t| {
             let out = &t.out;

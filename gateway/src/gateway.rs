@@ -1,16 +1,16 @@
 //! The state one gateway node shares between its tasks.
 
-use crate::bus::{Bus, BusError};
 use crate::config::GatewayConfig;
 use crate::connections::Connections;
-use crate::directory::{changes_subject, AppChanged};
-use crate::history::{memory::MemoryHistory, History};
 use crate::hub::Hub;
-use crate::publisher::Publisher;
 use crate::registry::AppRegistry;
 use futures_util::StreamExt;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
+use waas_core::bus::{Bus, BusError};
+use waas_core::directory::{changes_subject, AppChanged};
+use waas_core::history::{memory::MemoryHistory, History};
+use waas_core::publisher::Publisher;
 use waas_protocol::CloseCode;
 
 pub struct Gateway {
@@ -95,7 +95,7 @@ impl Gateway {
 }
 
 /// Frees, every `history_sweep_ms`, the history state of channels that have expired and have no
-/// subscriber here (`crate::history::History::sweep`), so that a gateway's memory follows the
+/// subscriber here (`waas_core::history::History::sweep`), so that a gateway's memory follows the
 /// channels in use rather than every channel ever used.
 pub async fn sweep_history(gw: Arc<Gateway>) {
     let every = std::time::Duration::from_millis(gw.config.limits.history_sweep_ms.max(1));

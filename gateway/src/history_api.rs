@@ -1,11 +1,9 @@
 //! Channel history as clients see it: subscribing with recovery, the `history` op and
 //! `GET /v1/apps/{app}/channels/{channel}/history` (`docs/history.md`).
 
-use crate::app::App;
 use crate::gateway::Gateway;
-use crate::history::{Query, Recovery};
 use crate::outbound::Outbound;
-use crate::rest::{ApiError, ServerAuth};
+use crate::rest::ServerAuth;
 use crate::wsframe;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, State};
@@ -14,6 +12,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use waas_core::app::App;
+use waas_core::history::{Query, Recovery};
+use waas_core::http::error::ApiError;
 use waas_protocol::history::Since;
 use waas_protocol::rest::ErrorBody;
 use waas_protocol::{ChannelName, ErrorCode, ServerFrame};
@@ -51,7 +52,7 @@ pub async fn subscribe(
     } = recovery;
     let covered = messages
         .last()
-        .and_then(|m| crate::history::offset_of(m))
+        .and_then(|m| waas_core::history::offset_of(m))
         .unwrap_or(0)
         .max(offset);
     let frames = messages.iter().map(|m| wsframe::text(m)).collect();
@@ -86,7 +87,7 @@ struct PageHead<'a> {
 
 /// A page as JSON, with the stored frames spliced in as they are (no re-encoding): the body of
 /// the REST answer, or with `id` the `history` frame.
-fn page_json(id: Option<u64>, channel: &str, page: &crate::history::Page) -> Vec<u8> {
+fn page_json(id: Option<u64>, channel: &str, page: &waas_core::history::Page) -> Vec<u8> {
     let head = PageHead {
         op: id.map(|_| "history"),
         id,
@@ -204,7 +205,7 @@ pub async fn rest(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::Page;
+    use waas_core::history::Page;
 
     #[test]
     fn pages_splice_stored_frames() {

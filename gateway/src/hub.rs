@@ -7,8 +7,6 @@
 //! reconnects, each forwarder catches its channel up from history before going on
 //! ([`crate::resync`]).
 
-use crate::bus::BusError;
-use crate::history::{offset_of, History};
 use crate::outbound::Outbound;
 use crate::resync::{self, Tracker};
 use crate::wsframe;
@@ -18,6 +16,8 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::task::JoinHandle;
+use waas_core::bus::BusError;
+use waas_core::history::{offset_of, History};
 
 const SHARDS: usize = 64;
 
@@ -265,7 +265,7 @@ impl Hub {
 /// Where a joining subscriber's channel keeps its history.
 pub struct Joined<'a> {
     pub channel: &'a str,
-    pub policy: crate::history::Policy,
+    pub policy: waas_core::history::Policy,
     pub epoch: &'a str,
 }
 
@@ -281,7 +281,9 @@ impl Fanout {
         for conn in subs.iter() {
             conn.push(frame.clone());
         }
-        crate::metrics::METRICS.delivered.inc_by(subs.len() as u64);
+        waas_core::metrics::METRICS
+            .delivered
+            .inc_by(subs.len() as u64);
         let mut held = self.joining.lock().expect("joining poisoned");
         for (_, frames) in held.iter_mut() {
             frames.push(frame.clone());
@@ -295,7 +297,7 @@ struct Resync {
     subject: String,
     tracker: Arc<Tracker>,
     settings: resync::Settings,
-    reconnects: Option<crate::bus::Reconnects>,
+    reconnects: Option<waas_core::bus::Reconnects>,
     /// The bus connections counted when this forwarder last knew itself up to date.
     seen: u64,
 }
@@ -339,7 +341,7 @@ impl Resync {
     }
 }
 
-async fn forward(mut stream: crate::bus::BusSubscription, fanout: Fanout, mut resync: Resync) {
+async fn forward(mut stream: waas_core::bus::BusSubscription, fanout: Fanout, mut resync: Resync) {
     // After a resync: live messages up to this offset were passed on by it.
     let mut skip_upto = 0;
     loop {
@@ -379,15 +381,15 @@ async fn forward(mut stream: crate::bus::BusSubscription, fanout: Fanout, mut re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bus::memory::MemoryBus;
-    use crate::bus::Bus;
     use bytes::Bytes;
     use std::collections::VecDeque;
+    use waas_core::bus::memory::MemoryBus;
+    use waas_core::bus::Bus;
 
     #[tokio::test]
     async fn one_bus_route_per_subject_and_cleanup() {
         let bus = Arc::new(MemoryBus::new(16));
-        let hub = Hub::new(Arc::new(crate::history::memory::MemoryHistory::new(
+        let hub = Hub::new(Arc::new(waas_core::history::memory::MemoryHistory::new(
             bus.clone(),
         )));
         let a = Arc::new(Outbound::new(1, 10, 1 << 20, 0));
@@ -408,7 +410,7 @@ mod tests {
 
     fn message(offset: u64) -> Bytes {
         let data = serde_json::value::RawValue::from_string("0".into()).unwrap();
-        crate::history::Head::new("x", "e", &data, 1, false).with_offset(offset)
+        waas_core::history::Head::new("x", "e", &data, 1, false).with_offset(offset)
     }
 
     fn offsets(frames: &VecDeque<Bytes>) -> Vec<Option<u64>> {
@@ -420,7 +422,7 @@ mod tests {
     #[tokio::test]
     async fn join_hands_over_held_frames_once_and_in_order() {
         let bus = Arc::new(MemoryBus::new(16));
-        let hub = Hub::new(Arc::new(crate::history::memory::MemoryHistory::new(
+        let hub = Hub::new(Arc::new(waas_core::history::memory::MemoryHistory::new(
             bus.clone(),
         )));
         let conn = Arc::new(Outbound::new(7, 100, 1 << 20, 0));

@@ -63,7 +63,7 @@ impl Outbound {
             q.bytes = 0;
             drop(q);
             self.close(CloseCode::SLOW_CONSUMER);
-            crate::metrics::METRICS.slow_consumers.inc();
+            waas_core::metrics::METRICS.slow_consumers.inc();
             return;
         }
         let was_empty = q.frames.is_empty();

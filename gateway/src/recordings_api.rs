@@ -1,48 +1,26 @@
 //! Recordings for an app's own servers (API key): start, stop and look at a recording over REST.
 //! Recordings live in the control-plane; the gateway forwards each call over the bus
-//! ([`RecordingCommand`] on [`subject`]) and passes the answer on (`docs/recordings.md`).
+//! (`RecordingCommand` on `waas_core::recordings::subject`) and passes the answer on
+//! (`docs/recordings.md`).
 
 use crate::gateway::Gateway;
-use crate::rest::{ApiError, ServerAuth};
+use crate::rest::ServerAuth;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use std::sync::Arc;
 use std::time::Duration;
+use waas_core::http::error::ApiError;
+use waas_core::recordings::{subject, RecordingCommand, RecordingReply};
 use waas_protocol::recording::StartRecording;
-use waas_protocol::rest::{ErrorBody, ErrorDetail};
-use waas_protocol::{AppId, ErrorCode};
+use waas_protocol::rest::ErrorBody;
+use waas_protocol::ErrorCode;
 
 /// How long a gateway waits for the control-plane to answer a recording call.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Subject on which control-planes answer [`RecordingCommand`]s (queue group
-/// [`crate::directory::RESPONDERS`]).
-pub fn subject(prefix: &str) -> String {
-    crate::subjects::control(prefix, "recordings")
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum RecordingCommand {
-    Start { app: AppId, start: StartRecording },
-    Stop { app: AppId, id: String },
-    Get { app: AppId, id: String },
-}
-
-/// The control-plane's answer: the recording as JSON, or an error.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct RecordingReply {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recording: Option<Box<RawValue>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<ErrorDetail>,
-}
 
 async fn call(
     gw: &Gateway,

@@ -6,14 +6,14 @@
 //! `refresh_after` are refreshed in the background while the cached copy keeps serving — so a
 //! gateway keeps serving known apps while the control-plane is down.
 
-use crate::app::{App, AppConfig};
-use crate::auth::AuthError;
-use crate::bus::Bus;
-use crate::directory::{query_subject, AppAnswer, AppChanged, AppQuery};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+use waas_core::app::{App, AppConfig};
+use waas_core::auth::AuthError;
+use waas_core::bus::Bus;
+use waas_core::directory::{query_subject, AppAnswer, AppChanged, AppQuery};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryError {
@@ -281,9 +281,9 @@ impl AppRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bus::memory::MemoryBus;
     use futures_util::StreamExt;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use waas_core::bus::memory::MemoryBus;
 
     /// A directory that knows no app and counts the questions it gets.
     async fn empty_directory(bus: Arc<MemoryBus>) -> Arc<AtomicUsize> {

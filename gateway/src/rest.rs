@@ -1,78 +1,22 @@
 //! The REST API that servers use with an app's API key: publish, batch publish, mint tokens.
 
-use crate::app::App;
 use crate::gateway::Gateway;
-use crate::publisher::{check_event, now_ms};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::Json;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use waas_core::app::App;
+use waas_core::http::error::{bearer, ApiError};
+use waas_core::publisher::check_event;
+use waas_core::time::now_ms;
 use waas_protocol::rest::{
-    BatchRequest, BatchResponse, ErrorBody, ErrorDetail, PublishRequest, PublishResponse,
-    TokenRequest, TokenResponse,
+    BatchRequest, BatchResponse, ErrorBody, PublishRequest, PublishResponse, TokenRequest,
+    TokenResponse,
 };
 use waas_protocol::{ChannelName, Claims, ErrorCode};
-
-/// A REST failure, rendered as `{"error": {"code", "message"}}` with the code's HTTP status.
-#[derive(Debug)]
-pub struct ApiError {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code,
-                message: self.message,
-            },
-        };
-        (status, Json(body)).into_response()
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(r: JsonRejection) -> Self {
-        let code = if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ErrorCode::MessageTooLarge
-        } else {
-            ErrorCode::BadRequest
-        };
-        ApiError::new(code, r.body_text())
-    }
-}
-
-/// The bearer credential of a request, if any.
-pub fn bearer(parts: &Parts) -> Option<&str> {
-    bearer_in(&parts.headers)
-}
-
-/// The credential of an `Authorization: Bearer <credential>` header. The scheme is matched
-/// without regard to case, as HTTP defines auth schemes; spaces around the credential are
-/// ignored.
-pub fn bearer_in(headers: &axum::http::HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
-    let (scheme, credential) = value.split_once([' ', '\t'])?;
-    let credential = credential.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !credential.is_empty()).then_some(credential)
-}
 
 /// An app whose API key the caller presented.
 pub struct ServerAuth(pub Arc<App>);
@@ -282,12 +226,12 @@ pub async fn mint_token(
             "\"sub\" must not be empty",
         ));
     }
-    if req.sub == crate::auth::SERVER_SUB {
+    if req.sub == waas_core::auth::SERVER_SUB {
         return Err(ApiError::new(
             ErrorCode::BadRequest,
             format!(
                 "\"sub\" {:?} is reserved for API-key connections",
-                crate::auth::SERVER_SUB
+                waas_core::auth::SERVER_SUB
             ),
         ));
     }
@@ -326,34 +270,4 @@ pub async fn mint_token(
         token,
         expires_at: claims.exp,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::http::{HeaderMap, HeaderValue};
-
-    fn with(value: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
-        h
-    }
-
-    #[test]
-    fn bearer_scheme_is_case_insensitive_and_spaces_are_ignored() {
-        for ok in [
-            "Bearer k",
-            "bearer k",
-            "BEARER k",
-            "Bearer  k",
-            "Bearer\tk",
-            " Bearer k ",
-        ] {
-            assert_eq!(bearer_in(&with(ok)), Some("k"), "{ok:?}");
-        }
-        for bad in ["Bearer", "Bearer ", "Basic k", "Bearerk", "k"] {
-            assert_eq!(bearer_in(&with(bad)), None, "{bad:?}");
-        }
-        assert_eq!(bearer_in(&HeaderMap::new()), None);
-    }
 }

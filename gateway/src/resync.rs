@@ -1,10 +1,10 @@
-//! Catching a channel up after the bus came back ([`crate::bus::Bus::reconnects`]).
+//! Catching a channel up after the bus came back ([`waas_core::bus::Bus::reconnects`]).
 //!
 //! While a gateway is cut off from NATS, other gateways may get back first and accept
 //! publishes; the messages they send before this gateway's subscriptions are in place again
 //! never reach it live. So each forwarder of the [`crate::hub`] remembers the offset of the
 //! last message it passed on ([`Tracker`], one atomic store per message), and checks the bus's
-//! connection count ([`crate::bus::Reconnects`], one atomic load per message) before passing
+//! connection count ([`waas_core::bus::Reconnects`], one atomic load per message) before passing
 //! one on: the first message that came over a new connection, or the wake-up of a quiet
 //! channel, makes it read the channel's history from there and pass on what it missed, before
 //! anything newer (the live messages wait in the bus subscription meanwhile). Where history
@@ -17,13 +17,13 @@
 //! then takes new requests): whatever JetStream stored before the subscription was in place is
 //! in what is read, whatever after arrives live, and offsets tell the overlap apart.
 
-use crate::history::{offset_of, History, Policy};
 use crate::wsframe;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
+use waas_core::history::{offset_of, History, Policy};
 use waas_protocol::history::Since;
 use waas_protocol::ServerFrame;
 
@@ -102,7 +102,7 @@ pub struct Catchup {
 }
 
 fn gap(channel: &str, epoch: &str, offset: u64) -> Bytes {
-    crate::metrics::METRICS.resync_gaps.inc();
+    waas_core::metrics::METRICS.resync_gaps.inc();
     wsframe::json(&ServerFrame::Gap {
         channel: channel.to_owned(),
         epoch: epoch.to_owned(),
@@ -152,7 +152,7 @@ pub async fn catch_up(
             Err(_) => break None,
         }
     };
-    crate::metrics::METRICS.resyncs.inc();
+    waas_core::metrics::METRICS.resyncs.inc();
     let Some(recovery) = recovery else {
         return Catchup {
             frames: vec![gap(&known.channel, &known.epoch, last)],
@@ -177,7 +177,7 @@ pub async fn catch_up(
     }
     if same_epoch {
         frames.extend(recovery.messages.iter().map(|m| wsframe::text(m)));
-        crate::metrics::METRICS
+        waas_core::metrics::METRICS
             .resynced_messages
             .inc_by(recovery.messages.len() as u64);
     }

@@ -1,11 +1,9 @@
 //! The HTTP side of a gateway: routes, the WebSocket upgrade, health, and the three-step
 //! shutdown (stop accepting, close every socket with "going away", wait out the grace period).
 
-use crate::accept::{AddressCounts, HttpLimits, HttpStream};
-use crate::auth::{self, AuthError};
 use crate::connection::{self, Upfront};
 use crate::gateway::Gateway;
-use crate::rest::{self, ApiError};
+use crate::rest;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::header::ORIGIN;
 use axum::http::{HeaderMap, StatusCode};
@@ -14,11 +12,13 @@ use axum::routing::{get, post};
 use axum::Router;
 use fastwebsockets::upgrade::IncomingUpgrade;
 use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use waas_core::auth::{self, AuthError};
+use waas_core::http::accept::{accept_until, HttpLimits, HttpStream};
+use waas_core::http::error::{bearer_in, ApiError};
 use waas_protocol::rest::ErrorBody;
 use waas_protocol::{CloseCode, ErrorCode};
 
@@ -66,7 +66,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
             resp
         })
         .layer(axum::middleware::map_response(
-            crate::json_errors::json_errors,
+            waas_core::http::json_errors::json_errors,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(gw)
@@ -92,20 +92,10 @@ async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
     }
 }
 
-/// Prometheus metrics of this process (`docs/metrics.md`).
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    operation_id = "metrics",
-    tag = "operations",
-    summary = "Prometheus metrics (docs/metrics.md)",
-    responses(
-        (status = 200, description = "The Prometheus text format.", body = String, content_type = "text/plain"),
-    ),
-    security(()),
-)]
+/// Prometheus metrics of this process (`docs/metrics.md`; documented as
+/// `waas_core::http::openapi::ops::metrics`).
 async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
-    let metrics = &crate::metrics::METRICS;
+    let metrics = &waas_core::metrics::METRICS;
     metrics.subjects.set(gw.hub.subject_count() as i64);
     metrics
         .history_channels
@@ -172,8 +162,8 @@ async fn websocket(
         Ok(app) => (app, None),
         Err(e) => (None, Some(e.to_string())),
     };
-    let credential = query_token(&query)
-        .map(|token| token.or_else(|| crate::rest::bearer_in(&headers).map(str::to_owned)));
+    let credential =
+        query_token(&query).map(|token| token.or_else(|| bearer_in(&headers).map(str::to_owned)));
     let origin = headers
         .get(ORIGIN)
         .map(|o| String::from_utf8_lossy(o.as_bytes()).into_owned());
@@ -186,7 +176,7 @@ async fn websocket(
         (Some(app), _)
             if origin
                 .as_deref()
-                .is_some_and(|o| !crate::origin::allowed(&app.config.allowed_origins, o)) =>
+                .is_some_and(|o| !waas_core::origin::allowed(&app.config.allowed_origins, o)) =>
         {
             Upfront::OriginRefused(origin.unwrap_or_default())
         }
@@ -310,66 +300,4 @@ pub async fn serve(
     presence.abort();
     reporter.abort();
     Ok(())
-}
-
-/// HTTP connections still finishing after the accept loop stopped.
-pub struct InFlight {
-    /// Each HTTP connection task holds a receiver; `closed()` then waits for all of them.
-    stop: tokio::sync::watch::Sender<bool>,
-}
-
-impl InFlight {
-    /// Asks every HTTP connection to finish its current request, and waits until they have.
-    pub async fn drain(self) {
-        let _ = self.stop.send(true);
-        self.stop.closed().await;
-    }
-}
-
-/// Accepts HTTP/1 connections for `routes` until `shutdown` resolves, within `limits`
-/// (header and keep-alive timeouts, connections per source address: [`crate::accept`]).
-///
-/// The accept loop is ours rather than `axum::serve` so that upgraded connections hand back
-/// the plain `TcpStream` (hyper's HTTP/1 connection, not the auto-detecting one, which wraps
-/// it), letting the connection task write frames straight to the socket.
-pub async fn accept_until(
-    listener: TcpListener,
-    routes: Router,
-    limits: HttpLimits,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> InFlight {
-    let service = TowerToHyperService::new(routes);
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let http = hyper::server::conn::http1::Builder::new();
-    let addresses = AddressCounts::default();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: keep serving the others.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        let Some(slot) = addresses.acquire(peer.ip(), limits.max_connections_per_address) else {
-            // Dropped at once: the socket closes before anything is read.
-            tracing::debug!(%peer, "connection refused: max_connections_per_address reached");
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(crate::accept::serve_connection(
-            http.clone(),
-            stream,
-            slot,
-            service.clone(),
-            limits,
-            stopped.clone(),
-        ));
-    }
-    InFlight { stop }
 }

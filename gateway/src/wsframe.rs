@@ -64,4 +64,15 @@ mod tests {
             &[0x88, 5, 0x03, 0xe9, b'b', b'y', b'e']
         );
     }
+
+    /// The hub reads offsets from frames already encoded for sockets; core's history, which
+    /// knows no WebSocket frames, tests the bare JSON.
+    #[test]
+    fn offset_of_reads_an_encoded_frame() {
+        use serde_json::value::RawValue;
+        use waas_core::history::{offset_of, Head};
+        let data = RawValue::from_string("{\"n\": 1}".into()).unwrap();
+        let frame = Head::new("a.b", "e", &data, 99, false).with_offset(1234);
+        assert_eq!(offset_of(&text(&frame)), Some(1234));
+    }
 }

@@ -13,11 +13,11 @@ use waas_control_plane::recordings::Recordings;
 use waas_control_plane::store::postgres::PostgresStore;
 use waas_control_plane::store::Store;
 use waas_control_plane::webhooks::Webhooks;
-use waas_gateway::accept::HttpLimits;
-use waas_gateway::bus::nats::{NatsBus, NatsOptions};
-use waas_gateway::bus::Bus;
-use waas_gateway::history::jetstream::JetStreamHistory;
-use waas_gateway::server::accept_until;
+use waas_core::bus::nats::{NatsBus, NatsOptions};
+use waas_core::bus::Bus;
+use waas_core::history::jetstream::JetStreamHistory;
+use waas_core::http::accept::accept_until;
+use waas_core::http::accept::HttpLimits;
 
 async fn nats_bus(settings: &Settings, name: &str) -> Result<Arc<NatsBus>, DevError> {
     let url = settings.require("nats", &settings.nats)?;
@@ -66,7 +66,7 @@ impl GatewayNode {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), DevError> {
-        let openapi = waas_gateway::openapi::route(&waas_gateway::openapi::document());
+        let openapi = waas_core::http::openapi::route(&waas_gateway::openapi::document());
         waas_gateway::server::serve(self.gateway, listener, Some(openapi), shutdown).await?;
         Ok(())
     }
@@ -152,13 +152,13 @@ pub async fn start_control_plane(settings: &Settings) -> Result<ControlPlane, De
     let _ = admin_state.webhooks.set(webhooks);
     let routes = admin::router(admin_state)
         .merge(recording_routes(recordings))
-        .merge(waas_gateway::openapi::route(
+        .merge(waas_core::http::openapi::route(
             &waas_control_plane::admin::openapi::document(),
         ))
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .route(
             "/metrics",
-            axum::routing::get(|| async { waas_gateway::metrics::METRICS.response() }),
+            axum::routing::get(|| async { waas_core::metrics::METRICS.response() }),
         );
     Ok(ControlPlane {
         routes,

@@ -16,8 +16,8 @@ use waas_control_plane::seed::ensure_app;
 use waas_control_plane::store::sqlite::SqliteStore;
 use waas_control_plane::store::{Store, StoreError};
 use waas_control_plane::webhooks::Webhooks;
-use waas_gateway::bus::memory::MemoryBus;
-use waas_gateway::bus::{Bus, BusError};
+use waas_core::bus::memory::MemoryBus;
+use waas_core::bus::{Bus, BusError};
 use waas_gateway::registry::{self, AppRegistry};
 use waas_gateway::{Gateway, GatewayConfig};
 
@@ -76,9 +76,9 @@ fn open_store(settings: &Settings) -> Result<SqliteStore, DevError> {
 
 /// The gateway of a node, learning apps from the control-plane over `bus`.
 pub fn gateway(settings: &Settings, bus: Arc<dyn Bus>) -> Arc<Gateway> {
-    let history = Arc::new(waas_gateway::history::memory::MemoryHistory::new(
-        Arc::clone(&bus),
-    ));
+    let history = Arc::new(waas_core::history::memory::MemoryHistory::new(Arc::clone(
+        &bus,
+    )));
     gateway_on(settings, bus, history, true)
 }
 
@@ -87,7 +87,7 @@ pub fn gateway(settings: &Settings, bus: Arc<dyn Bus>) -> Arc<Gateway> {
 pub fn gateway_on(
     settings: &Settings,
     bus: Arc<dyn Bus>,
-    history: Arc<dyn waas_gateway::history::History>,
+    history: Arc<dyn waas_core::history::History>,
     dev: bool,
 ) -> Arc<Gateway> {
     let d = &settings.directory;
@@ -155,8 +155,8 @@ pub async fn start(settings: &Settings) -> Result<Dev, DevError> {
     );
     let _ = admin_state.webhooks.set(Arc::clone(&webhooks));
     // One history for the gateway and the recordings, so replays get the channel's offsets.
-    let history: Arc<dyn waas_gateway::history::History> = Arc::new(
-        waas_gateway::history::memory::MemoryHistory::new(Arc::clone(&bus)),
+    let history: Arc<dyn waas_core::history::History> = Arc::new(
+        waas_core::history::memory::MemoryHistory::new(Arc::clone(&bus)),
     );
     let recordings = Recordings::new(
         Arc::new(recording_store),
@@ -173,7 +173,7 @@ pub async fn start(settings: &Settings) -> Result<Dev, DevError> {
         .await?;
     let admin = admin::router(admin_state)
         .merge(recording_routes(Arc::clone(&recordings)))
-        .merge(waas_gateway::openapi::route(&openapi()));
+        .merge(waas_core::http::openapi::route(&openapi()));
     Ok(Dev {
         gateway: gateway_on(settings, bus, history, true),
         recordings,
@@ -188,7 +188,7 @@ pub async fn start(settings: &Settings) -> Result<Dev, DevError> {
 
 /// The OpenAPI 3.1 document of `waas dev`: the gateway's REST API and the control-plane's admin
 /// API in one, as the process serves both. A gateway and a control-plane each serve their own.
-pub fn openapi() -> waas_gateway::openapi::Document {
+pub fn openapi() -> waas_core::http::openapi::Document {
     let mut doc = waas_gateway::openapi::document();
     doc.merge(waas_control_plane::admin::openapi::document());
     doc.info.description = Some(

@@ -445,7 +445,7 @@ impl DevArgs {
 }
 
 fn demo_token(s: &Settings) -> anyhow::Result<String> {
-    let now = waas_gateway::publisher::now_ms() / 1000;
+    let now = waas_core::time::now_ms() / 1000;
     let all = PatternSet::new(vec![ChannelPattern::parse(">").context("pattern")?]);
     let claims = Claims {
         sub: "demo-user".into(),
@@ -620,7 +620,7 @@ fn token_command(cmd: TokenCommand) -> anyhow::Result<()> {
                         .collect::<anyhow::Result<_>>()?,
                 ))
             };
-            let now = waas_gateway::publisher::now_ms() / 1000;
+            let now = waas_core::time::now_ms() / 1000;
             let claims = Claims {
                 sub,
                 exp: now + ttl,

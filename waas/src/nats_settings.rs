@@ -9,8 +9,8 @@
 use crate::settings::SettingsError;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-use waas_gateway::bus::nats_auth::{NatsAuth, NatsTls};
-use waas_gateway::redact::Secret;
+use waas_core::bus::nats_auth::{NatsAuth, NatsTls};
+use waas_core::redact::Secret;
 
 /// `[nats_auth]`: at most one kind of credentials. Credentials may instead be given in the NATS
 /// URL (`nats://user:pass@host`, `nats://token@host`), but not in both places.

@@ -7,10 +7,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use waas_control_plane::seed::AppSeed;
-use waas_gateway::app::AppLimits;
-use waas_gateway::egress::Policy;
-use waas_gateway::redact;
-use waas_gateway::rpc::route::{validate_routes, Route};
+use waas_core::app::AppLimits;
+use waas_core::egress::Policy;
+use waas_core::redact;
+use waas_core::route::{validate_routes, Route};
 use waas_gateway::Limits;
 use waas_protocol::AppId;
 

@@ -118,7 +118,7 @@ async fn app_changes_and_requests_cross_nats_without_secrets_or_app_subjects() {
         );
     }
 
-    let hash = waas_gateway::app::hash_api_key;
+    let hash = waas_core::app::hash_api_key;
     let secrets = [
         app.jwt_secret.clone(),
         app.api_key.clone(),
@@ -199,7 +199,7 @@ async fn a_namespace_stream_under_its_former_name_keeps_being_used() {
         .await
         .unwrap();
     let js = async_nats::jetstream::new(nats);
-    let hash = &waas_gateway::app::hash_api_key("legacy\0chat")[..8];
+    let hash = &waas_core::app::hash_api_key("legacy\0chat")[..8];
     let name = format!("{prefix}_history_legacy_ns_chat_{hash}");
     let root = format!("{prefix}.~hn.legacy.chat");
     js.create_stream(async_nats::jetstream::stream::Config {

@@ -120,7 +120,7 @@ fn the_grafana_dashboard_queries_exported_metrics() {
     let dashboard: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     waas_control_plane::metrics::init();
-    let exported = String::from_utf8(waas_gateway::metrics::METRICS.render()).unwrap();
+    let exported = String::from_utf8(waas_core::metrics::METRICS.render()).unwrap();
     let mut queries: Vec<String> = Vec::new();
     for panel in dashboard["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().unwrap() {

@@ -1,7 +1,7 @@
 //! `GET /openapi.json`: an OpenAPI 3.1 document naming exactly the routes the routers register.
-//! The route list is read from the source (every `.route("path", method(...))` in the gateway,
-//! the control-plane and the binary), so a route added without documentation fails here, and so
-//! does a documented operation no router serves.
+//! The route list is read from the source (every `.route("path", method(...))` in core, the
+//! gateway, the control-plane and the binary), so a route added without documentation fails
+//! here, and so does a documented operation no router serves.
 
 use serde_json::Value;
 use std::collections::{BTreeSet, HashSet};
@@ -17,7 +17,7 @@ const METHODS: [&str; 8] = [
 fn routes_in_code() -> BTreeSet<(String, String)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut files = Vec::new();
-    for dir in ["gateway/src", "control-plane/src", "waas/src"] {
+    for dir in ["core/src", "gateway/src", "control-plane/src", "waas/src"] {
         rust_files(&root.join(dir), &mut files);
     }
     let mut routes = Routes::default();
@@ -225,7 +225,7 @@ async fn openapi_json_documents_exactly_the_routes_of_the_code() {
 async fn dev_document_is_the_gateway_and_control_plane_documents_merged() {
     let server = TestServer::start().await;
     let dev = operations(&fetch(&server).await);
-    let json = |d: waas_gateway::openapi::Document| -> Value {
+    let json = |d: waas_core::http::openapi::Document| -> Value {
         serde_json::from_str(&d.to_json().unwrap()).unwrap()
     };
     let gateway = json(waas_gateway::openapi::document());

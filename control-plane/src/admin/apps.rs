@@ -10,8 +10,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use waas_gateway::app::{hash_api_key, App, AppLimits};
-use waas_gateway::rpc::route::{validate_routes, Route};
+use waas_core::app::{hash_api_key, App, AppLimits};
+use waas_core::route::{validate_routes, Route};
 use waas_protocol::rest::ErrorBody;
 use waas_protocol::{AppId, ErrorCode};
 
@@ -112,7 +112,7 @@ fn check_keys(record: &AppRecord) -> Result<(), AdminError> {
 
 /// Checks an `allowed_origins` list and returns it as stored (lower-case).
 fn origins(list: &[String]) -> Result<Vec<String>, AdminError> {
-    waas_gateway::origin::normalize(list)
+    waas_core::origin::normalize(list)
         .map_err(|e| AdminError::new(ErrorCode::BadRequest, e.to_string()))
 }
 

@@ -2,7 +2,7 @@
 //! `{"error": {"code", "message"}}`; store errors map onto its codes here.
 
 use crate::store::StoreError;
-pub use waas_gateway::rest::ApiError as AdminError;
+pub use waas_core::http::error::ApiError as AdminError;
 use waas_protocol::ErrorCode;
 
 impl From<StoreError> for AdminError {

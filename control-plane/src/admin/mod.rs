@@ -27,7 +27,7 @@ pub struct Admin {
     /// SHA-256 of the operator token; compared as hashes so timing reveals nothing useful.
     operator_token_hash: String,
     /// Which literal addresses routes' HTTP upstreams may have (`outbound_allow_*`).
-    pub outbound: waas_gateway::egress::Policy,
+    pub outbound: waas_core::egress::Policy,
 }
 
 impl Admin {
@@ -35,14 +35,14 @@ impl Admin {
         store: Arc<dyn Store>,
         directory: Arc<Directory>,
         operator_token: &str,
-        outbound: waas_gateway::egress::Policy,
+        outbound: waas_core::egress::Policy,
     ) -> Arc<Self> {
         Arc::new(Admin {
             store,
             directory,
             outbound,
             webhooks: std::sync::OnceLock::new(),
-            operator_token_hash: waas_gateway::app::hash_api_key(operator_token),
+            operator_token_hash: waas_core::app::hash_api_key(operator_token),
         })
     }
 }
@@ -54,11 +54,9 @@ impl FromRequestParts<Arc<Admin>> for Operator {
     type Rejection = AdminError;
 
     async fn from_request_parts(parts: &mut Parts, admin: &Arc<Admin>) -> Result<Self, AdminError> {
-        let token = waas_gateway::rest::bearer(parts);
+        let token = waas_core::http::error::bearer(parts);
         match token {
-            Some(t) if waas_gateway::app::hash_api_key(t) == admin.operator_token_hash => {
-                Ok(Operator)
-            }
+            Some(t) if waas_core::app::hash_api_key(t) == admin.operator_token_hash => Ok(Operator),
             _ => Err(AdminError::new(
                 ErrorCode::Unauthorized,
                 "missing or wrong operator token (Authorization: Bearer <operator token>)",
@@ -92,7 +90,7 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/v1/admin/apps/{id}/jwt-secret", post(apps::rotate_secret))
         .merge(webhooks::routes())
         .layer(axum::middleware::map_response(
-            waas_gateway::json_errors::json_errors,
+            waas_core::http::json_errors::json_errors,
         ))
         .with_state(admin)
 }

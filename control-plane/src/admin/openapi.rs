@@ -7,7 +7,7 @@ use crate::store::webhooks::{Attempt, Delivery, DeliveryStatus};
 use crate::store::{NewTenant, Tenant};
 use utoipa::openapi::OpenApi as Document;
 use utoipa::OpenApi;
-use waas_gateway::openapi::SecuritySchemes;
+use waas_core::http::openapi::SecuritySchemes;
 use waas_protocol::rest::ErrorBody;
 
 /// The admin API (`docs/admin.md`, `docs/recordings.md`).
@@ -52,9 +52,9 @@ use waas_protocol::rest::ErrorBody;
         crate::recordings::routes::pause,
         crate::recordings::routes::resume,
         crate::recordings::routes::stop_replay,
-        waas_gateway::openapi::ops::healthz,
-        waas_gateway::server::metrics,
-        waas_gateway::openapi::ops::openapi,
+        waas_core::http::openapi::ops::healthz,
+        waas_core::http::openapi::ops::metrics,
+        waas_core::http::openapi::ops::openapi,
     ),
     components(schemas(ErrorBody, Tenant, NewTenant, Delivery, Attempt, DeliveryStatus)),
     modifiers(&SecuritySchemes),

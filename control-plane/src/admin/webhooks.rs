@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use waas_gateway::egress::Policy;
+use waas_core::egress::Policy;
 use waas_protocol::rest::ErrorBody;
 use waas_protocol::webhook::EventType;
 use waas_protocol::{AppId, ChannelPattern, ErrorCode};

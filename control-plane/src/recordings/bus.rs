@@ -6,9 +6,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
-use waas_gateway::bus::{Bus, BusError};
-use waas_gateway::directory::RESPONDERS;
-use waas_gateway::recordings_api::{subject, RecordingCommand, RecordingReply};
+use waas_core::bus::{Bus, BusError};
+use waas_core::directory::RESPONDERS;
+use waas_core::recordings::{subject, RecordingCommand, RecordingReply};
 use waas_protocol::rest::ErrorDetail;
 use waas_protocol::ErrorCode;
 

@@ -23,8 +23,8 @@ use crate::store::{Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
-use waas_gateway::history::{History, Policy};
-use waas_gateway::publisher::Publisher;
+use waas_core::history::{History, Policy};
+use waas_core::publisher::Publisher;
 use waas_protocol::{AppId, ChannelPattern, ErrorCode};
 
 /// Longest recording name, bytes.
@@ -107,12 +107,12 @@ impl Recordings {
             defaults,
             recorders: Mutex::default(),
             replays: replay::Replays::default(),
-            operator_token_hash: waas_gateway::app::hash_api_key(operator_token),
+            operator_token_hash: waas_core::app::hash_api_key(operator_token),
         })
     }
 
     pub(crate) fn is_operator(&self, token: &str) -> bool {
-        waas_gateway::app::hash_api_key(token) == self.operator_token_hash
+        waas_core::app::hash_api_key(token) == self.operator_token_hash
     }
 
     /// `{prefix}.{app}.>`: every channel of the app.
@@ -132,9 +132,9 @@ impl Recordings {
     }
 
     /// The app as gateways see it, for publishing replays.
-    pub(crate) async fn app(&self, app: &AppId) -> Result<waas_gateway::app::App, RecordingError> {
+    pub(crate) async fn app(&self, app: &AppId) -> Result<waas_core::app::App, RecordingError> {
         let record = self.apps.get_app(app).await?;
-        waas_gateway::app::App::new(record.gateway_config(), None)
+        waas_core::app::App::new(record.gateway_config(), None)
             .map_err(|e| RecordingError::new(ErrorCode::Internal, e.to_string()))
     }
 
@@ -204,7 +204,7 @@ impl Recordings {
     fn spawn(
         self: &Arc<Self>,
         recording: Recording,
-        tap: Option<waas_gateway::history::tap::TapStream>,
+        tap: Option<waas_core::history::tap::TapStream>,
     ) {
         let id = recording.id.clone();
         let task = tokio::spawn(recorder::run(Arc::clone(self), recording, tap));

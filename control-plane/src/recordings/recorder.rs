@@ -8,7 +8,7 @@ use crate::store::recordings::{RecordedEvent, Recording};
 use futures_util::{FutureExt, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
-use waas_gateway::history::tap::{TapStream, Tapped};
+use waas_core::history::tap::{TapStream, Tapped};
 use waas_protocol::{ChannelName, ChannelPattern, PatternSet};
 
 /// Most events stored in one transaction.

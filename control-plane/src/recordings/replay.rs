@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use waas_gateway::history::Head;
+use waas_core::history::Head;
 use waas_protocol::{AppId, ChannelName, ErrorCode};
 
 /// Events read from the store at a time.
@@ -224,7 +224,7 @@ async fn run(
     recordings: Arc<Recordings>,
     replay: Arc<Replay>,
     mut control: watch::Receiver<ReplayState>,
-    app: waas_gateway::app::App,
+    app: waas_core::app::App,
     target: Option<ChannelName>,
     speed: f64,
 ) {

@@ -40,7 +40,7 @@ impl FromRequestParts<Arc<Recordings>> for Operator {
         parts: &mut Parts,
         recordings: &Arc<Recordings>,
     ) -> Result<Self, AdminError> {
-        let token = waas_gateway::rest::bearer(parts);
+        let token = waas_core::http::error::bearer(parts);
         match token {
             Some(t) if recordings.is_operator(t) => Ok(Operator),
             _ => Err(AdminError::new(
@@ -72,7 +72,7 @@ pub fn routes(recordings: Arc<Recordings>) -> Router {
         .route("/v1/admin/apps/{id}/replays/{pid}/resume", post(resume))
         .route("/v1/admin/apps/{id}/replays/{pid}/stop", post(stop_replay))
         .layer(axum::middleware::map_response(
-            waas_gateway::json_errors::json_errors,
+            waas_core::http::json_errors::json_errors,
         ))
         .with_state(recordings)
 }

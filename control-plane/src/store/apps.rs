@@ -7,8 +7,8 @@ use super::sql::{on_constraint, Constraint, Sql, SqlRow};
 use super::{
     patch_field, stored_app_id, ApiKeyRecord, AppPatch, AppRecord, NewApiKey, NewApp, StoreError,
 };
-use waas_gateway::app::AppLimits;
-use waas_gateway::rpc::Route;
+use waas_core::app::AppLimits;
+use waas_core::route::Route;
 use waas_protocol::AppId;
 
 /// JSON columns read as text, so both backends hand back the same thing.

@@ -2,10 +2,10 @@
 //! verification keys and per-app limits.
 
 use serde::{Deserialize, Serialize};
-use waas_gateway::app::AppLimits;
-use waas_gateway::redact;
-use waas_gateway::rpc::Route;
-use waas_gateway::AppConfig;
+use waas_core::app::AppConfig;
+use waas_core::app::AppLimits;
+use waas_core::redact;
+use waas_core::route::Route;
 use waas_protocol::AppId;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -32,7 +32,7 @@ pub struct ApiKeyRecord {
     pub id: String,
     /// First characters of the key, for display ("wk_3f9a…").
     pub prefix: String,
-    /// SHA-256 hex of the key (`waas_gateway::app::hash_api_key`).
+    /// SHA-256 hex of the key (`waas_core::app::hash_api_key`).
     pub hash: String,
     pub label: Option<String>,
     pub created_at: i64,
@@ -50,7 +50,7 @@ pub struct AppRecord {
     pub limits: AppLimits,
     /// Request routes (`docs/rpc.md`), longest matching prefix first at lookup.
     pub routes: Vec<Route>,
-    /// Origins allowed to open WebSockets, lower-case (`waas_gateway::origin`); empty = any.
+    /// Origins allowed to open WebSockets, lower-case (`waas_core::origin`); empty = any.
     pub allowed_origins: Vec<String>,
     /// Oldest first (by `created_at`, then `id`).
     pub api_keys: Vec<ApiKeyRecord>,

@@ -11,7 +11,7 @@
 //! - **Delivery** ([`worker`]): due rows are leased, POSTed with a timeout and settled:
 //!   delivered on 2xx, else retried with exponential backoff and jitter, and dead after
 //!   `max_attempts`. Only addresses the outbound policy allows are reached
-//!   ([`waas_gateway::egress`]), and at most `response_log_bytes` of an answer are read. At least once: a control-plane killed mid-delivery leaves leased rows that
+//!   ([`waas_core::egress`]), and at most `response_log_bytes` of an answer are read. At least once: a control-plane killed mid-delivery leaves leased rows that
 //!   another (or the restarted one) sends again when the lease ends.
 //!
 //! # Layout
@@ -28,10 +28,10 @@ use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
-use waas_gateway::bus::{Bus, BusError};
-use waas_gateway::directory::RESPONDERS;
-use waas_gateway::egress::Policy;
-use waas_gateway::webhooks::report::{report_subject, ReportAnswer, ReportBatch, WebhookInterest};
+use waas_core::bus::{Bus, BusError};
+use waas_core::directory::RESPONDERS;
+use waas_core::egress::Policy;
+use waas_core::webhooks::report::{report_subject, ReportAnswer, ReportBatch, WebhookInterest};
 use waas_protocol::webhook::EventType;
 use waas_protocol::{AppId, ChannelPattern, PatternSet};
 

@@ -5,7 +5,7 @@ use crate::store::webhooks::events_from_json;
 use crate::store::StoreError;
 use serde::Serialize;
 use serde_json::value::RawValue;
-use waas_gateway::webhooks::report::Report;
+use waas_core::webhooks::report::Report;
 use waas_protocol::presence::Member;
 use waas_protocol::webhook::EventType;
 use waas_protocol::{ChannelName, ChannelPattern};

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use waas_gateway::egress::{self, body::read_at_most, Policy};
+use waas_core::egress::{self, body::read_at_most, Policy};
 use waas_protocol::webhook::{self, ATTEMPT_HEADER, EVENT_HEADER, ID_HEADER, SIGNATURE_HEADER};
 
 /// Longest error text kept in the log per attempt.

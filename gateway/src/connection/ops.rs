@@ -118,12 +118,12 @@ impl Conn {
             }
             return;
         }
-        let ctx = crate::keys::ops::Ctx {
+        let ctx = crate::keys::Ctx {
             gw: &self.gw,
             app,
             identity,
             out: &self.reg.tracked.out,
         };
-        crate::keys::ops::on_frame(ctx, frame).await;
+        crate::keys::on_frame(ctx, frame).await;
     }
 }

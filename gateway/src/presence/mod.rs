@@ -20,7 +20,6 @@
 pub mod rest;
 pub mod state;
 
-use crate::bus::BusError;
 use crate::config::Limits;
 use crate::gateway::Gateway;
 use crate::hub::Hub;
@@ -35,6 +34,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use waas_core::bus::BusError;
 use waas_protocol::presence::Member;
 use waas_protocol::{AppId, ChannelName, ServerFrame};
 
@@ -51,7 +51,7 @@ pub const MEMBER_OVERHEAD_BYTES: usize = 64;
 
 /// The subject every gateway announces its channels on.
 pub fn subject(prefix: &str) -> String {
-    crate::subjects::presence(prefix)
+    waas_core::subjects::presence(prefix)
 }
 
 /// What one node says on [`subject`].

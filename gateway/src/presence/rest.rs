@@ -5,12 +5,13 @@
 
 use super::Presence;
 use crate::gateway::Gateway;
-use crate::rest::{ApiError, ServerAuth};
+use crate::rest::ServerAuth;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use waas_core::http::error::ApiError;
 use waas_protocol::presence::{is_presence, Member};
 use waas_protocol::rest::ErrorBody;
 use waas_protocol::{ChannelName, ErrorCode};

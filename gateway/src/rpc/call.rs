@@ -7,9 +7,7 @@
 //! request or the upstream HTTP exchange in flight.
 
 use super::envelope::{self, BusCall, BusReply};
-use super::route::{self, Target};
 use super::{Ctx, RpcError};
-use crate::bus::BusError;
 use crate::wsframe;
 use bytes::Bytes;
 use serde_json::value::RawValue;
@@ -18,6 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
+use waas_core::bus::BusError;
+use waas_core::route::{self, Target};
 use waas_protocol::frame::{null, ResponseRef};
 use waas_protocol::rpc::{check_method, check_path, Headers};
 use waas_protocol::ErrorCode;

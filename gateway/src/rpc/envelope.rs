@@ -17,7 +17,7 @@ use waas_protocol::{AppId, ErrorCode, ServiceName};
 /// Bus subject of `service` of `app`; the queue group is the service name, so the servers
 /// serving it share its requests, whichever gateway they are connected to.
 pub fn subject(prefix: &str, app: &AppId, service: &ServiceName) -> String {
-    crate::subjects::rpc(prefix, app.as_str(), service.as_str())
+    waas_core::subjects::rpc(prefix, app.as_str(), service.as_str())
 }
 
 /// A request on its way to a service.

@@ -14,27 +14,24 @@
 //! A server connected to the caller's own gateway gets the request directly when it has room
 //! ([`local`]): no bus round trip, which is most of the cost of a request on one machine.
 //!
-//! [`route`] holds an app's routes; [`call`] is the caller's side. Per connection, [`ConnRpc`]
+//! `waas_core::route` holds an app's routes; [`call`] is the caller's side. Per connection, [`ConnRpc`]
 //! keeps the requests in flight (dropped, hence cancelled, when the connection ends) and the
 //! services served.
 
 pub mod call;
 pub mod envelope;
 pub mod local;
-pub mod route;
 pub mod service;
 pub mod upstream;
 
-use crate::app::App;
-use crate::auth::Identity;
 use crate::gateway::Gateway;
 use crate::outbound::Outbound;
 use crate::wsframe;
 use std::sync::Arc;
+use waas_core::app::App;
+use waas_core::auth::Identity;
 use waas_protocol::rpc::Caller;
 use waas_protocol::{ClientFrame, ErrorCode, ServerFrame};
-
-pub use route::Route;
 
 /// Why a request got no response, as sent to the client in an `error` frame.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,7 +73,7 @@ pub struct Rpc {
 
 impl Rpc {
     /// Upstreams are reached only at addresses `outbound` allows.
-    pub fn new(outbound: crate::egress::Policy) -> Self {
+    pub fn new(outbound: waas_core::egress::Policy) -> Self {
         Rpc {
             upstream: upstream::Upstreams::new(outbound),
             local: Default::default(),
@@ -86,7 +83,7 @@ impl Rpc {
 
 impl Default for Rpc {
     fn default() -> Self {
-        Self::new(crate::egress::Policy::default())
+        Self::new(waas_core::egress::Policy::default())
     }
 }
 

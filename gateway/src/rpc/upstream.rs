@@ -9,15 +9,15 @@
 //! connection is closed rather than drained.
 //!
 //! Upstreams are reached only at addresses the gateway's outbound rules allow
-//! ([`crate::egress`]): a literal IP is checked before each request, a host name on the
+//! ([`waas_core::egress`]): a literal IP is checked before each request, a host name on the
 //! addresses it resolves to.
 
-use super::route::{Route, IDENTITY_HEADERS};
 use super::RpcError;
-use crate::egress::{self, body::read_at_most, error_chain};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use serde_json::value::RawValue;
 use std::time::Duration;
+use waas_core::egress::{self, body::read_at_most, error_chain};
+use waas_core::route::{Route, IDENTITY_HEADERS};
 use waas_protocol::frame::null;
 use waas_protocol::rpc::{Caller, Headers};
 use waas_protocol::ErrorCode;

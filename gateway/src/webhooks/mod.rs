@@ -11,18 +11,11 @@
 //! and counted, a gateway that dies loses what it had not sent, and the control-plane forgets
 //! a dead node's channels and members after its TTL (firing vacated/removed webhooks).
 //!
-//! # Layout
-//! - [`report`]: the messages and subject of that exchange, and [`report::WebhookInterest`].
+//! The messages and subject of that exchange are `waas_core::webhooks::report`.
 
-pub mod report;
-
-use crate::app::App;
-use crate::bus::Bus;
 use crate::presence::state::{Key, LocalTransition};
 use crate::presence::TransitionSink;
-use crate::publisher::now_ms;
 use bytes::Bytes;
-use report::{Publisher, Report, ReportAnswer, ReportBatch};
 use serde_json::value::RawValue;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +23,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use waas_core::app::App;
+use waas_core::bus::Bus;
+use waas_core::time::now_ms;
+use waas_core::webhooks::report::{self, Publisher, Report, ReportAnswer, ReportBatch};
 use waas_protocol::{AppId, ChannelName};
 
 /// Reports per request.

@@ -32,7 +32,7 @@ fn app_char_ok(c: char) -> bool {
 
 /// App ids the admin API refuses, compared without regard to ASCII case: names of the
 /// service's own parts and of its internal bus traffic. Bus subjects keep apps apart from
-/// internal traffic whatever an app is called (`gateway/src/subjects.rs`); refusing these as
+/// internal traffic whatever an app is called (`core/src/subjects.rs`); refusing these as
 /// well keeps logs, metrics and URLs from ever suggesting an app is part of the service.
 pub const RESERVED_APP_IDS: &[&str] = &[
     "admin", "api", "control", "ctl", "internal", "rpc", "sys", "system", "waas",

@@ -18,8 +18,8 @@ pub(crate) mod presence;
 use super::StoreError;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use waas_gateway::redact;
-use waas_gateway::webhooks::report::Report;
+use waas_core::redact;
+use waas_core::webhooks::report::Report;
 use waas_protocol::webhook::EventType;
 use waas_protocol::AppId;
 
@@ -325,7 +325,7 @@ impl std::fmt::Debug for Claimed {
 macro_rules! impl_webhook_store {
     ($store:ty, $tx:ident) => {
         const _: () = {
-            use waas_gateway::webhooks::report::Report;
+            use waas_core::webhooks::report::Report;
             use waas_protocol::AppId;
             use $crate::store::webhooks::{
                 endpoints, outbox, presence, Attempt, Claimed, Delivery, DeliveryFilter, Endpoint,

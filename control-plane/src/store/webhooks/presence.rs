@@ -14,7 +14,7 @@ use super::PresenceRules;
 use crate::store::sql::{Param, Sql, SqlRow};
 use crate::store::StoreError;
 use crate::webhooks::plan;
-use waas_gateway::webhooks::report::Report;
+use waas_core::webhooks::report::Report;
 use waas_protocol::presence::Member;
 
 /// Nodes forgotten per call of [`expire_nodes`], so that one sweep's transaction stays short;

@@ -4,7 +4,7 @@
 //! (a query string that does not parse, a path segment that is not UTF-8, an optional JSON body
 //! that is not JSON), and the bodyless 404/405 of a router without fallbacks.
 
-use crate::rest::ApiError;
+use crate::http::error::ApiError;
 use axum::body::Body;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};

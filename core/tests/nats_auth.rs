@@ -9,10 +9,10 @@ use nkeys::KeyPair;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-use waas_gateway::bus::nats::{NatsBus, NatsOptions};
-use waas_gateway::bus::nats_auth::{NatsAuth, NatsTls};
-use waas_gateway::bus::Bus;
-use waas_gateway::redact::Secret;
+use waas_core::bus::nats::{NatsBus, NatsOptions};
+use waas_core::bus::nats_auth::{NatsAuth, NatsTls};
+use waas_core::bus::Bus;
+use waas_core::redact::Secret;
 use waas_test_support::nats::NatsServer;
 
 fn options(auth: NatsAuth) -> NatsOptions {

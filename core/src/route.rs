@@ -2,7 +2,7 @@
 //! matches. A route points either to a **service** (servers connected with the SDK that `serve`
 //! it, reached over the bus) or to an **HTTP upstream** (the tenant's existing REST backend).
 //!
-//! Routes are part of an app's configuration ([`crate::AppConfig::routes`]): set through the
+//! Routes are part of an app's configuration ([`crate::app::AppConfig::routes`]): set through the
 //! admin API or `[[apps.routes]]` in `waas dev`'s file, checked by [`validate_routes`] before
 //! they are stored, and shipped to gateways with the rest of the app.
 

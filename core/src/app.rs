@@ -1,6 +1,6 @@
 //! Apps (tenants' applications) as a gateway sees them: credentials compiled for verification,
-//! plus a live connection count. [`crate::registry`] keeps them; the control-plane is where they
-//! come from.
+//! plus a live connection count. `waas_gateway::registry` keeps them; the control-plane is where
+//! they come from.
 
 use crate::auth::jwt::JwtKeys;
 use crate::auth::AuthError;
@@ -32,7 +32,7 @@ pub struct AppConfig {
     pub limits: AppLimits,
     /// Request routes (`docs/rpc.md`): path prefix to service or HTTP upstream.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub routes: Vec<crate::rpc::Route>,
+    pub routes: Vec<crate::route::Route>,
     /// Which publishes the app's webhook endpoints want forwarded (`docs/webhooks.md`).
     #[serde(
         default,

@@ -18,11 +18,12 @@
 //!
 //! Time spent in a handler (reading a body, answering) is not bounded here.
 
-use crate::config::Limits;
+use axum::Router;
 use hyper::body::Incoming;
 use hyper::service::Service;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
@@ -32,27 +33,19 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// The limits of [`Limits`] that apply to HTTP connections.
+/// The limits that apply to HTTP connections (from the gateway's `Limits`, whose
+/// `http_header_timeout_ms`, `http_keepalive_timeout_ms` and `max_connections_per_address`
+/// they are).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpLimits {
     pub header_timeout: Duration,
     pub keepalive_timeout: Duration,
     /// 0 = unlimited.
     pub max_connections_per_address: usize,
-}
-
-impl From<&Limits> for HttpLimits {
-    fn from(l: &Limits) -> Self {
-        HttpLimits {
-            header_timeout: Duration::from_millis(l.http_header_timeout_ms),
-            keepalive_timeout: Duration::from_millis(l.http_keepalive_timeout_ms),
-            max_connections_per_address: l.max_connections_per_address,
-        }
-    }
 }
 
 /// Open connections per source address. A plain map behind a mutex: it is touched once when a
@@ -340,6 +333,68 @@ pub(crate) async fn serve_connection<S, B>(
     if let Err(e) = res {
         tracing::debug!(error = %e, "http connection ended with an error");
     }
+}
+
+/// HTTP connections still finishing after the accept loop stopped.
+pub struct InFlight {
+    /// Each HTTP connection task holds a receiver; `closed()` then waits for all of them.
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl InFlight {
+    /// Asks every HTTP connection to finish its current request, and waits until they have.
+    pub async fn drain(self) {
+        let _ = self.stop.send(true);
+        self.stop.closed().await;
+    }
+}
+
+/// Accepts HTTP/1 connections for `routes` until `shutdown` resolves, within `limits`
+/// (header and keep-alive timeouts, connections per source address: this module's).
+///
+/// The accept loop is ours rather than `axum::serve` so that upgraded connections hand back
+/// the plain `TcpStream` (hyper's HTTP/1 connection, not the auto-detecting one, which wraps
+/// it), letting the connection task write frames straight to the socket.
+pub async fn accept_until(
+    listener: TcpListener,
+    routes: Router,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> InFlight {
+    let service = TowerToHyperService::new(routes);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let http = hyper::server::conn::http1::Builder::new();
+    let addresses = AddressCounts::default();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: keep serving the others.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Some(slot) = addresses.acquire(peer.ip(), limits.max_connections_per_address) else {
+            // Dropped at once: the socket closes before anything is read.
+            tracing::debug!(%peer, "connection refused: max_connections_per_address reached");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(serve_connection(
+            http.clone(),
+            stream,
+            slot,
+            service.clone(),
+            limits,
+            stopped.clone(),
+        ));
+    }
+    InFlight { stop }
 }
 
 #[cfg(test)]

@@ -2,9 +2,6 @@
 //! `room_key_get` (`docs/e2ee.md#the-key-directory`). Each checks the caller's rights and the
 //! request's shape here, then asks the control-plane over the bus.
 
-use super::{call, KeyCommand, KeyReply};
-use crate::app::App;
-use crate::auth::Identity;
 use crate::gateway::Gateway;
 use crate::outbound::Outbound;
 use crate::wsframe;
@@ -13,6 +10,9 @@ use base64::Engine;
 use rsa::pkcs8::DecodePublicKey;
 use rsa::traits::PublicKeyParts;
 use std::time::Duration;
+use waas_core::app::App;
+use waas_core::auth::Identity;
+use waas_core::keys::{call, KeyCommand, KeyReply};
 use waas_protocol::e2ee::{
     self, DeviceAck, RoomKeyNotice, WrappedKey, MAX_SUB_LEN, MAX_WRAPPED_BYTES, ROOM_KEY_EVENT,
 };

@@ -5,6 +5,7 @@
 use crate::app::App;
 use crate::bus::{Bus, BusError};
 use crate::history::{Head, History, Policy};
+use crate::time::now_ms;
 use serde_json::value::RawValue;
 use std::sync::Arc;
 use waas_protocol::names::channel_subject;
@@ -22,13 +23,6 @@ pub fn check_event(event: &str) -> Result<(), String> {
     } else {
         Ok(())
     }
-}
-
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 pub struct Publisher {

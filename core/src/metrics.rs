@@ -24,7 +24,7 @@ pub struct Metrics {
     pub delivered: IntCounter,
     /// Bus subjects this gateway listens to for its local subscribers.
     pub subjects: IntGauge,
-    /// Channels caught up from history after the bus reconnected (`crate::resync`).
+    /// Channels caught up from history after the bus reconnected (`waas_gateway::resync`).
     pub resyncs: IntCounter,
     /// Messages a resync found missed and passed on.
     pub resynced_messages: IntCounter,

@@ -236,7 +236,6 @@ mod tests {
             br#"{"op":"message","channel":"a.b","event":"e","data":{"n": 1},"ts":99,"offset":1234}"#
         );
         assert_eq!(offset_of(&frame), Some(1234));
-        assert_eq!(offset_of(&crate::wsframe::text(&frame)), Some(1234));
         let parsed = waas_protocol::ServerFrame::parse(std::str::from_utf8(&frame).unwrap());
         assert!(matches!(
             parsed,

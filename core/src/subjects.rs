@@ -9,9 +9,9 @@
 //! | `$ctl.apps.get`, `$ctl.apps.changed` | the app directory ([`crate::directory`]) |
 //! | `$ctl.webhooks.report` | gateways' reports for webhooks ([`crate::webhooks::report`]) |
 //! | `$ctl.keys` | the key directory of end-to-end encryption ([`crate::keys`]) |
-//! | `$ctl.recordings` | recording calls from apps' servers ([`crate::recordings_api`]) |
-//! | `$rpc.{app}.{service}` | requests to a service ([`crate::rpc::envelope`]) |
-//! | `$presence` | presence announcements between gateways ([`crate::presence`]) |
+//! | `$ctl.recordings` | recording calls from apps' servers ([`crate::recordings`]) |
+//! | `$rpc.{app}.{service}` | requests to a service (`waas_gateway::rpc::envelope`) |
+//! | `$presence` | presence announcements between gateways (`waas_gateway::presence`) |
 //! | `~h.{app}.{channel}`, `~hn.{app}.{channel}` | JetStream history ingest ([`crate::history`]) |
 //!
 //! An app id is 1–64 of `[A-Za-z0-9_-]`, so the token after the prefix of an app's subject never
@@ -78,15 +78,16 @@ mod tests {
             crate::directory::changes_subject(prefix),
             crate::webhooks::report::report_subject(prefix),
             crate::keys::subject(prefix),
-            crate::recordings_api::subject(prefix),
+            crate::recordings::subject(prefix),
             presence(prefix),
         ];
         for app in APPS {
             let app = AppId::parse(app).unwrap();
-            all.push(crate::rpc::envelope::subject(
+            // What `waas_gateway::rpc::envelope::subject` gives a service's requests.
+            all.push(rpc(
                 prefix,
-                &app,
-                &ServiceName::parse("weather").unwrap(),
+                app.as_str(),
+                ServiceName::parse("weather").unwrap().as_str(),
             ));
             all.push(format!("{prefix}.~h.{app}.x"));
             all.push(format!("{prefix}.~hn.{app}.x"));

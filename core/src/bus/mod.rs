@@ -155,7 +155,7 @@ pub trait Bus: Send + Sync + 'static {
 
     /// How a subscriber learns that the bus lost its connection and came back, to look for
     /// what was published while it was cut off (the hub resyncs its channels from history,
-    /// `crate::resync`). `None` for a bus that cannot lose its connection (memory).
+    /// `waas_gateway::resync`). `None` for a bus that cannot lose its connection (memory).
     fn reconnects(&self) -> Option<Reconnects> {
         None
     }

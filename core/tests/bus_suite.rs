@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use waas_gateway::bus::memory::MemoryBus;
-use waas_gateway::bus::nats::{NatsBus, NatsOptions};
-use waas_gateway::bus::{Bus, BusError, BusSubscription};
+use waas_core::bus::memory::MemoryBus;
+use waas_core::bus::nats::{NatsBus, NatsOptions};
+use waas_core::bus::{Bus, BusError, BusSubscription};
 use waas_test_support::nats::{shared_url, unique_prefix, NatsServer};
 
 /// Longest wait for a message that should arrive; far above loopback latency.

@@ -1,12 +1,10 @@
 //! The key directory of end-to-end encryption (`docs/e2ee.md`): device public keys and room
 //! keys wrapped for devices. It lives in the control-plane's store; gateways reach it over the
 //! bus ([`KeyCommand`] on [`subject`], answered with [`KeyReply`]), like the app directory, so
-//! every gateway of a cluster sees the same keys. [`ops`] answers the four socket ops.
+//! every gateway of a cluster sees the same keys. `waas_core::keys` answers the four socket ops.
 //!
 //! The gateway validates everything before asking (it knows the caller and the limits), so the
 //! control-plane only stores and reads.
-
-pub mod ops;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
