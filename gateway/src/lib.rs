@@ -25,6 +25,8 @@
 //! - [`rpc`]: request/response over the socket: routes, services served by SDK servers over
 //!   the bus, HTTP upstreams.
 //! - [`server`]: routes, the WebSocket upgrade, health, and graceful shutdown.
+//! - [`service`]: the one entry point, [`Node::build`] then [`service::run`], used by
+//!   `waas dev` and `waas gateway` alike.
 //! - [`accept`]: the accept loop's bounds: header and keep-alive timeouts, connections per
 //!   source address.
 //! - [`subjects`]: the bus subject layout, and why no app reaches internal traffic.
@@ -69,6 +71,7 @@ pub mod rest;
 pub mod resync;
 pub mod rpc;
 pub mod server;
+pub mod service;
 pub mod socket;
 pub mod subjects;
 pub mod webhooks;
@@ -78,3 +81,4 @@ pub use app::AppConfig;
 pub use config::{GatewayConfig, Limits};
 pub use gateway::Gateway;
 pub use registry::AppRegistry;
+pub use service::{run, DirectoryTimings, Node};

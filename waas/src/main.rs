@@ -531,14 +531,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     };
     println!("  outbound    webhooks and upstreams: {loopback}, {private}");
     println!("listening on {addr}");
-    waas_gateway::server::serve(
-        std::sync::Arc::clone(&started.gateway),
-        listener,
-        Some(started.admin.clone()),
-        shutdown_signal(),
-    )
-    .await?;
-    drop(started);
+    started.serve(listener, shutdown_signal()).await?;
     Ok(())
 }
 
