@@ -20,6 +20,8 @@
 //! - [`rpc`]: request/response over the socket: routes, services served by SDK servers over
 //!   the bus, HTTP upstreams.
 //! - [`server`]: routes, the WebSocket upgrade, health, and graceful shutdown.
+//! - [`service`]: the one entry point, [`Node::build`] then [`service::run`], used by
+//!   `waas dev` and `waas gateway` alike.
 //! - [`socket`], [`wsframe`], [`ratelimit`]: writing frames, encoding them once, publish rate.
 //! - [`webhooks`]: reports to the control-plane, which sends the webhooks.
 //! - [`config`]: every limit with its default.
@@ -43,6 +45,7 @@ pub mod rest;
 pub mod resync;
 pub mod rpc;
 pub mod server;
+pub mod service;
 pub mod socket;
 pub mod webhooks;
 pub mod wsframe;
@@ -50,3 +53,4 @@ pub mod wsframe;
 pub use config::{GatewayConfig, Limits};
 pub use gateway::Gateway;
 pub use registry::AppRegistry;
+pub use service::{run, DirectoryTimings, Node};
