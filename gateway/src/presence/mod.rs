@@ -9,15 +9,12 @@
 //! it was last announced: a gateway that dies takes its members and subscribers with it within
 //! that time, with `member_removed` frames for members no other node has.
 //!
-//! Queries (the `presence` op, the REST channel endpoints) answer from this node's view: it is
-//! exact for this node's connections and eventually consistent for the others' (one bus hop
-//! behind for changes, at worst one TTL behind for a node that died).
+//! Queries (the `presence` op, the REST channel endpoints in [`crate::http::channels`]) answer
+//! from this node's view: it is exact for this node's connections and eventually consistent for
+//! the others' (one bus hop behind for changes, at worst one TTL behind for a node that died).
 //!
-//! # Layout
-//! - [`state`]: the view itself, free of I/O.
-//! - [`rest`]: `GET /v1/apps/{app}/channels[/{ch}[/members]]`.
+//! [`state`] is the view itself, free of I/O.
 
-pub mod rest;
 pub mod state;
 
 use crate::config::Limits;
