@@ -3,6 +3,7 @@
 //! with (`docs/history.md`).
 
 use crate::gateway::Gateway;
+use crate::op_error::OpError;
 use crate::outbound::Outbound;
 use crate::wsframe;
 use bytes::Bytes;
@@ -10,7 +11,6 @@ use serde::Serialize;
 use std::sync::Arc;
 use waas_core::app::App;
 use waas_core::history::{Query, Recovery};
-use waas_core::http::error::ApiError;
 use waas_protocol::history::Since;
 use waas_protocol::{ChannelName, ErrorCode, ServerFrame};
 
@@ -25,8 +25,8 @@ pub async fn subscribe(
     subject: &str,
     id: u64,
     since: Option<&Since>,
-) -> Result<(), ApiError> {
-    let unavailable = |e: String| ApiError::new(ErrorCode::Unavailable, e);
+) -> Result<(), OpError> {
+    let unavailable = |e: String| OpError::new(ErrorCode::Unavailable, e);
     gw.hub
         .subscribe_held(subject, conn.id)
         .await
@@ -113,11 +113,11 @@ pub async fn read(
     limit: Option<usize>,
     reverse: bool,
     id: Option<u64>,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<Vec<u8>, OpError> {
     let max = gw.config.limits.history_page_limit;
     let limit = limit.unwrap_or(max);
     if limit == 0 || limit > max {
-        return Err(ApiError::new(
+        return Err(OpError::new(
             ErrorCode::BadRequest,
             format!("\"limit\" must be 1 to {max}"),
         ));
@@ -136,7 +136,7 @@ pub async fn read(
             },
         )
         .await
-        .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
+        .map_err(|e| OpError::new(ErrorCode::Unavailable, e.to_string()))?;
     Ok(page_json(id, channel.as_str(), &page))
 }
 

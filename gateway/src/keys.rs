@@ -3,6 +3,7 @@
 //! request's shape here, then asks the control-plane over the bus.
 
 use crate::gateway::Gateway;
+use crate::op_error::OpError;
 use crate::outbound::Outbound;
 use crate::wsframe;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -16,7 +17,6 @@ use waas_core::keys::{call, KeyCommand, KeyReply};
 use waas_protocol::e2ee::{
     self, DeviceAck, RoomKeyNotice, WrappedKey, MAX_SUB_LEN, MAX_WRAPPED_BYTES, ROOM_KEY_EVENT,
 };
-use waas_protocol::rest::ErrorDetail;
 use waas_protocol::{ChannelName, ClientFrame, ErrorCode, ServerFrame};
 
 /// Smallest and largest RSA modulus accepted for a device key, bits.
@@ -31,11 +31,8 @@ pub struct Ctx<'a> {
     pub out: &'a Outbound,
 }
 
-fn bad(message: impl Into<String>) -> ErrorDetail {
-    ErrorDetail {
-        code: ErrorCode::BadRequest,
-        message: message.into(),
-    }
+fn bad(message: impl Into<String>) -> OpError {
+    OpError::new(ErrorCode::BadRequest, message)
 }
 
 impl Ctx<'_> {
@@ -43,15 +40,11 @@ impl Ctx<'_> {
         self.out.push(wsframe::json(frame));
     }
 
-    fn error(&self, id: u64, e: ErrorDetail) {
-        self.reply(&ServerFrame::Error {
-            id: Some(id),
-            code: e.code,
-            message: e.message,
-        });
+    fn error(&self, id: u64, e: OpError) {
+        self.out.push(e.frame(id));
     }
 
-    async fn ask(&self, command: KeyCommand) -> Result<KeyReply, ErrorDetail> {
+    async fn ask(&self, command: KeyCommand) -> Result<KeyReply, OpError> {
         let limits = &self.gw.config.limits;
         call(
             self.gw.publisher.bus().as_ref(),
@@ -60,12 +53,15 @@ impl Ctx<'_> {
             Duration::from_millis(limits.key_directory_timeout_ms),
         )
         .await
+        .map_err(OpError::from)
     }
 
-    fn channel(&self, name: &str) -> Result<ChannelName, ErrorDetail> {
-        ChannelName::parse(name).map_err(|e| ErrorDetail {
-            code: ErrorCode::InvalidChannel,
-            message: format!("invalid channel {name:?}: {e}"),
+    fn channel(&self, name: &str) -> Result<ChannelName, OpError> {
+        ChannelName::parse(name).map_err(|e| {
+            OpError::new(
+                ErrorCode::InvalidChannel,
+                format!("invalid channel {name:?}: {e}"),
+            )
         })
     }
 }
@@ -92,7 +88,7 @@ pub async fn on_frame(ctx: Ctx<'_>, frame: ClientFrame) {
 }
 
 /// The device id of `public_key` when it is base64 of an RSA SPKI of an accepted size.
-pub fn check_public_key(public_key: &str) -> Result<String, ErrorDetail> {
+pub fn check_public_key(public_key: &str) -> Result<String, OpError> {
     let der = B64
         .decode(public_key)
         .map_err(|e| bad(format!("\"public_key\" is not base64: {e}")))?;
@@ -110,7 +106,7 @@ pub fn check_public_key(public_key: &str) -> Result<String, ErrorDetail> {
     Ok(e2ee::device_id(&der))
 }
 
-async fn publish(ctx: &Ctx<'_>, id: u64, public_key: &str) -> Result<(), ErrorDetail> {
+async fn publish(ctx: &Ctx<'_>, id: u64, public_key: &str) -> Result<(), OpError> {
     let device = check_public_key(public_key)?;
     ctx.ask(KeyCommand::Publish {
         app: ctx.app.id().clone(),
@@ -124,14 +120,14 @@ async fn publish(ctx: &Ctx<'_>, id: u64, public_key: &str) -> Result<(), ErrorDe
     Ok(())
 }
 
-fn check_sub(sub: &str) -> Result<(), ErrorDetail> {
+fn check_sub(sub: &str) -> Result<(), OpError> {
     if sub.is_empty() || sub.len() > MAX_SUB_LEN {
         return Err(bad(format!("\"sub\" must be 1 to {MAX_SUB_LEN} bytes")));
     }
     Ok(())
 }
 
-async fn list(ctx: &Ctx<'_>, id: u64, sub: String) -> Result<(), ErrorDetail> {
+async fn list(ctx: &Ctx<'_>, id: u64, sub: String) -> Result<(), OpError> {
     check_sub(&sub)?;
     let reply = ctx
         .ask(KeyCommand::List {
@@ -153,7 +149,7 @@ pub fn check_put(
     version: u32,
     wrapped: &[WrappedKey],
     max_recipients: usize,
-) -> Result<(), ErrorDetail> {
+) -> Result<(), OpError> {
     if !e2ee::is_id(key_id) {
         return Err(bad("\"key_id\" must be 32 lowercase hex digits"));
     }
@@ -193,13 +189,13 @@ async fn put(
     key_id: String,
     version: u32,
     wrapped: Vec<WrappedKey>,
-) -> Result<(), ErrorDetail> {
+) -> Result<(), OpError> {
     let channel = ctx.channel(name)?;
     if !ctx.identity.may_share(&channel) {
-        return Err(ErrorDetail {
-            code: ErrorCode::Forbidden,
-            message: format!("the token does not allow sharing keys for {channel} (caps.share)"),
-        });
+        return Err(OpError::new(
+            ErrorCode::Forbidden,
+            format!("the token does not allow sharing keys for {channel} (caps.share)"),
+        ));
     }
     let limits = &ctx.gw.config.limits;
     check_put(&key_id, version, &wrapped, limits.max_room_key_recipients)?;
@@ -230,10 +226,10 @@ async fn put(
         .publish(ctx.app, &channel, ROOM_KEY_EVENT, &data)
         .await
     {
-        return Err(ErrorDetail {
-            code: ErrorCode::Unavailable,
-            message: format!("the keys were stored but {ROOM_KEY_EVENT} was not published: {e}"),
-        });
+        return Err(OpError::new(
+            ErrorCode::Unavailable,
+            format!("the keys were stored but {ROOM_KEY_EVENT} was not published: {e}"),
+        ));
     }
     ctx.reply(&ServerFrame::Ack {
         id,
@@ -244,13 +240,13 @@ async fn put(
     Ok(())
 }
 
-async fn get(ctx: &Ctx<'_>, id: u64, name: &str) -> Result<(), ErrorDetail> {
+async fn get(ctx: &Ctx<'_>, id: u64, name: &str) -> Result<(), OpError> {
     let channel = ctx.channel(name)?;
     if !ctx.identity.may_subscribe(&channel) {
-        return Err(ErrorDetail {
-            code: ErrorCode::Forbidden,
-            message: format!("the token does not allow subscribing to {channel}"),
-        });
+        return Err(OpError::new(
+            ErrorCode::Forbidden,
+            format!("the token does not allow subscribing to {channel}"),
+        ));
     }
     let reply = ctx
         .ask(KeyCommand::Get {

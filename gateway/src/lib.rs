@@ -8,7 +8,8 @@
 //! - [`hub`]: local subscriptions, one bus subscription per live subject, the fan-out.
 //! - [`resync`]: catching a channel's subscribers up from history after the bus reconnects.
 //! - [`outbound`]: a connection's bounded outbound queue and slow-consumer policy.
-//! - [`connection`]: the per-connection task speaking protocol v1.
+//! - [`connection`]: the per-connection task speaking protocol v1; [`op_error`], why an op
+//!   failed, as the client is told.
 //! - [`connections`]: every open connection, for heartbeats, timeouts and shutdown.
 //! - [`presence`]: presence members and channel occupancy across the cluster, kept by
 //!   announcements between gateways (no database).
@@ -34,6 +35,7 @@ pub mod history_api;
 pub mod http;
 pub mod hub;
 pub mod keys;
+pub mod op_error;
 pub mod outbound;
 pub mod presence;
 pub mod ratelimit;

@@ -17,6 +17,7 @@ pub mod rest;
 pub mod websocket;
 
 use crate::gateway::Gateway;
+use crate::op_error::OpError;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -97,4 +98,12 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
         .history_channels
         .set(gw.publisher.history().channel_count() as i64);
     metrics.response()
+}
+
+/// Where the REST API shares code with the socket path (reading history), the socket's error
+/// becomes the HTTP answer with the same code and message.
+impl From<OpError> for ApiError {
+    fn from(e: OpError) -> Self {
+        ApiError::new(e.code, e.message)
+    }
 }

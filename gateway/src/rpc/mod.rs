@@ -31,33 +31,7 @@ use std::sync::Arc;
 use waas_core::app::App;
 use waas_core::auth::Identity;
 use waas_protocol::rpc::Caller;
-use waas_protocol::{ClientFrame, ErrorCode, ServerFrame};
-
-/// Why a request got no response, as sent to the client in an `error` frame.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct RpcError {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-impl RpcError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        RpcError {
-            code,
-            message: message.into(),
-        }
-    }
-
-    /// The `error` frame answering request `id`.
-    pub fn frame(&self, id: u64) -> bytes::Bytes {
-        wsframe::json(&ServerFrame::Error {
-            id: Some(id),
-            code: self.code,
-            message: self.message.clone(),
-        })
-    }
-}
+use waas_protocol::ClientFrame;
 
 /// `ack` for `serve` and `unserve` (no other field).
 fn ack(id: u64) -> bytes::Bytes {

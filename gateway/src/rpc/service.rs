@@ -20,7 +20,8 @@
 use super::call::InflightGuard;
 use super::envelope::{self, BusCall, BusReply};
 use super::local::LocalServices;
-use super::{Ctx, RpcError};
+use super::Ctx;
+use crate::op_error::OpError;
 use crate::outbound::Outbound;
 use crate::wsframe;
 use bytes::Bytes;
@@ -64,7 +65,7 @@ impl Drop for Pending {
         match self.reply.take() {
             None => {}
             Some(ReplyTo::Local { out, id, .. }) => {
-                out.push(RpcError::new(ErrorCode::UpstreamError, GONE).frame(id))
+                out.push(OpError::new(ErrorCode::UpstreamError, GONE).frame(id))
             }
             Some(ReplyTo::Bus(subject)) => {
                 // Cleared after the subscription ended, so published after it: a caller that
@@ -137,15 +138,15 @@ impl Responder {
     }
 
     /// Starts serving; returns once the bus routes the service's requests here.
-    pub async fn serve(&mut self, ctx: &Ctx<'_>, service: &str) -> Result<(), RpcError> {
+    pub async fn serve(&mut self, ctx: &Ctx<'_>, service: &str) -> Result<(), OpError> {
         if !ctx.identity.is_server {
-            return Err(RpcError::new(
+            return Err(OpError::new(
                 ErrorCode::Forbidden,
                 "only connections authenticated with an API key may serve",
             ));
         }
         let service = ServiceName::parse(service)
-            .map_err(|e| RpcError::new(ErrorCode::BadRequest, format!("{service:?}: {e}")))?;
+            .map_err(|e| OpError::new(ErrorCode::BadRequest, format!("{service:?}: {e}")))?;
         if self.services.contains_key(&service) {
             return Ok(());
         }
@@ -156,7 +157,7 @@ impl Responder {
             .bus
             .serve_until(&subject, Some(service.as_str()), stopped)
             .await
-            .map_err(|e| RpcError::new(ErrorCode::Unavailable, e.to_string()))?;
+            .map_err(|e| OpError::new(ErrorCode::Unavailable, e.to_string()))?;
         let (gone, is_gone) = watch::channel(false);
         let task = tokio::spawn(forward(requests, is_gone, self.shared.clone()));
         self.local
@@ -206,7 +207,7 @@ impl Responder {
             }));
         });
         let invalid = |message: &str| {
-            RpcError::new(
+            OpError::new(
                 ErrorCode::UpstreamError,
                 format!("the responder sent an invalid response: {message}"),
             )
@@ -427,7 +428,7 @@ async fn watch_timeout(
         // A bus caller times out on its own; it is not told twice.
         if let Some(ReplyTo::Local { out, id, .. }) = entry.reply.take() {
             let message = format!("no response within {} ms", timeout.as_millis());
-            out.push(RpcError::new(ErrorCode::Timeout, message).frame(id));
+            out.push(OpError::new(ErrorCode::Timeout, message).frame(id));
         }
     }
 }
