@@ -2,7 +2,7 @@
 //! `room_key_get` (`docs/e2ee.md#the-key-directory`). Each checks the caller's rights and the
 //! request's shape here, then asks the control-plane over the bus.
 
-use crate::gateway::Gateway;
+use crate::config::Limits;
 use crate::op_error::OpError;
 use crate::outbound::Outbound;
 use crate::wsframe;
@@ -14,6 +14,7 @@ use std::time::Duration;
 use waas_core::app::App;
 use waas_core::auth::Identity;
 use waas_core::keys::{call, KeyCommand, KeyReply};
+use waas_core::publisher::Publisher;
 use waas_protocol::e2ee::{
     self, DeviceAck, RoomKeyNotice, WrappedKey, MAX_SUB_LEN, MAX_WRAPPED_BYTES, ROOM_KEY_EVENT,
 };
@@ -23,9 +24,13 @@ use waas_protocol::{ChannelName, ClientFrame, ErrorCode, ServerFrame};
 const MIN_RSA_BITS: usize = 2048;
 const MAX_RSA_BITS: usize = 4096;
 
-/// What one op needs from its connection.
+/// What one op needs from its connection and its node.
 pub struct Ctx<'a> {
-    pub gw: &'a Gateway,
+    /// Publishes the room key notice, and its bus reaches the control-plane.
+    pub publisher: &'a Publisher,
+    /// The bus subject prefix the control-plane listens under.
+    pub prefix: &'a str,
+    pub limits: &'a Limits,
     pub app: &'a App,
     pub identity: &'a Identity,
     pub out: &'a Outbound,
@@ -45,12 +50,11 @@ impl Ctx<'_> {
     }
 
     async fn ask(&self, command: KeyCommand) -> Result<KeyReply, OpError> {
-        let limits = &self.gw.config.limits;
         call(
-            self.gw.publisher.bus().as_ref(),
-            &self.gw.config.subject_prefix,
+            self.publisher.bus().as_ref(),
+            self.prefix,
             &command,
-            Duration::from_millis(limits.key_directory_timeout_ms),
+            Duration::from_millis(self.limits.key_directory_timeout_ms),
         )
         .await
         .map_err(OpError::from)
@@ -113,7 +117,7 @@ async fn publish(ctx: &Ctx<'_>, id: u64, public_key: &str) -> Result<(), OpError
         sub: ctx.identity.sub.clone(),
         device: device.clone(),
         public_key: public_key.to_owned(),
-        max_devices: ctx.gw.config.limits.max_devices_per_user,
+        max_devices: ctx.limits.max_devices_per_user,
     })
     .await?;
     ctx.reply(&DeviceAck::new(id, &device));
@@ -197,7 +201,7 @@ async fn put(
             format!("the token does not allow sharing keys for {channel} (caps.share)"),
         ));
     }
-    let limits = &ctx.gw.config.limits;
+    let limits = ctx.limits;
     check_put(&key_id, version, &wrapped, limits.max_room_key_recipients)?;
     let mut recipients: Vec<String> = Vec::new();
     for w in &wrapped {
@@ -221,7 +225,6 @@ async fn put(
     };
     let data = serde_json::value::to_raw_value(&notice).expect("notices serialise");
     if let Err(e) = ctx
-        .gw
         .publisher
         .publish(ctx.app, &channel, ROOM_KEY_EVENT, &data)
         .await

@@ -54,7 +54,7 @@ pub async fn serve(
     let sweeper = tokio::spawn(sweeper(Arc::clone(&gw)));
     let history_sweeper = tokio::spawn(crate::gateway::sweep_history(Arc::clone(&gw)));
     gw.presence.set_sink(gw.reporter.clone());
-    let presence = crate::presence::start(&gw)
+    let presence = crate::presence::start(Arc::clone(&gw.presence), Arc::clone(&gw.hub))
         .await
         .map_err(|e| std::io::Error::other(format!("cannot start presence: {e}")))?;
     let reporter = gw.reporter.start(
@@ -79,7 +79,7 @@ pub async fn serve(
             "shutdown grace period over with connections still open"
         );
     }
-    crate::presence::farewell(&gw).await;
+    gw.presence.farewell().await;
     gw.reporter.drain(Duration::from_secs(1)).await;
     sweeper.abort();
     history_sweeper.abort();

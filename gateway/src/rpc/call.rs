@@ -88,7 +88,7 @@ impl Calls {
         let route = route::find(&ctx.app.config.routes, &req.path)
             .ok_or_else(|| OpError::new(ErrorCode::NoRoute, format!("no route for {}", req.path)))?
             .clone();
-        let limits = &ctx.gw.config.limits;
+        let limits = ctx.limits;
         while self.tasks.try_join_next().is_some() {}
         if self.inflight.load(Ordering::Acquire) >= limits.max_inflight_requests_per_connection {
             return Err(OpError::new(
@@ -112,7 +112,7 @@ impl Calls {
         let inflight = InflightGuard(Arc::clone(&self.inflight));
         match route.target() {
             Some(Target::Service(service)) => {
-                if let Some((server, permit)) = ctx.gw.rpc.local.pick(ctx.app.id(), service) {
+                if let Some((server, permit)) = ctx.rpc.local.pick(ctx.app.id(), service) {
                     let request = super::service::Forwarded {
                         service: service.as_str(),
                         method: &req.method,
@@ -125,9 +125,8 @@ impl Calls {
                     server.dispatch_local(request, out, id, inflight, permit);
                     return Ok(());
                 }
-                let bus = Arc::clone(ctx.gw.publisher.bus());
-                let subject =
-                    envelope::subject(&ctx.gw.config.subject_prefix, ctx.app.id(), service);
+                let bus = Arc::clone(&ctx.rpc.bus);
+                let subject = envelope::subject(&ctx.rpc.prefix, ctx.app.id(), service);
                 let call = BusCall {
                     service: Cow::Borrowed(service.as_str()),
                     method: Cow::Owned(req.method),
@@ -152,7 +151,7 @@ impl Calls {
                 let max = route
                     .max_response_bytes
                     .unwrap_or(limits.rpc_max_response_bytes);
-                let client = ctx.gw.rpc.upstream.clone();
+                let client = ctx.rpc.upstream.clone();
                 let method = req.method;
                 self.tasks.spawn(async move {
                     let call = super::upstream::Call {

@@ -122,17 +122,17 @@ pub struct Responder {
 
 impl Responder {
     pub fn new(ctx: &Ctx<'_>) -> Self {
-        let cap = ctx.gw.config.limits.max_inflight_per_responder;
+        let cap = ctx.limits.max_inflight_per_responder;
         Responder {
             services: HashMap::new(),
             shared: Shared {
-                bus: Arc::clone(ctx.gw.publisher.bus()),
+                bus: Arc::clone(&ctx.rpc.bus),
                 out: Arc::clone(ctx.out),
                 pending: PendingMap::default(),
                 next_id: Arc::new(AtomicU64::new(1)),
                 permits: Arc::new(Semaphore::new(cap)),
             },
-            local: Arc::clone(&ctx.gw.rpc.local),
+            local: Arc::clone(&ctx.rpc.local),
             app: ctx.app.id().clone(),
         }
     }
@@ -150,7 +150,7 @@ impl Responder {
         if self.services.contains_key(&service) {
             return Ok(());
         }
-        let subject = envelope::subject(&ctx.gw.config.subject_prefix, ctx.app.id(), &service);
+        let subject = envelope::subject(&ctx.rpc.prefix, ctx.app.id(), &service);
         let (stop, stopped) = oneshot::channel();
         let requests = self
             .shared
