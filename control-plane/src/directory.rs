@@ -17,31 +17,30 @@ pub struct Directory {
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     prefix: String,
-    /// Where apps' webhook interest comes from, once webhooks are started.
-    webhooks: std::sync::OnceLock<Arc<crate::webhooks::Webhooks>>,
+    /// Where apps' webhook interest comes from.
+    webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 impl Directory {
-    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, prefix: String) -> Arc<Self> {
+    /// Apps are shipped with the webhook interest of their endpoints in `webhooks`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        prefix: String,
+        webhooks: Arc<crate::webhooks::Webhooks>,
+    ) -> Arc<Self> {
         Arc::new(Directory {
             store,
             bus,
             prefix,
-            webhooks: std::sync::OnceLock::new(),
+            webhooks,
         })
-    }
-
-    /// From now on, apps are shipped with the webhook interest of their endpoints.
-    pub fn set_webhooks(&self, webhooks: Arc<crate::webhooks::Webhooks>) {
-        let _ = self.webhooks.set(webhooks);
     }
 
     /// `config` with its app's webhook interest filled in. Without it gateways forward no
     /// publishes, so a store failure here is reported rather than shipping an empty interest.
     async fn with_interest(&self, mut config: AppConfig) -> Result<AppConfig, StoreError> {
-        if let Some(webhooks) = self.webhooks.get() {
-            config.webhooks = webhooks.interest(&config.id).await?;
-        }
+        config.webhooks = self.webhooks.interest(&config.id).await?;
         Ok(config)
     }
 

@@ -16,6 +16,8 @@
 //!   delivery worker over the durable outbox (`store::webhooks`), signing and retries.
 //! - [`seed`]: apps declared in configuration, made to exist in the store.
 //! - [`metrics`]: webhook, recording and replay counters for `/metrics`.
+//! - [`service`]: the one entry point, [`ControlPlane::start`], used by `waas dev` and
+//!   `waas control-plane` alike.
 
 pub mod admin;
 pub mod directory;
@@ -24,5 +26,8 @@ pub mod metrics;
 pub mod recordings;
 pub mod secrets;
 pub mod seed;
+pub mod service;
 pub mod store;
 pub mod webhooks;
+
+pub use service::{Backends, Config, ControlPlane, StartError};

@@ -1,160 +1,283 @@
-//! Every limit of the gateway, with its default beside it. `docs/configuration.md` lists the
-//! same keys; the `waas` binary fills them from a TOML file, `WAAS_*` variables and flags.
+//! Every limit of the gateway, with its default and meaning beside it, written once in
+//! `limits!`: the struct, its defaults, and the table ([`Limits::SPECS`]) from which the
+//! `waas` binary makes its flags and `WAAS_*` variables and against which a test checks
+//! `docs/configuration.md`.
+//!
+//! Adding a limit: one entry in the `limits!` list below (doc comment = the meaning, type,
+//! default), then the row it makes in `docs/configuration.md`'s limits table (the
+//! `limits_docs` test of the `waas` crate prints the rows it expects) and, when it needs one,
+//! a rule in [`Limits::validate`].
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use waas_core::http::accept::HttpLimits;
 
-/// Limits that protect the gateway and its tenants from each other. `0` never means
-/// "unlimited" except where a field says so.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Limits {
-    /// Largest client frame (or reassembled fragmented message), and largest REST body, in bytes.
-    /// Default 65536.
-    pub max_frame_bytes: usize,
-    /// Channels one connection may be subscribed to at once. Default 100.
-    pub max_channels_per_connection: usize,
-    /// Concurrent connections per app on this gateway; 0 = unlimited. Default 10000.
-    pub max_connections_per_app: usize,
-    /// Sustained publishes per second per connection; 0 = unlimited. Default 50.
-    pub publish_rate: u32,
-    /// Publishes a connection may burst above the sustained rate. Default 100.
-    pub publish_burst: u32,
-    /// Frames queued for one connection before it is closed as a slow consumer. Default 1024.
-    pub max_queued_messages: usize,
-    /// Bytes queued for one connection before it is closed as a slow consumer. Default 4 MiB.
-    pub max_queued_bytes: usize,
-    /// Interval between the server's WebSocket pings, ms. Default 25000.
-    pub heartbeat_interval_ms: u64,
-    /// A connection that sends nothing (pongs included) for this long is closed, ms. Default 60000.
-    pub idle_timeout_ms: u64,
-    /// Time a connection opened without credentials has to send `connect`, ms. Default 10000.
-    pub connect_timeout_ms: u64,
-    /// On SIGTERM, how long connections get to close before the process exits, ms. Default 10000.
-    pub shutdown_grace_ms: u64,
-    /// Items in one `POST /batch`. Default 100.
-    pub max_batch_size: usize,
-    /// Channels in one publish (`channels`). Default 100.
-    pub max_channels_per_publish: usize,
-    /// Lifetime of tokens minted by `POST /tokens` when the request gives none, s. Default 3600.
-    pub default_token_ttl_secs: u64,
-    /// Longest lifetime `POST /tokens` will mint, s. Default 86400.
-    pub max_token_ttl_secs: u64,
-    /// Messages buffered between the bus and one channel's fan-out before the bus drops them
-    /// (NATS calls this a slow consumer). Default 65536.
-    pub bus_channel_capacity: usize,
-    /// Connections the kernel queues before the server accepts them; bursts of reconnecting
-    /// clients need more than the usual 128. Capped by `net.core.somaxconn`. Default 4096.
-    pub listen_backlog: u32,
-    /// How often a gateway announces all its channels and presence members to the others, ms.
-    /// Default 5000.
-    pub presence_heartbeat_ms: u64,
-    /// How long a gateway keeps another's channels and members without hearing from it, ms: a
-    /// gateway that dies is forgotten (its members leave) within this time. Must exceed
-    /// `presence_heartbeat_ms`. Default 15000.
-    pub presence_ttl_ms: u64,
-    /// Largest `info` claim (as JSON) a member may bring to a presence channel, bytes.
-    /// Default 1024.
-    pub max_member_info_bytes: usize,
-    /// Members one presence channel may have (cluster-wide, as this gateway knows them); one
-    /// more gets `presence_full`. Bounded so that a channel's member list always fits in one
-    /// presence announcement on the bus. Default 500.
-    pub max_presence_members: usize,
-    /// Webhook reports (presence transitions, publishes an endpoint wants) a gateway holds
-    /// while the control-plane does not acknowledge them; beyond this new ones are dropped.
-    /// Default 10000.
-    pub webhook_report_queue: usize,
-    /// Messages kept per channel for history and recovery; 0 keeps none. Default 100.
-    pub history_size: usize,
-    /// How long a message is kept in history, s. Default 300.
-    pub history_ttl_secs: u64,
-    /// Most messages one history read returns, and what it returns when it gives no `limit`.
-    /// Default 100.
-    pub history_page_limit: usize,
-    /// `request`s one connection may have waiting for a response. Default 100.
-    pub max_inflight_requests_per_connection: usize,
-    /// Requests forwarded to one serving connection and not yet answered; beyond it the gateway
-    /// stops taking the service's requests from the bus for that server. Default 1024.
-    pub max_inflight_per_responder: usize,
-    /// Longest wait for a response when the route sets no `timeout_ms`, ms. Default 10000.
-    pub rpc_timeout_ms: u64,
-    /// Largest HTTP upstream response body when the route sets no `max_response_bytes`, bytes.
-    /// Default 1 MiB.
-    pub rpc_max_response_bytes: usize,
-    /// Device keys kept per user in the E2EE key directory; publishing one more replaces the
-    /// least recently published. Default 10.
-    pub max_devices_per_user: usize,
-    /// Recipients in one `room_key_put`. Default 100.
-    pub max_room_key_recipients: usize,
-    /// Versions of one room key id the key directory keeps per channel. Default 100.
-    pub max_room_key_versions: u32,
-    /// How long a gateway waits for the key directory (the control-plane), ms. Default 5000.
-    pub key_directory_timeout_ms: u64,
-    /// Time a new HTTP connection has to send its first request's headers, and a later request
-    /// from its first byte, ms; then the socket is closed. Default 10000.
-    pub http_header_timeout_ms: u64,
-    /// Time a kept-alive HTTP connection may stay silent between requests, ms. Above the 60 s
-    /// idle timeout of common load balancers, so they, not we, close idle connections (the
-    /// other way round they may send a request just as we close). Default 75000.
-    pub http_keepalive_timeout_ms: u64,
-    /// Open connections (HTTP and WebSocket) per source IP address; one more is closed at
-    /// once; 0 = unlimited. Behind a proxy that hides client addresses every connection comes
-    /// from the proxy: raise it or set 0 there. Default 1000.
-    pub max_connections_per_address: usize,
-    /// After the bus reconnects, how long one channel keeps trying to read what it missed from
-    /// history before its subscribers get a `gap` frame instead, ms. Default 10000.
-    pub resync_timeout_ms: u64,
-    /// Channels reading their history at once after the bus reconnects. Default 32.
-    pub resync_concurrency: usize,
-    /// How often a gateway frees the in-memory history of channels whose messages all expired
-    /// and that have no subscriber on it, ms. Default 10000.
-    pub history_sweep_ms: u64,
+/// Defines [`Limits`] from one list: each limit is written once, with its type, default and
+/// meaning, and its field, default, TOML key, flag, `WAAS_*` variable and row of the table in
+/// `docs/configuration.md` all follow from that entry ([`Limits::SPECS`]). `shown` adds a
+/// reading aid after the default in the doc table.
+macro_rules! limits {
+    ($(
+        $(#[doc = $doc:literal])+
+        $field:ident: $ty:ty = $default:expr $(, shown $shown:literal)?;
+    )+) => {
+        /// Limits that protect the gateway and its tenants from each other. `0` never means
+        /// "unlimited" except where a field says so.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct Limits {
+            $( $(#[doc = $doc])+ pub $field: $ty, )+
+        }
+
+        impl Default for Limits {
+            fn default() -> Self {
+                Limits { $( $field: $default, )+ }
+            }
+        }
+
+        impl Limits {
+            /// Every limit, in the order of the table in `docs/configuration.md`.
+            pub const SPECS: &'static [LimitSpec] = &[ $(
+                LimitSpec {
+                    key: stringify!($field),
+                    ty: <$ty as LimitValue>::TYPE,
+                    doc: &[$($doc),+],
+                    shown: limits!(@shown $($shown)?),
+                    get: |limits| limits.$field.to_string(),
+                    set: |limits, value| {
+                        limits.$field = value.parse()?;
+                        Ok(())
+                    },
+                },
+            )+ ];
+        }
+    };
+    (@shown) => { None };
+    (@shown $shown:literal) => { Some($shown) };
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_frame_bytes: 65536,
-            max_channels_per_connection: 100,
-            max_connections_per_app: 10000,
-            publish_rate: 50,
-            publish_burst: 100,
-            max_queued_messages: 1024,
-            max_queued_bytes: 4 << 20,
-            heartbeat_interval_ms: 25_000,
-            idle_timeout_ms: 60_000,
-            connect_timeout_ms: 10_000,
-            shutdown_grace_ms: 10_000,
-            max_batch_size: 100,
-            max_channels_per_publish: 100,
-            default_token_ttl_secs: 3600,
-            max_token_ttl_secs: 86400,
-            bus_channel_capacity: 65536,
-            listen_backlog: 4096,
-            presence_heartbeat_ms: 5000,
-            presence_ttl_ms: 15_000,
-            max_member_info_bytes: 1024,
-            max_presence_members: 500,
-            webhook_report_queue: 10_000,
-            history_size: 100,
-            history_ttl_secs: 300,
-            history_page_limit: 100,
-            max_inflight_requests_per_connection: 100,
-            max_inflight_per_responder: 1024,
-            rpc_timeout_ms: 10_000,
-            rpc_max_response_bytes: 1 << 20,
-            max_devices_per_user: 10,
-            max_room_key_recipients: 100,
-            max_room_key_versions: 100,
-            key_directory_timeout_ms: 5000,
-            http_header_timeout_ms: 10_000,
-            http_keepalive_timeout_ms: 75_000,
-            max_connections_per_address: 1000,
-            resync_timeout_ms: 10_000,
-            resync_concurrency: 32,
-            history_sweep_ms: 10_000,
-        }
+limits! {
+    /// Largest client WebSocket frame, or reassembled fragmented message, in bytes; larger gets
+    /// `message_too_large` and close `1009`. Also the largest REST request body (`413`).
+    max_frame_bytes: usize = 65536;
+    /// Channels one connection may be subscribed to at once (`too_many_channels`).
+    max_channels_per_connection: usize = 100;
+    /// Concurrent authenticated connections per app on one server (`connection_limit`, close
+    /// `4004`). `0` = unlimited.
+    max_connections_per_app: usize = 10000;
+    /// Sustained WebSocket publishes per second per connection (`rate_limited`). `0` = unlimited.
+    /// REST publishes are not limited.
+    publish_rate: u32 = 50;
+    /// Publishes a connection may make at once above the sustained rate (a token bucket of this
+    /// size). `0` acts as `1`.
+    publish_burst: u32 = 100;
+    /// Frames waiting to be sent to one connection before it is closed as a slow consumer (close
+    /// `4000`).
+    max_queued_messages: usize = 1024;
+    /// Bytes waiting to be sent to one connection before it is closed as a slow consumer (close
+    /// `4000`).
+    max_queued_bytes: usize = 4 << 20, shown "(4 MiB)";
+    /// Interval between the server's WebSocket pings, ms. Sent to clients in `ready.heartbeat`, in
+    /// whole seconds rounded down.
+    heartbeat_interval_ms: u64 = 25_000;
+    /// A connection from which nothing (pongs included) arrives for this long is closed with
+    /// `4001`, ms. Keep it well above `heartbeat_interval_ms`.
+    idle_timeout_ms: u64 = 60_000;
+    /// Time a connection opened without credentials has to authenticate with `connect`, ms; then
+    /// close `4002`.
+    connect_timeout_ms: u64 = 10_000;
+    /// On SIGTERM or Ctrl-C, how long connections get to close after receiving `1001` before the
+    /// process exits, ms. `0` is allowed (exit at once).
+    shutdown_grace_ms: u64 = 10_000;
+    /// Items in one `POST /batch`.
+    max_batch_size: usize = 100;
+    /// Entries of `channels` in one REST publish.
+    max_channels_per_publish: usize = 100;
+    /// Lifetime of tokens minted by `POST /tokens` when the request gives no `ttl`, s. Greater than
+    /// 0 and not above `max_token_ttl_secs`.
+    default_token_ttl_secs: u64 = 3600;
+    /// Longest `ttl` `POST /tokens` accepts, s; greater than 0. Does not limit tokens you sign
+    /// yourself.
+    max_token_ttl_secs: u64 = 86400;
+    /// Messages buffered between the bus and one channel's fan-out on a server; beyond it the bus
+    /// drops messages (subscribers miss them; a later recovery reports `recovered: false` only if
+    /// history no longer holds them).
+    bus_channel_capacity: usize = 65536;
+    /// Messages kept per channel for [recovery and the history API](history.md). `0` keeps none
+    /// (and skips JetStream in a cluster). Keep it under `max_queued_messages`, or a client
+    /// recovering a full history is closed as a slow consumer.
+    history_size: usize = 100;
+    /// How long a message is kept in history, s. `0` keeps none.
+    history_ttl_secs: u64 = 300;
+    /// How often a server frees the in-memory state (offsets, epoch, kept messages) of channels
+    /// with no subscriber on it whose kept messages have all expired, ms; channels that keep no
+    /// history are freed at once. A freed channel starts a new epoch when next used
+    /// ([history.md](history.md#how-long-a-channel-is-remembered)).
+    history_sweep_ms: u64 = 10_000;
+    /// Most messages one history read returns, and what it returns without `limit`.
+    history_page_limit: usize = 100;
+    /// Cluster: after a gateway's NATS connection comes back, how long each of its channels keeps
+    /// trying to read what it missed from history before its subscribers get a
+    /// [`gap`](history.md#after-the-bus-comes-back) frame instead, ms.
+    resync_timeout_ms: u64 = 10_000;
+    /// Cluster: channels of one gateway reading their history at once after its NATS connection
+    /// comes back (the others wait their turn, their live messages held in the bus subscription).
+    resync_concurrency: usize = 32;
+    /// Connections the kernel queues before the server accepts them (capped by
+    /// `net.core.somaxconn`); a burst of reconnecting clients overflows a small backlog and each
+    /// waits a 1 s SYN retransmit.
+    listen_backlog: u32 = 4096;
+    /// How often a gateway announces all its channels and presence members to the other gateways
+    /// (and tells the control-plane it is alive), ms. See [presence across
+    /// gateways](protocol.md#presence).
+    presence_heartbeat_ms: u64 = 5000;
+    /// How long a gateway keeps another gateway's channels and members without hearing from it, ms:
+    /// the members of a gateway that dies leave (with `member_removed`) within this time, plus up
+    /// to a second. Must exceed `presence_heartbeat_ms`.
+    presence_ttl_ms: u64 = 15_000;
+    /// Largest token `info` claim (as JSON) a member may bring to a presence channel; a larger one
+    /// makes `subscribe` to presence channels fail with `bad_request`.
+    max_member_info_bytes: usize = 1024;
+    /// Members one [presence channel](protocol.md#presence) may have; a newcomer beyond it gets
+    /// `presence_full`. A channel's member list travels between gateways in one bus message, so
+    /// `max_presence_members × (max_member_info_bytes + 264)` may be at most 786432 bytes; a larger
+    /// setting stops the server at start-up.
+    max_presence_members: usize = 500;
+    /// [Requests](rpc.md) one connection may have waiting for a response; more get
+    /// `too_many_requests`.
+    max_inflight_requests_per_connection: usize = 100;
+    /// Requests forwarded to one serving connection and not yet answered (all its services
+    /// together); beyond it the gateway takes no more of its services' requests from the bus until
+    /// one is answered ([backpressure](rpc.md#serving-a-service)).
+    max_inflight_per_responder: usize = 1024;
+    /// Longest wait for a response, ms, for routes that set no `timeout_ms`; then `timeout`.
+    rpc_timeout_ms: u64 = 10_000;
+    /// Largest HTTP upstream response body, for routes that set no `max_response_bytes`; larger is
+    /// `response_too_large`.
+    rpc_max_response_bytes: usize = 1 << 20, shown "(1 MiB)";
+    /// Device keys the [E2EE key directory](e2ee.md#keys_publish) keeps per user (`sub`);
+    /// publishing one more replaces the one published longest ago.
+    max_devices_per_user: usize = 10;
+    /// Entries of `wrapped` in one [`room_key_put`](e2ee.md#room_key_put); more get `bad_request`.
+    /// The SDKs send at most 50 per put: keep it at 50 or more.
+    max_room_key_recipients: usize = 100;
+    /// Versions of one room key id the key directory keeps per channel; storing version `n` deletes
+    /// versions up to `n` minus this.
+    max_room_key_versions: u32 = 100;
+    /// How long a gateway waits for the key directory (the control-plane) before answering a key op
+    /// with `unavailable`, ms.
+    key_directory_timeout_ms: u64 = 5000;
+    /// Reports a gateway holds for the control-plane's [webhooks](webhooks.md) while they are not
+    /// acknowledged (control-plane down); beyond it new reports are dropped and logged.
+    webhook_report_queue: usize = 10_000;
+    /// Time a new connection has to send its first request's headers (a WebSocket handshake is
+    /// one), and a later request on a kept-alive connection to complete its headers from its first
+    /// byte, ms; then the socket is closed without an answer. Bounds clients that connect and send
+    /// nothing, or send headers a byte at a time. Time spent reading a body or answering is not
+    /// bounded by it.
+    http_header_timeout_ms: u64 = 10_000;
+    /// Time a kept-alive HTTP connection may stay silent between requests before it is closed, ms.
+    /// Independent of `http_header_timeout_ms`; the default is above the 60 s idle timeout of
+    /// common load balancers, so that they close idle connections, not the server (which could
+    /// close one just as the balancer sends a request on it). Upgraded WebSockets are governed by
+    /// `idle_timeout_ms` instead.
+    http_keepalive_timeout_ms: u64 = 75_000;
+    /// Open connections (HTTP and WebSocket, counted for the connection's whole life) from one
+    /// source IP address; one more is closed as soon as it is accepted, before anything is read.
+    /// `0` = unlimited. The address is the TCP peer's: behind a load balancer or proxy that does
+    /// not preserve client addresses, every connection comes from the proxy, so raise it above what
+    /// one proxy address carries or set `0` (and enforce a per-client limit in the proxy). Large
+    /// NATs (offices, mobile carriers) also put many users behind one address. The benchmarks in
+    /// `loadtest/` raise it.
+    max_connections_per_address: usize = 1000;
+}
+
+/// The integer types a limit can have, so that the command line parses each value as its field
+/// would (same range, same error) before it is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitType {
+    Usize,
+    U32,
+    U64,
+}
+
+trait LimitValue {
+    const TYPE: LimitType;
+}
+
+impl LimitValue for usize {
+    const TYPE: LimitType = LimitType::Usize;
+}
+
+impl LimitValue for u32 {
+    const TYPE: LimitType = LimitType::U32;
+}
+
+impl LimitValue for u64 {
+    const TYPE: LimitType = LimitType::U64;
+}
+
+/// One limit as an operator sees it. The names follow one rule (`docs/configuration.md`):
+/// the TOML key is the field's name, the flag is the key with `-` for `_`, the variable is
+/// `WAAS_` and the key in capitals; deriving them keeps the rule from being broken by hand.
+#[derive(Clone, Copy)]
+pub struct LimitSpec {
+    /// The key under `[limits]`, and the field of [`Limits`].
+    pub key: &'static str,
+    pub ty: LimitType,
+    doc: &'static [&'static str],
+    shown: Option<&'static str>,
+    get: fn(&Limits) -> String,
+    set: fn(&mut Limits, &str) -> Result<(), std::num::ParseIntError>,
+}
+
+impl LimitSpec {
+    /// The long flag, without its leading `--`.
+    pub fn flag(&self) -> String {
+        self.key.replace('_', "-")
+    }
+
+    /// The environment variable.
+    pub fn env(&self) -> String {
+        format!("WAAS_{}", self.key.to_ascii_uppercase())
+    }
+
+    /// What the limit means, as one line (the doc comment's lines joined).
+    pub fn doc(&self) -> String {
+        self.doc
+            .iter()
+            .map(|line| line.trim())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The default value, as written in the configuration.
+    pub fn default_value(&self) -> String {
+        (self.get)(&Limits::default())
+    }
+
+    /// A reading aid for the default, such as `(4 MiB)`.
+    pub fn shown(&self) -> Option<&'static str> {
+        self.shown
+    }
+
+    /// The limit's value in `limits`.
+    pub fn get(&self, limits: &Limits) -> String {
+        (self.get)(limits)
+    }
+
+    /// Sets the limit in `limits` from its text form.
+    pub fn set(&self, limits: &mut Limits, value: &str) -> Result<(), std::num::ParseIntError> {
+        (self.set)(limits, value)
+    }
+}
+
+impl std::fmt::Debug for LimitSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LimitSpec")
+            .field("key", &self.key)
+            .field("ty", &self.ty)
+            .finish_non_exhaustive()
     }
 }
 

@@ -22,6 +22,8 @@
 //!   channels and presence, history, recordings), the WebSocket upgrade, health, and the
 //!   OpenAPI 3.1 document of the REST API, `GET /openapi.json` ([`openapi`]).
 //! - [`server`]: a node's life: its background tasks, serving, and graceful shutdown.
+//! - [`service`]: the one entry point, [`Node::build`] then [`service::run`], used by
+//!   `waas dev` and `waas gateway` alike.
 //! - [`socket`], [`wsframe`], [`ratelimit`]: writing frames, encoding them once, publish rate.
 //! - [`webhooks`]: reports to the control-plane, which sends the webhooks.
 //! - [`config`]: every limit with its default.
@@ -43,6 +45,7 @@ pub mod registry;
 pub mod resync;
 pub mod rpc;
 pub mod server;
+pub mod service;
 pub mod socket;
 pub mod webhooks;
 pub mod wsframe;
@@ -53,3 +56,4 @@ pub use http::openapi;
 pub use config::{GatewayConfig, Limits};
 pub use gateway::Gateway;
 pub use registry::AppRegistry;
+pub use service::{run, DirectoryTimings, Node};

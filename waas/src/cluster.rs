@@ -1,22 +1,15 @@
 //! Cluster mode: `waas gateway` nodes and `waas control-plane` over NATS, with apps in
 //! PostgreSQL. The gateway has no database connection: it learns apps from the control-plane.
 
-use crate::dev::{self, DevError};
+use crate::dev::DevError;
 use crate::settings::{Settings, DEV_OPERATOR_TOKEN};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use waas_control_plane::admin::{self, Admin};
-use waas_control_plane::directory::Directory;
-use waas_control_plane::recordings::routes::routes as recording_routes;
-use waas_control_plane::recordings::Recordings;
 use waas_control_plane::store::postgres::PostgresStore;
-use waas_control_plane::store::Store;
-use waas_control_plane::webhooks::Webhooks;
+use waas_control_plane::{Backends, ControlPlane};
 use waas_core::bus::nats::{NatsBus, NatsOptions};
-use waas_core::bus::Bus;
 use waas_core::history::jetstream::JetStreamHistory;
-use waas_core::http::accept::accept_until;
 use waas_core::http::accept::HttpLimits;
 
 async fn nats_bus(settings: &Settings, name: &str) -> Result<Arc<NatsBus>, DevError> {
@@ -55,7 +48,7 @@ pub async fn start_gateway(settings: &Settings) -> Result<GatewayNode, DevError>
         settings.subject_prefix.clone(),
     ));
     Ok(GatewayNode {
-        gateway: dev::gateway_on(settings, nats, history, false),
+        gateway: settings.gateway_node(nats, history, false).build(),
     })
 }
 
@@ -67,7 +60,7 @@ impl GatewayNode {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), DevError> {
         let openapi = waas_core::http::openapi::route(&waas_gateway::openapi::document());
-        waas_gateway::server::serve(self.gateway, listener, Some(openapi), shutdown).await?;
+        waas_gateway::run(self.gateway, listener, openapi, shutdown).await?;
         Ok(())
     }
 }
@@ -84,20 +77,18 @@ pub async fn run_gateway(
         .await
 }
 
-/// A started control-plane: store migrated, NATS connected, responders and workers running;
-/// not yet serving HTTP.
-pub struct ControlPlane {
-    routes: axum::Router,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    grace: std::time::Duration,
+/// A started control-plane, not yet serving HTTP.
+pub struct ControlPlaneNode {
+    control_plane: ControlPlane,
     /// The admin API gets the same header, keep-alive and per-address bounds as gateways.
     limits: HttpLimits,
+    grace: std::time::Duration,
 }
 
 /// Migrates, connects to NATS, and starts answering gateways' app queries, the key directory,
 /// recordings and webhooks. Done before the control-plane says it is listening, so one that
 /// cannot open its database or reach NATS exits without ever claiming to serve.
-pub async fn start_control_plane(settings: &Settings) -> Result<ControlPlane, DevError> {
+pub async fn start_control_plane(settings: &Settings) -> Result<ControlPlaneNode, DevError> {
     settings.validate()?;
     let token = settings.require("operator_token", &settings.operator_token)?;
     if token == DEV_OPERATOR_TOKEN {
@@ -111,75 +102,34 @@ pub async fn start_control_plane(settings: &Settings) -> Result<ControlPlane, De
     settings.nats_auth.resolve()?;
     settings.nats_tls.resolve()?;
     let postgres = migrate(settings).await?;
-    let store: Arc<dyn Store> = Arc::new(postgres.clone());
     let nats = nats_bus(settings, "waas-control-plane").await?;
-    let bus: Arc<dyn Bus> = nats.clone();
     // The one recorder of the cluster: durable JetStream taps, so a restart loses no event.
-    let recordings = Recordings::new(
-        Arc::new(postgres.clone()),
-        Arc::clone(&store),
-        Arc::new(JetStreamHistory::new(nats, settings.subject_prefix.clone())),
+    let history = Arc::new(JetStreamHistory::new(
+        Arc::clone(&nats),
         settings.subject_prefix.clone(),
-        settings.limits.history_policy(),
-        token,
-    );
-    recordings.resume().await?;
-    let recording_calls = recordings
-        .serve(Arc::clone(&bus), &settings.subject_prefix)
-        .await?;
-    let directory = Directory::new(
-        Arc::clone(&store),
-        Arc::clone(&bus),
-        settings.subject_prefix.clone(),
-    );
-    let serving = directory.serve().await?;
-    let keys = waas_control_plane::keys::serve(
-        Arc::new(postgres.clone()),
-        Arc::clone(&bus),
-        &settings.subject_prefix,
+    ));
+    let control_plane = ControlPlane::start(
+        settings.control_plane(token, false),
+        Backends::new(postgres, nats, history),
     )
     .await?;
-    waas_control_plane::metrics::init();
-    let webhooks = Webhooks::new(
-        Arc::new(postgres),
-        settings.webhooks.clone(),
-        settings.outbound(false),
-    );
-    directory.set_webhooks(Arc::clone(&webhooks));
-    let mut tasks = webhooks.start(bus, &settings.subject_prefix).await?;
-    tasks.extend([serving, keys, recording_calls]);
-    let admin_state = Admin::new(store, directory, token, settings.outbound(false));
-    let _ = admin_state.webhooks.set(webhooks);
-    let routes = admin::router(admin_state)
-        .merge(recording_routes(recordings))
-        .merge(waas_core::http::openapi::route(
-            &waas_control_plane::admin::openapi::document(),
-        ))
-        .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .route(
-            "/metrics",
-            axum::routing::get(|| async { waas_core::metrics::METRICS.response() }),
-        );
-    Ok(ControlPlane {
-        routes,
-        tasks,
-        grace: settings.limits.shutdown_grace(),
+    Ok(ControlPlaneNode {
+        control_plane,
         limits: HttpLimits::from(&settings.limits),
+        grace: settings.limits.shutdown_grace(),
     })
 }
 
-impl ControlPlane {
+impl ControlPlaneNode {
     /// Serves the admin API until `shutdown`, then stops the background tasks and drains.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), DevError> {
-        let http = accept_until(listener, self.routes, self.limits, shutdown).await;
-        for task in self.tasks {
-            task.abort();
-        }
-        let _ = tokio::time::timeout(self.grace, http.drain()).await;
+        self.control_plane
+            .serve(listener, self.limits, self.grace, shutdown)
+            .await;
         Ok(())
     }
 }

@@ -2,12 +2,14 @@
 //! control-plane into processes.
 //!
 //! # Layout
+//! - [`cli`]: the command line: flags, commands, and what each one calls.
 //! - [`settings`]: configuration from file, environment and flags, validated at start-up.
 //! - [`nats_settings`]: credentials and TLS for NATS (`[nats_auth]`, `[nats_tls]`).
 //! - [`dev`]: `waas dev`, everything in one process on the embedded bus and store.
 //! - [`listen`]: the listening socket, with a configurable backlog.
 //! - [`cluster`]: `waas gateway`, `waas control-plane`, `waas migrate` on NATS and PostgreSQL.
 
+pub mod cli;
 pub mod cluster;
 pub mod dev;
 pub mod listen;

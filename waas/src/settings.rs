@@ -5,13 +5,16 @@
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use waas_control_plane::seed::AppSeed;
 use waas_core::app::AppLimits;
+use waas_core::bus::Bus;
 use waas_core::egress::Policy;
+use waas_core::history::History;
 use waas_core::redact;
 use waas_core::route::{validate_routes, Route};
-use waas_gateway::Limits;
+use waas_gateway::{DirectoryTimings, GatewayConfig, Limits};
 use waas_protocol::AppId;
 
 #[derive(Debug, thiserror::Error)]
@@ -209,6 +212,43 @@ impl Settings {
         Policy {
             allow_loopback: self.outbound_allow_loopback.unwrap_or(dev),
             allow_private: self.outbound_allow_private,
+        }
+    }
+
+    /// The gateway node these settings describe, on `bus` and `history`; `dev` as for
+    /// [`outbound`](Self::outbound).
+    pub fn gateway_node(
+        &self,
+        bus: Arc<dyn Bus>,
+        history: Arc<dyn History>,
+        dev: bool,
+    ) -> waas_gateway::Node {
+        let d = &self.directory;
+        waas_gateway::Node {
+            config: GatewayConfig {
+                subject_prefix: self.subject_prefix.clone(),
+                limits: self.limits.clone(),
+                outbound: self.outbound(dev),
+            },
+            bus,
+            history,
+            directory: DirectoryTimings {
+                timeout: d.timeout(),
+                refresh: Duration::from_millis(d.refresh_ms),
+                missing_ttl: Duration::from_millis(d.missing_ttl_ms),
+            },
+        }
+    }
+
+    /// The control-plane these settings describe, with the admin API behind `operator_token`;
+    /// `dev` as for [`outbound`](Self::outbound).
+    pub fn control_plane(&self, operator_token: &str, dev: bool) -> waas_control_plane::Config {
+        waas_control_plane::Config {
+            subject_prefix: self.subject_prefix.clone(),
+            operator_token: operator_token.into(),
+            outbound: self.outbound(dev),
+            webhooks: self.webhooks.clone(),
+            history: self.limits.history_policy(),
         }
     }
 

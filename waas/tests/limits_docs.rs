@@ -1,7 +1,8 @@
-//! The limits tables of docs/configuration.md and docs/security.md against `Limits::default()`:
-//! every limit is documented once in the configuration table with the default the code has, and
-//! the security page, which repeats the ones that bound what a caller can make a server do,
-//! never disagrees with the code.
+//! The limits tables of docs/configuration.md and docs/security.md against the one definition
+//! of the limits (`Limits::SPECS`, written by `limits!` in gateway/src/config.rs): the
+//! configuration table is exactly the rows that definition makes (key, flag, variable, default,
+//! meaning, in its order), and the security page, which repeats the ones that bound what a
+//! caller can make a server do, never disagrees with the code.
 
 use std::collections::BTreeMap;
 use waas_gateway::Limits;
@@ -99,5 +100,61 @@ fn the_security_page_agrees_with_the_code() {
             };
             assert_eq!(default, want, "docs/security.md: default of {key}");
         }
+    }
+}
+
+/// The row `docs/configuration.md` must have for each limit.
+fn expected_rows() -> Vec<String> {
+    Limits::SPECS
+        .iter()
+        .map(|s| {
+            let default = match s.shown() {
+                Some(shown) => format!("`{}` {shown}", s.default_value()),
+                None => format!("`{}`", s.default_value()),
+            };
+            format!(
+                "| `{}` | `--{}` / `{}` | {default} | {} |",
+                s.key,
+                s.flag(),
+                s.env(),
+                s.doc()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_configuration_table_is_the_one_made_from_the_definition() {
+    let text = doc("configuration.md");
+    let start = text.find("## Limits").expect("a Limits section");
+    let documented: Vec<&str> = text[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .collect();
+    let expected = expected_rows();
+    assert!(
+        documented == expected,
+        "docs/configuration.md's limits table differs from Limits::SPECS \
+         (gateway/src/config.rs); its rows should read:\n{}",
+        expected.join("\n")
+    );
+}
+
+/// Every default the definition shows is the one `Limits::default()` has, and every field of
+/// `Limits` has its entry: the table cannot leave a limit out.
+#[test]
+fn the_definition_covers_every_field() {
+    let keys: Vec<&str> = Limits::SPECS.iter().map(|s| s.key).collect();
+    let code = code_defaults();
+    assert_eq!(
+        keys.iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>(),
+        code.keys().map(String::as_str).collect(),
+    );
+    for s in Limits::SPECS {
+        assert_eq!(s.default_value(), code[s.key], "default of {}", s.key);
     }
 }

@@ -22,8 +22,8 @@ use waas_protocol::ErrorCode;
 pub struct Admin {
     pub store: Arc<dyn Store>,
     pub directory: Arc<Directory>,
-    /// Webhook endpoints and the delivery log, once webhooks are started.
-    pub webhooks: std::sync::OnceLock<Arc<crate::webhooks::Webhooks>>,
+    /// Webhook endpoints and the delivery log.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
     /// SHA-256 of the operator token; compared as hashes so timing reveals nothing useful.
     operator_token_hash: String,
     /// Which literal addresses routes' HTTP upstreams may have (`outbound_allow_*`).
@@ -34,6 +34,7 @@ impl Admin {
     pub fn new(
         store: Arc<dyn Store>,
         directory: Arc<Directory>,
+        webhooks: Arc<crate::webhooks::Webhooks>,
         operator_token: &str,
         outbound: waas_core::egress::Policy,
     ) -> Arc<Self> {
@@ -41,7 +42,7 @@ impl Admin {
             store,
             directory,
             outbound,
-            webhooks: std::sync::OnceLock::new(),
+            webhooks,
             operator_token_hash: waas_core::app::hash_api_key(operator_token),
         })
     }

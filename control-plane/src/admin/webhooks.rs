@@ -8,7 +8,7 @@ use crate::secrets;
 use crate::store::webhooks::{
     Attempt, Delivery, DeliveryFilter, DeliveryStatus, Endpoint, EndpointPatch, NewEndpoint,
 };
-use crate::webhooks::{now_ms, Webhooks};
+use crate::webhooks::now_ms;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -106,13 +106,6 @@ pub struct PatchEndpoint {
     enabled: Option<bool>,
 }
 
-fn webhooks(admin: &Admin) -> Result<&Arc<Webhooks>, AdminError> {
-    admin
-        .webhooks
-        .get()
-        .ok_or_else(|| AdminError::new(ErrorCode::Unavailable, "webhooks are not running"))
-}
-
 fn app_id(id: &str) -> Result<AppId, AdminError> {
     AppId::parse(id)
         .map_err(|e| AdminError::new(ErrorCode::BadRequest, format!("invalid app id {id:?}: {e}")))
@@ -189,7 +182,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<WithSecret>), AdminError> {
     let Json(req) = body?;
     let app = app_id(&id)?;
-    check_url(&req.url, &webhooks(&admin)?.outbound)?;
+    check_url(&req.url, &admin.webhooks.outbound)?;
     check_events(&req.events)?;
     check_channels(&req.channels)?;
     let secret = match req.secret {
@@ -202,7 +195,8 @@ pub async fn create(
     let mut events = req.events;
     events.sort();
     events.dedup();
-    let endpoint = webhooks(&admin)?
+    let endpoint = admin
+        .webhooks
         .store
         .create_endpoint(
             NewEndpoint {
@@ -251,7 +245,7 @@ pub async fn list(
     let app = app_id(&id)?;
     // An unknown app is a 404, not an empty list.
     admin.store.get_app(&app).await?;
-    let endpoints = webhooks(&admin)?.store.list_endpoints(&app).await?;
+    let endpoints = admin.webhooks.store.list_endpoints(&app).await?;
     Ok(Json(endpoints.into_iter().map(Into::into).collect()))
 }
 
@@ -277,7 +271,7 @@ pub async fn read(
     Path((id, webhook)): Path<(String, String)>,
 ) -> Result<Json<EndpointView>, AdminError> {
     let app = app_id(&id)?;
-    let e = webhooks(&admin)?.store.get_endpoint(&app, &webhook).await?;
+    let e = admin.webhooks.store.get_endpoint(&app, &webhook).await?;
     Ok(Json(e.into()))
 }
 
@@ -308,7 +302,7 @@ pub async fn update(
     let Json(req) = body?;
     let app = app_id(&id)?;
     if let Some(url) = &req.url {
-        check_url(url, &webhooks(&admin)?.outbound)?;
+        check_url(url, &admin.webhooks.outbound)?;
     }
     if let Some(events) = &req.events {
         check_events(events)?;
@@ -324,7 +318,8 @@ pub async fn update(
         e.dedup();
         e
     });
-    let endpoint = webhooks(&admin)?
+    let endpoint = admin
+        .webhooks
         .store
         .update_endpoint(
             &app,
@@ -379,10 +374,7 @@ pub async fn remove(
     Path((id, webhook)): Path<(String, String)>,
 ) -> Result<StatusCode, AdminError> {
     let app = app_id(&id)?;
-    webhooks(&admin)?
-        .store
-        .delete_endpoint(&app, &webhook)
-        .await?;
+    admin.webhooks.store.delete_endpoint(&app, &webhook).await?;
     announce(&admin, &app).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -427,7 +419,8 @@ pub async fn deliveries(
     if limit == 0 || limit > MAX_PAGE {
         return Err(bad(format!("\"limit\" must be 1 to {MAX_PAGE}")));
     }
-    let list = webhooks(&admin)?
+    let list = admin
+        .webhooks
         .store
         .list_deliveries(
             &app,
@@ -471,10 +464,7 @@ pub async fn delivery(
     Path((id, delivery)): Path<(String, String)>,
 ) -> Result<Json<DeliveryWithAttempts>, AdminError> {
     let app = app_id(&id)?;
-    let (delivery, attempt_log) = webhooks(&admin)?
-        .store
-        .get_delivery(&app, &delivery)
-        .await?;
+    let (delivery, attempt_log) = admin.webhooks.store.get_delivery(&app, &delivery).await?;
     Ok(Json(DeliveryWithAttempts {
         delivery,
         attempt_log,
@@ -503,7 +493,7 @@ pub async fn retry(
     Path((id, delivery)): Path<(String, String)>,
 ) -> Result<Json<Delivery>, AdminError> {
     let app = app_id(&id)?;
-    let webhooks = webhooks(&admin)?;
+    let webhooks = &admin.webhooks;
     let d = webhooks
         .store
         .retry_delivery(&app, &delivery, now_ms())

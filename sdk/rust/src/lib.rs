@@ -37,11 +37,13 @@
 //! - [`webhook`]: verifying the signature of webhooks a tenant's backend receives.
 //! - [`e2ee`]: end-to-end encryption: device keys, room keys, envelopes, the key directory
 //!   ops, the owner's share-and-rotate loop (`docs/e2ee.md`).
+//! - [`admin`]: [`AdminClient`], the admin API for an operator's tooling (tenants, apps).
 //! - [`token`]: signing end-user tokens locally (HS256, RS256, ES256).
 //! - [`error`]: [`Error`], with the server's error and close codes kept as data.
 //!
 //! The wire types come from [`waas_protocol`], re-exported as [`protocol`].
 
+pub mod admin;
 pub mod backoff;
 pub mod client;
 pub mod e2ee;
@@ -61,6 +63,7 @@ mod actor;
 mod session;
 mod transport;
 
+pub use admin::AdminClient;
 pub use backoff::Backoff;
 pub use client::Client;
 pub use error::{Error, Result};

@@ -44,6 +44,23 @@ pub fn publish_request<T: Serialize + ?Sized>(
     })
 }
 
+/// A non-2xx answer as [`Error::Http`]: the code and message of its error body, or the start
+/// of the body when it has none.
+pub(crate) fn http_error(status: u16, bytes: &[u8]) -> Error {
+    match serde_json::from_slice::<ErrorBody>(bytes) {
+        Ok(body) => Error::Http {
+            status,
+            code: body.error.code,
+            message: body.error.message,
+        },
+        Err(_) => Error::Http {
+            status,
+            code: waas_protocol::ErrorCode::Unknown,
+            message: String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned(),
+        },
+    }
+}
+
 impl ServerClient {
     /// `base_url` is the gateway's HTTP address (`http://127.0.0.1:8080`, optionally with a path
     /// prefix); `api_key` is the app's key.
@@ -105,18 +122,7 @@ impl ServerClient {
         if status.is_success() {
             return Ok(serde_json::from_slice(&bytes)?);
         }
-        Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(body) => Error::Http {
-                status: status.as_u16(),
-                code: body.error.code,
-                message: body.error.message,
-            },
-            Err(_) => Error::Http {
-                status: status.as_u16(),
-                code: waas_protocol::ErrorCode::Unknown,
-                message: String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned(),
-            },
-        })
+        Err(http_error(status.as_u16(), &bytes))
     }
 
     /// Publishes to one channel; the response holds the offset it got.

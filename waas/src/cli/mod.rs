@@ -1,0 +1,66 @@
+//! The `waas` command line: what each command accepts and which library call it makes.
+//! `main.rs` only sets up logging and hands the parsed command to [`run`].
+//!
+//! - [`args`]: the settings flags of the server commands, over the TOML file.
+//! - [`limits`]: the limits' flags and variables, made from `Limits::SPECS`.
+//! - [`serve`]: `dev`, `gateway`, `control-plane`, `migrate`.
+//! - [`app`]: `app create`, through the Rust SDK's admin client.
+//! - [`token`]: `token issue`, signed locally.
+
+mod app;
+mod args;
+mod limits;
+mod serve;
+mod token;
+
+use args::{CommonArgs, DevArgs};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "waas", version, about = "WaaS: WebSocket as a Service")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything in one process: in-process bus, apps in an embedded SQLite file.
+    Dev(DevArgs),
+    /// Run a gateway node of a cluster (needs --nats).
+    Gateway(CommonArgs),
+    /// Run the control-plane of a cluster (needs --nats, --database-url, --operator-token).
+    ControlPlane(CommonArgs),
+    /// Apply PostgreSQL migrations (needs --database-url) and exit.
+    Migrate(CommonArgs),
+    /// Manage apps through a control-plane's admin API.
+    #[command(subcommand)]
+    App(app::AppCommand),
+    /// Tokens for end users.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+}
+
+/// Runs one parsed command to its end.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Dev(args) => serve::dev(args).await,
+        Command::Gateway(args) => serve::gateway(args).await,
+        Command::ControlPlane(args) => serve::control_plane(args).await,
+        Command::Migrate(args) => serve::migrate(args).await,
+        Command::App(cmd) => app::run(cmd).await,
+        Command::Token(cmd) => token::run(cmd),
+    }
+}
+
+/// Libraries whose verbose levels print secrets are held below them, whatever `WAAS_LOG` says:
+/// tokio-postgres logs every query's parameters at debug (app secrets, webhook URLs and
+/// secrets), async-nats its CONNECT line at trace (NATS password, token, JWT). A filter of its
+/// own, so it only ever lowers what `WAAS_LOG` enables, never raises it.
+pub fn secret_safe_caps() -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::LevelFilter;
+    tracing_subscriber::filter::Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_target("tokio_postgres", LevelFilter::INFO)
+        .with_target("async_nats", LevelFilter::DEBUG)
+}

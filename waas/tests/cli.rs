@@ -1,0 +1,65 @@
+//! The `waas app` commands against a real server: `app create` goes through the Rust SDK's
+//! admin client and prints the admin API's answer unchanged, on one line, as scripts read it
+//! (`loadtest/run-benchmarks.sh` takes the API key out of it with `sed`).
+
+use std::process::Command;
+use waas_test_support::server::TestServer;
+
+const WAAS: &str = env!("CARGO_BIN_EXE_waas");
+
+fn app_create(server: &TestServer, token: &str, id: &str) -> std::process::Output {
+    let url = server.http_url();
+    let args = [
+        "app",
+        "create",
+        "--control-plane",
+        url.as_str(),
+        "--operator-token",
+        token,
+        "--tenant",
+        "cli",
+        "--id",
+        id,
+    ];
+    let run = || {
+        Command::new(WAAS)
+            .args(args)
+            .env_remove("WAAS_OPERATOR_TOKEN")
+            .env_remove("WAAS_CONTROL_PLANE")
+            .output()
+            .expect("run waas app create")
+    };
+    // The child blocks this thread; the server runs on the test's other worker thread.
+    tokio::task::block_in_place(run)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_create_makes_the_tenant_and_prints_the_app() {
+    let server = TestServer::start().await;
+    let token = waas::settings::DEV_OPERATOR_TOKEN;
+    let out = app_create(&server, token, "cli-one");
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    assert_eq!(stdout.lines().count(), 1, "one line: {stdout}");
+    assert!(stdout.contains("\"api_key\":\""), "{stdout}");
+    let app: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(app["app"]["id"], "cli-one");
+    assert_eq!(app["app"]["tenant_id"], "cli");
+    // The tenant exists now: a second app in it is created all the same.
+    let out = app_create(&server, token, "cli-two");
+    assert!(out.status.success(), "{out:?}");
+    let (status, _) = server.admin("GET", "/v1/admin/apps/cli-two", None).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_create_with_a_wrong_token_fails_naming_the_step() {
+    let server = TestServer::start().await;
+    let out = app_create(&server, "not-the-operator-token", "cli-three");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("creating tenant cli") && stderr.contains("401"),
+        "{stderr}"
+    );
+}
