@@ -16,11 +16,11 @@ use waas_protocol::CloseCode;
 pub struct Gateway {
     pub config: GatewayConfig,
     pub apps: Arc<AppRegistry>,
-    pub hub: Hub,
+    pub hub: Arc<Hub>,
     pub publisher: Publisher,
     pub connections: Arc<Connections>,
     /// Presence members and channel occupancy across the cluster.
-    pub presence: crate::presence::Presence,
+    pub presence: Arc<crate::presence::Presence>,
     /// Reports to the control-plane for webhooks.
     pub reporter: Arc<crate::webhooks::Reporter>,
     /// Request/response: the pooled client for HTTP upstreams.
@@ -39,11 +39,12 @@ impl Gateway {
         history: Arc<dyn History>,
         apps: AppRegistry,
     ) -> Arc<Self> {
+        let bus = Arc::clone(history.bus());
         Arc::new(Gateway {
-            hub: Hub::with_resync(
+            hub: Arc::new(Hub::with_resync(
                 Arc::clone(&history),
                 crate::resync::Settings::new(&config.limits),
-            ),
+            )),
             publisher: Publisher::new(
                 history,
                 config.subject_prefix.clone(),
@@ -51,12 +52,16 @@ impl Gateway {
             ),
             apps: Arc::new(apps),
             connections: Arc::default(),
-            presence: crate::presence::Presence::new(&config.subject_prefix, &config.limits),
+            presence: Arc::new(crate::presence::Presence::new(
+                Arc::clone(&bus),
+                &config.subject_prefix,
+                &config.limits,
+            )),
             reporter: Arc::new(crate::webhooks::Reporter::new(
                 &config.subject_prefix,
                 config.limits.webhook_report_queue,
             )),
-            rpc: crate::rpc::Rpc::new(config.outbound),
+            rpc: crate::rpc::Rpc::new(bus, &config.subject_prefix, config.outbound),
             config,
         })
     }

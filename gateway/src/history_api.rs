@@ -1,22 +1,17 @@
-//! Channel history as clients see it: subscribing with recovery, the `history` op and
-//! `GET /v1/apps/{app}/channels/{channel}/history` (`docs/history.md`).
+//! Channel history as clients see it: subscribing with recovery, the `history` op, and the
+//! page that `GET /v1/apps/{app}/channels/{channel}/history` ([`crate::http::history`]) answers
+//! with (`docs/history.md`).
 
 use crate::gateway::Gateway;
+use crate::op_error::OpError;
 use crate::outbound::Outbound;
-use crate::rest::ServerAuth;
 use crate::wsframe;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::sync::Arc;
 use waas_core::app::App;
 use waas_core::history::{Query, Recovery};
-use waas_core::http::error::ApiError;
 use waas_protocol::history::Since;
-use waas_protocol::rest::ErrorBody;
 use waas_protocol::{ChannelName, ErrorCode, ServerFrame};
 
 /// Subscribes `conn` to `channel`, first sending what it missed since `since` when given, then
@@ -30,8 +25,8 @@ pub async fn subscribe(
     subject: &str,
     id: u64,
     since: Option<&Since>,
-) -> Result<(), ApiError> {
-    let unavailable = |e: String| ApiError::new(ErrorCode::Unavailable, e);
+) -> Result<(), OpError> {
+    let unavailable = |e: String| OpError::new(ErrorCode::Unavailable, e);
     gw.hub
         .subscribe_held(subject, conn.id)
         .await
@@ -118,11 +113,11 @@ pub async fn read(
     limit: Option<usize>,
     reverse: bool,
     id: Option<u64>,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<Vec<u8>, OpError> {
     let max = gw.config.limits.history_page_limit;
     let limit = limit.unwrap_or(max);
     if limit == 0 || limit > max {
-        return Err(ApiError::new(
+        return Err(OpError::new(
             ErrorCode::BadRequest,
             format!("\"limit\" must be 1 to {max}"),
         ));
@@ -141,65 +136,13 @@ pub async fn read(
             },
         )
         .await
-        .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
+        .map_err(|e| OpError::new(ErrorCode::Unavailable, e.to_string()))?;
     Ok(page_json(id, channel.as_str(), &page))
 }
 
 /// The `history` frame answering request `id`, ready to queue.
 pub fn frame(json: &[u8]) -> Bytes {
     wsframe::text(json)
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct HistoryParams {
-    since: Option<u64>,
-    limit: Option<usize>,
-    reverse: Option<bool>,
-}
-
-/// `GET /v1/apps/{app}/channels/{channel}/history?since=&limit=&reverse=`.
-#[utoipa::path(
-    get,
-    path = "/v1/apps/{app}/channels/{channel}/history",
-    operation_id = "channel_history",
-    tag = "history",
-    summary = "Read a channel's stored messages",
-    params(("app" = String, Path, description = "The app id.", example = "demo"), ("channel" = String, Path, description = "A channel name, percent-encoded where URLs need it.", example = "chat.room-1"), HistoryParams),
-    responses(
-        (status = 200, description = "A page of the channel's history.", body = waas_protocol::history::HistoryPage),
-        (status = 400, description = "`bad_request`: an invalid query string, `limit` 0 or over `history_page_limit`. `invalid_channel`: the channel name is invalid.", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: `Authorization` missing or not one of the app's API keys.", body = ErrorBody),
-        (status = 404, description = "`app_not_found`: no app with this id.", body = ErrorBody),
-        (status = 503, description = "`unavailable`: the message bus or the app directory is unavailable; retry with backoff.", body = ErrorBody),
-    ),
-    security(("api_key" = [])),
-)]
-pub async fn rest(
-    State(gw): State<Arc<Gateway>>,
-    ServerAuth(app): ServerAuth,
-    Path((_, channel)): Path<(String, String)>,
-    params: Result<axum::extract::Query<HistoryParams>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let axum::extract::Query(params) =
-        params.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()))?;
-    let channel = ChannelName::parse(&channel).map_err(|e| {
-        ApiError::new(
-            ErrorCode::InvalidChannel,
-            format!("invalid channel {channel:?}: {e}"),
-        )
-    })?;
-    let body = read(
-        &gw,
-        &app,
-        &channel,
-        params.since,
-        params.limit,
-        params.reverse.unwrap_or(false),
-        None,
-    )
-    .await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 #[cfg(test)]

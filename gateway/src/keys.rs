@@ -2,7 +2,8 @@
 //! `room_key_get` (`docs/e2ee.md#the-key-directory`). Each checks the caller's rights and the
 //! request's shape here, then asks the control-plane over the bus.
 
-use crate::gateway::Gateway;
+use crate::config::Limits;
+use crate::op_error::OpError;
 use crate::outbound::Outbound;
 use crate::wsframe;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -13,29 +14,30 @@ use std::time::Duration;
 use waas_core::app::App;
 use waas_core::auth::Identity;
 use waas_core::keys::{call, KeyCommand, KeyReply};
+use waas_core::publisher::Publisher;
 use waas_protocol::e2ee::{
     self, DeviceAck, RoomKeyNotice, WrappedKey, MAX_SUB_LEN, MAX_WRAPPED_BYTES, ROOM_KEY_EVENT,
 };
-use waas_protocol::rest::ErrorDetail;
 use waas_protocol::{ChannelName, ClientFrame, ErrorCode, ServerFrame};
 
 /// Smallest and largest RSA modulus accepted for a device key, bits.
 const MIN_RSA_BITS: usize = 2048;
 const MAX_RSA_BITS: usize = 4096;
 
-/// What one op needs from its connection.
+/// What one op needs from its connection and its node.
 pub struct Ctx<'a> {
-    pub gw: &'a Gateway,
+    /// Publishes the room key notice, and its bus reaches the control-plane.
+    pub publisher: &'a Publisher,
+    /// The bus subject prefix the control-plane listens under.
+    pub prefix: &'a str,
+    pub limits: &'a Limits,
     pub app: &'a App,
     pub identity: &'a Identity,
     pub out: &'a Outbound,
 }
 
-fn bad(message: impl Into<String>) -> ErrorDetail {
-    ErrorDetail {
-        code: ErrorCode::BadRequest,
-        message: message.into(),
-    }
+fn bad(message: impl Into<String>) -> OpError {
+    OpError::new(ErrorCode::BadRequest, message)
 }
 
 impl Ctx<'_> {
@@ -43,29 +45,27 @@ impl Ctx<'_> {
         self.out.push(wsframe::json(frame));
     }
 
-    fn error(&self, id: u64, e: ErrorDetail) {
-        self.reply(&ServerFrame::Error {
-            id: Some(id),
-            code: e.code,
-            message: e.message,
-        });
+    fn error(&self, id: u64, e: OpError) {
+        self.out.push(e.frame(id));
     }
 
-    async fn ask(&self, command: KeyCommand) -> Result<KeyReply, ErrorDetail> {
-        let limits = &self.gw.config.limits;
+    async fn ask(&self, command: KeyCommand) -> Result<KeyReply, OpError> {
         call(
-            self.gw.publisher.bus().as_ref(),
-            &self.gw.config.subject_prefix,
+            self.publisher.bus().as_ref(),
+            self.prefix,
             &command,
-            Duration::from_millis(limits.key_directory_timeout_ms),
+            Duration::from_millis(self.limits.key_directory_timeout_ms),
         )
         .await
+        .map_err(OpError::from)
     }
 
-    fn channel(&self, name: &str) -> Result<ChannelName, ErrorDetail> {
-        ChannelName::parse(name).map_err(|e| ErrorDetail {
-            code: ErrorCode::InvalidChannel,
-            message: format!("invalid channel {name:?}: {e}"),
+    fn channel(&self, name: &str) -> Result<ChannelName, OpError> {
+        ChannelName::parse(name).map_err(|e| {
+            OpError::new(
+                ErrorCode::InvalidChannel,
+                format!("invalid channel {name:?}: {e}"),
+            )
         })
     }
 }
@@ -92,7 +92,7 @@ pub async fn on_frame(ctx: Ctx<'_>, frame: ClientFrame) {
 }
 
 /// The device id of `public_key` when it is base64 of an RSA SPKI of an accepted size.
-pub fn check_public_key(public_key: &str) -> Result<String, ErrorDetail> {
+pub fn check_public_key(public_key: &str) -> Result<String, OpError> {
     let der = B64
         .decode(public_key)
         .map_err(|e| bad(format!("\"public_key\" is not base64: {e}")))?;
@@ -110,28 +110,28 @@ pub fn check_public_key(public_key: &str) -> Result<String, ErrorDetail> {
     Ok(e2ee::device_id(&der))
 }
 
-async fn publish(ctx: &Ctx<'_>, id: u64, public_key: &str) -> Result<(), ErrorDetail> {
+async fn publish(ctx: &Ctx<'_>, id: u64, public_key: &str) -> Result<(), OpError> {
     let device = check_public_key(public_key)?;
     ctx.ask(KeyCommand::Publish {
         app: ctx.app.id().clone(),
         sub: ctx.identity.sub.clone(),
         device: device.clone(),
         public_key: public_key.to_owned(),
-        max_devices: ctx.gw.config.limits.max_devices_per_user,
+        max_devices: ctx.limits.max_devices_per_user,
     })
     .await?;
     ctx.reply(&DeviceAck::new(id, &device));
     Ok(())
 }
 
-fn check_sub(sub: &str) -> Result<(), ErrorDetail> {
+fn check_sub(sub: &str) -> Result<(), OpError> {
     if sub.is_empty() || sub.len() > MAX_SUB_LEN {
         return Err(bad(format!("\"sub\" must be 1 to {MAX_SUB_LEN} bytes")));
     }
     Ok(())
 }
 
-async fn list(ctx: &Ctx<'_>, id: u64, sub: String) -> Result<(), ErrorDetail> {
+async fn list(ctx: &Ctx<'_>, id: u64, sub: String) -> Result<(), OpError> {
     check_sub(&sub)?;
     let reply = ctx
         .ask(KeyCommand::List {
@@ -153,7 +153,7 @@ pub fn check_put(
     version: u32,
     wrapped: &[WrappedKey],
     max_recipients: usize,
-) -> Result<(), ErrorDetail> {
+) -> Result<(), OpError> {
     if !e2ee::is_id(key_id) {
         return Err(bad("\"key_id\" must be 32 lowercase hex digits"));
     }
@@ -193,15 +193,15 @@ async fn put(
     key_id: String,
     version: u32,
     wrapped: Vec<WrappedKey>,
-) -> Result<(), ErrorDetail> {
+) -> Result<(), OpError> {
     let channel = ctx.channel(name)?;
     if !ctx.identity.may_share(&channel) {
-        return Err(ErrorDetail {
-            code: ErrorCode::Forbidden,
-            message: format!("the token does not allow sharing keys for {channel} (caps.share)"),
-        });
+        return Err(OpError::new(
+            ErrorCode::Forbidden,
+            format!("the token does not allow sharing keys for {channel} (caps.share)"),
+        ));
     }
-    let limits = &ctx.gw.config.limits;
+    let limits = ctx.limits;
     check_put(&key_id, version, &wrapped, limits.max_room_key_recipients)?;
     let mut recipients: Vec<String> = Vec::new();
     for w in &wrapped {
@@ -225,15 +225,14 @@ async fn put(
     };
     let data = serde_json::value::to_raw_value(&notice).expect("notices serialise");
     if let Err(e) = ctx
-        .gw
         .publisher
         .publish(ctx.app, &channel, ROOM_KEY_EVENT, &data)
         .await
     {
-        return Err(ErrorDetail {
-            code: ErrorCode::Unavailable,
-            message: format!("the keys were stored but {ROOM_KEY_EVENT} was not published: {e}"),
-        });
+        return Err(OpError::new(
+            ErrorCode::Unavailable,
+            format!("the keys were stored but {ROOM_KEY_EVENT} was not published: {e}"),
+        ));
     }
     ctx.reply(&ServerFrame::Ack {
         id,
@@ -244,13 +243,13 @@ async fn put(
     Ok(())
 }
 
-async fn get(ctx: &Ctx<'_>, id: u64, name: &str) -> Result<(), ErrorDetail> {
+async fn get(ctx: &Ctx<'_>, id: u64, name: &str) -> Result<(), OpError> {
     let channel = ctx.channel(name)?;
     if !ctx.identity.may_subscribe(&channel) {
-        return Err(ErrorDetail {
-            code: ErrorCode::Forbidden,
-            message: format!("the token does not allow subscribing to {channel}"),
-        });
+        return Err(OpError::new(
+            ErrorCode::Forbidden,
+            format!("the token does not allow subscribing to {channel}"),
+        ));
     }
     let reply = ctx
         .ask(KeyCommand::Get {

@@ -8,24 +8,25 @@
 //! - [`hub`]: local subscriptions, one bus subscription per live subject, the fan-out.
 //! - [`resync`]: catching a channel's subscribers up from history after the bus reconnects.
 //! - [`outbound`]: a connection's bounded outbound queue and slow-consumer policy.
-//! - [`connection`]: the per-connection task speaking protocol v1.
+//! - [`connection`]: the per-connection task speaking protocol v1; [`op_error`], why an op
+//!   failed, as the client is told.
 //! - [`connections`]: every open connection, for heartbeats, timeouts and shutdown.
 //! - [`presence`]: presence members and channel occupancy across the cluster, kept by
-//!   announcements between gateways (no database); the REST channel endpoints.
-//! - [`rest`]: the REST API for servers (publish, batch, tokens).
+//!   announcements between gateways (no database).
 //! - [`history_api`]: reading history and subscribing with recovery, for sockets and REST.
-//! - [`recordings_api`]: recordings for apps' servers over REST, forwarded to the control-plane.
 //! - [`keys`]: the four socket ops of the key directory of end-to-end encryption (device keys,
 //!   wrapped room keys), kept by the control-plane and reached over the bus.
 //! - [`rpc`]: request/response over the socket: routes, services served by SDK servers over
 //!   the bus, HTTP upstreams.
-//! - [`server`]: routes, the WebSocket upgrade, health, and graceful shutdown.
+//! - [`http`]: every route and its handler: the REST API for servers (publish, batch, tokens,
+//!   channels and presence, history, recordings), the WebSocket upgrade, health, and the
+//!   OpenAPI 3.1 document of the REST API, `GET /openapi.json` ([`openapi`]).
+//! - [`server`]: a node's life: its background tasks, serving, and graceful shutdown.
 //! - [`service`]: the one entry point, [`Node::build`] then [`service::run`], used by
 //!   `waas dev` and `waas gateway` alike.
 //! - [`socket`], [`wsframe`], [`ratelimit`]: writing frames, encoding them once, publish rate.
 //! - [`webhooks`]: reports to the control-plane, which sends the webhooks.
 //! - [`config`]: every limit with its default.
-//! - [`openapi`]: the OpenAPI 3.1 document of the REST API, `GET /openapi.json`.
 
 pub mod config;
 pub mod connection;
@@ -33,15 +34,14 @@ pub mod connections;
 pub mod fragments;
 pub mod gateway;
 pub mod history_api;
+pub mod http;
 pub mod hub;
 pub mod keys;
-pub mod openapi;
+pub mod op_error;
 pub mod outbound;
 pub mod presence;
 pub mod ratelimit;
-pub mod recordings_api;
 pub mod registry;
-pub mod rest;
 pub mod resync;
 pub mod rpc;
 pub mod server;
@@ -49,6 +49,9 @@ pub mod service;
 pub mod socket;
 pub mod webhooks;
 pub mod wsframe;
+
+/// At the crate's root too, where the binaries that serve the document look for it.
+pub use http::openapi;
 
 pub use config::{GatewayConfig, Limits};
 pub use gateway::Gateway;

@@ -90,7 +90,9 @@ impl Conn {
             return;
         };
         let ctx = crate::rpc::Ctx {
-            gw: &self.gw,
+            rpc: &self.gw.rpc,
+            limits: &self.gw.config.limits,
+            connections: &self.gw.connections,
             app,
             identity,
             out: &self.reg.tracked.out,
@@ -119,7 +121,9 @@ impl Conn {
             return;
         }
         let ctx = crate::keys::Ctx {
-            gw: &self.gw,
+            publisher: &self.gw.publisher,
+            prefix: &self.gw.config.subject_prefix,
+            limits: &self.gw.config.limits,
             app,
             identity,
             out: &self.reg.tracked.out,

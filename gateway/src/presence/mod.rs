@@ -9,19 +9,15 @@
 //! it was last announced: a gateway that dies takes its members and subscribers with it within
 //! that time, with `member_removed` frames for members no other node has.
 //!
-//! Queries (the `presence` op, the REST channel endpoints) answer from this node's view: it is
-//! exact for this node's connections and eventually consistent for the others' (one bus hop
-//! behind for changes, at worst one TTL behind for a node that died).
+//! Queries (the `presence` op, the REST channel endpoints in [`crate::http::channels`]) answer
+//! from this node's view: it is exact for this node's connections and eventually consistent for
+//! the others' (one bus hop behind for changes, at worst one TTL behind for a node that died).
 //!
-//! # Layout
-//! - [`state`]: the view itself, free of I/O.
-//! - [`rest`]: `GET /v1/apps/{app}/channels[/{ch}[/members]]`.
+//! [`state`] is the view itself, free of I/O.
 
-pub mod rest;
 pub mod state;
 
 use crate::config::Limits;
-use crate::gateway::Gateway;
 use crate::hub::Hub;
 use crate::wsframe;
 use bytes::Bytes;
@@ -34,7 +30,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use waas_core::bus::BusError;
+use waas_core::bus::{Bus, BusError};
 use waas_protocol::presence::Member;
 use waas_protocol::{AppId, ChannelName, ServerFrame};
 
@@ -96,6 +92,8 @@ pub struct Presence {
     /// This node's id in announcements: random per process, so a restarted gateway is a new
     /// node and the old one's entries simply expire.
     pub node: String,
+    /// Where announcements travel, on [`subject`] of `prefix`.
+    bus: Arc<dyn Bus>,
     prefix: String,
     state: State,
     /// Channels changed since the last announcement, with the members that changed.
@@ -107,9 +105,10 @@ pub struct Presence {
 }
 
 impl Presence {
-    pub fn new(prefix: &str, limits: &Limits) -> Self {
+    pub fn new(bus: Arc<dyn Bus>, prefix: &str, limits: &Limits) -> Self {
         Presence {
             node: format!("{:016x}", rand::random::<u64>()),
+            bus,
             prefix: prefix.to_owned(),
             state: State::default(),
             dirty: Mutex::default(),
@@ -227,7 +226,7 @@ impl Presence {
         }
     }
 
-    async fn announce(&self, gw: &Gateway, entries: Vec<Entry>) {
+    async fn announce(&self, entries: Vec<Entry>) {
         let encoded: Vec<Box<RawValue>> = entries
             .iter()
             .map(|e| serde_json::value::to_raw_value(e).expect("entries serialise"))
@@ -239,9 +238,8 @@ impl Presence {
                 entries: &encoded[range],
             })
             .expect("announcements serialise");
-            if let Err(e) = gw
-                .publisher
-                .bus()
+            if let Err(e) = self
+                .bus
                 .publish(&subject(&self.prefix), Bytes::from(body))
                 .await
             {
@@ -251,7 +249,7 @@ impl Presence {
         }
     }
 
-    async fn flush(&self, gw: &Gateway) {
+    async fn flush(&self) {
         let dirty = std::mem::take(&mut *self.dirty.lock().expect("presence poisoned"));
         if dirty.is_empty() {
             return;
@@ -260,27 +258,23 @@ impl Presence {
             .into_iter()
             .map(|(key, members)| self.state.local_entry(&key, &members))
             .collect();
-        self.announce(gw, entries).await;
+        self.announce(entries).await;
+    }
+
+    /// Announces what changed since the last announcement now: on shutdown, so other gateways
+    /// see the closed connections' members leave at once rather than after the TTL.
+    pub async fn farewell(&self) {
+        self.flush().await;
     }
 }
 
-/// Announces what changed since the last announcement now: on shutdown, so other gateways see
-/// the closed connections' members leave at once rather than after the TTL.
-pub async fn farewell(gw: &Gateway) {
-    gw.presence.flush(gw).await;
-}
-
 /// Listens to the other nodes' announcements and makes this node's: changes as they come,
-/// everything every heartbeat, and expiry of nodes gone silent. Subscribed before it returns.
-pub async fn start(gw: &Arc<Gateway>) -> Result<JoinHandle<()>, BusError> {
-    let mut announcements = gw
-        .publisher
-        .bus()
-        .subscribe(&subject(&gw.config.subject_prefix))
-        .await?;
-    let gw = Arc::clone(gw);
+/// everything every heartbeat, and expiry of nodes gone silent; member frames go to this
+/// node's subscribers through `hub`. Subscribed before it returns.
+pub async fn start(presence: Arc<Presence>, hub: Arc<Hub>) -> Result<JoinHandle<()>, BusError> {
+    let mut announcements = presence.bus.subscribe(&subject(&presence.prefix)).await?;
     Ok(tokio::spawn(async move {
-        let p = &gw.presence;
+        let p = &presence;
         let mut heartbeat = tokio::time::interval(p.heartbeat);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let sweep_every = (p.ttl / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
@@ -289,19 +283,19 @@ pub async fn start(gw: &Arc<Gateway>) -> Result<JoinHandle<()>, BusError> {
         loop {
             tokio::select! {
                 payload = announcements.next() => match payload {
-                    Some(payload) => p.apply(&gw.hub, &payload),
+                    Some(payload) => p.apply(&hub, &payload),
                     None => {
                         tracing::error!("presence subscription ended");
                         return;
                     }
                 },
-                _ = p.wake.notified() => p.flush(&gw).await,
+                _ = p.wake.notified() => p.flush().await,
                 _ = heartbeat.tick() => {
-                    p.flush(&gw).await;
-                    p.announce(&gw, p.state.local_snapshot()).await;
+                    p.flush().await;
+                    p.announce(p.state.local_snapshot()).await;
                 }
                 _ = sweep.tick() => {
-                    p.state.expire(Instant::now(), &mut |k, c| p.deliver(&gw.hub, k, c));
+                    p.state.expire(Instant::now(), &mut |k, c| p.deliver(&hub, k, c));
                 }
             }
         }

@@ -7,7 +7,8 @@
 //! request or the upstream HTTP exchange in flight.
 
 use super::envelope::{self, BusCall, BusReply};
-use super::{Ctx, RpcError};
+use super::Ctx;
+use crate::op_error::OpError;
 use crate::wsframe;
 use bytes::Bytes;
 use serde_json::value::RawValue;
@@ -70,8 +71,8 @@ pub fn normalize_headers(headers: Headers) -> Result<Headers, String> {
 
 impl Calls {
     /// Starts a request, or says at once why it cannot be.
-    pub fn start(&mut self, ctx: &Ctx<'_>, req: Request) -> Result<(), RpcError> {
-        let bad = |m: String| RpcError::new(ErrorCode::BadRequest, m);
+    pub fn start(&mut self, ctx: &Ctx<'_>, req: Request) -> Result<(), OpError> {
+        let bad = |m: String| OpError::new(ErrorCode::BadRequest, m);
         check_method(&req.method).map_err(|e| bad(e.to_string()))?;
         check_path(&req.path).map_err(|e| bad(format!("{:?}: {e}", req.path)))?;
         let headers = normalize_headers(req.headers).map_err(bad)?;
@@ -79,18 +80,18 @@ impl Calls {
             return Err(bad("\"timeout_ms\" must be greater than 0".into()));
         }
         if !ctx.identity.caps.call.allows(&req.path) {
-            return Err(RpcError::new(
+            return Err(OpError::new(
                 ErrorCode::Forbidden,
                 format!("the token does not allow requests to {}", req.path),
             ));
         }
         let route = route::find(&ctx.app.config.routes, &req.path)
-            .ok_or_else(|| RpcError::new(ErrorCode::NoRoute, format!("no route for {}", req.path)))?
+            .ok_or_else(|| OpError::new(ErrorCode::NoRoute, format!("no route for {}", req.path)))?
             .clone();
-        let limits = &ctx.gw.config.limits;
+        let limits = ctx.limits;
         while self.tasks.try_join_next().is_some() {}
         if self.inflight.load(Ordering::Acquire) >= limits.max_inflight_requests_per_connection {
-            return Err(RpcError::new(
+            return Err(OpError::new(
                 ErrorCode::TooManyRequests,
                 format!(
                     "at most {} requests in flight per connection",
@@ -111,7 +112,7 @@ impl Calls {
         let inflight = InflightGuard(Arc::clone(&self.inflight));
         match route.target() {
             Some(Target::Service(service)) => {
-                if let Some((server, permit)) = ctx.gw.rpc.local.pick(ctx.app.id(), service) {
+                if let Some((server, permit)) = ctx.rpc.local.pick(ctx.app.id(), service) {
                     let request = super::service::Forwarded {
                         service: service.as_str(),
                         method: &req.method,
@@ -124,9 +125,8 @@ impl Calls {
                     server.dispatch_local(request, out, id, inflight, permit);
                     return Ok(());
                 }
-                let bus = Arc::clone(ctx.gw.publisher.bus());
-                let subject =
-                    envelope::subject(&ctx.gw.config.subject_prefix, ctx.app.id(), service);
+                let bus = Arc::clone(&ctx.rpc.bus);
+                let subject = envelope::subject(&ctx.rpc.prefix, ctx.app.id(), service);
                 let call = BusCall {
                     service: Cow::Borrowed(service.as_str()),
                     method: Cow::Owned(req.method),
@@ -151,7 +151,7 @@ impl Calls {
                 let max = route
                     .max_response_bytes
                     .unwrap_or(limits.rpc_max_response_bytes);
-                let client = ctx.gw.rpc.upstream.clone();
+                let client = ctx.rpc.upstream.clone();
                 let method = req.method;
                 self.tasks.spawn(async move {
                     let call = super::upstream::Call {
@@ -172,7 +172,7 @@ impl Calls {
                 });
             }
             None => {
-                return Err(RpcError::new(
+                return Err(OpError::new(
                     ErrorCode::Internal,
                     format!("route {} is misconfigured", route.prefix),
                 ))
@@ -183,19 +183,19 @@ impl Calls {
 }
 
 /// The `response` frame for a service's reply.
-fn answer(id: u64, reply: &[u8]) -> Result<Bytes, RpcError> {
+fn answer(id: u64, reply: &[u8]) -> Result<Bytes, OpError> {
     let reply: BusReply = serde_json::from_slice(reply).map_err(|e| {
-        RpcError::new(
+        OpError::new(
             ErrorCode::Internal,
             format!("unreadable reply from the bus: {e}"),
         )
     })?;
     if let Some(e) = reply.error {
-        return Err(RpcError::new(e.code, e.message));
+        return Err(OpError::new(e.code, e.message));
     }
     let status = reply
         .status
-        .ok_or_else(|| RpcError::new(ErrorCode::Internal, "reply from the bus without a status"))?;
+        .ok_or_else(|| OpError::new(ErrorCode::Internal, "reply from the bus without a status"))?;
     let null = null();
     let body = reply.body.unwrap_or(&null);
     Ok(wsframe::json(&ResponseRef::new(
@@ -206,20 +206,20 @@ fn answer(id: u64, reply: &[u8]) -> Result<Bytes, RpcError> {
     )))
 }
 
-fn bus_error(e: BusError, subject: &str) -> RpcError {
+fn bus_error(e: BusError, subject: &str) -> OpError {
     let service = subject.rsplit('.').next().unwrap_or(subject);
     match e {
-        BusError::NoResponders(_) => RpcError::new(
+        BusError::NoResponders(_) => OpError::new(
             ErrorCode::NoResponder,
             format!("no server is serving {service:?}"),
         ),
-        BusError::Timeout(t) => RpcError::new(
+        BusError::Timeout(t) => OpError::new(
             ErrorCode::Timeout,
             format!("no response within {} ms", t.as_millis()),
         ),
-        BusError::Unavailable(m) => RpcError::new(ErrorCode::Unavailable, m),
+        BusError::Unavailable(m) => OpError::new(ErrorCode::Unavailable, m),
         BusError::InvalidSubject(s) => {
-            RpcError::new(ErrorCode::Internal, format!("invalid bus subject {s:?}"))
+            OpError::new(ErrorCode::Internal, format!("invalid bus subject {s:?}"))
         }
     }
 }

@@ -24,72 +24,50 @@ pub mod local;
 pub mod service;
 pub mod upstream;
 
-use crate::gateway::Gateway;
+use crate::config::Limits;
+use crate::connections::Connections;
 use crate::outbound::Outbound;
 use crate::wsframe;
 use std::sync::Arc;
 use waas_core::app::App;
 use waas_core::auth::Identity;
+use waas_core::bus::Bus;
 use waas_protocol::rpc::Caller;
-use waas_protocol::{ClientFrame, ErrorCode, ServerFrame};
-
-/// Why a request got no response, as sent to the client in an `error` frame.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct RpcError {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-impl RpcError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        RpcError {
-            code,
-            message: message.into(),
-        }
-    }
-
-    /// The `error` frame answering request `id`.
-    pub fn frame(&self, id: u64) -> bytes::Bytes {
-        wsframe::json(&ServerFrame::Error {
-            id: Some(id),
-            code: self.code,
-            message: self.message.clone(),
-        })
-    }
-}
+use waas_protocol::ClientFrame;
 
 /// `ack` for `serve` and `unserve` (no other field).
 fn ack(id: u64) -> bytes::Bytes {
     wsframe::json(&serde_json::json!({"op": "ack", "id": id}))
 }
 
-/// What the node shares between connections: the pooled HTTP client for upstreams, and the
-/// services served on this node.
+/// What the node shares between connections: the pooled HTTP client for upstreams, the
+/// services served on this node, and the bus that carries requests to services on others.
 pub struct Rpc {
     pub upstream: upstream::Upstreams,
     pub local: std::sync::Arc<local::LocalServices>,
+    pub bus: Arc<dyn Bus>,
+    /// The subject prefix of the bus ([`envelope::subject`]).
+    pub prefix: String,
 }
 
 impl Rpc {
     /// Upstreams are reached only at addresses `outbound` allows.
-    pub fn new(outbound: waas_core::egress::Policy) -> Self {
+    pub fn new(bus: Arc<dyn Bus>, prefix: &str, outbound: waas_core::egress::Policy) -> Self {
         Rpc {
             upstream: upstream::Upstreams::new(outbound),
             local: Default::default(),
+            bus,
+            prefix: prefix.to_owned(),
         }
-    }
-}
-
-impl Default for Rpc {
-    fn default() -> Self {
-        Self::new(waas_core::egress::Policy::default())
     }
 }
 
 /// An authenticated connection, as the RPC code needs it.
 pub struct Ctx<'a> {
-    pub gw: &'a Arc<Gateway>,
+    pub rpc: &'a Rpc,
+    pub limits: &'a Limits,
+    /// Names the caller's connection to responders.
+    pub connections: &'a Connections,
     pub app: &'a Arc<App>,
     pub identity: &'a Identity,
     pub out: &'a Arc<Outbound>,
@@ -100,10 +78,7 @@ impl Ctx<'_> {
         Caller {
             sub: self.identity.sub.clone(),
             app: self.app.id().to_string(),
-            connection_id: self
-                .gw
-                .connections
-                .connection_id(self.app.id(), self.out.id),
+            connection_id: self.connections.connection_id(self.app.id(), self.out.id),
         }
     }
 }

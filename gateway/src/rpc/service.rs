@@ -20,7 +20,8 @@
 use super::call::InflightGuard;
 use super::envelope::{self, BusCall, BusReply};
 use super::local::LocalServices;
-use super::{Ctx, RpcError};
+use super::Ctx;
+use crate::op_error::OpError;
 use crate::outbound::Outbound;
 use crate::wsframe;
 use bytes::Bytes;
@@ -64,7 +65,7 @@ impl Drop for Pending {
         match self.reply.take() {
             None => {}
             Some(ReplyTo::Local { out, id, .. }) => {
-                out.push(RpcError::new(ErrorCode::UpstreamError, GONE).frame(id))
+                out.push(OpError::new(ErrorCode::UpstreamError, GONE).frame(id))
             }
             Some(ReplyTo::Bus(subject)) => {
                 // Cleared after the subscription ended, so published after it: a caller that
@@ -121,42 +122,42 @@ pub struct Responder {
 
 impl Responder {
     pub fn new(ctx: &Ctx<'_>) -> Self {
-        let cap = ctx.gw.config.limits.max_inflight_per_responder;
+        let cap = ctx.limits.max_inflight_per_responder;
         Responder {
             services: HashMap::new(),
             shared: Shared {
-                bus: Arc::clone(ctx.gw.publisher.bus()),
+                bus: Arc::clone(&ctx.rpc.bus),
                 out: Arc::clone(ctx.out),
                 pending: PendingMap::default(),
                 next_id: Arc::new(AtomicU64::new(1)),
                 permits: Arc::new(Semaphore::new(cap)),
             },
-            local: Arc::clone(&ctx.gw.rpc.local),
+            local: Arc::clone(&ctx.rpc.local),
             app: ctx.app.id().clone(),
         }
     }
 
     /// Starts serving; returns once the bus routes the service's requests here.
-    pub async fn serve(&mut self, ctx: &Ctx<'_>, service: &str) -> Result<(), RpcError> {
+    pub async fn serve(&mut self, ctx: &Ctx<'_>, service: &str) -> Result<(), OpError> {
         if !ctx.identity.is_server {
-            return Err(RpcError::new(
+            return Err(OpError::new(
                 ErrorCode::Forbidden,
                 "only connections authenticated with an API key may serve",
             ));
         }
         let service = ServiceName::parse(service)
-            .map_err(|e| RpcError::new(ErrorCode::BadRequest, format!("{service:?}: {e}")))?;
+            .map_err(|e| OpError::new(ErrorCode::BadRequest, format!("{service:?}: {e}")))?;
         if self.services.contains_key(&service) {
             return Ok(());
         }
-        let subject = envelope::subject(&ctx.gw.config.subject_prefix, ctx.app.id(), &service);
+        let subject = envelope::subject(&ctx.rpc.prefix, ctx.app.id(), &service);
         let (stop, stopped) = oneshot::channel();
         let requests = self
             .shared
             .bus
             .serve_until(&subject, Some(service.as_str()), stopped)
             .await
-            .map_err(|e| RpcError::new(ErrorCode::Unavailable, e.to_string()))?;
+            .map_err(|e| OpError::new(ErrorCode::Unavailable, e.to_string()))?;
         let (gone, is_gone) = watch::channel(false);
         let task = tokio::spawn(forward(requests, is_gone, self.shared.clone()));
         self.local
@@ -206,7 +207,7 @@ impl Responder {
             }));
         });
         let invalid = |message: &str| {
-            RpcError::new(
+            OpError::new(
                 ErrorCode::UpstreamError,
                 format!("the responder sent an invalid response: {message}"),
             )
@@ -427,7 +428,7 @@ async fn watch_timeout(
         // A bus caller times out on its own; it is not told twice.
         if let Some(ReplyTo::Local { out, id, .. }) = entry.reply.take() {
             let message = format!("no response within {} ms", timeout.as_millis());
-            out.push(RpcError::new(ErrorCode::Timeout, message).frame(id));
+            out.push(OpError::new(ErrorCode::Timeout, message).frame(id));
         }
     }
 }

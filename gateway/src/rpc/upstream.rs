@@ -12,7 +12,7 @@
 //! ([`waas_core::egress`]): a literal IP is checked before each request, a host name on the
 //! addresses it resolves to.
 
-use super::RpcError;
+use crate::op_error::OpError;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use serde_json::value::RawValue;
 use std::time::Duration;
@@ -72,8 +72,8 @@ fn header_safe(s: &str) -> String {
     out
 }
 
-fn upstream_error(message: String) -> RpcError {
-    RpcError::new(ErrorCode::UpstreamError, message)
+fn upstream_error(message: String) -> OpError {
+    OpError::new(ErrorCode::UpstreamError, message)
 }
 
 impl Upstreams {
@@ -90,20 +90,20 @@ impl Upstreams {
         Upstreams { client, policy }
     }
 
-    pub async fn call(&self, call: Call<'_>) -> Result<Reply, RpcError> {
+    pub async fn call(&self, call: Call<'_>) -> Result<Reply, OpError> {
         let timeout = call.timeout;
         match tokio::time::timeout(timeout, self.exchange(call)).await {
             Ok(result) => result,
-            Err(_) => Err(RpcError::new(
+            Err(_) => Err(OpError::new(
                 ErrorCode::Timeout,
                 format!("no response within {} ms", timeout.as_millis()),
             )),
         }
     }
 
-    async fn exchange(&self, call: Call<'_>) -> Result<Reply, RpcError> {
+    async fn exchange(&self, call: Call<'_>) -> Result<Reply, OpError> {
         let method = reqwest::Method::from_bytes(call.method.as_bytes())
-            .map_err(|e| RpcError::new(ErrorCode::BadRequest, e.to_string()))?;
+            .map_err(|e| OpError::new(ErrorCode::BadRequest, e.to_string()))?;
         let url = reqwest::Url::parse(call.url)
             .map_err(|e| upstream_error(format!("invalid upstream URL: {e}")))?;
         // reqwest does not resolve a literal IP, so the resolver's check cannot see it.
@@ -134,7 +134,7 @@ impl Upstreams {
         })?;
         let max = call.max_response_bytes;
         let too_large = || {
-            RpcError::new(
+            OpError::new(
                 ErrorCode::ResponseTooLarge,
                 format!("the upstream's response is larger than {max} bytes"),
             )
@@ -186,7 +186,7 @@ fn allowed_headers(map: &reqwest::header::HeaderMap, route: &Route) -> Headers {
 
 /// The response body as JSON: empty is `null`, JSON is kept as written, other UTF-8 text
 /// becomes a JSON string; anything else is refused.
-fn json_body(body: Vec<u8>) -> Result<Box<RawValue>, RpcError> {
+fn json_body(body: Vec<u8>) -> Result<Box<RawValue>, OpError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(null());
     }

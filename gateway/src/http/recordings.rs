@@ -4,7 +4,7 @@
 //! (`docs/recordings.md`).
 
 use crate::gateway::Gateway;
-use crate::rest::ServerAuth;
+use crate::http::rest::ServerAuth;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};

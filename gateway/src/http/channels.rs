@@ -1,11 +1,11 @@
 //! Channel occupancy and presence over REST, shaped after Pusher's HTTP API: which channels
 //! are occupied, how many subscriptions (and, on presence channels, distinct users) each has,
 //! and who the members of a presence channel are. Answered from this gateway's view of the
-//! cluster (see the module above).
+//! cluster ([`crate::presence`]).
 
-use super::Presence;
 use crate::gateway::Gateway;
-use crate::rest::ServerAuth;
+use crate::http::rest::ServerAuth;
+use crate::presence::Presence;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
