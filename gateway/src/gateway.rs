@@ -40,6 +40,12 @@ impl Gateway {
         apps: AppRegistry,
     ) -> Arc<Self> {
         let bus = Arc::clone(history.bus());
+        // Presence reports its transitions to the reporter from the start: built first, and
+        // handed over, rather than set once serving begins.
+        let reporter = Arc::new(crate::webhooks::Reporter::new(
+            &config.subject_prefix,
+            config.limits.webhook_report_queue,
+        ));
         Arc::new(Gateway {
             hub: Arc::new(Hub::with_resync(
                 Arc::clone(&history),
@@ -56,11 +62,9 @@ impl Gateway {
                 Arc::clone(&bus),
                 &config.subject_prefix,
                 &config.limits,
+                reporter.clone(),
             )),
-            reporter: Arc::new(crate::webhooks::Reporter::new(
-                &config.subject_prefix,
-                config.limits.webhook_report_queue,
-            )),
+            reporter,
             rpc: crate::rpc::Rpc::new(bus, &config.subject_prefix, config.outbound),
             config,
         })

@@ -53,7 +53,6 @@ pub async fn serve(
         .map_err(|e| std::io::Error::other(format!("cannot follow app changes: {e}")))?;
     let sweeper = tokio::spawn(sweeper(Arc::clone(&gw)));
     let history_sweeper = tokio::spawn(crate::gateway::sweep_history(Arc::clone(&gw)));
-    gw.presence.set_sink(gw.reporter.clone());
     let presence = crate::presence::start(Arc::clone(&gw.presence), Arc::clone(&gw.hub))
         .await
         .map_err(|e| std::io::Error::other(format!("cannot start presence: {e}")))?;

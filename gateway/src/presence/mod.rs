@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use state::{Change, Entry, Key, LocalTransition, State};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -101,11 +101,17 @@ pub struct Presence {
     wake: Notify,
     heartbeat: Duration,
     ttl: Duration,
-    sink: OnceLock<Arc<dyn TransitionSink>>,
+    /// Where this node's transitions are reported (the webhook reporter).
+    sink: Arc<dyn TransitionSink>,
 }
 
 impl Presence {
-    pub fn new(bus: Arc<dyn Bus>, prefix: &str, limits: &Limits) -> Self {
+    pub fn new(
+        bus: Arc<dyn Bus>,
+        prefix: &str,
+        limits: &Limits,
+        sink: Arc<dyn TransitionSink>,
+    ) -> Self {
         Presence {
             node: format!("{:016x}", rand::random::<u64>()),
             bus,
@@ -115,13 +121,8 @@ impl Presence {
             wake: Notify::new(),
             heartbeat: Duration::from_millis(limits.presence_heartbeat_ms),
             ttl: Duration::from_millis(limits.presence_ttl_ms),
-            sink: OnceLock::new(),
+            sink,
         }
-    }
-
-    /// Sets where this node's transitions are reported (once).
-    pub fn set_sink(&self, sink: Arc<dyn TransitionSink>) {
-        let _ = self.sink.set(sink);
     }
 
     pub fn key(app: &AppId, channel: &ChannelName) -> Key {
@@ -162,9 +163,7 @@ impl Presence {
         }
         self.wake.notify_one();
         if t.occupied.is_some() || t.member.is_some() {
-            if let Some(sink) = self.sink.get() {
-                sink.transition(key, t);
-            }
+            self.sink.transition(key, t);
         }
     }
 
