@@ -1,4 +1,4 @@
-//! The `waas app` commands against a real server: `app create` goes through the Rust SDK's
+//! The `waas app` commands against a real server (and `waas token issue`, offline): `app create` goes through the Rust SDK's
 //! admin client and prints the admin API's answer unchanged, on one line, as scripts read it
 //! (`loadtest/run-benchmarks.sh` takes the API key out of it with `sed`).
 
@@ -61,5 +61,39 @@ async fn app_create_with_a_wrong_token_fails_naming_the_step() {
     assert!(
         stderr.contains("creating tenant cli") && stderr.contains("401"),
         "{stderr}"
+    );
+}
+
+/// `waas token issue` refuses what every gateway would refuse (`sub` "server" or empty,
+/// docs/auth.md) instead of printing a token that cannot connect; an ordinary `sub` signs.
+#[test]
+fn token_issue_refuses_a_sub_the_server_refuses() {
+    let issue = |sub: &str| {
+        Command::new(WAAS)
+            .args([
+                "token", "issue", "--secret", "s3cret", "--app", "demo", "--sub", sub,
+            ])
+            .output()
+            .expect("run waas token issue")
+    };
+    for sub in ["server", ""] {
+        let out = issue(sub);
+        assert!(!out.status.success(), "{sub:?} was signed");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("refused by the server"), "{sub:?}: {err}");
+        assert!(out.stdout.is_empty(), "{sub:?}: a token was printed");
+    }
+    let out = issue("alice");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .split('.')
+            .count(),
+        3
     );
 }

@@ -202,8 +202,16 @@ impl TokenBuilder {
         self
     }
 
-    /// The claims, with `iat` now and `exp` now + ttl. Fails on a pattern that does not parse.
+    /// The claims, with `iat` now and `exp` now + ttl. Fails on a pattern that does not parse,
+    /// and on a `sub` the server would refuse (`invalid_token`, docs/auth.md): empty, or
+    /// `"server"`, which names API-key connections to services and webhooks.
     pub fn claims(&self) -> Result<Claims> {
+        if self.sub.is_empty() || self.sub == RESERVED_SUB {
+            return Err(Error::Config(format!(
+                "token sub {:?} is refused by the server: not empty, and not {RESERVED_SUB:?} (the sub of API-key connections)",
+                self.sub
+            )));
+        }
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -231,6 +239,9 @@ impl TokenBuilder {
         self.sign(&SigningKey::hs256(secret))
     }
 }
+
+/// The `sub` of API-key connections; no end-user token may claim it (docs/auth.md).
+const RESERVED_SUB: &str = "server";
 
 fn call_set(sources: &[String]) -> Result<CallSet> {
     sources
@@ -268,6 +279,21 @@ mod tests {
     const RSA_PUBLIC: &[u8] = include_bytes!("../testdata/rsa_public.pem");
     const EC_PRIVATE: &[u8] = include_bytes!("../testdata/ec_private.pem");
     const EC_PUBLIC: &[u8] = include_bytes!("../testdata/ec_public.pem");
+
+    #[test]
+    fn a_sub_the_server_refuses_is_not_signed() {
+        for sub in ["server", ""] {
+            let err = TokenBuilder::new(sub)
+                .subscribe("chat.*")
+                .sign_hs256("secret")
+                .unwrap_err();
+            assert!(
+                matches!(&err, Error::Config(m) if m.contains("refused by the server")),
+                "{sub:?}: {err}"
+            );
+        }
+        assert!(TokenBuilder::new("servers").sign_hs256("secret").is_ok());
+    }
 
     fn jwt_kind(e: Error) -> ErrorKind {
         match e {

@@ -55,6 +55,11 @@ pub fn run(cmd: TokenCommand) -> anyhow::Result<()> {
                         .collect::<anyhow::Result<_>>()?,
                 ))
             };
+            anyhow::ensure!(
+                !sub.is_empty() && sub != waas_core::auth::SERVER_SUB,
+                "--sub {sub:?} is refused by the server: not empty, and not {:?} (the sub of API-key connections, docs/auth.md)",
+                waas_core::auth::SERVER_SUB
+            );
             let now = waas_core::time::now_ms() / 1000;
             let claims = Claims {
                 sub,
