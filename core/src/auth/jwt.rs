@@ -62,17 +62,9 @@ impl JwtKeys {
         match decode::<Claims>(token, key, &validation) {
             Ok(data) => {
                 let claims = data.claims;
-                if claims.sub.is_empty() {
-                    return Err(AuthError::InvalidToken("\"sub\" must not be empty".into()));
-                }
                 // Services, upstreams, webhooks and presence tell an API-key caller by its
                 // `sub`: a token must never be able to claim it.
-                if claims.sub == super::SERVER_SUB {
-                    return Err(AuthError::InvalidToken(format!(
-                        "\"sub\" {:?} is reserved for API-key connections",
-                        super::SERVER_SUB
-                    )));
-                }
+                waas_protocol::claims::check_sub(&claims.sub).map_err(AuthError::InvalidToken)?;
                 match &claims.aud {
                     Some(aud) if aud != app.as_str() => Err(AuthError::WrongApp(aud.clone())),
                     _ => Ok(claims),

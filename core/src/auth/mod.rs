@@ -32,10 +32,7 @@ pub struct Identity {
     pub info: Option<serde_json::Value>,
 }
 
-/// `sub` reported for connections authenticated with an API key. Tokens claiming it are refused
-/// (`jwt.rs`) and `POST /tokens` does not mint it, so a caller whose `sub` is this authenticated
-/// with an API key, wherever the `sub` travels (RPC callers, upstream headers, webhooks).
-pub const SERVER_SUB: &str = "server";
+pub use waas_protocol::claims::SERVER_SUB;
 
 impl Identity {
     pub fn server() -> Self {

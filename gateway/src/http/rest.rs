@@ -220,21 +220,8 @@ pub async fn mint_token(
             format!("\"ttl\" must be 1 to {} seconds", limits.max_token_ttl_secs),
         ));
     }
-    if req.sub.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::BadRequest,
-            "\"sub\" must not be empty",
-        ));
-    }
-    if req.sub == waas_core::auth::SERVER_SUB {
-        return Err(ApiError::new(
-            ErrorCode::BadRequest,
-            format!(
-                "\"sub\" {:?} is reserved for API-key connections",
-                waas_core::auth::SERVER_SUB
-            ),
-        ));
-    }
+    waas_protocol::claims::check_sub(&req.sub)
+        .map_err(|m| ApiError::new(ErrorCode::BadRequest, m))?;
     if let Some(info) = &req.info {
         let max = limits.max_member_info_bytes;
         let len = serde_json::to_vec(info).map_or(usize::MAX, |v| v.len());

@@ -26,6 +26,25 @@ pub struct Caps {
     pub share: PatternSet,
 }
 
+/// `sub` reported for connections authenticated with an API key. Tokens claiming it are refused
+/// and `POST /tokens` does not mint it, so a caller whose `sub` is this authenticated with an
+/// API key, wherever the `sub` travels (RPC callers, upstream headers, webhooks).
+pub const SERVER_SUB: &str = "server";
+
+/// Why no token may carry `sub` (empty, or [`SERVER_SUB`]), in the words the server answers
+/// with: one rule for the gateway verifying and minting tokens and for the SDKs signing them.
+pub fn check_sub(sub: &str) -> Result<(), String> {
+    if sub.is_empty() {
+        Err("\"sub\" must not be empty".into())
+    } else if sub == SERVER_SUB {
+        Err(format!(
+            "\"sub\" {SERVER_SUB:?} is reserved for API-key connections"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     /// The end user's id in the tenant's own system.

@@ -206,12 +206,8 @@ impl TokenBuilder {
     /// and on a `sub` the server would refuse (`invalid_token`, docs/auth.md): empty, or
     /// `"server"`, which names API-key connections to services and webhooks.
     pub fn claims(&self) -> Result<Claims> {
-        if self.sub.is_empty() || self.sub == RESERVED_SUB {
-            return Err(Error::Config(format!(
-                "token sub {:?} is refused by the server: not empty, and not {RESERVED_SUB:?} (the sub of API-key connections)",
-                self.sub
-            )));
-        }
+        waas_protocol::claims::check_sub(&self.sub)
+            .map_err(|m| Error::Config(format!("{m}: a token with it is refused by the server")))?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -239,9 +235,6 @@ impl TokenBuilder {
         self.sign(&SigningKey::hs256(secret))
     }
 }
-
-/// The `sub` of API-key connections; no end-user token may claim it (docs/auth.md).
-const RESERVED_SUB: &str = "server";
 
 fn call_set(sources: &[String]) -> Result<CallSet> {
     sources

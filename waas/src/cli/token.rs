@@ -55,11 +55,11 @@ pub fn run(cmd: TokenCommand) -> anyhow::Result<()> {
                         .collect::<anyhow::Result<_>>()?,
                 ))
             };
-            anyhow::ensure!(
-                !sub.is_empty() && sub != waas_core::auth::SERVER_SUB,
-                "--sub {sub:?} is refused by the server: not empty, and not {:?} (the sub of API-key connections, docs/auth.md)",
-                waas_core::auth::SERVER_SUB
-            );
+            waas_protocol::claims::check_sub(&sub).map_err(|m| {
+                anyhow::anyhow!(
+                    "--sub: {m}: a token with it is refused by the server (docs/auth.md)"
+                )
+            })?;
             let now = waas_core::time::now_ms() / 1000;
             let claims = Claims {
                 sub,
