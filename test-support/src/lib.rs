@@ -15,12 +15,14 @@
 //!   tests may stop and restart.
 //! - [`proxy`]: a TCP proxy a test can cut, to take one gateway off NATS.
 //! - [`sdk`]: waiting on and unwrapping what the Rust SDK's client reports.
+//! - [`poll`]: waiting, with a deadline, for state a test can only see by asking.
 
 pub mod cluster;
 pub mod flood;
 pub mod jetstream;
 pub mod nats;
 pub mod pg;
+pub mod poll;
 pub mod proxy;
 pub mod raw;
 pub mod receiver;

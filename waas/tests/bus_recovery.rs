@@ -15,6 +15,7 @@ use waas_test_support::cluster::{Cluster, TestApp};
 // of the test's runtime, and starting a gateway blocks the test's thread until the gateway,
 // connected to NATS through that proxy, prints `listening on`.
 use waas_test_support::nats::{shared_url, NatsServer};
+use waas_test_support::poll::eventually;
 use waas_test_support::proxy::TcpProxy;
 use waas_test_support::{tokens, RawClient};
 
@@ -149,17 +150,13 @@ async fn finish(
         }
     }
     let http = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + EVENTUALLY;
-    while publish(&http, base, app, channel, json!("end"))
-        .await
-        .is_none()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no sentinel publish"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        EVENTUALLY,
+        Duration::from_millis(50),
+        || "no sentinel publish",
+        || publish(&http, base, app, channel, json!("end")),
+    )
+    .await;
 }
 
 /// What one subscriber saw up to the sentinel: messages as `(n, offset)`, and gap frames.
@@ -223,23 +220,17 @@ async fn subscribe(addr: SocketAddr, app: &TestApp, channel: &str) -> RawClient 
 /// Waits until the gateway at `base` reports `/readyz` as `want`.
 async fn ready_is(base: &str, want: u16) {
     let http = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + EVENTUALLY;
-    loop {
+    let what = || format!("{base}/readyz never {want}");
+    eventually(EVENTUALLY, Duration::from_millis(25), what, || async {
         let status = http
             .get(format!("{base}/readyz"))
             .send()
             .await
             .map(|r| r.status().as_u16())
             .unwrap_or(0);
-        if status == want {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{base}/readyz never {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+        (status == want).then_some(())
+    })
+    .await;
 }
 
 /// The subscriber's gateway alone loses NATS while another keeps accepting publishes: every
@@ -377,14 +368,13 @@ async fn without_history_subscribers_are_told_of_the_gap() {
         .expect("the SDK reported no Unrecovered");
     assert_eq!(channel, "live");
     // And the subscription goes on: the next message is delivered.
-    let deadline = tokio::time::Instant::now() + EVENTUALLY;
-    while publish(&http, &base, &app, "live", json!("after"))
-        .await
-        .is_none()
-    {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        EVENTUALLY,
+        Duration::from_millis(50),
+        || "no publish after the gap",
+        || publish(&http, &base, &app, "live", json!("after")),
+    )
+    .await;
     let m = tokio::time::timeout(EVENTUALLY, live.next())
         .await
         .expect("delivery after the gap")

@@ -4,6 +4,7 @@
 
 use serde_json::json;
 use std::time::Duration;
+use waas_test_support::poll::eventually;
 use waas_test_support::{tokens, RawClient, TestServer};
 
 /// How long the server gets to free what it should; polled, not slept.
@@ -20,15 +21,11 @@ fn state(server: &TestServer) -> (usize, usize) {
 
 /// Polls the server's state until it is `want`, for at most [`EVENTUALLY`].
 async fn state_becomes(server: &TestServer, want: (usize, usize), what: &str) {
-    let deadline = tokio::time::Instant::now() + EVENTUALLY;
-    while state(server) != want {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: state {:?}, want {want:?}",
-            state(server)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let what = || format!("{what}: state {:?}, want {want:?}", state(server));
+    eventually(EVENTUALLY, Duration::from_millis(20), what, || async {
+        (state(server) == want).then_some(())
+    })
+    .await;
 }
 
 async fn server() -> TestServer {
