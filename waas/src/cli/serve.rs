@@ -5,32 +5,20 @@
 use super::args::{CommonArgs, DevArgs};
 use crate::settings::Settings;
 use anyhow::Context;
-use jsonwebtoken::{encode, EncodingKey, Header};
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
-use waas_protocol::{CallSet, Caps, ChannelPattern, Claims, PatternSet};
+use waas_sdk::token::TokenBuilder;
 
+/// A token for the demo app that may do everything, valid a day: what `waas dev` prints.
 fn demo_token(s: &Settings) -> anyhow::Result<String> {
-    let now = waas_core::time::now_ms() / 1000;
-    let all = PatternSet::new(vec![ChannelPattern::parse(">").context("pattern")?]);
-    let claims = Claims {
-        sub: "demo-user".into(),
-        exp: now + 86400,
-        iat: Some(now),
-        aud: Some(s.app_id.clone()),
-        caps: Caps {
-            subscribe: all.clone(),
-            publish: all.clone(),
-            call: CallSet::all(),
-            share: all,
-        },
-        info: None,
-    };
-    Ok(encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(s.jwt_secret.as_bytes()),
-    )?)
+    Ok(TokenBuilder::new("demo-user")
+        .ttl(std::time::Duration::from_secs(86400))
+        .audience(s.app_id.clone())
+        .subscribe(">")
+        .publish(">")
+        .call("/")
+        .share(">")
+        .sign_hs256(s.jwt_secret.as_bytes())?)
 }
 
 async fn shutdown_signal() {

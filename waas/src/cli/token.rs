@@ -1,10 +1,9 @@
 //! `waas token issue`: signs an end user's token locally with the app's secret, as an app's
 //! backend would; no call to WaaS.
 
-use anyhow::Context;
 use clap::Subcommand;
-use jsonwebtoken::{encode, EncodingKey, Header};
-use waas_protocol::{CallSet, Caps, ChannelPattern, Claims, PathPrefix, PatternSet};
+use std::time::Duration;
+use waas_sdk::token::TokenBuilder;
 
 #[derive(Subcommand)]
 pub enum TokenCommand {
@@ -48,42 +47,17 @@ pub fn run(cmd: TokenCommand) -> anyhow::Result<()> {
             share,
             ttl,
         } => {
-            let patterns = |list: &[String]| -> anyhow::Result<PatternSet> {
-                Ok(PatternSet::new(
-                    list.iter()
-                        .map(|p| ChannelPattern::parse(p).with_context(|| format!("pattern {p:?}")))
-                        .collect::<anyhow::Result<_>>()?,
-                ))
-            };
-            waas_protocol::claims::check_sub(&sub).map_err(|m| {
-                anyhow::anyhow!(
-                    "--sub: {m}: a token with it is refused by the server (docs/auth.md)"
-                )
-            })?;
-            let now = waas_core::time::now_ms() / 1000;
-            let claims = Claims {
-                sub,
-                exp: now + ttl,
-                iat: Some(now),
-                aud: app,
-                caps: Caps {
-                    subscribe: patterns(&subscribe)?,
-                    publish: patterns(&publish)?,
-                    call: call
-                        .iter()
-                        .map(|p| PathPrefix::parse(p).with_context(|| format!("--call {p:?}")))
-                        .collect::<anyhow::Result<Vec<_>>>()
-                        .map(CallSet::new)?,
-                    share: patterns(&share)?,
-                },
-                info: None,
-            };
-            let token = encode(
-                &Header::default(),
-                &claims,
-                &EncodingKey::from_secret(secret.as_bytes()),
-            )?;
-            println!("{token}");
+            // The SDK's builder: the same claims, checks (patterns, paths, `sub`) and signing
+            // an app's Rust backend gets.
+            let mut token = TokenBuilder::new(sub).ttl(Duration::from_secs(ttl));
+            if let Some(app) = app {
+                token = token.audience(app);
+            }
+            token = subscribe.into_iter().fold(token, TokenBuilder::subscribe);
+            token = publish.into_iter().fold(token, TokenBuilder::publish);
+            token = call.into_iter().fold(token, TokenBuilder::call);
+            token = share.into_iter().fold(token, TokenBuilder::share);
+            println!("{}", token.sign_hs256(secret.as_bytes())?);
             Ok(())
         }
     }
