@@ -42,6 +42,11 @@ pub struct AppConfig {
     /// Origins allowed to open WebSockets (lower-case, `crate::origin`); empty allows any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_origins: Vec<String>,
+    /// The app as the Pusher-protocol front sees it (`docs/pusher.md`); `None`: that front
+    /// refuses the app, because every Pusher signature (private and presence channels, the
+    /// HTTP API, webhooks) needs a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pusher: Option<PusherSettings>,
     /// Increases with every change in the control-plane; an update with a lower version than
     /// the one held is stale and ignored.
     #[serde(default)]
@@ -72,6 +77,29 @@ pub struct AppLimits {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schema(value_type = BTreeMap<String, crate::history::policy::NamespaceHistory>)]
     pub history_namespaces: BTreeMap<Namespace, NamespaceHistory>,
+}
+
+/// Pusher credentials and switches. The Pusher key is the app id: Pusher keys are public (they
+/// are in every client's URL) and so are app ids, and one name means a key needs no directory
+/// of its own. The secret is kept in clear, like `jwt_secret`, because Pusher's HMAC
+/// signatures are checked by recomputing them.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PusherSettings {
+    pub secret: String,
+    /// Whether clients may send `client-` events on private and presence channels (Pusher's
+    /// "enable client events" switch; off unless the app turns it on).
+    #[serde(default)]
+    pub client_events: bool,
+}
+
+/// Leaves out the secret.
+impl std::fmt::Debug for PusherSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PusherSettings")
+            .field("secret", &crate::redact::REDACTED)
+            .field("client_events", &self.client_events)
+            .finish()
+    }
 }
 
 /// SHA-256 hex of an API key, the form in which keys are stored and compared.
@@ -156,6 +184,7 @@ impl std::fmt::Debug for AppConfig {
             .field("limits", &self.limits)
             .field("routes", &self.routes)
             .field("webhooks", &self.webhooks)
+            .field("pusher", &self.pusher)
             .field("version", &self.version)
             .finish()
     }

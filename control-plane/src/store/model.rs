@@ -75,6 +75,8 @@ impl AppRecord {
             allowed_origins: self.allowed_origins.clone(),
             // Filled by the directory from the app's webhook endpoints.
             webhooks: Default::default(),
+            // Stored with the app once the Pusher credentials are persisted.
+            pusher: None,
             version: self.version,
         }
     }

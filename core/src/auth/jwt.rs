@@ -110,6 +110,7 @@ mod tests {
             routes: vec![],
             webhooks: Default::default(),
             allowed_origins: vec![],
+            pusher: None,
             version: 0,
         };
         (config.id.clone(), JwtKeys::from_config(&config).unwrap())
