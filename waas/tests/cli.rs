@@ -97,3 +97,36 @@ fn token_issue_refuses_a_sub_the_server_refuses() {
         3
     );
 }
+
+/// `waas healthcheck` (the container image's HEALTHCHECK) succeeds only on a 2xx from the
+/// server it is pointed at; a wildcard listen address is asked on loopback, as in a container
+/// whose `WAAS_LISTEN` is `0.0.0.0:8080`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_passes_only_on_a_2xx() {
+    let server = TestServer::start().await;
+    let wildcard = format!("0.0.0.0:{}", server.addr.port());
+    let check = |listen: &str, path: &str| {
+        let run = || {
+            Command::new(WAAS)
+                .args(["healthcheck", "--listen", listen, "--path", path])
+                .output()
+                .expect("run waas healthcheck")
+        };
+        tokio::task::block_in_place(run)
+    };
+    for path in ["/healthz", "/readyz"] {
+        let out = check(&wildcard, path);
+        assert!(out.status.success(), "{path}: {out:?}");
+    }
+    let out = check(&wildcard, "/no-such-page");
+    assert!(!out.status.success(), "a 404 passed");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("404"), "{out:?}");
+    let out = check(&wildcard, "healthz");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--path must start with '/'"));
+    // Nothing listens there any more.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let out = check(&format!("127.0.0.1:{port}"), "/healthz");
+    assert!(!out.status.success(), "a closed port passed");
+}

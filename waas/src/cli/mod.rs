@@ -5,10 +5,12 @@
 //! - [`limits`]: the limits' flags and variables, made from `Limits::SPECS`.
 //! - [`serve`]: `dev`, `gateway`, `control-plane`, `migrate`.
 //! - [`app`]: `app create`, through the Rust SDK's admin client.
+//! - [`healthcheck`]: `healthcheck`, a container's HEALTHCHECK without curl.
 //! - [`token`]: `token issue`, signed locally.
 
 mod app;
 mod args;
+mod healthcheck;
 mod limits;
 mod serve;
 mod token;
@@ -39,6 +41,9 @@ enum Command {
     /// Tokens for end users.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Ask a local server's /healthz (or --path) and exit 0 only on a 2xx: a container's
+    /// HEALTHCHECK.
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 /// Runs one parsed command to its end.
@@ -50,6 +55,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate(args) => serve::migrate(args).await,
         Command::App(cmd) => app::run(cmd).await,
         Command::Token(cmd) => token::run(cmd),
+        Command::Healthcheck(args) => healthcheck::run(args).await,
     }
 }
 
