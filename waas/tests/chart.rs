@@ -1,0 +1,400 @@
+//! The Helm chart (helm/waas), checked with the real tools: `helm lint --strict`, `helm
+//! template` with the default and the multi-region values, every rendered object validated
+//! against the Kubernetes schemas, yamllint, the README's values table, and what the objects
+//! say about draining, probes, security and secrets. The smoke test (chart_smoke.rs) then runs
+//! what the chart renders.
+
+mod deploy_common;
+
+use deploy_common::*;
+use serde_json::{json, Value};
+
+/// Values every install must give (the chart refuses to render without them).
+fn required() -> Value {
+    json!({
+        "operatorToken": "0123456789abcdef0123456789abcdef",
+        "database": {"url": "postgres://waas:pw@postgres:5432/waas"},
+    })
+}
+
+/// `helm template` with `values` (a JSON file: JSON is YAML) after `files` (-f, relative to
+/// the root); returns the rendered stream.
+fn template(files: &[&str], values: &Value) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("values.json");
+    std::fs::write(&path, values.to_string()).expect("write values");
+    let mut cmd = helm();
+    cmd.args(["template", "r1", "helm/waas", "--namespace", "ns1"]);
+    for f in files {
+        cmd.args(["-f", f]);
+    }
+    cmd.args(["-f", path.to_str().expect("path")]);
+    run(&mut cmd)
+}
+
+fn template_failing(values: &Value) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("values.json");
+    std::fs::write(&path, values.to_string()).expect("write values");
+    run_failing(helm().args([
+        "template",
+        "r1",
+        "helm/waas",
+        "-f",
+        path.to_str().expect("path"),
+    ]))
+}
+
+fn merged(mut base: Value, extra: Value) -> Value {
+    fn merge(a: &mut Value, b: Value) {
+        match (a, b) {
+            (Value::Object(a), Value::Object(b)) => {
+                for (k, v) in b {
+                    merge(a.entry(k).or_insert(Value::Null), v);
+                }
+            }
+            (a, b) => *a = b,
+        }
+    }
+    merge(&mut base, extra);
+    base
+}
+
+fn env_of(container: &Value) -> Vec<(String, Value)> {
+    container["env"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .map(|v| (v["name"].as_str().unwrap_or_default().to_string(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn env_value(container: &Value, name: &str) -> Option<String> {
+    env_of(container)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .and_then(|(_, v)| v["value"].as_str().map(String::from))
+}
+
+#[test]
+fn lint_is_clean_in_strict_mode() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("values.json");
+    std::fs::write(&path, required().to_string()).expect("write values");
+    for extra in [
+        vec![],
+        vec!["-f", "helm/waas/values-multiregion-example.yaml"],
+    ] {
+        let mut cmd = helm();
+        cmd.args(["lint", "--strict", "helm/waas"])
+            .args(&extra)
+            .args(["-f", path.to_str().expect("path")]);
+        let out = run(&mut cmd);
+        assert!(out.contains("0 chart(s) failed"), "{out}");
+    }
+}
+
+#[test]
+fn default_render_is_valid_and_drains_safely() {
+    let yaml = template(&[], &required());
+    let report = validate("default.yaml", &yaml);
+    assert!(!report.contains("ERROR"), "{report}");
+    yamllint_text("default.yaml", &yaml);
+    let docs = yaml_docs(&yaml);
+    let kinds: std::collections::BTreeSet<_> =
+        docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    for kind in [
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "Secret",
+        "Job",
+        "ConfigMap",
+    ] {
+        assert!(kinds.contains(kind), "no {kind} in {kinds:?}");
+    }
+    assert!(!kinds.contains("ServiceMonitor"), "ServiceMonitor is opt-in");
+
+    // The gateway's drain: preStop sleep, then SIGTERM and WAAS_SHUTDOWN_GRACE_MS, within the
+    // grace period Kubernetes waits before SIGKILL.
+    let gw = object(&docs, "Deployment", "-gateway");
+    let pod = &gw["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    let pre_stop = c["lifecycle"]["preStop"]["sleep"]["seconds"]
+        .as_u64()
+        .expect("preStop sleep");
+    let grace_ms: u64 = env_value(c, "WAAS_SHUTDOWN_GRACE_MS")
+        .expect("WAAS_SHUTDOWN_GRACE_MS")
+        .parse()
+        .expect("number");
+    let termination = pod["terminationGracePeriodSeconds"].as_u64().expect("grace");
+    assert!(
+        termination * 1000 > pre_stop * 1000 + grace_ms,
+        "terminationGracePeriodSeconds {termination} must exceed preStop {pre_stop} s + {grace_ms} ms"
+    );
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert!(gw["spec"].get("replicas").is_none(), "the HPA owns replicas");
+    assert_eq!(gw["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], 0);
+
+    // Every pod: non-root, read-only, no privilege escalation, no API token.
+    let jobs = of_kind(&docs, "Job");
+    let deployments = of_kind(&docs, "Deployment");
+    assert_eq!(deployments.len(), 2);
+    for owner in deployments.iter().chain(&jobs) {
+        let pod = &owner["spec"]["template"]["spec"];
+        let name = &owner["metadata"]["name"];
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{name}");
+        assert_eq!(pod["automountServiceAccountToken"], false, "{name}");
+        for c in pod["containers"].as_array().expect("containers") {
+            let sc = &c["securityContext"];
+            assert_eq!(sc["readOnlyRootFilesystem"], true, "{name}");
+            assert_eq!(sc["allowPrivilegeEscalation"], false, "{name}");
+            assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]), "{name}");
+            assert!(c["resources"]["requests"].is_object(), "{name}: requests");
+            // Secrets only through the Secret, never as literal values.
+            for (var, v) in env_of(c) {
+                if ["WAAS_DATABASE_URL", "WAAS_OPERATOR_TOKEN", "WAAS_NATS_PASSWORD"]
+                    .contains(&var.as_str())
+                {
+                    assert!(v.get("value").is_none(), "{name}: {var} as a literal");
+                    assert!(v["valueFrom"]["secretKeyRef"].is_object(), "{name}: {var}");
+                }
+            }
+        }
+        if let Some(spread) = pod["topologySpreadConstraints"].as_array() {
+            let labels = &owner["spec"]["template"]["metadata"]["labels"];
+            for s in spread {
+                for (k, v) in s["labelSelector"]["matchLabels"].as_object().expect("labels") {
+                    assert_eq!(&labels[k], v, "{name}: spread selector matches its pods");
+                }
+            }
+        }
+    }
+
+    // The migration Job runs before anything else of an install or upgrade, after the Secret.
+    let job = object(&docs, "Job", "-migrate");
+    let hooks = &job["metadata"]["annotations"];
+    assert_eq!(hooks["helm.sh/hook"], "pre-install,pre-upgrade");
+    assert_eq!(job["spec"]["template"]["spec"]["containers"][0]["args"], json!(["migrate"]));
+    let secret = object(&docs, "Secret", "-secrets");
+    let weight = |o: &Value| -> i64 {
+        o["metadata"]["annotations"]["helm.sh/hook-weight"]
+            .as_str()
+            .and_then(|w| w.parse().ok())
+            .expect("hook weight")
+    };
+    assert!(weight(secret) < weight(job), "the Secret exists before the Job runs");
+
+    // The Services, HPA and PDB all select the gateway pods.
+    let gw_labels = &gw["spec"]["template"]["metadata"]["labels"];
+    let selects_gateways = |selector: &Value| {
+        selector
+            .as_object()
+            .expect("selector")
+            .iter()
+            .all(|(k, v)| &gw_labels[k] == v)
+    };
+    let svc = object(&docs, "Service", "-gateway");
+    assert!(selects_gateways(&svc["spec"]["selector"]));
+    assert_eq!(
+        svc["metadata"]["annotations"]["service.beta.kubernetes.io/aws-load-balancer-connection-idle-timeout"],
+        "60"
+    );
+    assert!(selects_gateways(
+        &object(&docs, "PodDisruptionBudget", "-gateway")["spec"]["selector"]["matchLabels"]
+    ));
+    let hpa = object(&docs, "HorizontalPodAutoscaler", "-gateway");
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], gw["metadata"]["name"]);
+
+    // Every dashboard of the chart, labelled for Grafana's sidecar.
+    let cm = object(&docs, "ConfigMap", "-dashboards");
+    assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+    let files: Vec<String> = std::fs::read_dir(root().join("helm/waas/dashboards"))
+        .expect("dashboards/")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    assert!(!files.is_empty());
+    for f in &files {
+        let text = cm["data"][f].as_str().unwrap_or_else(|| panic!("{f} missing"));
+        serde_json::from_str::<Value>(text).unwrap_or_else(|e| panic!("{f}: {e}"));
+    }
+}
+
+#[test]
+fn multiregion_render_labels_the_region_and_has_no_control_plane() {
+    let yaml = template(&["helm/waas/values-multiregion-example.yaml"], &json!({}));
+    let report = validate("multiregion.yaml", &yaml);
+    assert!(!report.contains("ERROR"), "{report}");
+    yamllint_text("multiregion.yaml", &yaml);
+    let docs = yaml_docs(&yaml);
+    let gw = object(&docs, "Deployment", "-gateway");
+    assert_eq!(
+        gw["spec"]["template"]["metadata"]["labels"]["waas.dev/region"],
+        "us-east-1"
+    );
+    let c = &gw["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        env_value(c, "WAAS_NATS").as_deref(),
+        Some("nats://nats.us-east-1.internal:4222")
+    );
+    assert_eq!(env_value(c, "WAAS_NATS_TLS_REQUIRED").as_deref(), Some("true"));
+    assert_eq!(of_kind(&docs, "Deployment").len(), 1, "gateways only");
+    assert!(of_kind(&docs, "Job").is_empty(), "no migrations");
+    assert!(of_kind(&docs, "Secret").is_empty(), "existingSecret is used");
+    // The ServiceMonitor (no schema in kubernetes-validate: checked here) scrapes a port the
+    // selected Services have and copies the pods' region label onto the metrics.
+    let sm = object(&docs, "ServiceMonitor", "r1-waas");
+    let endpoint = &sm["spec"]["endpoints"][0];
+    assert_eq!(endpoint["path"], "/metrics");
+    let relabel = endpoint["relabelings"]
+        .as_array()
+        .expect("relabelings")
+        .iter()
+        .find(|r| r["targetLabel"] == "region")
+        .expect("region relabeling");
+    assert_eq!(
+        relabel["sourceLabels"],
+        json!(["__meta_kubernetes_pod_label_waas_dev_region"])
+    );
+    let wanted = sm["spec"]["selector"]["matchLabels"].as_object().expect("selector");
+    let scraped: Vec<_> = of_kind(&docs, "Service")
+        .into_iter()
+        .filter(|s| wanted.iter().all(|(k, v)| &s["metadata"]["labels"][k] == v))
+        .collect();
+    assert!(!scraped.is_empty(), "the ServiceMonitor selects no Service");
+    for s in scraped {
+        assert!(
+            s["spec"]["ports"]
+                .as_array()
+                .expect("ports")
+                .iter()
+                .any(|p| p["name"] == endpoint["port"]),
+            "{}: no port {}",
+            s["metadata"]["name"],
+            endpoint["port"]
+        );
+    }
+}
+
+#[test]
+fn bad_values_are_refused_with_a_clear_error() {
+    let out = template_failing(&json!({"database": {"url": "postgres://x@y/z"}}));
+    assert!(out.contains("operatorToken is required"), "{out}");
+    let out = template_failing(&merged(required(), json!({"operatorToken": "dev-operator-token"})));
+    assert!(out.contains("operatorToken"), "{out}");
+    let out = template_failing(&merged(
+        required(),
+        json!({"env": {"WAAS_OPERATOR_TOKEN": "leaked"}}),
+    ));
+    assert!(out.contains("WAAS_OPERATOR_TOKEN"), "{out}");
+    let out = template_failing(&merged(required(), json!({"gateway": {"replica": 3}})));
+    assert!(out.contains("replica"), "{out}");
+    let out = template_failing(&merged(required(), json!({"env": {"PATH": "/tmp"}})));
+    assert!(out.contains("PATH"), "{out}");
+    let out = template_failing(&merged(required(), json!({"nats": {"tls": {"enabled": true}}})));
+    assert!(out.contains("nats.tls.secretName is required"), "{out}");
+}
+
+#[test]
+fn nats_credentials_and_tls_reach_the_pods_from_the_secret() {
+    let yaml = template(
+        &[],
+        &merged(
+            required(),
+            json!({"nats": {
+                "auth": {"user": "waas", "password": "pw", "credsFile": true, "creds": "-----BEGIN NATS USER JWT-----"},
+                "tls": {"enabled": true, "secretName": "nats-tls", "clientCert": true}
+            }}),
+        ),
+    );
+    let report = validate("nats.yaml", &yaml);
+    assert!(!report.contains("ERROR"), "{report}");
+    let docs = yaml_docs(&yaml);
+    let secret = object(&docs, "Secret", "-secrets");
+    assert_eq!(secret["stringData"]["nats-password"], "pw");
+    for suffix in ["-gateway", "-control-plane"] {
+        let d = object(&docs, "Deployment", suffix);
+        let pod = &d["spec"]["template"]["spec"];
+        let c = &pod["containers"][0];
+        assert_eq!(env_value(c, "WAAS_NATS_USER").as_deref(), Some("waas"));
+        let pw = env_of(c)
+            .into_iter()
+            .find(|(n, _)| n == "WAAS_NATS_PASSWORD")
+            .expect("WAAS_NATS_PASSWORD")
+            .1;
+        assert_eq!(pw["valueFrom"]["secretKeyRef"]["key"], "nats-password");
+        let creds = env_value(c, "WAAS_NATS_CREDS_FILE").expect("creds file");
+        let ca = env_value(c, "WAAS_NATS_TLS_CA_FILE").expect("CA file");
+        let mounts = c["volumeMounts"].as_array().expect("mounts");
+        for file in [&creds, &ca] {
+            assert!(
+                mounts.iter().any(|m| file.starts_with(m["mountPath"].as_str().unwrap_or("-"))),
+                "{suffix}: {file} is not on a mounted volume"
+            );
+        }
+    }
+}
+
+#[test]
+fn deployment_yaml_is_lint_clean() {
+    let mut files = vec![
+        ".yamllint.yaml".to_string(),
+        "deploy/compose.yaml".into(),
+        "helm/waas/Chart.yaml".into(),
+        "helm/waas/values.yaml".into(),
+        "helm/waas/values-multiregion-example.yaml".into(),
+        "helm/waas/examples/nats-values.yaml".into(),
+    ];
+    for dir in ["k8s/base", "k8s/overlays/example"] {
+        for e in std::fs::read_dir(root().join(dir)).expect("k8s dir") {
+            let name = e.expect("entry").file_name().into_string().expect("name");
+            if name.ends_with(".yaml") {
+                files.push(format!("{dir}/{name}"));
+            }
+        }
+    }
+    let refs: Vec<&str> = files.iter().map(String::as_str).collect();
+    yamllint(&refs);
+    // The lint bites: a duplicate key and trailing spaces fail with this configuration.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "a: 1\na: 2 \n").expect("write");
+    let out = run_failing(python().args([
+        "-m",
+        "yamllint",
+        "-c",
+        ".yamllint.yaml",
+        bad.to_str().expect("path"),
+    ]));
+    assert!(out.contains("duplication of key") && out.contains("trailing spaces"), "{out}");
+}
+
+#[test]
+fn the_validator_rejects_a_broken_object() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replica: 2}\n",
+    )
+    .expect("write");
+    let out = run_failing(python().args([
+        "-m",
+        "kubernetes_validate",
+        "--strict",
+        "-k",
+        KUBERNETES_VERSION,
+        file.to_str().expect("path"),
+    ]));
+    assert!(out.contains("replica"), "{out}");
+}
+
+#[test]
+fn readme_lists_every_value() {
+    run(python().args(["deploy/chart-readme.py", "--check"]));
+}
