@@ -374,15 +374,13 @@ fn deployment_yaml_is_lint_clean() {
     assert!(out.contains("duplication of key") && out.contains("trailing spaces"), "{out}");
 }
 
+/// The validation bites: the chart's own output with one misspelt field fails it.
 #[test]
 fn the_validator_rejects_a_broken_object() {
+    let yaml = template(&[], &required()).replacen("revisionHistoryLimit:", "revisionHistoryLimits:", 1);
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("bad.yaml");
-    std::fs::write(
-        &file,
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replica: 2}\n",
-    )
-    .expect("write");
+    let file = dir.path().join("broken.yaml");
+    std::fs::write(&file, yaml).expect("write");
     let out = run_failing(python().args([
         "-m",
         "kubernetes_validate",
@@ -391,7 +389,7 @@ fn the_validator_rejects_a_broken_object() {
         KUBERNETES_VERSION,
         file.to_str().expect("path"),
     ]));
-    assert!(out.contains("replica"), "{out}");
+    assert!(out.contains("'revisionHistoryLimits' was unexpected"), "{out}");
 }
 
 #[test]

@@ -22,8 +22,7 @@ use waas_test_support::{tokens, RawClient};
 
 const WAAS: &str = env!("CARGO_BIN_EXE_waas");
 
-/// The image's ENTRYPOINT (compose.rs checks the Dockerfile says so): the container's `args`
-/// follow it.
+/// The image's ENTRYPOINT: the containers' `args` follow it.
 const ENTRYPOINT: &str = "/usr/local/bin/waas";
 
 /// A rendered container's process: its arguments and environment.
@@ -152,6 +151,11 @@ async fn the_rendered_chart_runs_and_delivers() {
         run(helm().args(["template", "smoke", "helm/waas", "-f", path.to_str().expect("path")]))
     });
     let docs = tokio::task::block_in_place(|| yaml_docs(&rendered));
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).expect("Dockerfile");
+    assert!(
+        dockerfile.contains(&format!("ENTRYPOINT [\"{ENTRYPOINT}\"]")),
+        "the image runs {ENTRYPOINT}, which this test runs as WAAS"
+    );
 
     // The migration Job, as the pre-install hook would run it.
     let migrate = process(&docs, "Job", "-migrate");

@@ -48,7 +48,7 @@ fn every_package_says_apache_2() {
                 .and_then(|t| t.get("workspace"))
                 .and_then(|w| w.as_bool())
                 == Some(true);
-        assert!(ok, "{member}/Cargo.toml: license is {license}");
+        assert!(ok, "{member}/Cargo.toml: license is {license:?}");
     }
     for package in ["sdk/js/package.json", "compat/pusher/package.json"] {
         let text = read(package);
