@@ -65,7 +65,12 @@ fn env_of(container: &Value) -> Vec<(String, Value)> {
         .as_array()
         .map(|e| {
             e.iter()
-                .map(|v| (v["name"].as_str().unwrap_or_default().to_string(), v.clone()))
+                .map(|v| {
+                    (
+                        v["name"].as_str().unwrap_or_default().to_string(),
+                        v.clone(),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -116,7 +121,10 @@ fn default_render_is_valid_and_drains_safely() {
     ] {
         assert!(kinds.contains(kind), "no {kind} in {kinds:?}");
     }
-    assert!(!kinds.contains("ServiceMonitor"), "ServiceMonitor is opt-in");
+    assert!(
+        !kinds.contains("ServiceMonitor"),
+        "ServiceMonitor is opt-in"
+    );
 
     // The gateway's drain: preStop sleep, then SIGTERM and WAAS_SHUTDOWN_GRACE_MS, within the
     // grace period Kubernetes waits before SIGKILL.
@@ -130,14 +138,19 @@ fn default_render_is_valid_and_drains_safely() {
         .expect("WAAS_SHUTDOWN_GRACE_MS")
         .parse()
         .expect("number");
-    let termination = pod["terminationGracePeriodSeconds"].as_u64().expect("grace");
+    let termination = pod["terminationGracePeriodSeconds"]
+        .as_u64()
+        .expect("grace");
     assert!(
         termination * 1000 > pre_stop * 1000 + grace_ms,
         "terminationGracePeriodSeconds {termination} must exceed preStop {pre_stop} s + {grace_ms} ms"
     );
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
-    assert!(gw["spec"].get("replicas").is_none(), "the HPA owns replicas");
+    assert!(
+        gw["spec"].get("replicas").is_none(),
+        "the HPA owns replicas"
+    );
     assert_eq!(gw["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], 0);
 
     // Every pod: non-root, read-only, no privilege escalation, no API token.
@@ -157,8 +170,12 @@ fn default_render_is_valid_and_drains_safely() {
             assert!(c["resources"]["requests"].is_object(), "{name}: requests");
             // Secrets only through the Secret, never as literal values.
             for (var, v) in env_of(c) {
-                if ["WAAS_DATABASE_URL", "WAAS_OPERATOR_TOKEN", "WAAS_NATS_PASSWORD"]
-                    .contains(&var.as_str())
+                if [
+                    "WAAS_DATABASE_URL",
+                    "WAAS_OPERATOR_TOKEN",
+                    "WAAS_NATS_PASSWORD",
+                ]
+                .contains(&var.as_str())
                 {
                     assert!(v.get("value").is_none(), "{name}: {var} as a literal");
                     assert!(v["valueFrom"]["secretKeyRef"].is_object(), "{name}: {var}");
@@ -168,7 +185,10 @@ fn default_render_is_valid_and_drains_safely() {
         if let Some(spread) = pod["topologySpreadConstraints"].as_array() {
             let labels = &owner["spec"]["template"]["metadata"]["labels"];
             for s in spread {
-                for (k, v) in s["labelSelector"]["matchLabels"].as_object().expect("labels") {
+                for (k, v) in s["labelSelector"]["matchLabels"]
+                    .as_object()
+                    .expect("labels")
+                {
                     assert_eq!(&labels[k], v, "{name}: spread selector matches its pods");
                 }
             }
@@ -179,7 +199,10 @@ fn default_render_is_valid_and_drains_safely() {
     let job = object(&docs, "Job", "-migrate");
     let hooks = &job["metadata"]["annotations"];
     assert_eq!(hooks["helm.sh/hook"], "pre-install,pre-upgrade");
-    assert_eq!(job["spec"]["template"]["spec"]["containers"][0]["args"], json!(["migrate"]));
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0]["args"],
+        json!(["migrate"])
+    );
     let secret = object(&docs, "Secret", "-secrets");
     let weight = |o: &Value| -> i64 {
         o["metadata"]["annotations"]["helm.sh/hook-weight"]
@@ -187,7 +210,10 @@ fn default_render_is_valid_and_drains_safely() {
             .and_then(|w| w.parse().ok())
             .expect("hook weight")
     };
-    assert!(weight(secret) < weight(job), "the Secret exists before the Job runs");
+    assert!(
+        weight(secret) < weight(job),
+        "the Secret exists before the Job runs"
+    );
 
     // The Services, HPA and PDB all select the gateway pods.
     let gw_labels = &gw["spec"]["template"]["metadata"]["labels"];
@@ -201,14 +227,18 @@ fn default_render_is_valid_and_drains_safely() {
     let svc = object(&docs, "Service", "-gateway");
     assert!(selects_gateways(&svc["spec"]["selector"]));
     assert_eq!(
-        svc["metadata"]["annotations"]["service.beta.kubernetes.io/aws-load-balancer-connection-idle-timeout"],
+        svc["metadata"]["annotations"]
+            ["service.beta.kubernetes.io/aws-load-balancer-connection-idle-timeout"],
         "60"
     );
     assert!(selects_gateways(
         &object(&docs, "PodDisruptionBudget", "-gateway")["spec"]["selector"]["matchLabels"]
     ));
     let hpa = object(&docs, "HorizontalPodAutoscaler", "-gateway");
-    assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], gw["metadata"]["name"]);
+    assert_eq!(
+        hpa["spec"]["scaleTargetRef"]["name"],
+        gw["metadata"]["name"]
+    );
 
     // Every dashboard of the chart, labelled for Grafana's sidecar.
     let cm = object(&docs, "ConfigMap", "-dashboards");
@@ -220,7 +250,9 @@ fn default_render_is_valid_and_drains_safely() {
         .collect();
     assert!(!files.is_empty());
     for f in &files {
-        let text = cm["data"][f].as_str().unwrap_or_else(|| panic!("{f} missing"));
+        let text = cm["data"][f]
+            .as_str()
+            .unwrap_or_else(|| panic!("{f} missing"));
         serde_json::from_str::<Value>(text).unwrap_or_else(|e| panic!("{f}: {e}"));
     }
 }
@@ -242,10 +274,16 @@ fn multiregion_render_labels_the_region_and_has_no_control_plane() {
         env_value(c, "WAAS_NATS").as_deref(),
         Some("nats://nats.us-east-1.internal:4222")
     );
-    assert_eq!(env_value(c, "WAAS_NATS_TLS_REQUIRED").as_deref(), Some("true"));
+    assert_eq!(
+        env_value(c, "WAAS_NATS_TLS_REQUIRED").as_deref(),
+        Some("true")
+    );
     assert_eq!(of_kind(&docs, "Deployment").len(), 1, "gateways only");
     assert!(of_kind(&docs, "Job").is_empty(), "no migrations");
-    assert!(of_kind(&docs, "Secret").is_empty(), "existingSecret is used");
+    assert!(
+        of_kind(&docs, "Secret").is_empty(),
+        "existingSecret is used"
+    );
     // The ServiceMonitor (no schema in kubernetes-validate: checked here) scrapes a port the
     // selected Services have and copies the pods' region label onto the metrics.
     let sm = object(&docs, "ServiceMonitor", "r1-waas");
@@ -261,7 +299,9 @@ fn multiregion_render_labels_the_region_and_has_no_control_plane() {
         relabel["sourceLabels"],
         json!(["__meta_kubernetes_pod_label_waas_dev_region"])
     );
-    let wanted = sm["spec"]["selector"]["matchLabels"].as_object().expect("selector");
+    let wanted = sm["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .expect("selector");
     let scraped: Vec<_> = of_kind(&docs, "Service")
         .into_iter()
         .filter(|s| wanted.iter().all(|(k, v)| &s["metadata"]["labels"][k] == v))
@@ -285,7 +325,10 @@ fn multiregion_render_labels_the_region_and_has_no_control_plane() {
 fn bad_values_are_refused_with_a_clear_error() {
     let out = template_failing(&json!({"database": {"url": "postgres://x@y/z"}}));
     assert!(out.contains("operatorToken is required"), "{out}");
-    let out = template_failing(&merged(required(), json!({"operatorToken": "dev-operator-token"})));
+    let out = template_failing(&merged(
+        required(),
+        json!({"operatorToken": "dev-operator-token"}),
+    ));
     assert!(out.contains("operatorToken"), "{out}");
     let out = template_failing(&merged(
         required(),
@@ -296,7 +339,10 @@ fn bad_values_are_refused_with_a_clear_error() {
     assert!(out.contains("replica"), "{out}");
     let out = template_failing(&merged(required(), json!({"env": {"PATH": "/tmp"}})));
     assert!(out.contains("PATH"), "{out}");
-    let out = template_failing(&merged(required(), json!({"nats": {"tls": {"enabled": true}}})));
+    let out = template_failing(&merged(
+        required(),
+        json!({"nats": {"tls": {"enabled": true}}}),
+    ));
     assert!(out.contains("nats.tls.secretName is required"), "{out}");
 }
 
@@ -333,7 +379,9 @@ fn nats_credentials_and_tls_reach_the_pods_from_the_secret() {
         let mounts = c["volumeMounts"].as_array().expect("mounts");
         for file in [&creds, &ca] {
             assert!(
-                mounts.iter().any(|m| file.starts_with(m["mountPath"].as_str().unwrap_or("-"))),
+                mounts
+                    .iter()
+                    .any(|m| file.starts_with(m["mountPath"].as_str().unwrap_or("-"))),
                 "{suffix}: {file} is not on a mounted volume"
             );
         }
@@ -371,13 +419,17 @@ fn deployment_yaml_is_lint_clean() {
         ".yamllint.yaml",
         bad.to_str().expect("path"),
     ]));
-    assert!(out.contains("duplication of key") && out.contains("trailing spaces"), "{out}");
+    assert!(
+        out.contains("duplication of key") && out.contains("trailing spaces"),
+        "{out}"
+    );
 }
 
 /// The validation bites: the chart's own output with one misspelt field fails it.
 #[test]
 fn the_validator_rejects_a_broken_object() {
-    let yaml = template(&[], &required()).replacen("revisionHistoryLimit:", "revisionHistoryLimits:", 1);
+    let yaml =
+        template(&[], &required()).replacen("revisionHistoryLimit:", "revisionHistoryLimits:", 1);
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("broken.yaml");
     std::fs::write(&file, yaml).expect("write");
@@ -389,7 +441,10 @@ fn the_validator_rejects_a_broken_object() {
         KUBERNETES_VERSION,
         file.to_str().expect("path"),
     ]));
-    assert!(out.contains("'revisionHistoryLimits' was unexpected"), "{out}");
+    assert!(
+        out.contains("'revisionHistoryLimits' was unexpected"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -47,7 +47,10 @@ fn process(docs: &[Value], kind: &str, name: &str) -> Process {
     let secret_name = object(docs, "Secret", "-secrets")["metadata"]["name"].clone();
     let o = object(docs, kind, name);
     let c = &o["spec"]["template"]["spec"]["containers"][0];
-    assert!(c.get("command").is_none(), "{name}: runs the image's entrypoint");
+    assert!(
+        c.get("command").is_none(),
+        "{name}: runs the image's entrypoint"
+    );
     let args = c["args"]
         .as_array()
         .expect("args")
@@ -61,17 +64,25 @@ fn process(docs: &[Value], kind: &str, name: &str) -> Process {
             v.to_string()
         } else {
             let r = &e["valueFrom"]["secretKeyRef"];
-            assert_eq!(r["name"], secret_name, "{name}: {var} from the chart's Secret");
+            assert_eq!(
+                r["name"], secret_name,
+                "{name}: {var} from the chart's Secret"
+            );
             match secrets.get(r["key"].as_str().expect("key")) {
                 Some(v) => v.clone(),
                 None if r["optional"] == true => continue,
                 None => panic!("{name}: {var} names a key the Secret lacks: {r}"),
             }
         };
-        assert!(env.insert(var.clone(), value).is_none(), "{name}: {var} twice");
+        assert!(
+            env.insert(var.clone(), value).is_none(),
+            "{name}: {var} twice"
+        );
     }
     if let Some(listen) = env.get_mut("WAAS_LISTEN") {
-        let port = c["ports"][0]["containerPort"].as_u64().expect("containerPort");
+        let port = c["ports"][0]["containerPort"]
+            .as_u64()
+            .expect("containerPort");
         assert_eq!(*listen, format!("0.0.0.0:{port}"), "{name}");
         *listen = "127.0.0.1:0".into();
     }
@@ -148,7 +159,13 @@ async fn the_rendered_chart_runs_and_delivers() {
     let path = dir.path().join("values.json");
     std::fs::write(&path, values.to_string()).expect("write values");
     let rendered = tokio::task::block_in_place(|| {
-        run(helm().args(["template", "smoke", "helm/waas", "-f", path.to_str().expect("path")]))
+        run(helm().args([
+            "template",
+            "smoke",
+            "helm/waas",
+            "-f",
+            path.to_str().expect("path"),
+        ]))
     });
     let docs = tokio::task::block_in_place(|| yaml_docs(&rendered));
     let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).expect("Dockerfile");
@@ -172,10 +189,14 @@ async fn the_rendered_chart_runs_and_delivers() {
     assert_eq!(control_plane.env["WAAS_NATS_USER"], "waas");
     assert_eq!(control_plane.env["WAAS_NATS_PASSWORD"], "smoke-pw");
     let gateway = process(&docs, "Deployment", "-gateway");
-    assert!(!gateway.env.contains_key("WAAS_DATABASE_URL"), "gateways have no database");
+    assert!(
+        !gateway.env.contains_key("WAAS_DATABASE_URL"),
+        "gateways have no database"
+    );
     assert!(!gateway.env.contains_key("WAAS_OPERATOR_TOKEN"));
     let cp = tokio::task::block_in_place(|| control_plane.serve());
-    let gateways: Vec<Server> = tokio::task::block_in_place(|| (0..2).map(|_| gateway.serve()).collect());
+    let gateways: Vec<Server> =
+        tokio::task::block_in_place(|| (0..2).map(|_| gateway.serve()).collect());
 
     let http = reqwest::Client::new();
     for gw in &gateways {
@@ -194,9 +215,13 @@ async fn the_rendered_chart_runs_and_delivers() {
             .json(&body)
             .send()
     };
-    let r = admin("tenants", json!({"id": "acme", "name": "Acme"})).await.expect("tenant");
+    let r = admin("tenants", json!({"id": "acme", "name": "Acme"}))
+        .await
+        .expect("tenant");
     assert_eq!(r.status(), 201);
-    let r = admin("apps", json!({"id": "shop", "tenant_id": "acme"})).await.expect("app");
+    let r = admin("apps", json!({"id": "shop", "tenant_id": "acme"}))
+        .await
+        .expect("app");
     assert_eq!(r.status(), 201);
     let app: Value = r.json().await.expect("app JSON");
     let (api_key, secret) = (
@@ -220,7 +245,11 @@ async fn the_rendered_chart_runs_and_delivers() {
         .expect("publish");
     assert_eq!(r.status(), 200);
     let m = client.next_op("message").await;
-    assert_eq!((&m["event"], &m["data"]), (&json!("created"), &json!({"id": 7})), "{m}");
+    assert_eq!(
+        (&m["event"], &m["data"]),
+        (&json!("created"), &json!({"id": 7})),
+        "{m}"
+    );
 }
 
 fn rand_u128() -> u128 {

@@ -120,7 +120,10 @@ async fn healthcheck_passes_only_on_a_2xx() {
     }
     let out = check(&wildcard, "/no-such-page");
     assert!(!out.status.success(), "a 404 passed");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("404"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("404"),
+        "{out:?}"
+    );
     let out = check(&wildcard, "healthz");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--path must start with '/'"));
     // Nothing listens there any more.

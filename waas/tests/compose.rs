@@ -23,9 +23,13 @@ fn compose() -> Value {
 /// The waas arguments of a `["CMD", "/usr/local/bin/waas", ...]` healthcheck.
 fn healthcheck_args(service: &Value) -> Option<Vec<String>> {
     let test = service["healthcheck"]["test"].as_array()?;
-    let words: Vec<String> = test.iter().filter_map(|w| w.as_str().map(String::from)).collect();
-    (words.first().map(String::as_str) == Some("CMD") && words.get(1).map(String::as_str) == Some("/usr/local/bin/waas"))
-        .then(|| words[2..].to_vec())
+    let words: Vec<String> = test
+        .iter()
+        .filter_map(|w| w.as_str().map(String::from))
+        .collect();
+    (words.first().map(String::as_str) == Some("CMD")
+        && words.get(1).map(String::as_str) == Some("/usr/local/bin/waas"))
+    .then(|| words[2..].to_vec())
 }
 
 fn seconds(duration: &str) -> u64 {
@@ -40,7 +44,10 @@ fn dockerfile_runs_waas_as_non_root_with_a_healthcheck_it_has() {
     let text = std::fs::read_to_string(root().join("Dockerfile")).expect("Dockerfile");
     assert!(text.contains("cargo build --release --locked -p waas"));
     let last_stage = text.rsplit("\nFROM ").next().expect("stages");
-    assert!(last_stage.starts_with("gcr.io/distroless/cc-debian12:nonroot"), "{last_stage}");
+    assert!(
+        last_stage.starts_with("gcr.io/distroless/cc-debian12:nonroot"),
+        "{last_stage}"
+    );
     let line = |prefix: &str| {
         last_stage
             .lines()
@@ -76,9 +83,18 @@ fn compose_uses_only_commands_flags_and_variables_the_binary_has() {
             .collect();
         let text = help(&command[..1]);
         for flag in command[1..].iter().filter(|w| w.starts_with("--")) {
-            assert!(text.contains(flag), "{name}: `waas {}` has no {flag}", command[0]);
+            assert!(
+                text.contains(flag),
+                "{name}: `waas {}` has no {flag}",
+                command[0]
+            );
         }
-        for var in s["environment"].as_object().into_iter().flatten().map(|(k, _)| k) {
+        for var in s["environment"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k)
+        {
             // `[env: NAME=value]`, or `[env: NAME]` for the secret ones.
             assert!(
                 text.contains(&format!("[env: {var}=")) || text.contains(&format!("[env: {var}]")),
@@ -89,10 +105,21 @@ fn compose_uses_only_commands_flags_and_variables_the_binary_has() {
         if let Some(args) = healthcheck_args(s) {
             let text = help(&[args[0].as_str()]);
             for flag in args.iter().filter(|w| w.starts_with("--")) {
-                assert!(text.contains(flag.as_str()), "{name}: healthcheck flag {flag}");
+                assert!(
+                    text.contains(flag.as_str()),
+                    "{name}: healthcheck flag {flag}"
+                );
             }
-            let path = args.iter().skip_while(|a| *a != "--path").nth(1).expect("--path");
-            let want = if command[0] == "gateway" { "/readyz" } else { "/healthz" };
+            let path = args
+                .iter()
+                .skip_while(|a| *a != "--path")
+                .nth(1)
+                .expect("--path");
+            let want = if command[0] == "gateway" {
+                "/readyz"
+            } else {
+                "/healthz"
+            };
             assert_eq!(path, want, "{name}");
         }
         // Published ports reach what the image listens on (WAAS_LISTEN=0.0.0.0:8080).
@@ -119,8 +146,14 @@ fn compose_uses_only_commands_flags_and_variables_the_binary_has() {
                     .parse()
                     .expect("number");
                 let stop = seconds(s["stop_grace_period"].as_str().expect("stop_grace_period"));
-                assert!(stop * 1000 > grace_ms, "{name}: Docker kills before the drain ends");
-                assert!(s["ulimits"]["nofile"]["soft"].as_u64().unwrap_or(0) >= 65536, "{name}");
+                assert!(
+                    stop * 1000 > grace_ms,
+                    "{name}: Docker kills before the drain ends"
+                );
+                assert!(
+                    s["ulimits"]["nofile"]["soft"].as_u64().unwrap_or(0) >= 65536,
+                    "{name}"
+                );
             }
             _ => {}
         }
@@ -128,11 +161,26 @@ fn compose_uses_only_commands_flags_and_variables_the_binary_has() {
     }
     // NATS with JetStream, its store on a volume.
     let nats = &services["nats"];
-    let args: Vec<&str> = nats["command"].as_array().expect("command").iter().filter_map(|w| w.as_str()).collect();
+    let args: Vec<&str> = nats["command"]
+        .as_array()
+        .expect("command")
+        .iter()
+        .filter_map(|w| w.as_str())
+        .collect();
     assert!(args.contains(&"-js"));
-    let store = args.iter().skip_while(|a| **a != "-sd").nth(1).expect("-sd");
+    let store = args
+        .iter()
+        .skip_while(|a| **a != "-sd")
+        .nth(1)
+        .expect("-sd");
     assert!(
-        nats["volumes"].as_array().expect("volumes").iter().any(|v| v.as_str().is_some_and(|v| v.ends_with(&format!(":{store}")))),
+        nats["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .any(|v| v
+                .as_str()
+                .is_some_and(|v| v.ends_with(&format!(":{store}")))),
         "JetStream's store is on a volume"
     );
 }

@@ -29,10 +29,17 @@ fn overlay_renders_valid_objects_with_its_patches() {
     let docs = kustomize("k8s/overlays/example");
     let secret = object(&docs, "Secret", "");
     let secret_name = secret["metadata"]["name"].as_str().expect("name");
-    assert!(secret_name.starts_with("waas-secrets-"), "hashed: {secret_name}");
+    assert!(
+        secret_name.starts_with("waas-secrets-"),
+        "hashed: {secret_name}"
+    );
     for d in &docs {
         if d["kind"] != "Namespace" {
-            assert_eq!(d["metadata"]["namespace"], "waas", "{}", d["metadata"]["name"]);
+            assert_eq!(
+                d["metadata"]["namespace"], "waas",
+                "{}",
+                d["metadata"]["name"]
+            );
         }
     }
     for name in ["waas-gateway", "waas-control-plane"] {
@@ -44,7 +51,10 @@ fn overlay_renders_valid_objects_with_its_patches() {
             .iter()
             .find(|e| e["name"] == "WAAS_NATS")
             .expect("WAAS_NATS");
-        assert_eq!(nats["value"], "nats://nats.nats.svc:4222", "{name}: the patch hit WAAS_NATS");
+        assert_eq!(
+            nats["value"], "nats://nats.nats.svc:4222",
+            "{name}: the patch hit WAAS_NATS"
+        );
         for e in c["env"].as_array().expect("env") {
             if let Some(r) = e["valueFrom"]["secretKeyRef"].as_object() {
                 assert_eq!(r["name"], secret_name, "{name}: reference follows the hash");
@@ -55,11 +65,13 @@ fn overlay_renders_valid_objects_with_its_patches() {
     let c = &job["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(c["args"], json!(["migrate"]));
     assert_eq!(c["image"], "ghcr.io/waas-dev/waas:0.1.0");
-    assert_eq!(object(&docs, "HorizontalPodAutoscaler", "waas-gateway")["spec"]["maxReplicas"], 20);
+    assert_eq!(
+        object(&docs, "HorizontalPodAutoscaler", "waas-gateway")["spec"]["maxReplicas"],
+        20
+    );
     let ingress = object(&docs, "Ingress", "waas-gateway");
     assert_eq!(
-        ingress["spec"]["rules"][0]["http"]["paths"][0]["path"],
-        "/v1",
+        ingress["spec"]["rules"][0]["http"]["paths"][0]["path"], "/v1",
         "only /v1 is public, not /metrics"
     );
 }
@@ -91,7 +103,10 @@ fn base_runs_the_same_containers_as_the_chart() {
     ] {
         let k = object(&base, kind, name);
         let h = object(&chart, kind, name);
-        let (kp, hp) = (&k["spec"]["template"]["spec"], &h["spec"]["template"]["spec"]);
+        let (kp, hp) = (
+            &k["spec"]["template"]["spec"],
+            &h["spec"]["template"]["spec"],
+        );
         for key in [
             "terminationGracePeriodSeconds",
             "securityContext",
@@ -115,17 +130,16 @@ fn base_runs_the_same_containers_as_the_chart() {
         }
         for e in kc["env"].as_array().expect("env") {
             if e.get("value").is_some() {
-                let same = hc["env"]
-                    .as_array()
-                    .expect("env")
-                    .iter()
-                    .any(|h| h == e);
+                let same = hc["env"].as_array().expect("env").iter().any(|h| h == e);
                 assert!(same, "{name}: {e} differs from the chart");
             }
         }
     }
     for name in ["waas-gateway", "waas-gateway-metrics", "waas-control-plane"] {
-        let (k, h) = (object(&base, "Service", name), object(&chart, "Service", name));
+        let (k, h) = (
+            object(&base, "Service", name),
+            object(&chart, "Service", name),
+        );
         assert_eq!(k["spec"]["ports"], h["spec"]["ports"], "{name}: ports");
     }
 }

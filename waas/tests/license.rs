@@ -19,7 +19,10 @@ fn license_file_is_the_apache_2_text() {
     let text = read("LICENSE");
     let head: Vec<&str> = text.lines().take(2).map(str::trim).collect();
     assert_eq!(head, ["Apache License", "Version 2.0, January 2004"]);
-    assert!(text.contains("END OF TERMS AND CONDITIONS"), "the whole text");
+    assert!(
+        text.contains("END OF TERMS AND CONDITIONS"),
+        "the whole text"
+    );
     assert!(text.contains("APPENDIX: How to apply the Apache License to your work."));
 }
 
@@ -59,7 +62,10 @@ fn every_package_says_apache_2() {
     }
     let lock = read("sdk/js/package-lock.json");
     let root_entry = lock.split("\"dependencies\"").next().unwrap_or_default();
-    let root_entry = root_entry.split("\"devDependencies\"").next().unwrap_or_default();
+    let root_entry = root_entry
+        .split("\"devDependencies\"")
+        .next()
+        .unwrap_or_default();
     assert!(
         root_entry.contains(r#""license": "Apache-2.0""#),
         "sdk/js/package-lock.json's own entry"
