@@ -451,3 +451,69 @@ fn the_validator_rejects_a_broken_object() {
 fn readme_lists_every_value() {
     run(python().args(["deploy/chart-readme.py", "--check"]));
 }
+
+/// NOTES.txt, as `helm install` prints it: how to reach the service and mint a first token,
+/// with commands and flags the `waas` binary has.
+#[test]
+fn notes_say_how_to_reach_the_service_and_mint_a_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("values.json");
+    std::fs::write(&path, required().to_string()).expect("write values");
+    let out = run(helm().args([
+        "install",
+        "r1",
+        "helm/waas",
+        "--dry-run=client",
+        "--namespace",
+        "ns1",
+        "-f",
+        path.to_str().expect("path"),
+    ]));
+    let notes = out.split("NOTES:").nth(1).expect("NOTES");
+    assert!(
+        notes.contains("port-forward service/r1-waas-gateway 8080:80"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("port-forward service/r1-waas-control-plane 9000:8080"),
+        "{notes}"
+    );
+    assert!(notes.contains("get secret r1-waas-secrets"), "{notes}");
+    let waas = env!("CARGO_BIN_EXE_waas");
+    for line in notes
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("waas "))
+    {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let help = run(std::process::Command::new(waas)
+            .args(&words[1..3])
+            .arg("--help"));
+        let mut flags: Vec<&str> = words
+            .iter()
+            .copied()
+            .filter(|w| w.starts_with("--"))
+            .collect();
+        if line.ends_with('\\') {
+            // The command goes on on the next line.
+            let rest = notes
+                .split(line)
+                .nth(1)
+                .and_then(|r| r.lines().nth(1))
+                .unwrap_or_default();
+            flags.extend(rest.split_whitespace().filter(|w| w.starts_with("--")));
+        }
+        assert!(!flags.is_empty(), "{line}");
+        for flag in flags {
+            assert!(
+                help.contains(flag),
+                "`{line}`: waas {} has no {flag}",
+                words[1..3].join(" ")
+            );
+        }
+    }
+    assert!(
+        notes.contains("waas app create") && notes.contains("waas token issue"),
+        "{notes}"
+    );
+}

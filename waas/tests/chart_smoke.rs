@@ -2,7 +2,7 @@
 //! control-plane and the gateway exactly as rendered (the image's entrypoint, the container's
 //! `args`, its `env` with the values of the rendered Secret, nothing of this process's
 //! environment), run them as processes against the machine's NATS and PostgreSQL, and publish
-//! on one gateway to a client of the other.
+//! on one gateway to a client of the other; then SIGTERM drains a gateway as Kubernetes would.
 //!
 //! The one change: `WAAS_LISTEN` becomes `127.0.0.1:0`, as each pod has its own address and
 //! these processes share one (the rendered value is checked to be the container's port on all
@@ -249,6 +249,30 @@ async fn the_rendered_chart_runs_and_delivers() {
         (&m["event"], &m["data"]),
         (&json!("created"), &json!({"id": 7})),
         "{m}"
+    );
+
+    // The drain as Kubernetes runs it (after preStop): SIGTERM, the client told to go away
+    // with 1001, the process gone well within terminationGracePeriodSeconds.
+    let grace_period = object(&docs, "Deployment", "-gateway")["spec"]["template"]["spec"]
+        ["terminationGracePeriodSeconds"]
+        .as_u64()
+        .expect("terminationGracePeriodSeconds");
+    let mut gateways = gateways;
+    let mut first = gateways.remove(0);
+    let started = std::time::Instant::now();
+    let pid = first.child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    assert_eq!(client.close_code().await, 1001);
+    let status = tokio::task::block_in_place(|| first.child.wait()).expect("wait");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(grace_period),
+        "drained in {:?}, beyond the {grace_period} s Kubernetes gives",
+        started.elapsed()
     );
 }
 
