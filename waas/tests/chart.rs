@@ -344,6 +344,21 @@ fn bad_values_are_refused_with_a_clear_error() {
         json!({"nats": {"tls": {"enabled": true}}}),
     ));
     assert!(out.contains("nats.tls.secretName is required"), "{out}");
+    // The balancer's idle timeout must sit between the server's pings and its keep-alive.
+    let out = template_failing(&merged(
+        required(),
+        json!({"gateway": {"service": {"idleTimeoutSeconds": 120}}}),
+    ));
+    assert!(
+        out.contains("idleTimeoutSeconds (120 s) must be above"),
+        "{out}"
+    );
+    let raised = merged(
+        required(),
+        json!({"gateway": {"service": {"idleTimeoutSeconds": 120},
+                           "env": {"WAAS_HTTP_KEEPALIVE_TIMEOUT_MS": "150000"}}}),
+    );
+    template(&[], &raised);
 }
 
 #[test]
