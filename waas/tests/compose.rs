@@ -184,3 +184,31 @@ fn compose_uses_only_commands_flags_and_variables_the_binary_has() {
         "JetStream's store is on a volume"
     );
 }
+
+/// Errors of the Compose JSON schema (from deploy/tools/install.sh) for `compose`, one a line.
+fn schema_errors(compose: &Value) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("compose.json");
+    std::fs::write(&file, compose.to_string()).expect("write");
+    run(python().args([
+        "-c",
+        "import json, sys, jsonschema\n\
+         schema = json.load(open(sys.argv[1]))\n\
+         doc = json.load(open(sys.argv[2]))\n\
+         for e in jsonschema.Draft7Validator(schema).iter_errors(doc):\n\
+         \x20   print(list(e.path), e.message)",
+        tools().join("compose-spec.json").to_str().expect("path"),
+        file.to_str().expect("path"),
+    ]))
+}
+
+#[test]
+fn compose_file_fits_the_compose_schema() {
+    let compose = compose();
+    let errors = schema_errors(&compose);
+    assert!(errors.is_empty(), "deploy/compose.yaml:\n{errors}");
+    // The schema bites: a misspelt service key fails it.
+    let mut broken = compose.clone();
+    broken["services"]["gateway-1"]["stop_grace_perod"] = "15s".into();
+    assert!(schema_errors(&broken).contains("stop_grace_perod"));
+}
