@@ -344,7 +344,10 @@ impl Limits {
         let http: [(&'static str, u64); 3] = [
             ("http_header_timeout_ms", self.http_header_timeout_ms),
             ("http_keepalive_timeout_ms", self.http_keepalive_timeout_ms),
-            ("pusher_activity_timeout_secs", self.pusher_activity_timeout_secs),
+            (
+                "pusher_activity_timeout_secs",
+                self.pusher_activity_timeout_secs,
+            ),
         ];
         let positive = positive
             .into_iter()

@@ -64,7 +64,10 @@ impl Client {
         let data = data_of(&f);
         let socket_id = data["socket_id"].as_str().unwrap().to_owned();
         let (a, b) = socket_id.split_once('.').unwrap();
-        assert!(a.parse::<u64>().is_ok() && b.parse::<u64>().is_ok(), "{socket_id}");
+        assert!(
+            a.parse::<u64>().is_ok() && b.parse::<u64>().is_ok(),
+            "{socket_id}"
+        );
         assert_eq!(data["activity_timeout"], 30);
         Client { raw, socket_id }
     }
@@ -92,10 +95,18 @@ impl Client {
     async fn nothing_else(&mut self) {
         self.send(json!({"event": "pusher:ping", "data": {}})).await;
         let f = self.next().await;
-        assert_eq!(f["event"], "pusher:pong", "expected nothing before the pong, got {f}");
+        assert_eq!(
+            f["event"], "pusher:pong",
+            "expected nothing before the pong, got {f}"
+        );
     }
 
-    async fn subscribe(&mut self, channel: &str, auth: Option<String>, channel_data: Option<&str>) -> Value {
+    async fn subscribe(
+        &mut self,
+        channel: &str,
+        auth: Option<String>,
+        channel_data: Option<&str>,
+    ) -> Value {
         let mut data = json!({"channel": channel});
         if let Some(a) = auth {
             data["auth"] = json!(a);
@@ -103,12 +114,17 @@ impl Client {
         if let Some(d) = channel_data {
             data["channel_data"] = json!(d);
         }
-        self.send(json!({"event": "pusher:subscribe", "data": data})).await;
+        self.send(json!({"event": "pusher:subscribe", "data": data}))
+            .await;
         self.next().await
     }
 
     fn sign(&self, channel: &str, channel_data: Option<&str>) -> String {
-        auth::sign("demo", SECRET, &auth::channel_message(&self.socket_id, channel, channel_data))
+        auth::sign(
+            "demo",
+            SECRET,
+            &auth::channel_message(&self.socket_id, channel, channel_data),
+        )
     }
 
     async fn join(&mut self, channel: &str) -> Value {
@@ -188,15 +204,27 @@ async fn handshake_refusals_have_pushers_codes() {
         assert_eq!(code, want, "{path}: {f}");
         assert!(f["data"]["message"].as_str().unwrap().len() > 3);
     }
-    let (_, code) = refused(&server, "/app/demo?protocol=7", &[("Origin", "https://evil.example")]).await;
+    let (_, code) = refused(
+        &server,
+        "/app/demo?protocol=7",
+        &[("Origin", "https://evil.example")],
+    )
+    .await;
     assert_eq!(code, 4009);
     // The app allows one connection: the second is over quota.
-    let mut first = RawClient::connect_with(server.addr, "/app/demo?protocol=7", &[("Origin", "https://good.example")]).await;
+    let mut first = RawClient::connect_with(
+        server.addr,
+        "/app/demo?protocol=7",
+        &[("Origin", "https://good.example")],
+    )
+    .await;
     assert_eq!(first.json().await["event"], "pusher:connection_established");
     let (_, code) = refused(&server, "/app/demo?protocol=7", &[]).await;
     assert_eq!(code, 4004);
     // Not an upgrade: a plain HTTP answer.
-    let resp = reqwest::get(format!("{}/app/demo?protocol=7", server.http_url())).await.unwrap();
+    let resp = reqwest::get(format!("{}/app/demo?protocol=7", server.http_url()))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 426);
 }
 
@@ -211,7 +239,8 @@ async fn ping_pong_and_bad_frames() {
     let f = c.next().await;
     assert_eq!(f["event"], "pusher:error");
     assert!(f["data"]["code"].is_null());
-    c.send(json!({"event": "pusher:subscribe", "data": {}})).await;
+    c.send(json!({"event": "pusher:subscribe", "data": {}}))
+        .await;
     assert_eq!(c.next().await["event"], "pusher:error");
     c.send(json!({"event": "pusher:nonsense"})).await;
     assert_eq!(c.next().await["event"], "pusher:error");
@@ -227,16 +256,27 @@ async fn public_channels_cross_between_pusher_and_native_clients() {
     p.join("news").await;
     let token = tokens::demo("nat", &["news", "private-chat"], &["news", "private-chat"]);
     let mut native = RawClient::ready(server.addr, "demo", &token).await;
-    let ack = native.request(json!({"op": "subscribe", "id": 1, "channel": "news"})).await;
+    let ack = native
+        .request(json!({"op": "subscribe", "id": 1, "channel": "news"}))
+        .await;
     assert_eq!(ack["op"], "ack");
 
     // Native → Pusher: objects become their JSON text, strings stay strings.
-    rest_publish(&server, "news", "story", json!({"title": "hi", "n": [1, 2]})).await;
+    rest_publish(
+        &server,
+        "news",
+        "story",
+        json!({"title": "hi", "n": [1, 2]}),
+    )
+    .await;
     let f = p.next().await;
     assert_eq!(f["event"], "story");
     assert_eq!(f["channel"], "news");
     let text = f["data"].as_str().expect("Pusher data is a string");
-    assert_eq!(serde_json::from_str::<Value>(text).unwrap(), json!({"title": "hi", "n": [1, 2]}));
+    assert_eq!(
+        serde_json::from_str::<Value>(text).unwrap(),
+        json!({"title": "hi", "n": [1, 2]})
+    );
     rest_publish(&server, "news", "plain", json!("just text")).await;
     assert_eq!(p.next().await["data"], "just text");
     rest_publish(&server, "news", "number", json!(42)).await;
@@ -250,16 +290,23 @@ async fn public_channels_cross_between_pusher_and_native_clients() {
     q.join("private-chat").await;
     let mut r = Client::connect(&server).await;
     r.join("private-chat").await;
-    let ack = native.request(json!({"op": "subscribe", "id": 2, "channel": "private-chat"})).await;
+    let ack = native
+        .request(json!({"op": "subscribe", "id": 2, "channel": "private-chat"}))
+        .await;
     assert_eq!(ack["op"], "ack");
     let text = r#"{"a": 1,  "b": "x"}"#;
-    q.send(json!({"event": "client-typing", "channel": "private-chat", "data": text})).await;
+    q.send(json!({"event": "client-typing", "channel": "private-chat", "data": text}))
+        .await;
     let f = r.next().await;
     assert_eq!(f["event"], "client-typing");
     assert_eq!(f["data"], text, "the same bytes come out");
     assert!(f.get("user_id").is_none(), "no user on private channels");
     let m = native.next_op("message").await;
-    assert_eq!(m["data"], json!({"a": 1, "b": "x"}), "native clients get the object");
+    assert_eq!(
+        m["data"],
+        json!({"a": 1, "b": "x"}),
+        "native clients get the object"
+    );
     assert_eq!(m["pusher"]["socket_id"], q.socket_id);
     // Not echoed to the sender.
     q.nothing_else().await;
@@ -271,7 +318,10 @@ async fn public_channels_cross_between_pusher_and_native_clients() {
     assert_eq!(ack["op"], "ack", "{ack}");
     for c in [&mut q, &mut r] {
         let f = c.next().await;
-        assert_eq!((f["event"].as_str(), f["data"].as_str()), (Some("client-reply"), Some("ok")));
+        assert_eq!(
+            (f["event"].as_str(), f["data"].as_str()),
+            (Some("client-reply"), Some("ok"))
+        );
     }
 }
 
@@ -286,8 +336,16 @@ async fn private_channels_check_signatures() {
         Some(String::new()),
         Some("demo".into()),
         Some("demo:nothex".into()),
-        Some(auth::sign("otherkey", SECRET, &auth::channel_message(&c.socket_id, ch, None))),
-        Some(auth::sign("demo", "wrong-secret", &auth::channel_message(&c.socket_id, ch, None))),
+        Some(auth::sign(
+            "otherkey",
+            SECRET,
+            &auth::channel_message(&c.socket_id, ch, None),
+        )),
+        Some(auth::sign(
+            "demo",
+            "wrong-secret",
+            &auth::channel_message(&c.socket_id, ch, None),
+        )),
         // Signed for another connection, or another channel.
         Some(other.sign(ch, None)),
         Some(c.sign("private-other", None)),
@@ -330,7 +388,8 @@ async fn invalid_channel_names_are_refused() {
     // Resubscribing answers again; unsubscribing stops delivery.
     c.join("a.b").await;
     c.join("a.b").await;
-    c.send(json!({"event": "pusher:unsubscribe", "data": {"channel": "a.b"}})).await;
+    c.send(json!({"event": "pusher:unsubscribe", "data": {"channel": "a.b"}}))
+        .await;
     c.nothing_else().await;
     rest_publish(&server, "a.b", "e", json!(1)).await;
     c.nothing_else().await;
@@ -343,10 +402,14 @@ async fn client_events_are_refused_unless_allowed() {
     let mut b = Client::connect(&off).await;
     a.join("private-x").await;
     b.join("private-x").await;
-    a.send(json!({"event": "client-hi", "channel": "private-x", "data": {}})).await;
+    a.send(json!({"event": "client-hi", "channel": "private-x", "data": {}}))
+        .await;
     let f = a.next().await;
     assert_eq!(f["event"], "pusher:error", "{f}");
-    assert!(f["data"]["message"].as_str().unwrap().contains("not enabled"));
+    assert!(f["data"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not enabled"));
     b.nothing_else().await;
 
     let on = pusher_server(true).await;
@@ -356,10 +419,19 @@ async fn client_events_are_refused_unless_allowed() {
     b.join("news").await;
     a.join("private-y").await;
     for (frame, why) in [
-        (json!({"event": "client-hi", "channel": "news", "data": {}}), "private and presence"),
-        (json!({"event": "client-hi", "channel": "private-z", "data": {}}), "subscribe to"),
+        (
+            json!({"event": "client-hi", "channel": "news", "data": {}}),
+            "private and presence",
+        ),
+        (
+            json!({"event": "client-hi", "channel": "private-z", "data": {}}),
+            "subscribe to",
+        ),
         (json!({"event": "client-hi", "data": {}}), "channel"),
-        (json!({"event": "client-hi", "channel": "private-y"}), "data"),
+        (
+            json!({"event": "client-hi", "channel": "private-y"}),
+            "data",
+        ),
     ] {
         a.send(frame).await;
         let f = a.next().await;
@@ -378,7 +450,8 @@ async fn client_events_are_rate_limited() {
     a.join("private-r").await;
     b.join("private-r").await;
     for i in 0..10 {
-        a.send(json!({"event": "client-n", "channel": "private-r", "data": {"i": i}})).await;
+        a.send(json!({"event": "client-n", "channel": "private-r", "data": {"i": i}}))
+            .await;
     }
     let mut limited = 0;
     a.send(json!({"event": "pusher:ping"})).await;
@@ -391,7 +464,10 @@ async fn client_events_are_rate_limited() {
         assert_eq!(f["data"]["code"], 4301);
         limited += 1;
     }
-    assert!(limited >= 6, "at most 3 + what refilled went through; {limited} refused");
+    assert!(
+        limited >= 6,
+        "at most 3 + what refilled went through; {limited} refused"
+    );
     let mut got = 0;
     while got < 10 - limited {
         assert_eq!(b.next().await["event"], "client-n");
@@ -417,11 +493,15 @@ async fn presence_members_join_leave_and_sign_client_events() {
     ids.sort();
     assert_eq!(ids, ["alice", "bob"]);
     let f = a.next_event("pusher_internal:member_added").await;
-    assert_eq!(data_of(&f), json!({"user_id": "bob", "user_info": {"name": "bob"}}));
+    assert_eq!(
+        data_of(&f),
+        json!({"user_id": "bob", "user_info": {"name": "bob"}})
+    );
     b.nothing_else().await;
 
     // Client events on presence channels name their sender.
-    b.send(json!({"event": "client-wave", "channel": ch, "data": "{\"x\":1}"})).await;
+    b.send(json!({"event": "client-wave", "channel": ch, "data": "{\"x\":1}"}))
+        .await;
     let f = a.next().await;
     assert_eq!(f["event"], "client-wave");
     assert_eq!(f["user_id"], "bob");
@@ -433,12 +513,18 @@ async fn presence_members_join_leave_and_sign_client_events() {
     assert_eq!(f["data"]["type"], "BadRequest", "{f}");
     let cd = json!({"user_id": "mallory"}).to_string();
     let f = c.subscribe(ch, Some(c.sign(ch, None)), Some(&cd)).await;
-    assert_eq!(f["data"]["type"], "AuthError", "channel_data is signed: {f}");
+    assert_eq!(
+        f["data"]["type"], "AuthError",
+        "channel_data is signed: {f}"
+    );
     let bad = json!({"name": "no id"}).to_string();
-    let f = c.subscribe(ch, Some(c.sign(ch, Some(&bad))), Some(&bad)).await;
+    let f = c
+        .subscribe(ch, Some(c.sign(ch, Some(&bad))), Some(&bad))
+        .await;
     assert_eq!(f["data"]["type"], "BadRequest", "{f}");
 
-    b.send(json!({"event": "pusher:unsubscribe", "data": {"channel": ch}})).await;
+    b.send(json!({"event": "pusher:unsubscribe", "data": {"channel": ch}}))
+        .await;
     let f = a.next_event("pusher_internal:member_removed").await;
     assert_eq!(data_of(&f), json!({"user_id": "bob"}));
     drop(b);
@@ -469,7 +555,10 @@ async fn cache_channels_replay_the_last_event_or_say_miss() {
     let mut b = Client::connect(&server).await;
     b.join("cache-scores").await;
     let f = b.next().await;
-    assert_eq!((f["event"].as_str(), f["data"].as_str()), (Some("score"), Some(r#"{"n":2}"#)));
+    assert_eq!(
+        (f["event"].as_str(), f["data"].as_str()),
+        (Some("score"), Some(r#"{"n":2}"#))
+    );
     b.nothing_else().await;
     // Private cache channels too, after their signature.
     let mut c = Client::connect(&server).await;
@@ -484,12 +573,16 @@ async fn signin_receives_user_messages_and_terminate_closes() {
     let user = json!({"id": "u1", "name": "Una"}).to_string();
     bad.send(json!({"event": "pusher:signin", "data": {"auth": auth::sign("demo", "nope", &auth::signin_message(&bad.socket_id, &user)), "user_data": user}})).await;
     let f = bad.next().await;
-    assert_eq!((f["event"].as_str(), f["data"]["code"].as_u64()), (Some("pusher:error"), Some(4009)));
+    assert_eq!(
+        (f["event"].as_str(), f["data"]["code"].as_u64()),
+        (Some("pusher:error"), Some(4009))
+    );
     assert_eq!(bad.closed().await, 4009);
 
     let mut c = Client::connect(&server).await;
     let sig = auth::sign("demo", SECRET, &auth::signin_message(&c.socket_id, &user));
-    c.send(json!({"event": "pusher:signin", "data": {"auth": sig, "user_data": user}})).await;
+    c.send(json!({"event": "pusher:signin", "data": {"auth": sig, "user_data": user}}))
+        .await;
     let f = c.next().await;
     assert_eq!(f["event"], "pusher:signin_success");
     assert_eq!(data_of(&f)["user_data"], user);
@@ -499,14 +592,25 @@ async fn signin_receives_user_messages_and_terminate_closes() {
     let mut other = Client::connect(&server).await;
     let f = other.subscribe("#server-to-user-u1", None, None).await;
     assert_eq!(f["data"]["type"], "AuthError");
-    rest_publish(&server, "#server-to-user-u1", "notice", json!({"hello": "u1"})).await;
+    rest_publish(
+        &server,
+        "#server-to-user-u1",
+        "notice",
+        json!({"hello": "u1"}),
+    )
+    .await;
     let f = c.next_event("notice").await;
     assert_eq!(f["data"], r#"{"hello":"u1"}"#);
 
     let bus = std::sync::Arc::clone(server.gateway.publisher.bus());
-    waas_gateway::pusher::users::terminate(&*bus, &server.gateway.config.subject_prefix, "demo", "u1")
-        .await
-        .unwrap();
+    waas_gateway::pusher::users::terminate(
+        &*bus,
+        &server.gateway.config.subject_prefix,
+        "demo",
+        "u1",
+    )
+    .await
+    .unwrap();
     let f = c.next_event("pusher:error").await;
     assert_eq!(f["data"]["code"], 4009);
     assert_eq!(c.closed().await, 4009);

@@ -78,7 +78,12 @@ mod tests {
             "278d425bdf160c739803:58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4"
         );
         assert_eq!(
-            verify(Some(&auth), "278d425bdf160c739803", "7ad3773142a6692b25b8", &message),
+            verify(
+                Some(&auth),
+                "278d425bdf160c739803",
+                "7ad3773142a6692b25b8",
+                &message
+            ),
             Ok(())
         );
     }
@@ -88,13 +93,39 @@ mod tests {
         let m = channel_message("1.2", "private-a", None);
         let good = sign("app", "s3cret", &m);
         assert_eq!(verify(None, "app", "s3cret", &m), Err(AuthError::Missing));
-        assert_eq!(verify(Some(""), "app", "s3cret", &m), Err(AuthError::Missing));
-        assert_eq!(verify(Some("nocolon"), "app", "s3cret", &m), Err(AuthError::Malformed));
-        assert_eq!(verify(Some("app:zz"), "app", "s3cret", &m), Err(AuthError::Malformed));
-        assert_eq!(verify(Some(&good), "other", "s3cret", &m), Err(AuthError::WrongKey));
-        assert_eq!(verify(Some(&good), "app", "wrong", &m), Err(AuthError::BadSignature));
+        assert_eq!(
+            verify(Some(""), "app", "s3cret", &m),
+            Err(AuthError::Missing)
+        );
+        assert_eq!(
+            verify(Some("nocolon"), "app", "s3cret", &m),
+            Err(AuthError::Malformed)
+        );
+        assert_eq!(
+            verify(Some("app:zz"), "app", "s3cret", &m),
+            Err(AuthError::Malformed)
+        );
+        assert_eq!(
+            verify(Some(&good), "other", "s3cret", &m),
+            Err(AuthError::WrongKey)
+        );
+        assert_eq!(
+            verify(Some(&good), "app", "wrong", &m),
+            Err(AuthError::BadSignature)
+        );
         let other = channel_message("1.3", "private-a", None);
-        assert_eq!(verify(Some(&good), "app", "s3cret", &other), Err(AuthError::BadSignature));
-        assert_eq!(verify(Some(&good.to_uppercase().replacen("APP", "app", 1)), "app", "s3cret", &m), Ok(()));
+        assert_eq!(
+            verify(Some(&good), "app", "s3cret", &other),
+            Err(AuthError::BadSignature)
+        );
+        assert_eq!(
+            verify(
+                Some(&good.to_uppercase().replacen("APP", "app", 1)),
+                "app",
+                "s3cret",
+                &m
+            ),
+            Ok(())
+        );
     }
 }

@@ -23,15 +23,16 @@ pub struct Kind {
 
 impl Kind {
     pub fn of(name: &str) -> Kind {
-        let (signed, presence, encrypted, rest) = if let Some(r) = name.strip_prefix("private-encrypted-") {
-            (true, false, true, r)
-        } else if let Some(r) = name.strip_prefix("private-") {
-            (true, false, false, r)
-        } else if let Some(r) = name.strip_prefix("presence-") {
-            (true, true, false, r)
-        } else {
-            (false, false, false, name)
-        };
+        let (signed, presence, encrypted, rest) =
+            if let Some(r) = name.strip_prefix("private-encrypted-") {
+                (true, false, true, r)
+            } else if let Some(r) = name.strip_prefix("private-") {
+                (true, false, false, r)
+            } else if let Some(r) = name.strip_prefix("presence-") {
+                (true, true, false, r)
+            } else {
+                (false, false, false, name)
+            };
         Kind {
             signed,
             presence,

@@ -225,11 +225,9 @@ impl Conn {
 
     fn too_large(&mut self) {
         let max = self.gw.config.limits.max_frame_bytes;
-        self.error(
-            None,
-            &format!("frame larger than max_frame_bytes ({max})"),
-        );
-        self.close.get_or_insert(PusherCode(CloseCode::MESSAGE_TOO_BIG.0));
+        self.error(None, &format!("frame larger than max_frame_bytes ({max})"));
+        self.close
+            .get_or_insert(PusherCode(CloseCode::MESSAGE_TOO_BIG.0));
         self.out().close(CloseCode::MESSAGE_TOO_BIG);
     }
 
@@ -240,10 +238,7 @@ impl Conn {
         };
         let Some(slot) = app.acquire_connection(self.gw.config.limits.max_connections_per_app)
         else {
-            return self.fail(
-                PusherCode::OVER_QUOTA,
-                "the app is at its connection limit",
-            );
+            return self.fail(PusherCode::OVER_QUOTA, "the app is at its connection limit");
         };
         self._slot = Some(slot);
         // No token to wait for: the connection counts as authenticated for the sweeper.

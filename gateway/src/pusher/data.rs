@@ -106,7 +106,12 @@ mod tests {
 
     #[test]
     fn native_values_go_out_as_their_json_text() {
-        for (native, text) in [("17", "17"), ("true", "true"), ("null", "null"), ("{\"x\":[]}", "{\"x\":[]}")] {
+        for (native, text) in [
+            ("17", "17"),
+            ("true", "true"),
+            ("null", "null"),
+            ("{\"x\":[]}", "{\"x\":[]}"),
+        ] {
             let raw = RawValue::from_string(native.into()).unwrap();
             assert_eq!(to_pusher_string(&raw), text);
             assert_eq!(to_pusher(&raw).get(), serde_json::to_string(text).unwrap());

@@ -51,13 +51,7 @@ impl Conn {
             user_id: sub.member.clone(),
         };
         let native = data::field_to_native(raw);
-        let head = message::head(
-            name,
-            event,
-            &native,
-            waas_core::time::now_ms(),
-            &sender,
-        );
+        let head = message::head(name, event, &native, waas_core::time::now_ms(), &sender);
         match self.gw.publisher.publish_head(&app, &channel, &head).await {
             Ok(offset) => super::hooks::client_event(
                 &self.gw,

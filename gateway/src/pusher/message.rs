@@ -77,7 +77,7 @@ pub struct Converted {
 }
 
 /// The JSON inside a server WebSocket frame (unmasked, so the header is 2, 4 or 10 bytes).
-fn payload(frame: &[u8]) -> Option<&[u8]> {
+pub(crate) fn payload(frame: &[u8]) -> Option<&[u8]> {
     let len = *frame.get(1)? & 0x7f;
     let head = match len {
         126 => 4,
@@ -143,7 +143,10 @@ mod tests {
         // Long enough for a 4-byte header.
         let padded = "x".repeat(300);
         let big = RawValue::from_string(serde_json::to_string(&padded).unwrap()).unwrap();
-        for (frame, expect) in [(frame, "hi".to_owned()), (head("c", "e", &big, 1, &sender).with_offset(1), padded)] {
+        for (frame, expect) in [
+            (frame, "hi".to_owned()),
+            (head("c", "e", &big, 1, &sender).with_offset(1), padded),
+        ] {
             let c = convert(&wsframe::text(&frame)).unwrap();
             assert_eq!(c.exclude.as_deref(), Some("12.34"));
             let f = body(&c.frame);
@@ -154,7 +157,10 @@ mod tests {
 
     #[test]
     fn other_frames_are_not_converted() {
-        assert!(convert(&wsframe::text(b"{\"op\":\"gap\",\"channel\":\"c\",\"event\":\"e\",\"data\":1}")).is_none());
+        assert!(convert(&wsframe::text(
+            b"{\"op\":\"gap\",\"channel\":\"c\",\"event\":\"e\",\"data\":1}"
+        ))
+        .is_none());
         assert!(convert(&wsframe::text(b"not json")).is_none());
         assert!(convert(b"").is_none());
     }

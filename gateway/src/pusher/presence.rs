@@ -106,7 +106,7 @@ mod tests {
     use super::*;
 
     fn body(frame: &Bytes) -> Value {
-        serde_json::from_slice(&frame[2..]).unwrap()
+        serde_json::from_slice(super::super::message::payload(frame).unwrap()).unwrap()
     }
 
     #[test]
@@ -114,7 +114,10 @@ mod tests {
         let m = ChannelData::member(r#"{"user_id":7,"user_info":{"name":"a"}}"#).unwrap();
         assert_eq!(m.id, "7");
         assert_eq!(m.info.unwrap()["name"], "a");
-        assert_eq!(ChannelData::member(r#"{"user_id":"u"}"#).unwrap().info, None);
+        assert_eq!(
+            ChannelData::member(r#"{"user_id":"u"}"#).unwrap().info,
+            None
+        );
         assert!(ChannelData::member(r#"{"user_id":""}"#).is_err());
         assert!(ChannelData::member(r#"{"user_id":null}"#).is_err());
         assert!(ChannelData::member("nope").is_err());
@@ -123,8 +126,14 @@ mod tests {
     #[test]
     fn roster_shape() {
         let members = vec![
-            Member { id: "a".into(), info: Some(serde_json::json!({"n": 1})) },
-            Member { id: "b".into(), info: None },
+            Member {
+                id: "a".into(),
+                info: Some(serde_json::json!({"n": 1})),
+            },
+            Member {
+                id: "b".into(),
+                info: None,
+            },
         ];
         let f = body(&succeeded("presence-r", &members));
         let data: Value = serde_json::from_str(f["data"].as_str().unwrap()).unwrap();
@@ -136,7 +145,10 @@ mod tests {
 
     #[test]
     fn member_events_only_on_pusher_presence_channels() {
-        let m = Member { id: "a".into(), info: None };
+        let m = Member {
+            id: "a".into(),
+            info: None,
+        };
         assert!(member_frame("presence.room", &Change::Added(m.clone())).is_none());
         let f = body(&member_frame("presence-room", &Change::Removed(m)).unwrap());
         assert_eq!(f["event"], "pusher_internal:member_removed");

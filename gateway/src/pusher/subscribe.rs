@@ -36,7 +36,12 @@ impl Conn {
     }
 
     /// The member a presence subscription makes, checked against the limits.
-    fn member(&self, app: &App, channel: &ChannelName, channel_data: Option<&str>) -> Result<Member, (SubscriptionError, String)> {
+    fn member(
+        &self,
+        app: &App,
+        channel: &ChannelName,
+        channel_data: Option<&str>,
+    ) -> Result<Member, (SubscriptionError, String)> {
         let data = channel_data.ok_or((
             SubscriptionError::BadRequest,
             "presence channels need channel_data".to_owned(),
@@ -104,11 +109,19 @@ impl Conn {
         let mut member = None;
         if kind.signed {
             let Some(settings) = app.config.pusher.as_ref() else {
-                return self.fail(super::codes::PusherCode::APP_DISABLED, "the app has no Pusher settings");
+                return self.fail(
+                    super::codes::PusherCode::APP_DISABLED,
+                    "the app has no Pusher settings",
+                );
             };
             let signed = kind.presence.then_some(s.channel_data.as_deref()).flatten();
             let message = auth::channel_message(&self.socket_id, name, signed);
-            if let Err(e) = auth::verify(s.auth.as_deref(), app.id().as_str(), &settings.secret, &message) {
+            if let Err(e) = auth::verify(
+                s.auth.as_deref(),
+                app.id().as_str(),
+                &settings.secret,
+                &message,
+            ) {
                 return self.refuse(name, SubscriptionError::Auth, &e.to_string());
             }
             if kind.presence {
@@ -140,7 +153,13 @@ impl Conn {
     /// Joins presence (before the hub, so the member does not see its own `member_added`), then
     /// the hub, answering `subscription_succeeded` and, on cache channels, the last event or
     /// `pusher:cache_miss`, before any live message.
-    pub(super) async fn join(&mut self, app: &Arc<App>, channel: ChannelName, kind: Kind, member: Option<Member>) {
+    pub(super) async fn join(
+        &mut self,
+        app: &Arc<App>,
+        channel: ChannelName,
+        kind: Kind,
+        member: Option<Member>,
+    ) {
         let subject = self.gw.publisher.subject(app.id(), &channel);
         let key = Presence::key(app.id(), &channel);
         let member_id = member.as_ref().map(|m| m.id.clone());
@@ -165,7 +184,13 @@ impl Conn {
         }
     }
 
-    async fn go_live(&self, app: &App, channel: &ChannelName, subject: &str, kind: Kind) -> Result<(), String> {
+    async fn go_live(
+        &self,
+        app: &App,
+        channel: &ChannelName,
+        subject: &str,
+        kind: Kind,
+    ) -> Result<(), String> {
         let out = Arc::clone(self.out());
         let hub = &self.gw.hub;
         hub.subscribe_held(subject, out.id)
@@ -190,7 +215,11 @@ impl Conn {
                         }
                     }
                     None => {
-                        frames.push(wire::event("pusher:cache_miss", Some(channel.as_str()), None));
+                        frames.push(wire::event(
+                            "pusher:cache_miss",
+                            Some(channel.as_str()),
+                            None,
+                        ));
                         super::hooks::cache_miss(&self.gw, app, channel);
                     }
                 }

@@ -124,7 +124,10 @@ mod tests {
     use super::*;
 
     fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -132,7 +135,13 @@ mod tests {
         let code = |query| protocol_verdict(&q(query)).map(|(c, _)| c);
         assert_eq!(code(&[("protocol", "7")]), None);
         assert_eq!(code(&[]), Some(PusherCode::NO_PROTOCOL));
-        assert_eq!(code(&[("protocol", "seven")]), Some(PusherCode::INVALID_VERSION));
-        assert_eq!(code(&[("protocol", "5")]), Some(PusherCode::UNSUPPORTED_PROTOCOL));
+        assert_eq!(
+            code(&[("protocol", "seven")]),
+            Some(PusherCode::INVALID_VERSION)
+        );
+        assert_eq!(
+            code(&[("protocol", "5")]),
+            Some(PusherCode::UNSUPPORTED_PROTOCOL)
+        );
     }
 }

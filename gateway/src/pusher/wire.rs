@@ -171,7 +171,7 @@ mod tests {
     use super::*;
 
     fn body(frame: &Bytes) -> serde_json::Value {
-        serde_json::from_slice(&frame[2..]).unwrap()
+        serde_json::from_slice(super::super::message::payload(frame).unwrap()).unwrap()
     }
 
     #[test]
@@ -192,7 +192,11 @@ mod tests {
         assert_eq!(f["data"]["code"], 4301);
         let f = body(&error(None, "x"));
         assert!(f["data"]["code"].is_null());
-        let f = body(&subscription_error("private-a", SubscriptionError::Auth, "bad"));
+        let f = body(&subscription_error(
+            "private-a",
+            SubscriptionError::Auth,
+            "bad",
+        ));
         assert_eq!(f["channel"], "private-a");
         assert_eq!(f["data"]["type"], "AuthError");
         assert_eq!(f["data"]["status"], 401);
