@@ -3,7 +3,6 @@
 //! messages crossing between Pusher and native clients.
 
 use serde_json::{json, Value};
-use std::sync::Arc;
 use waas_core::app::{AppConfig, PusherSettings};
 use waas_gateway::pusher::auth;
 use waas_test_support::raw::Received;
@@ -615,7 +614,6 @@ async fn signin_receives_user_messages_and_terminate_closes() {
     assert_eq!(f["data"]["code"], 4009);
     assert_eq!(c.closed().await, 4009);
     other.nothing_else().await;
-    let _ = Arc::clone(&server.gateway);
 }
 
 #[tokio::test]

@@ -277,7 +277,10 @@ impl Conn {
     }
 
     async fn on_message(&mut self, opcode: OpCode, payload: &[u8]) {
-        let Some(app) = self.app.clone() else { return };
+        // A refused connection is closing: what it still sends is ignored.
+        if self.app.is_none() {
+            return;
+        }
         let text = match (opcode, std::str::from_utf8(payload)) {
             (OpCode::Text, Ok(text)) => text,
             _ => return self.error(None, "frames must be UTF-8 JSON text frames"),
@@ -287,7 +290,6 @@ impl Conn {
             Err(message) => return self.error(None, &message),
         };
         self.follow_app_changes();
-        let _ = app;
         match &*frame.event {
             "pusher:ping" => {
                 let data = wire::string_data(&serde_json::json!({}));
