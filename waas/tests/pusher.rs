@@ -625,3 +625,23 @@ async fn shutdown_tells_pusher_clients_to_reconnect() {
     assert_eq!(c.closed().await, 4200);
     closing.await.unwrap();
 }
+
+#[tokio::test]
+async fn silent_connections_close_with_4201_and_huge_frames_with_1009() {
+    let server = TestServer::with(|s| {
+        s.limits.idle_timeout_ms = 300;
+        s.limits.heartbeat_interval_ms = 100;
+        s.limits.max_frame_bytes = 1024;
+    })
+    .await;
+    enable(&server, false, |_| {}).await;
+    // The raw client never answers pings: it looks dead.
+    let mut silent = Client::connect(&server).await;
+    assert_eq!(silent.closed().await, 4201);
+    let mut big = Client::connect(&server).await;
+    big.send(json!({"event": "pusher:ping", "data": "x".repeat(2000)}))
+        .await;
+    let f = big.next().await;
+    assert_eq!(f["event"], "pusher:error", "{f}");
+    assert_eq!(big.closed().await, 1009);
+}
