@@ -147,13 +147,7 @@ impl Client {
     }
 
     async fn closed(&mut self) -> u16 {
-        loop {
-            match self.raw.recv().await {
-                Received::Close(code, _) => return code,
-                Received::Json(_) => continue,
-                Received::Ended => panic!("ended without a close frame"),
-            }
-        }
+        self.raw.close_code().await
     }
 }
 
@@ -644,4 +638,30 @@ async fn silent_connections_close_with_4201_and_huge_frames_with_1009() {
     let f = big.next().await;
     assert_eq!(f["event"], "pusher:error", "{f}");
     assert_eq!(big.closed().await, 1009);
+}
+
+#[tokio::test]
+async fn slow_pusher_consumers_close_with_4100() {
+    let server = TestServer::with(|s| {
+        s.limits.max_frame_bytes = 2 << 20;
+        s.limits.max_queued_bytes = 1 << 20;
+    })
+    .await;
+    enable(&server, false, |_| {}).await;
+    let mut slow = Client::connect(&server).await;
+    slow.join("firehose").await;
+    let http = reqwest::Client::new();
+    let big = "y".repeat(1 << 20);
+    // 40 MiB to a reader that never reads: more than the queue and the socket buffers hold.
+    for _ in 0..40 {
+        let r = http
+            .post(format!("{}/v1/apps/demo/publish", server.http_url()))
+            .bearer_auth("demo-key")
+            .json(&json!({"channel": "firehose", "event": "big", "data": big}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(slow.raw.close_code().await, 4100);
 }
