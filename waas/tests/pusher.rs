@@ -576,6 +576,10 @@ async fn signin_receives_user_messages_and_terminate_closes() {
     let sig = auth::sign("demo", SECRET, &auth::signin_message(&c.socket_id, &user));
     c.send(json!({"event": "pusher:signin", "data": {"auth": sig, "user_data": user}}))
         .await;
+    // The user's channel is joined first (its subscription_succeeded goes to a channel the
+    // client does not know yet), then the answer.
+    let f = c.next().await;
+    assert_eq!(f["channel"], "#server-to-user-u1", "{f}");
     let f = c.next().await;
     assert_eq!(f["event"], "pusher:signin_success");
     assert_eq!(data_of(&f)["user_data"], user);
