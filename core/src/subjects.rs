@@ -10,6 +10,7 @@
 //! | `$ctl.webhooks.report` | gateways' reports for webhooks ([`crate::webhooks::report`]) |
 //! | `$ctl.keys` | the key directory of end-to-end encryption ([`crate::keys`]) |
 //! | `$ctl.recordings` | recording calls from apps' servers ([`crate::recordings`]) |
+//! | `$ctl.pusher.terminate` | closing a user's Pusher connections on every gateway ([`PUSHER_TERMINATE`]) |
 //! | `$rpc.{app}.{service}` | requests to a service (`waas_gateway::rpc::envelope`) |
 //! | `$presence` | presence announcements between gateways (`waas_gateway::presence`) |
 //! | `~h.{app}.{channel}`, `~hn.{app}.{channel}` | JetStream history ingest ([`crate::history`]) |
@@ -31,6 +32,15 @@ const RPC: &str = "$rpc";
 /// `{prefix}.$ctl.{name}`: a control subject.
 pub fn control(prefix: &str, name: &str) -> String {
     format!("{prefix}.{CONTROL}.{name}")
+}
+
+/// The [`control`] name on which every gateway hears `{"app": …, "user_id": …}` and closes that
+/// user's signed-in Pusher connections (`waas_gateway::pusher::users`).
+pub const PUSHER_TERMINATE: &str = "pusher.terminate";
+
+/// `{prefix}.$ctl.pusher.terminate`.
+pub fn pusher_terminate(prefix: &str) -> String {
+    control(prefix, PUSHER_TERMINATE)
 }
 
 /// `{prefix}.$rpc.{app}.{service}`.
@@ -80,6 +90,7 @@ mod tests {
             crate::keys::subject(prefix),
             crate::recordings::subject(prefix),
             presence(prefix),
+            pusher_terminate(prefix),
         ];
         for app in APPS {
             let app = AppId::parse(app).unwrap();

@@ -190,6 +190,14 @@ limits! {
     /// NATs (offices, mobile carriers) also put many users behind one address. The benchmarks in
     /// `loadtest/` raise it.
     max_connections_per_address: usize = 1000;
+    /// [Pusher front](pusher.md): the `activity_timeout` told to Pusher clients in
+    /// `pusher:connection_established`, s; greater than 0. A client that has heard nothing for
+    /// this long sends `pusher:ping`. Keep it below `idle_timeout_ms`, after which a silent
+    /// connection is closed (Pusher code `4201`).
+    pusher_activity_timeout_secs: u64 = 30;
+    /// [Pusher front](pusher.md): client events (`client-…`) one connection may send per second,
+    /// with bursts of as many; more get `pusher:error` `4301` and are not sent. `0` = unlimited.
+    pusher_client_event_rate: u32 = 10;
 }
 
 /// The integer types a limit can have, so that the command line parses each value as its field
@@ -333,9 +341,13 @@ impl Limits {
             ("max_room_key_versions", self.max_room_key_versions as u64),
             ("key_directory_timeout_ms", self.key_directory_timeout_ms),
         ];
-        let http: [(&'static str, u64); 2] = [
+        let http: [(&'static str, u64); 3] = [
             ("http_header_timeout_ms", self.http_header_timeout_ms),
             ("http_keepalive_timeout_ms", self.http_keepalive_timeout_ms),
+            (
+                "pusher_activity_timeout_secs",
+                self.pusher_activity_timeout_secs,
+            ),
         ];
         let positive = positive
             .into_iter()

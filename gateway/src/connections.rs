@@ -32,6 +32,9 @@ pub struct Connections {
     /// This process's part of connection ids: random per process, so that the counter's ids
     /// (which every gateway starts at 1) name one connection in the whole cluster.
     node: String,
+    /// This process's part of Pusher socket ids (`{socket_node}.{id}`), random per process for
+    /// the same reason as `node`; Pusher clients expect digits.
+    socket_node: u32,
     origin: Instant,
     /// Signalled whenever a connection leaves, so shutdown can wait for the last one.
     left: Notify,
@@ -43,6 +46,7 @@ impl Default for Connections {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             next_id: AtomicU64::new(1),
             node: format!("{:016x}", rand::random::<u64>()),
+            socket_node: rand::random::<u32>(),
             origin: Instant::now(),
             left: Notify::new(),
         }
@@ -86,16 +90,39 @@ impl Connections {
         self.origin.elapsed().as_millis() as u64
     }
 
+    /// The Pusher socket id of connection `id`: `{node}.{id}`, digits only, unique in the
+    /// cluster like [`Connections::connection_id`].
+    pub fn socket_id(&self, id: u64) -> String {
+        format!("{}.{id}", self.socket_node)
+    }
+
     pub fn register(
         self: &Arc<Self>,
         app: &str,
         max_frames: usize,
         max_bytes: usize,
     ) -> Registration {
+        self.register_as(app, false, max_frames, max_bytes)
+    }
+
+    /// Registers a connection, of the Pusher front when `pusher` (its queue then carries its
+    /// socket id, [`Outbound::pusher`]).
+    pub fn register_as(
+        self: &Arc<Self>,
+        app: &str,
+        pusher: bool,
+        max_frames: usize,
+        max_bytes: usize,
+    ) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let now = self.now_ms();
+        let out = if pusher {
+            Outbound::pusher(id, max_frames, max_bytes, now, self.socket_id(id))
+        } else {
+            Outbound::new(id, max_frames, max_bytes, now)
+        };
         let tracked = Arc::new(Tracked {
-            out: Arc::new(Outbound::new(id, max_frames, max_bytes, now)),
+            out: Arc::new(out),
             app: app.to_owned(),
             expires_at: AtomicU64::new(0),
             authenticated_at_ms: AtomicU64::new(0),

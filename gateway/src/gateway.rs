@@ -25,6 +25,8 @@ pub struct Gateway {
     pub reporter: Arc<crate::webhooks::Reporter>,
     /// Request/response: the pooled client for HTTP upstreams.
     pub rpc: crate::rpc::Rpc,
+    /// Connections of the Pusher front signed in as a user, for `terminate_connections`.
+    pub pusher_users: Arc<crate::pusher::users::Users>,
 }
 
 impl Gateway {
@@ -66,6 +68,7 @@ impl Gateway {
             )),
             reporter,
             rpc: crate::rpc::Rpc::new(bus, &config.subject_prefix, config.outbound),
+            pusher_users: Arc::default(),
             config,
         })
     }

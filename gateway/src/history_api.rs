@@ -57,12 +57,12 @@ pub async fn subscribe(
         epoch: &epoch,
     };
     let ack = |top| {
-        wsframe::json(&ServerFrame::Ack {
+        Some(wsframe::json(&ServerFrame::Ack {
             id,
             offset: Some(top),
             epoch: Some(epoch.clone()),
             recovered,
-        })
+        }))
     };
     gw.hub
         .join(subject, Arc::clone(conn), frames, covered, at, ack);

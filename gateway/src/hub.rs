@@ -169,8 +169,10 @@ impl Hub {
 
     /// Makes a held subscription live. In one step, so that no live frame comes between: queues
     /// `history` on `conn`, then the held frames with an offset above `covered` (history or the
-    /// client already has the others), then `ack(last offset queued, or covered)`. `at` says
-    /// where the channel's history is, for a resync after the bus reconnects.
+    /// client already has the others), then `ack(last offset queued, or covered)` when it gives
+    /// a frame. `at` says where the channel's history is, for a resync after the bus
+    /// reconnects. Held frames are native; a Pusher connection gets each converted
+    /// ([`crate::pusher::message`]), `history` and the ack as given.
     pub fn join(
         &self,
         subject: &str,
@@ -178,7 +180,7 @@ impl Hub {
         history: Vec<Bytes>,
         covered: u64,
         at: Joined<'_>,
-        ack: impl FnOnce(u64) -> Bytes,
+        ack: impl FnOnce(u64) -> Option<Bytes>,
     ) {
         let shard = self.shard(subject);
         let subjects = shard.subjects.lock().expect("hub poisoned");
@@ -201,14 +203,16 @@ impl Hub {
             match offset_of(&frame) {
                 Some(offset) if offset > top => {
                     top = offset;
-                    conn.push(frame);
+                    push_one(&conn, frame);
                 }
                 Some(_) => {}
                 // Not a message frame (cannot happen today): pass it on.
-                None => conn.push(frame),
+                None => push_one(&conn, frame),
             }
         }
-        conn.push(ack(top));
+        if let Some(ack) = ack(top) {
+            conn.push(ack);
+        }
         entry
             .tracker
             .joined(at.channel, at.policy, at.epoch, top, subs.is_empty());
@@ -236,9 +240,10 @@ impl Hub {
         }
     }
 
-    /// Queues `frame` on every local subscriber of `subject`, without going through the bus:
-    /// for frames this node computes itself for its own clients (presence member events).
-    pub fn deliver_local(&self, subject: &str, frame: &bytes::Bytes) {
+    /// Queues `native` on every local native subscriber of `subject`, and `pusher` (when
+    /// given) on every Pusher one, without going through the bus: for frames this node computes
+    /// itself for its own clients (presence member events).
+    pub fn deliver_local(&self, subject: &str, native: &Bytes, pusher: Option<&Bytes>) {
         let shard = self.shard(subject);
         let subjects = shard.subjects.lock().expect("hub poisoned");
         if let Some(entry) = subjects.get(subject) {
@@ -248,7 +253,11 @@ impl Hub {
                 .expect("subscribers poisoned")
                 .iter()
             {
-                conn.push(frame.clone());
+                match (&conn.pusher, pusher) {
+                    (None, _) => conn.push(native.clone()),
+                    (Some(_), Some(frame)) => conn.push(frame.clone()),
+                    (Some(_), None) => {}
+                }
             }
         }
     }
@@ -275,11 +284,40 @@ struct Fanout {
     joining: Joining,
 }
 
+/// Queues one native frame on `conn`, converted when it is a Pusher connection: for the few
+/// frames of a joining connection, not the fan-out (which converts once for all).
+fn push_one(conn: &Outbound, frame: Bytes) {
+    match &conn.pusher {
+        None => conn.push(frame),
+        Some(socket_id) => {
+            if let Some(c) = crate::pusher::message::convert(&frame) {
+                if c.exclude.as_deref() != Some(&**socket_id) {
+                    conn.push(c.frame);
+                }
+            }
+        }
+    }
+}
+
 impl Fanout {
     fn push(&self, frame: &Bytes) {
         let subs = self.subscribers.read().expect("subscribers poisoned");
+        // The Pusher form of the frame, made on the first Pusher subscriber and shared by all
+        // (`None` inside: the frame has no Pusher form).
+        let mut pusher: Option<Option<crate::pusher::message::Converted>> = None;
         for conn in subs.iter() {
-            conn.push(frame.clone());
+            match &conn.pusher {
+                None => conn.push(frame.clone()),
+                Some(socket_id) => {
+                    let converted =
+                        pusher.get_or_insert_with(|| crate::pusher::message::convert(frame));
+                    if let Some(c) = converted {
+                        if c.exclude.as_deref() != Some(&**socket_id) {
+                            conn.push(c.frame.clone());
+                        }
+                    }
+                }
+            }
         }
         waas_core::metrics::METRICS
             .delivered
@@ -454,7 +492,7 @@ mod tests {
             epoch: "e",
         };
         hub.join("s.y", conn.clone(), history, 5, at, |top| {
-            crate::wsframe::text(format!("ack {top}").as_bytes())
+            Some(crate::wsframe::text(format!("ack {top}").as_bytes()))
         });
         bus.publish("s.y", message(7)).await.unwrap();
         conn.ready().await;

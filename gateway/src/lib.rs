@@ -26,6 +26,8 @@
 //!   `waas dev` and `waas gateway` alike.
 //! - [`socket`], [`wsframe`], [`ratelimit`]: writing frames, encoding them once, publish rate.
 //! - [`webhooks`]: reports to the control-plane, which sends the webhooks.
+//! - [`pusher`]: the Pusher-protocol front (`GET /app/{key}`), over the same hub, history and
+//!   presence as the native protocol.
 //! - [`config`]: every limit with its default.
 
 pub mod config;
@@ -40,6 +42,7 @@ pub mod keys;
 pub mod op_error;
 pub mod outbound;
 pub mod presence;
+pub mod pusher;
 pub mod ratelimit;
 pub mod registry;
 pub mod resync;

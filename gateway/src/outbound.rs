@@ -34,6 +34,9 @@ pub struct Outbound {
     max_bytes: usize,
     /// Milliseconds since the gateway's clock origin when the client last sent anything.
     pub last_seen_ms: AtomicU64,
+    /// `Some(socket id)` for a connection of the Pusher front (`crate::pusher`): the fan-out
+    /// queues Pusher frames on it instead of native ones.
+    pub pusher: Option<Box<str>>,
 }
 
 impl Outbound {
@@ -47,6 +50,21 @@ impl Outbound {
             max_frames,
             max_bytes,
             last_seen_ms: AtomicU64::new(now_ms),
+            pusher: None,
+        }
+    }
+
+    /// The queue of a Pusher-front connection with socket id `socket_id`.
+    pub fn pusher(
+        id: u64,
+        max_frames: usize,
+        max_bytes: usize,
+        now_ms: u64,
+        socket_id: String,
+    ) -> Self {
+        Outbound {
+            pusher: Some(socket_id.into_boxed_str()),
+            ..Self::new(id, max_frames, max_bytes, now_ms)
         }
     }
 

@@ -56,6 +56,13 @@ pub async fn serve(
     let presence = crate::presence::start(Arc::clone(&gw.presence), Arc::clone(&gw.hub))
         .await
         .map_err(|e| std::io::Error::other(format!("cannot start presence: {e}")))?;
+    let pusher_terminate = crate::pusher::users::start(
+        Arc::clone(gw.publisher.bus()),
+        &gw.config.subject_prefix,
+        Arc::clone(&gw.pusher_users),
+    )
+    .await
+    .map_err(|e| std::io::Error::other(format!("cannot follow pusher terminations: {e}")))?;
     let reporter = gw.reporter.start(
         Arc::clone(gw.publisher.bus()),
         Duration::from_millis(gw.config.limits.presence_heartbeat_ms),
@@ -84,6 +91,7 @@ pub async fn serve(
     history_sweeper.abort();
     changes.abort();
     presence.abort();
+    pusher_terminate.abort();
     reporter.abort();
     Ok(())
 }

@@ -6,7 +6,8 @@
 //! - [`channels`]: `GET /v1/apps/{app}/channels[/{ch}[/members]]`, occupancy and presence.
 //! - [`history`]: `GET /v1/apps/{app}/channels/{channel}/history`.
 //! - [`recordings`]: recordings, forwarded to the control-plane.
-//! - [`websocket`]: the upgrade, and authentication given in the URL or headers.
+//! - [`websocket`]: the upgrade, and authentication given in the URL or headers. The Pusher
+//!   front's upgrade, `GET /app/{key}`, is [`crate::pusher::upgrade`].
 //! - [`openapi`]: the OpenAPI 3.1 document of all of the above, `GET /openapi.json`.
 
 pub mod channels;
@@ -35,6 +36,11 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/apps/{app}/ws", get(websocket::websocket))
+        .route("/app/{key}", get(crate::pusher::upgrade::websocket))
+        .route(
+            "/app/{key}/{*rest}",
+            get(crate::pusher::upgrade::unknown_path),
+        )
         .route("/v1/apps/{app}/publish", post(rest::publish))
         .route("/v1/apps/{app}/batch", post(rest::batch))
         .route("/v1/apps/{app}/tokens", post(rest::mint_token))

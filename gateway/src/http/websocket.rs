@@ -104,10 +104,24 @@ pub async fn websocket(
     let Ok((response, fut)) = upgrade.upgrade() else {
         return StatusCode::BAD_REQUEST.into_response();
     };
+    spawn_upgraded(fut, move |stream, read_buf| {
+        connection::run(gw, app_id, app, upfront, stream, read_buf)
+    });
+    response.into_response()
+}
+
+/// Runs `serve` on the TCP stream under an upgraded WebSocket once the upgrade completes, on a
+/// task of its own: the native and the Pusher front alike. `serve` gets the stream and the
+/// bytes the HTTP layer had already read past the handshake.
+pub(crate) fn spawn_upgraded<F, Fut>(fut: fastwebsockets::upgrade::UpgradeFut, serve: F)
+where
+    F: FnOnce(tokio::net::TcpStream, bytes::Bytes) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let task = async move {
         // In a scope of its own: the upgraded WebSocket (over a kilobyte) must not stay in the
         // task's state for the connection's whole life, which it would if it were still in
-        // scope while `run` is awaited, moved or not.
+        // scope while `serve` is awaited, moved or not.
         let (stream, read_buf, slot) = {
             let ws = match fut.await {
                 Ok(ws) => ws,
@@ -131,10 +145,9 @@ pub async fn websocket(
                 }
             }
         };
-        connection::run(gw, app_id, app, upfront, stream, read_buf).await;
+        serve(stream, read_buf).await;
         // The source address's connection count covers the WebSocket's whole life.
         drop(slot);
     };
     tokio::spawn(task);
-    response.into_response()
 }

@@ -138,6 +138,7 @@ impl Presence {
 
     /// Queues member frames on this node's subscribers of the channel.
     fn deliver(&self, hub: &Hub, key: &Key, change: Change) {
+        let pusher = crate::pusher::presence::member_frame(&key.channel, &change);
         let frame = match change {
             Change::Added(member) => ServerFrame::MemberAdded {
                 channel: key.channel.clone(),
@@ -148,7 +149,11 @@ impl Presence {
                 member,
             },
         };
-        hub.deliver_local(&self.channel_subject(key), &wsframe::json(&frame));
+        hub.deliver_local(
+            &self.channel_subject(key),
+            &wsframe::json(&frame),
+            pusher.as_ref(),
+        );
     }
 
     fn changed(&self, key: &Key, t: &LocalTransition) {
