@@ -6,10 +6,11 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use waas::settings::{AppSettings, PusherAppSettings};
 use waas_core::app::PusherSettings;
+use waas_gateway::pusher::auth as pusher_auth;
 use waas_test_support::cluster::reqwest_like::Client;
 use waas_test_support::poll::eventually;
 use waas_test_support::server::ChildServer;
-use waas_test_support::{tokens, TestServer};
+use waas_test_support::{tokens, RawClient, TestServer};
 
 /// The app as the gateway holds it (asked of the control-plane on first use, then kept up to
 /// date by change announcements).
@@ -407,4 +408,52 @@ async fn dev_prints_the_pusher_credentials_and_keeps_a_rotated_secret() {
         (200, &json!(true)),
         "{shown}"
     );
+}
+
+/// Subscribes a new Pusher connection of `demo` to `private-room`, authorized with `secret`;
+/// returns the event answering the subscription.
+async fn private_subscribe(server: &TestServer, secret: &str) -> Value {
+    let mut raw = RawClient::connect(
+        server.addr,
+        "/app/demo?protocol=7&client=js&version=8.4.0",
+        None,
+    )
+    .await;
+    let established = raw.json().await;
+    assert_eq!(
+        established["event"], "pusher:connection_established",
+        "{established}"
+    );
+    let data: Value = serde_json::from_str(established["data"].as_str().unwrap()).unwrap();
+    let socket_id = data["socket_id"].as_str().unwrap();
+    let auth = pusher_auth::sign(
+        "demo",
+        secret,
+        &pusher_auth::channel_message(socket_id, "private-room", None),
+    );
+    raw.send(&json!({
+        "event": "pusher:subscribe",
+        "data": {"channel": "private-room", "auth": auth},
+    }))
+    .await;
+    raw.json().await
+}
+
+/// On the Pusher front itself: once rotated, a channel authorization signed with the old secret
+/// is refused and one signed with the new secret is accepted.
+#[tokio::test]
+async fn the_pusher_front_refuses_the_old_secret_after_a_rotation() {
+    let server = TestServer::start().await;
+    let ok = private_subscribe(&server, "demo-pusher-secret").await;
+    assert_eq!(ok["event"], "pusher_internal:subscription_succeeded", "{ok}");
+    let (s, rotated) = server
+        .admin("POST", "/v1/admin/apps/demo/pusher-secret", None)
+        .await;
+    assert_eq!(s, 200, "{rotated}");
+    let new = rotated["pusher_secret"].as_str().unwrap().to_owned();
+    gateway_has(&server, "demo", pusher(&new, false)).await;
+    let refused = private_subscribe(&server, "demo-pusher-secret").await;
+    assert_eq!(refused["event"], "pusher:subscription_error", "{refused}");
+    let ok = private_subscribe(&server, &new).await;
+    assert_eq!(ok["event"], "pusher_internal:subscription_succeeded", "{ok}");
 }
