@@ -445,7 +445,10 @@ async fn private_subscribe(server: &TestServer, secret: &str) -> Value {
 async fn the_pusher_front_refuses_the_old_secret_after_a_rotation() {
     let server = TestServer::start().await;
     let ok = private_subscribe(&server, "demo-pusher-secret").await;
-    assert_eq!(ok["event"], "pusher_internal:subscription_succeeded", "{ok}");
+    assert_eq!(
+        ok["event"], "pusher_internal:subscription_succeeded",
+        "{ok}"
+    );
     let (s, rotated) = server
         .admin("POST", "/v1/admin/apps/demo/pusher-secret", None)
         .await;
@@ -455,5 +458,8 @@ async fn the_pusher_front_refuses_the_old_secret_after_a_rotation() {
     let refused = private_subscribe(&server, "demo-pusher-secret").await;
     assert_eq!(refused["event"], "pusher:subscription_error", "{refused}");
     let ok = private_subscribe(&server, &new).await;
-    assert_eq!(ok["event"], "pusher_internal:subscription_succeeded", "{ok}");
+    assert_eq!(
+        ok["event"], "pusher_internal:subscription_succeeded",
+        "{ok}"
+    );
 }
