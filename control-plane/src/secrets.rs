@@ -1,4 +1,4 @@
-//! New API keys and HS256 secrets: random, from the OS generator, shown once.
+//! New API keys, HS256 and Pusher secrets: random, from the OS generator, shown once.
 
 use rand::distributions::Alphanumeric;
 use rand::Rng;
@@ -31,6 +31,12 @@ pub fn api_key() -> NewKey {
 /// An HS256 secret of 48 alphanumerics (≈ 285 bits, above SHA-256's block security).
 pub fn jwt_secret() -> String {
     random(48)
+}
+
+/// A Pusher-protocol secret: 40 alphanumerics (≈ 238 bits). Pusher's own are 20 hex digits;
+/// its libraries take any string, so this is as strong as the other generated secrets.
+pub fn pusher_secret() -> String {
+    random(40)
 }
 
 /// A webhook signing secret: `whsec_` and 40 alphanumerics.

@@ -3,7 +3,7 @@
 
 use crate::secrets;
 use crate::store::{AppPatch, AppRecord, NewApiKey, NewApp, NewTenant, Store, StoreError};
-use waas_core::app::{hash_api_key, AppLimits};
+use waas_core::app::{hash_api_key, AppLimits, PusherSettings};
 use waas_core::route::Route;
 use waas_protocol::AppId;
 
@@ -22,6 +22,9 @@ pub struct AppSeed {
     /// Request routes; `None` leaves the stored ones alone (so routes set through the admin
     /// API survive a restart), `Some` replaces them.
     pub routes: Option<Vec<Route>>,
+    /// Pusher credentials (`[apps.pusher]`); `None` leaves the stored ones alone (so a secret
+    /// rotated through the admin API survives a restart), `Some` sets them.
+    pub pusher: Option<PusherSettings>,
 }
 
 /// Creates the app (and the config tenant) or brings its keys and limits in line with the seed.
@@ -57,6 +60,16 @@ pub async fn ensure_app(store: &dyn Store, seed: AppSeed) -> Result<AppRecord, S
                 routes: seed.routes.clone().filter(|r| *r != existing.routes),
                 // Set through the admin API only; configuration leaves it alone.
                 allowed_origins: None,
+                pusher_secret: seed
+                    .pusher
+                    .as_ref()
+                    .filter(|p| existing.pusher_secret.as_ref() != Some(&p.secret))
+                    .map(|p| Some(p.secret.clone())),
+                pusher_client_events: seed
+                    .pusher
+                    .as_ref()
+                    .filter(|p| existing.pusher_client_events != p.client_events)
+                    .map(|p| p.client_events),
             };
             if patch == AppPatch::default() {
                 existing
@@ -74,6 +87,8 @@ pub async fn ensure_app(store: &dyn Store, seed: AppSeed) -> Result<AppRecord, S
                     jwt_rsa_public_key: seed.jwt_rsa_public_key.clone(),
                     jwt_ec_public_key: seed.jwt_ec_public_key.clone(),
                     limits: seed.limits.clone(),
+                    pusher_secret: seed.pusher.as_ref().map(|p| p.secret.clone()),
+                    pusher_client_events: seed.pusher.as_ref().is_some_and(|p| p.client_events),
                 })
                 .await?;
             match &seed.routes {
@@ -118,6 +133,7 @@ impl std::fmt::Debug for AppSeed {
             .field("jwt_secret", &waas_core::redact::option(&self.jwt_secret))
             .field("limits", &self.limits)
             .field("routes", &self.routes)
+            .field("pusher", &self.pusher)
             .finish_non_exhaustive()
     }
 }

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use waas_control_plane::store::{
     AppPatch, NewApiKey, NewApp, NewTenant, PostgresStore, SqliteStore, Store, StoreError,
 };
-use waas_core::app::AppLimits;
+use waas_core::app::{AppLimits, PusherSettings};
 use waas_core::history::policy::{Namespace, NamespaceHistory};
 use waas_core::route::Route;
 use waas_protocol::AppId;
@@ -34,6 +34,9 @@ store_suite!(
     versions_increase_across_delete_and_create,
     concurrent_changes_get_distinct_versions,
     allowed_origins_are_stored_and_replaced,
+    pusher_credentials_at_creation,
+    pusher_secret_rotated_and_removed,
+    pusher_client_events_toggle,
 );
 
 // ---- the cases ----
@@ -143,6 +146,8 @@ async fn create_and_get_app(store: &dyn Store) {
             )]
             .into(),
         },
+        pusher_secret: None,
+        pusher_client_events: false,
     };
     let app = store.create_app(new.clone()).await.unwrap();
     assert_eq!(app.id, new.id);
@@ -266,6 +271,8 @@ async fn update_app_patches(store: &dyn Store) {
                 limits: Some(limits.clone()),
                 routes: Some(routes.clone()),
                 allowed_origins: None,
+                pusher_secret: None,
+                pusher_client_events: None,
             },
         )
         .await
@@ -611,6 +618,8 @@ fn new_app(id: &str, tenant_id: &str) -> NewApp {
         jwt_rsa_public_key: None,
         jwt_ec_public_key: None,
         limits: AppLimits::default(),
+        pusher_secret: None,
+        pusher_client_events: false,
     }
 }
 
@@ -685,4 +694,140 @@ async fn allowed_origins_are_stored_and_replaced(store: &dyn Store) {
         .unwrap();
     assert!(cleared.allowed_origins.is_empty());
     assert_eq!(store.list_apps(None).await.unwrap(), vec![cleared]);
+}
+
+async fn pusher_credentials_at_creation(store: &dyn Store) {
+    store.create_tenant(tenant("acme", "Acme")).await.unwrap();
+    let without = store.create_app(new_app("plain", "acme")).await.unwrap();
+    assert_eq!(without.pusher_secret, None);
+    assert!(!without.pusher_client_events);
+    assert_eq!(without.gateway_config().pusher, None, "Pusher front off");
+
+    let with = store
+        .create_app(NewApp {
+            pusher_secret: Some("pusher-s3cret".into()),
+            pusher_client_events: true,
+            ..new_app("pushy", "acme")
+        })
+        .await
+        .unwrap();
+    assert_eq!(with.pusher_secret.as_deref(), Some("pusher-s3cret"));
+    assert!(with.pusher_client_events);
+    assert_eq!(
+        with.gateway_config().pusher,
+        Some(PusherSettings {
+            secret: "pusher-s3cret".into(),
+            client_events: true,
+        }),
+        "shipped to gateways"
+    );
+    assert_eq!(store.get_app(&app_id("pushy")).await.unwrap(), with);
+    assert_eq!(
+        store.list_apps(Some("acme")).await.unwrap(),
+        vec![without, with]
+    );
+    let debug = format!("{:?}", store.get_app(&app_id("pushy")).await.unwrap());
+    assert!(!debug.contains("pusher-s3cret"), "{debug}");
+}
+
+async fn pusher_secret_rotated_and_removed(store: &dyn Store) {
+    store.create_tenant(tenant("acme", "Acme")).await.unwrap();
+    let created = store
+        .create_app(NewApp {
+            pusher_secret: Some("old".into()),
+            ..new_app("chat", "acme")
+        })
+        .await
+        .unwrap();
+    let secret = |s: &str| AppPatch {
+        pusher_secret: Some(Some(s.into())),
+        ..AppPatch::default()
+    };
+    let rotated = store
+        .update_app(&app_id("chat"), secret("new"))
+        .await
+        .unwrap();
+    assert_eq!(rotated.pusher_secret.as_deref(), Some("new"));
+    assert!(rotated.version > created.version, "gateways reload it");
+    assert_eq!(store.get_app(&app_id("chat")).await.unwrap(), rotated);
+
+    // Other patches leave it alone.
+    let renamed = store
+        .update_app(
+            &app_id("chat"),
+            AppPatch {
+                name: Some("Chat 2".into()),
+                jwt_secret: Some(Some("jwt".into())),
+                ..AppPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.pusher_secret.as_deref(), Some("new"));
+
+    let removed = store
+        .update_app(
+            &app_id("chat"),
+            AppPatch {
+                pusher_secret: Some(None),
+                ..AppPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(removed.pusher_secret, None);
+    assert_eq!(removed.gateway_config().pusher, None);
+    assert_eq!(store.get_app(&app_id("chat")).await.unwrap(), removed);
+
+    // An app without one gets its first.
+    let again = store
+        .update_app(&app_id("chat"), secret("third"))
+        .await
+        .unwrap();
+    assert_eq!(again.pusher_secret.as_deref(), Some("third"));
+    assert_eq!(
+        store.update_app(&app_id("nope"), secret("x")).await,
+        Err(StoreError::NotFound("app nope".into()))
+    );
+}
+
+async fn pusher_client_events_toggle(store: &dyn Store) {
+    store.create_tenant(tenant("acme", "Acme")).await.unwrap();
+    store
+        .create_app(NewApp {
+            pusher_secret: Some("s".into()),
+            ..new_app("chat", "acme")
+        })
+        .await
+        .unwrap();
+    let toggle = |on: bool| AppPatch {
+        pusher_client_events: Some(on),
+        ..AppPatch::default()
+    };
+    let on = store
+        .update_app(&app_id("chat"), toggle(true))
+        .await
+        .unwrap();
+    assert!(on.pusher_client_events);
+    assert_eq!(on.pusher_secret.as_deref(), Some("s"), "secret untouched");
+    assert!(on.gateway_config().pusher.unwrap().client_events);
+    assert_eq!(store.get_app(&app_id("chat")).await.unwrap(), on);
+    // A rotation keeps the switch.
+    let rotated = store
+        .update_app(
+            &app_id("chat"),
+            AppPatch {
+                pusher_secret: Some(Some("s2".into())),
+                ..AppPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(rotated.pusher_client_events);
+    let off = store
+        .update_app(&app_id("chat"), toggle(false))
+        .await
+        .unwrap();
+    assert!(!off.pusher_client_events);
+    assert_eq!(store.list_apps(None).await.unwrap(), vec![off]);
 }

@@ -38,6 +38,9 @@ pub enum Target {
     Waas,
     /// Socket.IO v5 over Engine.IO v4 WebSocket transport (`loadtest/peers/socketio`).
     Socketio,
+    /// Pusher protocol 7: `GET /app/{key}?protocol=7`, `pusher:subscribe` to a public channel
+    /// (WaaS's Pusher front, Sockudo, Soketi).
+    Pusher,
 }
 
 impl Target {
@@ -45,6 +48,7 @@ impl Target {
         match self {
             Target::Waas => "waas",
             Target::Socketio => "socketio",
+            Target::Pusher => "pusher",
         }
     }
 }
@@ -54,8 +58,12 @@ impl Target {
 pub enum PublishVia {
     /// A publisher WebSocket connection (the target's own protocol).
     Ws,
-    /// `POST /v1/apps/{app}/publish` (WaaS only).
+    /// `POST /v1/apps/{app}/publish` (WaaS only; with `--target pusher`, into the channel the
+    /// Pusher subscribers of WaaS's Pusher front listen on).
     Rest,
+    /// Pusher's HTTP API, `POST /apps/{app}/events`, signed with `--pusher-key` and
+    /// `--pusher-secret` (`--target pusher` only).
+    PusherHttp,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -92,6 +100,28 @@ pub struct RunArgs {
         hide_env_values = true
     )]
     pub api_key: String,
+
+    /// Pusher key the subscribers connect with (`/app/{key}`) and the HTTP API is signed with.
+    /// Default: the app id (WaaS's Pusher key); the peers in `/work/shared/peers.md` use
+    /// `demo-key`.
+    #[arg(long)]
+    pub pusher_key: Option<String>,
+
+    /// Pusher secret the HTTP API is signed with (`waas dev`'s demo app: `demo-pusher-secret`;
+    /// the peers: `demo-secret`).
+    #[arg(
+        long,
+        env = "LOADTEST_PUSHER_SECRET",
+        default_value = "demo-pusher-secret",
+        hide_env_values = true
+    )]
+    pub pusher_secret: String,
+
+    /// Name of the server in the report and tables (e.g. `sockudo`, `soketi`, `waas-pusher`).
+    /// Default: the target's (`waas`, `socketio`, `pusher`). Runs named `waas`, published to over
+    /// WebSocket without a label, are the reference the ratios compare against.
+    #[arg(long)]
+    pub name: Option<String>,
 
     /// Channel (Socket.IO: room) every subscriber joins.
     #[arg(long, default_value = "bench")]

@@ -6,7 +6,8 @@
 //! - [`run`]: one scenario end to end: sample the server, connect and subscribe N clients,
 //!   publish for the duration, drain in-flight deliveries, sample again, build the report.
 //! - [`target`]: what differs per server: [`target::waas`] (protocol v1 over WebSocket, REST
-//!   publish) and [`target::socketio`] (Engine.IO v4 / Socket.IO v5 over WebSocket).
+//!   publish), [`target::socketio`] (Engine.IO v4 / Socket.IO v5 over WebSocket) and
+//!   [`target::pusher`] (Pusher protocol 7, publishing through Pusher's signed HTTP API).
 //! - [`ws`]: the client WebSocket handshake (fastwebsockets over a tokio `TcpStream`, optionally
 //!   bound to one of several loopback source addresses).
 //! - [`stats`]: delivery counters and the publish→deliver latency histogram shared by every

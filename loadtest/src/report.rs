@@ -121,10 +121,10 @@ impl Report {
 
     /// Target name as shown in tables, with the label when there is one.
     pub fn display_name(&self) -> String {
-        let via = if self.publish_via == "rest" {
-            " (REST)"
-        } else {
-            ""
+        let via = match self.publish_via.as_str() {
+            "rest" => " (REST)",
+            "pusher-http" => " (HTTP API)",
+            _ => "",
         };
         match &self.label {
             Some(label) => format!("{}{via}, {label}", display_target(&self.target)),
@@ -160,6 +160,9 @@ fn display_target(t: &str) -> &str {
     match t {
         "waas" => "WaaS",
         "socketio" => "Socket.IO",
+        "waas-pusher" => "WaaS Pusher front",
+        "sockudo" => "Sockudo",
+        "soketi" => "Soketi",
         other => other,
     }
 }

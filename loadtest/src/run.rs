@@ -13,6 +13,7 @@ use crate::config::{PublishVia, RunArgs, Target};
 use crate::procfs::{self, BoxSample, ProcSample};
 use crate::report::{ProcessFigures, Report};
 use crate::stats::Stats;
+use crate::target::pusher::{self, PusherAuth};
 use crate::target::{socketio, waas, Ctx, PublishCounters, Publisher, Ready};
 use crate::ws::Endpoint;
 use anyhow::{bail, ensure, Context, Result};
@@ -34,9 +35,24 @@ pub async fn run(args: &RunArgs) -> Result<Report> {
         args.connect_concurrency > 0,
         "--connect-concurrency must be at least 1"
     );
-    if args.publish_via == PublishVia::Rest && args.target != Target::Waas {
-        bail!("--publish-via rest is for --target waas only");
+    match (args.target, args.publish_via) {
+        (Target::Socketio, PublishVia::Rest) => {
+            bail!("--publish-via rest is for WaaS only (--target waas or pusher)")
+        }
+        (Target::Waas | Target::Socketio, PublishVia::PusherHttp) => {
+            bail!("--publish-via pusher-http is for --target pusher only")
+        }
+        (Target::Pusher, PublishVia::Ws) => bail!(
+            "--target pusher publishes with --publish-via pusher-http (or rest, for WaaS): \
+             Pusher clients publish only client events on private channels"
+        ),
+        _ => {}
     }
+    let pusher_auth = Arc::new(PusherAuth {
+        key: args.pusher_key.clone().unwrap_or_else(|| args.app.clone()),
+        app_id: args.app.clone(),
+        secret: args.pusher_secret.clone(),
+    });
     warn_on_fd_limit(args.subscribers);
 
     ensure!(!args.addr.is_empty(), "--addr needs at least one address");
@@ -70,7 +86,7 @@ pub async fn run(args: &RunArgs) -> Result<Report> {
     let mut subscribers = JoinSet::new();
     let subscribed = tokio::time::timeout(
         Duration::from_secs_f64(args.connect_timeout),
-        connect_all(args, &ctx, &mut subscribers),
+        connect_all(args, &ctx, &pusher_auth, &mut subscribers),
     )
     .await
     .with_context(|| {
@@ -91,12 +107,20 @@ pub async fn run(args: &RunArgs) -> Result<Report> {
 
     // 4: publish and drain.
     let window = match (args.target, args.publish_via) {
+        // Refused above with the other mismatches.
+        (Target::Waas, PublishVia::PusherHttp) => {
+            bail!("--publish-via pusher-http is for --target pusher only")
+        }
         (Target::Waas, PublishVia::Ws) => {
             let p = waas::WsPublisher::connect(ctx.clone()).await?;
             publish_and_drain(args, &ctx, p, subscribed, &server, &bus).await?
         }
-        (Target::Waas, PublishVia::Rest) => {
+        (Target::Waas | Target::Pusher, PublishVia::Rest) => {
             let p = waas::RestPublisher::new(ctx.clone())?;
+            publish_and_drain(args, &ctx, p, subscribed, &server, &bus).await?
+        }
+        (Target::Pusher, _) => {
+            let p = pusher::HttpPublisher::new(ctx.clone(), pusher_auth.clone())?;
             publish_and_drain(args, &ctx, p, subscribed, &server, &bus).await?
         }
         (Target::Socketio, _) => {
@@ -124,7 +148,12 @@ pub async fn run(args: &RunArgs) -> Result<Report> {
 }
 
 /// Spawns every subscriber task and waits for each to report; returns how many subscribed.
-async fn connect_all(args: &RunArgs, ctx: &Arc<Ctx>, tasks: &mut JoinSet<()>) -> Result<usize> {
+async fn connect_all(
+    args: &RunArgs,
+    ctx: &Arc<Ctx>,
+    pusher_auth: &Arc<PusherAuth>,
+    tasks: &mut JoinSet<()>,
+) -> Result<usize> {
     let permits = Arc::new(Semaphore::new(args.connect_concurrency));
     let (tx, mut rx) = mpsc::unbounded_channel();
     for i in 0..args.subscribers {
@@ -132,6 +161,12 @@ async fn connect_all(args: &RunArgs, ctx: &Arc<Ctx>, tasks: &mut JoinSet<()>) ->
         match args.target {
             Target::Waas => tasks.spawn(waas::subscriber(ctx.clone(), i, ready)),
             Target::Socketio => tasks.spawn(socketio::subscriber(ctx.clone(), i, ready)),
+            Target::Pusher => tasks.spawn(pusher::subscriber(
+                ctx.clone(),
+                pusher_auth.clone(),
+                i,
+                ready,
+            )),
         };
     }
     drop(tx);
@@ -312,7 +347,10 @@ fn build_report(args: &RunArgs, ctx: &Ctx, s: Samples) -> Report {
     };
 
     Report {
-        target: args.target.name().into(),
+        target: args
+            .name
+            .clone()
+            .unwrap_or_else(|| args.target.name().into()),
         label: args.label.clone(),
         addrs: args.addr.clone(),
         publish_addr: args
@@ -322,6 +360,7 @@ fn build_report(args: &RunArgs, ctx: &Ctx, s: Samples) -> Report {
         publish_via: match args.publish_via {
             PublishVia::Ws => "ws".into(),
             PublishVia::Rest => "rest".into(),
+            PublishVia::PusherHttp => "pusher-http".into(),
         },
         subscribers: args.subscribers,
         subscribed: s.subscribed,

@@ -98,10 +98,13 @@ impl Stats {
 }
 
 /// The number after the first `"t":` in a message (the publisher puts `t` first in `data`, and
-/// neither protocol has another key named `t`).
+/// no protocol has another key named `t`), or after `\"t\":` where `data` is a JSON string
+/// (Pusher).
 pub fn extract_t(text: &[u8]) -> Option<u64> {
     const KEY: &[u8] = b"\"t\":";
-    let at = text.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    const ESCAPED: &[u8] = b"\\\"t\\\":";
+    let find = |key: &[u8]| Some(text.windows(key.len()).position(|w| w == key)? + key.len());
+    let at = find(KEY).or_else(|| find(ESCAPED))?;
     let rest = &text[at..];
     let start = rest.iter().position(|b| !b.is_ascii_whitespace())?;
     let digits = &rest[start..];
@@ -124,6 +127,8 @@ mod tests {
         assert_eq!(extract_t(waas), Some(123456789));
         let sio = br#"42["tick",{"t": 42,"pad":"xx"}]"#;
         assert_eq!(extract_t(sio), Some(42));
+        let pusher = br#"{"event":"tick","channel":"bench","data":"{\"t\":77,\"pad\":\"xx\"}"}"#;
+        assert_eq!(extract_t(pusher), Some(77));
     }
 
     #[test]

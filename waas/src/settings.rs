@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use waas_control_plane::seed::AppSeed;
-use waas_core::app::AppLimits;
+use waas_core::app::{AppLimits, PusherSettings};
 use waas_core::bus::Bus;
 use waas_core::egress::Policy;
 use waas_core::history::History;
@@ -52,6 +52,30 @@ pub struct AppSettings {
     /// Request routes (`[[apps.routes]]`, `docs/rpc.md`); when absent, the stored routes are
     /// left as they are.
     pub routes: Option<Vec<Route>>,
+    /// Pusher-protocol credentials (`[apps.pusher]`, `docs/pusher.md`); when absent, the stored
+    /// ones are left as they are (none for a new app: its Pusher front stays off).
+    #[serde(default)]
+    pub pusher: Option<PusherAppSettings>,
+}
+
+/// `[apps.pusher]`: the Pusher secret of an app (its Pusher key is its id) and its switches.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PusherAppSettings {
+    /// Required, not empty.
+    pub secret: String,
+    /// Let clients send `client-` events on private and presence channels. Default `false`.
+    #[serde(default)]
+    pub client_events: bool,
+}
+
+impl std::fmt::Debug for PusherAppSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PusherAppSettings")
+            .field("secret", &redact::REDACTED)
+            .field("client_events", &self.client_events)
+            .finish()
+    }
 }
 
 /// How gateways cache apps learnt from the control-plane.
@@ -110,6 +134,8 @@ pub struct Settings {
     pub api_key: String,
     /// Its HS256 secret. Default `demo-secret`.
     pub jwt_secret: String,
+    /// Its Pusher secret (its Pusher key is its id). Default `demo-pusher-secret`.
+    pub pusher_secret: String,
     /// Further apps (`waas dev`).
     pub apps: Vec<AppSettings>,
     pub limits: Limits,
@@ -142,6 +168,7 @@ impl Default for Settings {
             app_id: "demo".into(),
             api_key: "demo-key".into(),
             jwt_secret: "demo-secret".into(),
+            pusher_secret: "demo-pusher-secret".into(),
             apps: Vec::new(),
             limits: Limits::default(),
             directory: DirectorySettings::default(),
@@ -169,6 +196,7 @@ impl std::fmt::Debug for Settings {
             .field("app_id", &self.app_id)
             .field("api_key", &redact::REDACTED)
             .field("jwt_secret", &redact::REDACTED)
+            .field("pusher_secret", &redact::REDACTED)
             .field("apps", &self.apps)
             .field("limits", &self.limits)
             .field("directory", &self.directory)
@@ -190,6 +218,7 @@ impl std::fmt::Debug for AppSettings {
             .field("jwt_ec_public_key_file", &self.jwt_ec_public_key_file)
             .field("limits", &self.limits)
             .field("routes", &self.routes)
+            .field("pusher", &self.pusher)
             .finish()
     }
 }
@@ -254,6 +283,12 @@ impl Settings {
 
     /// Every app declared, the default one first, validated.
     pub fn app_seeds(&self) -> Result<Vec<AppSeed>, SettingsError> {
+        if self.pusher_secret.is_empty() {
+            return Err(SettingsError::Invalid {
+                key: "pusher_secret".into(),
+                reason: "must not be empty".into(),
+            });
+        }
         let default = AppSettings {
             id: self.app_id.clone(),
             api_keys: vec![self.api_key.clone()],
@@ -262,6 +297,10 @@ impl Settings {
             jwt_ec_public_key_file: None,
             limits: AppLimits::default(),
             routes: None,
+            pusher: Some(PusherAppSettings {
+                secret: self.pusher_secret.clone(),
+                client_events: false,
+            }),
         };
         // Declared apps are `waas dev`'s: their routes are checked with its outbound rules.
         let outbound = self.outbound(true);
@@ -326,6 +365,12 @@ fn app_seed(s: &AppSettings, outbound: &Policy) -> Result<AppSeed, SettingsError
             reason: "API keys must not be empty".into(),
         });
     }
+    if s.pusher.as_ref().is_some_and(|p| p.secret.is_empty()) {
+        return Err(SettingsError::Invalid {
+            key: format!("apps.{id}.pusher.secret"),
+            reason: "must not be empty".into(),
+        });
+    }
     if let Some(routes) = &s.routes {
         validate_routes(routes, outbound).map_err(|e| SettingsError::Invalid {
             key: format!("apps.{id}.routes"),
@@ -339,6 +384,10 @@ fn app_seed(s: &AppSettings, outbound: &Policy) -> Result<AppSeed, SettingsError
         jwt_rsa_public_key: read_pem("jwt_rsa_public_key_file", &s.jwt_rsa_public_key_file)?,
         jwt_ec_public_key: read_pem("jwt_ec_public_key_file", &s.jwt_ec_public_key_file)?,
         limits: s.limits.clone(),
+        pusher: s.pusher.as_ref().map(|p| PusherSettings {
+            secret: p.secret.clone(),
+            client_events: p.client_events,
+        }),
         id,
     })
 }
@@ -346,6 +395,56 @@ fn app_seed(s: &AppSettings, outbound: &Policy) -> Result<AppSeed, SettingsError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn apps_pusher_table_declares_pusher_credentials() {
+        let s: Settings = toml::from_str(
+            "pusher_secret = \"demo-p\"\n[[apps]]\nid = \"two\"\n[apps.pusher]\nsecret = \"p2\"\nclient_events = true\n[[apps]]\nid = \"three\"\n",
+        )
+        .unwrap();
+        let seeds = s.app_seeds().unwrap();
+        let pushers: Vec<_> = seeds.iter().map(|a| a.pusher.clone()).collect();
+        assert_eq!(
+            pushers,
+            vec![
+                Some(PusherSettings {
+                    secret: "demo-p".into(),
+                    client_events: false
+                }),
+                Some(PusherSettings {
+                    secret: "p2".into(),
+                    client_events: true
+                }),
+                None,
+            ]
+        );
+        // Never in Debug output.
+        let debug = format!("{s:?} {seeds:?}");
+        assert!(
+            !debug.contains("demo-p") && !debug.contains("p2\""),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn empty_or_misspelt_pusher_settings_are_refused() {
+        let invalid = |toml: &str| match toml::from_str::<Settings>(toml) {
+            Err(e) => e.to_string(),
+            Ok(s) => s.validate().expect_err(toml).to_string(),
+        };
+        let e = invalid("[[apps]]\nid = \"two\"\n[apps.pusher]\nsecret = \"\"\n");
+        assert!(
+            e.contains("apps.two.pusher.secret") && e.contains("empty"),
+            "{e}"
+        );
+        let e = invalid("[[apps]]\nid = \"two\"\n[apps.pusher]\nclient_events = true\n");
+        assert!(e.contains("secret"), "{e}");
+        let e =
+            invalid("[[apps]]\nid = \"two\"\n[apps.pusher]\nsecret = \"s\"\nclient_event = true\n");
+        assert!(e.contains("client_event"), "{e}");
+        let e = invalid("pusher_secret = \"\"\n");
+        assert!(e.contains("pusher_secret") && e.contains("empty"), "{e}");
+    }
 
     #[test]
     fn toml_overrides_defaults_and_rejects_unknown_keys() {

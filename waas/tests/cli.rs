@@ -64,6 +64,90 @@ async fn app_create_with_a_wrong_token_fails_naming_the_step() {
     );
 }
 
+/// Runs `waas app <args> --control-plane <server> --operator-token <token>`.
+fn app_command(server: &TestServer, token: &str, args: &[&str]) -> std::process::Output {
+    let url = server.http_url();
+    let mut all = vec!["app"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--control-plane", url.as_str(), "--operator-token", token]);
+    tokio::task::block_in_place(|| {
+        Command::new(WAAS)
+            .args(&all)
+            .env_remove("WAAS_OPERATOR_TOKEN")
+            .env_remove("WAAS_CONTROL_PLANE")
+            .output()
+            .expect("run waas app")
+    })
+}
+
+/// `waas app rotate-pusher-secret` prints the new secret once, and the gateway checks with it
+/// from then on; `waas app pusher-client-events` flips the switch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_rotate_pusher_secret_and_client_events() {
+    let server = TestServer::start().await;
+    let token = waas::settings::DEV_OPERATOR_TOKEN;
+    let out = app_command(&server, token, &["rotate-pusher-secret", "--id", "demo"]);
+    assert!(out.status.success(), "{out:?}");
+    let rotated: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let secret = rotated["pusher_secret"].as_str().expect("pusher_secret");
+    assert_ne!(secret, "demo-pusher-secret");
+    // The gateway's copy of the app (asked for on first use, then kept up to date).
+    let held = || async {
+        let app = server.gateway.apps.resolve("demo").await.unwrap().unwrap();
+        app.config.pusher.clone()
+    };
+    waas_test_support::poll::eventually(
+        std::time::Duration::from_secs(5),
+        std::time::Duration::from_millis(10),
+        || "the gateway kept the old Pusher secret",
+        || async { held().await.filter(|p| p.secret == secret).map(|_| ()) },
+    )
+    .await;
+
+    let out = app_command(
+        &server,
+        token,
+        &[
+            "rotate-pusher-secret",
+            "--id",
+            "demo",
+            "--secret",
+            "chosen-one",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"pusher_secret\":\"chosen-one\""));
+
+    let out = app_command(
+        &server,
+        token,
+        &["pusher-client-events", "--id", "demo", "true"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let app: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(app["pusher_client_events"], true);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("chosen-one"));
+
+    // Errors name the step; a bad id is refused before any request.
+    let out = app_command(&server, token, &["rotate-pusher-secret", "--id", "nope"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("rotating the Pusher secret of app nope") && err.contains("404"),
+        "{err}"
+    );
+    let out = app_command(
+        &server,
+        "wrong",
+        &["pusher-client-events", "--id", "demo", "false"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    let out = app_command(&server, token, &["rotate-pusher-secret", "--id", "a/b"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("app id"));
+}
+
 /// `waas token issue` refuses what every gateway would refuse (`sub` "server" or empty,
 /// docs/auth.md) instead of printing a token that cannot connect; an ordinary `sub` signs.
 #[test]

@@ -17,6 +17,7 @@ fn app(id: &str, routes: Value) -> AppSettings {
         jwt_ec_public_key_file: None,
         limits: Default::default(),
         routes: Some(serde_json::from_value(routes).unwrap()),
+        pusher: None,
     }
 }
 

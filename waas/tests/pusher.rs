@@ -177,7 +177,21 @@ async fn rest_publish(server: &TestServer, channel: &str, event: &str, data: Val
 #[tokio::test]
 async fn handshake_refusals_have_pushers_codes() {
     let server = TestServer::start().await;
-    // The demo app has no Pusher settings yet: the front is off for it.
+    // Without a Pusher secret the front is off for the app.
+    let (s, body) = server
+        .admin("DELETE", "/v1/admin/apps/demo/pusher-secret", None)
+        .await;
+    assert_eq!(s, 200, "{body}");
+    waas_test_support::poll::eventually(
+        std::time::Duration::from_secs(5),
+        std::time::Duration::from_millis(10),
+        || "the gateway kept the demo app's Pusher secret",
+        || async {
+            let app = server.gateway.apps.resolve("demo").await.unwrap().unwrap();
+            app.config.pusher.is_none().then_some(())
+        },
+    )
+    .await;
     let (f, code) = refused(&server, "/app/demo?protocol=7", &[]).await;
     assert_eq!(code, 4003, "{f}");
     enable(&server, false, |c| {

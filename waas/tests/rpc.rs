@@ -31,6 +31,7 @@ fn app_settings() -> AppSettings {
         jwt_ec_public_key_file: None,
         limits: Default::default(),
         routes: Some(routes),
+        pusher: None,
     }
 }
 

@@ -80,6 +80,7 @@ async fn server(routes: Value) -> TestServer {
             jwt_ec_public_key_file: None,
             limits: Default::default(),
             routes: Some(routes),
+            pusher: None,
         });
     })
     .await

@@ -91,6 +91,10 @@ async fn no_secret_is_logged_at_debug() {
     assert_eq!(s, 201, "{app}");
     let api_key = app["api_key"].as_str().expect("api_key").to_owned();
     let jwt_secret = app["jwt_secret"].as_str().expect("jwt_secret").to_owned();
+    let pusher_secret = app["pusher_secret"]
+        .as_str()
+        .expect("pusher_secret")
+        .to_owned();
 
     // An endpoint whose URL carries a user and password; it fails, so the delivery goes dead
     // (and is logged as such) after its one attempt.
@@ -161,6 +165,20 @@ async fn no_secret_is_logged_at_debug() {
     assert_eq!(s, 200, "{body}");
     let frame = client.json().await;
     assert_eq!(frame["op"], "message", "{frame}");
+    // A rotated Pusher secret travels to the gateway, which holds the app: neither is logged.
+    let (s, rotated) = http
+        .call(
+            "POST",
+            &format!("{admin}/v1/admin/apps/sec/pusher-secret"),
+            &operator,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{rotated}");
+    let new_pusher_secret = rotated["pusher_secret"]
+        .as_str()
+        .expect("pusher_secret")
+        .to_owned();
     receiver
         .wait_until("the webhook", Duration::from_secs(20), |r| !r.is_empty())
         .await;
@@ -206,6 +224,8 @@ async fn no_secret_is_logged_at_debug() {
             ("operator token", &operator),
             ("API key", &api_key),
             ("JWT secret", &jwt_secret),
+            ("Pusher secret", &pusher_secret),
+            ("rotated Pusher secret", &new_pusher_secret),
             ("JWT", &token),
             ("webhook URL password", &hook_password),
             ("webhook signing secret", &hook_secret),

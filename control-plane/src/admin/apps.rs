@@ -1,5 +1,6 @@
-//! `/v1/admin/apps`: apps, their API keys, JWT keys and limits. Secrets (API keys, generated
-//! HS256 secrets) appear in a response once, when created; reads never show them.
+//! `/v1/admin/apps`: apps, their API keys, JWT keys, Pusher credentials and limits. Secrets (API
+//! keys, generated HS256 and Pusher secrets) appear in a response once, when created; reads
+//! never show them.
 
 use super::{Admin, AdminError, Operator};
 use crate::secrets;
@@ -30,6 +31,11 @@ pub struct AppView {
     /// Origins allowed to open WebSockets; empty allows any (`docs/admin.md`).
     allowed_origins: Vec<String>,
     api_keys: Vec<KeyView>,
+    /// Whether the app has a Pusher secret, so that the Pusher-protocol front serves it
+    /// (`docs/pusher.md`); its Pusher key is its id.
+    pusher_enabled: bool,
+    /// Whether Pusher clients may send `client-` events on private and presence channels.
+    pusher_client_events: bool,
     version: i64,
     created_at: i64,
     updated_at: i64,
@@ -58,6 +64,8 @@ impl From<AppRecord> for AppView {
     fn from(a: AppRecord) -> Self {
         AppView {
             has_jwt_secret: a.jwt_secret.is_some(),
+            pusher_enabled: a.pusher_secret.is_some(),
+            pusher_client_events: a.pusher_client_events,
             api_keys: a.api_keys.iter().map(KeyView::from).collect(),
             id: a.id,
             tenant_id: a.tenant_id,
@@ -91,6 +99,11 @@ pub struct CreateApp {
     /// Origins allowed to open WebSockets; empty or absent allows any.
     #[serde(default)]
     allowed_origins: Vec<String>,
+    /// The Pusher-protocol secret (`docs/pusher.md`); generated when absent.
+    pusher_secret: Option<String>,
+    /// Let Pusher clients send `client-` events. Default `false`.
+    #[serde(default)]
+    pusher_client_events: bool,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -101,6 +114,8 @@ pub struct Created {
     /// The HS256 secret when one was generated or given. Shown only here.
     #[serde(skip_serializing_if = "Option::is_none")]
     jwt_secret: Option<String>,
+    /// The Pusher secret, generated or given; the Pusher key is the app id. Shown only here.
+    pusher_secret: String,
 }
 
 /// Refuses key material gateways could not use, before it is stored and shipped to them.
@@ -108,6 +123,18 @@ fn check_keys(record: &AppRecord) -> Result<(), AdminError> {
     App::new(record.gateway_config(), None)
         .map(|_| ())
         .map_err(|e| AdminError::new(ErrorCode::BadRequest, e.to_string()))
+}
+
+/// A Pusher secret given by the caller, or a new one.
+fn pusher_secret(given: Option<String>) -> Result<String, AdminError> {
+    match given {
+        Some(s) if s.is_empty() => Err(AdminError::new(
+            ErrorCode::BadRequest,
+            "\"pusher_secret\" must not be empty",
+        )),
+        Some(s) => Ok(s),
+        None => Ok(secrets::pusher_secret()),
+    }
 }
 
 /// Checks an `allowed_origins` list and returns it as stored (lower-case).
@@ -161,6 +188,7 @@ pub async fn create(
         ));
     }
     let allowed_origins = origins(&req.allowed_origins)?;
+    let pusher_secret = pusher_secret(req.pusher_secret)?;
     let jwt_secret = match (
         &req.jwt_secret,
         &req.jwt_rsa_public_key,
@@ -184,6 +212,8 @@ pub async fn create(
         jwt_rsa_public_key: req.jwt_rsa_public_key,
         jwt_ec_public_key: req.jwt_ec_public_key,
         limits: req.limits,
+        pusher_secret: Some(pusher_secret.clone()),
+        pusher_client_events: req.pusher_client_events,
     };
     let probe = AppRecord {
         id: new.id.clone(),
@@ -199,6 +229,8 @@ pub async fn create(
         version: 0,
         created_at: 0,
         updated_at: 0,
+        pusher_secret: new.pusher_secret.clone(),
+        pusher_client_events: new.pusher_client_events,
     };
     check_keys(&probe)?;
     let mut app = admin.store.create_app(new).await?;
@@ -229,6 +261,7 @@ pub async fn create(
             app: app.into(),
             api_key: key.key,
             jwt_secret,
+            pusher_secret,
         }),
     ))
 }
@@ -305,6 +338,8 @@ pub struct UpdateApp {
     routes: Option<Vec<Route>>,
     /// Replaces the Origin allow-list; `[]` allows any origin again.
     allowed_origins: Option<Vec<String>>,
+    /// Let Pusher clients send `client-` events on private and presence channels.
+    pusher_client_events: Option<bool>,
 }
 
 /// Tells `"field": null` (clear it) apart from a missing field (leave it).
@@ -352,6 +387,8 @@ pub async fn update(
         limits: req.limits,
         routes: req.routes,
         allowed_origins: req.allowed_origins.as_deref().map(origins).transpose()?,
+        pusher_secret: None,
+        pusher_client_events: req.pusher_client_events,
     };
     if let Some(routes) = &patch.routes {
         validate_routes(routes, &admin.outbound)
@@ -563,4 +600,100 @@ pub async fn rotate_secret(
         jwt_secret: secret,
         app: app.into(),
     }))
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotatePusherSecret {
+    /// Use this secret instead of generating one.
+    pusher_secret: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PusherSecretRotated {
+    /// The new Pusher secret. Shown only here. The Pusher key is the app id.
+    pusher_secret: String,
+    app: AppView,
+}
+
+/// Replaces the Pusher secret (or gives an app without one its first): connections, HTTP API
+/// calls and channel authorizations signed with the old one are refused from now on.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/apps/{id}/pusher-secret",
+    operation_id = "rotate_pusher_secret",
+    tag = "admin: apps",
+    summary = "Replace the Pusher secret",
+    params(("id" = String, Path, description = "The app id.", example = "demo")),
+    request_body = Option<RotatePusherSecret>,
+    responses(
+        (status = 200, description = "The new secret (shown only here) and the app.", body = PusherSecretRotated),
+        (status = 400, description = "`bad_request`: not JSON, no `Content-Type: application/json`, or a field of the wrong type; an invalid app id; an empty `pusher_secret`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such app.", body = ErrorBody),
+        (status = 413, description = "`message_too_large`: the body is too large.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store (or the webhook service) is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
+pub async fn rotate_pusher_secret(
+    State(admin): State<Arc<Admin>>,
+    _: Operator,
+    Path(id): Path<String>,
+    body: Option<Json<RotatePusherSecret>>,
+) -> Result<Json<PusherSecretRotated>, AdminError> {
+    let id = app_id(&id)?;
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let secret = pusher_secret(req.pusher_secret)?;
+    let app = admin
+        .store
+        .update_app(
+            &id,
+            AppPatch {
+                pusher_secret: Some(Some(secret.clone())),
+                ..AppPatch::default()
+            },
+        )
+        .await?;
+    announce(&admin, &app).await;
+    Ok(Json(PusherSecretRotated {
+        pusher_secret: secret,
+        app: app.into(),
+    }))
+}
+
+/// Removes the Pusher secret: the Pusher front refuses the app until a new one is set.
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/apps/{id}/pusher-secret",
+    operation_id = "remove_pusher_secret",
+    tag = "admin: apps",
+    summary = "Turn the Pusher front off for an app",
+    params(("id" = String, Path, description = "The app id.", example = "demo")),
+    responses(
+        (status = 200, description = "The app, with `pusher_enabled` false.", body = AppView),
+        (status = 400, description = "`bad_request`: an invalid app id.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such app.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the store (or the webhook service) is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(("operator_token" = [])),
+)]
+pub async fn remove_pusher_secret(
+    State(admin): State<Arc<Admin>>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<AppView>, AdminError> {
+    let app = admin
+        .store
+        .update_app(
+            &app_id(&id)?,
+            AppPatch {
+                pusher_secret: Some(None),
+                ..AppPatch::default()
+            },
+        )
+        .await?;
+    announce(&admin, &app).await;
+    Ok(Json(app.into()))
 }

@@ -89,6 +89,10 @@ pub fn router(admin: Arc<Admin>) -> Router {
             axum::routing::delete(apps::revoke_key),
         )
         .route("/v1/admin/apps/{id}/jwt-secret", post(apps::rotate_secret))
+        .route(
+            "/v1/admin/apps/{id}/pusher-secret",
+            post(apps::rotate_pusher_secret).delete(apps::remove_pusher_secret),
+        )
         .merge(webhooks::routes())
         .layer(axum::middleware::map_response(
             waas_core::http::json_errors::json_errors,

@@ -32,6 +32,8 @@ use waas_protocol::rest::ErrorBody;
         super::apps::add_key,
         super::apps::revoke_key,
         super::apps::rotate_secret,
+        super::apps::rotate_pusher_secret,
+        super::apps::remove_pusher_secret,
         super::webhooks::create,
         super::webhooks::list,
         super::webhooks::read,

@@ -15,7 +15,8 @@ use waas_protocol::AppId;
 fn app_columns<S: Sql>() -> String {
     format!(
         "id, tenant_id, name, jwt_secret, jwt_rsa_public_key, jwt_ec_public_key, limits::text, \
-         routes::text, allowed_origins::text, version, {}, {}",
+         routes::text, allowed_origins::text, version, {}, {}, pusher_secret, \
+         pusher_client_events",
         S::epoch("created_at"),
         S::epoch("updated_at")
     )
@@ -62,6 +63,8 @@ fn app(row: &impl SqlRow, api_keys: Vec<ApiKeyRecord>) -> Result<AppRecord, Stor
         version: row.get(9)?,
         created_at: row.get(10)?,
         updated_at: row.get(11)?,
+        pusher_secret: row.get(12)?,
+        pusher_client_events: row.get(13)?,
     })
 }
 
@@ -97,8 +100,10 @@ pub(crate) async fn create<S: Sql>(db: &mut S, new: NewApp) -> Result<AppRecord,
     let version = db.next_version().await?;
     let sql = format!(
         "INSERT INTO apps (id, tenant_id, name, jwt_secret, jwt_rsa_public_key, \
-             jwt_ec_public_key, limits, version, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, {version}, {now}, {now}) \
+             jwt_ec_public_key, limits, pusher_secret, pusher_client_events, version, \
+             created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9::bool, {version}, {now}, \
+             {now}) \
          RETURNING {}",
         app_columns::<S>(),
         now = S::NOW,
@@ -114,6 +119,8 @@ pub(crate) async fn create<S: Sql>(db: &mut S, new: NewApp) -> Result<AppRecord,
                 &new.jwt_rsa_public_key,
                 &new.jwt_ec_public_key,
                 &limits,
+                &new.pusher_secret,
+                &new.pusher_client_events,
             ],
         )
         .await
@@ -217,6 +224,7 @@ pub(crate) async fn update<S: Sql>(
     let (set_secret, secret) = patch_field(&patch.jwt_secret);
     let (set_rsa, rsa) = patch_field(&patch.jwt_rsa_public_key);
     let (set_ec, ec) = patch_field(&patch.jwt_ec_public_key);
+    let (set_pusher, pusher_secret) = patch_field(&patch.pusher_secret);
     let version = db.next_version().await?;
     let sql = format!(
         "UPDATE apps SET \
@@ -225,6 +233,8 @@ pub(crate) async fn update<S: Sql>(
              jwt_rsa_public_key = CASE WHEN $5::bool THEN $6::text ELSE jwt_rsa_public_key END, \
              jwt_ec_public_key = CASE WHEN $7::bool THEN $8::text ELSE jwt_ec_public_key END, \
              limits = coalesce($9::text::jsonb, limits), \
+             pusher_secret = CASE WHEN $10::bool THEN $11::text ELSE pusher_secret END, \
+             pusher_client_events = coalesce($12::bool, pusher_client_events), \
              version = {version}, \
              updated_at = {} \
          WHERE id = $1 RETURNING {}",
@@ -244,6 +254,9 @@ pub(crate) async fn update<S: Sql>(
                 &set_ec,
                 &ec,
                 &limits,
+                &set_pusher,
+                &pusher_secret,
+                &patch.pusher_client_events,
             ],
         )
         .await?

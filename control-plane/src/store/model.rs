@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use waas_core::app::AppConfig;
 use waas_core::app::AppLimits;
+use waas_core::app::PusherSettings;
 use waas_core::redact;
 use waas_core::route::Route;
 use waas_protocol::AppId;
@@ -59,6 +60,11 @@ pub struct AppRecord {
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The Pusher-protocol secret (`docs/pusher.md`), in clear because Pusher's HMAC signatures
+    /// are checked by recomputing them; `None`: the Pusher front refuses the app.
+    pub pusher_secret: Option<String>,
+    /// Whether Pusher clients may send `client-` events.
+    pub pusher_client_events: bool,
 }
 
 impl AppRecord {
@@ -75,8 +81,10 @@ impl AppRecord {
             allowed_origins: self.allowed_origins.clone(),
             // Filled by the directory from the app's webhook endpoints.
             webhooks: Default::default(),
-            // Stored with the app once the Pusher credentials are persisted.
-            pusher: None,
+            pusher: self.pusher_secret.as_ref().map(|secret| PusherSettings {
+                secret: secret.clone(),
+                client_events: self.pusher_client_events,
+            }),
             version: self.version,
         }
     }
@@ -92,6 +100,11 @@ pub struct NewApp {
     pub jwt_ec_public_key: Option<String>,
     #[serde(default)]
     pub limits: AppLimits,
+    /// The Pusher-protocol secret; `None` leaves the Pusher front off for the app.
+    #[serde(default)]
+    pub pusher_secret: Option<String>,
+    #[serde(default)]
+    pub pusher_client_events: bool,
 }
 
 /// A partial update: `None` leaves a field alone; `Some(None)` clears an optional one.
@@ -108,6 +121,11 @@ pub struct AppPatch {
     /// Replaces the Origin allow-list when set (normalized by the caller).
     #[serde(default)]
     pub allowed_origins: Option<Vec<String>>,
+    /// `Some(None)` turns the Pusher front off for the app.
+    #[serde(default)]
+    pub pusher_secret: Option<Option<String>>,
+    #[serde(default)]
+    pub pusher_client_events: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +152,8 @@ impl std::fmt::Debug for AppRecord {
             .field("version", &self.version)
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
+            .field("pusher_secret", &redact::option(&self.pusher_secret))
+            .field("pusher_client_events", &self.pusher_client_events)
             .finish()
     }
 }
@@ -146,6 +166,8 @@ impl std::fmt::Debug for NewApp {
             .field("name", &self.name)
             .field("jwt_secret", &redact::option(&self.jwt_secret))
             .field("limits", &self.limits)
+            .field("pusher_secret", &redact::option(&self.pusher_secret))
+            .field("pusher_client_events", &self.pusher_client_events)
             .finish_non_exhaustive()
     }
 }
@@ -157,6 +179,11 @@ impl std::fmt::Debug for AppPatch {
             .field("jwt_secret", &self.jwt_secret.as_ref().map(redact::option))
             .field("limits", &self.limits)
             .field("routes", &self.routes)
+            .field(
+                "pusher_secret",
+                &self.pusher_secret.as_ref().map(redact::option),
+            )
+            .field("pusher_client_events", &self.pusher_client_events)
             .finish_non_exhaustive()
     }
 }

@@ -55,6 +55,8 @@ pub async fn create_app(store: &dyn Store, id: &str) {
             jwt_rsa_public_key: None,
             jwt_ec_public_key: None,
             limits: Default::default(),
+            pusher_secret: None,
+            pusher_client_events: false,
         })
         .await
         .unwrap();

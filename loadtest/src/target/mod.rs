@@ -5,6 +5,7 @@
 //! - a publisher implementing [`Publisher`], counting accepted and rejected messages in
 //!   `ctx.published`.
 
+pub mod pusher;
 pub mod socketio;
 pub mod waas;
 

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::rest::{http_error, DEFAULT_TIMEOUT};
 use serde::Serialize;
 use serde_json::value::RawValue;
+use waas_protocol::AppId;
 
 /// An admin API client for one control-plane (or `waas dev`). Cheap to clone.
 #[derive(Clone)]
@@ -56,9 +57,18 @@ impl AdminClient {
     }
 
     async fn post<B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<Box<RawValue>> {
+        self.send(reqwest::Method::POST, path, body).await
+    }
+
+    async fn send<B: Serialize + ?Sized>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &B,
+    ) -> Result<Box<RawValue>> {
         let response = self
             .http
-            .post(format!("{}/{path}", self.admin_url))
+            .request(method, format!("{}/{path}", self.admin_url))
             .bearer_auth(&self.operator_token)
             .json(body)
             .send()
@@ -81,4 +91,33 @@ impl AdminClient {
     pub async fn create_app(&self, app: &CreateApp) -> Result<Box<RawValue>> {
         self.post("apps", app).await
     }
+
+    /// Replaces the app's Pusher secret with `secret`, or with a generated one when `None`; the
+    /// answer (`{"pusher_secret", "app"}`) is the only place the new secret shows.
+    pub async fn rotate_pusher_secret(
+        &self,
+        app: &str,
+        secret: Option<&str>,
+    ) -> Result<Box<RawValue>> {
+        let path = format!("apps/{}/pusher-secret", app_id(app)?);
+        self.post(&path, &serde_json::json!({"pusher_secret": secret}))
+            .await
+    }
+
+    /// Lets the app's Pusher clients send `client-` events, or stops them; answers the app.
+    pub async fn set_pusher_client_events(&self, app: &str, on: bool) -> Result<Box<RawValue>> {
+        let path = format!("apps/{}", app_id(app)?);
+        self.send(
+            reqwest::Method::PATCH,
+            &path,
+            &serde_json::json!({"pusher_client_events": on}),
+        )
+        .await
+    }
+}
+
+/// Checked before it goes into a URL path, so a bad id is a clear error rather than another
+/// request.
+fn app_id(app: &str) -> Result<AppId> {
+    AppId::parse(app).map_err(|e| Error::Config(format!("app id {app:?}: {e}")))
 }

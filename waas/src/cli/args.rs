@@ -59,6 +59,9 @@ pub struct DevArgs {
     /// HS256 secret of the default app [default: demo-secret].
     #[arg(long, env = "WAAS_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
+    /// Pusher secret of the default app, whose Pusher key is its id [default: demo-pusher-secret].
+    #[arg(long, env = "WAAS_PUSHER_SECRET", hide_env_values = true)]
+    pusher_secret: Option<String>,
 }
 
 /// NATS credentials and TLS (`[nats_auth]`, `[nats_tls]`). Secrets are best given as files or
@@ -203,7 +206,7 @@ impl CommonArgs {
 impl DevArgs {
     pub fn settings(&self) -> anyhow::Result<Settings> {
         let mut s = self.common.settings()?;
-        overlay!(s, self, store, app_id, api_key, jwt_secret);
+        overlay!(s, self, store, app_id, api_key, jwt_secret, pusher_secret);
         s.validate()?;
         Ok(s)
     }

@@ -4,7 +4,8 @@
 //! - [`args`]: the settings flags of the server commands, over the TOML file.
 //! - [`limits`]: the limits' flags and variables, made from `Limits::SPECS`.
 //! - [`serve`]: `dev`, `gateway`, `control-plane`, `migrate`.
-//! - [`app`]: `app create`, through the Rust SDK's admin client.
+//! - [`app`]: `app create`, `app rotate-pusher-secret`, `app pusher-client-events`, through the
+//!   Rust SDK's admin client.
 //! - [`healthcheck`]: `healthcheck`, a container's HEALTHCHECK without curl.
 //! - [`token`]: `token issue`, signed locally.
 

@@ -63,6 +63,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     println!(
         "  REST        http://{addr}/v1/apps/{app}/publish  (Authorization: Bearer <API key>)"
     );
+    println!("  Pusher      key {app}  secret {}", settings.pusher_secret);
     println!("  demo token  {token}");
     println!("              (sub demo-user, may subscribe and publish everywhere, valid 24 h)");
     println!(
