@@ -7,11 +7,13 @@
 //! - [`history`]: `GET /v1/apps/{app}/channels/{channel}/history`.
 //! - [`recordings`]: recordings, forwarded to the control-plane.
 //! - [`websocket`]: the upgrade, and authentication given in the URL or headers.
+//! - [`pusher`]: Pusher's HTTP API (`/apps/{app_id}/...`), signed Pusher's way.
 //! - [`openapi`]: the OpenAPI 3.1 document of all of the above, `GET /openapi.json`.
 
 pub mod channels;
 pub mod history;
 pub mod openapi;
+pub mod pusher;
 pub mod recordings;
 pub mod rest;
 pub mod websocket;
@@ -54,6 +56,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
             "/v1/apps/{app}/recordings/{id}/stop",
             post(recordings::stop),
         )
+        .merge(pusher::routes(&gw))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             let mut resp =
