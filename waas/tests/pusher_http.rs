@@ -172,6 +172,20 @@ async fn events_reach_native_subscribers_with_data_converted() {
     assert_eq!((m["event"].clone(), m["data"].clone()), (json!("said"), json!({"text": "hi"})));
     let m = sub.json().await;
     assert_eq!(m["data"], json!("plain text"));
+    assert!(m.get("pusher").is_none(), "{m}");
+
+    // With a socket_id, the message names the connection that must not get it (the Pusher
+    // front skips it); native subscribers get it.
+    let (status, _) = Call::post(
+        "/apps/demo/events",
+        json!({"name": "said", "channel": "chat-room", "data": "x", "socket_id": "123.456"}),
+    )
+    .send(&server)
+    .await;
+    assert_eq!(status, 200);
+    let m = sub.json().await;
+    assert_eq!((m["data"].clone(), m["pusher"].clone()), (json!("x"), json!({"socket_id": "123.456"})));
+    assert!(m["offset"].as_u64().is_some(), "{m}");
 
     // sendToUser's channel.
     let mut user = subscribed(&server, &token, "#server-to-user-alice").await;

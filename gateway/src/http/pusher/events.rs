@@ -14,6 +14,9 @@ use std::sync::Arc;
 use waas_core::app::App;
 use waas_core::http::error::ApiError;
 use waas_core::publisher::check_event;
+use serde_json::value::RawValue;
+use waas_core::history::Head;
+use waas_core::time::now_ms;
 use waas_protocol::{ChannelName, ErrorCode};
 
 /// One event as Pusher's libraries send it.
@@ -44,6 +47,39 @@ struct Checked {
     data: Box<serde_json::value::RawValue>,
     channels: Vec<ChannelName>,
     info: Vec<&'static str>,
+    socket_id: Option<String>,
+}
+
+/// The native message frame's head for an event whose sender must not get it: the Pusher
+/// front's format (`gateway/src/pusher/message.rs` on its branch), an extra
+/// `"pusher":{"socket_id":…}` field that the Pusher connection with that socket id skips.
+fn head_excluding(channel: &str, event: &str, data: &RawValue, socket_id: &str) -> Head {
+    #[derive(serde::Serialize)]
+    struct Sender<'a> {
+        socket_id: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct Fields<'a> {
+        op: &'static str,
+        channel: &'a str,
+        event: &'a str,
+        data: &'a RawValue,
+        ts: u64,
+        pusher: Sender<'a>,
+    }
+    let mut json = serde_json::to_vec(&Fields {
+        op: "message",
+        channel,
+        event,
+        data,
+        ts: now_ms(),
+        pusher: Sender { socket_id },
+    })
+    .expect("message frames always serialise");
+    // `{...}` -> `{...,`: the offset goes where the closing brace was (as `Head::new`).
+    json.pop();
+    json.push(b',');
+    Head(bytes::Bytes::from(json))
 }
 
 fn bad(message: impl Into<String>) -> ApiError {
@@ -114,6 +150,7 @@ fn check(gw: &Gateway, e: Event) -> Result<Checked, ApiError> {
         data: native_data(&e.data),
         channels,
         info,
+        socket_id: e.socket_id,
     })
 }
 
@@ -143,10 +180,14 @@ pub(super) fn attributes(
 
 async fn publish(gw: &Gateway, app: &App, e: &Checked) -> Result<(), ApiError> {
     for channel in &e.channels {
-        let offset = gw
-            .publisher
-            .publish(app, channel, &e.name, &e.data)
-            .await
+        let published = match &e.socket_id {
+            None => gw.publisher.publish(app, channel, &e.name, &e.data).await,
+            Some(socket_id) => {
+                let head = head_excluding(channel.as_str(), &e.name, &e.data, socket_id);
+                gw.publisher.publish_head(app, channel, &head).await
+            }
+        };
+        let offset = published
             .map_err(|err| ApiError::new(ErrorCode::Unavailable, err.to_string()))?;
         gw.reporter
             .published(app, channel, &e.name, &e.data, offset, None);
