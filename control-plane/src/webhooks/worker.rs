@@ -364,6 +364,34 @@ mod tests {
     }
 
     #[test]
+    fn pusher_deliveries_of_one_endpoint_go_together() {
+        let c = |id: &str, endpoint: &str, format: WebhookFormat| Claimed {
+            id: id.into(),
+            endpoint_id: endpoint.into(),
+            url: String::new(),
+            secret: String::new(),
+            event_type: "channel_occupied".into(),
+            body: "{}".into(),
+            attempts: 0,
+            format,
+            app_id: "demo".into(),
+        };
+        let ids = |b: Vec<Vec<Claimed>>| -> Vec<Vec<String>> {
+            b.into_iter()
+                .map(|v| v.into_iter().map(|c| c.id).collect())
+                .collect()
+        };
+        let got = ids(batches(vec![
+            c("1", "p", WebhookFormat::Pusher),
+            c("2", "w", WebhookFormat::Waas),
+            c("3", "p", WebhookFormat::Pusher),
+            c("4", "w", WebhookFormat::Waas),
+            c("5", "q", WebhookFormat::Pusher),
+        ]));
+        assert_eq!(got, [vec!["1", "3"], vec!["2"], vec!["4"], vec!["5"]]);
+    }
+
+    #[test]
     fn log_text_is_bounded_and_cut_on_characters() {
         assert_eq!(log_text(b"ok", 1024), "ok");
         assert_eq!(log_text(b"abcdef", 3), "abc");
