@@ -177,8 +177,10 @@ mod tests {
         );
         query.push(("auth_signature".into(), sig));
         let req = Request {
+            method: "POST",
+            path: "/apps/3/events",
             query: &query,
-            ..req
+            body,
         };
         let expect = Expect {
             key: "278d425bdf160c739803",
