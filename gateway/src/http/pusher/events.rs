@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use waas_core::app::App;
 use waas_core::http::error::ApiError;
+use waas_protocol::rest::ErrorBody;
 use waas_core::publisher::check_event;
 use serde_json::value::RawValue;
 use waas_core::history::Head;
@@ -20,8 +21,9 @@ use waas_core::time::now_ms;
 use waas_protocol::{ChannelName, ErrorCode};
 
 /// One event as Pusher's libraries send it.
-#[derive(Deserialize)]
-struct Event {
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = PusherEvent)]
+pub struct Event {
     name: String,
     data: String,
     #[serde(default)]
@@ -36,8 +38,10 @@ struct Event {
     info: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct Batch {
+/// Events published in one call.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = PusherBatch)]
+pub struct Batch {
     batch: Vec<Event>,
 }
 
@@ -199,6 +203,24 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| bad(format!("invalid body: {e}")))
 }
 
+#[utoipa::path(
+    post,
+    path = "/apps/{app}/events",
+    operation_id = "pusher_trigger",
+    tag = "pusher",
+    summary = "Pusher: trigger an event on channels",
+    params(("app" = String, Path, description = "The app id (Pusher app id and key).", example = "demo"), ("auth_key" = String, Query, description = "The app's Pusher key (its id)."), ("auth_timestamp" = u64, Query, description = "Unix seconds, within `pusher_auth_timestamp_window_secs`."), ("auth_version" = String, Query, description = "`1.0`."), ("auth_signature" = String, Query, description = "HMAC-SHA256 hex of `METHOD\\nPATH\\nQUERY` with the app's Pusher secret (docs/pusher.md).")),
+    request_body = Event,
+    responses(
+        (status = 200, description = "`{}`, or `{\"channels\": {name: {user_count?, subscription_count?}}}` when `info` asks.", body = serde_json::Value),
+        (status = 400, description = "`bad_request`: a field missing or of the wrong type, both or neither of `channel` and `channels`, more than `pusher_max_channels_per_event` channels, a bad `socket_id`, an unknown `info` attribute, `user_count` on a channel that is not presence. `invalid_channel`: a channel name is invalid.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the signature is missing, wrong or stale, `auth_key` is not the app's, or `body_md5` does not match.", body = ErrorBody),
+        (status = 404, description = "`app_not_found`: no such app, or Pusher is not enabled for it.", body = ErrorBody),
+        (status = 413, description = "`message_too_large`: an event's `data` over `pusher_max_event_data_bytes`, or the body over `pusher_max_body_bytes`.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the message bus or the app directory is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(()),
+)]
 /// `POST /apps/{app}/events`: `{}`, or `{"channels": {name: attributes}}` when `info` asks.
 pub async fn event(State(gw): State<Arc<Gateway>>, signed: Signed) -> Result<Json<Value>, ApiError> {
     let e = check(&gw, parse::<Event>(&signed.body)?)?;
@@ -219,6 +241,24 @@ pub async fn event(State(gw): State<Arc<Gateway>>, signed: Signed) -> Result<Jso
     Ok(Json(json!({ "channels": channels })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/apps/{app}/batch_events",
+    operation_id = "pusher_trigger_batch",
+    tag = "pusher",
+    summary = "Pusher: trigger several events",
+    params(("app" = String, Path, description = "The app id (Pusher app id and key).", example = "demo"), ("auth_key" = String, Query, description = "The app's Pusher key (its id)."), ("auth_timestamp" = u64, Query, description = "Unix seconds, within `pusher_auth_timestamp_window_secs`."), ("auth_version" = String, Query, description = "`1.0`."), ("auth_signature" = String, Query, description = "HMAC-SHA256 hex of `METHOD\\nPATH\\nQUERY` with the app's Pusher secret (docs/pusher.md).")),
+    request_body = Batch,
+    responses(
+        (status = 200, description = "`{}`, or `{\"batch\": [attributes per event]}` when an event asks for `info`.", body = serde_json::Value),
+        (status = 400, description = "`bad_request`: `batch` empty or over `pusher_max_batch_size`, or an event invalid as for `events` (the message starts with `batch[i]:`).", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the signature is missing, wrong or stale, `auth_key` is not the app's, or `body_md5` does not match.", body = ErrorBody),
+        (status = 404, description = "`app_not_found`: no such app, or Pusher is not enabled for it.", body = ErrorBody),
+        (status = 413, description = "`message_too_large`: an event's `data` over `pusher_max_event_data_bytes`, or the body over `pusher_max_body_bytes`.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the message bus or the app directory is unavailable; retry with backoff.", body = ErrorBody),
+    ),
+    security(()),
+)]
 /// `POST /apps/{app}/batch_events`: every event is checked before any is published. `{}`, or
 /// `{"batch": [attributes per event]}` when an event asks for `info`.
 pub async fn batch(State(gw): State<Arc<Gateway>>, signed: Signed) -> Result<Json<Value>, ApiError> {
