@@ -51,7 +51,7 @@ wrong = pusher.Pusher(
 try:
     wrong.trigger(["py-1"], "e", "x")
     out["wrong_secret"] = "accepted"
-except Exception as e:  # the library raises AuthenticationError on 401
+except Exception as e:  # the library raises PusherBadAuth on 401
     out["wrong_secret"] = type(e).__name__
 
 print(json.dumps(out))

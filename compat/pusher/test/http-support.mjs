@@ -30,6 +30,8 @@ export function waasBin() {
 export const APPS = {
   main: { id: "phttp", apiKey: "phttp-key", secret: "phttp-pusher-secret" },
   other: { id: "pother", apiKey: "pother-key", secret: "pother-pusher-secret" },
+  // Python's library accepts only numeric app ids.
+  numeric: { id: "4242", apiKey: "n4242-key", secret: "n4242-pusher-secret" },
 };
 export const OPERATOR_TOKEN = "dev-operator-token";
 
@@ -131,9 +133,13 @@ export async function subscriber(server, tok, channels, app = APPS.main) {
   if (ready.op !== "ready") throw new Error(`expected ready, got ${JSON.stringify(ready)}`);
   let id = 1;
   for (const channel of channels) {
-    ws.send(JSON.stringify({ op: "subscribe", id: id++, channel }));
-    const ack = await nextFrame();
-    if (ack.op !== "ack") throw new Error(`subscribe ${channel}: ${JSON.stringify(ack)}`);
+    const want = id++;
+    ws.send(JSON.stringify({ op: "subscribe", id: want, channel }));
+    // A presence channel's `members` frame may come first; the answer carries the id.
+    let answer;
+    do answer = await nextFrame();
+    while (answer.id !== want);
+    if (answer.op !== "ack") throw new Error(`subscribe ${channel}: ${JSON.stringify(answer)}`);
   }
   return {
     async next(op = "message") {

@@ -1,6 +1,7 @@
 // The `pusher` PyPI library (pinned in python/requirements.txt) against WaaS's Pusher HTTP API
 // and Pusher-format webhooks, run in a virtualenv this test makes under compat/pusher/.venv.
-// Nothing is skipped: no python3, or a failing pip, fails the test.
+// Nothing is skipped: no python3, or a failing pip, fails the test. The library accepts only
+// numeric app ids, so the app is `4242`.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -37,15 +38,15 @@ after(async () => {
 
 test("the Python library triggers, queries, and validates WaaS's webhooks", async () => {
   const rx = await receiver();
-  const created = await admin(server, "POST", `/v1/admin/apps/${APPS.main.id}/webhooks`, {
+  const created = await admin(server, "POST", `/v1/admin/apps/${APPS.numeric.id}/webhooks`, {
     url: rx.url,
     events: ["channel_occupied"],
     channels: ["presence.py"],
-    secret: APPS.main.secret,
+    secret: APPS.numeric.secret,
     format: "pusher",
   });
   assert.equal(created.status, 201, JSON.stringify(created.body));
-  const sub = await subscriber(server, await token(server, "pat", ["presence.py", "py-1"], APPS.main, { n: 1 }), ["presence.py", "py-1"]);
+  const sub = await subscriber(server, await token(server, "pat", ["presence.py", "py-1"], APPS.numeric, { n: 1 }), ["presence.py", "py-1"], APPS.numeric);
   const [hook] = await rx.until((r) => r.length > 0);
   const hookFile = path.join(mkdtempSync(path.join(tmpdir(), "waas-py-")), "hook.json");
   writeFileSync(hookFile, JSON.stringify({ headers: hook.headers, body: hook.rawBody }));
@@ -56,8 +57,8 @@ test("the Python library triggers, queries, and validates WaaS's webhooks", asyn
         ...process.env,
         WAAS_HOST: server.host,
         WAAS_PORT: String(server.port),
-        PUSHER_APP: APPS.main.id,
-        PUSHER_SECRET: APPS.main.secret,
+        PUSHER_APP: APPS.numeric.id,
+        PUSHER_SECRET: APPS.numeric.secret,
         WEBHOOK_FILE: hookFile,
       },
       encoding: "utf8",
@@ -70,7 +71,7 @@ test("the Python library triggers, queries, and validates WaaS's webhooks", asyn
   assert.deepEqual(out.users_info, { users: [{ id: "pat" }] });
   assert.deepEqual(out.validate_webhook.events, [{ name: "channel_occupied", channel: "presence.py" }]);
   assert.equal(out.validate_tampered, null);
-  assert.equal(out.wrong_secret, "AuthenticationError");
+  assert.equal(out.wrong_secret, "PusherBadAuth");
 
   // What Python published reached the native subscriber.
   const m1 = await sub.next();
