@@ -374,7 +374,10 @@ async fn claims_lease_and_settle(store: &dyn Both) {
 
     let c = &first[0];
     assert_eq!((c.url.as_str(), c.attempts), ("http://127.0.0.1:9/h", 0));
-    assert_eq!((c.format, c.app_id.as_str()), (WebhookFormat::Waas, "hooks"));
+    assert_eq!(
+        (c.format, c.app_id.as_str()),
+        (WebhookFormat::Waas, "hooks")
+    );
     let attempt = |n: i32, code: Option<i32>| Attempt {
         attempt: n,
         at: NOW + n as i64,

@@ -111,10 +111,16 @@ impl<'a> Call<'a> {
     }
 
     async fn send(&self, server: &TestServer) -> (u16, Value) {
-        self.send_raw(server, &self.query(), self.body.clone()).await
+        self.send_raw(server, &self.query(), self.body.clone())
+            .await
     }
 
-    async fn send_raw(&self, server: &TestServer, query: &str, body: Option<String>) -> (u16, Value) {
+    async fn send_raw(
+        &self,
+        server: &TestServer,
+        query: &str,
+        body: Option<String>,
+    ) -> (u16, Value) {
         let url = format!("{}{}?{query}", server.http_url(), self.path);
         let client = reqwest::Client::new();
         let req = match self.method {
@@ -127,7 +133,10 @@ impl<'a> Call<'a> {
         let resp = req.send().await.expect("http request");
         let status = resp.status().as_u16();
         let text = resp.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 }
 
@@ -169,7 +178,10 @@ async fn events_reach_native_subscribers_with_data_converted() {
         json!({"channels": {"chat-room": {"subscription_count": 1}, "chat-other": {"subscription_count": 0}}})
     );
     let m = sub.json().await;
-    assert_eq!((m["event"].clone(), m["data"].clone()), (json!("said"), json!({"text": "hi"})));
+    assert_eq!(
+        (m["event"].clone(), m["data"].clone()),
+        (json!("said"), json!({"text": "hi"}))
+    );
     let m = sub.json().await;
     assert_eq!(m["data"], json!("plain text"));
     assert!(m.get("pusher").is_none(), "{m}");
@@ -184,7 +196,10 @@ async fn events_reach_native_subscribers_with_data_converted() {
     .await;
     assert_eq!(status, 200);
     let m = sub.json().await;
-    assert_eq!((m["data"].clone(), m["pusher"].clone()), (json!("x"), json!({"socket_id": "123.456"})));
+    assert_eq!(
+        (m["data"].clone(), m["pusher"].clone()),
+        (json!("x"), json!({"socket_id": "123.456"}))
+    );
     assert!(m["offset"].as_u64().is_some(), "{m}");
 
     // sendToUser's channel.
@@ -230,13 +245,28 @@ async fn batch_events_publish_in_order_and_answer_info_per_event() {
 #[tokio::test]
 async fn signatures_are_checked() {
     let server = pusher_server().await;
-    let good = || Call::post("/apps/demo/events", json!({"name": "e", "channel": "c", "data": "x"}));
+    let good = || {
+        Call::post(
+            "/apps/demo/events",
+            json!({"name": "e", "channel": "c", "data": "x"}),
+        )
+    };
     assert_eq!(good().send(&server).await.0, 200);
 
     // Wrong secret, wrong key, stale and future timestamps.
-    let (status, body) = Call { secret: "nope", ..good() }.send(&server).await;
+    let (status, body) = Call {
+        secret: "nope",
+        ..good()
+    }
+    .send(&server)
+    .await;
     assert_eq!((status, code(&body)), (401, "unauthorized"), "{body}");
-    let (status, _) = Call { key: "other", ..good() }.send(&server).await;
+    let (status, _) = Call {
+        key: "other",
+        ..good()
+    }
+    .send(&server)
+    .await;
     assert_eq!(status, 401);
     for skew in [-601i64, 601] {
         let call = Call {
@@ -245,40 +275,76 @@ async fn signatures_are_checked() {
         };
         let (status, body) = call.send(&server).await;
         assert_eq!(status, 401, "{body}");
-        assert!(body["error"]["message"].as_str().unwrap().contains("auth_timestamp"));
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("auth_timestamp"));
     }
     // Within the window.
-    let call = Call { timestamp: tokens::now_s() - 500, ..good() };
+    let call = Call {
+        timestamp: tokens::now_s() - 500,
+        ..good()
+    };
     assert_eq!(call.send(&server).await.0, 200);
 
     // The body changed after signing.
     let call = good();
     let query = call.query();
     let (status, body) = call
-        .send_raw(&server, &query, Some(json!({"name": "e", "channel": "evil", "data": "x"}).to_string()))
+        .send_raw(
+            &server,
+            &query,
+            Some(json!({"name": "e", "channel": "evil", "data": "x"}).to_string()),
+        )
         .await;
     assert_eq!(status, 401);
-    assert!(body["error"]["message"].as_str().unwrap().contains("body_md5"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("body_md5"));
 
     // A parameter added after signing.
-    let (status, _) = call.send_raw(&server, &format!("{query}&extra=1"), call.body.clone()).await;
+    let (status, _) = call
+        .send_raw(&server, &format!("{query}&extra=1"), call.body.clone())
+        .await;
     assert_eq!(status, 401);
 
     // Each auth parameter left out.
-    for drop in ["auth_key", "auth_timestamp", "auth_version", "body_md5", "auth_signature"] {
-        let q: Vec<&str> = query.split('&').filter(|p| !p.starts_with(&format!("{drop}="))).collect();
-        let (status, body) = call.send_raw(&server, &q.join("&"), call.body.clone()).await;
+    for drop in [
+        "auth_key",
+        "auth_timestamp",
+        "auth_version",
+        "body_md5",
+        "auth_signature",
+    ] {
+        let q: Vec<&str> = query
+            .split('&')
+            .filter(|p| !p.starts_with(&format!("{drop}=")))
+            .collect();
+        let (status, body) = call
+            .send_raw(&server, &q.join("&"), call.body.clone())
+            .await;
         assert_eq!(status, 401, "without {drop}: {body}");
     }
     // No query at all, and a signature that is not hex.
     assert_eq!(call.send_raw(&server, "", call.body.clone()).await.0, 401);
     let (status, _) = call
-        .send_raw(&server, &query.replace("auth_signature=", "auth_signature=zz"), call.body.clone())
+        .send_raw(
+            &server,
+            &query.replace("auth_signature=", "auth_signature=zz"),
+            call.body.clone(),
+        )
         .await;
     assert_eq!(status, 401);
 
     // GET is signed over its own method and path.
-    assert_eq!(Call::new("GET", "/apps/demo/channels").send(&server).await.0, 200);
+    assert_eq!(
+        Call::new("GET", "/apps/demo/channels")
+            .send(&server)
+            .await
+            .0,
+        200
+    );
     let mut get = Call::new("GET", "/apps/demo/channels");
     let q = get.query();
     get.path = "/apps/demo/channels/c".into();
@@ -291,13 +357,23 @@ async fn unknown_apps_and_apps_without_pusher_are_not_found() {
     for app in ["nope", "other"] {
         let call = Call {
             key: app,
-            ..Call::post(&format!("/apps/{app}/events"), json!({"name": "e", "channel": "c", "data": "x"}))
+            ..Call::post(
+                &format!("/apps/{app}/events"),
+                json!({"name": "e", "channel": "c", "data": "x"}),
+            )
         };
         let (status, body) = call.send(&server).await;
-        assert_eq!((status, code(&body)), (404, "app_not_found"), "{app}: {body}");
-        let (status, _) = Call { key: app, ..Call::new("GET", &format!("/apps/{app}/channels")) }
-            .send(&server)
-            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (404, "app_not_found"),
+            "{app}: {body}"
+        );
+        let (status, _) = Call {
+            key: app,
+            ..Call::new("GET", &format!("/apps/{app}/channels"))
+        }
+        .send(&server)
+        .await;
         assert_eq!(status, 404);
     }
 }
@@ -307,7 +383,12 @@ async fn a_tenant_cannot_sign_for_or_read_another() {
     let server = pusher_server().await;
     enable(&server, "other", "other-pusher-secret").await;
     // demo's credentials on other's URL: 401, nothing published.
-    let other_token = tokens::for_app("other-jwt", "other", "eve", tokens::caps(&["secret-plans"], &[]));
+    let other_token = tokens::for_app(
+        "other-jwt",
+        "other",
+        "eve",
+        tokens::caps(&["secret-plans"], &[]),
+    );
     let mut other_sub = RawClient::ready(server.addr, "other", &other_token).await;
     let ack = other_sub
         .request(json!({"op": "subscribe", "id": 1, "channel": "secret-plans"}))
@@ -316,9 +397,16 @@ async fn a_tenant_cannot_sign_for_or_read_another() {
     for key in ["demo", "other"] {
         let call = Call {
             key,
-            ..Call::post("/apps/other/events", json!({"name": "e", "channel": "secret-plans", "data": "x"}))
+            ..Call::post(
+                "/apps/other/events",
+                json!({"name": "e", "channel": "secret-plans", "data": "x"}),
+            )
         };
-        assert_eq!(call.send(&server).await.0, 401, "key {key} with demo's secret");
+        assert_eq!(
+            call.send(&server).await.0,
+            401,
+            "key {key} with demo's secret"
+        );
     }
     // demo sees none of other's channels, by list or by name.
     let (status, body) = Call::new("GET", "/apps/demo/channels")
@@ -333,10 +421,20 @@ async fn a_tenant_cannot_sign_for_or_read_another() {
         .await;
     assert_eq!(body, json!({"occupied": false, "subscription_count": 0}));
     // other, signing with its own secret, sees its channel.
-    let call = Call { key: "other", secret: "other-pusher-secret", ..Call::new("GET", "/apps/other/channels") };
-    assert_eq!(call.send(&server).await, (200, json!({"channels": {"secret-plans": {}}})));
+    let call = Call {
+        key: "other",
+        secret: "other-pusher-secret",
+        ..Call::new("GET", "/apps/other/channels")
+    };
+    assert_eq!(
+        call.send(&server).await,
+        (200, json!({"channels": {"secret-plans": {}}}))
+    );
     let pong = other_sub.request(json!({"op": "ping", "id": 2})).await;
-    assert_eq!(pong["op"], "pong", "other's subscriber got nothing from demo's calls");
+    assert_eq!(
+        pong["op"], "pong",
+        "other's subscriber got nothing from demo's calls"
+    );
 }
 
 #[tokio::test]
@@ -355,29 +453,48 @@ async fn channel_queries_answer_in_pushers_shapes() {
     let _a2 = subscribed(&server, &alice, "news-1").await;
 
     let (status, body) = Call::new("GET", "/apps/demo/channels").send(&server).await;
-    assert_eq!((status, body), (200, json!({"channels": {"news-1": {}, "presence.room": {}}})));
+    assert_eq!(
+        (status, body),
+        (
+            200,
+            json!({"channels": {"news-1": {}, "presence.room": {}}})
+        )
+    );
     let (_, body) = Call::new("GET", "/apps/demo/channels")
         .param("filter_by_prefix", "news-")
         .param("info", "subscription_count")
         .send(&server)
         .await;
-    assert_eq!(body, json!({"channels": {"news-1": {"subscription_count": 1}}}));
+    assert_eq!(
+        body,
+        json!({"channels": {"news-1": {"subscription_count": 1}}})
+    );
     let (_, body) = Call::new("GET", "/apps/demo/channels")
         .param("filter_by_prefix", "presence.")
         .param("info", "user_count")
         .send(&server)
         .await;
-    assert_eq!(body, json!({"channels": {"presence.room": {"user_count": 2}}}));
+    assert_eq!(
+        body,
+        json!({"channels": {"presence.room": {"user_count": 2}}})
+    );
 
     let (_, body) = Call::new("GET", "/apps/demo/channels/presence.room")
         .param("info", "user_count,subscription_count")
         .send(&server)
         .await;
-    assert_eq!(body, json!({"occupied": true, "user_count": 2, "subscription_count": 2}));
-    let (_, body) = Call::new("GET", "/apps/demo/channels/news-2").send(&server).await;
+    assert_eq!(
+        body,
+        json!({"occupied": true, "user_count": 2, "subscription_count": 2})
+    );
+    let (_, body) = Call::new("GET", "/apps/demo/channels/news-2")
+        .send(&server)
+        .await;
     assert_eq!(body, json!({"occupied": false}));
 
-    let (status, body) = Call::new("GET", "/apps/demo/channels/presence.room/users").send(&server).await;
+    let (status, body) = Call::new("GET", "/apps/demo/channels/presence.room/users")
+        .send(&server)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(body, json!({"users": [{"id": "alice"}, {"id": "bob"}]}));
 }
@@ -423,7 +540,13 @@ async fn bad_requests_get_400_and_large_ones_413() {
     .send(&server)
     .await;
     assert_eq!(status, 400);
-    assert!(body["error"]["message"].as_str().unwrap().starts_with("batch[1]"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("batch[1]"),
+        "{body}"
+    );
 
     for (path, params) in [
         ("/apps/demo/channels", vec![("info", "user_count")]),
@@ -442,11 +565,21 @@ async fn bad_requests_get_400_and_large_ones_413() {
 
     // 10 KiB of data is fine, one byte more is not; a body over the limit is refused whole.
     let data = "x".repeat(10240);
-    assert_eq!(post(json!({"name": "e", "channel": "c", "data": data})).send(&server).await.0, 200);
-    let (status, body) = post(json!({"name": "e", "channel": "c", "data": format!("{data}x")})).send(&server).await;
+    assert_eq!(
+        post(json!({"name": "e", "channel": "c", "data": data}))
+            .send(&server)
+            .await
+            .0,
+        200
+    );
+    let (status, body) = post(json!({"name": "e", "channel": "c", "data": format!("{data}x")}))
+        .send(&server)
+        .await;
     assert_eq!((status, code(&body)), (413, "message_too_large"), "{body}");
     let huge = "x".repeat(300_000);
-    let (status, _) = post(json!({"name": "e", "channel": "c", "data": huge})).send(&server).await;
+    let (status, _) = post(json!({"name": "e", "channel": "c", "data": huge}))
+        .send(&server)
+        .await;
     assert_eq!(status, 413);
 }
 

@@ -28,7 +28,10 @@ fn verified(r: &Received) -> Vec<Value> {
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert!(r.header("waas-signature").is_none());
     let body: Value = serde_json::from_slice(&r.body).expect("json body");
-    assert!(body["time_ms"].as_u64().unwrap() > 1_600_000_000_000, "{body}");
+    assert!(
+        body["time_ms"].as_u64().unwrap() > 1_600_000_000_000,
+        "{body}"
+    );
     let events = body["events"].as_array().expect("events").clone();
     assert!(!events.is_empty());
     events
@@ -96,9 +99,8 @@ async fn pusher_format_endpoints_get_pushers_bodies_signed() {
     assert_eq!(ack["op"], "ack", "{ack}");
     drop(alice);
 
-    let names = |received: &[Received]| -> Vec<Value> {
-        received.iter().flat_map(verified).collect()
-    };
+    let names =
+        |received: &[Received]| -> Vec<Value> { received.iter().flat_map(verified).collect() };
     let received = receiver
         .wait_until("every event", Duration::from_secs(15), |r| {
             let got: HashSet<String> = names(r)
@@ -109,7 +111,8 @@ async fn pusher_format_endpoints_get_pushers_bodies_signed() {
         })
         .await;
     let events = names(&received);
-    let find = |name: &str| -> Vec<&Value> { events.iter().filter(|e| e["name"] == name).collect() };
+    let find =
+        |name: &str| -> Vec<&Value> { events.iter().filter(|e| e["name"] == name).collect() };
     assert_eq!(
         find("channel_occupied"),
         [&json!({"name": "channel_occupied", "channel": "presence.room"})]
@@ -129,10 +132,15 @@ async fn pusher_format_endpoints_get_pushers_bodies_signed() {
     let client: Vec<&Value> = find("client_event");
     assert_eq!(client.len(), 2, "{client:?}");
     assert_eq!(client[0]["event"], "client-say");
-    assert_eq!(client[0]["data"], "hello", "a JSON string is sent as its text");
+    assert_eq!(
+        client[0]["data"], "hello",
+        "a JSON string is sent as its text"
+    );
     assert_eq!(client[1]["data"], r#"{"a":1}"#, "other JSON as its text");
     assert_eq!(client[0]["user_id"], "alice");
-    assert!(client[0]["socket_id"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(client[0]["socket_id"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty()));
 }
 
 #[tokio::test]
@@ -167,7 +175,10 @@ async fn the_admin_api_checks_format() {
     let (status, _) = server
         .admin("PATCH", &path, Some(json!({"format": "pusher"})))
         .await;
-    assert_eq!(status, 400, "a message endpoint cannot become Pusher-format");
+    assert_eq!(
+        status, 400,
+        "a message endpoint cannot become Pusher-format"
+    );
     let (status, patched) = server
         .admin(
             "PATCH",

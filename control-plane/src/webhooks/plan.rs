@@ -316,7 +316,13 @@ mod tests {
             info: None,
         };
         assert_eq!(
-            body(&presence_event("demo", "presence-a", Some(member), false, 5)),
+            body(&presence_event(
+                "demo",
+                "presence-a",
+                Some(member),
+                false,
+                5
+            )),
             serde_json::json!({"name": "member_removed", "channel": "presence-a", "user_id": "alice"})
         );
         assert_eq!(

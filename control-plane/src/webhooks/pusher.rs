@@ -12,7 +12,10 @@ pub const SIGNATURE_HEADER: &str = "X-Pusher-Signature";
 /// The body for events already encoded as JSON objects (see `plan`), sent at `time_ms`.
 pub fn body<'a>(time_ms: i64, events: impl Iterator<Item = &'a str>) -> String {
     let events: Vec<&str> = events.collect();
-    format!("{{\"time_ms\":{time_ms},\"events\":[{}]}}", events.join(","))
+    format!(
+        "{{\"time_ms\":{time_ms},\"events\":[{}]}}",
+        events.join(",")
+    )
 }
 
 /// `X-Pusher-Signature`: lowercase hex of HMAC-SHA256 of the body.

@@ -12,8 +12,8 @@
 //! redirect is followed. Of an answer, only the status decides; at most `response_log_bytes`
 //! of its body are read, for the log, and a longer body's connection is closed unread.
 
-use super::{now_ms, WebhookConfig};
 use super::pusher;
+use super::{now_ms, WebhookConfig};
 use crate::store::webhooks::{Attempt, Claimed, Outcome, WebhookFormat, WebhookStore};
 use rand::Rng;
 use std::collections::HashMap;

@@ -15,7 +15,11 @@ use waas_protocol::rest::ErrorBody;
 use waas_protocol::{ChannelName, ErrorCode};
 
 fn channel(signed: &Signed) -> Result<ChannelName, ApiError> {
-    let name = signed.path.get("channel").map(String::as_str).unwrap_or_default();
+    let name = signed
+        .path
+        .get("channel")
+        .map(String::as_str)
+        .unwrap_or_default();
     ChannelName::parse(name).map_err(|e| {
         ApiError::new(
             ErrorCode::InvalidChannel,
@@ -133,7 +137,10 @@ pub async fn get(State(gw): State<Arc<Gateway>>, signed: Signed) -> Result<Json<
 )]
 /// `GET /apps/{app}/channels/{name}/users`: a presence channel's members,
 /// `{"users": [{"id": ...}]}`.
-pub async fn users(State(gw): State<Arc<Gateway>>, signed: Signed) -> Result<Json<Value>, ApiError> {
+pub async fn users(
+    State(gw): State<Arc<Gateway>>,
+    signed: Signed,
+) -> Result<Json<Value>, ApiError> {
     let channel = channel(&signed)?;
     if !is_presence(channel.as_str()) {
         return Err(ApiError::new(

@@ -9,15 +9,15 @@ use crate::presence::Presence;
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use waas_core::app::App;
-use waas_core::http::error::ApiError;
-use waas_protocol::rest::ErrorBody;
-use waas_core::publisher::check_event;
-use serde_json::value::RawValue;
 use waas_core::history::Head;
+use waas_core::http::error::ApiError;
+use waas_core::publisher::check_event;
 use waas_core::time::now_ms;
+use waas_protocol::rest::ErrorBody;
 use waas_protocol::{ChannelName, ErrorCode};
 
 /// One event as Pusher's libraries send it.
@@ -93,7 +93,8 @@ fn bad(message: impl Into<String>) -> ApiError {
 /// Pusher socket ids are two numbers joined by a dot.
 fn check_socket_id(id: &str) -> bool {
     let mut parts = id.split('.');
-    let number = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let number =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     number(parts.next()) && number(parts.next()) && parts.next().is_none()
 }
 
@@ -191,8 +192,8 @@ async fn publish(gw: &Gateway, app: &App, e: &Checked) -> Result<(), ApiError> {
                 gw.publisher.publish_head(app, channel, &head).await
             }
         };
-        let offset = published
-            .map_err(|err| ApiError::new(ErrorCode::Unavailable, err.to_string()))?;
+        let offset =
+            published.map_err(|err| ApiError::new(ErrorCode::Unavailable, err.to_string()))?;
         gw.reporter
             .published(app, channel, &e.name, &e.data, offset, None);
     }
@@ -222,7 +223,10 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     security(()),
 )]
 /// `POST /apps/{app}/events`: `{}`, or `{"channels": {name: attributes}}` when `info` asks.
-pub async fn event(State(gw): State<Arc<Gateway>>, signed: Signed) -> Result<Json<Value>, ApiError> {
+pub async fn event(
+    State(gw): State<Arc<Gateway>>,
+    signed: Signed,
+) -> Result<Json<Value>, ApiError> {
     let e = check(&gw, parse::<Event>(&signed.body)?)?;
     publish(&gw, &signed.app, &e).await?;
     if e.info.is_empty() {
@@ -261,7 +265,10 @@ pub async fn event(State(gw): State<Arc<Gateway>>, signed: Signed) -> Result<Jso
 )]
 /// `POST /apps/{app}/batch_events`: every event is checked before any is published. `{}`, or
 /// `{"batch": [attributes per event]}` when an event asks for `info`.
-pub async fn batch(State(gw): State<Arc<Gateway>>, signed: Signed) -> Result<Json<Value>, ApiError> {
+pub async fn batch(
+    State(gw): State<Arc<Gateway>>,
+    signed: Signed,
+) -> Result<Json<Value>, ApiError> {
     let req: Batch = parse(&signed.body)?;
     let max = gw.config.limits.pusher_max_batch_size;
     if req.batch.is_empty() || req.batch.len() > max {
@@ -273,9 +280,12 @@ pub async fn batch(State(gw): State<Arc<Gateway>>, signed: Signed) -> Result<Jso
         .enumerate()
         .map(|(i, e)| {
             if e.channels.is_some() {
-                return Err(bad(format!("batch[{i}]: a batched event has one \"channel\"")));
+                return Err(bad(format!(
+                    "batch[{i}]: a batched event has one \"channel\""
+                )));
             }
-            check(&gw, e).map_err(|err| ApiError::new(err.code, format!("batch[{i}]: {}", err.message)))
+            check(&gw, e)
+                .map_err(|err| ApiError::new(err.code, format!("batch[{i}]: {}", err.message)))
         })
         .collect::<Result<Vec<_>, _>>()?;
     for e in &events {

@@ -40,7 +40,9 @@ pub fn routes(gw: &Gateway) -> Router<Arc<Gateway>> {
             "/apps/{app}/users/{user}/terminate_connections",
             post(users::terminate),
         )
-        .layer(DefaultBodyLimit::max(gw.config.limits.pusher_max_body_bytes))
+        .layer(DefaultBodyLimit::max(
+            gw.config.limits.pusher_max_body_bytes,
+        ))
 }
 
 /// A request signed with the app's Pusher secret: the app, its path parameters, its query

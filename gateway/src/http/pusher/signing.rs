@@ -209,10 +209,7 @@ mod tests {
             ),
             Err(SignError::Signature)
         );
-        let tampered = Request {
-            body: b"{}",
-            ..req
-        };
+        let tampered = Request { body: b"{}", ..req };
         assert_eq!(verify(&tampered, &expect), Err(SignError::BodyMd5));
     }
 }

@@ -46,7 +46,10 @@ const MAX_USER_ID: usize = 200;
     ),
     security(()),
 )]
-pub async fn terminate(State(gw): State<Arc<Gateway>>, signed: Signed) -> Result<Json<Value>, ApiError> {
+pub async fn terminate(
+    State(gw): State<Arc<Gateway>>,
+    signed: Signed,
+) -> Result<Json<Value>, ApiError> {
     let user_id = signed.path.get("user").cloned().unwrap_or_default();
     if user_id.is_empty() || user_id.len() > MAX_USER_ID {
         return Err(ApiError::new(
