@@ -3,7 +3,7 @@
 
 use waas_control_plane::store::webhooks::{
     Attempt, DeliveryFilter, DeliveryStatus, EndpointPatch, NewEndpoint, Outcome, PresenceRules,
-    WebhookStore,
+    WebhookFormat, WebhookStore,
 };
 use waas_control_plane::store::{Store, StoreError};
 use waas_core::webhooks::report::Report;
@@ -53,6 +53,7 @@ async fn setup(store: &dyn Both, events: &[EventType]) -> String {
                 events: events.to_vec(),
                 channels: vec![],
                 enabled: true,
+                format: WebhookFormat::Waas,
             },
             NOW,
         )
@@ -93,6 +94,7 @@ async fn endpoints_crud(store: &dyn Both) {
     let e = store.get_endpoint(&app(), "we_1").await.unwrap();
     assert_eq!(e.events, [EventType::Message]);
     assert_eq!(e.created_at, NOW);
+    assert_eq!(e.format, WebhookFormat::Waas, "the default");
     let dup = NewEndpoint {
         id: "we_1".into(),
         app_id: app(),
@@ -101,6 +103,7 @@ async fn endpoints_crud(store: &dyn Both) {
         events: vec![EventType::ClientEvent],
         channels: vec![],
         enabled: true,
+        format: WebhookFormat::Pusher,
     };
     assert!(matches!(
         store.create_endpoint(dup.clone(), NOW).await,
@@ -132,7 +135,39 @@ async fn endpoints_crud(store: &dyn Both) {
     assert!(!patched.enabled);
     assert_eq!(patched.url, e.url);
     assert_eq!(patched.updated_at, NOW + 1);
+    assert_eq!(patched.format, WebhookFormat::Waas, "left alone");
     assert_eq!(store.list_endpoints(&app()).await.unwrap(), vec![patched]);
+    let pusher = store
+        .update_endpoint(
+            &app(),
+            "we_1",
+            EndpointPatch {
+                format: Some(WebhookFormat::Pusher),
+                ..Default::default()
+            },
+            NOW + 2,
+        )
+        .await
+        .unwrap();
+    assert_eq!(pusher.format, WebhookFormat::Pusher);
+    assert_eq!(
+        store.get_endpoint(&app(), "we_1").await.unwrap().format,
+        WebhookFormat::Pusher
+    );
+    let back = store
+        .update_endpoint(
+            &app(),
+            "we_1",
+            EndpointPatch {
+                format: Some(WebhookFormat::Waas),
+                enabled: Some(false),
+                ..Default::default()
+            },
+            NOW + 1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(back.format, WebhookFormat::Waas);
     store.delete_endpoint(&app(), "we_1").await.unwrap();
     assert!(matches!(
         store.delete_endpoint(&app(), "we_1").await,
@@ -339,6 +374,10 @@ async fn claims_lease_and_settle(store: &dyn Both) {
 
     let c = &first[0];
     assert_eq!((c.url.as_str(), c.attempts), ("http://127.0.0.1:9/h", 0));
+    assert_eq!(
+        (c.format, c.app_id.as_str()),
+        (WebhookFormat::Waas, "hooks")
+    );
     let attempt = |n: i32, code: Option<i32>| Attempt {
         attempt: n,
         at: NOW + n as i64,

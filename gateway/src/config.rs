@@ -93,6 +93,16 @@ limits! {
     max_batch_size: usize = 100;
     /// Entries of `channels` in one REST publish.
     max_channels_per_publish: usize = 100;
+    /// Pusher HTTP API ([pusher.md](pusher.md)): largest `data` of one event, bytes (`413`).
+    pusher_max_event_data_bytes: usize = 10240, shown "(10 KiB)";
+    /// Pusher HTTP API: events in one `POST batch_events` (`400` beyond).
+    pusher_max_batch_size: usize = 10;
+    /// Pusher HTTP API: `channels` of one event (`400` beyond).
+    pusher_max_channels_per_event: usize = 100;
+    /// Pusher HTTP API: largest request body, bytes (`413`); room for a full batch.
+    pusher_max_body_bytes: usize = 262144, shown "(256 KiB)";
+    /// Pusher HTTP API: how far `auth_timestamp` may be from the server's clock, s (`401`).
+    pusher_auth_timestamp_window_secs: u64 = 600;
     /// Lifetime of tokens minted by `POST /tokens` when the request gives no `ttl`, s. Greater than
     /// 0 and not above `max_token_ttl_secs`.
     default_token_ttl_secs: u64 = 3600;
@@ -300,7 +310,7 @@ pub struct LimitError {
 impl Limits {
     /// Refuses values that would make the gateway unusable rather than failing at run time.
     pub fn validate(&self) -> Result<(), LimitError> {
-        let positive: [(&'static str, u64); 10] = [
+        let positive: [(&'static str, u64); 15] = [
             ("max_frame_bytes", self.max_frame_bytes as u64),
             (
                 "max_channels_per_connection",
@@ -314,6 +324,20 @@ impl Limits {
             ("max_batch_size", self.max_batch_size as u64),
             ("bus_channel_capacity", self.bus_channel_capacity as u64),
             ("history_page_limit", self.history_page_limit as u64),
+            (
+                "pusher_max_event_data_bytes",
+                self.pusher_max_event_data_bytes as u64,
+            ),
+            ("pusher_max_batch_size", self.pusher_max_batch_size as u64),
+            (
+                "pusher_max_channels_per_event",
+                self.pusher_max_channels_per_event as u64,
+            ),
+            ("pusher_max_body_bytes", self.pusher_max_body_bytes as u64),
+            (
+                "pusher_auth_timestamp_window_secs",
+                self.pusher_auth_timestamp_window_secs,
+            ),
         ];
         let rpc: [(&'static str, u64); 4] = [
             (

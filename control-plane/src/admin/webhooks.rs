@@ -7,6 +7,7 @@ use super::{Admin, AdminError, Operator};
 use crate::secrets;
 use crate::store::webhooks::{
     Attempt, Delivery, DeliveryFilter, DeliveryStatus, Endpoint, EndpointPatch, NewEndpoint,
+    WebhookFormat,
 };
 use crate::webhooks::now_ms;
 use axum::extract::rejection::JsonRejection;
@@ -50,6 +51,8 @@ pub struct EndpointView {
     events: Vec<EventType>,
     channels: Vec<String>,
     enabled: bool,
+    /// `waas` or `pusher`: the body and headers of its requests.
+    format: WebhookFormat,
     created_at: i64,
     updated_at: i64,
 }
@@ -63,6 +66,7 @@ impl From<Endpoint> for EndpointView {
             events: e.events,
             channels: e.channels,
             enabled: e.enabled,
+            format: e.format,
             created_at: e.created_at,
             updated_at: e.updated_at,
         }
@@ -90,6 +94,10 @@ pub struct CreateEndpoint {
     secret: Option<String>,
     #[serde(default = "yes")]
     enabled: bool,
+    /// `waas` (default) or `pusher` (Pusher's webhook body and headers, `docs/pusher.md`;
+    /// not with the `message` event, which Pusher does not have).
+    #[serde(default)]
+    format: WebhookFormat,
 }
 
 fn yes() -> bool {
@@ -104,6 +112,7 @@ pub struct PatchEndpoint {
     channels: Option<Vec<String>>,
     secret: Option<String>,
     enabled: Option<bool>,
+    format: Option<WebhookFormat>,
 }
 
 fn app_id(id: &str) -> Result<AppId, AdminError> {
@@ -137,6 +146,16 @@ fn check_events(events: &[EventType]) -> Result<(), AdminError> {
     Ok(())
 }
 
+/// Pusher has no webhook for every message: a Pusher-format endpoint cannot ask for one.
+fn check_format(format: WebhookFormat, events: &[EventType]) -> Result<(), AdminError> {
+    if format == WebhookFormat::Pusher && events.contains(&EventType::Message) {
+        return Err(bad(
+            "a \"pusher\" format endpoint cannot receive \"message\" events (Pusher has no such webhook)",
+        ));
+    }
+    Ok(())
+}
+
 fn check_channels(channels: &[String]) -> Result<(), AdminError> {
     for p in channels {
         ChannelPattern::parse(p).map_err(|e| bad(format!("invalid channel pattern {p:?}: {e}")))?;
@@ -166,7 +185,7 @@ async fn announce(admin: &Admin, app: &AppId) {
     request_body = CreateEndpoint,
     responses(
         (status = 201, description = "The endpoint and its signing secret (shown only here).", body = WithSecret),
-        (status = 400, description = "`bad_request`: not JSON, no `Content-Type: application/json`, or a field of the wrong type; an invalid app id; an unknown event type or an empty list; a `url` that is not `http(s)://host...`; a pattern that does not parse; a `secret` under 16 bytes.", body = ErrorBody),
+        (status = 400, description = "`bad_request`: not JSON, no `Content-Type: application/json`, or a field of the wrong type; an invalid app id; an unknown event type or an empty list; a `url` that is not `http(s)://host...`; a pattern that does not parse; a `secret` under 16 bytes; `format` `pusher` with the `message` event.", body = ErrorBody),
         (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
         (status = 404, description = "`not_found`: no such app.", body = ErrorBody),
         (status = 413, description = "`message_too_large`: the body is too large.", body = ErrorBody),
@@ -184,6 +203,7 @@ pub async fn create(
     let app = app_id(&id)?;
     check_url(&req.url, &admin.webhooks.outbound)?;
     check_events(&req.events)?;
+    check_format(req.format, &req.events)?;
     check_channels(&req.channels)?;
     let secret = match req.secret {
         Some(s) => {
@@ -207,6 +227,7 @@ pub async fn create(
                 events,
                 channels: req.channels,
                 enabled: req.enabled,
+                format: req.format,
             },
             now_ms(),
         )
@@ -313,6 +334,14 @@ pub async fn update(
     if let Some(secret) = &req.secret {
         check_secret(secret)?;
     }
+    if req.format.is_some() || req.events.is_some() {
+        // Checked against what the endpoint will be after the change.
+        let current = admin.webhooks.store.get_endpoint(&app, &webhook).await?;
+        check_format(
+            req.format.unwrap_or(current.format),
+            req.events.as_deref().unwrap_or(&current.events),
+        )?;
+    }
     let events = req.events.map(|mut e| {
         e.sort();
         e.dedup();
@@ -330,6 +359,7 @@ pub async fn update(
                 events,
                 channels: req.channels,
                 enabled: req.enabled,
+                format: req.format,
             },
             now_ms(),
         )

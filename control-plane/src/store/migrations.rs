@@ -53,6 +53,11 @@ pub const POSTGRES: &[Migration] = &[
         sql: include_str!("../../../migrations/postgres/0007_webhook_response_body.sql"),
     },
     Migration {
+        version: 8,
+        name: "webhook_format",
+        sql: include_str!("../../../migrations/postgres/0008_webhook_format.sql"),
+    },
+    Migration {
         version: 9,
         name: "pusher",
         sql: include_str!("../../../migrations/postgres/0009_pusher.sql"),
@@ -95,6 +100,11 @@ pub const SQLITE: &[Migration] = &[
         version: 7,
         name: "webhook_response_body",
         sql: include_str!("../../../migrations/sqlite/0007_webhook_response_body.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "webhook_format",
+        sql: include_str!("../../../migrations/sqlite/0008_webhook_format.sql"),
     },
     Migration {
         version: 9,

@@ -16,9 +16,11 @@
 //!
 //! # Layout
 //! - [`plan`]: which endpoints want an event, and the body each gets.
+//! - [`pusher`]: Pusher's webhook format (one request for several events, its headers).
 //! - [`worker`]: the delivery loop.
 
 pub mod plan;
+pub mod pusher;
 pub mod worker;
 
 use crate::store::webhooks::{Endpoint, PresenceRules, WebhookStore};

@@ -1,7 +1,7 @@
 //! From events to deliveries: which endpoints want an event, and the exact body each gets.
 //! Pure functions, shared by both stores so that SQLite and Postgres send the same bytes.
 
-use crate::store::webhooks::events_from_json;
+use crate::store::webhooks::{events_from_json, WebhookFormat};
 use crate::store::StoreError;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -17,11 +17,17 @@ pub struct Filter {
     pub events: Vec<EventType>,
     /// Empty: every channel.
     pub channels: Vec<ChannelPattern>,
+    pub format: WebhookFormat,
 }
 
 impl Filter {
     /// From the stored columns; patterns that no longer parse are skipped with a warning.
-    pub fn from_row(id: String, events: &str, channels: &str) -> Result<Filter, StoreError> {
+    pub fn from_row(
+        id: String,
+        events: &str,
+        channels: &str,
+        format: &str,
+    ) -> Result<Filter, StoreError> {
         let events = events_from_json(events)?;
         let channels = crate::store::webhooks::channels_from_json(channels)?
             .iter()
@@ -37,11 +43,16 @@ impl Filter {
             id,
             events,
             channels,
+            format: WebhookFormat::parse(format)?,
         })
     }
 
     fn wants(&self, kind: EventType, channel: &str) -> bool {
         if !self.events.contains(&kind) {
+            return false;
+        }
+        // Pusher has no webhook for every message.
+        if self.format == WebhookFormat::Pusher && kind == EventType::Message {
             return false;
         }
         if self.channels.is_empty() {
@@ -133,6 +144,15 @@ pub fn plan(endpoints: &[Filter], event: &Event) -> Vec<NewDelivery> {
         .map(|e| {
             let id = delivery_id(event.source.as_deref(), &e.id);
             let m = event.message.as_ref();
+            if e.format == WebhookFormat::Pusher {
+                return NewDelivery {
+                    body: pusher_event(event),
+                    id,
+                    endpoint_id: e.id.clone(),
+                    app_id: event.app.clone(),
+                    event_type: event.kind,
+                };
+            }
             let body = Body {
                 id: &id,
                 kind: event.kind,
@@ -155,6 +175,44 @@ pub fn plan(endpoints: &[Filter], event: &Event) -> Vec<NewDelivery> {
             }
         })
         .collect()
+}
+
+/// One event of a Pusher-format webhook (`{"name": ..., "channel": ...}` and the fields of its
+/// kind), as it goes into the request's `events` list. Pusher's `data` is a string: a native
+/// JSON string is sent as its text, anything else as the JSON it is.
+fn pusher_event(event: &Event) -> String {
+    let mut out = serde_json::Map::new();
+    out.insert("name".into(), event.kind.as_str().into());
+    out.insert("channel".into(), event.channel.clone().into());
+    if let Some(member) = &event.member {
+        out.insert("user_id".into(), member.id.clone().into());
+    }
+    if let Some(m) = &event.message {
+        out.insert("event".into(), m.event.clone().into());
+        let data = serde_json::from_str::<String>(m.data.get())
+            .unwrap_or_else(|_| m.data.get().to_owned());
+        out.insert("data".into(), data.into());
+        if let Some(socket) = &m.connection_id {
+            out.insert("socket_id".into(), socket.clone().into());
+        }
+        if let Some(user) = &m.user_id {
+            out.insert("user_id".into(), user.clone().into());
+        }
+    }
+    serde_json::Value::Object(out).to_string()
+}
+
+/// The event of a cache miss report.
+pub fn cache_miss_event(app: &str, channel: &str, time_ms: i64) -> Event {
+    Event {
+        kind: EventType::CacheMiss,
+        app: app.to_owned(),
+        channel: channel.to_owned(),
+        time_ms,
+        member: None,
+        message: None,
+        source: None,
+    }
 }
 
 /// The events a publish report stands for: `client_event` when a client published it, and
@@ -235,7 +293,61 @@ mod tests {
                 .iter()
                 .map(|p| ChannelPattern::parse(p).unwrap())
                 .collect(),
+            format: WebhookFormat::Waas,
         }
+    }
+
+    #[test]
+    fn pusher_endpoints_get_pushers_event_shapes() {
+        let pusher = |events: &[EventType]| Filter {
+            format: WebhookFormat::Pusher,
+            ..filter(events, &[])
+        };
+        let all = [pusher(&EventType::ALL)];
+        let body = |ev: &Event| -> serde_json::Value {
+            serde_json::from_str(&plan(&all, ev)[0].body).unwrap()
+        };
+        assert_eq!(
+            body(&presence_event("demo", "presence-a", None, true, 5)),
+            serde_json::json!({"name": "channel_occupied", "channel": "presence-a"})
+        );
+        let member = Member {
+            id: "alice".into(),
+            info: None,
+        };
+        assert_eq!(
+            body(&presence_event(
+                "demo",
+                "presence-a",
+                Some(member),
+                false,
+                5
+            )),
+            serde_json::json!({"name": "member_removed", "channel": "presence-a", "user_id": "alice"})
+        );
+        assert_eq!(
+            body(&cache_miss_event("demo", "cache-a", 5)),
+            serde_json::json!({"name": "cache_miss", "channel": "cache-a"})
+        );
+        let report: Report = serde_json::from_str(
+            r#"{"publish":{"id":"n-1","app":"demo","channel":"private-c","event":"client-e",
+               "data":"text","offset":3,"time_ms":9,"client":{"user_id":"u","connection_id":"1.2"}}}"#,
+        )
+        .unwrap();
+        let events = publish_events(&report);
+        assert_eq!(
+            body(&events[0]),
+            serde_json::json!({"name": "client_event", "channel": "private-c", "event": "client-e",
+                "data": "text", "socket_id": "1.2", "user_id": "u"})
+        );
+        // No Pusher webhook stands for every message.
+        assert!(plan(&all, &events[1]).is_empty());
+        let report: Report = serde_json::from_str(
+            r#"{"publish":{"id":"n-2","app":"demo","channel":"c","event":"e",
+               "data":{"x": 1},"offset":3,"time_ms":9,"client":{"user_id":"u","connection_id":"1.2"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(body(&publish_events(&report)[0])["data"], r#"{"x": 1}"#);
     }
 
     #[test]

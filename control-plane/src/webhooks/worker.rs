@@ -12,8 +12,9 @@
 //! redirect is followed. Of an answer, only the status decides; at most `response_log_bytes`
 //! of its body are read, for the log, and a longer body's connection is closed unread.
 
+use super::pusher;
 use super::{now_ms, WebhookConfig};
-use crate::store::webhooks::{Attempt, Claimed, Outcome, WebhookStore};
+use crate::store::webhooks::{Attempt, Claimed, Outcome, WebhookFormat, WebhookStore};
 use rand::Rng;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -108,10 +109,11 @@ impl Worker {
                 {
                     Ok(claimed) => {
                         let mut extra = Vec::new();
-                        for c in claimed {
+                        for batch in batches(claimed) {
+                            let endpoint = batch[0].endpoint_id.clone();
                             let admitted = {
                                 let mut in_flight = self.in_flight.lock().expect("worker poisoned");
-                                let n = in_flight.entry(c.endpoint_id.clone()).or_default();
+                                let n = in_flight.entry(endpoint).or_default();
                                 if *n < self.config.per_endpoint_concurrency {
                                     *n += 1;
                                     true
@@ -122,9 +124,9 @@ impl Worker {
                             if admitted {
                                 started += 1;
                                 let me = Arc::clone(&self);
-                                tokio::spawn(async move { me.deliver(c).await });
+                                tokio::spawn(async move { me.deliver(batch).await });
                             } else {
-                                extra.push(c.id);
+                                extra.extend(batch.into_iter().map(|c| c.id));
                             }
                         }
                         if !extra.is_empty() {
@@ -148,29 +150,41 @@ impl Worker {
     }
 
     /// One attempt: the answer's status and the start of its body, or why there was none.
+    /// A batch (Pusher format) is one request carrying every delivery's event.
     async fn send(
         &self,
-        c: &Claimed,
-        attempt: i32,
+        batch: &[Claimed],
         at: i64,
     ) -> Result<(reqwest::StatusCode, String), String> {
+        let c = &batch[0];
         let url = reqwest::Url::parse(&c.url).map_err(|e| format!("invalid url: {e}"))?;
         // A literal IP is never resolved, so the resolver's check would not see it.
         self.outbound
             .check_url(&url)
             .map_err(|e| truncate(format!("refused: {e}")))?;
-        let signature = webhook::sign(&c.secret, (at / 1000) as u64, c.body.as_bytes());
-        let sent = self
+        let request = self
             .http
             .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(SIGNATURE_HEADER, signature)
-            .header(ID_HEADER, &c.id)
-            .header(EVENT_HEADER, &c.event_type)
-            .header(ATTEMPT_HEADER, attempt.to_string())
-            .body(c.body.clone())
-            .send()
-            .await;
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        let request = match c.format {
+            WebhookFormat::Waas => {
+                let signature = webhook::sign(&c.secret, (at / 1000) as u64, c.body.as_bytes());
+                request
+                    .header(SIGNATURE_HEADER, signature)
+                    .header(ID_HEADER, &c.id)
+                    .header(EVENT_HEADER, &c.event_type)
+                    .header(ATTEMPT_HEADER, (c.attempts + 1).to_string())
+                    .body(c.body.clone())
+            }
+            WebhookFormat::Pusher => {
+                let body = pusher::body(at, batch.iter().map(|c| c.body.as_str()));
+                request
+                    .header(pusher::KEY_HEADER, &c.app_id)
+                    .header(pusher::SIGNATURE_HEADER, pusher::sign(&c.secret, &body))
+                    .body(body)
+            }
+        };
+        let sent = request.send().await;
         let mut resp = match sent {
             Ok(resp) => resp,
             Err(e) if e.is_timeout() => {
@@ -195,11 +209,10 @@ impl Worker {
         Ok((status, log_text(&body, self.config.response_log_bytes)))
     }
 
-    async fn deliver(self: Arc<Self>, c: Claimed) {
-        let attempt = c.attempts + 1;
+    async fn deliver(self: Arc<Self>, batch: Vec<Claimed>) {
         let at = now_ms();
         let started = Instant::now();
-        let (status_code, error, response_body) = match self.send(&c, attempt, at).await {
+        let (status_code, error, response_body) = match self.send(&batch, at).await {
             Ok((status, body)) if status.is_success() => {
                 (Some(status.as_u16() as i32), None, Some(body))
             }
@@ -210,6 +223,34 @@ impl Worker {
             ),
             Err(text) => (None, Some(text), None),
         };
+        let duration_ms = started.elapsed().as_millis() as i64;
+        for c in &batch {
+            self.settle(c, at, duration_ms, status_code, &error, &response_body)
+                .await;
+        }
+        {
+            let mut in_flight = self.in_flight.lock().expect("worker poisoned");
+            if let Some(n) = in_flight.get_mut(&batch[0].endpoint_id) {
+                *n -= 1;
+                if *n == 0 {
+                    in_flight.remove(&batch[0].endpoint_id);
+                }
+            }
+        }
+        self.wake();
+    }
+
+    /// Records one delivery's attempt and decides what comes next for it.
+    async fn settle(
+        &self,
+        c: &Claimed,
+        at: i64,
+        duration_ms: i64,
+        status_code: Option<i32>,
+        error: &Option<String>,
+        response_body: &Option<String>,
+    ) {
+        let attempt = c.attempts + 1;
         let outcome = if error.is_none() {
             Outcome::Delivered
         } else if attempt as u32 >= self.config.max_attempts {
@@ -240,25 +281,33 @@ impl Worker {
             attempt,
             at,
             status_code,
-            error,
-            duration_ms: started.elapsed().as_millis() as i64,
-            response_body,
+            error: error.clone(),
+            duration_ms,
+            response_body: response_body.clone(),
         };
         if let Err(e) = self.store.settle(&c.id, record, outcome).await {
             // The lease ends and the delivery is sent again: at least once.
             tracing::warn!(id = %c.id, error = %e, "cannot record a webhook attempt");
         }
-        {
-            let mut in_flight = self.in_flight.lock().expect("worker poisoned");
-            if let Some(n) = in_flight.get_mut(&c.endpoint_id) {
-                *n -= 1;
-                if *n == 0 {
-                    in_flight.remove(&c.endpoint_id);
-                }
-            }
-        }
-        self.wake();
     }
+}
+
+/// Claimed deliveries as requests: one per WaaS-format delivery; the Pusher-format
+/// deliveries of one endpoint together, in claim order (Pusher batches events).
+fn batches(claimed: Vec<Claimed>) -> Vec<Vec<Claimed>> {
+    let mut out: Vec<Vec<Claimed>> = Vec::new();
+    let mut pusher: HashMap<String, usize> = HashMap::new();
+    for c in claimed {
+        if c.format == WebhookFormat::Pusher {
+            if let Some(&i) = pusher.get(&c.endpoint_id) {
+                out[i].push(c);
+                continue;
+            }
+            pusher.insert(c.endpoint_id.clone(), out.len());
+        }
+        out.push(vec![c]);
+    }
+    out
 }
 
 /// At most `MAX_ERROR` bytes, cut on a character boundary.
@@ -312,6 +361,34 @@ mod tests {
             let d10 = w.backoff(10).as_millis();
             assert!((500..=1000).contains(&d10), "{d10}");
         }
+    }
+
+    #[test]
+    fn pusher_deliveries_of_one_endpoint_go_together() {
+        let c = |id: &str, endpoint: &str, format: WebhookFormat| Claimed {
+            id: id.into(),
+            endpoint_id: endpoint.into(),
+            url: String::new(),
+            secret: String::new(),
+            event_type: "channel_occupied".into(),
+            body: "{}".into(),
+            attempts: 0,
+            format,
+            app_id: "demo".into(),
+        };
+        let ids = |b: Vec<Vec<Claimed>>| -> Vec<Vec<String>> {
+            b.into_iter()
+                .map(|v| v.into_iter().map(|c| c.id).collect())
+                .collect()
+        };
+        let got = ids(batches(vec![
+            c("1", "p", WebhookFormat::Pusher),
+            c("2", "w", WebhookFormat::Waas),
+            c("3", "p", WebhookFormat::Pusher),
+            c("4", "w", WebhookFormat::Waas),
+            c("5", "q", WebhookFormat::Pusher),
+        ]));
+        assert_eq!(got, [vec!["1", "3"], vec!["2"], vec!["4"], vec!["5"]]);
     }
 
     #[test]

@@ -71,6 +71,14 @@ pub enum Report {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client: Option<Publisher>,
     },
+    /// A client subscribed to a Pusher cache channel that holds no cached event
+    /// (`cache_miss` webhooks). Client events (`client_event`) are [`Report::Publish`] with
+    /// `client` set.
+    CacheMiss {
+        app: AppId,
+        channel: ChannelName,
+        time_ms: u64,
+    },
 }
 
 /// A request on [`report_subject`]: what `node` has to say since its last acknowledged batch.

@@ -8,11 +8,13 @@
 //! - [`recordings`]: recordings, forwarded to the control-plane.
 //! - [`websocket`]: the upgrade, and authentication given in the URL or headers. The Pusher
 //!   front's upgrade, `GET /app/{key}`, is [`crate::pusher::upgrade`].
+//! - [`pusher`]: Pusher's HTTP API (`/apps/{app_id}/...`), signed Pusher's way.
 //! - [`openapi`]: the OpenAPI 3.1 document of all of the above, `GET /openapi.json`.
 
 pub mod channels;
 pub mod history;
 pub mod openapi;
+pub mod pusher;
 pub mod recordings;
 pub mod rest;
 pub mod websocket;
@@ -60,6 +62,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
             "/v1/apps/{app}/recordings/{id}/stop",
             post(recordings::stop),
         )
+        .merge(pusher::routes(&gw))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             let mut resp =

@@ -111,6 +111,42 @@ impl Reporter {
         });
     }
 
+    /// A client connection published `event` (a Pusher `client-` event, or a native socket
+    /// publish): the `client_event` webhook, when one of the app's endpoints wants it.
+    /// `connection_id` is what webhooks show as the sender (`socket_id` in Pusher's format).
+    #[allow(clippy::too_many_arguments)]
+    pub fn client_event(
+        &self,
+        app: &App,
+        channel: &ChannelName,
+        event: &str,
+        data: &RawValue,
+        offset: u64,
+        user_id: &str,
+        connection_id: &str,
+    ) {
+        self.published(
+            app,
+            channel,
+            event,
+            data,
+            offset,
+            Some(Publisher {
+                user_id: user_id.to_owned(),
+                connection_id: connection_id.to_owned(),
+            }),
+        );
+    }
+
+    /// A client subscribed to a cache channel with nothing cached: the `cache_miss` webhook.
+    pub fn cache_miss(&self, app: &App, channel: &ChannelName) {
+        self.push(Report::CacheMiss {
+            app: app.id().clone(),
+            channel: channel.clone(),
+            time_ms: now_ms(),
+        });
+    }
+
     /// Waits until every queued report is acknowledged, for at most `limit`: on shutdown, so the
     /// closes of the last connections reach the control-plane.
     pub async fn drain(&self, limit: Duration) {

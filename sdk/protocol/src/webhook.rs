@@ -38,16 +38,20 @@ pub enum EventType {
     /// Every message published to a channel the endpoint routes, from a client or the REST
     /// API: the endpoint's URL is a route for those channels.
     Message,
+    /// A client subscribed to a Pusher cache channel that holds no cached event yet
+    /// (`docs/pusher.md`).
+    CacheMiss,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 6] = [
+    pub const ALL: [EventType; 7] = [
         EventType::ChannelOccupied,
         EventType::ChannelVacated,
         EventType::MemberAdded,
         EventType::MemberRemoved,
         EventType::ClientEvent,
         EventType::Message,
+        EventType::CacheMiss,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -58,6 +62,7 @@ impl EventType {
             EventType::MemberRemoved => "member_removed",
             EventType::ClientEvent => "client_event",
             EventType::Message => "message",
+            EventType::CacheMiss => "cache_miss",
         }
     }
 

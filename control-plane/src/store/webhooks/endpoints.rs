@@ -2,7 +2,7 @@
 
 use super::{
     channels_from_json, channels_json, endpoint_not_found, events_from_json, events_json, Endpoint,
-    EndpointPatch, NewEndpoint,
+    EndpointPatch, NewEndpoint, WebhookFormat,
 };
 use crate::store::sql::{on_constraint, Constraint, Sql, SqlRow};
 use crate::store::{stored_app_id, StoreError};
@@ -10,7 +10,7 @@ use waas_protocol::AppId;
 
 /// JSON columns read as text, so both backends hand back the same thing.
 const COLUMNS: &str = "id, app_id, url, secret, events::text, channels::text, enabled, \
-    created_at, updated_at";
+    created_at, updated_at, format";
 
 fn endpoint(row: &impl SqlRow) -> Result<Endpoint, StoreError> {
     Ok(Endpoint {
@@ -23,6 +23,7 @@ fn endpoint(row: &impl SqlRow) -> Result<Endpoint, StoreError> {
         enabled: row.get(6)?,
         created_at: row.get(7)?,
         updated_at: row.get(8)?,
+        format: WebhookFormat::parse(&row.get::<String>(9)?)?,
     })
 }
 
@@ -35,8 +36,8 @@ pub(crate) async fn create(
     crate::store::apps::require(db, &new.app_id).await?;
     let sql = format!(
         "INSERT INTO webhook_endpoints (id, app_id, url, secret, events, channels, enabled, \
-             created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7, $8, $8) \
+             created_at, updated_at, format) \
+         VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7, $8, $8, $9) \
          RETURNING {COLUMNS}"
     );
     let row = db
@@ -51,6 +52,7 @@ pub(crate) async fn create(
                 &channels_json(&new.channels),
                 &new.enabled,
                 &now,
+                &new.format.as_str(),
             ],
         )
         .await
@@ -95,11 +97,13 @@ pub(crate) async fn update(
              url = coalesce($3, url), secret = coalesce($4, secret), \
              events = coalesce($5::text::jsonb, events), \
              channels = coalesce($6::text::jsonb, channels), \
-             enabled = coalesce($7, enabled), updated_at = $8 \
+             enabled = coalesce($7, enabled), updated_at = $8, \
+             format = coalesce($9, format) \
          WHERE app_id = $1 AND id = $2 RETURNING {COLUMNS}"
     );
     let events = patch.events.as_deref().map(events_json);
     let channels = patch.channels.as_deref().map(channels_json);
+    let format = patch.format.map(WebhookFormat::as_str);
     let row = db
         .query_opt(
             &sql,
@@ -112,6 +116,7 @@ pub(crate) async fn update(
                 &channels,
                 &patch.enabled,
                 &now,
+                &format,
             ],
         )
         .await?;

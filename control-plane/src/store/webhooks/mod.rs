@@ -36,6 +36,8 @@ pub struct Endpoint {
     /// Channel patterns it is for; empty means every channel.
     pub channels: Vec<String>,
     pub enabled: bool,
+    /// The body and headers its requests have.
+    pub format: WebhookFormat,
     /// Milliseconds since the epoch.
     pub created_at: i64,
     pub updated_at: i64,
@@ -50,6 +52,7 @@ pub struct NewEndpoint {
     pub events: Vec<EventType>,
     pub channels: Vec<String>,
     pub enabled: bool,
+    pub format: WebhookFormat,
 }
 
 /// A partial update: `None` leaves a field alone.
@@ -60,6 +63,38 @@ pub struct EndpointPatch {
     pub events: Option<Vec<EventType>>,
     pub channels: Option<Vec<String>>,
     pub enabled: Option<bool>,
+    pub format: Option<WebhookFormat>,
+}
+
+/// What an endpoint's requests look like.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookFormat {
+    /// One event per request, `WaaS-*` headers (`docs/webhooks.md`).
+    #[default]
+    Waas,
+    /// Pusher's webhooks: `{"time_ms", "events": [...]}`, several events per request when
+    /// several are due, `X-Pusher-Key` and `X-Pusher-Signature` (`docs/pusher.md`).
+    Pusher,
+}
+
+impl WebhookFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookFormat::Waas => "waas",
+            WebhookFormat::Pusher => "pusher",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "waas" => Ok(WebhookFormat::Waas),
+            "pusher" => Ok(WebhookFormat::Pusher),
+            other => Err(StoreError::Invalid(format!("webhook format {other:?}"))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -141,6 +176,9 @@ pub struct Claimed {
     pub body: String,
     /// Attempts made before this one.
     pub attempts: i32,
+    /// The endpoint's format: Pusher-format deliveries of one endpoint go out together.
+    pub format: WebhookFormat,
+    pub app_id: String,
 }
 
 /// How an attempt ended, for [`WebhookStore::settle`].
@@ -276,6 +314,7 @@ impl std::fmt::Debug for Endpoint {
             .field("events", &self.events)
             .field("channels", &self.channels)
             .field("enabled", &self.enabled)
+            .field("format", &self.format)
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
             .finish_non_exhaustive()
@@ -291,6 +330,7 @@ impl std::fmt::Debug for NewEndpoint {
             .field("events", &self.events)
             .field("channels", &self.channels)
             .field("enabled", &self.enabled)
+            .field("format", &self.format)
             .finish_non_exhaustive()
     }
 }
@@ -303,6 +343,7 @@ impl std::fmt::Debug for EndpointPatch {
             .field("events", &self.events)
             .field("channels", &self.channels)
             .field("enabled", &self.enabled)
+            .field("format", &self.format)
             .finish()
     }
 }

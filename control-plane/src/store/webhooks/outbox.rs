@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use super::{
     delivery_not_found, Attempt, Claimed, Delivery, DeliveryFilter, DeliveryStatus, Outcome,
+    WebhookFormat,
 };
 use crate::store::sql::{Batch, Sql, SqlRow};
 use crate::store::StoreError;
@@ -49,13 +50,20 @@ impl Planned {
         if !self.endpoints.contains_key(&event.app) {
             let filters = db
                 .query(
-                    "SELECT id, events::text, channels::text FROM webhook_endpoints \
+                    "SELECT id, events::text, channels::text, format FROM webhook_endpoints \
                      WHERE app_id = $1 AND enabled ORDER BY id",
                     &[&event.app],
                 )
                 .await?
                 .iter()
-                .map(|r| Filter::from_row(r.get(0)?, &r.get::<String>(1)?, &r.get::<String>(2)?))
+                .map(|r| {
+                    Filter::from_row(
+                        r.get(0)?,
+                        &r.get::<String>(1)?,
+                        &r.get::<String>(2)?,
+                        &r.get::<String>(3)?,
+                    )
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             self.endpoints.insert(event.app.clone(), filters);
         }
@@ -118,7 +126,7 @@ pub(crate) async fn claim<S: Sql>(
                  AND (x.lease_until IS NULL OR x.lease_until <= $1) \
                  AND x.endpoint_id NOT IN (SELECT value FROM {busy_ids}) \
              ) t WHERE rn <= $3 ORDER BY next_attempt_at, seq LIMIT $2) \
-         RETURNING id, endpoint_id, event_type, body, attempts, next_attempt_at, seq",
+         RETURNING id, endpoint_id, event_type, body, attempts, next_attempt_at, seq, app_id",
         busy_ids = S::json_strings(5),
     );
     let mut leased = db
@@ -144,19 +152,21 @@ pub(crate) async fn claim<S: Sql>(
                 event_type: r.get(2)?,
                 body: r.get(3)?,
                 attempts: r.get(4)?,
+                format: WebhookFormat::Waas,
+                app_id: r.get(7)?,
             };
             Ok((order, claimed))
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     // RETURNING promises no order.
     leased.sort_by_key(|(order, _)| *order);
-    let mut targets: HashMap<String, (String, String)> = HashMap::new();
+    let mut targets: HashMap<String, (String, String, WebhookFormat)> = HashMap::new();
     let mut claimed = Vec::with_capacity(leased.len());
     for (_, mut c) in leased {
         if !targets.contains_key(&c.endpoint_id) {
             let Some(row) = db
                 .query_opt(
-                    "SELECT url, secret FROM webhook_endpoints WHERE id = $1",
+                    "SELECT url, secret, format FROM webhook_endpoints WHERE id = $1",
                     &[&c.endpoint_id],
                 )
                 .await?
@@ -164,9 +174,10 @@ pub(crate) async fn claim<S: Sql>(
                 // Deleted since, and its deliveries with it.
                 continue;
             };
-            targets.insert(c.endpoint_id.clone(), (row.get(0)?, row.get(1)?));
+            let format = WebhookFormat::parse(&row.get::<String>(2)?)?;
+            targets.insert(c.endpoint_id.clone(), (row.get(0)?, row.get(1)?, format));
         }
-        (c.url, c.secret) = targets[&c.endpoint_id].clone();
+        (c.url, c.secret, c.format) = targets[&c.endpoint_id].clone();
         claimed.push(c);
     }
     Ok(claimed)

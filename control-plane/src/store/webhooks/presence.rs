@@ -58,6 +58,14 @@ pub(crate) async fn ingest(
                     planned.add(db, &event).await?;
                 }
             }
+            Report::CacheMiss {
+                app,
+                channel,
+                time_ms,
+            } => {
+                let event = plan::cache_miss_event(app.as_str(), channel.as_str(), time_ms as i64);
+                planned.add(db, &event).await?;
+            }
         }
     }
     planned.enqueue(db, rules.now).await

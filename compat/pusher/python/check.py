@@ -1,0 +1,57 @@
+"""The `pusher` PyPI library against WaaS's Pusher HTTP API (docs/pusher.md).
+
+Run by test/python.test.mjs with WAAS_HOST, WAAS_PORT, PUSHER_APP, PUSHER_SECRET and
+WEBHOOK_FILE (a JSON file: {"headers": {...}, "body": "..."} of a webhook WaaS sent). Prints one
+JSON object with what each call returned, for the Node test to check.
+"""
+
+import json
+import os
+
+import pusher
+
+client = pusher.Pusher(
+    app_id=os.environ["PUSHER_APP"],
+    key=os.environ["PUSHER_APP"],
+    secret=os.environ["PUSHER_SECRET"],
+    host=os.environ["WAAS_HOST"],
+    port=int(os.environ["WAAS_PORT"]),
+    ssl=False,
+)
+out = {}
+out["trigger"] = client.trigger(["py-1"], "py-event", {"from": "python"})
+out["trigger_batch"] = client.trigger_batch(
+    [
+        {"channel": "py-1", "name": "py-b1", "data": "one"},
+        {"channel": "py-1", "name": "py-b2", "data": {"n": 2}},
+    ]
+)
+out["channels_info"] = client.channels_info(prefix_filter="py-", attributes=["subscription_count"])
+out["channel_info"] = client.channel_info("presence.py", attributes=["user_count"])
+out["users_info"] = client.users_info("presence.py")
+
+with open(os.environ["WEBHOOK_FILE"]) as f:
+    hook = json.load(f)
+headers = {k.lower(): v for k, v in hook["headers"].items()}
+out["validate_webhook"] = client.validate_webhook(
+    key=headers["x-pusher-key"], signature=headers["x-pusher-signature"], body=hook["body"]
+)
+out["validate_tampered"] = client.validate_webhook(
+    key=headers["x-pusher-key"], signature=headers["x-pusher-signature"], body=hook["body"] + " "
+)
+
+wrong = pusher.Pusher(
+    app_id=os.environ["PUSHER_APP"],
+    key=os.environ["PUSHER_APP"],
+    secret="not-the-secret",
+    host=os.environ["WAAS_HOST"],
+    port=int(os.environ["WAAS_PORT"]),
+    ssl=False,
+)
+try:
+    wrong.trigger(["py-1"], "e", "x")
+    out["wrong_secret"] = "accepted"
+except Exception as e:  # the library raises PusherBadAuth on 401
+    out["wrong_secret"] = type(e).__name__
+
+print(json.dumps(out))

@@ -1,0 +1,202 @@
+// Test support for the Pusher HTTP API and Pusher-format webhooks: a real `waas dev` process
+// serving two Pusher-enabled apps, the `pusher` server library pointed at it, native WebSocket
+// subscribers, and a webhook receiver on loopback.
+
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import Pusher from "pusher";
+import WebSocket from "ws";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const repo = path.resolve(here, "../../..");
+const targetDir = process.env.CARGO_TARGET_DIR
+  ? path.resolve(repo, process.env.CARGO_TARGET_DIR)
+  : path.join(repo, "target");
+
+/** The `waas` binary: `WAAS_BIN`, else `$CARGO_TARGET_DIR/debug/waas` (`cargo build` makes it). */
+export function waasBin() {
+  const bin = process.env.WAAS_BIN ?? path.join(targetDir, "debug", "waas");
+  if (!existsSync(bin)) {
+    throw new Error(`no waas binary at ${bin}: run \`cargo build\` at the repository root, or set WAAS_BIN`);
+  }
+  return bin;
+}
+
+/** The apps of the test server: id (= Pusher key), API key, Pusher secret. */
+export const APPS = {
+  main: { id: "phttp", apiKey: "phttp-key", secret: "phttp-pusher-secret" },
+  other: { id: "pother", apiKey: "pother-key", secret: "pother-pusher-secret" },
+  // Python's library accepts only numeric app ids.
+  numeric: { id: "4242", apiKey: "n4242-key", secret: "n4242-pusher-secret" },
+};
+export const OPERATOR_TOKEN = "dev-operator-token";
+
+function configFile() {
+  const dir = mkdtempSync(path.join(tmpdir(), "waas-pusher-http-"));
+  const file = path.join(dir, "waas.toml");
+  const lines = [];
+  for (const app of Object.values(APPS)) {
+    lines.push(
+      "[[apps]]",
+      `id = "${app.id}"`,
+      `api_keys = ["${app.apiKey}"]`,
+      `jwt_secret = "${app.id}-jwt-secret"`,
+      "[apps.pusher]",
+      `secret = "${app.secret}"`,
+      "",
+    );
+  }
+  writeFileSync(file, lines.join("\n"));
+  return file;
+}
+
+/** A `waas dev` process (in-memory store) on a free port; `stop()` ends it. */
+export async function startWaas() {
+  const child = spawn(
+    waasBin(),
+    ["dev", "--listen", "127.0.0.1:0", "--store", ":memory:", "--config", configFile()],
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, WAAS_LOG: process.env.WAAS_LOG ?? "warn" } },
+  );
+  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  let stderr = "";
+  child.stderr.on("data", (d) => {
+    stderr += d;
+  });
+  const addr = await new Promise((resolve, reject) => {
+    let out = "";
+    const onData = (d) => {
+      out += d;
+      const m = /listening on (\S+)/.exec(out);
+      if (m) {
+        child.stdout.off("data", onData);
+        child.stdout.resume();
+        resolve(m[1]);
+      }
+    };
+    child.stdout.on("data", onData);
+    exited.then(({ code }) => reject(new Error(`waas exited (${code}) before listening: ${stderr}`)));
+  });
+  const [host, port] = [addr.slice(0, addr.lastIndexOf(":")), addr.slice(addr.lastIndexOf(":") + 1)];
+  return {
+    addr,
+    host,
+    port,
+    httpUrl: `http://${addr}`,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      return exited;
+    },
+  };
+}
+
+/** The `pusher` server library pointed at `server`, as `app` (with `secret` if given). */
+export function pusherFor(server, app = APPS.main, secret = app.secret) {
+  return new Pusher({ appId: app.id, key: app.id, secret, host: server.host, port: server.port, useTLS: false });
+}
+
+/** A token minted by the server for `sub` of `app`, allowed to subscribe to `channels`. */
+export async function token(server, sub, channels, app = APPS.main, info = undefined) {
+  const res = await fetch(`${server.httpUrl}/v1/apps/${app.id}/tokens`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${app.apiKey}`, "content-type": "application/json" },
+    body: JSON.stringify({ sub, caps: { subscribe: channels }, ...(info ? { info } : {}) }),
+  });
+  if (res.status !== 200) throw new Error(`mint token: ${res.status} ${await res.text()}`);
+  return (await res.json()).token;
+}
+
+/** A native WebSocket client subscribed to `channels`; `next()` resolves with its next message. */
+export async function subscriber(server, tok, channels, app = APPS.main) {
+  const ws = new WebSocket(`ws://${server.addr}/v1/apps/${app.id}/ws?token=${tok}`);
+  const queue = [];
+  const waiting = [];
+  ws.on("message", (raw) => {
+    const frame = JSON.parse(raw.toString());
+    const w = waiting.shift();
+    if (w) w(frame);
+    else queue.push(frame);
+  });
+  const nextFrame = (ms = 10_000) =>
+    new Promise((resolve, reject) => {
+      if (queue.length) return resolve(queue.shift());
+      const timer = setTimeout(() => reject(new Error("no frame within " + ms + " ms")), ms);
+      waiting.push((f) => {
+        clearTimeout(timer);
+        resolve(f);
+      });
+    });
+  const ready = await nextFrame();
+  if (ready.op !== "ready") throw new Error(`expected ready, got ${JSON.stringify(ready)}`);
+  let id = 1;
+  for (const channel of channels) {
+    const want = id++;
+    ws.send(JSON.stringify({ op: "subscribe", id: want, channel }));
+    // A presence channel's `members` frame may come first; the answer carries the id.
+    let answer;
+    do answer = await nextFrame();
+    while (answer.id !== want);
+    if (answer.op !== "ack") throw new Error(`subscribe ${channel}: ${JSON.stringify(answer)}`);
+  }
+  return {
+    async next(op = "message") {
+      for (;;) {
+        const f = await nextFrame();
+        if (f.op === op) return f;
+      }
+    },
+    close: () => ws.close(),
+  };
+}
+
+/** An HTTP server on loopback recording every request (headers and raw body). */
+export async function receiver() {
+  const requests = [];
+  const waiting = [];
+  const srv = http.createServer((req, res) => {
+    let body = "";
+    req.setEncoding("utf8");
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      const r = { headers: req.headers, rawBody: body };
+      requests.push(r);
+      for (const w of waiting.splice(0)) w();
+      res.writeHead(200).end("ok");
+    });
+  });
+  await new Promise((resolve) => srv.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${srv.address().port}/hook`,
+    requests,
+    /** Resolves once `done(requests)` holds, or fails after `ms`. */
+    async until(done, ms = 15_000) {
+      const end = Date.now() + ms;
+      while (!done(requests)) {
+        if (Date.now() > end) throw new Error(`receiver: condition not met; got ${JSON.stringify(requests)}`);
+        await new Promise((resolve) => {
+          const t = setTimeout(resolve, Math.max(0, end - Date.now()));
+          waiting.push(() => {
+            clearTimeout(t);
+            resolve();
+          });
+        });
+      }
+      return requests;
+    },
+    close: () => new Promise((resolve) => srv.close(resolve)),
+  };
+}
+
+/** A call on the admin API of `server`. */
+export async function admin(server, method, path, body) {
+  const res = await fetch(`${server.httpUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${OPERATOR_TOKEN}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}

@@ -1,0 +1,194 @@
+//! Webhooks in Pusher's format (`format: "pusher"`, `docs/pusher.md`) from `waas dev` to a real
+//! HTTP receiver: Pusher's body and event shapes, `X-Pusher-Key` and `X-Pusher-Signature`
+//! checked here with the gateway's HMAC helper, and the admin API's `format` field.
+
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::time::Duration;
+use waas_test_support::receiver::{Received, Receiver};
+use waas_test_support::{tokens, RawClient, TestServer};
+
+const SECRET: &str = "pusher-webhook-secret-1234";
+
+/// HMAC-SHA256 hex, computed with the gateway's helper (checked against Pusher's reference
+/// example), not the control-plane's signer under test.
+fn hmac_hex(secret: &str, body: &[u8]) -> String {
+    waas_gateway::http::pusher::signing::sign(secret, body)
+}
+
+/// The events of a request, after checking its headers and signature.
+fn verified(r: &Received) -> Vec<Value> {
+    assert_eq!(r.header("x-pusher-key"), Some("demo"));
+    assert_eq!(
+        r.header("x-pusher-signature"),
+        Some(hmac_hex(SECRET, &r.body).as_str()),
+        "signature of {:?}",
+        r.body
+    );
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert!(r.header("waas-signature").is_none());
+    let body: Value = serde_json::from_slice(&r.body).expect("json body");
+    assert!(
+        body["time_ms"].as_u64().unwrap() > 1_600_000_000_000,
+        "{body}"
+    );
+    let events = body["events"].as_array().expect("events").clone();
+    assert!(!events.is_empty());
+    events
+}
+
+#[tokio::test]
+async fn pusher_format_endpoints_get_pushers_bodies_signed() {
+    let receiver = Receiver::start().await;
+    let server = TestServer::with(|s| {
+        s.webhooks.debounce_ms = 100;
+    })
+    .await;
+    let (status, created) = server
+        .admin(
+            "POST",
+            "/v1/admin/apps/demo/webhooks",
+            Some(json!({
+                "url": receiver.url("/pusher"),
+                "events": ["channel_occupied", "channel_vacated", "member_added", "member_removed", "client_event"],
+                "secret": SECRET,
+                "format": "pusher",
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["webhook"]["format"], "pusher");
+    let id = created["webhook"]["id"].as_str().unwrap().to_owned();
+    let (_, read) = server
+        .admin("GET", &format!("/v1/admin/apps/demo/webhooks/{id}"), None)
+        .await;
+    assert_eq!(read["format"], "pusher");
+
+    // Until the gateway has the endpoint's interest in client publishes, they are not
+    // reported: wait for it.
+    waas_test_support::poll::eventually(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || "the gateway knows the endpoint wants client events",
+        || async {
+            let app = server.gateway.apps.resolve("demo").await.unwrap().unwrap();
+            (!app.config.webhooks.is_empty()).then_some(())
+        },
+    )
+    .await;
+
+    let token = tokens::with_info(
+        "demo-secret",
+        "demo",
+        "alice",
+        tokens::caps(&["presence.room"], &["presence.room"]),
+        json!({"name": "Alice"}),
+    );
+    let mut alice = RawClient::ready(server.addr, "demo", &token).await;
+    let ack = alice
+        .request(json!({"op": "subscribe", "id": 1, "channel": "presence.room"}))
+        .await;
+    assert_eq!(ack["op"], "ack");
+    let ack = alice
+        .request(json!({"op": "publish", "id": 2, "channel": "presence.room", "event": "client-say", "data": "hello"}))
+        .await;
+    assert_eq!(ack["op"], "ack", "{ack}");
+    let ack = alice
+        .request(json!({"op": "publish", "id": 3, "channel": "presence.room", "event": "client-obj", "data": {"a": 1}}))
+        .await;
+    assert_eq!(ack["op"], "ack", "{ack}");
+    drop(alice);
+
+    let names =
+        |received: &[Received]| -> Vec<Value> { received.iter().flat_map(verified).collect() };
+    let received = receiver
+        .wait_until("every event", Duration::from_secs(15), |r| {
+            let got: HashSet<String> = names(r)
+                .iter()
+                .map(|e| e["name"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            got.len() == 5
+        })
+        .await;
+    let events = names(&received);
+    let find =
+        |name: &str| -> Vec<&Value> { events.iter().filter(|e| e["name"] == name).collect() };
+    assert_eq!(
+        find("channel_occupied"),
+        [&json!({"name": "channel_occupied", "channel": "presence.room"})]
+    );
+    assert_eq!(
+        find("member_added"),
+        [&json!({"name": "member_added", "channel": "presence.room", "user_id": "alice"})]
+    );
+    assert_eq!(
+        find("member_removed"),
+        [&json!({"name": "member_removed", "channel": "presence.room", "user_id": "alice"})]
+    );
+    assert_eq!(
+        find("channel_vacated"),
+        [&json!({"name": "channel_vacated", "channel": "presence.room"})]
+    );
+    let client: Vec<&Value> = find("client_event");
+    assert_eq!(client.len(), 2, "{client:?}");
+    assert_eq!(client[0]["event"], "client-say");
+    assert_eq!(
+        client[0]["data"], "hello",
+        "a JSON string is sent as its text"
+    );
+    assert_eq!(client[1]["data"], r#"{"a":1}"#, "other JSON as its text");
+    assert_eq!(client[0]["user_id"], "alice");
+    assert!(client[0]["socket_id"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty()));
+}
+
+#[tokio::test]
+async fn the_admin_api_checks_format() {
+    let server = TestServer::start().await;
+    for (body, why) in [
+        (
+            json!({"url": "http://127.0.0.1:9/h", "events": ["message"], "format": "pusher"}),
+            "Pusher has no message webhook",
+        ),
+        (
+            json!({"url": "http://127.0.0.1:9/h", "events": ["client_event"], "format": "xml"}),
+            "unknown format",
+        ),
+    ] {
+        let (status, answer) = server
+            .admin("POST", "/v1/admin/apps/demo/webhooks", Some(body))
+            .await;
+        assert_eq!(status, 400, "{why}: {answer}");
+    }
+    let (status, created) = server
+        .admin(
+            "POST",
+            "/v1/admin/apps/demo/webhooks",
+            Some(json!({"url": "http://127.0.0.1:9/h", "events": ["message"]})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(created["webhook"]["format"], "waas", "the default");
+    let id = created["webhook"]["id"].as_str().unwrap();
+    let path = format!("/v1/admin/apps/demo/webhooks/{id}");
+    let (status, _) = server
+        .admin("PATCH", &path, Some(json!({"format": "pusher"})))
+        .await;
+    assert_eq!(
+        status, 400,
+        "a message endpoint cannot become Pusher-format"
+    );
+    let (status, patched) = server
+        .admin(
+            "PATCH",
+            &path,
+            Some(json!({"format": "pusher", "events": ["cache_miss"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(
+        (patched["format"].clone(), patched["events"].clone()),
+        (json!("pusher"), json!(["cache_miss"]))
+    );
+}
