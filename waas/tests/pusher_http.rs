@@ -45,6 +45,7 @@ async fn pusher_server() -> TestServer {
             jwt_ec_public_key_file: None,
             limits: Default::default(),
             routes: None,
+            pusher: None,
         })
     })
     .await;
@@ -586,7 +587,7 @@ async fn bad_requests_get_400_and_large_ones_413() {
 #[tokio::test]
 async fn terminate_connections_is_announced_on_the_bus() {
     let server = pusher_server().await;
-    let subject = waas_gateway::http::pusher::users::subject("waas");
+    let subject = waas_core::subjects::pusher_terminate("waas");
     let bus = Arc::clone(server.gateway.publisher.bus());
     let mut watch = bus.subscribe(&subject).await.expect("subscribe");
     let (status, body) = Call::post("/apps/demo/users/alice/terminate_connections", json!({}))

@@ -5,12 +5,12 @@
 use crate::gateway::Gateway;
 use serde_json::value::RawValue;
 use waas_core::app::App;
-use waas_core::webhooks::report::Publisher;
 use waas_protocol::ChannelName;
 
 /// A client event was published: reported as a client publish (the `publish` report with its
-/// `client`), which the app's webhook endpoints receive when they ask for client publishes
-/// (`docs/webhooks.md`); `user_id` is the presence member, else empty.
+/// `client`), which the app's webhook endpoints receive when they ask for client publishes, and
+/// as Pusher's `client_event` to Pusher-format endpoints (`docs/webhooks.md`); `user_id` is the
+/// presence member, else empty.
 #[allow(clippy::too_many_arguments)]
 pub fn client_event(
     gw: &Gateway,
@@ -22,17 +22,19 @@ pub fn client_event(
     socket_id: &str,
     user_id: Option<&str>,
 ) {
-    let client = Publisher {
-        user_id: user_id.unwrap_or_default().to_owned(),
-        connection_id: socket_id.to_owned(),
-    };
-    gw.reporter
-        .published(app, channel, event, data, offset, Some(client));
+    gw.reporter.client_event(
+        app,
+        channel,
+        event,
+        data,
+        offset,
+        user_id.unwrap_or_default(),
+        socket_id,
+    );
 }
 
-/// A Pusher client subscribed to a cache channel with nothing to replay. No webhook report
-/// kind carries this yet (Pusher's `cache_miss` webhook comes with the Pusher webhooks), so it
-/// is counted in the logs only.
-pub fn cache_miss(_gw: &Gateway, app: &App, channel: &ChannelName) {
-    tracing::debug!(app = %app.id(), %channel, "pusher cache miss");
+/// A Pusher client subscribed to a cache channel with nothing to replay: Pusher's `cache_miss`
+/// webhook.
+pub fn cache_miss(gw: &Gateway, app: &App, channel: &ChannelName) {
+    gw.reporter.cache_miss(app, channel);
 }

@@ -2,18 +2,15 @@
 //! through the same [`waas_core::publisher::Publisher`] as the REST API, and reported to
 //! webhooks the same way.
 
-use super::data::native_data;
 use super::{info_attributes, is_presence, Signed};
 use crate::gateway::Gateway;
 use crate::presence::Presence;
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use waas_core::app::App;
-use waas_core::history::Head;
 use waas_core::http::error::ApiError;
 use waas_core::publisher::check_event;
 use waas_core::time::now_ms;
@@ -52,38 +49,6 @@ struct Checked {
     channels: Vec<ChannelName>,
     info: Vec<&'static str>,
     socket_id: Option<String>,
-}
-
-/// The native message frame's head for an event whose sender must not get it: the Pusher
-/// front's format (`gateway/src/pusher/message.rs` on its branch), an extra
-/// `"pusher":{"socket_id":…}` field that the Pusher connection with that socket id skips.
-fn head_excluding(channel: &str, event: &str, data: &RawValue, socket_id: &str) -> Head {
-    #[derive(serde::Serialize)]
-    struct Sender<'a> {
-        socket_id: &'a str,
-    }
-    #[derive(serde::Serialize)]
-    struct Fields<'a> {
-        op: &'static str,
-        channel: &'a str,
-        event: &'a str,
-        data: &'a RawValue,
-        ts: u64,
-        pusher: Sender<'a>,
-    }
-    let mut json = serde_json::to_vec(&Fields {
-        op: "message",
-        channel,
-        event,
-        data,
-        ts: now_ms(),
-        pusher: Sender { socket_id },
-    })
-    .expect("message frames always serialise");
-    // `{...}` -> `{...,`: the offset goes where the closing brace was (as `Head::new`).
-    json.pop();
-    json.push(b',');
-    Head(bytes::Bytes::from(json))
 }
 
 fn bad(message: impl Into<String>) -> ApiError {
@@ -152,7 +117,7 @@ fn check(gw: &Gateway, e: Event) -> Result<Checked, ApiError> {
     }
     Ok(Checked {
         name: e.name,
-        data: native_data(&e.data),
+        data: crate::pusher::data::to_native(&e.data),
         channels,
         info,
         socket_id: e.socket_id,
@@ -188,7 +153,17 @@ async fn publish(gw: &Gateway, app: &App, e: &Checked) -> Result<(), ApiError> {
         let published = match &e.socket_id {
             None => gw.publisher.publish(app, channel, &e.name, &e.data).await,
             Some(socket_id) => {
-                let head = head_excluding(channel.as_str(), &e.name, &e.data, socket_id);
+                let sender = crate::pusher::message::Sender {
+                    socket_id: Some(socket_id.clone()),
+                    user_id: None,
+                };
+                let head = crate::pusher::message::head(
+                    channel.as_str(),
+                    &e.name,
+                    &e.data,
+                    now_ms(),
+                    &sender,
+                );
                 gw.publisher.publish_head(app, channel, &head).await
             }
         };

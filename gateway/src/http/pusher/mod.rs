@@ -11,7 +11,6 @@
 //! - [`users`]: `POST users/{id}/terminate_connections`.
 
 pub mod channels;
-pub mod data;
 pub mod events;
 pub mod signing;
 pub mod users;

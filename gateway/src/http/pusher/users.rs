@@ -7,25 +7,11 @@ use super::Signed;
 use crate::gateway::Gateway;
 use axum::extract::State;
 use axum::Json;
-use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use waas_core::http::error::ApiError;
 use waas_protocol::rest::ErrorBody;
 use waas_protocol::ErrorCode;
-
-/// What goes out on [`subject`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Terminate {
-    pub app: String,
-    pub user_id: String,
-}
-
-/// The bus subject of [`Terminate`] requests.
-pub fn subject(prefix: &str) -> String {
-    waas_core::subjects::control(prefix, "pusher.terminate")
-}
 
 /// Longest user id accepted, bytes: a token `sub` is no longer.
 const MAX_USER_ID: usize = 200;
@@ -57,15 +43,13 @@ pub async fn terminate(
             format!("the user id must be 1 to {MAX_USER_ID} bytes"),
         ));
     }
-    let body = serde_json::to_vec(&Terminate {
-        app: signed.app.id().to_string(),
-        user_id,
-    })
-    .expect("serialises");
-    gw.publisher
-        .bus()
-        .publish(&subject(&gw.config.subject_prefix), Bytes::from(body))
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
+    crate::pusher::users::terminate(
+        gw.publisher.bus().as_ref(),
+        &gw.config.subject_prefix,
+        signed.app.id().as_str(),
+        &user_id,
+    )
+    .await
+    .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
     Ok(Json(json!({})))
 }
