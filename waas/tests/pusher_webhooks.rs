@@ -103,11 +103,16 @@ async fn pusher_format_endpoints_get_pushers_bodies_signed() {
         |received: &[Received]| -> Vec<Value> { received.iter().flat_map(verified).collect() };
     let received = receiver
         .wait_until("every event", Duration::from_secs(15), |r| {
-            let got: HashSet<String> = names(r)
+            let events = names(r);
+            let got: HashSet<String> = events
                 .iter()
                 .map(|e| e["name"].as_str().unwrap_or_default().to_owned())
                 .collect();
-            got.len() == 5
+            let client_events = events
+                .iter()
+                .filter(|e| e["name"] == "client_event")
+                .count();
+            got.len() == 5 && client_events == 2
         })
         .await;
     let events = names(&received);
