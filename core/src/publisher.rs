@@ -80,6 +80,7 @@ impl Publisher {
             .publish(self.policy(app, channel), &subject, head)
             .await?;
         crate::metrics::METRICS.published.inc();
+        app.metrics().published.inc();
         Ok(offset)
     }
 

@@ -190,6 +190,10 @@ limits! {
     /// NATs (offices, mobile carriers) also put many users behind one address. The benchmarks in
     /// `loadtest/` raise it.
     max_connections_per_address: usize = 1000;
+    /// Apps that get their own `app` label value in this process's [metrics](metrics.md#per-app-metrics);
+    /// the first this many apps seen keep theirs until restart, every later one is counted under
+    /// `app="other"`. `0` puts every app under `other`. Each labelled app adds 19 series.
+    metrics_app_labels: usize = 100;
 }
 
 /// The integer types a limit can have, so that the command line parses each value as its field

@@ -123,6 +123,8 @@ pub struct Settings {
     /// Whether webhooks and HTTP upstreams may reach private addresses (10/8, 172.16/12,
     /// 192.168/16, 100.64/10, fc00::/7). Default `false`.
     pub outbound_allow_private: bool,
+    /// The `region` label of every metric of this process. Default empty: no label.
+    pub region: String,
 }
 
 /// Operator token of `waas dev` when none is configured.
@@ -148,6 +150,7 @@ impl Default for Settings {
             webhooks: waas_control_plane::webhooks::WebhookConfig::default(),
             outbound_allow_loopback: None,
             outbound_allow_private: false,
+            region: String::new(),
         }
     }
 }
@@ -173,6 +176,7 @@ impl std::fmt::Debug for Settings {
             .field("limits", &self.limits)
             .field("directory", &self.directory)
             .field("webhooks", &self.webhooks)
+            .field("region", &self.region)
             .finish()
     }
 }
@@ -288,6 +292,12 @@ impl Settings {
                 reason: "must be a non-empty NATS subject without wildcards".into(),
             });
         }
+        waas_core::metrics::check_region(&self.region).map_err(|reason| {
+            SettingsError::Invalid {
+                key: "region".into(),
+                reason,
+            }
+        })?;
         self.app_seeds().map(|_| ())
     }
 

@@ -6,6 +6,7 @@
 //! tasks live in the connection's [`Calls`] and are aborted when it closes, which drops the bus
 //! request or the upstream HTTP exchange in flight.
 
+use waas_core::metrics::RpcRoute;
 use super::envelope::{self, BusCall, BusReply};
 use super::Ctx;
 use crate::op_error::OpError;
@@ -72,6 +73,7 @@ pub fn normalize_headers(headers: Headers) -> Result<Headers, String> {
 impl Calls {
     /// Starts a request, or says at once why it cannot be.
     pub fn start(&mut self, ctx: &Ctx<'_>, req: Request) -> Result<(), OpError> {
+        let started = std::time::Instant::now();
         let bad = |m: String| OpError::new(ErrorCode::BadRequest, m);
         check_method(&req.method).map_err(|e| bad(e.to_string()))?;
         check_path(&req.path).map_err(|e| bad(format!("{:?}: {e}", req.path)))?;
@@ -122,7 +124,7 @@ impl Calls {
                         caller: &caller,
                         timeout,
                     };
-                    server.dispatch_local(request, out, id, inflight, permit);
+                    server.dispatch_local(request, out, id, inflight, permit, started);
                     return Ok(());
                 }
                 let bus = Arc::clone(&ctx.rpc.bus);
@@ -142,6 +144,7 @@ impl Calls {
                         Ok(reply) => answer(id, &reply),
                         Err(e) => Err(bus_error(e, &subject)),
                     };
+                    rpc_done(RpcRoute::Service, &frame, started);
                     out.push(frame.unwrap_or_else(|e| e.frame(id)));
                     drop(inflight);
                 });
@@ -167,6 +170,7 @@ impl Calls {
                     let frame = client.call(call).await.map(|r| {
                         wsframe::json(&ResponseRef::new(id, r.status, &r.headers, &r.body))
                     });
+                    rpc_done(RpcRoute::Upstream, &frame, started);
                     out.push(frame.unwrap_or_else(|e| e.frame(id)));
                     drop(inflight);
                 });
@@ -180,6 +184,13 @@ impl Calls {
         }
         Ok(())
     }
+}
+
+/// Records a request's latency, by its outcome: `ok` (a response, whatever its status) or the
+/// error code.
+fn rpc_done(route: RpcRoute, frame: &Result<Bytes, OpError>, started: std::time::Instant) {
+    let outcome = frame.as_ref().err().map_or("ok", |e| e.code.as_str());
+    waas_core::metrics::METRICS.rpc_done(route, outcome, started);
 }
 
 /// The `response` frame for a service's reply.

@@ -19,8 +19,24 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "waas", version, about = "WaaS: WebSocket as a Service")]
 pub struct Cli {
+    /// Log lines on stderr: `text` for people, `json` for log collectors (one object a line).
+    #[arg(
+        long,
+        env = "WAAS_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text,
+        global = true
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written (`--log-format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
