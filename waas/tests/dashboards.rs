@@ -183,12 +183,15 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
     ))
     .await;
     let mut cluster = Cluster::start_with(WAAS, &shared_url(), 0, &region).await;
-    let app = cluster
-        .create_app_with(
-            "dash",
-            json!({"routes": [{"prefix": "/api", "upstream": upstream.url()}]}),
+    let app = cluster.create_app("dash").await;
+    let (s, body) = cluster
+        .admin(
+            "PATCH",
+            &format!("/v1/admin/apps/{}", app.id),
+            Some(json!({"routes": [{"prefix": "/api", "upstream": upstream.url()}]})),
         )
         .await;
+    assert_eq!(s, 200, "{body}");
     let (s, body) = cluster
         .admin(
             "POST",
@@ -325,6 +328,10 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
 #[test]
 fn the_dashboards_query_exported_metrics() {
     waas_control_plane::metrics::init();
+    // Labelled series show once they have a value.
+    let metrics = &waas_core::metrics::METRICS;
+    metrics.app("demo");
+    metrics.rpc.with_label_values(&["service", "ok"]);
     let exported = String::from_utf8(waas_core::metrics::METRICS.render()).unwrap();
     for q in panel_queries("demo") {
         let mut used = 0;
