@@ -392,6 +392,18 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_region_is_refused_by_name() {
+        let mut s = Settings {
+            region: "eu west".into(),
+            ..Settings::default()
+        };
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("region"), "{e}");
+        s.region = "eu-west-1".into();
+        s.validate().unwrap();
+    }
+
+    #[test]
     fn debug_shows_no_secret() {
         let mut s: Settings = toml::from_str(
             "nats = \"nats://u:natspw@127.0.0.1:4222\"\n\

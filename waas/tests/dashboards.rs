@@ -66,7 +66,11 @@ fn panel_queries(app: &str) -> Vec<PanelQuery> {
         assert!(!panels.is_empty(), "{name} has no panels");
         for panel in panels {
             let targets = panel["targets"].as_array().expect("targets");
-            assert!(!targets.is_empty(), "{name}: {} has no query", panel["title"]);
+            assert!(
+                !targets.is_empty(),
+                "{name}: {} has no query",
+                panel["title"]
+            );
             for target in targets {
                 let expr = target["expr"]
                     .as_str()
@@ -120,7 +124,10 @@ impl Prometheus {
             .port();
         let child = std::process::Command::new(binary)
             .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--log.level=warn")
             .stdout(std::process::Stdio::null())
@@ -146,7 +153,10 @@ impl Prometheus {
         if body["status"] != "success" {
             return Err(format!("query failed: {body}"));
         }
-        Ok(body["data"]["result"].as_array().cloned().unwrap_or_default())
+        Ok(body["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
     }
 }
 
@@ -177,10 +187,9 @@ fn lacking(q: &PanelQuery, series: &[Value]) -> Option<String> {
 async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
     let region = ["--region", REGION];
     let receiver = Receiver::start().await;
-    let upstream = TestUpstream::start(axum::Router::new().route(
-        "/api/ok",
-        axum::routing::get(|| async { "fine" }),
-    ))
+    let upstream = TestUpstream::start(
+        axum::Router::new().route("/api/ok", axum::routing::get(|| async { "fine" })),
+    )
     .await;
     let mut cluster = Cluster::start_with(WAAS, &shared_url(), 0, &region).await;
     let app = cluster.create_app("dash").await;
@@ -203,7 +212,11 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
     // Gateways after the endpoint, so they learn the app with it.
     cluster.add_gateway_with(&region);
     cluster.add_gateway_with(&region);
-    let gateways: Vec<String> = cluster.gateways.iter().map(|g| g.addr.to_string()).collect();
+    let gateways: Vec<String> = cluster
+        .gateways
+        .iter()
+        .map(|g| g.addr.to_string())
+        .collect();
     let control_plane = cluster.control_plane.as_ref().unwrap().addr.to_string();
     let prometheus = Prometheus::start(&gateways, &[control_plane]);
 
@@ -276,7 +289,10 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
             match prometheus.query(&http, &q.expr).await {
                 Ok(series) => {
                     if let Some(reason) = lacking(q, &series) {
-                        why.push(format!("{} / {}: {}: {reason}", q.dashboard, q.panel, q.expr));
+                        why.push(format!(
+                            "{} / {}: {}: {reason}",
+                            q.dashboard, q.panel, q.expr
+                        ));
                         still.push(q);
                     }
                 }
@@ -317,10 +333,16 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
         "{published:?}"
     );
     let unlabelled = prometheus
-        .query(&http, "count({__name__=~\"waas_.*\", region!=\"test-region\"})")
+        .query(
+            &http,
+            "count({__name__=~\"waas_.*\", region!=\"test-region\"})",
+        )
         .await
         .unwrap();
-    assert!(unlabelled.is_empty(), "series without the region: {unlabelled:?}");
+    assert!(
+        unlabelled.is_empty(),
+        "series without the region: {unlabelled:?}"
+    );
 }
 
 /// The dashboards query only metrics WaaS exports (a quick check without Prometheus, so a

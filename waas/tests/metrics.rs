@@ -104,7 +104,9 @@ async fn metrics_follow_connections_publishes_and_deliveries() {
     // The memory bus published each message (and the recorder's and others' traffic).
     assert!(m["waas_bus_publish_duration_seconds_count"] >= 3.0);
     // No request was made, and `waas dev` has no JetStream.
-    assert!(!m.keys().any(|k| k.starts_with("waas_rpc_duration_seconds_count")));
+    assert!(!m
+        .keys()
+        .any(|k| k.starts_with("waas_rpc_duration_seconds_count")));
     assert_eq!(m["waas_jetstream_publish_duration_seconds_count"], 0.0);
 
     drop(b);

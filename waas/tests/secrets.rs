@@ -213,11 +213,7 @@ async fn no_secret_is_logged_at_debug() {
         json_lines += 1;
     }
     assert!(json_lines > 5, "{}", logs[1].1);
-    assert!(
-        logs[1].1.contains("\"level\":\"DEBUG\""),
-        "{}",
-        logs[1].1
-    );
+    assert!(logs[1].1.contains("\"level\":\"DEBUG\""), "{}", logs[1].1);
     for (name, log) in &logs {
         // The logs are there and at debug: the search below means something.
         assert!(log.contains("connected to NATS"), "{name}:\n{log}");

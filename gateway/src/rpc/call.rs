@@ -6,7 +6,6 @@
 //! tasks live in the connection's [`Calls`] and are aborted when it closes, which drops the bus
 //! request or the upstream HTTP exchange in flight.
 
-use waas_core::metrics::RpcRoute;
 use super::envelope::{self, BusCall, BusReply};
 use super::Ctx;
 use crate::op_error::OpError;
@@ -19,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
 use waas_core::bus::BusError;
+use waas_core::metrics::RpcRoute;
 use waas_core::route::{self, Target};
 use waas_protocol::frame::{null, ResponseRef};
 use waas_protocol::rpc::{check_method, check_path, Headers};

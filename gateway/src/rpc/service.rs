@@ -232,7 +232,10 @@ impl Responder {
             ReplyTo::Local {
                 out, id, started, ..
             } => {
-                local_done(answer.as_ref().err().map(|_| ErrorCode::UpstreamError), *started);
+                local_done(
+                    answer.as_ref().err().map(|_| ErrorCode::UpstreamError),
+                    *started,
+                );
                 out.push(match &answer {
                     Ok(headers) => wsframe::json(&ResponseRef::new(*id, status, headers, body)),
                     Err(message) => invalid(message).frame(*id),
