@@ -1,4 +1,5 @@
-//! `waas`: sets up logging and hands the command line to [`waas::cli`]. See `waas --help`.
+//! `waas`: sets up logging (and traces, with `--otel-endpoint`) and hands the command line to
+//! [`waas::cli`]. See `waas --help`.
 
 use clap::Parser;
 
@@ -7,6 +8,10 @@ async fn main() -> anyhow::Result<()> {
     use tracing_subscriber::prelude::*;
     let cli = waas::cli::Cli::parse();
     let json = cli.log_format == waas::cli::LogFormat::Json;
+    let otel = match &cli.otel_endpoint {
+        Some(endpoint) => Some(waas::telemetry::Otel::new(endpoint, cli.service_name())?),
+        None => None,
+    };
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::EnvFilter::try_from_env("WAAS_LOG")
@@ -20,6 +25,11 @@ async fn main() -> anyhow::Result<()> {
                 .with_current_span(false)
                 .with_writer(std::io::stderr)
         }))
+        .with(otel.as_ref().map(|o| o.layer()))
         .init();
-    waas::cli::run(cli).await
+    let result = waas::cli::run(cli).await;
+    if let Some(otel) = otel {
+        tokio::task::spawn_blocking(move || otel.shutdown()).await?;
+    }
+    result
 }

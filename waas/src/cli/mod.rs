@@ -28,8 +28,24 @@ pub struct Cli {
         global = true
     )]
     pub log_format: LogFormat,
+    /// Export traces as OTLP over HTTP/protobuf to this collector (`http://host:4318`); none:
+    /// no traces.
+    #[arg(long, env = "WAAS_OTEL_ENDPOINT", global = true)]
+    pub otel_endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+impl Cli {
+    /// The `service.name` of this process's traces.
+    pub fn service_name(&self) -> &'static str {
+        match self.command {
+            Command::Dev(_) => "waas-dev",
+            Command::Gateway(_) => "waas-gateway",
+            Command::ControlPlane(_) => "waas-control-plane",
+            _ => "waas",
+        }
+    }
 }
 
 /// How log lines are written (`--log-format`).
