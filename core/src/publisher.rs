@@ -79,7 +79,10 @@ impl Publisher {
         let offset = self
             .history
             .publish(self.policy(app, channel), &subject, head)
-            .instrument(tracing::info_span!("history.publish", channel = channel.as_str()))
+            .instrument(tracing::info_span!(
+                "history.publish",
+                channel = channel.as_str()
+            ))
             .await?;
         crate::metrics::METRICS.published.inc();
         app.metrics().published.inc();

@@ -31,7 +31,9 @@ impl Otel {
             .parse()
             .with_context(|| format!("--otel-endpoint {endpoint:?} is not a URL"))?;
         if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-            anyhow::bail!("--otel-endpoint must be http://host:port (OTLP over HTTP), not {endpoint:?}");
+            anyhow::bail!(
+                "--otel-endpoint must be http://host:port (OTLP over HTTP), not {endpoint:?}"
+            );
         }
         let client = OtlpHttp {
             runtime: tokio::runtime::Handle::current(),

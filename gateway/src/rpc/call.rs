@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
-use waas_core::bus::BusError;
 use tracing::Instrument;
+use waas_core::bus::BusError;
 use waas_core::metrics::RpcRoute;
 use waas_core::route::{self, Target};
 use waas_protocol::frame::{null, ResponseRef};
@@ -141,19 +141,22 @@ impl Calls {
                 };
                 let payload = Bytes::from(serde_json::to_vec(&call).expect("calls serialise"));
                 let span = tracing::info_span!("rpc.request", route = "service");
-                self.tasks.spawn(async move {
-                    let sent = bus
-                        .request(&subject, payload, timeout)
-                        .instrument(tracing::info_span!("bus.request"))
-                        .await;
-                    let frame = match sent {
-                        Ok(reply) => answer(id, &reply),
-                        Err(e) => Err(bus_error(e, &subject)),
-                    };
-                    rpc_done(RpcRoute::Service, &frame, started);
-                    out.push(frame.unwrap_or_else(|e| e.frame(id)));
-                    drop(inflight);
-                }.instrument(span));
+                self.tasks.spawn(
+                    async move {
+                        let sent = bus
+                            .request(&subject, payload, timeout)
+                            .instrument(tracing::info_span!("bus.request"))
+                            .await;
+                        let frame = match sent {
+                            Ok(reply) => answer(id, &reply),
+                            Err(e) => Err(bus_error(e, &subject)),
+                        };
+                        rpc_done(RpcRoute::Service, &frame, started);
+                        out.push(frame.unwrap_or_else(|e| e.frame(id)));
+                        drop(inflight);
+                    }
+                    .instrument(span),
+                );
             }
             Some(Target::Upstream(base)) => {
                 let url = format!("{}{}", base.trim_end_matches('/'), req.path);
@@ -163,28 +166,31 @@ impl Calls {
                 let client = ctx.rpc.upstream.clone();
                 let method = req.method;
                 let span = tracing::info_span!("rpc.request", route = "upstream");
-                self.tasks.spawn(async move {
-                    let call = super::upstream::Call {
-                        method: &method,
-                        url: &url,
-                        headers: &headers,
-                        body: &body,
-                        caller: &caller,
-                        route: &route,
-                        timeout,
-                        max_response_bytes: max,
-                    };
-                    let answer = client
-                        .call(call)
-                        .instrument(tracing::info_span!("rpc.upstream"))
-                        .await;
-                    let frame = answer.map(|r| {
-                        wsframe::json(&ResponseRef::new(id, r.status, &r.headers, &r.body))
-                    });
-                    rpc_done(RpcRoute::Upstream, &frame, started);
-                    out.push(frame.unwrap_or_else(|e| e.frame(id)));
-                    drop(inflight);
-                }.instrument(span));
+                self.tasks.spawn(
+                    async move {
+                        let call = super::upstream::Call {
+                            method: &method,
+                            url: &url,
+                            headers: &headers,
+                            body: &body,
+                            caller: &caller,
+                            route: &route,
+                            timeout,
+                            max_response_bytes: max,
+                        };
+                        let answer = client
+                            .call(call)
+                            .instrument(tracing::info_span!("rpc.upstream"))
+                            .await;
+                        let frame = answer.map(|r| {
+                            wsframe::json(&ResponseRef::new(id, r.status, &r.headers, &r.body))
+                        });
+                        rpc_done(RpcRoute::Upstream, &frame, started);
+                        out.push(frame.unwrap_or_else(|e| e.frame(id)));
+                        drop(inflight);
+                    }
+                    .instrument(span),
+                );
             }
             None => {
                 return Err(OpError::new(
