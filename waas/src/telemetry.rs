@@ -133,3 +133,24 @@ async fn exchange(request: hyper::Request<Bytes>) -> Result<hyper::Response<Byte
         .to_bytes();
     Ok(hyper::Response::from_parts(parts, body))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_bad_endpoint_is_refused_by_name() {
+        for bad in [
+            "ftp://127.0.0.1:4318",
+            "https://127.0.0.1:4318",
+            "127.0.0.1:4318",
+            "x y",
+        ] {
+            let e = Otel::new(bad, "waas").err().expect(bad).to_string();
+            assert!(e.contains("--otel-endpoint"), "{bad}: {e}");
+        }
+        Otel::new("http://127.0.0.1:4318/", "waas")
+            .expect("accepted")
+            .shutdown();
+    }
+}
