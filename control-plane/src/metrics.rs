@@ -2,7 +2,7 @@
 //! `waas_core::metrics`): one `/metrics` shows a `waas dev` process whole, and a
 //! control-plane serves its own.
 
-use prometheus::{IntCounter, IntCounterVec, Opts};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts};
 use std::sync::LazyLock;
 use waas_core::metrics::METRICS;
 
@@ -10,6 +10,8 @@ pub struct ControlPlaneMetrics {
     /// Webhook delivery attempts by outcome: `delivered`, `retry` (failed, tried again later),
     /// `dead` (failed for the last time).
     pub webhook_attempts: IntCounterVec,
+    /// Webhook delivery attempt latency (the HTTP exchange), by the same outcomes.
+    pub webhook_latency: HistogramVec,
     /// Events stored into recordings.
     pub recorded_events: IntCounter,
     /// Replays started.
@@ -33,6 +35,21 @@ pub static CP_METRICS: LazyLock<ControlPlaneMetrics> = LazyLock::new(|| {
     registry
         .register(Box::new(webhook_attempts.clone()))
         .expect("unique metric");
+    let webhook_latency = HistogramVec::new(
+        HistogramOpts::new(
+            "waas_webhook_delivery_duration_seconds",
+            "Webhook delivery attempt latency (the HTTP exchange), by outcome",
+        )
+        .buckets(waas_core::metrics::LATENCY_BUCKETS.to_vec()),
+        &["outcome"],
+    )
+    .expect("valid metric");
+    for outcome in ["delivered", "retry", "dead"] {
+        webhook_latency.with_label_values(&[outcome]);
+    }
+    registry
+        .register(Box::new(webhook_latency.clone()))
+        .expect("unique metric");
     let recorded_events = IntCounter::new(
         "waas_recorded_events_total",
         "Events stored into recordings",
@@ -48,6 +65,7 @@ pub static CP_METRICS: LazyLock<ControlPlaneMetrics> = LazyLock::new(|| {
         .expect("unique metric");
     ControlPlaneMetrics {
         webhook_attempts,
+        webhook_latency,
         recorded_events,
         replays,
     }

@@ -114,6 +114,8 @@ pub struct App {
     pub jwt: JwtKeys,
     /// Open connections on this gateway; shared across config updates of the same app.
     connections: Arc<AtomicUsize>,
+    /// Its metric handles, resolved on first use rather than per publish.
+    metrics: std::sync::OnceLock<crate::metrics::AppMetrics>,
 }
 
 impl App {
@@ -124,6 +126,7 @@ impl App {
             connections: previous
                 .map(|p| Arc::clone(&p.connections))
                 .unwrap_or_default(),
+            metrics: std::sync::OnceLock::new(),
             config,
         })
     }
@@ -136,6 +139,12 @@ impl std::fmt::Debug for App {
 }
 
 impl App {
+    /// This app's labelled metric handles ([`crate::metrics::Metrics::app`]).
+    pub fn metrics(&self) -> &crate::metrics::AppMetrics {
+        self.metrics
+            .get_or_init(|| crate::metrics::METRICS.app(self.id().as_str()))
+    }
+
     pub fn id(&self) -> &AppId {
         &self.config.id
     }

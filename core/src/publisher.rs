@@ -74,12 +74,18 @@ impl Publisher {
         channel: &ChannelName,
         head: &Head,
     ) -> Result<u64, BusError> {
+        use tracing::Instrument;
         let subject = self.subject(app.id(), channel);
         let offset = self
             .history
             .publish(self.policy(app, channel), &subject, head)
+            .instrument(tracing::info_span!(
+                "history.publish",
+                channel = channel.as_str()
+            ))
             .await?;
         crate::metrics::METRICS.published.inc();
+        app.metrics().published.inc();
         Ok(offset)
     }
 

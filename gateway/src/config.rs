@@ -208,6 +208,10 @@ limits! {
     /// [Pusher front](pusher.md): client events (`client-…`) one connection may send per second,
     /// with bursts of as many; more get `pusher:error` `4301` and are not sent. `0` = unlimited.
     pusher_client_event_rate: u32 = 10;
+    /// Apps that get their own `app` label value in this process's [metrics](metrics.md#per-app-metrics);
+    /// the first this many apps seen keep theirs until restart, every later one is counted under
+    /// `app="other"`. `0` puts every app under `other`. Each labelled app adds 19 series.
+    metrics_app_labels: usize = 100;
 }
 
 /// The integer types a limit can have, so that the command line parses each value as its field

@@ -87,7 +87,12 @@ impl Hub {
 
     /// Adds `conn` to `subject`. Returns once the bus route exists, so anything published
     /// after this returns reaches `conn`.
-    pub async fn subscribe(&self, subject: &str, conn: Arc<Outbound>) -> Result<(), BusError> {
+    pub async fn subscribe(
+        &self,
+        app: &str,
+        subject: &str,
+        conn: Arc<Outbound>,
+    ) -> Result<(), BusError> {
         let shard = self.shard(subject);
         let _change = shard.change.lock().await;
         if let Some(entry) = shard.subjects.lock().expect("hub poisoned").get(subject) {
@@ -98,7 +103,9 @@ impl Hub {
                 .push(conn);
             return Ok(());
         }
-        let entry = self.entry(subject, vec![conn], Joining::default()).await?;
+        let entry = self
+            .entry(app, subject, vec![conn], Joining::default())
+            .await?;
         shard
             .subjects
             .lock()
@@ -110,7 +117,12 @@ impl Hub {
     /// Starts a subscription whose live frames are held until [`Hub::join`]: subscribe, read
     /// history, then join, and nothing published meanwhile is lost or sent twice. Undo with
     /// [`Hub::unsubscribe`] if history cannot be read.
-    pub async fn subscribe_held(&self, subject: &str, conn_id: u64) -> Result<(), BusError> {
+    pub async fn subscribe_held(
+        &self,
+        app: &str,
+        subject: &str,
+        conn_id: u64,
+    ) -> Result<(), BusError> {
         let shard = self.shard(subject);
         let _change = shard.change.lock().await;
         if let Some(entry) = shard.subjects.lock().expect("hub poisoned").get(subject) {
@@ -122,7 +134,7 @@ impl Hub {
             return Ok(());
         }
         let joining: Joining = Arc::new(Mutex::new(vec![(conn_id, Vec::new())]));
-        let entry = self.entry(subject, Vec::new(), joining).await?;
+        let entry = self.entry(app, subject, Vec::new(), joining).await?;
         shard
             .subjects
             .lock()
@@ -131,9 +143,11 @@ impl Hub {
         Ok(())
     }
 
-    /// Subscribes on the bus and starts the subject's forwarder.
+    /// Subscribes on the bus and starts the subject's forwarder, with `app`'s metric handles
+    /// resolved once for all its messages.
     async fn entry(
         &self,
+        app: &str,
         subject: &str,
         subscribers: Vec<Arc<Outbound>>,
         joining: Joining,
@@ -149,6 +163,7 @@ impl Hub {
             Fanout {
                 subscribers: Arc::clone(&subscribers),
                 joining: Arc::clone(&joining),
+                metrics: waas_core::metrics::METRICS.app(app),
             },
             Resync {
                 history: Arc::clone(&self.history),
@@ -282,6 +297,8 @@ pub struct Joined<'a> {
 struct Fanout {
     subscribers: Subscribers,
     joining: Joining,
+    /// The channel's app's metric handles.
+    metrics: waas_core::metrics::AppMetrics,
 }
 
 /// Queues one native frame on `conn`, converted when it is a Pusher connection: for the few
@@ -322,6 +339,7 @@ impl Fanout {
         waas_core::metrics::METRICS
             .delivered
             .inc_by(subs.len() as u64);
+        self.metrics.delivered.inc_by(subs.len() as u64);
         let mut held = self.joining.lock().expect("joining poisoned");
         for (_, frames) in held.iter_mut() {
             frames.push(frame.clone());
@@ -413,6 +431,12 @@ async fn forward(mut stream: waas_core::bus::BusSubscription, fanout: Fanout, mu
             resync.tracker.delivered(offset);
         }
         fanout.push(&wsframe::text(&payload));
+        // Once per message on this gateway, not per subscriber: publish to fan-out, by the
+        // publishing gateway's clock (ms).
+        if let Some(ts) = waas_core::history::live_ts_of(&payload) {
+            let ms = waas_core::time::now_ms().saturating_sub(ts);
+            fanout.metrics.delivery_latency.observe(ms as f64 / 1000.0);
+        }
     }
 }
 
@@ -432,8 +456,8 @@ mod tests {
         )));
         let a = Arc::new(Outbound::new(1, 10, 1 << 20, 0));
         let b = Arc::new(Outbound::new(2, 10, 1 << 20, 0));
-        hub.subscribe("s.x", a.clone()).await.unwrap();
-        hub.subscribe("s.x", b.clone()).await.unwrap();
+        hub.subscribe("t", "s.x", a.clone()).await.unwrap();
+        hub.subscribe("t", "s.x", b.clone()).await.unwrap();
         assert_eq!(hub.subject_count(), 1);
         bus.publish("s.x", Bytes::from_static(b"{}")).await.unwrap();
         a.ready().await;
@@ -502,7 +526,7 @@ mod tests {
             bus.clone(),
         )));
         let conn = Arc::new(Outbound::new(7, 100, 1 << 20, 0));
-        hub.subscribe_held("s.y", 7).await.unwrap();
+        hub.subscribe_held("t", "s.y", 7).await.unwrap();
         assert_eq!(hub.subject_count(), 1, "held subscriptions keep the route");
         for offset in [4, 5, 6] {
             bus.publish("s.y", message(offset)).await.unwrap();

@@ -37,6 +37,9 @@ pub struct Node {
 impl Node {
     /// The node's shared state, ready to [`run`].
     pub fn build(self) -> Arc<Gateway> {
+        waas_core::metrics::METRICS
+            .app_labels
+            .set_limit(self.config.limits.metrics_app_labels);
         let apps = AppRegistry::new(
             Some(registry::Directory {
                 bus: self.bus,

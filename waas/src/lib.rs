@@ -8,6 +8,7 @@
 //! - [`dev`]: `waas dev`, everything in one process on the embedded bus and store.
 //! - [`listen`]: the listening socket, with a configurable backlog.
 //! - [`cluster`]: `waas gateway`, `waas control-plane`, `waas migrate` on NATS and PostgreSQL.
+//! - [`telemetry`]: OpenTelemetry traces over OTLP/HTTP, with `--otel-endpoint`.
 
 pub mod cli;
 pub mod cluster;
@@ -15,3 +16,4 @@ pub mod dev;
 pub mod listen;
 pub mod nats_settings;
 pub mod settings;
+pub mod telemetry;

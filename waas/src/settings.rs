@@ -149,6 +149,8 @@ pub struct Settings {
     /// Whether webhooks and HTTP upstreams may reach private addresses (10/8, 172.16/12,
     /// 192.168/16, 100.64/10, fc00::/7). Default `false`.
     pub outbound_allow_private: bool,
+    /// The `region` label of every metric of this process. Default empty: no label.
+    pub region: String,
 }
 
 /// Operator token of `waas dev` when none is configured.
@@ -175,6 +177,7 @@ impl Default for Settings {
             webhooks: waas_control_plane::webhooks::WebhookConfig::default(),
             outbound_allow_loopback: None,
             outbound_allow_private: false,
+            region: String::new(),
         }
     }
 }
@@ -201,6 +204,7 @@ impl std::fmt::Debug for Settings {
             .field("limits", &self.limits)
             .field("directory", &self.directory)
             .field("webhooks", &self.webhooks)
+            .field("region", &self.region)
             .finish()
     }
 }
@@ -327,6 +331,12 @@ impl Settings {
                 reason: "must be a non-empty NATS subject without wildcards".into(),
             });
         }
+        waas_core::metrics::check_region(&self.region).map_err(|reason| {
+            SettingsError::Invalid {
+                key: "region".into(),
+                reason,
+            }
+        })?;
         self.app_seeds().map(|_| ())
     }
 
@@ -478,6 +488,18 @@ mod tests {
             .get("chat")
             .expect("the chat namespace rule");
         assert_eq!(chat.history_size, Some(1000));
+    }
+
+    #[test]
+    fn a_bad_region_is_refused_by_name() {
+        let mut s = Settings {
+            region: "eu west".into(),
+            ..Settings::default()
+        };
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("region"), "{e}");
+        s.region = "eu-west-1".into();
+        s.validate().unwrap();
     }
 
     #[test]

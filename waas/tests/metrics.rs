@@ -1,6 +1,6 @@
 //! `GET /metrics`: Prometheus counters that follow what the gateway did. The only test of its
 //! binary that runs a server, so the process-wide figures are its alone and can be checked
-//! exactly; the other only reads the metric names.
+//! exactly.
 
 use serde_json::json;
 use std::collections::HashMap;
@@ -93,6 +93,21 @@ async fn metrics_follow_connections_publishes_and_deliveries() {
     assert_eq!(m["waas_messages_delivered_total"], 6.0);
     assert_eq!(m["waas_bus_subjects"], 1.0);
     assert_eq!(m["waas_slow_consumer_disconnects_total"], 0.0);
+    // By app, and the publish → deliver latency once per message, not once per subscriber.
+    assert_eq!(m[r#"waas_app_messages_published_total{app="demo"}"#], 3.0);
+    assert_eq!(m[r#"waas_app_messages_delivered_total{app="demo"}"#], 6.0);
+    assert_eq!(m[r#"waas_delivery_latency_seconds_count{app="demo"}"#], 3.0);
+    assert_eq!(
+        m[r#"waas_delivery_latency_seconds_bucket{app="demo",le="+Inf"}"#],
+        3.0
+    );
+    // The memory bus published each message (and the recorder's and others' traffic).
+    assert!(m["waas_bus_publish_duration_seconds_count"] >= 3.0);
+    // No request was made, and `waas dev` has no JetStream.
+    assert!(!m
+        .keys()
+        .any(|k| k.starts_with("waas_rpc_duration_seconds_count")));
+    assert_eq!(m["waas_jetstream_publish_duration_seconds_count"], 0.0);
 
     drop(b);
     // The server notices the closed socket on its own time: read until it has.
@@ -109,44 +124,5 @@ async fn metrics_follow_connections_publishes_and_deliveries() {
             m["waas_connections"]
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// The Grafana dashboard in `deploy/grafana` queries only metrics WaaS exports.
-#[test]
-fn the_grafana_dashboard_queries_exported_metrics() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../deploy/grafana/waas-gateways.json");
-    let dashboard: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    waas_control_plane::metrics::init();
-    let exported = String::from_utf8(waas_core::metrics::METRICS.render()).unwrap();
-    let mut queries: Vec<String> = Vec::new();
-    for panel in dashboard["panels"].as_array().unwrap() {
-        for target in panel["targets"].as_array().unwrap() {
-            queries.push(target["expr"].as_str().unwrap().to_owned());
-        }
-    }
-    for var in dashboard["templating"]["list"].as_array().unwrap() {
-        if var["type"] == "query" {
-            queries.push(var["query"].as_str().unwrap().to_owned());
-        }
-    }
-    assert!(queries.len() >= 7, "{queries:?}");
-    for q in &queries {
-        let mut used = 0;
-        for (i, _) in q.match_indices("waas_") {
-            let name: String = q[i..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            let sample = |sep: char| exported.contains(&format!("\n{name}{sep}"));
-            assert!(
-                sample(' ') || sample('{'),
-                "{name} (in {q}) is not exported"
-            );
-            used += 1;
-        }
-        assert!(used > 0, "{q} queries no WaaS metric");
     }
 }

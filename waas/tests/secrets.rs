@@ -1,7 +1,8 @@
 //! No secret reaches the logs, even at debug: a cluster of real processes on an authenticated
 //! NATS and a PostgreSQL URL with a password, an app used with its API key and a JWT, a webhook
 //! endpoint whose URL carries credentials; then every line the processes wrote is searched for
-//! every secret.
+//! every secret. The gateway logs as JSON (`--log-format json`), the control-plane as text: both
+//! formats are searched.
 
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -136,6 +137,8 @@ async fn no_secret_is_logged_at_debug() {
             &nats_url,
             "--subject-prefix",
             &prefix,
+            "--log-format",
+            "json",
         ],
         &gw_env,
     );
@@ -213,6 +216,22 @@ async fn no_secret_is_logged_at_debug() {
         ("control-plane", cp_log.lock().expect("log").clone()),
         ("gateway", gw_log.lock().expect("log").clone()),
     ];
+    // Every line of the gateway's but its stdout's `listening on` is one JSON object.
+    let mut json_lines = 0;
+    for line in logs[1].1.lines() {
+        if line.starts_with("listening on ") {
+            continue;
+        }
+        let entry: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(entry["timestamp"].is_string(), "{line}");
+        assert!(entry["level"].is_string(), "{line}");
+        assert!(entry["target"].is_string(), "{line}");
+        assert!(entry["fields"]["message"].is_string(), "{line}");
+        json_lines += 1;
+    }
+    assert!(json_lines > 5, "{}", logs[1].1);
+    assert!(logs[1].1.contains("\"level\":\"DEBUG\""), "{}", logs[1].1);
     for (name, log) in &logs {
         // The logs are there and at debug: the search below means something.
         assert!(log.contains("connected to NATS"), "{name}:\n{log}");

@@ -263,10 +263,12 @@ impl Worker {
             Outcome::Retry(_) => "retry",
             Outcome::Dead => "dead",
         };
-        crate::metrics::CP_METRICS
-            .webhook_attempts
+        let metrics = &crate::metrics::CP_METRICS;
+        metrics.webhook_attempts.with_label_values(&[label]).inc();
+        metrics
+            .webhook_latency
             .with_label_values(&[label])
-            .inc();
+            .observe(started.elapsed().as_secs_f64());
         match outcome {
             Outcome::Dead => {
                 // The endpoint's id, not its URL: a URL may carry credentials.

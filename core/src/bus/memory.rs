@@ -99,6 +99,7 @@ fn deliver(sub: &Subscriber, payload: &Bytes, dropped: &AtomicU64) {
 impl Bus for MemoryBus {
     async fn publish(&self, subject: &str, payload: Bytes) -> Result<(), BusError> {
         check_subject(subject, false)?;
+        let _timer = crate::metrics::METRICS.bus_publish.start_timer();
         if subject.starts_with(INBOX) {
             let mut routes = self.routes.write().expect("bus routes poisoned");
             if let Some(waiter) = routes.inboxes.remove(subject) {

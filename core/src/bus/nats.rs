@@ -210,6 +210,7 @@ impl Bus for NatsBus {
     async fn publish(&self, subject: &str, payload: Bytes) -> Result<(), BusError> {
         check_subject(subject, false)?;
         self.check_connected()?;
+        let _timer = crate::metrics::METRICS.bus_publish.start_timer();
         self.client
             .publish(subject.to_owned(), payload)
             .await

@@ -120,6 +120,19 @@ pub fn offset_of(frame: &[u8]) -> Option<u64> {
     offset_at(frame).map(|(_, offset)| offset)
 }
 
+/// The publish timestamp (`ts`, ms) of a live message frame built by [`Head::new`], read
+/// backwards from the end, so the cost does not grow with `data`; `None` for replayed messages
+/// (they keep their original `ts`) and frames of another shape. For the delivery latency metric.
+pub fn live_ts_of(frame: &[u8]) -> Option<u64> {
+    let (start, _) = offset_at(frame)?;
+    let body = frame[..start - OFFSET_KEY.len()].strip_suffix(b",")?;
+    let digits = body.iter().rposition(|b| !b.is_ascii_digit())? + 1;
+    if !body[..digits].ends_with(b"\"ts\":") {
+        return None;
+    }
+    std::str::from_utf8(&body[digits..]).ok()?.parse().ok()
+}
+
 impl Head {
     /// The head of a complete message frame, sharing its bytes: for a gateway that numbers a
     /// message again as it delivers it (channels without history in a cluster).
@@ -249,5 +262,17 @@ mod tests {
         assert_eq!(Head::of(&Bytes::from_static(b"{\"x\":1}")), None);
         assert_eq!(offset_of(b"{\"x\":1}"), None);
         assert_eq!(offset_of(b"{\"offset\":}"), None);
+    }
+
+    #[test]
+    fn live_ts_is_read_from_the_end() {
+        // `data` holding a "ts" of its own does not fool it.
+        let data = RawValue::from_string(r#"{"ts":5}"#.into()).unwrap();
+        let live = Head::new("a", "e", &data, 1234567, false).with_offset(9);
+        assert_eq!(live_ts_of(&live), Some(1234567));
+        let replayed = Head::new("a", "e", &data, 1234567, true).with_offset(9);
+        assert_eq!(live_ts_of(&replayed), None);
+        assert_eq!(live_ts_of(b"{\"x\":1}"), None);
+        assert_eq!(live_ts_of(br#"{"x":1,"offset":3}"#), None);
     }
 }

@@ -85,7 +85,8 @@ fn channels_of(gw: &Gateway, req: &PublishRequest) -> Result<Vec<ChannelName>, A
 }
 
 /// Validates a whole request before publishing any of it, so a bad channel in a list does not
-/// leave the message half-published.
+/// leave the message half-published. One span per request (`docs/observability.md#traces`).
+#[tracing::instrument(name = "rest.publish", skip_all, fields(app = %app.id()))]
 async fn publish_one(
     gw: &Gateway,
     app: &App,

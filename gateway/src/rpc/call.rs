@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 use waas_core::bus::BusError;
+use waas_core::metrics::RpcRoute;
 use waas_core::route::{self, Target};
 use waas_protocol::frame::{null, ResponseRef};
 use waas_protocol::rpc::{check_method, check_path, Headers};
@@ -72,6 +74,7 @@ pub fn normalize_headers(headers: Headers) -> Result<Headers, String> {
 impl Calls {
     /// Starts a request, or says at once why it cannot be.
     pub fn start(&mut self, ctx: &Ctx<'_>, req: Request) -> Result<(), OpError> {
+        let started = std::time::Instant::now();
         let bad = |m: String| OpError::new(ErrorCode::BadRequest, m);
         check_method(&req.method).map_err(|e| bad(e.to_string()))?;
         check_path(&req.path).map_err(|e| bad(format!("{:?}: {e}", req.path)))?;
@@ -122,7 +125,7 @@ impl Calls {
                         caller: &caller,
                         timeout,
                     };
-                    server.dispatch_local(request, out, id, inflight, permit);
+                    server.dispatch_local(request, out, id, inflight, permit, started);
                     return Ok(());
                 }
                 let bus = Arc::clone(&ctx.rpc.bus);
@@ -137,14 +140,23 @@ impl Calls {
                     timeout_ms: timeout.as_millis() as u64,
                 };
                 let payload = Bytes::from(serde_json::to_vec(&call).expect("calls serialise"));
-                self.tasks.spawn(async move {
-                    let frame = match bus.request(&subject, payload, timeout).await {
-                        Ok(reply) => answer(id, &reply),
-                        Err(e) => Err(bus_error(e, &subject)),
-                    };
-                    out.push(frame.unwrap_or_else(|e| e.frame(id)));
-                    drop(inflight);
-                });
+                let span = tracing::info_span!("rpc.request", route = "service");
+                self.tasks.spawn(
+                    async move {
+                        let sent = bus
+                            .request(&subject, payload, timeout)
+                            .instrument(tracing::info_span!("bus.request"))
+                            .await;
+                        let frame = match sent {
+                            Ok(reply) => answer(id, &reply),
+                            Err(e) => Err(bus_error(e, &subject)),
+                        };
+                        rpc_done(RpcRoute::Service, &frame, started);
+                        out.push(frame.unwrap_or_else(|e| e.frame(id)));
+                        drop(inflight);
+                    }
+                    .instrument(span),
+                );
             }
             Some(Target::Upstream(base)) => {
                 let url = format!("{}{}", base.trim_end_matches('/'), req.path);
@@ -153,23 +165,32 @@ impl Calls {
                     .unwrap_or(limits.rpc_max_response_bytes);
                 let client = ctx.rpc.upstream.clone();
                 let method = req.method;
-                self.tasks.spawn(async move {
-                    let call = super::upstream::Call {
-                        method: &method,
-                        url: &url,
-                        headers: &headers,
-                        body: &body,
-                        caller: &caller,
-                        route: &route,
-                        timeout,
-                        max_response_bytes: max,
-                    };
-                    let frame = client.call(call).await.map(|r| {
-                        wsframe::json(&ResponseRef::new(id, r.status, &r.headers, &r.body))
-                    });
-                    out.push(frame.unwrap_or_else(|e| e.frame(id)));
-                    drop(inflight);
-                });
+                let span = tracing::info_span!("rpc.request", route = "upstream");
+                self.tasks.spawn(
+                    async move {
+                        let call = super::upstream::Call {
+                            method: &method,
+                            url: &url,
+                            headers: &headers,
+                            body: &body,
+                            caller: &caller,
+                            route: &route,
+                            timeout,
+                            max_response_bytes: max,
+                        };
+                        let answer = client
+                            .call(call)
+                            .instrument(tracing::info_span!("rpc.upstream"))
+                            .await;
+                        let frame = answer.map(|r| {
+                            wsframe::json(&ResponseRef::new(id, r.status, &r.headers, &r.body))
+                        });
+                        rpc_done(RpcRoute::Upstream, &frame, started);
+                        out.push(frame.unwrap_or_else(|e| e.frame(id)));
+                        drop(inflight);
+                    }
+                    .instrument(span),
+                );
             }
             None => {
                 return Err(OpError::new(
@@ -180,6 +201,13 @@ impl Calls {
         }
         Ok(())
     }
+}
+
+/// Records a request's latency, by its outcome: `ok` (a response, whatever its status) or the
+/// error code.
+fn rpc_done(route: RpcRoute, frame: &Result<Bytes, OpError>, started: std::time::Instant) {
+    let outcome = frame.as_ref().err().map_or("ok", |e| e.code.as_str());
+    waas_core::metrics::METRICS.rpc_done(route, outcome, started);
 }
 
 /// The `response` frame for a service's reply.

@@ -47,7 +47,18 @@ enum ReplyTo {
         out: Arc<Outbound>,
         id: u64,
         _inflight: InflightGuard,
+        /// When the caller asked, for `waas_rpc_duration_seconds`.
+        started: std::time::Instant,
     },
+}
+
+/// Records a local request's latency once its answer is known.
+fn local_done(code: Option<ErrorCode>, started: std::time::Instant) {
+    waas_core::metrics::METRICS.rpc_done(
+        waas_core::metrics::RpcRoute::ServiceLocal,
+        code.map_or("ok", |c| c.as_str()),
+        started,
+    );
 }
 
 /// A forwarded request waiting for the server's `response`. Dropped with its reply target
@@ -64,7 +75,10 @@ impl Drop for Pending {
     fn drop(&mut self) {
         match self.reply.take() {
             None => {}
-            Some(ReplyTo::Local { out, id, .. }) => {
+            Some(ReplyTo::Local {
+                out, id, started, ..
+            }) => {
+                local_done(Some(ErrorCode::UpstreamError), started);
                 out.push(OpError::new(ErrorCode::UpstreamError, GONE).frame(id))
             }
             Some(ReplyTo::Bus(subject)) => {
@@ -215,10 +229,18 @@ impl Responder {
         let null = null();
         let body = body.as_deref().unwrap_or(&null);
         match &reply {
-            ReplyTo::Local { out, id, .. } => out.push(match &answer {
-                Ok(headers) => wsframe::json(&ResponseRef::new(*id, status, headers, body)),
-                Err(message) => invalid(message).frame(*id),
-            }),
+            ReplyTo::Local {
+                out, id, started, ..
+            } => {
+                local_done(
+                    answer.as_ref().err().map(|_| ErrorCode::UpstreamError),
+                    *started,
+                );
+                out.push(match &answer {
+                    Ok(headers) => wsframe::json(&ResponseRef::new(*id, status, headers, body)),
+                    Err(message) => invalid(message).frame(*id),
+                })
+            }
             ReplyTo::Bus(subject) => {
                 let reply = match answer {
                     Ok(headers) => serde_json::to_vec(&BusReply {
@@ -370,11 +392,13 @@ impl Shared {
         id: u64,
         inflight: InflightGuard,
         permit: OwnedSemaphorePermit,
+        started: std::time::Instant,
     ) {
         let reply = ReplyTo::Local {
             out,
             id,
             _inflight: inflight,
+            started,
         };
         self.forward(request, reply, permit);
     }
@@ -426,7 +450,11 @@ async fn watch_timeout(
     let entry = pending.lock().expect("pending poisoned").remove(&id);
     if let Some(mut entry) = entry {
         // A bus caller times out on its own; it is not told twice.
-        if let Some(ReplyTo::Local { out, id, .. }) = entry.reply.take() {
+        if let Some(ReplyTo::Local {
+            out, id, started, ..
+        }) = entry.reply.take()
+        {
+            local_done(Some(ErrorCode::Timeout), started);
             let message = format!("no response within {} ms", timeout.as_millis());
             out.push(OpError::new(ErrorCode::Timeout, message).frame(id));
         }

@@ -41,6 +41,9 @@ pub struct CommonArgs {
     /// Let webhooks and HTTP upstreams reach private addresses (true/false) [default: false].
     #[arg(long, env = "WAAS_OUTBOUND_ALLOW_PRIVATE")]
     outbound_allow_private: Option<bool>,
+    /// The `region` label on every metric [default: none].
+    #[arg(long, env = "WAAS_REGION")]
+    region: Option<String>,
 }
 
 #[derive(Args)]
@@ -197,7 +200,7 @@ impl CommonArgs {
         if self.outbound_allow_loopback.is_some() {
             s.outbound_allow_loopback = self.outbound_allow_loopback;
         }
-        overlay!(s, self, outbound_allow_private);
+        overlay!(s, self, outbound_allow_private, region);
         s.validate()?;
         Ok(s)
     }

@@ -22,8 +22,40 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "waas", version, about = "WaaS: WebSocket as a Service")]
 pub struct Cli {
+    /// Log lines on stderr: `text` for people, `json` for log collectors (one object a line).
+    #[arg(
+        long,
+        env = "WAAS_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text,
+        global = true
+    )]
+    pub log_format: LogFormat,
+    /// Export traces as OTLP over HTTP/protobuf to this collector (`http://host:4318`); none:
+    /// no traces.
+    #[arg(long, env = "WAAS_OTEL_ENDPOINT", global = true)]
+    pub otel_endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+impl Cli {
+    /// The `service.name` of this process's traces.
+    pub fn service_name(&self) -> &'static str {
+        match self.command {
+            Command::Dev(_) => "waas-dev",
+            Command::Gateway(_) => "waas-gateway",
+            Command::ControlPlane(_) => "waas-control-plane",
+            _ => "waas",
+        }
+    }
+}
+
+/// How log lines are written (`--log-format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]

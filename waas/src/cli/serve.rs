@@ -36,7 +36,10 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// Binds the listener, after the process-wide settings read before anything starts (the
+/// metrics' `region` label).
 async fn bind(settings: &Settings) -> anyhow::Result<(TcpListener, SocketAddr)> {
+    waas_core::metrics::set_region(&settings.region);
     let listener = crate::listen::bind(settings.listen, settings.limits.listen_backlog)
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;

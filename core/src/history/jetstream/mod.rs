@@ -225,7 +225,10 @@ impl History for JetStreamHistory {
         loop {
             self.ensure(place, policy).await?;
             let sent = async { self.js.publish(target.clone(), head.0.clone()).await?.await };
-            match sent.await {
+            let timer = crate::metrics::METRICS.jetstream_publish.start_timer();
+            let sent = sent.await;
+            timer.observe_duration();
+            match sent {
                 Ok(ack) => return Ok(ack.sequence),
                 // The stream was deleted behind our back: make it again, once.
                 Err(e) if !retried => {
