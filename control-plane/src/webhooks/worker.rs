@@ -268,7 +268,7 @@ impl Worker {
         metrics
             .webhook_latency
             .with_label_values(&[label])
-            .observe(started.elapsed().as_secs_f64());
+            .observe(duration_ms as f64 / 1000.0);
         match outcome {
             Outcome::Dead => {
                 // The endpoint's id, not its URL: a URL may carry credentials.
