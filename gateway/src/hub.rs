@@ -446,6 +446,44 @@ mod tests {
         assert_eq!(hub.subject_count(), 0);
     }
 
+    /// A message reaches every Pusher subscriber as one shared buffer, encoded once, and its
+    /// sender's connection not at all; native subscribers get the native frame.
+    #[tokio::test]
+    async fn pusher_subscribers_share_one_encoding() {
+        let bus = Arc::new(MemoryBus::new(16));
+        let hub = Hub::new(Arc::new(waas_core::history::memory::MemoryHistory::new(
+            bus.clone(),
+        )));
+        let native = Arc::new(Outbound::new(1, 10, 1 << 20, 0));
+        let p1 = Arc::new(Outbound::pusher(2, 10, 1 << 20, 0, "9.2".into()));
+        let p2 = Arc::new(Outbound::pusher(3, 10, 1 << 20, 0, "9.3".into()));
+        let sender = Arc::new(Outbound::pusher(4, 10, 1 << 20, 0, "9.4".into()));
+        for c in [&native, &p1, &p2, &sender] {
+            hub.subscribe("s.z", Arc::clone(c)).await.unwrap();
+        }
+        let data = serde_json::value::RawValue::from_string("{\"a\":1}".into()).unwrap();
+        let from = crate::pusher::message::Sender {
+            socket_id: Some("9.4".into()),
+            user_id: None,
+        };
+        let frame = crate::pusher::message::head("z", "client-e", &data, 1, &from).with_offset(1);
+        bus.publish("s.z", frame).await.unwrap();
+        let mut got = Vec::new();
+        for c in [&native, &p1, &p2] {
+            c.ready().await;
+            let mut q = VecDeque::new();
+            c.take(&mut q);
+            got.push(q.pop_front().unwrap());
+        }
+        assert_eq!(offset_of(&got[0]), Some(1), "native frame");
+        assert_eq!(got[1], got[2]);
+        assert_eq!(got[1].as_ptr(), got[2].as_ptr(), "one buffer for both");
+        assert!(got[1].ends_with(br#""data":"{\"a\":1}"}"#), "{:?}", got[1]);
+        let mut q = VecDeque::new();
+        sender.take(&mut q);
+        assert!(q.is_empty(), "the sender gets nothing");
+    }
+
     fn message(offset: u64) -> Bytes {
         let data = serde_json::value::RawValue::from_string("0".into()).unwrap();
         waas_core::history::Head::new("x", "e", &data, 1, false).with_offset(offset)

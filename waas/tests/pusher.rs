@@ -147,13 +147,7 @@ impl Client {
     }
 
     async fn closed(&mut self) -> u16 {
-        loop {
-            match self.raw.recv().await {
-                Received::Close(code, _) => return code,
-                Received::Json(_) => continue,
-                Received::Ended => panic!("ended without a close frame"),
-            }
-        }
+        self.raw.close_code().await
     }
 }
 
@@ -596,6 +590,10 @@ async fn signin_receives_user_messages_and_terminate_closes() {
     let sig = auth::sign("demo", SECRET, &auth::signin_message(&c.socket_id, &user));
     c.send(json!({"event": "pusher:signin", "data": {"auth": sig, "user_data": user}}))
         .await;
+    // The user's channel is joined first (its subscription_succeeded goes to a channel the
+    // client does not know yet), then the answer.
+    let f = c.next().await;
+    assert_eq!(f["channel"], "#server-to-user-u1", "{f}");
     let f = c.next().await;
     assert_eq!(f["event"], "pusher:signin_success");
     assert_eq!(data_of(&f)["user_data"], user);
@@ -638,4 +636,50 @@ async fn shutdown_tells_pusher_clients_to_reconnect() {
     let closing = tokio::spawn(server.shutdown());
     assert_eq!(c.closed().await, 4200);
     closing.await.unwrap();
+}
+
+#[tokio::test]
+async fn silent_connections_close_with_4201_and_huge_frames_with_1009() {
+    let server = TestServer::with(|s| {
+        s.limits.idle_timeout_ms = 300;
+        s.limits.heartbeat_interval_ms = 100;
+        s.limits.max_frame_bytes = 1024;
+    })
+    .await;
+    enable(&server, false, |_| {}).await;
+    // The raw client never answers pings: it looks dead.
+    let mut silent = Client::connect(&server).await;
+    assert_eq!(silent.closed().await, 4201);
+    let mut big = Client::connect(&server).await;
+    big.send(json!({"event": "pusher:ping", "data": "x".repeat(2000)}))
+        .await;
+    let f = big.next().await;
+    assert_eq!(f["event"], "pusher:error", "{f}");
+    assert_eq!(big.closed().await, 1009);
+}
+
+#[tokio::test]
+async fn slow_pusher_consumers_close_with_4100() {
+    let server = TestServer::with(|s| {
+        s.limits.max_frame_bytes = 2 << 20;
+        s.limits.max_queued_bytes = 1 << 20;
+    })
+    .await;
+    enable(&server, false, |_| {}).await;
+    let mut slow = Client::connect(&server).await;
+    slow.join("firehose").await;
+    let http = reqwest::Client::new();
+    let big = "y".repeat(1 << 20);
+    // 40 MiB to a reader that never reads: more than the queue and the socket buffers hold.
+    for _ in 0..40 {
+        let r = http
+            .post(format!("{}/v1/apps/demo/publish", server.http_url()))
+            .bearer_auth("demo-key")
+            .json(&json!({"channel": "firehose", "event": "big", "data": big}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(slow.raw.close_code().await, 4100);
 }

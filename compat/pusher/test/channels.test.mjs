@@ -150,14 +150,14 @@ test("user sign-in receives server-to-user messages", async () => {
     const signedIn = new Promise((resolve) => c.connection.bind("message", (m) => m.event === "pusher:signin_success" && resolve(m)));
     c.signin();
     await signedIn;
-    const got = new Promise((resolve) => c.user.bind("notice", resolve));
-    // What the HTTP API's sendToUser publishes, here through the native REST API. The user's
-    // channel may still be joining: publish until it arrives.
-    let data;
-    for (let i = 0; i < 50 && data === undefined; i++) {
-      await publish(server, "#server-to-user-u42", "notice", { hello: "u42" });
-      data = await Promise.race([got, new Promise((r) => setTimeout(r, 100))]);
-    }
+    // What the HTTP API's sendToUser publishes, here through the native REST API: the user's
+    // channel is live once signin_success has arrived.
+    const got = new Promise((resolve, reject) => {
+      setTimeout(() => reject(new Error("no server-to-user message within 10 s")), 10_000).unref();
+      c.user.bind("notice", resolve);
+    });
+    await publish(server, "#server-to-user-u42", "notice", { hello: "u42" });
+    const data = await got;
     assert.deepEqual(data, { hello: "u42" });
   } finally {
     c.disconnect();

@@ -38,7 +38,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/apps/{app}/ws", get(websocket::websocket))
         .route("/app/{key}", get(crate::pusher::upgrade::websocket))
         .route(
-            "/app/{key}/{*rest}",
+            "/app/{key}/{rest}",
             get(crate::pusher::upgrade::unknown_path),
         )
         .route("/v1/apps/{app}/publish", post(rest::publish))

@@ -28,6 +28,8 @@ use waas_protocol::rest::ErrorBody;
         crate::http::recordings::get,
         crate::http::recordings::stop,
         crate::http::websocket::websocket,
+        crate::pusher::upgrade::websocket,
+        crate::pusher::upgrade::unknown_path,
         crate::http::readyz,
         ops::metrics,
         ops::healthz,
@@ -42,6 +44,7 @@ use waas_protocol::rest::ErrorBody;
         (name = "history", description = "Channel history (docs/history.md)"),
         (name = "recordings", description = "Recordings (docs/recordings.md)"),
         (name = "websocket", description = "The native protocol (docs/protocol.md)"),
+        (name = "pusher", description = "The Pusher protocol 7 front (docs/pusher.md)"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     ),
 )]

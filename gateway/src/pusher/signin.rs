@@ -60,6 +60,16 @@ impl Conn {
                 )
             }
         };
+        if self.user.is_none() {
+            self.user = Some(self.gw.pusher_users.sign_in(
+                app.id().as_str(),
+                &id,
+                Arc::clone(self.out()),
+            ));
+            // Joined before the answer: once the client reads `signin_success`, what is sent
+            // to the user reaches it.
+            self.join(&app, channel, Kind::of(&name), None).await;
+        }
         self.send(wire::event(
             "pusher:signin_success",
             None,
@@ -67,14 +77,5 @@ impl Conn {
                 user_data: &s.user_data,
             })),
         ));
-        if self.user.is_some() {
-            return;
-        }
-        self.user = Some(self.gw.pusher_users.sign_in(
-            app.id().as_str(),
-            &id,
-            Arc::clone(self.out()),
-        ));
-        self.join(&app, channel, Kind::of(&name), None).await;
     }
 }

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use fastwebsockets::upgrade::IncomingUpgrade;
 use std::sync::Arc;
 use waas_core::http::error::ApiError;
+use waas_protocol::rest::ErrorBody;
 use waas_protocol::ErrorCode;
 
 /// The only Pusher protocol version served.
@@ -39,6 +40,34 @@ fn protocol_verdict(query: &[(String, String)]) -> Option<(PusherCode, String)> 
     }
 }
 
+/// Documents the handshake's query for OpenAPI; the handler reads the raw pairs, so that a
+/// missing or bad `protocol` is answered with Pusher's codes over the socket.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct PusherQuery {
+    /// The Pusher protocol version; only `7` is served.
+    protocol: Option<String>,
+    /// The client library's name (informative).
+    client: Option<String>,
+    /// The client library's version (informative).
+    version: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/app/{key}",
+    operation_id = "pusher_websocket",
+    tag = "pusher",
+    summary = "The Pusher protocol 7 WebSocket endpoint (docs/pusher.md)",
+    description = "Speaks Pusher protocol 7 after an HTTP/1.1 Upgrade, for Pusher client libraries. Refusals (no such app, app without Pusher settings, bad protocol, origin not allowed, connection quota) are sent over the socket as `pusher:error` and a close with Pusher's code.",
+    params(("key" = String, Path, description = "The Pusher key: the app id.", example = "demo"), PusherQuery),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol."),
+        (status = 426, description = "`bad_request`: not a WebSocket upgrade request.", body = ErrorBody),
+    ),
+    security(()),
+)]
 pub async fn websocket(
     State(gw): State<Arc<Gateway>>,
     Path(key): Path<String>,
@@ -53,7 +82,24 @@ pub async fn websocket(
     serve(gw, key, verdict, upgrade)
 }
 
-/// `GET /app/{key}/{rest}`: no such Pusher path; refused over the socket with 4005.
+/// `GET /app/{key}/{rest}` (one more segment): no such Pusher path; refused over the socket with 4005.
+#[utoipa::path(
+    get,
+    path = "/app/{key}/{rest}",
+    operation_id = "pusher_unknown_path",
+    tag = "pusher",
+    summary = "No such Pusher path",
+    description = "Upgrades, then refuses over the socket with `pusher:error` and close 4005 (path not found), as Pusher does.",
+    params(
+        ("key" = String, Path, description = "The Pusher key: the app id."),
+        ("rest" = String, Path, description = "Anything."),
+    ),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol, then close 4005."),
+        (status = 426, description = "`bad_request`: not a WebSocket upgrade request.", body = ErrorBody),
+    ),
+    security(()),
+)]
 pub async fn unknown_path(
     State(gw): State<Arc<Gateway>>,
     Path((key, _rest)): Path<(String, String)>,
