@@ -123,6 +123,8 @@ pub struct Settings {
     /// Whether webhooks and HTTP upstreams may reach private addresses (10/8, 172.16/12,
     /// 192.168/16, 100.64/10, fc00::/7). Default `false`.
     pub outbound_allow_private: bool,
+    /// The browser dashboard (control-plane, `waas dev`): `[dashboard]`, docs/dashboard.md.
+    pub dashboard: waas_control_plane::dashboard::DashboardConfig,
 }
 
 /// Operator token of `waas dev` when none is configured.
@@ -148,6 +150,7 @@ impl Default for Settings {
             webhooks: waas_control_plane::webhooks::WebhookConfig::default(),
             outbound_allow_loopback: None,
             outbound_allow_private: false,
+            dashboard: Default::default(),
         }
     }
 }
@@ -249,6 +252,7 @@ impl Settings {
             outbound: self.outbound(dev),
             webhooks: self.webhooks.clone(),
             history: self.limits.history_policy(),
+            dashboard: self.dashboard.clone(),
         }
     }
 
@@ -280,6 +284,12 @@ impl Settings {
             return Err(SettingsError::Invalid {
                 key: format!("webhooks.{key}"),
                 reason: reason.into(),
+            });
+        }
+        if let Err(reason) = self.dashboard.validate() {
+            return Err(SettingsError::Invalid {
+                key: "dashboard".into(),
+                reason,
             });
         }
         if self.subject_prefix.is_empty() || self.subject_prefix.contains(['*', '>', ' ']) {

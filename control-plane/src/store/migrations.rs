@@ -52,6 +52,11 @@ pub const POSTGRES: &[Migration] = &[
         name: "webhook_response_body",
         sql: include_str!("../../../migrations/postgres/0007_webhook_response_body.sql"),
     },
+    Migration {
+        version: 10,
+        name: "dashboard",
+        sql: include_str!("../../../migrations/postgres/0010_dashboard.sql"),
+    },
 ];
 
 /// Migrations of [`super::sqlite::SqliteStore`], in order.
@@ -90,6 +95,11 @@ pub const SQLITE: &[Migration] = &[
         version: 7,
         name: "webhook_response_body",
         sql: include_str!("../../../migrations/sqlite/0007_webhook_response_body.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "dashboard",
+        sql: include_str!("../../../migrations/sqlite/0010_dashboard.sql"),
     },
 ];
 
