@@ -13,8 +13,7 @@ use crate::store::dashboard::{DashboardSession, Role};
 use crate::store::{StoreError, Tenant};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, Extensions, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
@@ -85,7 +84,7 @@ fn login_page(dashboard: &Dashboard, status: StatusCode, error: Option<&str>, em
         dashboard,
         status,
         "login.html",
-        context! { csrf, error, email },
+        context! { csrf => csrf.clone(), error, email },
     );
     response.headers_mut().append(
         header::SET_COOKIE,
@@ -102,29 +101,29 @@ pub(crate) struct LoginForm {
 }
 
 /// Where a request came from: the connection's address (never a header a client can write).
-fn address(parts: &Parts) -> String {
-    parts
-        .extensions
+fn address(extensions: &Extensions) -> String {
+    extensions
         .get::<PeerAddr>()
         .map_or_else(|| "unknown".to_owned(), |p| p.0.ip().to_string())
 }
 
 pub(crate) async fn login(
     State(dashboard): State<Arc<Dashboard>>,
-    parts: Parts,
+    headers: HeaderMap,
+    extensions: Extensions,
     body: Bytes,
 ) -> Response {
     let form: LoginForm = match form(&body) {
         Ok(f) => f,
         Err(r) => return r,
     };
-    match (cookie(&parts.headers, LOGIN_COOKIE), form.csrf.as_deref()) {
+    match (cookie(&headers, LOGIN_COOKIE), form.csrf.as_deref()) {
         (Some(a), Some(b)) if same(a, b) => {}
         _ => return forbidden(),
     }
     let email = form.email.trim().to_lowercase();
     let account_key = format!("account:{email}");
-    let address_key = format!("address:{}", address(&parts));
+    let address_key = format!("address:{}", address(&extensions));
     if dashboard.by_account.blocked(&account_key) || dashboard.by_address.blocked(&address_key) {
         tracing::info!(email = %email, "dashboard sign-in refused: too many failures");
         return login_page(
