@@ -36,7 +36,6 @@ pub struct Dashboard {
     pub(crate) config: DashboardConfig,
     pub(crate) by_account: limiter::Limiter,
     pub(crate) by_address: limiter::Limiter,
-    pub(crate) templates: minijinja::Environment<'static>,
 }
 
 impl Dashboard {
@@ -59,7 +58,6 @@ impl Dashboard {
             store,
             admin,
             config,
-            templates: templates::environment(),
         })
     }
 }

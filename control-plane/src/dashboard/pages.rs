@@ -21,9 +21,8 @@ use std::sync::Arc;
 use waas_core::http::accept::PeerAddr;
 use waas_protocol::AppId;
 
-fn render(dashboard: &Dashboard, status: StatusCode, name: &str, ctx: minijinja::Value) -> Response {
-    match dashboard
-        .templates
+fn render(status: StatusCode, name: &str, ctx: minijinja::Value) -> Response {
+    match super::templates::environment()
         .get_template(name)
         .and_then(|t| t.render(ctx))
     {
@@ -36,7 +35,6 @@ fn render(dashboard: &Dashboard, status: StatusCode, name: &str, ctx: minijinja:
 }
 
 fn error_page(status: StatusCode, message: &str) -> Response {
-    // Rendered without the shared environment: callers that have none (extractors) use it.
     let html = super::templates::environment()
         .get_template("error.html")
         .and_then(|t| t.render(context! { status => status.as_u16(), message }))
@@ -81,7 +79,6 @@ pub(crate) async fn login_form(State(dashboard): State<Arc<Dashboard>>) -> Respo
 fn login_page(dashboard: &Dashboard, status: StatusCode, error: Option<&str>, email: &str) -> Response {
     let csrf = random_token();
     let mut response = render(
-        dashboard,
         status,
         "login.html",
         context! { csrf => csrf.clone(), error, email },
@@ -296,7 +293,6 @@ async fn apps_page(
         .collect();
     let tenant_ids: Vec<&str> = tenants.iter().map(|t| t.id.as_str()).collect();
     render(
-        dashboard,
         status,
         "apps.html",
         context! { nav => "apps", me => me(signed_in), apps => rows, tenants => tenant_ids, created, error, form },
@@ -413,7 +409,6 @@ pub(crate) async fn app(
         })
         .collect();
     render(
-        &dashboard,
         StatusCode::OK,
         "app.html",
         context! {

@@ -13,13 +13,18 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("error.html", include_str!("templates/error.html")),
 ];
 
-pub(crate) fn environment() -> minijinja::Environment<'static> {
-    let mut env = minijinja::Environment::new();
-    for (name, source) in TEMPLATES {
-        env.add_template(name, source)
-            .unwrap_or_else(|e| panic!("template {name}: {e}"));
-    }
-    env
+/// The templates, parsed once. A template that does not parse is a bug caught by the tests
+/// below, hence the panic.
+pub(crate) fn environment() -> &'static minijinja::Environment<'static> {
+    static ENV: std::sync::OnceLock<minijinja::Environment<'static>> = std::sync::OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = minijinja::Environment::new();
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source)
+                .unwrap_or_else(|e| panic!("template {name}: {e}"));
+        }
+        env
+    })
 }
 
 /// `/dashboard/assets/{name}`: the stylesheet and the script, cached for an hour.
@@ -46,6 +51,9 @@ pub(crate) async fn asset(Path(name): Path<String>) -> Response {
 mod tests {
     #[test]
     fn templates_parse_and_escape() {
+        for (name, _) in super::TEMPLATES {
+            super::environment().get_template(name).unwrap();
+        }
         let env = super::environment();
         let html = env
             .get_template("error.html")
