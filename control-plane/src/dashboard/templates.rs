@@ -27,7 +27,7 @@ pub(crate) fn environment() -> &'static minijinja::Environment<'static> {
     })
 }
 
-/// `/dashboard/assets/{name}`: the stylesheet and the script, cached for an hour.
+/// `/dashboard/assets/{name}`: the stylesheet, the script and the icon, cached for an hour.
 pub(crate) async fn asset(Path(name): Path<String>) -> Response {
     let (body, kind) = match name.as_str() {
         "dashboard.css" => (include_str!("assets/dashboard.css"), "text/css; charset=utf-8"),
@@ -35,6 +35,7 @@ pub(crate) async fn asset(Path(name): Path<String>) -> Response {
             include_str!("assets/dashboard.js"),
             "text/javascript; charset=utf-8",
         ),
+        "favicon.svg" => (include_str!("assets/favicon.svg"), "image/svg+xml"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     (
