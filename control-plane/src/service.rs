@@ -4,10 +4,10 @@
 //! component gets what it needs when it is built, none is patched in afterwards.
 
 use crate::admin::{self, Admin};
+use crate::dashboard::{Dashboard, DashboardConfig};
 use crate::directory::Directory;
 use crate::recordings::routes::routes as recording_routes;
 use crate::recordings::Recordings;
-use crate::dashboard::{Dashboard, DashboardConfig};
 use crate::store::{DashboardStore, KeyStore, RecordingStore, Store, StoreError, WebhookStore};
 use crate::webhooks::{WebhookConfig, Webhooks};
 use axum::Router;

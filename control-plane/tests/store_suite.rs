@@ -8,8 +8,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use waas_control_plane::store::dashboard::{DashboardSession, NewDashboardUser, Role};
-use waas_control_plane::store::{DashboardStore, 
-    AppPatch, NewApiKey, NewApp, NewTenant, PostgresStore, SqliteStore, Store, StoreError,
+use waas_control_plane::store::{
+    AppPatch, DashboardStore, NewApiKey, NewApp, NewTenant, PostgresStore, SqliteStore, Store,
+    StoreError,
 };
 use waas_core::app::AppLimits;
 use waas_core::history::policy::{Namespace, NamespaceHistory};
@@ -711,7 +712,10 @@ async fn dashboard_users<S: Store + DashboardStore>(store: &S) {
     assert_eq!(op.role, Role::Operator);
     assert_eq!(op.created_at, 1_700_000_000);
     assert_eq!(
-        store.dashboard_user_by_email("OP@example.com").await.unwrap(),
+        store
+            .dashboard_user_by_email("OP@example.com")
+            .await
+            .unwrap(),
         Some(op.clone())
     );
     assert_eq!(store.dashboard_user_by_email("x@y").await.unwrap(), None);
@@ -762,11 +766,22 @@ async fn dashboard_sessions<S: Store + DashboardStore>(store: &S) {
     let (s, u) = store.dashboard_session("live", 199).await.unwrap().unwrap();
     assert_eq!(s, session("live", 200));
     assert_eq!(u, user);
-    assert_eq!(store.dashboard_session("live", 200).await.unwrap(), None, "expired at 200");
-    assert_eq!(store.dashboard_session("live", 199).await.unwrap(), None, "and deleted");
+    assert_eq!(
+        store.dashboard_session("live", 200).await.unwrap(),
+        None,
+        "expired at 200"
+    );
+    assert_eq!(
+        store.dashboard_session("live", 199).await.unwrap(),
+        None,
+        "and deleted"
+    );
     assert_eq!(store.dashboard_session("nope", 0).await.unwrap(), None);
 
-    assert_eq!(store.delete_expired_dashboard_sessions(160).await.unwrap(), 1);
+    assert_eq!(
+        store.delete_expired_dashboard_sessions(160).await.unwrap(),
+        1
+    );
     store
         .create_dashboard_session(session("a", 1000))
         .await
@@ -817,6 +832,9 @@ async fn dashboard_users_go_with_their_tenant<S: Store + DashboardStore>(store: 
         .await
         .unwrap();
     store.delete_tenant("acme").await.unwrap();
-    assert_eq!(store.dashboard_user_by_email("ann@acme").await.unwrap(), None);
+    assert_eq!(
+        store.dashboard_user_by_email("ann@acme").await.unwrap(),
+        None
+    );
     assert_eq!(store.dashboard_session("t", 0).await.unwrap(), None);
 }

@@ -156,7 +156,12 @@ async fn sign_in_lists_and_creates_apps_then_signs_out() {
         .iter()
         .find(|c| c.starts_with("waas_session="))
         .expect("session cookie");
-    for attr in ["HttpOnly", "SameSite=Strict", "Path=/dashboard", "Max-Age=43200"] {
+    for attr in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/dashboard",
+        "Max-Age=43200",
+    ] {
         assert!(session.contains(attr), "{attr} missing: {session}");
     }
     assert!(!session.contains("Secure"), "not configured: {session}");
@@ -170,12 +175,24 @@ async fn sign_in_lists_and_creates_apps_then_signs_out() {
     let created = b
         .post(
             "/dashboard/apps",
-            &[("csrf", &csrf), ("id", "chat"), ("name", "Chat <b>"), ("tenant", "default")],
+            &[
+                ("csrf", &csrf),
+                ("id", "chat"),
+                ("name", "Chat <b>"),
+                ("tenant", "default"),
+            ],
         )
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
-    assert!(created.body.contains("created-api-key"), "secrets shown once");
-    assert!(created.body.contains("Chat &lt;b&gt;"), "escaped: {}", created.body);
+    assert!(
+        created.body.contains("created-api-key"),
+        "secrets shown once"
+    );
+    assert!(
+        created.body.contains("Chat &lt;b&gt;"),
+        "escaped: {}",
+        created.body
+    );
     let (status, app) = server.admin("GET", "/v1/admin/apps/chat", None).await;
     assert_eq!(status, 200);
     assert_eq!(app["tenant_id"], "default");
@@ -227,7 +244,11 @@ async fn forms_without_the_csrf_token_are_refused() {
     let page = b
         .post(
             "/dashboard/login",
-            &[("csrf", "forged"), ("email", DEV_EMAIL), ("password", DEV_PASSWORD)],
+            &[
+                ("csrf", "forged"),
+                ("email", DEV_EMAIL),
+                ("password", DEV_PASSWORD),
+            ],
         )
         .await;
     assert_eq!(page.status, 403);
@@ -235,7 +256,10 @@ async fn forms_without_the_csrf_token_are_refused() {
     assert_eq!(b.sign_in(DEV_EMAIL, DEV_PASSWORD).await.status, 303);
     let csrf = b.csrf().await;
     let missing = b
-        .post("/dashboard/apps", &[("id", "nocsrf"), ("tenant", "default")])
+        .post(
+            "/dashboard/apps",
+            &[("id", "nocsrf"), ("tenant", "default")],
+        )
         .await;
     assert_eq!(missing.status, 403);
     let wrong = b
@@ -256,11 +280,17 @@ async fn forms_without_the_csrf_token_are_refused() {
     let theirs = other.csrf().await;
     assert_ne!(theirs, csrf);
     assert_eq!(
-        b.post("/dashboard/logout", &[("csrf", &theirs)]).await.status,
+        b.post("/dashboard/logout", &[("csrf", &theirs)])
+            .await
+            .status,
         403
     );
     assert_eq!(b.post("/dashboard/logout", &[]).await.status, 403);
-    assert_eq!(b.get("/dashboard/apps").await.status, 200, "still signed in");
+    assert_eq!(
+        b.get("/dashboard/apps").await.status,
+        200,
+        "still signed in"
+    );
 }
 
 #[tokio::test]
@@ -328,7 +358,10 @@ async fn failed_sign_ins_are_limited_per_account_and_per_address() {
         assert_eq!(b.sign_in(DEV_EMAIL, "wrong-password").await.status, 401);
     }
     let blocked = b.sign_in(DEV_EMAIL, DEV_PASSWORD).await;
-    assert_eq!(blocked.status, 429, "even the right password, while blocked");
+    assert_eq!(
+        blocked.status, 429,
+        "even the right password, while blocked"
+    );
     assert!(blocked.body.contains("Too many failed sign-ins"));
     assert!(!b.cookies.contains_key("waas_session"));
 
@@ -336,7 +369,10 @@ async fn failed_sign_ins_are_limited_per_account_and_per_address() {
     for email in ["a@example.com", "b@example.com"] {
         assert_eq!(b.sign_in(email, "wrong-password").await.status, 401);
     }
-    assert_eq!(b.sign_in("c@example.com", "whatever-pass").await.status, 429);
+    assert_eq!(
+        b.sign_in("c@example.com", "whatever-pass").await.status,
+        429
+    );
 }
 
 #[tokio::test]
@@ -370,7 +406,10 @@ async fn tenant_users_see_only_their_tenant() {
     .unwrap();
 
     let mut b = Browser::new(&server);
-    assert_eq!(b.sign_in("ann@acme.test", "ann-password-1").await.status, 303);
+    assert_eq!(
+        b.sign_in("ann@acme.test", "ann-password-1").await.status,
+        303
+    );
     let apps = b.get("/dashboard/apps").await;
     assert!(apps.body.contains("acme-app"));
     assert!(!apps.body.contains("globex-app"), "{}", apps.body);
@@ -382,7 +421,10 @@ async fn tenant_users_see_only_their_tenant() {
     let missing = b.get("/dashboard/apps/no-such-app").await;
     assert_eq!(theirs.status, 404);
     assert_eq!(missing.status, 404);
-    assert_eq!(theirs.body, missing.body, "another tenant's app reads as missing");
+    assert_eq!(
+        theirs.body, missing.body,
+        "another tenant's app reads as missing"
+    );
 
     // A tenant sent in the form is ignored: the app goes to the user's tenant.
     let csrf = apps.csrf();

@@ -73,7 +73,10 @@ pub(crate) fn router(dashboard: Arc<Dashboard>) -> Router {
     Router::new()
         .route("/dashboard", get(pages::home))
         .route("/dashboard/", get(pages::home))
-        .route("/dashboard/login", get(pages::login_form).post(pages::login))
+        .route(
+            "/dashboard/login",
+            get(pages::login_form).post(pages::login),
+        )
         .route("/dashboard/logout", post(pages::logout))
         .route("/dashboard/apps", get(pages::apps).post(pages::create_app))
         .route("/dashboard/apps/{id}", get(pages::app))

@@ -76,7 +76,12 @@ pub(crate) async fn login_form(State(dashboard): State<Arc<Dashboard>>) -> Respo
     login_page(&dashboard, StatusCode::OK, None, "")
 }
 
-fn login_page(dashboard: &Dashboard, status: StatusCode, error: Option<&str>, email: &str) -> Response {
+fn login_page(
+    dashboard: &Dashboard,
+    status: StatusCode,
+    error: Option<&str>,
+    email: &str,
+) -> Response {
     let csrf = random_token();
     let mut response = render(
         status,
@@ -183,7 +188,10 @@ pub(crate) async fn login(
             dashboard.config.session_ttl_secs,
         ),
     );
-    headers.append(header::SET_COOKIE, set_cookie(&dashboard, LOGIN_COOKIE, "", 0));
+    headers.append(
+        header::SET_COOKIE,
+        set_cookie(&dashboard, LOGIN_COOKIE, "", 0),
+    );
     response
 }
 
@@ -300,7 +308,15 @@ async fn apps_page(
 }
 
 pub(crate) async fn apps(State(dashboard): State<Arc<Dashboard>>, signed_in: SignedIn) -> Response {
-    apps_page(&dashboard, &signed_in, StatusCode::OK, None, None, FormState::default()).await
+    apps_page(
+        &dashboard,
+        &signed_in,
+        StatusCode::OK,
+        None,
+        None,
+        FormState::default(),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -368,8 +384,8 @@ pub(crate) async fn create_app(
             .await
         }
         Err(e) => {
-            let status = StatusCode::from_u16(e.code.http_status())
-                .unwrap_or(StatusCode::BAD_REQUEST);
+            let status =
+                StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
             apps_page(&dashboard, &signed_in, status, None, Some(e.message), state).await
         }
     }

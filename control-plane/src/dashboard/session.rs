@@ -40,7 +40,12 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
 
 /// A `Set-Cookie` value: `HttpOnly`, `SameSite=Strict`, scoped to `/dashboard`, `Secure` when
 /// configured. `max_age` 0 deletes the cookie.
-pub(crate) fn set_cookie(dashboard: &Dashboard, name: &str, value: &str, max_age: u64) -> HeaderValue {
+pub(crate) fn set_cookie(
+    dashboard: &Dashboard,
+    name: &str,
+    value: &str,
+    max_age: u64,
+) -> HeaderValue {
     let secure = if dashboard.config.secure_cookies {
         "; Secure"
     } else {

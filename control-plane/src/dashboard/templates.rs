@@ -30,7 +30,10 @@ pub(crate) fn environment() -> &'static minijinja::Environment<'static> {
 /// `/dashboard/assets/{name}`: the stylesheet, the script and the icon, cached for an hour.
 pub(crate) async fn asset(Path(name): Path<String>) -> Response {
     let (body, kind) = match name.as_str() {
-        "dashboard.css" => (include_str!("assets/dashboard.css"), "text/css; charset=utf-8"),
+        "dashboard.css" => (
+            include_str!("assets/dashboard.css"),
+            "text/css; charset=utf-8",
+        ),
         "dashboard.js" => (
             include_str!("assets/dashboard.js"),
             "text/javascript; charset=utf-8",

@@ -70,16 +70,17 @@ pub trait DashboardStore: Send + Sync + 'static {
         new: NewDashboardUser,
     ) -> Result<DashboardUser, StoreError>;
     /// By email, whatever its case.
-    async fn dashboard_user_by_email(&self, email: &str)
-        -> Result<Option<DashboardUser>, StoreError>;
+    async fn dashboard_user_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<DashboardUser>, StoreError>;
     /// Replaces the password hash and ends the user's sessions. `NotFound` when no such user.
     async fn set_dashboard_password(
         &self,
         email: &str,
         password_hash: &str,
     ) -> Result<(), StoreError>;
-    async fn create_dashboard_session(&self, session: DashboardSession)
-        -> Result<(), StoreError>;
+    async fn create_dashboard_session(&self, session: DashboardSession) -> Result<(), StoreError>;
     /// The session and its user, when it exists and `now < expires_at`; an expired one is
     /// deleted.
     async fn dashboard_session(
@@ -139,9 +140,7 @@ pub(crate) async fn create_user<S: Sql>(
         .map_err(|e| {
             on_constraint(e, |c| {
                 Some(match c {
-                    Constraint::Unique => {
-                        StoreError::Conflict(format!("dashboard user {email}"))
-                    }
+                    Constraint::Unique => StoreError::Conflict(format!("dashboard user {email}")),
                     Constraint::ForeignKey => {
                         StoreError::tenant_not_found(tenant.unwrap_or_default())
                     }
@@ -314,7 +313,10 @@ macro_rules! impl_dashboard_store {
                     $tx!(self, write, |db| rules::session(db, &token_hash, now))
                 }
 
-                async fn delete_dashboard_session(&self, token_hash: &str) -> Result<(), StoreError> {
+                async fn delete_dashboard_session(
+                    &self,
+                    token_hash: &str,
+                ) -> Result<(), StoreError> {
                     let token_hash = token_hash.to_owned();
                     $tx!(self, write, |db| rules::delete_session(db, &token_hash))
                 }

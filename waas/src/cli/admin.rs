@@ -22,7 +22,12 @@ pub enum AdminCommand {
         #[arg(long)]
         tenant: Option<String>,
         /// PostgreSQL URL of a cluster's control-plane (migrations are applied first).
-        #[arg(long, env = "WAAS_DATABASE_URL", hide_env_values = true, conflicts_with = "store")]
+        #[arg(
+            long,
+            env = "WAAS_DATABASE_URL",
+            hide_env_values = true,
+            conflicts_with = "store"
+        )]
         database_url: Option<String>,
         /// SQLite file of `waas dev` [default: .waas/dev.db].
         #[arg(long, env = "WAAS_STORE")]
