@@ -438,3 +438,69 @@ async fn tenant_users_see_only_their_tenant() {
     let (_, app) = server.admin("GET", "/v1/admin/apps/sneaky", None).await;
     assert_eq!(app["tenant_id"], "acme");
 }
+
+/// `waas admin create-user` with the password on standard input, as docs/dashboard.md shows.
+fn create_user_cli(store: &std::path::Path, args: &[&str], password: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_waas"))
+        .args(["admin", "create-user", "--store"])
+        .arg(store)
+        .args(args)
+        .env_remove("WAAS_DASHBOARD_PASSWORD")
+        .env_remove("WAAS_DATABASE_URL")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn admin_create_user_makes_an_operator_who_can_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dev.db");
+    let out = create_user_cli(
+        &db,
+        &["--email", "Ops@Example.com"],
+        "a long enough password",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("ops@example.com"), "{stdout}");
+    assert!(
+        !stdout.contains("a long enough password")
+            && !String::from_utf8_lossy(&out.stderr).contains("a long enough password"),
+        "the password is never printed"
+    );
+
+    let short = create_user_cli(&db, &["--email", "b@example.com"], "short");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12 characters"));
+    let taken = create_user_cli(
+        &db,
+        &["--email", "ops@example.com"],
+        "another long password",
+    );
+    assert!(!taken.status.success());
+    assert!(String::from_utf8_lossy(&taken.stderr).contains("already exists"));
+    let no_tenant = create_user_cli(
+        &db,
+        &["--email", "t@example.com", "--tenant", "nope"],
+        "a long enough password",
+    );
+    assert!(!no_tenant.status.success());
+    assert!(String::from_utf8_lossy(&no_tenant.stderr).contains("tenant nope not found"));
+
+    // `waas dev` on that file: the operator signs in.
+    let server = TestServer::with(|s| s.store = db.clone()).await;
+    let mut b = Browser::new(&server);
+    assert_eq!(
+        b.sign_in("ops@example.com", "a long enough password")
+            .await
+            .status,
+        303
+    );
+    assert_eq!(b.get("/dashboard/apps").await.status, 200);
+}
