@@ -61,10 +61,13 @@ pub(crate) fn unavailable(e: &StoreError) -> Response {
     )
 }
 
-/// A form body; a body that does not parse is answered 400.
-fn form<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
-    serde_urlencoded::from_bytes(body)
-        .map_err(|e| error_page(StatusCode::BAD_REQUEST, &format!("invalid form: {e}")))
+/// A form body, or the message of why it does not parse (answered 400).
+fn form<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, String> {
+    serde_urlencoded::from_bytes(body).map_err(|e| format!("invalid form: {e}"))
+}
+
+fn bad_form(message: &str) -> Response {
+    error_page(StatusCode::BAD_REQUEST, message)
 }
 
 pub(crate) async fn home() -> Redirect {
@@ -117,7 +120,7 @@ pub(crate) async fn login(
 ) -> Response {
     let form: LoginForm = match form(&body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(e) => return bad_form(&e),
     };
     match (cookie(&headers, LOGIN_COOKIE), form.csrf.as_deref()) {
         (Some(a), Some(b)) if same(a, b) => {}
@@ -207,10 +210,10 @@ pub(crate) async fn logout(
 ) -> Response {
     let form: CsrfForm = match form(&body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(e) => return bad_form(&e),
     };
-    if let Err(r) = signed_in.check_csrf(form.csrf.as_deref()) {
-        return r;
+    if !signed_in.csrf_ok(form.csrf.as_deref()) {
+        return forbidden();
     }
     if let Err(e) = dashboard
         .accounts
@@ -337,10 +340,10 @@ pub(crate) async fn create_app(
 ) -> Response {
     let form: CreateForm = match form(&body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(e) => return bad_form(&e),
     };
-    if let Err(r) = signed_in.check_csrf(form.csrf.as_deref()) {
-        return r;
+    if !signed_in.csrf_ok(form.csrf.as_deref()) {
+        return forbidden();
     }
     let tenant = match signed_in.tenant() {
         Some(t) => t.to_owned(),

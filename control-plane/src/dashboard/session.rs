@@ -82,12 +82,9 @@ impl SignedIn {
         }
     }
 
-    /// Refuses a form whose CSRF token is not the session's.
-    pub fn check_csrf(&self, sent: Option<&str>) -> Result<(), Response> {
-        match sent {
-            Some(t) if same(t, &self.session.csrf_token) => Ok(()),
-            _ => Err(super::pages::forbidden()),
-        }
+    /// Whether a form's CSRF token is the session's.
+    pub fn csrf_ok(&self, sent: Option<&str>) -> bool {
+        sent.is_some_and(|t| same(t, &self.session.csrf_token))
     }
 }
 
