@@ -37,8 +37,12 @@ impl Page {
 
 impl Browser {
     fn new(server: &TestServer) -> Self {
+        Self::at(server.http_url())
+    }
+
+    fn at(base: String) -> Self {
         Browser {
-            base: server.http_url(),
+            base,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -503,4 +507,37 @@ async fn admin_create_user_makes_an_operator_who_can_sign_in() {
         303
     );
     assert_eq!(b.get("/dashboard/apps").await.status, 200);
+}
+
+#[tokio::test]
+async fn first_operator_comes_from_the_environment() {
+    let password = "boss-password-from-env";
+    let (mut server, output) = waas_test_support::server::ChildServer::spawn_logged(
+        env!("CARGO_BIN_EXE_waas"),
+        &["dev", "--listen", "127.0.0.1:0", "--store", ":memory:"],
+        &[
+            ("WAAS_DASHBOARD_ADMIN_EMAIL", "boss@example.com"),
+            ("WAAS_DASHBOARD_ADMIN_PASSWORD", password),
+            ("WAAS_LOG", "debug"),
+        ],
+    );
+    let mut b = Browser::at(format!("http://{}", server.addr));
+    assert_eq!(b.sign_in("boss@example.com", password).await.status, 303);
+    assert_eq!(b.get("/dashboard/apps").await.status, 200);
+    assert_eq!(
+        b.sign_in(DEV_EMAIL, DEV_PASSWORD).await.status,
+        401,
+        "no dev login when an operator is configured"
+    );
+    server.terminate();
+    let said = output.lock().unwrap().clone();
+    assert!(
+        said.contains("/dashboard"),
+        "the banner shows the dashboard: {said}"
+    );
+    assert!(
+        !said.contains(password),
+        "the password is never printed or logged: {said}"
+    );
+    assert!(!said.contains(DEV_PASSWORD), "{said}");
 }
