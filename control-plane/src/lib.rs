@@ -9,6 +9,7 @@
 //!   `store::keys`.
 //! - [`admin`]: the operator's REST API, `/v1/admin/...`, and its OpenAPI document
 //!   (`admin::openapi`, `GET /openapi.json`).
+//! - [`dashboard`]: the browser dashboard, `/dashboard` (accounts, sessions, pages).
 //! - [`secrets`]: generation of API keys and HS256 secrets.
 //! - [`recordings`]: recordings of channel traffic (the recorder tasks, replays, their admin
 //!   API); stored through `store::recordings`.
@@ -20,6 +21,7 @@
 //!   `waas control-plane` alike.
 
 pub mod admin;
+pub mod dashboard;
 pub mod directory;
 pub mod keys;
 pub mod metrics;

@@ -4,10 +4,11 @@
 //! component gets what it needs when it is built, none is patched in afterwards.
 
 use crate::admin::{self, Admin};
+use crate::dashboard::{Dashboard, DashboardConfig};
 use crate::directory::Directory;
 use crate::recordings::routes::routes as recording_routes;
 use crate::recordings::Recordings;
-use crate::store::{KeyStore, RecordingStore, Store, StoreError, WebhookStore};
+use crate::store::{DashboardStore, KeyStore, RecordingStore, Store, StoreError, WebhookStore};
 use crate::webhooks::{WebhookConfig, Webhooks};
 use axum::Router;
 use std::future::Future;
@@ -41,6 +42,8 @@ pub struct Config {
     pub webhooks: WebhookConfig,
     /// The history apps keep unless they set their own (the server's limits).
     pub history: history::Policy,
+    /// The browser dashboard's sessions and sign-in limits.
+    pub dashboard: DashboardConfig,
 }
 
 /// What a control-plane runs on. One store serves every role; it is kept as one trait object
@@ -50,6 +53,8 @@ pub struct Backends {
     pub keys: Arc<dyn KeyStore>,
     pub webhooks: Arc<dyn WebhookStore>,
     pub recordings: Arc<dyn RecordingStore>,
+    /// Dashboard accounts and sessions.
+    pub dashboard: Arc<dyn DashboardStore>,
     pub bus: Arc<dyn Bus>,
     /// Where recordings tap channels, and replays publish.
     pub history: Arc<dyn History>,
@@ -58,13 +63,14 @@ pub struct Backends {
 impl Backends {
     pub fn new<S>(store: S, bus: Arc<dyn Bus>, history: Arc<dyn History>) -> Self
     where
-        S: Store + KeyStore + WebhookStore + RecordingStore + Clone,
+        S: Store + KeyStore + WebhookStore + RecordingStore + DashboardStore + Clone,
     {
         Backends {
             store: Arc::new(store.clone()),
             keys: Arc::new(store.clone()),
             webhooks: Arc::new(store.clone()),
-            recordings: Arc::new(store),
+            recordings: Arc::new(store.clone()),
+            dashboard: Arc::new(store),
             bus,
             history,
         }
@@ -83,6 +89,9 @@ pub struct ControlPlane {
     pub recordings: Arc<Recordings>,
     pub webhooks: Arc<Webhooks>,
     admin: Arc<Admin>,
+    dashboard: Arc<Dashboard>,
+    /// Dashboard accounts: for the first operator, made by the caller after start.
+    pub accounts: Arc<dyn DashboardStore>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -104,6 +113,7 @@ impl ControlPlane {
             outbound,
             webhooks: webhook_config,
             history,
+            dashboard: dashboard_config,
         } = config;
         let bus = backends.bus;
         let recordings = Recordings::new(
@@ -134,7 +144,15 @@ impl ControlPlane {
             &operator_token,
             outbound,
         );
+        let dashboard = Dashboard::new(
+            Arc::clone(&backends.dashboard),
+            Arc::clone(&backends.store),
+            Arc::clone(&admin),
+            dashboard_config,
+        );
         Ok(ControlPlane {
+            accounts: backends.dashboard,
+            dashboard,
             store: backends.store,
             recordings,
             webhooks,
@@ -143,9 +161,11 @@ impl ControlPlane {
         })
     }
 
-    /// The admin API and the recordings' admin routes.
+    /// The admin API, the recordings' admin routes and the dashboard.
     pub fn routes(&self) -> Router {
-        admin::router(Arc::clone(&self.admin)).merge(recording_routes(Arc::clone(&self.recordings)))
+        admin::router(Arc::clone(&self.admin))
+            .merge(recording_routes(Arc::clone(&self.recordings)))
+            .merge(crate::dashboard::router(Arc::clone(&self.dashboard)))
     }
 
     /// Serves [`routes`](Self::routes), the admin API's OpenAPI document, health and metrics

@@ -7,8 +7,10 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use waas_control_plane::store::dashboard::{DashboardSession, NewDashboardUser, Role};
 use waas_control_plane::store::{
-    AppPatch, NewApiKey, NewApp, NewTenant, PostgresStore, SqliteStore, Store, StoreError,
+    AppPatch, DashboardStore, NewApiKey, NewApp, NewTenant, PostgresStore, SqliteStore, Store,
+    StoreError,
 };
 use waas_core::app::{AppLimits, PusherSettings};
 use waas_core::history::policy::{Namespace, NamespaceHistory};
@@ -37,6 +39,9 @@ store_suite!(
     pusher_credentials_at_creation,
     pusher_secret_rotated_and_removed,
     pusher_client_events_toggle,
+    dashboard_users,
+    dashboard_sessions,
+    dashboard_users_go_with_their_tenant,
 );
 
 // ---- the cases ----
@@ -830,4 +835,150 @@ async fn pusher_client_events_toggle(store: &dyn Store) {
         .unwrap();
     assert!(!off.pusher_client_events);
     assert_eq!(store.list_apps(None).await.unwrap(), vec![off]);
+
+// ---- dashboard accounts and sessions ----
+
+fn dashboard_user(email: &str, role: Role) -> NewDashboardUser {
+    NewDashboardUser {
+        email: email.into(),
+        password_hash: "$argon2id$hash".into(),
+        role,
+        now: 1_700_000_000,
+    }
+}
+
+async fn dashboard_users<S: Store + DashboardStore>(store: &S) {
+    let op = store
+        .create_dashboard_user(dashboard_user("Op@Example.COM", Role::Operator))
+        .await
+        .unwrap();
+    assert_eq!(op.email, "op@example.com", "kept lower-case");
+    assert_eq!(op.role, Role::Operator);
+    assert_eq!(op.created_at, 1_700_000_000);
+    assert_eq!(
+        store
+            .dashboard_user_by_email("OP@example.com")
+            .await
+            .unwrap(),
+        Some(op.clone())
+    );
+    assert_eq!(store.dashboard_user_by_email("x@y").await.unwrap(), None);
+    assert_eq!(
+        store
+            .create_dashboard_user(dashboard_user("op@example.com", Role::Operator))
+            .await,
+        Err(StoreError::Conflict("dashboard user op@example.com".into()))
+    );
+    assert_eq!(
+        store
+            .create_dashboard_user(dashboard_user("t@x", Role::Tenant("nope".into())))
+            .await,
+        Err(StoreError::NotFound("tenant nope".into()))
+    );
+    store.create_tenant(tenant("acme", "Acme")).await.unwrap();
+    let ann = store
+        .create_dashboard_user(dashboard_user("ann@acme", Role::Tenant("acme".into())))
+        .await
+        .unwrap();
+    assert_eq!(ann.role, Role::Tenant("acme".into()));
+    assert!(
+        !format!("{ann:?}").contains("argon2"),
+        "Debug leaves the hash out"
+    );
+}
+
+async fn dashboard_sessions<S: Store + DashboardStore>(store: &S) {
+    let user = store
+        .create_dashboard_user(dashboard_user("op@x", Role::Operator))
+        .await
+        .unwrap();
+    let session = |hash: &str, expires_at| DashboardSession {
+        token_hash: hash.into(),
+        user_id: user.id.clone(),
+        csrf_token: format!("csrf-{hash}"),
+        created_at: 100,
+        expires_at,
+    };
+    store
+        .create_dashboard_session(session("live", 200))
+        .await
+        .unwrap();
+    store
+        .create_dashboard_session(session("old", 150))
+        .await
+        .unwrap();
+    let (s, u) = store.dashboard_session("live", 199).await.unwrap().unwrap();
+    assert_eq!(s, session("live", 200));
+    assert_eq!(u, user);
+    assert_eq!(
+        store.dashboard_session("live", 200).await.unwrap(),
+        None,
+        "expired at 200"
+    );
+    assert_eq!(
+        store.dashboard_session("live", 199).await.unwrap(),
+        None,
+        "and deleted"
+    );
+    assert_eq!(store.dashboard_session("nope", 0).await.unwrap(), None);
+
+    assert_eq!(
+        store.delete_expired_dashboard_sessions(160).await.unwrap(),
+        1
+    );
+    store
+        .create_dashboard_session(session("a", 1000))
+        .await
+        .unwrap();
+    store.delete_dashboard_session("a").await.unwrap();
+    store.delete_dashboard_session("a").await.unwrap();
+    assert_eq!(store.dashboard_session("a", 0).await.unwrap(), None);
+
+    // A new password ends every session of the user.
+    store
+        .create_dashboard_session(session("b", 1000))
+        .await
+        .unwrap();
+    store
+        .set_dashboard_password("OP@x", "$argon2id$new")
+        .await
+        .unwrap();
+    assert_eq!(store.dashboard_session("b", 0).await.unwrap(), None);
+    assert_eq!(
+        store
+            .dashboard_user_by_email("op@x")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        "$argon2id$new"
+    );
+    assert_eq!(
+        store.set_dashboard_password("no@x", "h").await,
+        Err(StoreError::NotFound("dashboard user no@x".into()))
+    );
+}
+
+async fn dashboard_users_go_with_their_tenant<S: Store + DashboardStore>(store: &S) {
+    store.create_tenant(tenant("acme", "Acme")).await.unwrap();
+    let ann = store
+        .create_dashboard_user(dashboard_user("ann@acme", Role::Tenant("acme".into())))
+        .await
+        .unwrap();
+    store
+        .create_dashboard_session(DashboardSession {
+            token_hash: "t".into(),
+            user_id: ann.id,
+            csrf_token: "c".into(),
+            created_at: 0,
+            expires_at: i64::MAX,
+        })
+        .await
+        .unwrap();
+    store.delete_tenant("acme").await.unwrap();
+    assert_eq!(
+        store.dashboard_user_by_email("ann@acme").await.unwrap(),
+        None
+    );
+    assert_eq!(store.dashboard_session("t", 0).await.unwrap(), None);
 }

@@ -15,6 +15,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub gateway: Arc<Gateway>,
     pub store: Arc<dyn Store>,
+    /// Dashboard accounts and sessions.
+    pub accounts: Arc<dyn waas_control_plane::store::DashboardStore>,
     /// Bearer token of its admin API: the settings' `operator_token`, else `waas dev`'s default.
     operator_token: String,
     stop: Option<oneshot::Sender<()>>,
@@ -45,6 +47,7 @@ impl TestServer {
             .expect("valid test settings");
         let gateway = Arc::clone(&dev.gateway);
         let store = Arc::clone(&dev.store);
+        let accounts = Arc::clone(&dev.control_plane.accounts);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let shutdown = async {
@@ -64,6 +67,7 @@ impl TestServer {
             addr,
             gateway,
             store,
+            accounts,
             operator_token,
             stop: Some(stop),
             task: Some(task),

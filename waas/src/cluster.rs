@@ -113,6 +113,7 @@ pub async fn start_control_plane(settings: &Settings) -> Result<ControlPlaneNode
         Backends::new(postgres, nats, history),
     )
     .await?;
+    crate::first_operator::ensure(control_plane.accounts.as_ref(), false).await?;
     Ok(ControlPlaneNode {
         control_plane,
         limits: HttpLimits::from(&settings.limits),

@@ -29,6 +29,8 @@ pub enum DevError {
     ControlPlane(#[from] StartError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    #[error("dashboard account: {0}")]
+    Account(#[from] waas_control_plane::dashboard::accounts::AccountError),
 }
 
 /// A started all-in-one node, not yet serving HTTP.
@@ -40,6 +42,8 @@ pub struct Dev {
     pub admin: Router,
     /// Recordings, webhooks and the bus responders; dropping it stops them.
     pub control_plane: ControlPlane,
+    /// The dashboard's dev sign-in (email, password), when no operator is configured.
+    pub dev_login: Option<(&'static str, &'static str)>,
 }
 
 fn open_store(settings: &Settings) -> Result<SqliteStore, DevError> {
@@ -76,6 +80,7 @@ pub async fn start(settings: &Settings) -> Result<Dev, DevError> {
         Backends::new(sqlite, Arc::clone(&bus), Arc::clone(&history)),
     )
     .await?;
+    let dev_login = crate::first_operator::ensure(control_plane.accounts.as_ref(), true).await?;
     let admin = control_plane
         .routes()
         .merge(waas_core::http::openapi::route(&openapi()));
@@ -84,6 +89,7 @@ pub async fn start(settings: &Settings) -> Result<Dev, DevError> {
         store: Arc::clone(&control_plane.store),
         admin,
         control_plane,
+        dev_login,
     })
 }
 

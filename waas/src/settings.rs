@@ -151,6 +151,8 @@ pub struct Settings {
     pub outbound_allow_private: bool,
     /// The `region` label of every metric of this process. Default empty: no label.
     pub region: String,
+    /// The browser dashboard (control-plane, `waas dev`): `[dashboard]`, docs/dashboard.md.
+    pub dashboard: waas_control_plane::dashboard::DashboardConfig,
 }
 
 /// Operator token of `waas dev` when none is configured.
@@ -178,6 +180,7 @@ impl Default for Settings {
             outbound_allow_loopback: None,
             outbound_allow_private: false,
             region: String::new(),
+            dashboard: Default::default(),
         }
     }
 }
@@ -282,6 +285,7 @@ impl Settings {
             outbound: self.outbound(dev),
             webhooks: self.webhooks.clone(),
             history: self.limits.history_policy(),
+            dashboard: self.dashboard.clone(),
         }
     }
 
@@ -323,6 +327,12 @@ impl Settings {
             return Err(SettingsError::Invalid {
                 key: format!("webhooks.{key}"),
                 reason: reason.into(),
+            });
+        }
+        if let Err(reason) = self.dashboard.validate() {
+            return Err(SettingsError::Invalid {
+                key: "dashboard".into(),
+                reason,
             });
         }
         if self.subject_prefix.is_empty() || self.subject_prefix.contains(['*', '>', ' ']) {

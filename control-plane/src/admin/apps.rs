@@ -176,6 +176,36 @@ pub async fn create(
     body: Result<Json<CreateApp>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Created>), AdminError> {
     let Json(req) = body?;
+    Ok((StatusCode::CREATED, Json(create_app(&admin, req).await?)))
+}
+
+impl CreateApp {
+    /// An app with only the required fields and its name, the rest as the admin API defaults
+    /// them: what the dashboard's form asks for.
+    pub(crate) fn new(id: String, tenant_id: String, name: Option<String>) -> Self {
+        CreateApp {
+            id,
+            tenant_id,
+            name,
+            jwt_secret: None,
+            jwt_rsa_public_key: None,
+            jwt_ec_public_key: None,
+            limits: AppLimits::default(),
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+impl Created {
+    /// The new app's id and its secrets, for the dashboard to show once.
+    pub(crate) fn parts(&self) -> (&AppId, &str, Option<&str>) {
+        (&self.app.id, &self.api_key, self.jwt_secret.as_deref())
+    }
+}
+
+/// Creates an app as `POST /v1/admin/apps` does (checks, first API key, announcement); shared
+/// with the dashboard so the two cannot differ.
+pub(crate) async fn create_app(admin: &Admin, req: CreateApp) -> Result<Created, AdminError> {
     let id = app_id(&req.id)?;
     if id.is_reserved() {
         return Err(AdminError::new(
@@ -254,16 +284,13 @@ pub async fn create(
             },
         )
         .await?;
-    announce(&admin, &app).await;
-    Ok((
-        StatusCode::CREATED,
-        Json(Created {
-            app: app.into(),
-            api_key: key.key,
-            jwt_secret,
-            pusher_secret,
-        }),
-    ))
+    announce(admin, &app).await;
+    Ok(Created {
+        app: app.into(),
+        api_key: key.key,
+        jwt_secret,
+        pusher_secret,
+    })
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -1,7 +1,7 @@
 //! The admin REST API (`/v1/admin/...`), for operators: tenants, apps, keys and limits. Every
 //! change is announced to gateways through the directory.
 
-mod apps;
+pub(crate) mod apps;
 mod error;
 pub mod openapi;
 mod tenants;

@@ -62,6 +62,11 @@ pub const POSTGRES: &[Migration] = &[
         name: "pusher",
         sql: include_str!("../../../migrations/postgres/0009_pusher.sql"),
     },
+    Migration {
+        version: 10,
+        name: "dashboard",
+        sql: include_str!("../../../migrations/postgres/0010_dashboard.sql"),
+    },
 ];
 
 /// Migrations of [`super::sqlite::SqliteStore`], in order.
@@ -110,6 +115,11 @@ pub const SQLITE: &[Migration] = &[
         version: 9,
         name: "pusher",
         sql: include_str!("../../../migrations/sqlite/0009_pusher.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "dashboard",
+        sql: include_str!("../../../migrations/sqlite/0010_dashboard.sql"),
     },
 ];
 

@@ -15,6 +15,7 @@
 //! order of [`AppId`]'s `Ord`), the same in both stores.
 
 mod apps;
+pub mod dashboard;
 mod error;
 pub mod keys;
 mod migrations;
@@ -26,6 +27,7 @@ pub mod sqlite;
 mod tenants;
 pub mod webhooks;
 
+pub use dashboard::DashboardStore;
 pub use error::StoreError;
 pub use keys::KeyStore;
 pub use model::*;

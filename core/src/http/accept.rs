@@ -349,6 +349,11 @@ impl InFlight {
     }
 }
 
+/// The source address of the connection a request came on, in every request's extensions:
+/// what per-address limits above HTTP (the dashboard's sign-in attempts) count by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 /// Accepts HTTP/1 connections for `routes` until `shutdown` resolves, within `limits`
 /// (header and keep-alive timeouts, connections per source address: this module's).
 ///
@@ -385,11 +390,16 @@ pub async fn accept_until(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let routes = service.clone();
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(PeerAddr(peer));
+            hyper::service::Service::call(&routes, req)
+        });
         tokio::spawn(serve_connection(
             http.clone(),
             stream,
             slot,
-            service.clone(),
+            service,
             limits,
             stopped.clone(),
         ));

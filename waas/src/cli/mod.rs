@@ -4,11 +4,13 @@
 //! - [`args`]: the settings flags of the server commands, over the TOML file.
 //! - [`limits`]: the limits' flags and variables, made from `Limits::SPECS`.
 //! - [`serve`]: `dev`, `gateway`, `control-plane`, `migrate`.
+//! - [`admin`]: `admin create-user`, dashboard accounts written to the store.
 //! - [`app`]: `app create`, `app rotate-pusher-secret`, `app pusher-client-events`, through the
 //!   Rust SDK's admin client.
 //! - [`healthcheck`]: `healthcheck`, a container's HEALTHCHECK without curl.
 //! - [`token`]: `token issue`, signed locally.
 
+mod admin;
 mod app;
 mod args;
 mod healthcheck;
@@ -68,6 +70,9 @@ enum Command {
     ControlPlane(CommonArgs),
     /// Apply PostgreSQL migrations (needs --database-url) and exit.
     Migrate(CommonArgs),
+    /// Dashboard accounts, written to the store.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
     /// Manage apps through a control-plane's admin API.
     #[command(subcommand)]
     App(app::AppCommand),
@@ -86,6 +91,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gateway(args) => serve::gateway(args).await,
         Command::ControlPlane(args) => serve::control_plane(args).await,
         Command::Migrate(args) => serve::migrate(args).await,
+        Command::Admin(cmd) => admin::run(cmd).await,
         Command::App(cmd) => app::run(cmd).await,
         Command::Token(cmd) => token::run(cmd),
         Command::Healthcheck(args) => healthcheck::run(args).await,

@@ -76,6 +76,10 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
             .as_deref()
             .unwrap_or(crate::settings::DEV_OPERATOR_TOKEN)
     );
+    println!("  dashboard   http://{addr}/dashboard");
+    if let Some((email, password)) = started.dev_login {
+        println!("              (dev sign-in: {email} / {password})");
+    }
     let outbound = settings.outbound(true);
     let loopback = match (outbound.allow_loopback, settings.outbound_allow_loopback) {
         (true, None) => "loopback allowed (dev default)",

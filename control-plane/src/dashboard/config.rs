@@ -1,0 +1,52 @@
+//! The dashboard's settings, `[dashboard]` in the settings file (`docs/dashboard.md`).
+
+use serde::Deserialize;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DashboardConfig {
+    /// How long a sign-in lasts, in seconds. Default 43200 (12 h).
+    pub session_ttl_secs: u64,
+    /// Marks the session cookie `Secure`: set it when browsers reach the dashboard over TLS
+    /// (a TLS-terminating proxy in front). Default `false`.
+    pub secure_cookies: bool,
+    /// Failed sign-ins allowed per account within `login_window_secs`. Default 5.
+    pub login_max_failures_per_account: u32,
+    /// Failed sign-ins allowed per source address within `login_window_secs`. Default 20.
+    pub login_max_failures_per_address: u32,
+    /// The window failed sign-ins are counted over, in seconds. Default 900 (15 min).
+    pub login_window_secs: u64,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        DashboardConfig {
+            session_ttl_secs: 43_200,
+            secure_cookies: false,
+            login_max_failures_per_account: 5,
+            login_max_failures_per_address: 20,
+            login_window_secs: 900,
+        }
+    }
+}
+
+impl DashboardConfig {
+    pub fn login_window(&self) -> Duration {
+        Duration::from_secs(self.login_window_secs)
+    }
+
+    /// Refuses settings that would lock everyone out or never let a session live.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.session_ttl_secs == 0 {
+            return Err("dashboard.session_ttl_secs must be at least 1".into());
+        }
+        if self.login_max_failures_per_account == 0 || self.login_max_failures_per_address == 0 {
+            return Err("dashboard.login_max_failures_per_* must be at least 1".into());
+        }
+        if self.login_window_secs == 0 {
+            return Err("dashboard.login_window_secs must be at least 1".into());
+        }
+        Ok(())
+    }
+}
