@@ -192,6 +192,8 @@ impl CreateApp {
             jwt_ec_public_key: None,
             limits: AppLimits::default(),
             allowed_origins: Vec::new(),
+            pusher_secret: None,
+            pusher_client_events: false,
         }
     }
 }
