@@ -2,29 +2,12 @@
 // serving two Pusher-enabled apps, the `pusher` server library pointed at it, native WebSocket
 // subscribers, and a webhook receiver on loopback.
 
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import http from "node:http";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import Pusher from "pusher";
 import WebSocket from "ws";
+import { startWaas as start } from "./waas.mjs";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-export const repo = path.resolve(here, "../../..");
-const targetDir = process.env.CARGO_TARGET_DIR
-  ? path.resolve(repo, process.env.CARGO_TARGET_DIR)
-  : path.join(repo, "target");
-
-/** The `waas` binary: `WAAS_BIN`, else `$CARGO_TARGET_DIR/debug/waas` (`cargo build` makes it). */
-export function waasBin() {
-  const bin = process.env.WAAS_BIN ?? path.join(targetDir, "debug", "waas");
-  if (!existsSync(bin)) {
-    throw new Error(`no waas binary at ${bin}: run \`cargo build\` at the repository root, or set WAAS_BIN`);
-  }
-  return bin;
-}
+export { repo, waasBin } from "./waas.mjs";
 
 /** The apps of the test server: id (= Pusher key), API key, Pusher secret. */
 export const APPS = {
@@ -35,62 +18,9 @@ export const APPS = {
 };
 export const OPERATOR_TOKEN = "dev-operator-token";
 
-function configFile() {
-  const dir = mkdtempSync(path.join(tmpdir(), "waas-pusher-http-"));
-  const file = path.join(dir, "waas.toml");
-  const lines = [];
-  for (const app of Object.values(APPS)) {
-    lines.push(
-      "[[apps]]",
-      `id = "${app.id}"`,
-      `api_keys = ["${app.apiKey}"]`,
-      `jwt_secret = "${app.id}-jwt-secret"`,
-      "[apps.pusher]",
-      `secret = "${app.secret}"`,
-      "",
-    );
-  }
-  writeFileSync(file, lines.join("\n"));
-  return file;
-}
-
-/** A `waas dev` process (in-memory store) on a free port; `stop()` ends it. */
-export async function startWaas() {
-  const child = spawn(
-    waasBin(),
-    ["dev", "--listen", "127.0.0.1:0", "--store", ":memory:", "--config", configFile()],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, WAAS_LOG: process.env.WAAS_LOG ?? "warn" } },
-  );
-  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
-  let stderr = "";
-  child.stderr.on("data", (d) => {
-    stderr += d;
-  });
-  const addr = await new Promise((resolve, reject) => {
-    let out = "";
-    const onData = (d) => {
-      out += d;
-      const m = /listening on (\S+)/.exec(out);
-      if (m) {
-        child.stdout.off("data", onData);
-        child.stdout.resume();
-        resolve(m[1]);
-      }
-    };
-    child.stdout.on("data", onData);
-    exited.then(({ code }) => reject(new Error(`waas exited (${code}) before listening: ${stderr}`)));
-  });
-  const [host, port] = [addr.slice(0, addr.lastIndexOf(":")), addr.slice(addr.lastIndexOf(":") + 1)];
-  return {
-    addr,
-    host,
-    port,
-    httpUrl: `http://${addr}`,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-      return exited;
-    },
-  };
+/** A `waas dev` process serving APPS on a free port; see [`startWaas`](./waas.mjs). */
+export function startWaas() {
+  return start({ apps: Object.values(APPS) });
 }
 
 /** The `pusher` server library pointed at `server`, as `app` (with `secret` if given). */

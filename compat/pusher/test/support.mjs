@@ -2,96 +2,24 @@
 // clients pointed at it, signatures from the `pusher` server library, and waiting for events
 // without sleeping.
 
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import Pusher from "pusher-js";
 import PusherServer from "pusher";
+import { startWaas as start } from "./waas.mjs";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-export const repo = path.resolve(here, "../../..");
-const targetDir = process.env.CARGO_TARGET_DIR
-  ? path.resolve(repo, process.env.CARGO_TARGET_DIR)
-  : path.join(repo, "target");
+export { repo, waasBin } from "./waas.mjs";
 
-/** The `waas` binary: `WAAS_BIN`, else `$CARGO_TARGET_DIR/debug/waas` (`cargo build` makes it). */
-export function waasBin() {
-  const bin = process.env.WAAS_BIN ?? path.join(targetDir, "debug", "waas");
-  if (!existsSync(bin)) {
-    throw new Error(`no waas binary at ${bin}: run \`cargo build\` at the repository root, or set WAAS_BIN`);
-  }
-  return bin;
-}
-
-/** The app the tests use: its id is the Pusher key and app id. */
 export const APP = "pjs";
 export const API_KEY = "pjs-key";
 export const SECRET = "pjs-pusher-secret";
 /** 32 bytes, base64: the master key of encrypted channels, known to the app's server only. */
 export const MASTER_KEY = Buffer.from("0123456789abcdef0123456789abcdef").toString("base64");
 
-/** The config file of a `waas dev` serving APP with Pusher settings. */
-function configFile() {
-  const dir = mkdtempSync(path.join(tmpdir(), "waas-pusher-"));
-  const file = path.join(dir, "waas.toml");
-  writeFileSync(
-    file,
-    [
-      "[[apps]]",
-      `id = "${APP}"`,
-      `api_keys = ["${API_KEY}"]`,
-      `jwt_secret = "pjs-jwt-secret"`,
-      "[apps.pusher]",
-      `secret = "${SECRET}"`,
-      "client_events = true",
-      "",
-    ].join("\n"),
-  );
-  return file;
-}
-
 /**
- * A `waas dev` process (in-memory store) listening on `port` (0: a free one), ready once it
- * printed `listening on`. `stop()` sends SIGTERM and waits for the exit.
+ * A `waas dev` process serving APP (client events on) on `port` (0: a free one); see
+ * [`startWaas`](./waas.mjs).
  */
-export async function startWaas({ port = 0 } = {}) {
-  const child = spawn(
-    waasBin(),
-    ["dev", "--listen", `127.0.0.1:${port}`, "--store", ":memory:", "--config", configFile()],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, WAAS_LOG: process.env.WAAS_LOG ?? "warn" } },
-  );
-  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
-  let stderr = "";
-  child.stderr.on("data", (d) => {
-    stderr += d;
-  });
-  const addr = await new Promise((resolve, reject) => {
-    let out = "";
-    const onData = (d) => {
-      out += d;
-      const m = /listening on (\S+)/.exec(out);
-      if (m) {
-        child.stdout.off("data", onData);
-        child.stdout.resume();
-        resolve(m[1]);
-      }
-    };
-    child.stdout.on("data", onData);
-    exited.then(({ code }) => reject(new Error(`waas exited (${code}) before listening: ${stderr}`)));
-  });
-  const port_ = Number(addr.split(":").pop());
-  return {
-    addr,
-    port: port_,
-    httpUrl: `http://${addr}`,
-    child,
-    async stop(signal = "SIGTERM") {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
-    },
-  };
+export function startWaas({ port = 0 } = {}) {
+  return start({ port, apps: [{ id: APP, apiKey: API_KEY, secret: SECRET, clientEvents: true }] });
 }
 
 /** The app's server side: the `pusher` library, which signs subscriptions and sign-ins. */
