@@ -835,6 +835,7 @@ async fn pusher_client_events_toggle(store: &dyn Store) {
         .unwrap();
     assert!(!off.pusher_client_events);
     assert_eq!(store.list_apps(None).await.unwrap(), vec![off]);
+}
 
 // ---- dashboard accounts and sessions ----
 
