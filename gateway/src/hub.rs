@@ -483,7 +483,7 @@ mod tests {
         let p2 = Arc::new(Outbound::pusher(3, 10, 1 << 20, 0, "9.3".into()));
         let sender = Arc::new(Outbound::pusher(4, 10, 1 << 20, 0, "9.4".into()));
         for c in [&native, &p1, &p2, &sender] {
-            hub.subscribe("s.z", Arc::clone(c)).await.unwrap();
+            hub.subscribe("t", "s.z", Arc::clone(c)).await.unwrap();
         }
         let data = serde_json::value::RawValue::from_string("{\"a\":1}".into()).unwrap();
         let from = crate::pusher::message::Sender {
