@@ -37,7 +37,7 @@ pub fn verify(auth: Option<&str>, key: &str, secret: &str, message: &str) -> Res
     if given_key != key {
         return Err(AuthError::WrongKey);
     }
-    let signature = decode_hex(signature).ok_or(AuthError::Malformed)?;
+    let signature = super::hex::decode(signature).ok_or(AuthError::Malformed)?;
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
     hmac::verify(&key, message.as_bytes(), &signature).map_err(|_| AuthError::BadSignature)
 }
@@ -48,19 +48,7 @@ pub fn sign(key: &str, secret: &str, message: &str) -> String {
         &hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes()),
         message.as_bytes(),
     );
-    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("{key}:{hex}")
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    text.as_bytes()
-        .chunks(2)
-        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
-        .collect()
+    format!("{key}:{}", super::hex::encode(tag.as_ref()))
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@
 //! - [`data`]: the one rule between Pusher's string `data` and native JSON `data`.
 //! - [`message`]: native messages as Pusher frames (once per message, in the hub's fan-out),
 //!   and messages sent from the Pusher side.
-//! - [`channel`]: channel types by prefix; [`auth`]: signatures; [`presence`]: members.
+//! - [`channel`]: channel types by prefix; [`auth`]: signatures, in [`hex`]; [`presence`]:
+//!   members.
 //! - [`users`]: signed-in users and `terminate_connections` across gateways.
 //! - [`hooks`]: what the front reports for webhooks.
 
@@ -22,6 +23,7 @@ pub mod codes;
 pub mod connection;
 pub mod data;
 mod events;
+pub mod hex;
 pub mod hooks;
 pub mod message;
 pub mod presence;

@@ -57,29 +57,15 @@ pub struct Expect<'a> {
     pub window_secs: u64,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || !s.is_ascii() {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
-}
-
 /// MD5 hex of a body, as `body_md5` carries it.
 pub fn body_md5(body: &[u8]) -> String {
-    hex(&Md5::digest(body))
+    crate::pusher::hex::encode(&Md5::digest(body))
 }
 
 /// HMAC-SHA256 hex of `data` under `secret`: the signature of requests and of webhooks.
 pub fn sign(secret: &str, data: &[u8]) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
-    hex(hmac::sign(&key, data).as_ref())
+    crate::pusher::hex::encode(hmac::sign(&key, data).as_ref())
 }
 
 /// The string a client signs for `req`.
@@ -136,7 +122,7 @@ pub fn verify(req: &Request<'_>, expect: &Expect<'_>) -> Result<(), SignError> {
         }
     }
     let signature = get("auth_signature")?.ok_or(SignError::Missing("auth_signature"))?;
-    let signature = unhex(signature).ok_or(SignError::Signature)?;
+    let signature = crate::pusher::hex::decode(signature).ok_or(SignError::Signature)?;
     let key = hmac::Key::new(hmac::HMAC_SHA256, expect.secret.as_bytes());
     hmac::verify(&key, signed.as_bytes(), &signature).map_err(|_| SignError::Signature)
 }
