@@ -4,6 +4,7 @@
 pub(crate) mod apps;
 mod error;
 pub mod openapi;
+mod pusher;
 mod tenants;
 mod webhooks;
 
@@ -91,7 +92,7 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/v1/admin/apps/{id}/jwt-secret", post(apps::rotate_secret))
         .route(
             "/v1/admin/apps/{id}/pusher-secret",
-            post(apps::rotate_pusher_secret).delete(apps::remove_pusher_secret),
+            post(pusher::rotate_pusher_secret).delete(pusher::remove_pusher_secret),
         )
         .merge(webhooks::routes())
         .layer(axum::middleware::map_response(
