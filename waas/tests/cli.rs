@@ -8,6 +8,15 @@ use waas_test_support::server::TestServer;
 const WAAS: &str = env!("CARGO_BIN_EXE_waas");
 
 fn app_create(server: &TestServer, token: &str, id: &str) -> std::process::Output {
+    app_create_with(server, token, id, &[])
+}
+
+fn app_create_with(
+    server: &TestServer,
+    token: &str,
+    id: &str,
+    extra: &[&str],
+) -> std::process::Output {
     let url = server.http_url();
     let args = [
         "app",
@@ -24,6 +33,7 @@ fn app_create(server: &TestServer, token: &str, id: &str) -> std::process::Outpu
     let run = || {
         Command::new(WAAS)
             .args(args)
+            .args(extra)
             .env_remove("WAAS_OPERATOR_TOKEN")
             .env_remove("WAAS_CONTROL_PLANE")
             .output()
@@ -45,11 +55,22 @@ async fn app_create_makes_the_tenant_and_prints_the_app() {
     let app: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
     assert_eq!(app["app"]["id"], "cli-one");
     assert_eq!(app["app"]["tenant_id"], "cli");
-    // The tenant exists now: a second app in it is created all the same.
-    let out = app_create(&server, token, "cli-two");
+    assert_eq!(app["app"]["pusher_enabled"], false, "Pusher is opt-in");
+    assert!(app.get("pusher_secret").is_none(), "{stdout}");
+    // The tenant exists now: a second app in it is created all the same, this one with Pusher.
+    let out = app_create_with(&server, token, "cli-two", &["--pusher"]);
     assert!(out.status.success(), "{out:?}");
-    let (status, _) = server.admin("GET", "/v1/admin/apps/cli-two", None).await;
-    assert_eq!(status, 200);
+    let two: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        two["pusher_secret"].as_str().map(str::len),
+        Some(40),
+        "{two}"
+    );
+    let (status, shown) = server.admin("GET", "/v1/admin/apps/cli-two", None).await;
+    assert_eq!(
+        (status, &shown["pusher_enabled"]),
+        (200, &serde_json::json!(true))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

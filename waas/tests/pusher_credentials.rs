@@ -65,16 +65,35 @@ async fn create(server: &TestServer, tenant: &str, id: &str, extra: Value) -> Va
 }
 
 #[tokio::test]
+async fn a_new_app_has_the_pusher_front_off_until_it_asks() {
+    let server = TestServer::start().await;
+    let plain = create(&server, "acme", "native", json!({})).await;
+    assert!(plain.get("pusher_secret").is_none(), "{plain}");
+    assert_eq!(plain["app"]["pusher_enabled"], false);
+    assert_eq!(gateway_pusher(&server, "native").await, None);
+    // Without the opt-in no Pusher client reaches the app's public channels anonymously.
+    let mut ws = RawClient::connect_with(server.addr, "/app/native?protocol=7", &[]).await;
+    let first = ws.json().await;
+    assert_eq!(first["event"], "pusher:error", "{first}");
+    assert_eq!(first["data"]["code"], 4003, "{first}");
+    assert_eq!(ws.close_code().await, 4003);
+    // Nor the Pusher HTTP API.
+    let url = format!("{}/apps/native/channels", server.http_url());
+    let status = reqwest::get(url).await.unwrap().status();
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
 async fn a_new_app_gets_a_pusher_secret_shown_only_at_creation() {
     let server = TestServer::start().await;
-    let created = create(&server, "acme", "shop", json!({})).await;
+    let created = create(&server, "acme", "shop", json!({"pusher": true})).await;
     let secret = created["pusher_secret"].as_str().unwrap().to_owned();
     assert_eq!(secret.len(), 40, "{secret}");
     assert!(secret.chars().all(|c| c.is_ascii_alphanumeric()));
     assert_eq!(created["app"]["pusher_enabled"], true);
     assert_eq!(created["app"]["pusher_client_events"], false);
     // Two apps never share one.
-    let other = create(&server, "acme", "shop2", json!({})).await;
+    let other = create(&server, "acme", "shop2", json!({"pusher": true})).await;
     assert_ne!(other["pusher_secret"], created["pusher_secret"]);
 
     for path in [
@@ -250,8 +269,8 @@ async fn the_client_events_switch_reaches_the_gateway() {
 #[tokio::test]
 async fn another_tenants_credentials_cannot_read_or_rotate_a_pusher_secret() {
     let server = TestServer::start().await;
-    let a = create(&server, "tenant-a", "app-a", json!({})).await;
-    let b = create(&server, "tenant-b", "app-b", json!({})).await;
+    let a = create(&server, "tenant-a", "app-a", json!({"pusher": true})).await;
+    let b = create(&server, "tenant-b", "app-b", json!({"pusher": true})).await;
     let b_secret = b["pusher_secret"].as_str().unwrap().to_owned();
     let a_token = tokens::hs256(
         a["jwt_secret"].as_str().unwrap(),

@@ -86,7 +86,7 @@ async fn no_secret_is_logged_at_debug() {
             "POST",
             &format!("{admin}/v1/admin/apps"),
             &operator,
-            Some(json!({"id": "sec", "tenant_id": "t"})),
+            Some(json!({"id": "sec", "tenant_id": "t", "pusher": true})),
         )
         .await;
     assert_eq!(s, 201, "{app}");

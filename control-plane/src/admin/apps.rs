@@ -99,7 +99,12 @@ pub struct CreateApp {
     /// Origins allowed to open WebSockets; empty or absent allows any.
     #[serde(default)]
     allowed_origins: Vec<String>,
-    /// The Pusher-protocol secret (`docs/pusher.md`); generated when absent.
+    /// Open the Pusher front for this app (`docs/pusher.md`). Off by default: a Pusher client
+    /// needs no token to read public channels, so an app opts in knowingly.
+    #[serde(default)]
+    pusher: bool,
+    /// The Pusher-protocol secret; giving one turns the Pusher front on, `pusher: true` without
+    /// one generates it.
     pusher_secret: Option<String>,
     /// Let Pusher clients send `client-` events. Default `false`.
     #[serde(default)]
@@ -114,8 +119,10 @@ pub struct Created {
     /// The HS256 secret when one was generated or given. Shown only here.
     #[serde(skip_serializing_if = "Option::is_none")]
     jwt_secret: Option<String>,
-    /// The Pusher secret, generated or given; the Pusher key is the app id. Shown only here.
-    pusher_secret: String,
+    /// The Pusher secret, generated or given, when the Pusher front is on; the Pusher key is the
+    /// app id. Shown only here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pusher_secret: Option<String>,
 }
 
 /// Refuses key material gateways could not use, before it is stored and shipped to them.
@@ -180,6 +187,7 @@ impl CreateApp {
             jwt_ec_public_key: None,
             limits: AppLimits::default(),
             allowed_origins: Vec::new(),
+            pusher: false,
             pusher_secret: None,
             pusher_client_events: false,
         }
@@ -208,7 +216,10 @@ pub(crate) async fn create_app(admin: &Admin, req: CreateApp) -> Result<Created,
         ));
     }
     let allowed_origins = origins(&req.allowed_origins)?;
-    let pusher_secret = super::pusher::secret(req.pusher_secret)?;
+    let pusher_secret = match (req.pusher, req.pusher_secret) {
+        (false, None) => None,
+        (_, given) => Some(super::pusher::secret(given)?),
+    };
     let jwt_secret = match (
         &req.jwt_secret,
         &req.jwt_rsa_public_key,
@@ -232,7 +243,7 @@ pub(crate) async fn create_app(admin: &Admin, req: CreateApp) -> Result<Created,
         jwt_rsa_public_key: req.jwt_rsa_public_key,
         jwt_ec_public_key: req.jwt_ec_public_key,
         limits: req.limits,
-        pusher_secret: Some(pusher_secret.clone()),
+        pusher_secret: pusher_secret.clone(),
         pusher_client_events: req.pusher_client_events,
     };
     let probe = AppRecord {

@@ -36,6 +36,10 @@ pub struct CreateApp {
     pub id: String,
     pub tenant_id: String,
     pub name: Option<String>,
+    /// Open the Pusher front for the app (a Pusher secret is generated and shown once); off
+    /// unless asked, since Pusher clients read public channels without a token.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pusher: bool,
 }
 
 impl AdminClient {

@@ -37,6 +37,9 @@ pub enum AppCommand {
         tenant: String,
         #[arg(long)]
         name: Option<String>,
+        /// Open the Pusher front (docs/pusher.md): prints a generated Pusher secret once.
+        #[arg(long)]
+        pusher: bool,
     },
     /// Replace an app's Pusher secret (its Pusher key is its id); prints the new secret, shown
     /// only this once, and the app.
@@ -68,6 +71,7 @@ pub async fn run(cmd: AppCommand) -> anyhow::Result<()> {
             id,
             tenant,
             name,
+            pusher,
         } => {
             let admin = admin.client()?;
             match admin.create_tenant(&tenant, &tenant).await {
@@ -78,6 +82,7 @@ pub async fn run(cmd: AppCommand) -> anyhow::Result<()> {
                 id,
                 tenant_id: tenant,
                 name,
+                pusher,
             };
             let created = admin
                 .create_app(&app)
