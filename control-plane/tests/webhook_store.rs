@@ -5,7 +5,7 @@ use waas_control_plane::store::webhooks::{
     Attempt, DeliveryFilter, DeliveryStatus, EndpointPatch, NewEndpoint, Outcome, PresenceRules,
     WebhookFormat, WebhookStore,
 };
-use waas_control_plane::store::{Store, StoreError};
+use waas_control_plane::store::{AppPatch, Store, StoreError};
 use waas_core::webhooks::report::Report;
 use waas_protocol::presence::Member;
 use waas_protocol::webhook::EventType;
@@ -26,6 +26,7 @@ store_suite!(
     members_leave_with_a_dead_node,
     publish_reports_are_idempotent,
     claims_lease_and_settle,
+    claims_carry_the_apps_current_pusher_secret,
 );
 
 const NOW: i64 = 1_800_000_000_000;
@@ -474,4 +475,29 @@ async fn claims_lease_and_settle(store: &dyn Both) {
         .unwrap();
     assert_eq!(page.len() + rest.len(), 5);
     assert!(page[0].seq > page[1].seq && page[1].seq > rest[0].seq);
+}
+
+/// Pusher-format requests are signed with the app's Pusher secret as it is when a delivery is
+/// claimed: each claim reads it again, and `None` once the app has none.
+async fn claims_carry_the_apps_current_pusher_secret(store: &dyn Both) {
+    setup(store, &[EventType::Message]).await;
+    let set = |secret: Option<&str>| AppPatch {
+        pusher_secret: Some(secret.map(str::to_owned)),
+        ..AppPatch::default()
+    };
+    store.update_app(&app(), set(Some("first"))).await.unwrap();
+    let report: Report = serde_json::from_value(serde_json::json!({"publish": {
+        "id": "n-1", "app": "hooks", "channel": "c", "event": "e", "data": 1, "offset": 1,
+        "time_ms": 1}}))
+    .unwrap();
+    assert_eq!(store.ingest("n", vec![report], rules(NOW)).await, Ok(1));
+    let claimed = store.claim(NOW, 10, 10, 1000, &[]).await.unwrap();
+    assert_eq!(claimed[0].pusher_secret.as_deref(), Some("first"));
+    assert_eq!(claimed[0].secret, "s".repeat(16), "the endpoint's own");
+    store.update_app(&app(), set(Some("second"))).await.unwrap();
+    let claimed = store.claim(NOW + 1000, 10, 10, 1000, &[]).await.unwrap();
+    assert_eq!(claimed[0].pusher_secret.as_deref(), Some("second"));
+    store.update_app(&app(), set(None)).await.unwrap();
+    let claimed = store.claim(NOW + 2000, 10, 10, 1000, &[]).await.unwrap();
+    assert_eq!(claimed[0].pusher_secret, None);
 }

@@ -1,6 +1,7 @@
 //! Webhooks in Pusher's format (`format: "pusher"`, `docs/pusher.md`) from `waas dev` to a real
 //! HTTP receiver: Pusher's body and event shapes, `X-Pusher-Key` and `X-Pusher-Signature`
-//! checked here with the gateway's HMAC helper, and the admin API's `format` field.
+//! (keyed with the app's Pusher secret, as it is at each attempt) checked here with the
+//! gateway's HMAC helper, and the admin API's `format` field.
 
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -8,7 +9,10 @@ use std::time::Duration;
 use waas_test_support::receiver::{Received, Receiver};
 use waas_test_support::{tokens, RawClient, TestServer};
 
+/// The endpoint's own secret: Pusher-format requests are not signed with it.
 const SECRET: &str = "pusher-webhook-secret-1234";
+/// The demo app's Pusher secret in `waas dev`, which signs them.
+const APP_SECRET: &str = "demo-pusher-secret";
 
 /// HMAC-SHA256 hex, computed with the gateway's helper (checked against Pusher's reference
 /// example), not the control-plane's signer under test.
@@ -21,9 +25,14 @@ fn verified(r: &Received) -> Vec<Value> {
     assert_eq!(r.header("x-pusher-key"), Some("demo"));
     assert_eq!(
         r.header("x-pusher-signature"),
-        Some(hmac_hex(SECRET, &r.body).as_str()),
+        Some(hmac_hex(APP_SECRET, &r.body).as_str()),
         "signature of {:?}",
         r.body
+    );
+    assert_ne!(
+        r.header("x-pusher-signature"),
+        Some(hmac_hex(SECRET, &r.body).as_str()),
+        "not the endpoint's secret"
     );
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert!(r.header("waas-signature").is_none());
@@ -196,4 +205,154 @@ async fn the_admin_api_checks_format() {
         (patched["format"].clone(), patched["events"].clone()),
         (json!("pusher"), json!(["cache_miss"]))
     );
+}
+
+/// Subscribes a native client of the demo app to `channel` (so `channel_occupied` fires for it)
+/// and keeps it open.
+async fn occupy(server: &TestServer, channel: &str) -> RawClient {
+    let token = tokens::demo("occupier", &[channel], &[]);
+    let mut client = RawClient::ready(server.addr, "demo", &token).await;
+    let ack = client
+        .request(json!({"op": "subscribe", "id": 1, "channel": channel}))
+        .await;
+    assert_eq!(ack["op"], "ack", "{ack}");
+    client
+}
+
+/// The requests received whose events include `channel_occupied` of `channel`.
+fn occupied<'a>(received: &'a [Received], channel: &str) -> Vec<&'a Received> {
+    received
+        .iter()
+        .filter(|r| {
+            serde_json::from_slice::<Value>(&r.body).is_ok_and(|b| {
+                b["events"]
+                    .as_array()
+                    .is_some_and(|e| e.iter().any(|e| e["channel"] == channel))
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn webhooks_are_signed_with_the_apps_current_pusher_secret_and_die_without_one() {
+    let receiver = Receiver::start().await;
+    let server = TestServer::start().await;
+    let (status, created) = server
+        .admin(
+            "POST",
+            "/v1/admin/apps/demo/webhooks",
+            Some(json!({"url": receiver.url("/p"), "events": ["channel_occupied"], "format": "pusher"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let endpoint = created["webhook"]["id"].as_str().unwrap().to_owned();
+    let signed_with = |r: &Received, secret: &str| {
+        r.header("x-pusher-signature") == Some(hmac_hex(secret, &r.body).as_str())
+    };
+
+    let _c1 = occupy(&server, "hooked-1").await;
+    let got = receiver
+        .wait_until("hooked-1", Duration::from_secs(15), |r| {
+            !occupied(r, "hooked-1").is_empty()
+        })
+        .await;
+    assert!(signed_with(occupied(&got, "hooked-1")[0], APP_SECRET));
+
+    // A rotation: the next requests are signed with the new secret, not the old one.
+    let (status, rotated) = server
+        .admin(
+            "POST",
+            "/v1/admin/apps/demo/pusher-secret",
+            Some(json!({"pusher_secret": "rotated-pusher-secret"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    let _c2 = occupy(&server, "hooked-2").await;
+    let got = receiver
+        .wait_until("hooked-2", Duration::from_secs(15), |r| {
+            !occupied(r, "hooked-2").is_empty()
+        })
+        .await;
+    let r = occupied(&got, "hooked-2")[0];
+    assert!(signed_with(r, "rotated-pusher-secret"));
+    assert!(!signed_with(r, APP_SECRET));
+
+    // No secret any more: nothing to sign with, the delivery is dead at once, with why, and
+    // no request is sent. New Pusher-format endpoints are refused meanwhile.
+    let (status, _) = server
+        .admin("DELETE", "/v1/admin/apps/demo/pusher-secret", None)
+        .await;
+    assert_eq!(status, 200);
+    let (status, refused) = server
+        .admin(
+            "POST",
+            "/v1/admin/apps/demo/webhooks",
+            Some(json!({"url": receiver.url("/q"), "events": ["channel_occupied"], "format": "pusher"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Pusher secret"),
+        "{refused}"
+    );
+    let (status, _) = server
+        .admin(
+            "PATCH",
+            &format!("/v1/admin/apps/demo/webhooks/{endpoint}"),
+            Some(json!({"format": "pusher"})),
+        )
+        .await;
+    assert_eq!(status, 400, "nor can one be made Pusher-format");
+    let _c3 = occupy(&server, "hooked-3").await;
+    let dead = waas_test_support::poll::eventually(
+        Duration::from_secs(15),
+        Duration::from_millis(20),
+        || "a dead delivery",
+        || async {
+            let (_, list) = server
+                .admin("GET", "/v1/admin/apps/demo/deliveries?status=dead", None)
+                .await;
+            list.as_array().and_then(|l| l.first().cloned())
+        },
+    )
+    .await;
+    assert_eq!(dead["attempts"], 1, "{dead}");
+    assert_eq!(
+        dead["last_error"],
+        waas_control_plane::webhooks::worker::NO_PUSHER_SECRET,
+        "{dead}"
+    );
+    assert!(dead["body"].as_str().unwrap().contains("hooked-3"));
+    assert!(occupied(&receiver.received(), "hooked-3").is_empty());
+
+    // A secret again, and the dead delivery retried: sent, signed with it.
+    let (status, _) = server
+        .admin(
+            "POST",
+            "/v1/admin/apps/demo/pusher-secret",
+            Some(json!({"pusher_secret": "third-pusher-secret"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let id = dead["id"].as_str().unwrap();
+    let (status, retried) = server
+        .admin(
+            "POST",
+            &format!("/v1/admin/apps/demo/deliveries/{id}/retry"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{retried}");
+    let got = receiver
+        .wait_until("hooked-3", Duration::from_secs(15), |r| {
+            !occupied(r, "hooked-3").is_empty()
+        })
+        .await;
+    assert!(signed_with(
+        occupied(&got, "hooked-3")[0],
+        "third-pusher-secret"
+    ));
 }

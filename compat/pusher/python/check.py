@@ -1,8 +1,9 @@
 """The `pusher` PyPI library against WaaS's Pusher HTTP API (docs/pusher.md).
 
-Run by test/python.test.mjs with WAAS_HOST, WAAS_PORT, PUSHER_APP, PUSHER_SECRET and
-WEBHOOK_FILE (a JSON file: {"headers": {...}, "body": "..."} of a webhook WaaS sent). Prints one
-JSON object with what each call returned, for the Node test to check.
+Run by test/python.test.mjs with WAAS_HOST, WAAS_PORT, PUSHER_APP, PUSHER_SECRET,
+WEBHOOK_FILE (a JSON file: {"headers": {...}, "body": "..."} of a webhook WaaS sent),
+MASTER_KEY (base64 of 32 bytes) and ENCRYPTED_CHANNEL (a private-encrypted- channel). Prints
+one JSON object with what each call returned, for the Node test to check.
 """
 
 import json
@@ -53,5 +54,23 @@ try:
     out["wrong_secret"] = "accepted"
 except Exception as e:  # the library raises PusherBadAuth on 401
     out["wrong_secret"] = type(e).__name__
+out["validate_wrong_secret"] = wrong.validate_webhook(
+    key=headers["x-pusher-key"], signature=headers["x-pusher-signature"], body=hook["body"]
+)
+
+# End-to-end encryption the library's way: it seals the data with the channel's shared key
+# (derived from the master key, which WaaS never sees); the Node test's pusher-js client opens it.
+sealing = pusher.Pusher(
+    app_id=os.environ["PUSHER_APP"],
+    key=os.environ["PUSHER_APP"],
+    secret=os.environ["PUSHER_SECRET"],
+    host=os.environ["WAAS_HOST"],
+    port=int(os.environ["WAAS_PORT"]),
+    ssl=False,
+    encryption_master_key_base64=os.environ["MASTER_KEY"],
+)
+out["trigger_encrypted"] = sealing.trigger(
+    os.environ["ENCRYPTED_CHANNEL"], "py-sealed", {"secret": "from python"}
+)
 
 print(json.dumps(out))

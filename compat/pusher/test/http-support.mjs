@@ -15,6 +15,8 @@ export const APPS = {
   other: { id: "pother", apiKey: "pother-key", secret: "pother-pusher-secret" },
   // Python's library accepts only numeric app ids.
   numeric: { id: "4242", apiKey: "n4242-key", secret: "n4242-pusher-secret" },
+  // Its Pusher secret is rotated by a test.
+  rotating: { id: "protate", apiKey: "protate-key", secret: "protate-pusher-secret" },
 };
 export const OPERATOR_TOKEN = "dev-operator-token";
 
@@ -82,10 +84,16 @@ export async function subscriber(server, tok, channels, app = APPS.main) {
   };
 }
 
-/** An HTTP server on loopback recording every request (headers and raw body). */
-export async function receiver() {
+/**
+ * An HTTP server on loopback recording every request (headers and raw body). With `hold`, it
+ * answers nothing until `release()`: requests stay in flight, so WaaS's worker holds further
+ * events of the endpoint back (at most `per_endpoint_concurrency` requests in flight) and
+ * sends them together later.
+ */
+export async function receiver({ hold = false } = {}) {
   const requests = [];
   const waiting = [];
+  let held = hold ? [] : null;
   const srv = http.createServer((req, res) => {
     let body = "";
     req.setEncoding("utf8");
@@ -94,7 +102,9 @@ export async function receiver() {
       const r = { headers: req.headers, rawBody: body };
       requests.push(r);
       for (const w of waiting.splice(0)) w();
-      res.writeHead(200).end("ok");
+      const answer = () => res.writeHead(200).end("ok");
+      if (held) held.push(answer);
+      else answer();
     });
   });
   await new Promise((resolve) => srv.listen(0, "127.0.0.1", resolve));
@@ -116,8 +126,61 @@ export async function receiver() {
       }
       return requests;
     },
-    close: () => new Promise((resolve) => srv.close(resolve)),
+    /** Answers the held requests, and every later one at once. */
+    release() {
+      const answers = held ?? [];
+      held = null;
+      for (const answer of answers) answer();
+    },
+    close() {
+      this.release();
+      srv.closeAllConnections();
+      return new Promise((resolve) => srv.close(resolve));
+    },
   };
+}
+
+/** The events of Pusher-format webhook requests, parsed. */
+export function hookEvents(requests) {
+  return requests.flatMap((r) => JSON.parse(r.rawBody).events);
+}
+
+/**
+ * Pusher-format webhooks of `channel_occupied` for `n` channels `{prefix}.1`..`{prefix}.n`
+ * of `app`, delivered by WaaS to a receiver that holds its first requests until every event is
+ * in the outbox: then at least two of them arrive in one request. Resolves with the requests
+ * once every event arrived.
+ */
+export async function batchedHooks(server, app, prefix, n = 10) {
+  const rx = await receiver({ hold: true });
+  const created = await admin(server, "POST", `/v1/admin/apps/${app.id}/webhooks`, {
+    url: rx.url,
+    events: ["channel_occupied"],
+    channels: [`${prefix}.>`],
+    format: "pusher",
+  });
+  if (created.status !== 201) throw new Error(`webhook: ${created.status} ${JSON.stringify(created.body)}`);
+  const webhook = created.body.webhook.id;
+  const channels = Array.from({ length: n }, (_, i) => `${prefix}.${i + 1}`);
+  const sub = await subscriber(server, await token(server, "batcher", [`${prefix}.>`], app), channels, app);
+  try {
+    // Every event is a delivery in the outbox (the delivery log lists it) before any request
+    // is answered.
+    const end = Date.now() + 15_000;
+    for (;;) {
+      const log = await admin(server, "GET", `/v1/admin/apps/${app.id}/deliveries?webhook=${webhook}&limit=100`);
+      if (log.status === 200 && log.body.length === n) break;
+      if (Date.now() > end) throw new Error(`deliveries: ${JSON.stringify(log)}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    rx.release();
+    const reqs = await rx.until((r) => new Set(hookEvents(r).map((e) => e.channel)).size === n);
+    return reqs;
+  } finally {
+    sub.close();
+    await rx.close();
+    await admin(server, "DELETE", `/v1/admin/apps/${app.id}/webhooks/${webhook}`);
+  }
 }
 
 /** A call on the admin API of `server`. */

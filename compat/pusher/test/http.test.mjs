@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import Pusher from "pusher";
-import { APPS, admin, pusherFor, receiver, startWaas, subscriber, token } from "./http-support.mjs";
+import { APPS, admin, batchedHooks, hookEvents, pusherFor, receiver, startWaas, subscriber, token } from "./http-support.mjs";
 
 let server;
 before(async () => {
@@ -102,7 +102,8 @@ test("the library's webhook validator accepts Pusher-format webhooks", async () 
     url: rx.url,
     events: ["channel_occupied", "member_added"],
     channels: ["presence.hooked"],
-    secret: APPS.main.secret,
+    // The endpoint's own secret does not sign Pusher-format requests: the app's Pusher secret does.
+    secret: "an-endpoint-secret-not-the-apps",
     format: "pusher",
   });
   assert.equal(created.status, 201, JSON.stringify(created.body));
@@ -130,4 +131,26 @@ test("the library's webhook validator accepts Pusher-format webhooks", async () 
   assert.equal(pusher.webhook(tampered).isValid(), false);
   sub.close();
   await rx.close();
+});
+
+test("several events arrive in one webhook request, which the validator accepts", async () => {
+  const reqs = await batchedHooks(server, APPS.main, "batched");
+  const pusher = pusherFor(server);
+  const sizes = reqs.map((r) => pusher.webhook(r).getEvents().length);
+  assert.ok(Math.max(...sizes) >= 2, `one request carries several events: ${sizes}`);
+  for (const r of reqs) assert.ok(pusher.webhook(r).isValid(), `valid: ${JSON.stringify(r)}`);
+  const channels = hookEvents(reqs).map((e) => e.channel).sort();
+  assert.deepEqual(new Set(channels).size, 10);
+  assert.ok(channels.every((c) => c.startsWith("batched.")));
+});
+
+test("after a secret rotation, webhooks validate with the new secret only", async () => {
+  const app = APPS.rotating;
+  const rotated = await admin(server, "POST", `/v1/admin/apps/${app.id}/pusher-secret`, {});
+  assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+  const secret = rotated.body.pusher_secret;
+  assert.notEqual(secret, app.secret);
+  const [r] = await batchedHooks(server, app, "rotated", 1);
+  assert.equal(pusherFor(server, app, secret).webhook(r).isValid(), true);
+  assert.equal(pusherFor(server, app).webhook(r).isValid(), false, "not with the old secret");
 });

@@ -40,7 +40,8 @@ pub struct PusherSecretRotated {
 }
 
 /// Replaces the Pusher secret (or gives an app without one its first): connections, HTTP API
-/// calls and channel authorizations signed with the old one are refused from now on.
+/// calls and channel authorizations signed with the old one are refused from now on, and
+/// Pusher-format webhooks are signed with the new one (read at each attempt).
 #[utoipa::path(
     post,
     path = "/v1/admin/apps/{id}/pusher-secret",
@@ -85,7 +86,8 @@ pub async fn rotate_pusher_secret(
     }))
 }
 
-/// Removes the Pusher secret: the Pusher front refuses the app until a new one is set.
+/// Removes the Pusher secret: the Pusher front refuses the app until a new one is set, and its
+/// Pusher-format webhook deliveries go dead (nothing to sign them with).
 #[utoipa::path(
     delete,
     path = "/v1/admin/apps/{id}/pusher-secret",

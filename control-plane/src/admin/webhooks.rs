@@ -156,6 +156,18 @@ fn check_format(format: WebhookFormat, events: &[EventType]) -> Result<(), Admin
     Ok(())
 }
 
+/// Pusher-format requests are signed with the app's Pusher secret (as Pusher signs webhooks
+/// with the app secret): an app without one cannot have such an endpoint.
+async fn check_pusher_secret(admin: &Admin, app: &AppId) -> Result<(), AdminError> {
+    if admin.store.get_app(app).await?.pusher_secret.is_none() {
+        return Err(bad(format!(
+            "a \"pusher\" format endpoint is signed with the app's Pusher secret, and the app has none: \
+             give it one first (POST /v1/admin/apps/{app}/pusher-secret)"
+        )));
+    }
+    Ok(())
+}
+
 fn check_channels(channels: &[String]) -> Result<(), AdminError> {
     for p in channels {
         ChannelPattern::parse(p).map_err(|e| bad(format!("invalid channel pattern {p:?}: {e}")))?;
@@ -185,7 +197,7 @@ async fn announce(admin: &Admin, app: &AppId) {
     request_body = CreateEndpoint,
     responses(
         (status = 201, description = "The endpoint and its signing secret (shown only here).", body = WithSecret),
-        (status = 400, description = "`bad_request`: not JSON, no `Content-Type: application/json`, or a field of the wrong type; an invalid app id; an unknown event type or an empty list; a `url` that is not `http(s)://host...`; a pattern that does not parse; a `secret` under 16 bytes; `format` `pusher` with the `message` event.", body = ErrorBody),
+        (status = 400, description = "`bad_request`: not JSON, no `Content-Type: application/json`, or a field of the wrong type; an invalid app id; an unknown event type or an empty list; a `url` that is not `http(s)://host...`; a pattern that does not parse; a `secret` under 16 bytes; `format` `pusher` with the `message` event, or for an app without a Pusher secret.", body = ErrorBody),
         (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
         (status = 404, description = "`not_found`: no such app.", body = ErrorBody),
         (status = 413, description = "`message_too_large`: the body is too large.", body = ErrorBody),
@@ -205,6 +217,9 @@ pub async fn create(
     check_events(&req.events)?;
     check_format(req.format, &req.events)?;
     check_channels(&req.channels)?;
+    if req.format == WebhookFormat::Pusher {
+        check_pusher_secret(&admin, &app).await?;
+    }
     let secret = match req.secret {
         Some(s) => {
             check_secret(&s)?;
@@ -341,6 +356,9 @@ pub async fn update(
             req.format.unwrap_or(current.format),
             req.events.as_deref().unwrap_or(&current.events),
         )?;
+    }
+    if req.format == Some(WebhookFormat::Pusher) {
+        check_pusher_secret(&admin, &app).await?;
     }
     let events = req.events.map(|mut e| {
         e.sort();

@@ -1,8 +1,9 @@
 //! Pusher's webhook format, for endpoints with `format: "pusher"`: the request's body is
 //! `{"time_ms": <attempt time>, "events": [...]}`, carrying every due event of the endpoint
 //! at once, and it is signed with `X-Pusher-Key` (the app id, which is the app's Pusher key)
-//! and `X-Pusher-Signature` (HMAC-SHA256 hex of the body), so Pusher's server libraries'
-//! webhook validators accept it.
+//! and `X-Pusher-Signature` (HMAC-SHA256 hex of the body keyed with the app's Pusher secret,
+//! as Pusher signs with the app secret), so Pusher's server libraries' webhook validators
+//! accept it.
 
 use ring::hmac;
 

@@ -27,6 +27,12 @@ use waas_protocol::webhook::{self, ATTEMPT_HEADER, EVENT_HEADER, ID_HEADER, SIGN
 /// Longest error text kept in the log per attempt.
 const MAX_ERROR: usize = 300;
 
+/// The error of a Pusher-format attempt when the app has no Pusher secret (it was removed):
+/// nothing to sign with, so the delivery is dead at once rather than retried
+/// (`docs/pusher.md`); `POST .../deliveries/{id}/retry` sends it again once the app has one.
+pub const NO_PUSHER_SECRET: &str =
+    "the app has no Pusher secret: Pusher-format webhooks are signed with it";
+
 pub struct Worker {
     store: Arc<dyn WebhookStore>,
     config: WebhookConfig,
@@ -177,10 +183,13 @@ impl Worker {
                     .body(c.body.clone())
             }
             WebhookFormat::Pusher => {
+                // Signed with the app's Pusher secret as it is now, as Pusher signs webhooks
+                // with the app secret: what the libraries' validators check.
+                let secret = c.pusher_secret.as_deref().ok_or(NO_PUSHER_SECRET)?;
                 let body = pusher::body(at, batch.iter().map(|c| c.body.as_str()));
                 request
                     .header(pusher::KEY_HEADER, &c.app_id)
-                    .header(pusher::SIGNATURE_HEADER, pusher::sign(&c.secret, &body))
+                    .header(pusher::SIGNATURE_HEADER, pusher::sign(secret, &body))
                     .body(body)
             }
         };
@@ -223,10 +232,18 @@ impl Worker {
             ),
             Err(text) => (None, Some(text), None),
         };
-        let duration_ms = started.elapsed().as_millis() as i64;
+        // Retrying cannot sign without a secret: dead now, with why.
+        let dead_now = error.as_deref() == Some(NO_PUSHER_SECRET);
+        let answer = Attempt {
+            attempt: 0,
+            at,
+            status_code,
+            error,
+            duration_ms: started.elapsed().as_millis() as i64,
+            response_body,
+        };
         for c in &batch {
-            self.settle(c, at, duration_ms, status_code, &error, &response_body)
-                .await;
+            self.settle(c, &answer, dead_now).await;
         }
         {
             let mut in_flight = self.in_flight.lock().expect("worker poisoned");
@@ -240,20 +257,14 @@ impl Worker {
         self.wake();
     }
 
-    /// Records one delivery's attempt and decides what comes next for it.
-    async fn settle(
-        &self,
-        c: &Claimed,
-        at: i64,
-        duration_ms: i64,
-        status_code: Option<i32>,
-        error: &Option<String>,
-        response_body: &Option<String>,
-    ) {
+    /// Records one delivery's attempt (`answer`, numbered here) and decides what comes next
+    /// for it: `dead_now` when retrying cannot help.
+    async fn settle(&self, c: &Claimed, answer: &Attempt, dead_now: bool) {
         let attempt = c.attempts + 1;
+        let error = &answer.error;
         let outcome = if error.is_none() {
             Outcome::Delivered
-        } else if attempt as u32 >= self.config.max_attempts {
+        } else if dead_now || attempt as u32 >= self.config.max_attempts {
             Outcome::Dead
         } else {
             Outcome::Retry(now_ms() + self.backoff(attempt as u32).as_millis() as i64)
@@ -268,7 +279,7 @@ impl Worker {
         metrics
             .webhook_latency
             .with_label_values(&[label])
-            .observe(duration_ms as f64 / 1000.0);
+            .observe(answer.duration_ms as f64 / 1000.0);
         match outcome {
             Outcome::Dead => {
                 // The endpoint's id, not its URL: a URL may carry credentials.
@@ -281,11 +292,7 @@ impl Worker {
         }
         let record = Attempt {
             attempt,
-            at,
-            status_code,
-            error: error.clone(),
-            duration_ms,
-            response_body: response_body.clone(),
+            ..answer.clone()
         };
         if let Err(e) = self.store.settle(&c.id, record, outcome).await {
             // The lease ends and the delivery is sent again: at least once.
@@ -377,6 +384,7 @@ mod tests {
             attempts: 0,
             format,
             app_id: "demo".into(),
+            pusher_secret: None,
         };
         let ids = |b: Vec<Vec<Claimed>>| -> Vec<Vec<String>> {
             b.into_iter()

@@ -179,6 +179,9 @@ pub struct Claimed {
     /// The endpoint's format: Pusher-format deliveries of one endpoint go out together.
     pub format: WebhookFormat,
     pub app_id: String,
+    /// The app's Pusher secret when the delivery was claimed (`None`: the app has none), which
+    /// signs Pusher-format requests in place of the endpoint's `secret`.
+    pub pusher_secret: Option<String>,
 }
 
 /// How an attempt ended, for [`WebhookStore::settle`].

@@ -154,19 +154,24 @@ pub(crate) async fn claim<S: Sql>(
                 attempts: r.get(4)?,
                 format: WebhookFormat::Waas,
                 app_id: r.get(7)?,
+                pusher_secret: None,
             };
             Ok((order, claimed))
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     // RETURNING promises no order.
     leased.sort_by_key(|(order, _)| *order);
-    let mut targets: HashMap<String, (String, String, WebhookFormat)> = HashMap::new();
+    type Target = (String, String, WebhookFormat, Option<String>);
+    let mut targets: HashMap<String, Target> = HashMap::new();
     let mut claimed = Vec::with_capacity(leased.len());
     for (_, mut c) in leased {
         if !targets.contains_key(&c.endpoint_id) {
+            // The app's Pusher secret as it is now, read at each claim: Pusher-format requests
+            // are signed with it, so a rotation applies to every attempt after it.
             let Some(row) = db
                 .query_opt(
-                    "SELECT url, secret, format FROM webhook_endpoints WHERE id = $1",
+                    "SELECT e.url, e.secret, e.format, a.pusher_secret \
+                     FROM webhook_endpoints e JOIN apps a ON a.id = e.app_id WHERE e.id = $1",
                     &[&c.endpoint_id],
                 )
                 .await?
@@ -175,9 +180,12 @@ pub(crate) async fn claim<S: Sql>(
                 continue;
             };
             let format = WebhookFormat::parse(&row.get::<String>(2)?)?;
-            targets.insert(c.endpoint_id.clone(), (row.get(0)?, row.get(1)?, format));
+            targets.insert(
+                c.endpoint_id.clone(),
+                (row.get(0)?, row.get(1)?, format, row.get(3)?),
+            );
         }
-        (c.url, c.secret, c.format) = targets[&c.endpoint_id].clone();
+        (c.url, c.secret, c.format, c.pusher_secret) = targets[&c.endpoint_id].clone();
         claimed.push(c);
     }
     Ok(claimed)
