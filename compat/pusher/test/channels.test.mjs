@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import nacl from "tweetnacl";
 import Pusher from "pusher-js";
 import PusherServer from "pusher";
-import { startWaas, connect, subscribed, once, publish, appServer, pusherOptions, APP } from "./support.mjs";
+import { startWaas, connect, subscribed, once, publish, appServer, pusherOptions, APP, SECRET, MASTER_KEY, QUIET } from "./support.mjs";
 
 let server;
 before(async () => {
@@ -53,6 +53,76 @@ test("private channels are signed by the app's server; client events reach other
   } finally {
     a.disconnect();
     b.disconnect();
+  }
+});
+
+/** Resolves with the data of the next `pusher:error` `client` receives. */
+function pusherError(client) {
+  return new Promise((resolve) => {
+    const onMessage = (m) => {
+      if (m.event !== "pusher:error") return;
+      client.connection.unbind("message", onMessage);
+      resolve(m.data);
+    };
+    client.connection.bind("message", onMessage);
+  });
+}
+
+test("client events are refused on public channels, and on every channel of an app that does not allow them", async () => {
+  const a = await connect(server);
+  const b = await connect(server);
+  const quietServer = new PusherServer({ appId: QUIET.id, key: QUIET.id, secret: QUIET.secret, cluster: "any" });
+  const quietOptions = {
+    ...pusherOptions(server),
+    channelAuthorization: {
+      customHandler: ({ socketId, channelName }, cb) => cb(null, quietServer.authorizeChannel(socketId, channelName)),
+    },
+  };
+  const q1 = new Pusher(QUIET.id, quietOptions);
+  const q2 = new Pusher(QUIET.id, quietOptions);
+  try {
+    // Public channel of an app with client events on: refused, not delivered.
+    const cha = await subscribed(a, "lobby");
+    const chb = await subscribed(b, "lobby");
+    let leaked = false;
+    chb.bind("client-shout", () => (leaked = true));
+    const refused = pusherError(a);
+    cha.trigger("client-shout", { x: 1 });
+    const err = await refused;
+    assert.equal(err.code, null);
+    assert.match(err.message, /private|presence/);
+    // The connection stays open and later messages flow; the refused event never came first.
+    const later = once(chb, "after");
+    await publish(server, "lobby", "after", 1);
+    assert.equal(await later, 1);
+    assert.equal(leaked, false);
+    assert.equal(a.connection.state, "connected");
+
+    // Private channel of an app with client events off: refused too.
+    const p1 = await subscribed(q1, "private-quiet");
+    const p2 = await subscribed(q2, "private-quiet");
+    let leaked2 = false;
+    p2.bind("client-shout", () => (leaked2 = true));
+    const refused2 = pusherError(q1);
+    p1.trigger("client-shout", { x: 2 });
+    const err2 = await refused2;
+    assert.equal(err2.code, null);
+    assert.match(err2.message, /client events/i);
+    const later2 = once(p2, "after");
+    const resp = await fetch(`${server.httpUrl}/v1/apps/${QUIET.id}/publish`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${QUIET.id}-key`, "content-type": "application/json" },
+      body: JSON.stringify({ channel: "private-quiet", event: "after", data: 2 }),
+    });
+    assert.equal(resp.status, 200);
+    assert.equal(await later2, 2);
+    assert.equal(leaked2, false);
+    assert.equal(q1.connection.state, "connected");
+  } finally {
+    a.disconnect();
+    b.disconnect();
+    q1.disconnect();
+    q2.disconnect();
   }
 });
 
@@ -144,6 +214,30 @@ test("private-encrypted channels: pusher-js decrypts what the server never could
   }
 });
 
+test("private-encrypted channels: the pusher library encrypts, WaaS's HTTP API passes it, pusher-js decrypts", async () => {
+  const c = await connect(server);
+  try {
+    const name = "private-encrypted-lib";
+    const ch = await subscribed(c, name);
+    // The app's server as it triggers on Pusher: the library seals with the channel's key.
+    const lib = new PusherServer({
+      appId: APP,
+      key: APP,
+      secret: SECRET,
+      host: "127.0.0.1",
+      port: String(server.port),
+      useTLS: false,
+      encryptionMasterKeyBase64: MASTER_KEY,
+    });
+    const got = once(ch, "sealed");
+    const res = await lib.trigger(name, "sealed", { pin: 4321, note: "é" });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await got, { pin: 4321, note: "é" });
+  } finally {
+    c.disconnect();
+  }
+});
+
 test("user sign-in receives server-to-user messages", async () => {
   const c = await connect(server, { user: { user_id: "u42", user_info: {} } });
   try {
@@ -159,6 +253,17 @@ test("user sign-in receives server-to-user messages", async () => {
     await publish(server, "#server-to-user-u42", "notice", { hello: "u42" });
     const data = await got;
     assert.deepEqual(data, { hello: "u42" });
+
+    // The app's server ends the user's connections: pusher:error 4009, which pusher-js takes
+    // as "refused": it disconnects and does not come back.
+    const lib = new PusherServer({ appId: APP, key: APP, secret: SECRET, host: "127.0.0.1", port: String(server.port), useTLS: false });
+    const ended = pusherError(c);
+    const disconnected = once(c.connection, "disconnected");
+    const res = await lib.terminateUserConnections("u42");
+    assert.equal(res.status, 200);
+    assert.equal((await ended).code, 4009);
+    await disconnected;
+    assert.equal(c.connection.state, "disconnected");
   } finally {
     c.disconnect();
   }

@@ -15,12 +15,21 @@ export const SECRET = "pjs-pusher-secret";
 export const MASTER_KEY = Buffer.from("0123456789abcdef0123456789abcdef").toString("base64");
 
 /**
- * A `waas dev` process serving APP (client events on) on `port` (0: a free one); see
+ * A `waas dev` process serving APP (client events on) and QUIET on `port` (0: a free one); see
  * [`startWaas`](./waas.mjs).
  */
 export function startWaas({ port = 0 } = {}) {
-  return start({ port, apps: [{ id: APP, apiKey: API_KEY, secret: SECRET, clientEvents: true }] });
+  return start({
+    port,
+    apps: [
+      { id: APP, apiKey: API_KEY, secret: SECRET, clientEvents: true },
+      { id: QUIET.id, apiKey: `${QUIET.id}-key`, secret: QUIET.secret, clientEvents: false },
+    ],
+  });
 }
+
+/** A second app, with client events off (Pusher's default). */
+export const QUIET = { id: "pjsquiet", secret: "pjsquiet-pusher-secret" };
 
 /** The app's server side: the `pusher` library, which signs subscriptions and sign-ins. */
 export const appServer = new PusherServer({
