@@ -415,6 +415,15 @@ async fn forward(mut stream: waas_core::bus::BusSubscription, fanout: Fanout, mu
                 continue;
             }
         };
+        // The history says the next message's predecessor may not have reached us although the
+        // connection stayed up (a link between regions was down, docs/regions.md): catch up
+        // if it is past what was passed on.
+        if let Some(previous) = waas_core::history::previous_of(&payload) {
+            if previous > resync.tracker.last() {
+                skip_upto = resync.catch_up(&fanout).await;
+            }
+            continue;
+        }
         // Before passing on a message that may have come over a new connection, what the old
         // one missed (live messages wait in the bus subscription meanwhile).
         if resync.reconnected() {

@@ -48,6 +48,11 @@ struct Known {
 }
 
 impl Tracker {
+    /// Offset of the last message passed on (or where the first subscriber joined).
+    pub fn last(&self) -> u64 {
+        self.last.load(Ordering::Relaxed)
+    }
+
     /// Called for every message the forwarder passes on: a relaxed store, nearly free.
     pub fn delivered(&self, offset: u64) {
         self.last.store(offset, Ordering::Relaxed);

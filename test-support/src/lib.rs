@@ -13,11 +13,13 @@
 //! - [`pg`]: a PostgreSQL schema per test.
 //! - [`nats`]: the shared NATS URL, per-test subject prefixes, and a private `nats-server` that
 //!   tests may stop and restart.
+//! - [`delay_proxy`]: a TCP proxy delaying each direction, like a link between regions.
 //! - [`proxy`]: a TCP proxy a test can cut, to take one gateway off NATS.
 //! - [`sdk`]: waiting on and unwrapping what the Rust SDK's client reports.
 //! - [`poll`]: waiting, with a deadline, for state a test can only see by asking.
 
 pub mod cluster;
+pub mod delay_proxy;
 pub mod flood;
 pub mod jetstream;
 pub mod nats;

@@ -35,7 +35,7 @@ fn unique_number() -> u64 {
 
 /// The `nats-server` binary: `WAAS_NATS_SERVER`, else Debian's `/usr/sbin/nats-server`, else
 /// whatever `nats-server` is on `PATH`.
-fn server_binary() -> PathBuf {
+pub fn server_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("WAAS_NATS_SERVER") {
         return path.into();
     }

@@ -72,6 +72,26 @@ struct HeadFields<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head(pub Bytes);
 
+/// First byte of a [`previous_marker`]: never the first byte of a frame (JSON, `{`).
+const MARKER: u8 = 0;
+
+/// An item of a [`History::subscribe`] stream that is not a frame: the next frame's
+/// predecessor on its channel has offset `previous`, which the subscription may have missed.
+pub fn previous_marker(previous: u64) -> Bytes {
+    let mut b = Vec::with_capacity(9);
+    b.push(MARKER);
+    b.extend_from_slice(&previous.to_be_bytes());
+    Bytes::from(b)
+}
+
+/// The offset a [`previous_marker`] carries; `None` for a frame.
+pub fn previous_of(item: &[u8]) -> Option<u64> {
+    match item {
+        [MARKER, rest @ ..] => Some(u64::from_be_bytes(rest.try_into().ok()?)),
+        _ => None,
+    }
+}
+
 impl Head {
     pub fn new(channel: &str, event: &str, data: &RawValue, ts: u64, replayed: bool) -> Head {
         let fields = HeadFields {
@@ -197,7 +217,10 @@ pub trait History: Send + Sync + 'static {
         since: Option<&Since>,
     ) -> Result<Recovery, HistoryError>;
 
-    /// Live messages of `subject` as complete frames, in offset order.
+    /// Live messages of `subject` as complete frames, in offset order. An implementation that
+    /// can tell (JetStream) puts a [`previous_marker`] before a frame whose predecessor on the
+    /// channel may not have reached this subscription; the reader compares it with its own
+    /// position and catches up from history when it is behind ([`previous_of`]).
     async fn subscribe(&self, subject: &str) -> Result<BusSubscription, BusError>;
 
     /// Every message of one app (`app_subject` is `{prefix}.{app}.>`), for a recorder. An
@@ -262,6 +285,13 @@ mod tests {
         assert_eq!(Head::of(&Bytes::from_static(b"{\"x\":1}")), None);
         assert_eq!(offset_of(b"{\"x\":1}"), None);
         assert_eq!(offset_of(b"{\"offset\":}"), None);
+    }
+
+    #[test]
+    fn previous_markers_are_told_from_frames() {
+        assert_eq!(previous_of(&previous_marker(41)), Some(41));
+        assert_eq!(previous_of(b"{\"op\":\"message\"}"), None);
+        assert_eq!(previous_of(b""), None);
     }
 
     #[test]

@@ -173,7 +173,7 @@ securityContext:
 {{- if not (regexMatch "^WAAS_[A-Z0-9_]+$" $name) }}
 {{- fail (printf "env: %q is not a WAAS_* variable name" $name) }}
 {{- end }}
-{{- $owned := dict "WAAS_DATABASE_URL" "database.url (the Secret)" "WAAS_OPERATOR_TOKEN" "operatorToken (the Secret)" "WAAS_NATS_PASSWORD" "nats.auth.password (the Secret)" "WAAS_NATS_TOKEN" "nats.auth.token (the Secret)" "WAAS_NATS" "nats.url" "WAAS_LISTEN" "gateway.port / controlPlane.port" "WAAS_SUBJECT_PREFIX" "subjectPrefix" "WAAS_LOG" "logLevel" "WAAS_SHUTDOWN_GRACE_MS" "shutdownGraceSeconds" -}}
+{{- $owned := dict "WAAS_DATABASE_URL" "database.url (the Secret)" "WAAS_OPERATOR_TOKEN" "operatorToken (the Secret)" "WAAS_NATS_PASSWORD" "nats.auth.password (the Secret)" "WAAS_NATS_TOKEN" "nats.auth.token (the Secret)" "WAAS_NATS" "nats.url" "WAAS_LISTEN" "gateway.port / controlPlane.port" "WAAS_SUBJECT_PREFIX" "subjectPrefix" "WAAS_LOG" "logLevel" "WAAS_SHUTDOWN_GRACE_MS" "shutdownGraceSeconds" "WAAS_REGION" "region" -}}
 {{- if hasKey $owned $name }}
 {{- fail (printf "env: set %s through %s, not env" $name (index $owned $name)) }}
 {{- end }}

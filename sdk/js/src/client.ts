@@ -24,6 +24,7 @@ import {
   WebSocketError,
 } from "./errors.js";
 import { Emitter, type ClientEvents } from "./events.js";
+import * as nearest from "./nearest.js";
 import { checkChannel, checkMethod, checkPath, checkService } from "./names.js";
 import { Reply, ServerRequest, toReply, type Handler } from "./server.js";
 import { Session, type Frame, type IncomingRequest, type Response } from "./session.js";
@@ -72,6 +73,21 @@ export interface ClientOptions {
   offlineQueue?: number;
   /** A WebSocket implementation; default the global one, else the `ws` package. */
   webSocket?: WebSocketConstructor;
+  /**
+   * Connect to the nearest of the URLs instead of the first (one gateway URL per region, say):
+   * every URL is probed in parallel with `probeSamples` protocol pings on a real connection, the
+   * one with the shortest median round trip is kept, reconnects after a failure try the next
+   * nearest first, and a connected client probes again every `reprobeIntervalMs`, moving to a
+   * gateway that answers in under 80% of its own's round trip. A move resubscribes from each
+   * channel's last position, like any reconnect; it waits (up to the request timeout) for
+   * requests in flight to be answered first, and shows as a `connected` event with the new URL.
+   * Default false: the first URL is tried first (`docs/regions.md`).
+   */
+  nearest?: boolean;
+  /** Pings per gateway and probe with `nearest`; the median counts. Default 3. */
+  probeSamples?: number;
+  /** How often a connected client probes the gateways again with `nearest`. Default 300000 ms. */
+  reprobeIntervalMs?: number;
 }
 
 export type ClientState = "connected" | "reconnecting" | "closed";
@@ -104,6 +120,9 @@ interface Settings {
   maxReconnectAttempts: number | undefined;
   subscriptionCapacity: number;
   offlineQueue: number;
+  nearest: boolean;
+  probeSamples: number;
+  reprobeIntervalMs: number;
 }
 
 function settings(o: ClientOptions): Settings {
@@ -141,6 +160,9 @@ function settings(o: ClientOptions): Settings {
     maxReconnectAttempts: o.maxReconnectAttempts,
     subscriptionCapacity: positive("subscriptionCapacity", o.subscriptionCapacity, 1024),
     offlineQueue: o.offlineQueue ?? 1024,
+    nearest: o.nearest ?? false,
+    probeSamples: Math.floor(positive("probeSamples", o.probeSamples, 3)),
+    reprobeIntervalMs: positive("reprobeIntervalMs", o.reprobeIntervalMs, 300_000),
   };
 }
 
@@ -155,6 +177,11 @@ export class Client extends Emitter<ClientEvents> {
   private readonly session: Session;
   private transport: Transport | undefined;
   private endpoint = 0;
+  /** URL indices in the order reconnects try them: as given, or nearest first (`nearest.ts`). */
+  private order: number[] = [];
+  private reprobeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A nearer gateway's connection, taken once no request is in flight (or at `deadline`). */
+  private moving: { index: number; transport: Transport; timer: ReturnType<typeof setTimeout> } | undefined;
   private nextSubscriber = 1;
   private stopped: WaasError | undefined;
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
@@ -179,6 +206,16 @@ export class Client extends Emitter<ClientEvents> {
     const s = settings(options);
     const WS = await resolveWebSocket(options.webSocket);
     const client = new Client(s, WS);
+    client.order = s.urls.map((_, i) => i);
+    if (s.nearest && s.urls.length > 1) {
+      const ranking = await client.probe();
+      const best = ranking.probed[0]!;
+      if (!best.transport) throw nearest.rankingError(ranking);
+      client.order = nearest.order(ranking);
+      client.endpoint = best.index;
+      client.online(best.transport);
+      return client;
+    }
     let last: unknown;
     for (let i = 0; i < s.urls.length; i++) {
       try {
@@ -230,7 +267,55 @@ export class Client extends Emitter<ClientEvents> {
     return Transport.dial(this.WS, url, token, this.session.id(), this.s.connectTimeoutMs);
   }
 
+  private probe(): Promise<nearest.Ranking> {
+    return nearest.probeAll(this.s.urls.length, (i) => this.dial(i), this.s.probeSamples, this.s.connectTimeoutMs);
+  }
+
+  /** Probes again while connected; takes the ranking as the reconnect order, maybe moves. */
+  private async reprobe(transport: Transport): Promise<void> {
+    const ranking = await this.probe();
+    const best = ranking.probed[0]!;
+    if (transport !== this.transport || !this.session.online || this.isClosed()) {
+      best.transport?.drop(1000);
+      return;
+    }
+    this.order = nearest.order(ranking);
+    const current = nearest.rttOf(ranking, this.endpoint);
+    if (best.transport && best.index !== this.endpoint && nearest.shouldMove(current, best.rttMs!)) {
+      const timer = setTimeout(() => this.move(true), this.s.requestTimeoutMs);
+      this.moving = { index: best.index, transport: best.transport, timer };
+      this.move(false);
+    } else {
+      best.transport?.drop(1000);
+      this.reprobeTimer = setTimeout(() => void this.reprobe(transport), this.s.reprobeIntervalMs);
+    }
+  }
+
+  /** Switches to the nearer gateway found by `reprobe` once nothing waits for an answer (or `force`). */
+  private move(force: boolean): void {
+    const m = this.moving;
+    if (!m || !(force || this.session.quiet())) return;
+    this.dropMoving();
+    const old = this.transport;
+    this.stopHeartbeat();
+    this.session.onDisconnect();
+    this.currentState = "reconnecting";
+    this.endpoint = m.index;
+    old?.drop(1000);
+    this.online(m.transport);
+  }
+
+  private dropMoving(): void {
+    if (!this.moving) return;
+    clearTimeout(this.moving.timer);
+    this.moving = undefined;
+  }
+
   private online(transport: Transport): void {
+    clearTimeout(this.reprobeTimer);
+    if (this.s.nearest && this.s.urls.length > 1) {
+      this.reprobeTimer = setTimeout(() => void this.reprobe(transport), this.s.reprobeIntervalMs);
+    }
     this.transport = transport;
     transport.attach({
       frame: (f) => this.onFrame(f),
@@ -244,6 +329,7 @@ export class Client extends Emitter<ClientEvents> {
   private onFrame(frame: Frame): void {
     this.session.onFrame(frame);
     this.flush();
+    if (this.moving) this.move(false);
   }
 
   /** Writes what the session queued, then tells the application what happened. */
@@ -300,6 +386,12 @@ export class Client extends Emitter<ClientEvents> {
   private lost(transport: Transport, code: number | undefined, reason: string): void {
     if (transport !== this.transport || this.currentState === "closed" || !this.session.online) return;
     this.stopHeartbeat();
+    clearTimeout(this.reprobeTimer);
+    if (this.moving) {
+      // The nearer gateway's connection stays unused: reconnects start over from the ranking.
+      this.moving.transport.drop(1000);
+      this.dropMoving();
+    }
     this.session.onDisconnect();
     this.emit("disconnected", { code, reason });
     const mayReconnect =
@@ -327,7 +419,7 @@ export class Client extends Emitter<ClientEvents> {
       });
       this.wakeReconnect = undefined;
       if (this.isClosed()) return;
-      this.endpoint = (this.endpoint + 1) % this.s.urls.length;
+      this.endpoint = this.order[(this.order.indexOf(this.endpoint) + 1) % this.order.length]!;
       let transport: Transport;
       try {
         transport = await this.dial(this.endpoint);
@@ -353,6 +445,11 @@ export class Client extends Emitter<ClientEvents> {
     if (this.currentState === "closed") return;
     this.currentState = "closed";
     this.stopHeartbeat();
+    clearTimeout(this.reprobeTimer);
+    if (this.moving) {
+      this.moving.transport.drop(1000);
+      this.dropMoving();
+    }
     this.wakeReconnect?.();
     this.stopped = error;
     this.session.shutdown(() => error ?? new ClientClosedError());

@@ -178,6 +178,12 @@ export class Session {
     this.heartbeat = id;
   }
 
+  /** Nothing but a heartbeat waits for an answer: the connection may be swapped for a nearer one. */
+  quiet(): boolean {
+    for (const p of this.pending.values()) if (p.kind !== "heartbeat") return false;
+    return true;
+  }
+
   heartbeatOutstanding(): boolean {
     return this.heartbeat !== undefined;
   }

@@ -86,6 +86,10 @@ export class Transport {
   private handlers: TransportHandlers | undefined;
   /** Frames that arrived between `ready` and `attach`. */
   private early: Frame[] = [];
+  /** A close that came before `attach` (a probed connection kept idle), reported on attach. */
+  private earlyClose: { code: number | undefined; reason: string } | undefined;
+  /** The ping a probe waits for (`measure`). */
+  private probe: { id: number; done: (error?: WaasError) => void } | undefined;
   private ended = false;
 
   private constructor(
@@ -170,22 +174,58 @@ export class Transport {
     });
   }
 
-  /** Starts passing frames and the close to `handlers` (frames already received first). */
+  /** Starts passing frames and the close to `handlers` (what was received before first). */
   attach(handlers: TransportHandlers): void {
     this.handlers = handlers;
     for (const f of this.early.splice(0)) handlers.frame(f);
+    const closed = this.earlyClose;
+    this.earlyClose = undefined;
+    if (closed) handlers.closed(closed.code, closed.reason);
+  }
+
+  /**
+   * Median round trip, ms, of `samples` protocol pings sent one after the other on this connection
+   * before it is attached (probing for the nearest gateway, `nearest.ts`). Their ids count down
+   * from `Number.MAX_SAFE_INTEGER`, far from the ids the session gives its own requests.
+   */
+  async measure(samples: number, timeoutMs: number): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    const rtts: number[] = [];
+    for (let i = 0; i < samples; i++) {
+      const id = Number.MAX_SAFE_INTEGER - i;
+      const sent = performance.now();
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => done(new TimeoutError("probe")), Math.max(0, deadline - Date.now()));
+        const done = (error?: WaasError) => {
+          clearTimeout(timer);
+          this.probe = undefined;
+          if (error) reject(error);
+          else resolve();
+        };
+        this.probe = { id, done };
+        if (!this.send(JSON.stringify({ op: "ping", id }))) done(new WebSocketError("closed while probing"));
+      });
+      rtts.push(performance.now() - sent);
+    }
+    rtts.sort((a, b) => a - b);
+    return rtts[Math.floor(rtts.length / 2)]!;
   }
 
   private onFrame(frame: Frame): void {
     if (this.ended) return;
-    if (this.handlers) this.handlers.frame(frame);
+    if (this.probe && frame.op === "pong" && frame.id === this.probe.id) this.probe.done();
+    else if (this.handlers) this.handlers.frame(frame);
     else this.early.push(frame);
   }
 
   private onClose(code: number | undefined, reason: string): void {
     if (this.ended) return;
     this.ended = true;
-    this.handlers?.closed(code === 1006 ? undefined : code, reason || "connection closed");
+    const c = code === 1006 ? undefined : code;
+    const r = reason || "connection closed";
+    this.probe?.done(c === undefined ? new WebSocketError("closed while probing") : new ClosedError(c, r));
+    if (this.handlers) this.handlers.closed(c, r);
+    else this.earlyClose = { code: c, reason: r };
   }
 
   /** `false` when the socket is no longer open. */

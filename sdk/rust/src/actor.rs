@@ -62,6 +62,8 @@ pub(crate) enum Command {
 
 /// Why serving a connection stopped.
 enum Ended {
+    /// A probe found a clearly nearer gateway (`nearest.rs`); `transport` is connected to it.
+    Move { index: usize, transport: Transport },
     /// The connection broke; `code` is the server's close code when it sent one.
     Lost { code: Option<u16>, reason: String },
     /// `close()` was called.
@@ -77,6 +79,16 @@ enum Stop {
     Fatal(Error),
 }
 
+/// A probe running beside the connection; stopped (its connections closed) when the connection
+/// it was for ends first.
+struct Probing(tokio::task::JoinHandle<crate::nearest::Ranking>);
+
+impl Drop for Probing {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 pub(crate) struct Actor {
     pub options: Arc<Options>,
     pub commands: mpsc::Receiver<Command>,
@@ -86,18 +98,32 @@ pub(crate) struct Actor {
     pub session: Session,
     /// Index in `options.endpoints` of the current (or last) connection.
     pub endpoint: usize,
+    /// Indices in `options.endpoints` in the order reconnects try them: as given, or nearest
+    /// first with [`Options::nearest`], updated by every probe.
+    pub order: Vec<usize>,
     /// Set to the fatal error, if any, before the command channel closes.
     pub stopped: Arc<OnceLock<Error>>,
 }
 
-/// Connects once to each URL in order, returning the first success or the last failure. The
-/// first connect is not retried with backoff so that a wrong URL, app or token fails fast.
-pub(crate) async fn first_connect(options: &Options) -> Result<(Transport, usize)> {
+/// Connects once to each URL in order, returning the first success or the last failure, with
+/// the order reconnects try the URLs in; with `nearest`, probes them all and keeps the nearest
+/// (`nearest.rs`). The first connect is not retried with backoff so that a wrong URL, app or
+/// token fails fast.
+pub(crate) async fn first_connect(options: &Options) -> Result<(Transport, usize, Vec<usize>)> {
+    if options.nearest && options.endpoints.len() > 1 {
+        let mut ranking = crate::nearest::probe_all(options).await;
+        let order = ranking.order();
+        return match ranking.take_nearest() {
+            Some((index, transport)) => Ok((transport, index, order)),
+            None => Err(ranking.into_error()),
+        };
+    }
+    let order = (0..options.endpoints.len()).collect();
     let mut last = None;
     for (i, endpoint) in options.endpoints.iter().enumerate() {
         let token = options.credentials.get().await?;
         match Transport::dial(endpoint, &options.app, &token, options.connect_timeout).await {
-            Ok(t) => return Ok((t, i)),
+            Ok(t) => return Ok((t, i, order)),
             Err(e) => {
                 tracing::debug!(url = %endpoint.ws_url(options.app.as_str()), error = %e, "connect failed");
                 let fatal = is_fatal_at_connect(&e);
@@ -112,7 +138,7 @@ pub(crate) async fn first_connect(options: &Options) -> Result<(Transport, usize
 }
 
 /// Refusals that another attempt with the same configuration would get again.
-fn is_fatal_at_connect(e: &Error) -> bool {
+pub(crate) fn is_fatal_at_connect(e: &Error) -> bool {
     match e {
         Error::Rejected { code, .. } => matches!(
             code,
@@ -138,6 +164,20 @@ impl Actor {
             let stop = match ended {
                 Ended::Close(reply) => Stop::Close(reply),
                 Ended::Dropped => Stop::Dropped,
+                Ended::Move {
+                    index,
+                    transport: nearer,
+                } => {
+                    tracing::info!(from = %transport.url, to = %nearer.url, "moving to a nearer gateway");
+                    let _ = transport
+                        .close(CloseCode::NORMAL.0, "moving to a nearer gateway")
+                        .await;
+                    self.session.on_disconnect();
+                    self.state.send_replace(State::Reconnecting);
+                    self.endpoint = index;
+                    transport = nearer;
+                    continue;
+                }
                 Ended::Lost { code, reason } => {
                     tracing::info!(?code, %reason, url = %transport.url, "connection lost");
                     self.session.on_disconnect();
@@ -242,6 +282,7 @@ impl Actor {
                     self.state.send_replace(State::Connected {
                         connection_id: transport.ready.connection_id.clone(),
                         sub: transport.ready.sub.clone(),
+                        url: transport.url.clone(),
                     });
                     self.emit(ConnectionEvent::Connected {
                         connection_id: transport.ready.connection_id.clone(),
@@ -271,7 +312,17 @@ impl Actor {
         let ping_interval = self.options.ping_interval;
         let mut next_ping = Instant::now() + ping_interval;
         let mut pong_deadline: Option<Instant> = None;
+        let reprobe = self.options.nearest && self.options.endpoints.len() > 1;
+        let mut next_probe = Instant::now() + self.options.reprobe_interval;
+        let mut probing: Option<Probing> = None;
+        let mut moving: Option<(usize, Transport, Instant)> = None;
         loop {
+            if let Some((_, _, deadline)) = &moving {
+                if self.session.quiet() || Instant::now() >= *deadline {
+                    let (index, transport, _) = moving.take().expect("checked above");
+                    return Ended::Move { index, transport };
+                }
+            }
             for text in self.session.take_outbox() {
                 if let Err(e) = transport.send_text(text).await {
                     return Ended::Lost {
@@ -284,8 +335,21 @@ impl Actor {
             if !self.session.heartbeat_outstanding() {
                 pong_deadline = None;
             }
-            let wake = pong_deadline.map_or(next_ping, |d| d.min(next_ping));
+            let mut wake = pong_deadline.map_or(next_ping, |d| d.min(next_ping));
+            if reprobe && probing.is_none() && moving.is_none() {
+                wake = wake.min(next_probe);
+            }
+            if let Some((_, _, deadline)) = &moving {
+                wake = wake.min(*deadline);
+            }
             tokio::select! {
+                ranking = async { (&mut probing.as_mut().expect("guarded").0).await }, if probing.is_some() => {
+                    probing = None;
+                    next_probe = Instant::now() + self.options.reprobe_interval;
+                    if let Ok(ranking) = ranking {
+                        moving = self.reranked(ranking).await;
+                    }
+                }
                 command = self.commands.recv() => match command {
                     None => {
                         let _ = transport.close(CloseCode::NORMAL.0, "").await;
@@ -322,6 +386,12 @@ impl Actor {
                             reason: format!("no pong within {:?}", self.options.ping_timeout),
                         };
                     }
+                    if reprobe && probing.is_none() && moving.is_none() && now >= next_probe {
+                        let options = self.options.clone();
+                        probing = Some(Probing(tokio::spawn(async move {
+                            crate::nearest::probe_all(&options).await
+                        })));
+                    }
                     if now >= next_ping {
                         if !self.session.heartbeat_outstanding() {
                             self.session.send_heartbeat();
@@ -331,6 +401,29 @@ impl Actor {
                     }
                 }
             }
+        }
+    }
+
+    /// Takes a new probe's ranking as the reconnect order; returns the nearest gateway's
+    /// connection when the client should move there (`nearest::should_move`).
+    async fn reranked(
+        &mut self,
+        mut ranking: crate::nearest::Ranking,
+    ) -> Option<(usize, Transport, Instant)> {
+        self.order = ranking.order();
+        let current = ranking.rtt_of(self.endpoint);
+        let (index, mut transport) = ranking.take_nearest()?;
+        let best = ranking.rtt_of(index).expect("the nearest answered");
+        if index != self.endpoint && crate::nearest::should_move(current, best) {
+            tracing::debug!(?current, ?best, to = %transport.url, "a nearer gateway answered");
+            Some((
+                index,
+                transport,
+                Instant::now() + self.options.request_timeout,
+            ))
+        } else {
+            let _ = transport.close(CloseCode::NORMAL.0, "probe").await;
+            None
         }
     }
 
@@ -357,7 +450,12 @@ impl Actor {
             let delay = options.backoff.delay(attempt);
             self.emit(ConnectionEvent::Reconnecting { attempt, delay });
             self.offline(sleep(delay)).await?;
-            self.endpoint = (self.endpoint + 1) % options.endpoints.len();
+            let position = self
+                .order
+                .iter()
+                .position(|&i| i == self.endpoint)
+                .unwrap_or(0);
+            self.endpoint = self.order[(position + 1) % self.order.len()];
             let endpoint = &options.endpoints[self.endpoint];
             let dial = async {
                 let token = options.credentials.get().await?;

@@ -53,7 +53,7 @@ impl Client {
 
     pub(crate) async fn connect(options: Options) -> Result<Client> {
         let options = Arc::new(options);
-        let (transport, endpoint) = first_connect(&options).await?;
+        let (transport, endpoint, order) = first_connect(&options).await?;
         let (commands_tx, commands) = mpsc::channel(COMMAND_CAPACITY);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (presence, _) = broadcast::channel(crate::presence::PRESENCE_BUFFER);
@@ -61,6 +61,7 @@ impl Client {
         let (state_tx, state) = watch::channel(State::Connected {
             connection_id: transport.ready.connection_id.clone(),
             sub: transport.ready.sub.clone(),
+            url: transport.url.clone(),
         });
         let actor = Actor {
             options: options.clone(),
@@ -70,6 +71,7 @@ impl Client {
             state: state_tx,
             session: Session::new(options.offline_queue),
             endpoint,
+            order,
             stopped: stopped.clone(),
         };
         tokio::spawn(actor.run(transport));
@@ -285,6 +287,15 @@ impl Client {
     pub fn connection_id(&self) -> Option<String> {
         match &*self.inner.state.borrow() {
             State::Connected { connection_id, .. } => Some(connection_id.clone()),
+            _ => None,
+        }
+    }
+
+    /// The WebSocket URL of the gateway connected to now (with [`ClientBuilder::nearest`], the
+    /// nearest that answered); `None` while reconnecting or closed.
+    pub fn url(&self) -> Option<String> {
+        match &*self.inner.state.borrow() {
+            State::Connected { url, .. } => Some(url.clone()),
             _ => None,
         }
     }

@@ -91,6 +91,8 @@ pub enum State {
     Connected {
         connection_id: String,
         sub: String,
+        /// The gateway URL of this connection.
+        url: String,
     },
     /// Lost the connection and getting it back, until resubscribed.
     Reconnecting,

@@ -24,6 +24,7 @@
 //! - `actor`: the task that owns the socket, runs the heartbeat, reconnects and resubscribes.
 //! - `session`: the protocol state kept across connections (pending requests, channels), free of
 //!   I/O so it is tested frame by frame.
+//! - `nearest`: probing several gateways (one per region) and ranking them by round trip.
 //! - `transport`: dialing, the WebSocket upgrade and the reader task.
 //! - [`subscription`]: [`Subscription`], a `Stream` of [`Message`]s with its overflow policy.
 //! - [`message`]: [`Message`], a delivered message with its raw JSON payload.
@@ -60,6 +61,7 @@ pub mod token;
 pub mod webhook;
 
 mod actor;
+mod nearest;
 mod session;
 mod transport;
 

@@ -64,6 +64,9 @@ pub(crate) struct Options {
     pub max_reconnect_attempts: Option<u32>,
     pub subscription_capacity: usize,
     pub offline_queue: usize,
+    pub nearest: bool,
+    pub probe_samples: u32,
+    pub reprobe_interval: Duration,
 }
 
 /// Builds a [`Client`]: `Client::builder().url(..).app(..).token(..).connect().await`.
@@ -80,6 +83,9 @@ pub struct ClientBuilder {
     max_reconnect_attempts: Option<u32>,
     subscription_capacity: usize,
     offline_queue: usize,
+    nearest: bool,
+    probe_samples: u32,
+    reprobe_interval: Duration,
 }
 
 impl Default for ClientBuilder {
@@ -96,6 +102,9 @@ impl Default for ClientBuilder {
             max_reconnect_attempts: None,
             subscription_capacity: 1024,
             offline_queue: 1024,
+            nearest: false,
+            probe_samples: 3,
+            reprobe_interval: Duration::from_secs(300),
         }
     }
 }
@@ -208,6 +217,35 @@ impl ClientBuilder {
         self
     }
 
+    /// Connect to the nearest of the URLs instead of the first (one gateway URL per region, say):
+    /// every URL is probed in parallel with `probe_samples` protocol pings on a real connection,
+    /// the one with the shortest median round trip is kept, reconnects after a failure try the
+    /// next nearest first, and a connected client probes again every `reprobe_interval`, moving
+    /// to a gateway that answers in under 80% of its own's round trip. A move resubscribes from
+    /// each channel's last position, like any reconnect, so no message is lost or repeated where
+    /// history covers the switch; it waits (up to the request timeout) for requests in flight to
+    /// be answered first, and shows as a [`crate::ConnectionEvent::Connected`] with the new URL.
+    /// Probes are connections like any other to the gateways (counted in their metrics).
+    /// Default off: the first URL is tried first (`docs/regions.md`).
+    pub fn nearest(mut self, nearest: bool) -> Self {
+        self.nearest = nearest;
+        self
+    }
+
+    /// Pings per gateway and probe with [`ClientBuilder::nearest`]; the median counts. Default 3,
+    /// at least 1.
+    pub fn probe_samples(mut self, samples: u32) -> Self {
+        self.probe_samples = samples;
+        self
+    }
+
+    /// How often a connected client probes the gateways again with [`ClientBuilder::nearest`],
+    /// to move back to a nearer one that failed or was slow earlier. Default 5 minutes.
+    pub fn reprobe_interval(mut self, interval: Duration) -> Self {
+        self.reprobe_interval = interval;
+        self
+    }
+
     /// Connects and waits for the server's `ready`. Fails with the server's reason
     /// ([`Error::Rejected`]) when it refuses the credentials or the app; the first connect is not
     /// retried (each URL is tried once), so configuration mistakes surface at once.
@@ -242,6 +280,12 @@ impl ClientBuilder {
                 "ping interval and timeout must be positive".into(),
             ));
         }
+        if self.probe_samples == 0 {
+            return Err(Error::Config("probe_samples must be at least 1".into()));
+        }
+        if self.reprobe_interval.is_zero() {
+            return Err(Error::Config("reprobe_interval must be positive".into()));
+        }
         Ok(Options {
             endpoints,
             app,
@@ -254,6 +298,9 @@ impl ClientBuilder {
             max_reconnect_attempts: self.max_reconnect_attempts,
             subscription_capacity: self.subscription_capacity,
             offline_queue: self.offline_queue,
+            nearest: self.nearest,
+            probe_samples: self.probe_samples,
+            reprobe_interval: self.reprobe_interval,
         })
     }
 }

@@ -215,6 +215,14 @@ impl Session {
         self.heartbeat = Some(id);
     }
 
+    /// Nothing but a heartbeat waits for an answer: the connection may be swapped for another
+    /// (a move to a nearer gateway) without failing a request.
+    pub(crate) fn quiet(&self) -> bool {
+        self.pending
+            .values()
+            .all(|p| matches!(p, Pending::Heartbeat))
+    }
+
     pub(crate) fn heartbeat_outstanding(&self) -> bool {
         self.heartbeat.is_some()
     }

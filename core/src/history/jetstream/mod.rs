@@ -44,6 +44,9 @@ use waas_protocol::history::Since;
 
 /// Header JetStream puts on republished messages: the stream sequence.
 const SEQUENCE: &str = "Nats-Sequence";
+/// Header JetStream puts on republished messages: the sequence of the stream's previous message
+/// on the same subject (0 for the first), which tells a subscriber it missed one.
+const LAST_SEQUENCE: &str = "Nats-Last-Sequence";
 
 /// Messages a tap asks JetStream for at a time.
 const TAP_BATCH: usize = 1000;
@@ -201,11 +204,26 @@ impl JetStreamHistory {
 
 /// The stream sequence a history stream republished `message` with: its offset.
 fn sequence(message: &async_nats::Message) -> Option<u64> {
+    header_u64(message, SEQUENCE)
+}
+
+fn header_u64(message: &async_nats::Message, name: &str) -> Option<u64> {
     message
         .headers
         .as_ref()
-        .and_then(|h| h.get(SEQUENCE))
+        .and_then(|h| h.get(name))
         .and_then(|v| v.as_str().parse::<u64>().ok())
+}
+
+/// The sequence of the stream's previous message on `message`'s subject when a live
+/// subscription that last received sequence `last` (`None`: nothing yet) may have missed it:
+/// the stream stored a message on the subject after `last` that never arrived. That happens when
+/// the connection stays up but the path to the stream broke (two regions cut apart), so no
+/// reconnect says so. On a subscription's first message it is "maybe" whenever the channel had
+/// messages before; the forwarder compares with its own position ([`super::previous_of`]).
+fn maybe_missed(last: Option<u64>, message: &async_nats::Message) -> Option<u64> {
+    let previous = header_u64(message, LAST_SEQUENCE)?;
+    (previous > last.unwrap_or(0)).then_some(previous)
 }
 
 #[async_trait]
@@ -337,14 +355,22 @@ impl History for JetStreamHistory {
         // Before the bus subscription, as a pin; on error it is dropped, which releases the log.
         let delivery = Arc::new(self.local.delivery(subject));
         let messages = self.live(subject).await?;
-        Ok(Box::pin(messages.then(move |message| {
-            match sequence(&message) {
-                Some(seq) => Either::Left(ready(Head(message.payload).with_offset(seq))),
-                None => {
-                    let delivery = Arc::clone(&delivery);
-                    Either::Right(async move { delivery.number(message.payload).await })
-                }
+        let mut last = None;
+        let frames = messages.then(move |message| match sequence(&message) {
+            Some(seq) => {
+                let marker = maybe_missed(last, &message).map(super::previous_marker);
+                last = Some(seq);
+                let frame = Head(message.payload).with_offset(seq);
+                Either::Left(ready((marker, frame)))
             }
+            None => {
+                let delivery = Arc::clone(&delivery);
+                Either::Right(async move { (None, delivery.number(message.payload).await) })
+            }
+        });
+        // The empty marker, when there is one, goes before the frame that revealed the gap.
+        Ok(Box::pin(frames.flat_map(|(marker, frame)| {
+            futures_util::stream::iter(marker.into_iter().chain(std::iter::once(frame)))
         })))
     }
 
