@@ -186,13 +186,14 @@ async function signedIn() {
 /** A real WebSocket client (Chromium's, in a page of its own) subscribed to `channel`. */
 async function subscriber(channel) {
   const page = await browser.newPage();
-  await page.goto("about:blank");
+  // A page of the server's own origin without the dashboard's Content-Security-Policy.
+  await page.goto(`${server.base}/healthz`);
   await page.evaluate(
     ([url, channel]) =>
       new Promise((resolve, reject) => {
         window.received = [];
         const ws = new WebSocket(url);
-        ws.onerror = () => reject(new Error("WebSocket failed"));
+        ws.onclose = (e) => reject(new Error(`WebSocket closed: ${e.code} ${e.reason}`));
         ws.onmessage = (e) => {
           const f = JSON.parse(e.data);
           if (f.op === "ready") ws.send(JSON.stringify({ op: "subscribe", id: 1, channel }));
@@ -267,9 +268,13 @@ test("record, export, replay into a subscribed client and watch its progress liv
   assert.equal(await page.locator("#replay-total").textContent(), "3");
   assert.equal(await page.locator("#replay-state").textContent(), "running", "watched while it runs");
   await page.screenshot({ path: path.join(repo, "docs", "img", "dashboard-replay.png"), fullPage: true });
-  await page.waitForFunction(() => document.getElementById("replay-state").textContent === "finished", null, {
-    timeout: 15_000,
-  });
+  await page
+    .waitForFunction(() => document.getElementById("replay-state").textContent === "finished", null, {
+      timeout: 15_000,
+    })
+    .catch(async (e) => {
+      throw new Error(`${e.message}; state ${await page.locator("#replay").innerHTML()}; errors ${errors}`);
+    });
   assert.equal(await page.evaluate(() => window.notReloaded), true, "the page moved without a reload");
   assert.equal(await page.locator("#replay-published").textContent(), "3");
   assert.equal(await page.locator("#replay-progress").evaluate((p) => p.value), 3);

@@ -96,10 +96,7 @@ impl Browser {
     }
 
     async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let req = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .form(form);
+        let req = self.http.post(format!("{}{path}", self.base)).form(form);
         self.send(req).await
     }
 
@@ -208,7 +205,11 @@ async fn record_page_export_stop_and_replay_into_a_subscriber() {
         .to_owned();
     assert!(rid.starts_with("rec_"), "{rid}");
     let (_, r) = server
-        .admin("GET", &format!("/v1/admin/apps/demo/recordings/{rid}"), None)
+        .admin(
+            "GET",
+            &format!("/v1/admin/apps/demo/recordings/{rid}"),
+            None,
+        )
         .await;
     assert_eq!(r["channels"], json!(["orders.*", "chat.support"]));
     assert_eq!(r["status"], "recording");
@@ -224,13 +225,26 @@ async fn record_page_export_stop_and_replay_into_a_subscriber() {
     let page = b.get(&location).await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("checkout &lt;bug&gt;"), "escaped");
-    assert_eq!(page.body.matches("<td><code>orders.eu</code></td>").count(), 50);
+    assert_eq!(
+        page.body.matches("<td><code>orders.eu</code></td>").count(),
+        50
+    );
     assert!(page.body.contains("{&quot;n&quot;:1}"), "{}", page.body);
     assert!(!page.body.contains("{&quot;n&quot;:51}"));
     let next = format!("{location}?after=50");
-    assert!(page.body.contains(&format!("href=\"{next}\"")), "{}", page.body);
+    assert!(
+        page.body.contains(&format!("href=\"{next}\"")),
+        "{}",
+        page.body
+    );
     let page2 = b.get(&next).await;
-    assert_eq!(page2.body.matches("<td><code>orders.eu</code></td>").count(), 5);
+    assert_eq!(
+        page2
+            .body
+            .matches("<td><code>orders.eu</code></td>")
+            .count(),
+        5
+    );
     assert!(page2.body.contains("{&quot;n&quot;:55}"));
     assert!(!page2.body.contains("rel=\"next\""), "the last page");
     assert_eq!(b.get(&format!("{location}?after=x")).await.status, 400);
@@ -256,7 +270,11 @@ async fn record_page_export_stop_and_replay_into_a_subscriber() {
         .await;
     assert_eq!(stopped.status, 303);
     let (_, r) = server
-        .admin("GET", &format!("/v1/admin/apps/demo/recordings/{rid}"), None)
+        .admin(
+            "GET",
+            &format!("/v1/admin/apps/demo/recordings/{rid}"),
+            None,
+        )
         .await;
     assert_eq!(r["status"], "stopped");
     assert_eq!(r["stop_reason"], "stopped");
@@ -328,11 +346,19 @@ async fn record_page_export_stop_and_replay_into_a_subscriber() {
     assert_eq!(progress["live"], false);
     let page = b.get(&replay_page).await;
     assert_eq!(page.status, 200);
-    assert!(page.body.contains("id=\"replay-published\">55<"), "{}", page.body);
+    assert!(
+        page.body.contains("id=\"replay-published\">55<"),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("data-progress=\""));
 
     let list = b.get("/dashboard/apps/demo/recordings").await;
-    assert!(list.body.contains(&rid) && list.body.contains(">55<"), "{}", list.body);
+    assert!(
+        list.body.contains(&rid) && list.body.contains(">55<"),
+        "{}",
+        list.body
+    );
 }
 
 #[tokio::test]
@@ -387,18 +413,29 @@ async fn delivery_log_shows_attempts_and_retries_a_dead_letter() {
     assert!(row.contains("HTTP 500"), "last error: {row}");
     let dead_only = b.get("/dashboard/apps/demo/webhooks?status=dead").await;
     assert!(dead_only.body.contains(&did));
-    let delivered_only = b.get("/dashboard/apps/demo/webhooks?status=delivered").await;
+    let delivered_only = b
+        .get("/dashboard/apps/demo/webhooks?status=delivered")
+        .await;
     assert!(!delivered_only.body.contains(&did));
     assert_eq!(
-        b.get("/dashboard/apps/demo/webhooks?status=lost").await.status,
+        b.get("/dashboard/apps/demo/webhooks?status=lost")
+            .await
+            .status,
         400
     );
 
     let path = format!("/dashboard/apps/demo/deliveries/{did}");
     let page = b.get(&path).await;
     assert_eq!(page.status, 200);
-    assert!(page.body.contains("Retry this dead letter"), "{}", page.body);
-    assert!(page.body.contains("<pre class=\"excerpt\">ok</pre>"), "the answer's start");
+    assert!(
+        page.body.contains("Retry this dead letter"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("<pre class=\"excerpt\">ok</pre>"),
+        "the answer's start"
+    );
     assert!(page.body.contains("&quot;id&quot;:7"), "the body sent");
 
     let csrf = page.csrf();
@@ -419,16 +456,25 @@ async fn delivery_log_shows_attempts_and_retries_a_dead_letter() {
         || "the retried delivery is delivered",
         || async {
             let (_, d) = server
-                .admin("GET", &format!("/v1/admin/apps/demo/deliveries/{did}"), None)
+                .admin(
+                    "GET",
+                    &format!("/v1/admin/apps/demo/deliveries/{did}"),
+                    None,
+                )
                 .await;
             (d["status"] == "delivered").then_some(())
         },
     )
     .await;
     let page = b.get(&path).await;
-    assert!(page.body.contains("id=\"delivery-status\" class=\"status delivered\""));
+    assert!(page
+        .body
+        .contains("id=\"delivery-status\" class=\"status delivered\""));
     assert!(!page.body.contains("Retry"), "nothing to retry");
-    assert_eq!(page.body.matches("<pre class=\"excerpt\">ok</pre>").count(), 2);
+    assert_eq!(
+        page.body.matches("<pre class=\"excerpt\">ok</pre>").count(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -442,7 +488,11 @@ async fn tenant_users_cannot_reach_another_tenants_recordings_replays_or_deliver
     let mut keys = HashMap::new();
     for t in ["acme", "globex"] {
         let (s, _) = server
-            .admin("POST", "/v1/admin/tenants", Some(json!({"id": t, "name": t})))
+            .admin(
+                "POST",
+                "/v1/admin/tenants",
+                Some(json!({"id": t, "name": t})),
+            )
             .await;
         assert_eq!(s, 201);
         let (s, app) = server
@@ -519,7 +569,10 @@ async fn tenant_users_cannot_reach_another_tenants_recordings_replays_or_deliver
     let mut b = Browser::new(&server);
     b.sign_in("ann@acme.test", "ann-password-1").await;
     let csrf = b.csrf().await;
-    assert_eq!(b.get("/dashboard/apps/acme-app/recordings").await.status, 200);
+    assert_eq!(
+        b.get("/dashboard/apps/acme-app/recordings").await.status,
+        200
+    );
     assert_eq!(b.get("/dashboard/apps/acme-app/webhooks").await.status, 200);
     let missing = b.get("/dashboard/apps/no-such-app/recordings").await;
     assert_eq!(missing.status, 404);
@@ -537,8 +590,7 @@ async fn tenant_users_cannot_reach_another_tenants_recordings_replays_or_deliver
             format!("/dashboard/apps/{app}/webhooks"),
             format!("/dashboard/apps/{app}/deliveries/{did}"),
         ] {
-            if app == "acme-app" && (path.ends_with("/recordings") || path.ends_with("/webhooks"))
-            {
+            if app == "acme-app" && (path.ends_with("/recordings") || path.ends_with("/webhooks")) {
                 continue; // ann's own lists
             }
             let page = b.get(&path).await;
@@ -553,9 +605,7 @@ async fn tenant_users_cannot_reach_another_tenants_recordings_replays_or_deliver
             format!("/dashboard/apps/{app}/replays/{pid}/stop"),
             format!("/dashboard/apps/{app}/deliveries/{did}/retry"),
         ] {
-            let page = b
-                .post(&path, &[("csrf", &csrf), ("pace", "instant")])
-                .await;
+            let page = b.post(&path, &[("csrf", &csrf), ("pace", "instant")]).await;
             assert_eq!(page.status, 404, "POST {path}: {}", page.body);
         }
     }
@@ -583,7 +633,11 @@ async fn tenant_users_cannot_reach_another_tenants_recordings_replays_or_deliver
     let (_, list) = server
         .admin("GET", "/v1/admin/apps/globex-app/recordings", None)
         .await;
-    assert_eq!(list.as_array().unwrap().len(), 1, "no recording started by ann");
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        1,
+        "no recording started by ann"
+    );
     let (_, d) = server
         .admin(
             "GET",

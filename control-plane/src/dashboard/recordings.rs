@@ -42,7 +42,10 @@ pub(crate) fn routes() -> Router<Arc<Dashboard>> {
         .route("/dashboard/apps/{id}/recordings/{rid}", get(show))
         .route("/dashboard/apps/{id}/recordings/{rid}/stop", post(stop))
         .route("/dashboard/apps/{id}/recordings/{rid}/export", get(export))
-        .route("/dashboard/apps/{id}/recordings/{rid}/replays", post(replay))
+        .route(
+            "/dashboard/apps/{id}/recordings/{rid}/replays",
+            post(replay),
+        )
         .route("/dashboard/apps/{id}/replays/{pid}", get(replay_page))
         .route("/dashboard/apps/{id}/replays/{pid}/progress", get(progress))
         .route("/dashboard/apps/{id}/replays/{pid}/pause", post(pause))
@@ -220,7 +223,15 @@ pub(crate) async fn start(
         Err(e) => {
             let status =
                 StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-            list_page(&dashboard, &signed_in, &app.id, status, Some(e.message), form).await
+            list_page(
+                &dashboard,
+                &signed_in,
+                &app.id,
+                status,
+                Some(e.message),
+                form,
+            )
+            .await
         }
     }
 }
@@ -348,8 +359,7 @@ pub(crate) async fn stop(
     match dashboard.recordings.stop(&app.id, &rid, "stopped").await {
         Ok(r) => {
             tracing::info!(app = %app.id, recording = r.id, by = %signed_in.user.email, "dashboard: recording stopped");
-            Redirect::to(&format!("/dashboard/apps/{}/recordings/{}", app.id, r.id))
-                .into_response()
+            Redirect::to(&format!("/dashboard/apps/{}/recordings/{}", app.id, r.id)).into_response()
         }
         Err(e) => failed(&e),
     }
@@ -365,7 +375,12 @@ pub(crate) async fn export(
         Ok(app) => app,
         Err(page) => return page,
     };
-    let recording = match dashboard.recordings.store.get_recording(&app.id, &rid).await {
+    let recording = match dashboard
+        .recordings
+        .store
+        .get_recording(&app.id, &rid)
+        .await
+    {
         Ok(r) => r,
         Err(e) => return failed(&e.into()),
     };
@@ -447,8 +462,7 @@ pub(crate) async fn replay(
     {
         Ok(info) => {
             tracing::info!(app = %app.id, recording = rid, replay = info.id, by = %signed_in.user.email, "dashboard: replay started");
-            Redirect::to(&format!("/dashboard/apps/{}/replays/{}", app.id, info.id))
-                .into_response()
+            Redirect::to(&format!("/dashboard/apps/{}/replays/{}", app.id, info.id)).into_response()
         }
         Err(e) => failed(&e),
     }
@@ -533,8 +547,9 @@ async fn control(
         Err(page) => return page,
     };
     match dashboard.recordings.control_replay(&app.id, pid, to) {
-        Ok(info) => Redirect::to(&format!("/dashboard/apps/{}/replays/{}", app.id, info.id))
-            .into_response(),
+        Ok(info) => {
+            Redirect::to(&format!("/dashboard/apps/{}/replays/{}", app.id, info.id)).into_response()
+        }
         Err(e) => failed(&e),
     }
 }
@@ -545,7 +560,15 @@ pub(crate) async fn pause(
     Path((id, pid)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    control(&dashboard, &signed_in, &id, &pid, &body, ReplayState::Paused).await
+    control(
+        &dashboard,
+        &signed_in,
+        &id,
+        &pid,
+        &body,
+        ReplayState::Paused,
+    )
+    .await
 }
 
 pub(crate) async fn resume(
@@ -554,7 +577,15 @@ pub(crate) async fn resume(
     Path((id, pid)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    control(&dashboard, &signed_in, &id, &pid, &body, ReplayState::Running).await
+    control(
+        &dashboard,
+        &signed_in,
+        &id,
+        &pid,
+        &body,
+        ReplayState::Running,
+    )
+    .await
 }
 
 pub(crate) async fn stop_replay(
@@ -563,7 +594,15 @@ pub(crate) async fn stop_replay(
     Path((id, pid)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    control(&dashboard, &signed_in, &id, &pid, &body, ReplayState::Stopped).await
+    control(
+        &dashboard,
+        &signed_in,
+        &id,
+        &pid,
+        &body,
+        ReplayState::Stopped,
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -242,8 +242,7 @@ pub(crate) async fn retry(
     match retry_now(&dashboard.admin, &app.id, &did).await {
         Ok(d) => {
             tracing::info!(app = %app.id, delivery = d.id, by = %signed_in.user.email, "dashboard: delivery retried");
-            Redirect::to(&format!("/dashboard/apps/{}/deliveries/{}", app.id, d.id))
-                .into_response()
+            Redirect::to(&format!("/dashboard/apps/{}/deliveries/{}", app.id, d.id)).into_response()
         }
         Err(StoreError::NotFound(_)) => not_found(),
         Err(e) => unavailable(&e),
