@@ -267,6 +267,8 @@ test("record, export, replay into a subscribed client and watch its progress liv
   });
   assert.equal(await page.locator("#replay-total").textContent(), "3");
   assert.equal(await page.locator("#replay-state").textContent(), "running", "watched while it runs");
+  // Under way: the bar has moved (the first event goes out at once, the last 3 s later).
+  await page.waitForFunction(() => Number(document.getElementById("replay-published").textContent) >= 1);
   await page.screenshot({ path: path.join(repo, "docs", "img", "dashboard-replay.png"), fullPage: true });
   await page
     .waitForFunction(() => document.getElementById("replay-state").textContent === "finished", null, {
