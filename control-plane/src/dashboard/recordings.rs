@@ -333,13 +333,12 @@ pub(crate) struct CsrfForm {
     csrf: Option<String>,
 }
 
-/// The CSRF check of a form that carries nothing else; `Err` is the page to answer.
-fn csrf_only(signed_in: &SignedIn, body: &Bytes) -> Result<(), Response> {
-    let form: CsrfForm = form(body).map_err(|e| bad_form(&e))?;
-    if signed_in.csrf_ok(form.csrf.as_deref()) {
-        Ok(())
-    } else {
-        Err(super::pages::forbidden())
+/// The CSRF check of a form that carries nothing else: the page to answer when it fails.
+fn csrf_refused(signed_in: &SignedIn, body: &Bytes) -> Option<Response> {
+    match form::<CsrfForm>(body) {
+        Err(e) => Some(bad_form(&e)),
+        Ok(f) if signed_in.csrf_ok(f.csrf.as_deref()) => None,
+        Ok(_) => Some(super::pages::forbidden()),
     }
 }
 
@@ -349,7 +348,7 @@ pub(crate) async fn stop(
     Path((id, rid)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    if let Err(page) = csrf_only(&signed_in, &body) {
+    if let Some(page) = csrf_refused(&signed_in, &body) {
         return page;
     }
     let app = match access::app(&dashboard, &signed_in, &id).await {
@@ -539,7 +538,7 @@ async fn control(
     body: &Bytes,
     to: ReplayState,
 ) -> Response {
-    if let Err(page) = csrf_only(signed_in, body) {
+    if let Some(page) = csrf_refused(signed_in, body) {
         return page;
     }
     let app = match access::app(dashboard, signed_in, id).await {
