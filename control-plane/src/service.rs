@@ -148,6 +148,7 @@ impl ControlPlane {
             Arc::clone(&backends.dashboard),
             Arc::clone(&backends.store),
             Arc::clone(&admin),
+            Arc::clone(&recordings),
             dashboard_config,
         );
         Ok(ControlPlane {

@@ -6,7 +6,7 @@ mod error;
 pub mod openapi;
 mod pusher;
 mod tenants;
-mod webhooks;
+pub(crate) mod webhooks;
 
 pub use error::AdminError;
 

@@ -541,11 +541,21 @@ pub async fn retry(
     Path((id, delivery)): Path<(String, String)>,
 ) -> Result<Json<Delivery>, AdminError> {
     let app = app_id(&id)?;
+    Ok(Json(retry_now(&admin, &app, &delivery).await?))
+}
+
+/// Makes a delivery of `app` due now (a delivered one stays as it is) and wakes the worker.
+/// Also the dashboard's "retry".
+pub(crate) async fn retry_now(
+    admin: &Admin,
+    app: &AppId,
+    delivery: &str,
+) -> Result<Delivery, crate::store::StoreError> {
     let webhooks = &admin.webhooks;
     let d = webhooks
         .store
-        .retry_delivery(&app, &delivery, now_ms())
+        .retry_delivery(app, delivery, now_ms())
         .await?;
     webhooks.worker.wake();
-    Ok(Json(d))
+    Ok(d)
 }

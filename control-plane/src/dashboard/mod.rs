@@ -8,20 +8,29 @@
 //! - [`limiter`]: failed sign-ins per account and per address.
 //! - [`pages`]: sign-in, sign-out and the Apps pages.
 //! - [`accounts`]: creating accounts (the CLI, the environment, `waas dev`).
+//! - [`access`]: the app a page is about, if the signed-in user may see it.
+//! - [`recordings`]: an app's recordings: start, stop, events, export, replays and their progress.
+//! - [`webhooks`]: an app's webhook delivery log, and retrying a dead letter.
+//! - [`when`]: times shown in pages.
 //!
 //! Accounts and sessions are kept by the [`DashboardStore`](crate::store::DashboardStore).
 
+mod access;
 pub mod accounts;
 pub mod config;
 mod limiter;
 mod pages;
 pub mod password;
+mod recordings;
 mod session;
 mod templates;
+mod webhooks;
+mod when;
 
 pub use config::DashboardConfig;
 
 use crate::admin::Admin;
+use crate::recordings::Recordings;
 use crate::store::{DashboardStore, Store};
 use axum::routing::{get, post};
 use axum::Router;
@@ -33,6 +42,8 @@ pub struct Dashboard {
     pub(crate) store: Arc<dyn Store>,
     /// App changes go through the admin API's logic, so both check and announce alike.
     pub(crate) admin: Arc<Admin>,
+    /// Recordings and replays, through the same logic as their admin API.
+    pub(crate) recordings: Arc<Recordings>,
     pub(crate) config: DashboardConfig,
     pub(crate) by_account: limiter::Limiter,
     pub(crate) by_address: limiter::Limiter,
@@ -43,6 +54,7 @@ impl Dashboard {
         accounts: Arc<dyn DashboardStore>,
         store: Arc<dyn Store>,
         admin: Arc<Admin>,
+        recordings: Arc<Recordings>,
         config: DashboardConfig,
     ) -> Arc<Self> {
         Arc::new(Dashboard {
@@ -57,6 +69,7 @@ impl Dashboard {
             accounts,
             store,
             admin,
+            recordings,
             config,
         })
     }
@@ -81,6 +94,8 @@ pub(crate) fn router(dashboard: Arc<Dashboard>) -> Router {
         .route("/dashboard/apps", get(pages::apps).post(pages::create_app))
         .route("/dashboard/apps/{id}", get(pages::app))
         .route("/dashboard/assets/{name}", get(templates::asset))
+        .merge(recordings::routes())
+        .merge(webhooks::routes())
         .layer(axum::middleware::map_response(session::security_headers))
         .with_state(dashboard)
 }

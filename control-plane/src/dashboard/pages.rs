@@ -21,7 +21,7 @@ use std::sync::Arc;
 use waas_core::http::accept::PeerAddr;
 use waas_protocol::AppId;
 
-fn render(status: StatusCode, name: &str, ctx: minijinja::Value) -> Response {
+pub(crate) fn render(status: StatusCode, name: &str, ctx: minijinja::Value) -> Response {
     match super::templates::environment()
         .get_template(name)
         .and_then(|t| t.render(ctx))
@@ -34,7 +34,7 @@ fn render(status: StatusCode, name: &str, ctx: minijinja::Value) -> Response {
     }
 }
 
-fn error_page(status: StatusCode, message: &str) -> Response {
+pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
     let html = super::templates::environment()
         .get_template("error.html")
         .and_then(|t| t.render(context! { status => status.as_u16(), message }))
@@ -49,7 +49,7 @@ pub(crate) fn forbidden() -> Response {
     )
 }
 
-fn not_found() -> Response {
+pub(crate) fn not_found() -> Response {
     error_page(StatusCode::NOT_FOUND, "No such page or app.")
 }
 
@@ -62,11 +62,11 @@ pub(crate) fn unavailable(e: &StoreError) -> Response {
 }
 
 /// A form body, or the message of why it does not parse (answered 400).
-fn form<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, String> {
+pub(crate) fn form<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, String> {
     serde_urlencoded::from_bytes(body).map_err(|e| format!("invalid form: {e}"))
 }
 
-fn bad_form(message: &str) -> Response {
+pub(crate) fn bad_form(message: &str) -> Response {
     error_page(StatusCode::BAD_REQUEST, message)
 }
 
@@ -232,14 +232,14 @@ pub(crate) async fn logout(
 
 /// What the layout shows of the signed-in user.
 #[derive(Serialize)]
-struct Me<'a> {
+pub(crate) struct Me<'a> {
     email: &'a str,
     operator: bool,
     tenant: Option<&'a str>,
     csrf: &'a str,
 }
 
-fn me(s: &SignedIn) -> Me<'_> {
+pub(crate) fn me(s: &SignedIn) -> Me<'_> {
     Me {
         email: &s.user.email,
         operator: s.user.role == Role::Operator,

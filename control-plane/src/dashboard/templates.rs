@@ -11,6 +11,12 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("apps.html", include_str!("templates/apps.html")),
     ("app.html", include_str!("templates/app.html")),
     ("error.html", include_str!("templates/error.html")),
+    ("app_tabs.html", include_str!("templates/app_tabs.html")),
+    ("recordings.html", include_str!("templates/recordings.html")),
+    ("recording.html", include_str!("templates/recording.html")),
+    ("replay.html", include_str!("templates/replay.html")),
+    ("deliveries.html", include_str!("templates/deliveries.html")),
+    ("delivery.html", include_str!("templates/delivery.html")),
 ];
 
 /// The templates, parsed once. A template that does not parse is a bug caught by the tests
@@ -39,6 +45,14 @@ pub(crate) async fn asset(Path(name): Path<String>) -> Response {
             "text/javascript; charset=utf-8",
         ),
         "favicon.svg" => (include_str!("assets/favicon.svg"), "image/svg+xml"),
+        "recordings.js" => (
+            include_str!("assets/recordings.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "app-pages.css" => (
+            include_str!("assets/app-pages.css"),
+            "text/css; charset=utf-8",
+        ),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     (
