@@ -8,10 +8,18 @@
 //! - [`limiter`]: failed sign-ins per account and per address.
 //! - [`pages`]: sign-in, sign-out and the Apps pages.
 //! - [`accounts`]: creating accounts (the CLI, the environment, `waas dev`).
+//! - [`invitations`], [`signup`]: tenant users by an operator's invitation or by sign-up.
+//! - [`app_edit`], [`mint`]: an app's settings page, through the admin API's handlers.
+//! - [`profile`]: one's password and one's tenant tokens for the admin API.
 //!
 //! Accounts and sessions are kept by the [`DashboardStore`](crate::store::DashboardStore).
 
 pub mod accounts;
+mod app_edit;
+mod invitations;
+mod mint;
+mod profile;
+mod signup;
 pub mod config;
 mod limiter;
 mod pages;
@@ -80,6 +88,22 @@ pub(crate) fn router(dashboard: Arc<Dashboard>) -> Router {
         .route("/dashboard/logout", post(pages::logout))
         .route("/dashboard/apps", get(pages::apps).post(pages::create_app))
         .route("/dashboard/apps/{id}", get(pages::app))
+        .route("/dashboard/apps/{id}/settings", get(app_edit::settings))
+        .route("/dashboard/apps/{id}/settings/{action}", post(app_edit::change))
+        .route("/dashboard/users", get(invitations::users))
+        .route("/dashboard/users/invite", post(invitations::invite))
+        .route(
+            "/dashboard/invitations/{token}",
+            get(invitations::invitation).post(invitations::accept),
+        )
+        .route(
+            "/dashboard/signup",
+            get(signup::signup_form).post(signup::signup),
+        )
+        .route("/dashboard/profile", get(profile::profile))
+        .route("/dashboard/profile/password", post(profile::change_password))
+        .route("/dashboard/profile/tokens", post(profile::create_token))
+        .route("/dashboard/profile/tokens/revoke", post(profile::revoke_token))
         .route("/dashboard/assets/{name}", get(templates::asset))
         .layer(axum::middleware::map_response(session::security_headers))
         .with_state(dashboard)

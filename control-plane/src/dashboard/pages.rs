@@ -21,7 +21,7 @@ use std::sync::Arc;
 use waas_core::http::accept::PeerAddr;
 use waas_protocol::AppId;
 
-fn render(status: StatusCode, name: &str, ctx: minijinja::Value) -> Response {
+pub(super) fn render(status: StatusCode, name: &str, ctx: minijinja::Value) -> Response {
     match super::templates::environment()
         .get_template(name)
         .and_then(|t| t.render(ctx))
@@ -34,7 +34,7 @@ fn render(status: StatusCode, name: &str, ctx: minijinja::Value) -> Response {
     }
 }
 
-fn error_page(status: StatusCode, message: &str) -> Response {
+pub(super) fn error_page(status: StatusCode, message: &str) -> Response {
     let html = super::templates::environment()
         .get_template("error.html")
         .and_then(|t| t.render(context! { status => status.as_u16(), message }))
@@ -49,7 +49,7 @@ pub(crate) fn forbidden() -> Response {
     )
 }
 
-fn not_found() -> Response {
+pub(super) fn not_found() -> Response {
     error_page(StatusCode::NOT_FOUND, "No such page or app.")
 }
 
@@ -62,11 +62,11 @@ pub(crate) fn unavailable(e: &StoreError) -> Response {
 }
 
 /// A form body, or the message of why it does not parse (answered 400).
-fn form<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, String> {
+pub(super) fn form<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, String> {
     serde_urlencoded::from_bytes(body).map_err(|e| format!("invalid form: {e}"))
 }
 
-fn bad_form(message: &str) -> Response {
+pub(super) fn bad_form(message: &str) -> Response {
     error_page(StatusCode::BAD_REQUEST, message)
 }
 
@@ -89,7 +89,7 @@ fn login_page(
     let mut response = render(
         status,
         "login.html",
-        context! { csrf => csrf.clone(), error, email },
+        context! { csrf => csrf.clone(), error, email, signup => dashboard.config.self_signup },
     );
     response.headers_mut().append(
         header::SET_COOKIE,
@@ -106,7 +106,7 @@ pub(crate) struct LoginForm {
 }
 
 /// Where a request came from: the connection's address (never a header a client can write).
-fn address(extensions: &Extensions) -> String {
+pub(super) fn address(extensions: &Extensions) -> String {
     extensions
         .get::<PeerAddr>()
         .map_or_else(|| "unknown".to_owned(), |p| p.0.ip().to_string())
@@ -200,7 +200,7 @@ pub(crate) async fn login(
 
 #[derive(Deserialize)]
 pub(crate) struct CsrfForm {
-    csrf: Option<String>,
+    pub(super) csrf: Option<String>,
 }
 
 pub(crate) async fn logout(
@@ -232,14 +232,14 @@ pub(crate) async fn logout(
 
 /// What the layout shows of the signed-in user.
 #[derive(Serialize)]
-struct Me<'a> {
+pub(super) struct Me<'a> {
     email: &'a str,
     operator: bool,
     tenant: Option<&'a str>,
     csrf: &'a str,
 }
 
-fn me(s: &SignedIn) -> Me<'_> {
+pub(super) fn me(s: &SignedIn) -> Me<'_> {
     Me {
         email: &s.user.email,
         operator: s.user.role == Role::Operator,
