@@ -1025,7 +1025,9 @@ async fn dashboard_invitations_are_single_use_and_expire<S: Store + DashboardSto
     assert_eq!(ann.role, Role::Tenant("acme".into()));
     assert_eq!(ann.password_hash, "$argon2id$ann");
     assert_eq!(
-        store.accept_dashboard_invitation("h1", "$argon2id$x", 150).await,
+        store
+            .accept_dashboard_invitation("h1", "$argon2id$x", 150)
+            .await,
         Err(StoreError::NotFound("dashboard invitation".into())),
         "used once"
     );
@@ -1037,7 +1039,9 @@ async fn dashboard_invitations_are_single_use_and_expire<S: Store + DashboardSto
         .await
         .unwrap();
     assert_eq!(
-        store.accept_dashboard_invitation("h2", "$argon2id$x", 200).await,
+        store
+            .accept_dashboard_invitation("h2", "$argon2id$x", 200)
+            .await,
         Err(StoreError::NotFound("dashboard invitation".into()))
     );
     assert_eq!(store.dashboard_invitation("h2", 0).await.unwrap(), None);
@@ -1048,10 +1052,16 @@ async fn dashboard_invitations_are_single_use_and_expire<S: Store + DashboardSto
         .await
         .unwrap();
     assert_eq!(
-        store.accept_dashboard_invitation("h3", "$argon2id$x", 150).await,
+        store
+            .accept_dashboard_invitation("h3", "$argon2id$x", 150)
+            .await,
         Err(StoreError::Conflict("dashboard user ann@acme".into()))
     );
-    assert!(store.dashboard_invitation("h3", 150).await.unwrap().is_some());
+    assert!(store
+        .dashboard_invitation("h3", 150)
+        .await
+        .unwrap()
+        .is_some());
 
     // Deleting the tenant deletes its invitations.
     store.delete_tenant("acme").await.unwrap();
@@ -1061,7 +1071,10 @@ async fn dashboard_invitations_are_single_use_and_expire<S: Store + DashboardSto
 
 async fn admin_tokens_by_hash_owner_and_tenant<S: Store + DashboardStore>(store: &S) {
     store.create_tenant(tenant("acme", "Acme")).await.unwrap();
-    store.create_tenant(tenant("globex", "Globex")).await.unwrap();
+    store
+        .create_tenant(tenant("globex", "Globex"))
+        .await
+        .unwrap();
     let ann = store
         .create_dashboard_user(dashboard_user("ann@acme", Role::Tenant("acme".into())))
         .await
@@ -1097,11 +1110,15 @@ async fn admin_tokens_by_hash_owner_and_tenant<S: Store + DashboardStore>(store:
         .await
         .unwrap();
     assert!(matches!(
-        store.create_admin_token(token("a1", &ann.id, "acme", 10)).await,
+        store
+            .create_admin_token(token("a1", &ann.id, "acme", 10))
+            .await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        store.create_admin_token(token("x", "no-user", "acme", 10)).await,
+        store
+            .create_admin_token(token("x", "no-user", "acme", 10))
+            .await,
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(
@@ -1125,5 +1142,9 @@ async fn admin_tokens_by_hash_owner_and_tenant<S: Store + DashboardStore>(store:
     // Tokens go with their tenant.
     store.delete_tenant("acme").await.unwrap();
     assert_eq!(store.admin_token_by_hash("hash-a2").await.unwrap(), None);
-    assert!(store.admin_token_by_hash("hash-g1").await.unwrap().is_some());
+    assert!(store
+        .admin_token_by_hash("hash-g1")
+        .await
+        .unwrap()
+        .is_some());
 }

@@ -58,10 +58,19 @@ async fn operator(server: &TestServer) -> Browser {
 }
 
 /// An admin API call with a bearer token of our choosing.
-async fn api(server: &TestServer, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+async fn api(
+    server: &TestServer,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let client = reqwest::Client::new();
     let mut req = client
-        .request(method.parse().unwrap(), format!("{}{path}", server.http_url()))
+        .request(
+            method.parse().unwrap(),
+            format!("{}{path}", server.http_url()),
+        )
         .bearer_auth(token);
     if let Some(b) = body {
         req = req.json(&b);
@@ -69,7 +78,10 @@ async fn api(server: &TestServer, token: &str, method: &str, path: &str, body: O
     let res = req.send().await.unwrap();
     let status = res.status().as_u16();
     let text = res.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 #[tokio::test]
@@ -77,7 +89,11 @@ async fn an_invited_user_sets_a_password_once_and_is_signed_in() {
     let server = TestServer::start().await;
     let mut op = operator(&server).await;
     server
-        .admin("POST", "/v1/admin/tenants", Some(json!({"id": "acme", "name": "Acme"})))
+        .admin(
+            "POST",
+            "/v1/admin/tenants",
+            Some(json!({"id": "acme", "name": "Acme"})),
+        )
         .await;
 
     let users = op.get("/dashboard/users").await;
@@ -85,16 +101,23 @@ async fn an_invited_user_sets_a_password_once_and_is_signed_in() {
     assert!(users.body.contains(DEV_EMAIL));
     let csrf = users.csrf();
     assert_eq!(
-        op.post("/dashboard/users/invite", &[("email", "ann@acme.test"), ("tenant", "acme")])
-            .await
-            .status,
+        op.post(
+            "/dashboard/users/invite",
+            &[("email", "ann@acme.test"), ("tenant", "acme")]
+        )
+        .await
+        .status,
         403,
         "no CSRF token"
     );
     let unknown = op
         .post(
             "/dashboard/users/invite",
-            &[("csrf", &csrf), ("email", "ann@acme.test"), ("tenant", "nope")],
+            &[
+                ("csrf", &csrf),
+                ("email", "ann@acme.test"),
+                ("tenant", "nope"),
+            ],
         )
         .await;
     assert_eq!(unknown.status, 404, "{}", unknown.body);
@@ -108,7 +131,11 @@ async fn an_invited_user_sets_a_password_once_and_is_signed_in() {
     let invited = op
         .post(
             "/dashboard/users/invite",
-            &[("csrf", &csrf), ("email", "Ann@Acme.test"), ("tenant", "acme")],
+            &[
+                ("csrf", &csrf),
+                ("email", "Ann@Acme.test"),
+                ("tenant", "acme"),
+            ],
         )
         .await;
     assert_eq!(invited.status, 201, "{}", invited.body);
@@ -126,14 +153,25 @@ async fn an_invited_user_sets_a_password_once_and_is_signed_in() {
     assert!(form.body.contains("ann@acme.test") && form.body.contains("acme"));
     let csrf = form.csrf();
     let short = ann
-        .post(&path, &[("csrf", &csrf), ("password", "short"), ("confirm_password", "short")])
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("password", "short"),
+                ("confirm_password", "short"),
+            ],
+        )
         .await;
     assert_eq!(short.status, 400, "{}", short.body);
     let csrf = short.csrf();
     let mismatch = ann
         .post(
             &path,
-            &[("csrf", &csrf), ("password", "ann-password-1"), ("confirm_password", "ann-password-2")],
+            &[
+                ("csrf", &csrf),
+                ("password", "ann-password-1"),
+                ("confirm_password", "ann-password-2"),
+            ],
         )
         .await;
     assert_eq!(mismatch.status, 400);
@@ -141,7 +179,14 @@ async fn an_invited_user_sets_a_password_once_and_is_signed_in() {
     // Another site's form (no token of the cookie's) is refused.
     assert_eq!(
         Browser::new(&server)
-            .post(&path, &[("csrf", &csrf), ("password", "x".repeat(12).as_str()), ("confirm_password", "x".repeat(12).as_str())])
+            .post(
+                &path,
+                &[
+                    ("csrf", &csrf),
+                    ("password", "x".repeat(12).as_str()),
+                    ("confirm_password", "x".repeat(12).as_str())
+                ]
+            )
             .await
             .status,
         403
@@ -149,7 +194,11 @@ async fn an_invited_user_sets_a_password_once_and_is_signed_in() {
     let accepted = ann
         .post(
             &path,
-            &[("csrf", &csrf), ("password", "ann-password-1"), ("confirm_password", "ann-password-1")],
+            &[
+                ("csrf", &csrf),
+                ("password", "ann-password-1"),
+                ("confirm_password", "ann-password-1"),
+            ],
         )
         .await;
     assert_eq!(accepted.status, 303, "{}", accepted.body);
@@ -187,7 +236,11 @@ async fn an_invited_user_sets_a_password_once_and_is_signed_in() {
 async fn an_expired_invitation_is_refused() {
     let server = TestServer::start().await;
     server
-        .admin("POST", "/v1/admin/tenants", Some(json!({"id": "acme", "name": "Acme"})))
+        .admin(
+            "POST",
+            "/v1/admin/tenants",
+            Some(json!({"id": "acme", "name": "Acme"})),
+        )
         .await;
     let token = "expired-invitation-token";
     server
@@ -227,7 +280,11 @@ async fn self_sign_up_is_off_unless_the_operator_turns_it_on() {
     let mut b = Browser::new(&off);
     assert_eq!(b.get("/dashboard/signup").await.status, 404);
     assert_eq!(b.post("/dashboard/signup", &[]).await.status, 404);
-    assert!(!b.get("/dashboard/login").await.body.contains("/dashboard/signup"));
+    assert!(!b
+        .get("/dashboard/login")
+        .await
+        .body
+        .contains("/dashboard/signup"));
 
     let on = TestServer::with(|s| {
         s.dashboard = DashboardConfig {
@@ -237,7 +294,11 @@ async fn self_sign_up_is_off_unless_the_operator_turns_it_on() {
     })
     .await;
     let mut b = Browser::new(&on);
-    assert!(b.get("/dashboard/login").await.body.contains("/dashboard/signup"));
+    assert!(b
+        .get("/dashboard/login")
+        .await
+        .body
+        .contains("/dashboard/signup"));
     let form = b.get("/dashboard/signup").await;
     assert_eq!(form.status, 200);
     let done = sign_up(&mut b, &form.csrf(), "peter@initech.test").await;
@@ -275,33 +336,63 @@ async fn the_settings_page_changes_the_app_through_the_admin_api() {
     let app = || async { server.admin("GET", "/v1/admin/apps/demo", None).await.1 };
 
     let saved = b
-        .post(&post("limits"), &[("csrf", &csrf), ("max_connections", "7"), ("publish_rate", "")])
+        .post(
+            &post("limits"),
+            &[
+                ("csrf", &csrf),
+                ("max_connections", "7"),
+                ("publish_rate", ""),
+            ],
+        )
         .await;
     assert_eq!(saved.status, 200, "{}", saved.body);
     assert_eq!(app().await["limits"]["max_connections"], 7);
-    let bad = b.post(&post("limits"), &[("csrf", &csrf), ("max_connections", "many")]).await;
+    let bad = b
+        .post(
+            &post("limits"),
+            &[("csrf", &csrf), ("max_connections", "many")],
+        )
+        .await;
     assert_eq!(bad.status, 400);
 
     let saved = b
-        .post(&post("origins"), &[("csrf", &csrf), ("origins", "https://A.example.com\nhttps://b.example.com")])
+        .post(
+            &post("origins"),
+            &[
+                ("csrf", &csrf),
+                ("origins", "https://A.example.com\nhttps://b.example.com"),
+            ],
+        )
         .await;
     assert_eq!(saved.status, 200, "{}", saved.body);
     assert_eq!(
         app().await["allowed_origins"],
         json!(["https://a.example.com", "https://b.example.com"])
     );
-    let bad = b.post(&post("origins"), &[("csrf", &csrf), ("origins", "not an origin")]).await;
+    let bad = b
+        .post(
+            &post("origins"),
+            &[("csrf", &csrf), ("origins", "not an origin")],
+        )
+        .await;
     assert_eq!(bad.status, 400, "the admin API's check: {}", bad.body);
 
     let routes = r#"[{"prefix": "/orders", "service": "orders"}]"#;
-    let saved = b.post(&post("routes"), &[("csrf", &csrf), ("routes", routes)]).await;
+    let saved = b
+        .post(&post("routes"), &[("csrf", &csrf), ("routes", routes)])
+        .await;
     assert_eq!(saved.status, 200, "{}", saved.body);
     assert_eq!(app().await["routes"][0]["prefix"], "/orders");
-    let bad = b.post(&post("routes"), &[("csrf", &csrf), ("routes", "[{")]).await;
+    let bad = b
+        .post(&post("routes"), &[("csrf", &csrf), ("routes", "[{")])
+        .await;
     assert_eq!(bad.status, 400);
 
     let bad = b
-        .post(&post("jwt-keys"), &[("csrf", &csrf), ("jwt_rsa_public_key", "not a pem")])
+        .post(
+            &post("jwt-keys"),
+            &[("csrf", &csrf), ("jwt_rsa_public_key", "not a pem")],
+        )
         .await;
     assert_eq!(bad.status, 400, "{}", bad.body);
 
@@ -310,11 +401,23 @@ async fn the_settings_page_changes_the_app_through_the_admin_api() {
     assert_eq!(rotated.status, 200);
     let secret = rotated.text_of("shown-secret");
     assert!(secret.len() >= 32 && secret != "demo-secret", "{secret}");
-    assert!(!b.get("/dashboard/apps/demo/settings").await.body.contains(&secret), "shown once");
+    assert!(
+        !b.get("/dashboard/apps/demo/settings")
+            .await
+            .body
+            .contains(&secret),
+        "shown once"
+    );
     let minted = b
         .post(
             &post("token"),
-            &[("csrf", &csrf), ("sub", "alice"), ("subscribe", "chat.* news"), ("publish", "chat.*"), ("ttl", "600")],
+            &[
+                ("csrf", &csrf),
+                ("sub", "alice"),
+                ("subscribe", "chat.* news"),
+                ("publish", "chat.*"),
+                ("ttl", "600"),
+            ],
         )
         .await;
     assert_eq!(minted.status, 200, "{}", minted.body);
@@ -335,7 +438,12 @@ async fn the_settings_page_changes_the_app_through_the_admin_api() {
         claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
         600
     );
-    for (field, value) in [("ttl", "0"), ("ttl", "99999999"), ("sub", "server"), ("subscribe", "a..b")] {
+    for (field, value) in [
+        ("ttl", "0"),
+        ("ttl", "99999999"),
+        ("sub", "server"),
+        ("subscribe", "a..b"),
+    ] {
         let mut form = vec![("csrf", csrf.as_str()), ("sub", "alice"), ("ttl", "60")];
         form.retain(|(k, _)| *k != field);
         form.push((field, value));
@@ -345,18 +453,28 @@ async fn the_settings_page_changes_the_app_through_the_admin_api() {
 
     // API keys: add one (shown once), revoke the old.
     let old_keys = app().await["api_keys"].as_array().unwrap().clone();
-    let added = b.post(&post("api-key"), &[("csrf", &csrf), ("label", "rotated")]).await;
+    let added = b
+        .post(&post("api-key"), &[("csrf", &csrf), ("label", "rotated")])
+        .await;
     assert_eq!(added.status, 200);
     assert!(added.text_of("shown-secret").starts_with("wk_"));
-    assert_eq!(app().await["api_keys"].as_array().unwrap().len(), old_keys.len() + 1);
+    assert_eq!(
+        app().await["api_keys"].as_array().unwrap().len(),
+        old_keys.len() + 1
+    );
     let old = old_keys[0]["id"].as_str().unwrap();
-    let revoked = b.post(&post("revoke-key"), &[("csrf", &csrf), ("key", old)]).await;
+    let revoked = b
+        .post(&post("revoke-key"), &[("csrf", &csrf), ("key", old)])
+        .await;
     assert_eq!(revoked.status, 200, "{}", revoked.body);
     let keys = app().await["api_keys"].clone();
     assert!(keys.as_array().unwrap().iter().all(|k| k["id"] != old));
 
     // The Pusher front, off and on.
-    assert_eq!(b.post(&post("pusher-off"), &[("csrf", &csrf)]).await.status, 200);
+    assert_eq!(
+        b.post(&post("pusher-off"), &[("csrf", &csrf)]).await.status,
+        200
+    );
     assert_eq!(app().await["pusher_enabled"], false);
     let on = b.post(&post("pusher-on"), &[("csrf", &csrf)]).await;
     assert_eq!(on.status, 200);
@@ -365,28 +483,50 @@ async fn the_settings_page_changes_the_app_through_the_admin_api() {
 
     // Webhook endpoints: the admin API's checks apply (a URL it refuses is refused here).
     let bad = b
-        .post(&post("webhook"), &[("csrf", &csrf), ("url", "ftp://x"), ("events", "message")])
+        .post(
+            &post("webhook"),
+            &[("csrf", &csrf), ("url", "ftp://x"), ("events", "message")],
+        )
         .await;
     assert_eq!(bad.status, 400, "{}", bad.body);
     let added = b
         .post(
             &post("webhook"),
-            &[("csrf", &csrf), ("url", "https://hooks.example.com/waas"), ("events", "channel_occupied"), ("events", "channel_vacated")],
+            &[
+                ("csrf", &csrf),
+                ("url", "https://hooks.example.com/waas"),
+                ("events", "channel_occupied"),
+                ("events", "channel_vacated"),
+            ],
         )
         .await;
     assert_eq!(added.status, 200, "{}", added.body);
     assert!(added.text_of("shown-secret").starts_with("whsec_"));
-    let (_, hooks) = server.admin("GET", "/v1/admin/apps/demo/webhooks", None).await;
-    assert_eq!(hooks[0]["events"], json!(["channel_occupied", "channel_vacated"]));
+    let (_, hooks) = server
+        .admin("GET", "/v1/admin/apps/demo/webhooks", None)
+        .await;
+    assert_eq!(
+        hooks[0]["events"],
+        json!(["channel_occupied", "channel_vacated"])
+    );
     let id = hooks[0]["id"].as_str().unwrap();
-    let removed = b.post(&post("remove-webhook"), &[("csrf", &csrf), ("webhook", id)]).await;
+    let removed = b
+        .post(&post("remove-webhook"), &[("csrf", &csrf), ("webhook", id)])
+        .await;
     assert_eq!(removed.status, 200);
-    let (_, hooks) = server.admin("GET", "/v1/admin/apps/demo/webhooks", None).await;
+    let (_, hooks) = server
+        .admin("GET", "/v1/admin/apps/demo/webhooks", None)
+        .await;
     assert_eq!(hooks, json!([]));
 
     // No CSRF token: refused, nothing changed.
     let version = app().await["version"].clone();
-    assert_eq!(b.post(&post("limits"), &[("max_connections", "1")]).await.status, 403);
+    assert_eq!(
+        b.post(&post("limits"), &[("max_connections", "1")])
+            .await
+            .status,
+        403
+    );
     assert_eq!(app().await["version"], version);
 }
 
@@ -394,9 +534,16 @@ async fn the_settings_page_changes_the_app_through_the_admin_api() {
 async fn a_tenant_user_cannot_see_or_touch_another_tenants_app() {
     let server = TestServer::start().await;
     let mut ann = two_tenants(&server).await;
-    assert_eq!(ann.get("/dashboard/apps/acme-app/settings").await.status, 200);
+    assert_eq!(
+        ann.get("/dashboard/apps/acme-app/settings").await.status,
+        200
+    );
     let missing = ann.get("/dashboard/apps/no-such-app/settings").await;
-    for path in ["/dashboard/apps/globex-app", "/dashboard/apps/globex-app/settings", "/dashboard/apps/demo/settings"] {
+    for path in [
+        "/dashboard/apps/globex-app",
+        "/dashboard/apps/globex-app/settings",
+        "/dashboard/apps/demo/settings",
+    ] {
         let page = ann.get(path).await;
         assert_eq!(page.status, 404, "{path}");
         assert!(!page.body.contains("globex-app"), "{path}: {}", page.body);
@@ -415,15 +562,24 @@ async fn a_tenant_user_cannot_see_or_touch_another_tenants_app() {
         ("jwt-secret", vec![]),
         ("pusher-on", vec![]),
         ("pusher-off", vec![]),
-        ("webhook", vec![("url", "https://evil.example/h"), ("events", "message")]),
+        (
+            "webhook",
+            vec![("url", "https://evil.example/h"), ("events", "message")],
+        ),
         ("remove-webhook", vec![("webhook", "we_x")]),
-        ("token", vec![("sub", "eve"), ("subscribe", ">"), ("ttl", "60")]),
+        (
+            "token",
+            vec![("sub", "eve"), ("subscribe", ">"), ("ttl", "60")],
+        ),
     ];
     for (action, fields) in forms {
         let mut form = vec![("csrf", csrf.as_str())];
         form.extend(fields);
         let page = ann
-            .post(&format!("/dashboard/apps/globex-app/settings/{action}"), &form)
+            .post(
+                &format!("/dashboard/apps/globex-app/settings/{action}"),
+                &form,
+            )
             .await;
         assert_eq!(page.status, 404, "{action}: {}", page.body);
         assert!(!page.body.contains("eyJ"), "{action}: no token minted");
@@ -431,19 +587,35 @@ async fn a_tenant_user_cannot_see_or_touch_another_tenants_app() {
     }
     let (_, after) = server.admin("GET", "/v1/admin/apps/globex-app", None).await;
     assert_eq!(before, after, "globex-app untouched");
-    let (_, hooks) = server.admin("GET", "/v1/admin/apps/globex-app/webhooks", None).await;
+    let (_, hooks) = server
+        .admin("GET", "/v1/admin/apps/globex-app/webhooks", None)
+        .await;
     assert_eq!(hooks, json!([]));
     // The tenant's own app works.
     let own = ann
-        .post("/dashboard/apps/acme-app/settings/limits", &[("csrf", &csrf), ("max_connections", "3")])
+        .post(
+            "/dashboard/apps/acme-app/settings/limits",
+            &[("csrf", &csrf), ("max_connections", "3")],
+        )
         .await;
     assert_eq!(own.status, 200, "{}", own.body);
 }
 
-async fn change_password(b: &mut Browser, csrf: &str, old: &str, new: &str, again: &str) -> browser::Page {
+async fn change_password(
+    b: &mut Browser,
+    csrf: &str,
+    old: &str,
+    new: &str,
+    again: &str,
+) -> browser::Page {
     b.post(
         "/dashboard/profile/password",
-        &[("csrf", csrf), ("old_password", old), ("new_password", new), ("confirm_password", again)],
+        &[
+            ("csrf", csrf),
+            ("old_password", old),
+            ("new_password", new),
+            ("confirm_password", again),
+        ],
     )
     .await
 }
@@ -453,29 +625,80 @@ async fn changing_the_password_ends_the_other_sessions() {
     let server = TestServer::start().await;
     let mut ann = two_tenants(&server).await;
     let mut elsewhere = Browser::new(&server);
-    assert_eq!(elsewhere.sign_in("ann@acme.test", "ann-password-1").await.status, 303);
+    assert_eq!(
+        elsewhere
+            .sign_in("ann@acme.test", "ann-password-1")
+            .await
+            .status,
+        303
+    );
 
     let profile = ann.get("/dashboard/profile").await;
     assert_eq!(profile.status, 200);
     let csrf = profile.csrf();
-    let wrong = change_password(&mut ann, &csrf, "not-my-password", "ann-password-2", "ann-password-2").await;
+    let wrong = change_password(
+        &mut ann,
+        &csrf,
+        "not-my-password",
+        "ann-password-2",
+        "ann-password-2",
+    )
+    .await;
     assert_eq!(wrong.status, 401, "{}", wrong.body);
-    let differ = change_password(&mut ann, &csrf, "ann-password-1", "ann-password-2", "ann-password-3").await;
+    let differ = change_password(
+        &mut ann,
+        &csrf,
+        "ann-password-1",
+        "ann-password-2",
+        "ann-password-3",
+    )
+    .await;
     assert_eq!(differ.status, 400);
     let short = change_password(&mut ann, &csrf, "ann-password-1", "short", "short").await;
     assert_eq!(short.status, 400);
-    assert_eq!(elsewhere.get("/dashboard/apps").await.status, 200, "nothing changed yet");
+    assert_eq!(
+        elsewhere.get("/dashboard/apps").await.status,
+        200,
+        "nothing changed yet"
+    );
 
-    let changed = change_password(&mut ann, &csrf, "ann-password-1", "ann-password-2", "ann-password-2").await;
+    let changed = change_password(
+        &mut ann,
+        &csrf,
+        "ann-password-1",
+        "ann-password-2",
+        "ann-password-2",
+    )
+    .await;
     assert_eq!(changed.status, 303, "{}", changed.body);
-    assert!(changed.location.as_deref().unwrap().starts_with("/dashboard/profile"));
+    assert!(changed
+        .location
+        .as_deref()
+        .unwrap()
+        .starts_with("/dashboard/profile"));
     let page = ann.get("/dashboard/profile?changed=password").await;
     assert_eq!(page.status, 200, "this browser stays signed in");
     assert!(page.body.contains("Password changed"));
     assert_ne!(page.csrf(), csrf, "with a new session");
-    assert_eq!(elsewhere.get("/dashboard/apps").await.status, 303, "other sessions ended");
-    assert_eq!(Browser::new(&server).sign_in("ann@acme.test", "ann-password-1").await.status, 401);
-    assert_eq!(Browser::new(&server).sign_in("ann@acme.test", "ann-password-2").await.status, 303);
+    assert_eq!(
+        elsewhere.get("/dashboard/apps").await.status,
+        303,
+        "other sessions ended"
+    );
+    assert_eq!(
+        Browser::new(&server)
+            .sign_in("ann@acme.test", "ann-password-1")
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        Browser::new(&server)
+            .sign_in("ann@acme.test", "ann-password-2")
+            .await
+            .status,
+        303
+    );
 }
 
 #[tokio::test]
@@ -484,7 +707,10 @@ async fn a_tenant_token_reaches_only_its_tenants_apps() {
     let mut ann = two_tenants(&server).await;
     let csrf = ann.csrf().await;
     let made = ann
-        .post("/dashboard/profile/tokens", &[("csrf", &csrf), ("label", "ci")])
+        .post(
+            "/dashboard/profile/tokens",
+            &[("csrf", &csrf), ("label", "ci")],
+        )
         .await;
     assert_eq!(made.status, 201, "{}", made.body);
     let token = made.text_of("shown-token");
@@ -495,12 +721,33 @@ async fn a_tenant_token_reaches_only_its_tenants_apps() {
 
     let (s, apps) = api(&server, &token, "GET", "/v1/admin/apps", None).await;
     assert_eq!(s, 200);
-    let ids: Vec<&str> = apps.as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = apps
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["acme-app"]);
     let (_, apps) = api(&server, &token, "GET", "/v1/admin/apps?tenant=globex", None).await;
-    assert_eq!(apps.as_array().unwrap().len(), 1, "its tenant whatever it asks");
-    assert_eq!(api(&server, &token, "GET", "/v1/admin/apps/acme-app", None).await.0, 200);
-    let (s, _) = api(&server, &token, "PATCH", "/v1/admin/apps/acme-app", Some(json!({"name": "Acme app"}))).await;
+    assert_eq!(
+        apps.as_array().unwrap().len(),
+        1,
+        "its tenant whatever it asks"
+    );
+    assert_eq!(
+        api(&server, &token, "GET", "/v1/admin/apps/acme-app", None)
+            .await
+            .0,
+        200
+    );
+    let (s, _) = api(
+        &server,
+        &token,
+        "PATCH",
+        "/v1/admin/apps/acme-app",
+        Some(json!({"name": "Acme app"})),
+    )
+    .await;
     assert_eq!(s, 200);
 
     // Another tenant's app reads exactly as a missing one, whatever the route.
@@ -509,21 +756,51 @@ async fn a_tenant_token_reaches_only_its_tenants_apps() {
     let (s, theirs) = api(&server, &token, "GET", "/v1/admin/apps/globex-app", None).await;
     assert_eq!(s, 404);
     assert_eq!(
-        theirs["error"]["message"].as_str().unwrap().replace("globex-app", "nope"),
+        theirs["error"]["message"]
+            .as_str()
+            .unwrap()
+            .replace("globex-app", "nope"),
         missing["error"]["message"].as_str().unwrap()
     );
     let (_, before) = server.admin("GET", "/v1/admin/apps/globex-app", None).await;
     let calls: Vec<(&str, String, Option<Value>)> = vec![
-        ("PATCH", "/v1/admin/apps/globex-app".into(), Some(json!({"name": "pwned"}))),
+        (
+            "PATCH",
+            "/v1/admin/apps/globex-app".into(),
+            Some(json!({"name": "pwned"})),
+        ),
         ("DELETE", "/v1/admin/apps/globex-app".into(), None),
-        ("POST", "/v1/admin/apps/globex-app/keys".into(), Some(json!({}))),
+        (
+            "POST",
+            "/v1/admin/apps/globex-app/keys".into(),
+            Some(json!({})),
+        ),
         ("POST", "/v1/admin/apps/globex-app/jwt-secret".into(), None),
-        ("POST", "/v1/admin/apps/globex-app/pusher-secret".into(), None),
-        ("DELETE", "/v1/admin/apps/globex-app/pusher-secret".into(), None),
+        (
+            "POST",
+            "/v1/admin/apps/globex-app/pusher-secret".into(),
+            None,
+        ),
+        (
+            "DELETE",
+            "/v1/admin/apps/globex-app/pusher-secret".into(),
+            None,
+        ),
         ("GET", "/v1/admin/apps/globex-app/webhooks".into(), None),
-        ("POST", "/v1/admin/apps/globex-app/webhooks".into(), Some(json!({"url": "https://evil.example", "events": ["message"]}))),
+        (
+            "POST",
+            "/v1/admin/apps/globex-app/webhooks".into(),
+            Some(json!({"url": "https://evil.example", "events": ["message"]})),
+        ),
         ("GET", "/v1/admin/apps/globex-app/deliveries".into(), None),
-        ("DELETE", format!("/v1/admin/apps/globex-app/keys/{}", before["api_keys"][0]["id"].as_str().unwrap()), None),
+        (
+            "DELETE",
+            format!(
+                "/v1/admin/apps/globex-app/keys/{}",
+                before["api_keys"][0]["id"].as_str().unwrap()
+            ),
+            None,
+        ),
     ];
     for (method, path, body) in calls {
         let (s, body) = api(&server, &token, method, &path, body).await;
@@ -533,38 +810,88 @@ async fn a_tenant_token_reaches_only_its_tenants_apps() {
     assert_eq!(before, after, "globex-app untouched");
 
     // New apps go to its own tenant only.
-    let (s, _) = api(&server, &token, "POST", "/v1/admin/apps", Some(json!({"id": "sneaky", "tenant_id": "globex"}))).await;
+    let (s, _) = api(
+        &server,
+        &token,
+        "POST",
+        "/v1/admin/apps",
+        Some(json!({"id": "sneaky", "tenant_id": "globex"})),
+    )
+    .await;
     assert_eq!(s, 404);
-    let (s, created) = api(&server, &token, "POST", "/v1/admin/apps", Some(json!({"id": "acme-two", "tenant_id": "acme"}))).await;
+    let (s, created) = api(
+        &server,
+        &token,
+        "POST",
+        "/v1/admin/apps",
+        Some(json!({"id": "acme-two", "tenant_id": "acme"})),
+    )
+    .await;
     assert_eq!(s, 201, "{created}");
     // Nothing outside the apps.
-    for (method, path) in [("GET", "/v1/admin/tenants"), ("GET", "/v1/admin/tenants/acme"), ("DELETE", "/v1/admin/tenants/globex")] {
+    for (method, path) in [
+        ("GET", "/v1/admin/tenants"),
+        ("GET", "/v1/admin/tenants/acme"),
+        ("DELETE", "/v1/admin/tenants/globex"),
+    ] {
         let (s, body) = api(&server, &token, method, path, None).await;
         assert_eq!(s, 403, "{method} {path}: {body}");
         assert_eq!(body["error"]["code"], "forbidden");
     }
-    assert_eq!(server.admin("GET", "/v1/admin/tenants/globex", None).await.0, 200);
+    assert_eq!(
+        server
+            .admin("GET", "/v1/admin/tenants/globex", None)
+            .await
+            .0,
+        200
+    );
 
     // Revoked: refused.
     let profile = ann.get("/dashboard/profile").await;
     let id = profile.field("token");
-    let revoked = ann.post("/dashboard/profile/tokens/revoke", &[("csrf", &csrf), ("token", &id)]).await;
+    let revoked = ann
+        .post(
+            "/dashboard/profile/tokens/revoke",
+            &[("csrf", &csrf), ("token", &id)],
+        )
+        .await;
     assert_eq!(revoked.status, 200);
-    assert_eq!(api(&server, &token, "GET", "/v1/admin/apps", None).await.0, 401);
+    assert_eq!(
+        api(&server, &token, "GET", "/v1/admin/apps", None).await.0,
+        401
+    );
 
     // Operators have the operator token; they make no tenant token.
     let mut op = operator(&server).await;
     let csrf = op.csrf().await;
-    let refused = op.post("/dashboard/profile/tokens", &[("csrf", &csrf), ("label", "x")]).await;
+    let refused = op
+        .post(
+            "/dashboard/profile/tokens",
+            &[("csrf", &csrf), ("label", "x")],
+        )
+        .await;
     assert_eq!(refused.status, 400);
     // A user cannot revoke another's token.
     let ann_csrf = ann.csrf().await;
-    let made = ann.post("/dashboard/profile/tokens", &[("csrf", &ann_csrf), ("label", "keep")]).await;
+    let made = ann
+        .post(
+            "/dashboard/profile/tokens",
+            &[("csrf", &ann_csrf), ("label", "keep")],
+        )
+        .await;
     let kept = made.text_of("shown-token");
     let id = ann.get("/dashboard/profile").await.field("token");
     assert_eq!(
-        op.post("/dashboard/profile/tokens/revoke", &[("csrf", &csrf), ("token", &id)]).await.status,
+        op.post(
+            "/dashboard/profile/tokens/revoke",
+            &[("csrf", &csrf), ("token", &id)]
+        )
+        .await
+        .status,
         404
     );
-    assert_eq!(api(&server, &kept, "GET", "/v1/admin/apps", None).await.0, 200);
+    assert_eq!(
+        api(&server, &kept, "GET", "/v1/admin/apps", None).await.0,
+        200
+    );
 }

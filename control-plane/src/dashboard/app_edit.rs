@@ -137,7 +137,16 @@ pub(crate) async fn settings(
     Path(id): Path<String>,
 ) -> Response {
     match owned_app(&dashboard, &signed_in, &id).await {
-        Ok(app) => page(&dashboard, &signed_in, &app.id, StatusCode::OK, Notice::default()).await,
+        Ok(app) => {
+            page(
+                &dashboard,
+                &signed_in,
+                &app.id,
+                StatusCode::OK,
+                Notice::default(),
+            )
+            .await
+        }
         Err(r) => r,
     }
 }
@@ -278,7 +287,7 @@ async fn act(dashboard: &Dashboard, action: &str, fields: &Fields, app: &AppReco
     match action {
         "limits" | "routes" | "origins" | "jwt-keys" => {
             let patch = patch_for(action, fields, app).map_err(invalid)?;
-            admin_apps::update(admin(), op(), path(), Ok(Json(body(patch)?)))
+            let _changed = admin_apps::update(admin(), op(), path(), Ok(Json(body(patch)?)))
                 .await
                 .map_err(failed)?;
             Ok(done("Saved."))
@@ -299,7 +308,7 @@ async fn act(dashboard: &Dashboard, action: &str, fields: &Fields, app: &AppReco
         }
         "revoke-key" => {
             let key = fields.text("key").to_owned();
-            admin_apps::revoke_key(admin(), op(), Path((app.id.to_string(), key)))
+            let _changed = admin_apps::revoke_key(admin(), op(), Path((app.id.to_string(), key)))
                 .await
                 .map_err(failed)?;
             Ok(done("API key revoked: it is refused from now on."))
@@ -323,11 +332,14 @@ async fn act(dashboard: &Dashboard, action: &str, fields: &Fields, app: &AppReco
             Ok(secret(
                 "The Pusher front serves this app. Its Pusher key is the app id.",
                 "Pusher secret",
-                value["pusher_secret"].as_str().unwrap_or_default().to_owned(),
+                value["pusher_secret"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
             ))
         }
         "pusher-off" => {
-            admin_pusher::remove_pusher_secret(admin(), op(), path())
+            let _changed = admin_pusher::remove_pusher_secret(admin(), op(), path())
                 .await
                 .map_err(failed)?;
             Ok(done("The Pusher front no longer serves this app."))

@@ -74,7 +74,10 @@ async fn users_page(
 }
 
 /// `GET /dashboard/users`: operators only; a tenant user gets the "no such page" answer.
-pub(crate) async fn users(State(dashboard): State<Arc<Dashboard>>, signed_in: SignedIn) -> Response {
+pub(crate) async fn users(
+    State(dashboard): State<Arc<Dashboard>>,
+    signed_in: SignedIn,
+) -> Response {
     if signed_in.tenant().is_some() {
         return not_found();
     }

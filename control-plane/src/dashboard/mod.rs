@@ -16,15 +16,15 @@
 
 pub mod accounts;
 mod app_edit;
-mod invitations;
-mod mint;
-mod profile;
-mod signup;
 pub mod config;
+mod invitations;
 mod limiter;
+mod mint;
 mod pages;
 pub mod password;
+mod profile;
 mod session;
+mod signup;
 mod templates;
 
 pub use config::DashboardConfig;
@@ -89,7 +89,10 @@ pub(crate) fn router(dashboard: Arc<Dashboard>) -> Router {
         .route("/dashboard/apps", get(pages::apps).post(pages::create_app))
         .route("/dashboard/apps/{id}", get(pages::app))
         .route("/dashboard/apps/{id}/settings", get(app_edit::settings))
-        .route("/dashboard/apps/{id}/settings/{action}", post(app_edit::change))
+        .route(
+            "/dashboard/apps/{id}/settings/{action}",
+            post(app_edit::change),
+        )
         .route("/dashboard/users", get(invitations::users))
         .route("/dashboard/users/invite", post(invitations::invite))
         .route(
@@ -101,9 +104,15 @@ pub(crate) fn router(dashboard: Arc<Dashboard>) -> Router {
             get(signup::signup_form).post(signup::signup),
         )
         .route("/dashboard/profile", get(profile::profile))
-        .route("/dashboard/profile/password", post(profile::change_password))
+        .route(
+            "/dashboard/profile/password",
+            post(profile::change_password),
+        )
         .route("/dashboard/profile/tokens", post(profile::create_token))
-        .route("/dashboard/profile/tokens/revoke", post(profile::revoke_token))
+        .route(
+            "/dashboard/profile/tokens/revoke",
+            post(profile::revoke_token),
+        )
         .route("/dashboard/assets/{name}", get(templates::asset))
         .layer(axum::middleware::map_response(session::security_headers))
         .with_state(dashboard)

@@ -155,8 +155,13 @@ pub(crate) async fn change_password(
         Ok(Ok(h)) => h,
         _ => {
             let notice = error("The password could not be hashed.");
-            return page(&dashboard, &signed_in, StatusCode::INTERNAL_SERVER_ERROR, notice)
-                .await;
+            return page(
+                &dashboard,
+                &signed_in,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                notice,
+            )
+            .await;
         }
     };
     // Ends every session of the account, this one included; this browser gets a new one.
@@ -168,7 +173,12 @@ pub(crate) async fn change_password(
         return unavailable(&e);
     }
     tracing::info!(email = %signed_in.user.email, "dashboard: password changed, other sessions ended");
-    start_session(&dashboard, &signed_in.user, "/dashboard/profile?changed=password").await
+    start_session(
+        &dashboard,
+        &signed_in.user,
+        "/dashboard/profile?changed=password",
+    )
+    .await
 }
 
 /// `POST /dashboard/profile/tokens`: a new admin-API token for the user's tenant.

@@ -65,9 +65,8 @@ pub(crate) async fn signup(
     }
     let email = fields.text("email");
     let organisation = fields.text("organisation");
-    let again = |status, message: &str| {
-        signup_page(&dashboard, status, Some(message), email, organisation)
-    };
+    let again =
+        |status, message: &str| signup_page(&dashboard, status, Some(message), email, organisation);
     let address_key = format!("address:{}", address(&extensions));
     if dashboard.by_address.blocked(&address_key) {
         return again(
@@ -76,7 +75,10 @@ pub(crate) async fn signup(
         );
     }
     if organisation.is_empty() || organisation.len() > 200 {
-        return again(StatusCode::BAD_REQUEST, "The organisation name is 1 to 200 bytes.");
+        return again(
+            StatusCode::BAD_REQUEST,
+            "The organisation name is 1 to 200 bytes.",
+        );
     }
     let password = fields.get("password").unwrap_or("");
     if fields.get("confirm_password").unwrap_or("") != password {

@@ -11,7 +11,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("apps.html", include_str!("templates/apps.html")),
     ("app.html", include_str!("templates/app.html")),
     ("error.html", include_str!("templates/error.html")),
-    ("app_settings.html", include_str!("templates/app_settings.html")),
+    (
+        "app_settings.html",
+        include_str!("templates/app_settings.html"),
+    ),
     ("users.html", include_str!("templates/users.html")),
     ("invitation.html", include_str!("templates/invitation.html")),
     ("signup.html", include_str!("templates/signup.html")),

@@ -227,7 +227,9 @@ pub(crate) async fn users<S: Sql>(
     let rows = match tenant {
         Some(t) => {
             db.query(
-                &format!("SELECT {columns} FROM dashboard_users WHERE tenant_id = $1 ORDER BY email"),
+                &format!(
+                    "SELECT {columns} FROM dashboard_users WHERE tenant_id = $1 ORDER BY email"
+                ),
                 &[&t],
             )
             .await?
@@ -240,7 +242,5 @@ pub(crate) async fn users<S: Sql>(
             .await?
         }
     };
-    rows.iter()
-        .map(|r| super::dashboard::user(r, 0))
-        .collect()
+    rows.iter().map(|r| super::dashboard::user(r, 0)).collect()
 }
