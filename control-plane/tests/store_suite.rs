@@ -1033,7 +1033,7 @@ async fn dashboard_invitations_are_single_use_and_expire<S: Store + DashboardSto
     );
     assert_eq!(store.dashboard_invitation("h1", 150).await.unwrap(), None);
 
-    // Expired: refused, and gone.
+    // Expired: refused.
     store
         .create_dashboard_invitation(invitation("h2", "bob@acme", "acme", 200))
         .await
@@ -1044,7 +1044,12 @@ async fn dashboard_invitations_are_single_use_and_expire<S: Store + DashboardSto
             .await,
         Err(StoreError::NotFound("dashboard invitation".into()))
     );
-    assert_eq!(store.dashboard_invitation("h2", 0).await.unwrap(), None);
+    assert_eq!(store.dashboard_invitation("h2", 200).await.unwrap(), None);
+    assert_eq!(
+        store.dashboard_invitation("h2", 0).await.unwrap(),
+        None,
+        "and deleted once read expired"
+    );
 
     // An email with an account meanwhile: a conflict, and the invitation is kept.
     store

@@ -32,14 +32,14 @@ pub(super) async fn owned_app(
     dashboard: &Dashboard,
     signed_in: &SignedIn,
     id: &str,
-) -> Result<AppRecord, Response> {
+) -> Result<AppRecord, Box<Response>> {
     let Ok(id) = AppId::parse(id) else {
-        return Err(not_found());
+        return Err(Box::new(not_found()));
     };
     match dashboard.store.get_app(&id).await {
         Ok(app) if signed_in.tenant().is_none_or(|t| t == app.tenant_id) => Ok(app),
-        Ok(_) | Err(StoreError::NotFound(_)) => Err(not_found()),
-        Err(e) => Err(unavailable(&e)),
+        Ok(_) | Err(StoreError::NotFound(_)) => Err(Box::new(not_found())),
+        Err(e) => Err(Box::new(unavailable(&e))),
     }
 }
 
@@ -47,10 +47,11 @@ pub(super) async fn owned_app(
 pub(super) struct Fields(Vec<(String, String)>);
 
 impl Fields {
-    pub(super) fn parse(body: &Bytes) -> Result<Fields, Response> {
+    /// The form, or the page answering that it does not parse (400).
+    pub(super) fn parse(body: &Bytes) -> Result<Fields, Box<Response>> {
         serde_urlencoded::from_bytes(body)
             .map(Fields)
-            .map_err(|e| bad_form(&format!("invalid form: {e}")))
+            .map_err(|e| Box::new(bad_form(&format!("invalid form: {e}"))))
     }
 
     pub(super) fn get(&self, name: &str) -> Option<&str> {
@@ -147,7 +148,7 @@ pub(crate) async fn settings(
             )
             .await
         }
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -223,14 +224,14 @@ pub(crate) async fn change(
 ) -> Response {
     let fields = match Fields::parse(&body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !fields.csrf_ok(&signed_in) {
         return forbidden();
     }
     let app = match owned_app(&dashboard, &signed_in, &id).await {
         Ok(app) => app,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let result = act(&dashboard, &action, &fields, &app).await;
     let (status, notice) = match result {

@@ -110,7 +110,7 @@ pub(crate) async fn invite(
     }
     let fields = match Fields::parse(&body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !fields.csrf_ok(&signed_in) {
         return forbidden();
@@ -225,7 +225,7 @@ pub(crate) async fn accept(
 ) -> Response {
     let fields = match Fields::parse(&body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match (cookie(&headers, LOGIN_COOKIE), fields.get("csrf")) {
         (Some(a), Some(b)) if same(a, b) => {}

@@ -128,7 +128,7 @@ pub(crate) async fn change_password(
 ) -> Response {
     let fields = match Fields::parse(&body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !fields.csrf_ok(&signed_in) {
         return forbidden();
@@ -189,7 +189,7 @@ pub(crate) async fn create_token(
 ) -> Response {
     let fields = match Fields::parse(&body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !fields.csrf_ok(&signed_in) {
         return forbidden();
@@ -233,7 +233,7 @@ pub(crate) async fn revoke_token(
 ) -> Response {
     let fields = match Fields::parse(&body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !fields.csrf_ok(&signed_in) {
         return forbidden();

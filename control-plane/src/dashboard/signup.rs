@@ -57,7 +57,7 @@ pub(crate) async fn signup(
     }
     let fields = match Fields::parse(&body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match (cookie(&headers, LOGIN_COOKIE), fields.get("csrf")) {
         (Some(a), Some(b)) if same(a, b) => {}
