@@ -44,6 +44,15 @@ pub fn webhook_secret() -> String {
     format!("whsec_{}", random(40))
 }
 
+/// A tenant's token for the admin API: `wat_` and 40 alphanumerics (≈ 238 bits).
+pub fn admin_token() -> NewKey {
+    let key = format!("wat_{}", random(40));
+    NewKey {
+        prefix: key[..PREFIX_LEN].to_owned(),
+        key,
+    }
+}
+
 /// A short id for records.
 pub fn id() -> String {
     random(12).to_lowercase()

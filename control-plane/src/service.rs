@@ -143,6 +143,7 @@ impl ControlPlane {
             Arc::clone(&webhooks),
             &operator_token,
             outbound,
+            Arc::clone(&backends.dashboard),
         );
         let dashboard = Dashboard::new(
             Arc::clone(&backends.dashboard),

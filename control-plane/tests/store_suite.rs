@@ -7,7 +7,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use waas_control_plane::store::dashboard::{DashboardSession, NewDashboardUser, Role};
+use waas_control_plane::store::dashboard::{
+    AdminToken, DashboardInvitation, DashboardSession, NewDashboardUser, Role,
+};
 use waas_control_plane::store::{
     AppPatch, DashboardStore, NewApiKey, NewApp, NewTenant, PostgresStore, SqliteStore, Store,
     StoreError,
@@ -42,6 +44,8 @@ store_suite!(
     dashboard_users,
     dashboard_sessions,
     dashboard_users_go_with_their_tenant,
+    dashboard_invitations_are_single_use_and_expire,
+    admin_tokens_by_hash_owner_and_tenant,
 );
 
 // ---- the cases ----
@@ -982,4 +986,170 @@ async fn dashboard_users_go_with_their_tenant<S: Store + DashboardStore>(store: 
         None
     );
     assert_eq!(store.dashboard_session("t", 0).await.unwrap(), None);
+}
+
+// ---- dashboard invitations and tenants' admin tokens ----
+
+fn invitation(hash: &str, email: &str, tenant: &str, expires_at: i64) -> DashboardInvitation {
+    DashboardInvitation {
+        token_hash: hash.into(),
+        email: email.into(),
+        tenant_id: tenant.into(),
+        created_at: 100,
+        expires_at,
+    }
+}
+
+async fn dashboard_invitations_are_single_use_and_expire<S: Store + DashboardStore>(store: &S) {
+    assert_eq!(
+        store
+            .create_dashboard_invitation(invitation("h0", "x@y", "nope", 200))
+            .await,
+        Err(StoreError::NotFound("tenant nope".into()))
+    );
+    store.create_tenant(tenant("acme", "Acme")).await.unwrap();
+    store
+        .create_dashboard_invitation(invitation("h1", "Ann@Acme", "acme", 200))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.dashboard_invitation("h1", 150).await.unwrap(),
+        Some(invitation("h1", "ann@acme", "acme", 200)),
+        "email kept lower-case"
+    );
+    let ann = store
+        .accept_dashboard_invitation("h1", "$argon2id$ann", 150)
+        .await
+        .unwrap();
+    assert_eq!(ann.email, "ann@acme");
+    assert_eq!(ann.role, Role::Tenant("acme".into()));
+    assert_eq!(ann.password_hash, "$argon2id$ann");
+    assert_eq!(
+        store
+            .accept_dashboard_invitation("h1", "$argon2id$x", 150)
+            .await,
+        Err(StoreError::NotFound("dashboard invitation".into())),
+        "used once"
+    );
+    assert_eq!(store.dashboard_invitation("h1", 150).await.unwrap(), None);
+
+    // Expired: refused.
+    store
+        .create_dashboard_invitation(invitation("h2", "bob@acme", "acme", 200))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .accept_dashboard_invitation("h2", "$argon2id$x", 200)
+            .await,
+        Err(StoreError::NotFound("dashboard invitation".into()))
+    );
+    assert_eq!(store.dashboard_invitation("h2", 200).await.unwrap(), None);
+    assert_eq!(
+        store.dashboard_invitation("h2", 0).await.unwrap(),
+        None,
+        "and deleted once read expired"
+    );
+
+    // An email with an account meanwhile: a conflict, and the invitation is kept.
+    store
+        .create_dashboard_invitation(invitation("h3", "ann@acme", "acme", 200))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .accept_dashboard_invitation("h3", "$argon2id$x", 150)
+            .await,
+        Err(StoreError::Conflict("dashboard user ann@acme".into()))
+    );
+    assert!(store
+        .dashboard_invitation("h3", 150)
+        .await
+        .unwrap()
+        .is_some());
+
+    // Deleting the tenant deletes its invitations.
+    store.delete_tenant("acme").await.unwrap();
+    assert_eq!(store.dashboard_invitation("h3", 150).await.unwrap(), None);
+    assert_eq!(store.list_dashboard_users(None).await.unwrap(), vec![]);
+}
+
+async fn admin_tokens_by_hash_owner_and_tenant<S: Store + DashboardStore>(store: &S) {
+    store.create_tenant(tenant("acme", "Acme")).await.unwrap();
+    store
+        .create_tenant(tenant("globex", "Globex"))
+        .await
+        .unwrap();
+    let ann = store
+        .create_dashboard_user(dashboard_user("ann@acme", Role::Tenant("acme".into())))
+        .await
+        .unwrap();
+    let gus = store
+        .create_dashboard_user(dashboard_user("gus@globex", Role::Tenant("globex".into())))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_dashboard_users(Some("acme")).await.unwrap(),
+        vec![ann.clone()]
+    );
+    assert_eq!(store.list_dashboard_users(None).await.unwrap().len(), 2);
+    let token = |id: &str, user: &str, tenant: &str, at| AdminToken {
+        id: id.into(),
+        token_hash: format!("hash-{id}"),
+        prefix: "wat_abcd".into(),
+        label: Some(format!("label {id}")),
+        user_id: user.into(),
+        tenant_id: tenant.into(),
+        created_at: at,
+    };
+    store
+        .create_admin_token(token("a2", &ann.id, "acme", 20))
+        .await
+        .unwrap();
+    store
+        .create_admin_token(token("a1", &ann.id, "acme", 10))
+        .await
+        .unwrap();
+    store
+        .create_admin_token(token("g1", &gus.id, "globex", 10))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .create_admin_token(token("a1", &ann.id, "acme", 10))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .create_admin_token(token("x", "no-user", "acme", 10))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        store.admin_token_by_hash("hash-a1").await.unwrap(),
+        Some(token("a1", &ann.id, "acme", 10))
+    );
+    assert_eq!(store.admin_token_by_hash("hash-none").await.unwrap(), None);
+    let ids = |v: Vec<AdminToken>| v.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.list_admin_tokens(&ann.id).await.unwrap()),
+        ["a1", "a2"],
+        "oldest first"
+    );
+    // Only the owner deletes a token.
+    assert_eq!(
+        store.delete_admin_token(&gus.id, "a1").await,
+        Err(StoreError::NotFound("admin token a1".into()))
+    );
+    store.delete_admin_token(&ann.id, "a1").await.unwrap();
+    assert_eq!(store.admin_token_by_hash("hash-a1").await.unwrap(), None);
+    // Tokens go with their tenant.
+    store.delete_tenant("acme").await.unwrap();
+    assert_eq!(store.admin_token_by_hash("hash-a2").await.unwrap(), None);
+    assert!(store
+        .admin_token_by_hash("hash-g1")
+        .await
+        .unwrap()
+        .is_some());
 }

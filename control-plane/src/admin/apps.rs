@@ -167,10 +167,14 @@ pub(super) async fn announce(admin: &Admin, app: &AppRecord) {
 )]
 pub async fn create(
     State(admin): State<Arc<Admin>>,
-    _: Operator,
+    caller: Operator,
     body: Result<Json<CreateApp>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Created>), AdminError> {
     let Json(req) = body?;
+    // A tenant token creates apps in its own tenant only; another tenant reads as missing.
+    if caller.tenant.as_ref().is_some_and(|t| *t != req.tenant_id) {
+        return Err(crate::store::StoreError::tenant_not_found(&req.tenant_id).into());
+    }
     Ok((StatusCode::CREATED, Json(create_app(&admin, req).await?)))
 }
 
@@ -318,10 +322,12 @@ pub struct ListQuery {
 )]
 pub async fn list(
     State(admin): State<Arc<Admin>>,
-    _: Operator,
+    caller: Operator,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<AppView>>, AdminError> {
-    let apps = admin.store.list_apps(q.tenant.as_deref()).await?;
+    // A tenant token lists its tenant's apps, whatever `tenant` it asks for.
+    let tenant = caller.tenant.or(q.tenant);
+    let apps = admin.store.list_apps(tenant.as_deref()).await?;
     Ok(Json(apps.into_iter().map(AppView::from).collect()))
 }
 

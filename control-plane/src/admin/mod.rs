@@ -4,14 +4,15 @@
 pub(crate) mod apps;
 mod error;
 pub mod openapi;
-mod pusher;
+pub(crate) mod pusher;
+mod tenant_tokens;
 mod tenants;
 pub(crate) mod webhooks;
 
 pub use error::AdminError;
 
 use crate::directory::Directory;
-use crate::store::Store;
+use crate::store::{DashboardStore, Store};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::routing::{get, post};
@@ -29,6 +30,8 @@ pub struct Admin {
     operator_token_hash: String,
     /// Which literal addresses routes' HTTP upstreams may have (`outbound_allow_*`).
     pub outbound: waas_core::egress::Policy,
+    /// Where tenants' admin tokens are kept (made on the dashboard's Profile page).
+    pub(crate) tokens: Arc<dyn DashboardStore>,
 }
 
 impl Admin {
@@ -38,8 +41,10 @@ impl Admin {
         webhooks: Arc<crate::webhooks::Webhooks>,
         operator_token: &str,
         outbound: waas_core::egress::Policy,
+        tokens: Arc<dyn DashboardStore>,
     ) -> Arc<Self> {
         Arc::new(Admin {
+            tokens,
             store,
             directory,
             outbound,
@@ -49,20 +54,41 @@ impl Admin {
     }
 }
 
-/// Proof that the request carried the operator token.
-pub struct Operator;
+/// Proof that the request may act on what it names: the operator token reaches everything; a
+/// tenant's admin token (`docs/admin.md`, "Tenant tokens") only the apps of its tenant, and
+/// nothing else (see [`tenant_tokens`]).
+pub struct Operator {
+    /// `None` for the operator; the tenant of a tenant token.
+    pub(crate) tenant: Option<String>,
+}
+
+impl Operator {
+    /// The operator's own proof, for callers inside the control-plane (the dashboard) that
+    /// have checked who may do what themselves.
+    pub(crate) fn everything() -> Self {
+        Operator { tenant: None }
+    }
+}
 
 impl FromRequestParts<Arc<Admin>> for Operator {
     type Rejection = AdminError;
 
     async fn from_request_parts(parts: &mut Parts, admin: &Arc<Admin>) -> Result<Self, AdminError> {
-        let token = waas_core::http::error::bearer(parts);
-        match token {
-            Some(t) if waas_core::app::hash_api_key(t) == admin.operator_token_hash => Ok(Operator),
-            _ => Err(AdminError::new(
+        let unauthorized = || {
+            AdminError::new(
                 ErrorCode::Unauthorized,
                 "missing or wrong operator token (Authorization: Bearer <operator token>)",
-            )),
+            )
+        };
+        let hash = waas_core::http::error::bearer(parts)
+            .map(waas_core::app::hash_api_key)
+            .ok_or_else(unauthorized)?;
+        if hash == admin.operator_token_hash {
+            return Ok(Operator::everything());
+        }
+        match admin.tokens.admin_token_by_hash(&hash).await? {
+            Some(token) => tenant_tokens::admit(parts, admin, token.tenant_id).await,
+            None => Err(unauthorized()),
         }
     }
 }

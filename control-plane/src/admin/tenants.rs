@@ -39,6 +39,7 @@ fn check_name(name: &str) -> Result<(), AdminError> {
         (status = 201, description = "The new tenant.", body = Tenant),
         (status = 400, description = "`bad_request`: not JSON, no `Content-Type: application/json`, or a field of the wrong type; `name` not 1 to 200 bytes; an invalid id.", body = ErrorBody),
         (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: a tenant token; tenant tokens reach only their tenant's apps.", body = ErrorBody),
         (status = 409, description = "`conflict`: a tenant with this id exists.", body = ErrorBody),
         (status = 413, description = "`message_too_large`: the body is too large.", body = ErrorBody),
         (status = 503, description = "`unavailable`: the store (or the webhook service) is unavailable; retry with backoff.", body = ErrorBody),
@@ -72,6 +73,7 @@ pub async fn create(
     responses(
         (status = 200, description = "The tenants.", body = Vec<Tenant>),
         (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: a tenant token; tenant tokens reach only their tenant's apps.", body = ErrorBody),
         (status = 503, description = "`unavailable`: the store (or the webhook service) is unavailable; retry with backoff.", body = ErrorBody),
     ),
     security(("operator_token" = [])),
@@ -93,6 +95,7 @@ pub async fn list(
     responses(
         (status = 200, description = "The tenant.", body = Tenant),
         (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: a tenant token; tenant tokens reach only their tenant's apps.", body = ErrorBody),
         (status = 404, description = "`not_found`: no such tenant.", body = ErrorBody),
         (status = 503, description = "`unavailable`: the store (or the webhook service) is unavailable; retry with backoff.", body = ErrorBody),
     ),
@@ -118,6 +121,7 @@ pub async fn get(
         (status = 200, description = "The renamed tenant.", body = Tenant),
         (status = 400, description = "`bad_request`: not JSON, no `Content-Type: application/json`, or a field of the wrong type; `name` not 1 to 200 bytes.", body = ErrorBody),
         (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: a tenant token; tenant tokens reach only their tenant's apps.", body = ErrorBody),
         (status = 404, description = "`not_found`: no such tenant.", body = ErrorBody),
         (status = 413, description = "`message_too_large`: the body is too large.", body = ErrorBody),
         (status = 503, description = "`unavailable`: the store (or the webhook service) is unavailable; retry with backoff.", body = ErrorBody),
@@ -146,6 +150,7 @@ pub async fn rename(
     responses(
         (status = 204, description = "Deleted, with its apps; their connections are closed with 4502."),
         (status = 401, description = "`unauthorized`: the operator token is missing or wrong.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: a tenant token; tenant tokens reach only their tenant's apps.", body = ErrorBody),
         (status = 404, description = "`not_found`: no such tenant.", body = ErrorBody),
         (status = 503, description = "`unavailable`: the store (or the webhook service) is unavailable; retry with backoff.", body = ErrorBody),
     ),

@@ -14,7 +14,7 @@ pub enum AccountError {
     Store(#[from] StoreError),
 }
 
-fn check_email(email: &str) -> Result<String, AccountError> {
+pub(crate) fn check_email(email: &str) -> Result<String, AccountError> {
     let email = email.trim().to_lowercase();
     let valid = email.len() <= 254
         && email

@@ -17,6 +17,14 @@ pub struct DashboardConfig {
     pub login_max_failures_per_address: u32,
     /// The window failed sign-ins are counted over, in seconds. Default 900 (15 min).
     pub login_window_secs: u64,
+    /// Lets anyone open an account, with a new tenant of its own, at `/dashboard/signup`.
+    /// Default `false`: tenant users come by an operator's invitation only.
+    pub self_signup: bool,
+    /// How long an invitation link can be used, in seconds. Default 604800 (7 days).
+    pub invitation_ttl_secs: u64,
+    /// Longest lifetime of a token minted on an app's page, in seconds. Default 2592000 (30
+    /// days).
+    pub max_minted_token_ttl_secs: u64,
 }
 
 impl Default for DashboardConfig {
@@ -27,6 +35,9 @@ impl Default for DashboardConfig {
             login_max_failures_per_account: 5,
             login_max_failures_per_address: 20,
             login_window_secs: 900,
+            self_signup: false,
+            invitation_ttl_secs: 604_800,
+            max_minted_token_ttl_secs: 2_592_000,
         }
     }
 }
@@ -46,6 +57,12 @@ impl DashboardConfig {
         }
         if self.login_window_secs == 0 {
             return Err("dashboard.login_window_secs must be at least 1".into());
+        }
+        if self.invitation_ttl_secs == 0 || self.max_minted_token_ttl_secs == 0 {
+            return Err(
+                "dashboard.invitation_ttl_secs and max_minted_token_ttl_secs must be at least 1"
+                    .into(),
+            );
         }
         Ok(())
     }

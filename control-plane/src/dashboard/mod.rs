@@ -12,17 +12,25 @@
 //! - [`recordings`]: an app's recordings: start, stop, events, export, replays and their progress.
 //! - [`webhooks`]: an app's webhook delivery log, and retrying a dead letter.
 //! - [`when`]: times shown in pages.
+//! - [`invitations`], [`signup`]: tenant users by an operator's invitation or by sign-up.
+//! - [`app_edit`], [`mint`]: an app's settings page, through the admin API's handlers.
+//! - [`profile`]: one's password and one's tenant tokens for the admin API.
 //!
 //! Accounts and sessions are kept by the [`DashboardStore`](crate::store::DashboardStore).
 
 mod access;
 pub mod accounts;
+mod app_edit;
 pub mod config;
+mod invitations;
 mod limiter;
+mod mint;
 mod pages;
 pub mod password;
 mod recordings;
+mod profile;
 mod session;
+mod signup;
 mod templates;
 mod webhooks;
 mod when;
@@ -93,6 +101,31 @@ pub(crate) fn router(dashboard: Arc<Dashboard>) -> Router {
         .route("/dashboard/logout", post(pages::logout))
         .route("/dashboard/apps", get(pages::apps).post(pages::create_app))
         .route("/dashboard/apps/{id}", get(pages::app))
+        .route("/dashboard/apps/{id}/settings", get(app_edit::settings))
+        .route(
+            "/dashboard/apps/{id}/settings/{action}",
+            post(app_edit::change),
+        )
+        .route("/dashboard/users", get(invitations::users))
+        .route("/dashboard/users/invite", post(invitations::invite))
+        .route(
+            "/dashboard/invitations/{token}",
+            get(invitations::invitation).post(invitations::accept),
+        )
+        .route(
+            "/dashboard/signup",
+            get(signup::signup_form).post(signup::signup),
+        )
+        .route("/dashboard/profile", get(profile::profile))
+        .route(
+            "/dashboard/profile/password",
+            post(profile::change_password),
+        )
+        .route("/dashboard/profile/tokens", post(profile::create_token))
+        .route(
+            "/dashboard/profile/tokens/revoke",
+            post(profile::revoke_token),
+        )
         .route("/dashboard/assets/{name}", get(templates::asset))
         .merge(recordings::routes())
         .merge(webhooks::routes())

@@ -89,7 +89,7 @@ fn login_page(
     let mut response = render(
         status,
         "login.html",
-        context! { csrf => csrf.clone(), error, email },
+        context! { csrf => csrf.clone(), error, email, signup => dashboard.config.self_signup },
     );
     response.headers_mut().append(
         header::SET_COOKIE,
@@ -106,7 +106,7 @@ pub(crate) struct LoginForm {
 }
 
 /// Where a request came from: the connection's address (never a header a client can write).
-fn address(extensions: &Extensions) -> String {
+pub(super) fn address(extensions: &Extensions) -> String {
     extensions
         .get::<PeerAddr>()
         .map_or_else(|| "unknown".to_owned(), |p| p.0.ip().to_string())
@@ -200,7 +200,7 @@ pub(crate) async fn login(
 
 #[derive(Deserialize)]
 pub(crate) struct CsrfForm {
-    csrf: Option<String>,
+    pub(super) csrf: Option<String>,
 }
 
 pub(crate) async fn logout(

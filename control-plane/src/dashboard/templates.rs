@@ -17,6 +17,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("replay.html", include_str!("templates/replay.html")),
     ("deliveries.html", include_str!("templates/deliveries.html")),
     ("delivery.html", include_str!("templates/delivery.html")),
+    (
+        "app_settings.html",
+        include_str!("templates/app_settings.html"),
+    ),
+    ("users.html", include_str!("templates/users.html")),
+    ("invitation.html", include_str!("templates/invitation.html")),
+    ("signup.html", include_str!("templates/signup.html")),
+    ("profile.html", include_str!("templates/profile.html")),
 ];
 
 /// The templates, parsed once. A template that does not parse is a bug caught by the tests

@@ -92,11 +92,50 @@ pub trait DashboardStore: Send + Sync + 'static {
     async fn delete_dashboard_session(&self, token_hash: &str) -> Result<(), StoreError>;
     /// Sessions expired at `now`; returns how many were deleted.
     async fn delete_expired_dashboard_sessions(&self, now: i64) -> Result<u64, StoreError>;
+
+    // ---- invitations and admin-API tokens (`store/dashboard_access.rs`) ----
+
+    /// Every account, or `tenant`'s, ordered by email.
+    async fn list_dashboard_users(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<Vec<DashboardUser>, StoreError>;
+    /// `NotFound` when the tenant does not exist. The email is stored lower-case.
+    async fn create_dashboard_invitation(
+        &self,
+        invitation: DashboardInvitation,
+    ) -> Result<(), StoreError>;
+    /// The invitation when it exists and `now < expires_at`; an expired one is deleted.
+    async fn dashboard_invitation(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<DashboardInvitation>, StoreError>;
+    /// Deletes the invitation and creates its tenant user with this password hash, at once.
+    /// `NotFound` when the invitation is used, expired or unknown; `Conflict` when the email
+    /// has an account (the invitation is then kept).
+    async fn accept_dashboard_invitation(
+        &self,
+        token_hash: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<DashboardUser, StoreError>;
+    /// `Conflict` on a repeated id or hash; `NotFound` when the user or tenant does not exist.
+    async fn create_admin_token(&self, token: AdminToken) -> Result<(), StoreError>;
+    /// The token with this SHA-256, if any: how the admin API knows a tenant's caller.
+    async fn admin_token_by_hash(&self, token_hash: &str)
+        -> Result<Option<AdminToken>, StoreError>;
+    /// A user's tokens, oldest first.
+    async fn list_admin_tokens(&self, user_id: &str) -> Result<Vec<AdminToken>, StoreError>;
+    /// `NotFound` unless the token exists and belongs to `user_id`.
+    async fn delete_admin_token(&self, user_id: &str, id: &str) -> Result<(), StoreError>;
 }
 
-const USER_COLUMNS: &str = "id, email, password_hash, role, tenant_id, created_at";
+pub use super::dashboard_access::{AdminToken, DashboardInvitation};
 
-fn user(row: &impl SqlRow, from: usize) -> Result<DashboardUser, StoreError> {
+pub(crate) const USER_COLUMNS: &str = "id, email, password_hash, role, tenant_id, created_at";
+
+pub(crate) fn user(row: &impl SqlRow, from: usize) -> Result<DashboardUser, StoreError> {
     let role: String = row.get(from + 3)?;
     let tenant: Option<String> = row.get(from + 4)?;
     let role = match (role.as_str(), tenant) {
@@ -267,8 +306,10 @@ macro_rules! impl_dashboard_store {
     ($store:ty, $tx:ident) => {
         const _: () = {
             use $crate::store::dashboard::{
-                self as rules, DashboardSession, DashboardStore, DashboardUser, NewDashboardUser,
+                self as rules, AdminToken, DashboardInvitation, DashboardSession, DashboardStore,
+                DashboardUser, NewDashboardUser,
             };
+            use $crate::store::dashboard_access as access;
             use $crate::store::StoreError;
 
             #[async_trait::async_trait]
@@ -326,6 +367,74 @@ macro_rules! impl_dashboard_store {
                     now: i64,
                 ) -> Result<u64, StoreError> {
                     $tx!(self, write, |db| rules::delete_expired(db, now))
+                }
+
+                async fn list_dashboard_users(
+                    &self,
+                    tenant: Option<&str>,
+                ) -> Result<Vec<DashboardUser>, StoreError> {
+                    let tenant = tenant.map(str::to_owned);
+                    $tx!(self, read, |db| access::users(db, tenant.as_deref()))
+                }
+
+                async fn create_dashboard_invitation(
+                    &self,
+                    invitation: DashboardInvitation,
+                ) -> Result<(), StoreError> {
+                    $tx!(self, write, |db| access::create_invitation(db, invitation))
+                }
+
+                async fn dashboard_invitation(
+                    &self,
+                    token_hash: &str,
+                    now: i64,
+                ) -> Result<Option<DashboardInvitation>, StoreError> {
+                    let token_hash = token_hash.to_owned();
+                    $tx!(self, write, |db| access::invitation(db, &token_hash, now))
+                }
+
+                async fn accept_dashboard_invitation(
+                    &self,
+                    token_hash: &str,
+                    password_hash: &str,
+                    now: i64,
+                ) -> Result<DashboardUser, StoreError> {
+                    let (token_hash, hash) = (token_hash.to_owned(), password_hash.to_owned());
+                    $tx!(self, write, |db| access::accept_invitation(
+                        db,
+                        &token_hash,
+                        &hash,
+                        now
+                    ))
+                }
+
+                async fn create_admin_token(&self, token: AdminToken) -> Result<(), StoreError> {
+                    $tx!(self, write, |db| access::create_token(db, token))
+                }
+
+                async fn admin_token_by_hash(
+                    &self,
+                    token_hash: &str,
+                ) -> Result<Option<AdminToken>, StoreError> {
+                    let token_hash = token_hash.to_owned();
+                    $tx!(self, read, |db| access::token_by_hash(db, &token_hash))
+                }
+
+                async fn list_admin_tokens(
+                    &self,
+                    user_id: &str,
+                ) -> Result<Vec<AdminToken>, StoreError> {
+                    let user_id = user_id.to_owned();
+                    $tx!(self, read, |db| access::tokens_of(db, &user_id))
+                }
+
+                async fn delete_admin_token(
+                    &self,
+                    user_id: &str,
+                    id: &str,
+                ) -> Result<(), StoreError> {
+                    let (user_id, id) = (user_id.to_owned(), id.to_owned());
+                    $tx!(self, write, |db| access::delete_token(db, &user_id, &id))
                 }
             }
         };

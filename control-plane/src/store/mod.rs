@@ -16,6 +16,7 @@
 
 mod apps;
 pub mod dashboard;
+pub(crate) mod dashboard_access;
 mod error;
 pub mod keys;
 mod migrations;
