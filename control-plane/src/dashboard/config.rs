@@ -17,6 +17,13 @@ pub struct DashboardConfig {
     pub login_max_failures_per_address: u32,
     /// The window failed sign-ins are counted over, in seconds. Default 900 (15 min).
     pub login_window_secs: u64,
+    /// How long the Servers page and the admin API keep showing a server connection (and a
+    /// gateway) that went offline, in seconds. Default 3600 (1 h).
+    pub servers_offline_keep_secs: u64,
+    /// Offline server connections kept per app; the oldest go first. Default 100.
+    pub servers_offline_max_per_app: usize,
+    /// How often the Servers page asks for fresh figures, in milliseconds. Default 2000.
+    pub servers_refresh_ms: u64,
 }
 
 impl Default for DashboardConfig {
@@ -27,6 +34,9 @@ impl Default for DashboardConfig {
             login_max_failures_per_account: 5,
             login_max_failures_per_address: 20,
             login_window_secs: 900,
+            servers_offline_keep_secs: 3600,
+            servers_offline_max_per_app: 100,
+            servers_refresh_ms: 2000,
         }
     }
 }
@@ -47,6 +57,20 @@ impl DashboardConfig {
         if self.login_window_secs == 0 {
             return Err("dashboard.login_window_secs must be at least 1".into());
         }
+        if self.servers_refresh_ms == 0
+            || self.servers_offline_keep_secs == 0
+            || self.servers_offline_max_per_app == 0
+        {
+            return Err("dashboard.servers_* must be at least 1".into());
+        }
         Ok(())
+    }
+
+    /// What the servers' view keeps of the offline ones.
+    pub fn servers_monitor(&self) -> crate::servers::MonitorConfig {
+        crate::servers::MonitorConfig {
+            offline_keep: Duration::from_secs(self.servers_offline_keep_secs),
+            offline_max_per_app: self.servers_offline_max_per_app,
+        }
     }
 }

@@ -8,6 +8,7 @@
 //! - [`limiter`]: failed sign-ins per account and per address.
 //! - [`pages`]: sign-in, sign-out and the Apps pages.
 //! - [`accounts`]: creating accounts (the CLI, the environment, `waas dev`).
+//! - [`servers`]: the Servers page: tenants' server connections and the gateway nodes, live.
 //!
 //! Accounts and sessions are kept by the [`DashboardStore`](crate::store::DashboardStore).
 
@@ -16,6 +17,7 @@ pub mod config;
 mod limiter;
 mod pages;
 pub mod password;
+mod servers;
 mod session;
 mod templates;
 
@@ -36,6 +38,8 @@ pub struct Dashboard {
     pub(crate) config: DashboardConfig,
     pub(crate) by_account: limiter::Limiter,
     pub(crate) by_address: limiter::Limiter,
+    /// Gateways and server connections, for the Servers page.
+    pub(crate) servers: Arc<crate::servers::Monitor>,
 }
 
 impl Dashboard {
@@ -44,6 +48,7 @@ impl Dashboard {
         store: Arc<dyn Store>,
         admin: Arc<Admin>,
         config: DashboardConfig,
+        servers: Arc<crate::servers::Monitor>,
     ) -> Arc<Self> {
         Arc::new(Dashboard {
             by_account: limiter::Limiter::new(
@@ -58,6 +63,7 @@ impl Dashboard {
             store,
             admin,
             config,
+            servers,
         })
     }
 }
@@ -80,6 +86,8 @@ pub(crate) fn router(dashboard: Arc<Dashboard>) -> Router {
         .route("/dashboard/logout", post(pages::logout))
         .route("/dashboard/apps", get(pages::apps).post(pages::create_app))
         .route("/dashboard/apps/{id}", get(pages::app))
+        .route("/dashboard/servers", get(servers::page))
+        .route("/dashboard/servers.json", get(servers::json))
         .route("/dashboard/assets/{name}", get(templates::asset))
         .layer(axum::middleware::map_response(session::security_headers))
         .with_state(dashboard)

@@ -11,6 +11,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("apps.html", include_str!("templates/apps.html")),
     ("app.html", include_str!("templates/app.html")),
     ("error.html", include_str!("templates/error.html")),
+    ("servers.html", include_str!("templates/servers.html")),
 ];
 
 /// The templates, parsed once. A template that does not parse is a bug caught by the tests
@@ -36,6 +37,10 @@ pub(crate) async fn asset(Path(name): Path<String>) -> Response {
         ),
         "dashboard.js" => (
             include_str!("assets/dashboard.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "servers.js" => (
+            include_str!("assets/servers.js"),
             "text/javascript; charset=utf-8",
         ),
         "favicon.svg" => (include_str!("assets/favicon.svg"), "image/svg+xml"),
