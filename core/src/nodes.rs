@@ -83,10 +83,7 @@ mod tests {
             stopping: false,
         };
         let json = serde_json::to_vec(&report).unwrap();
-        assert_eq!(
-            serde_json::from_slice::<NodeReport>(&json).unwrap(),
-            report
-        );
+        assert_eq!(serde_json::from_slice::<NodeReport>(&json).unwrap(), report);
         let bare: NodeReport = serde_json::from_str(
             r#"{"node":"a","version":"v","started_at_ms":0,"interval_ms":1,"connections":0}"#,
         )

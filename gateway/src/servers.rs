@@ -178,8 +178,9 @@ async fn send(gw: &Gateway, report: &NodeReport) {
 
 /// Reports the node every `node_report_ms`, and soon after each change of its servers.
 pub async fn reporter(gw: Arc<Gateway>) {
-    let mut interval =
-        tokio::time::interval(Duration::from_millis(gw.config.limits.node_report_ms.max(1)));
+    let mut interval = tokio::time::interval(Duration::from_millis(
+        gw.config.limits.node_report_ms.max(1),
+    ));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last = Instant::now();
     loop {

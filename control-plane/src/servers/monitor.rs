@@ -123,7 +123,11 @@ impl State {
                 .max(Duration::from_millis(1));
             if !node.down && now.duration_since(node.received) > silence {
                 node.down = true;
-                gone.push((node.last_seen_ms, std::mem::take(&mut node.report.servers), node.report.clone()));
+                gone.push((
+                    node.last_seen_ms,
+                    std::mem::take(&mut node.report.servers),
+                    node.report.clone(),
+                ));
             }
         }
         for (at, servers, report) in gone {
@@ -253,9 +257,7 @@ impl Monitor {
                 online: !n.down,
             })
             .collect();
-        nodes.sort_by(|a, b| {
-            (!a.online, &a.region, &a.node).cmp(&(!b.online, &b.region, &b.node))
-        });
+        nodes.sort_by(|a, b| (!a.online, &a.region, &a.node).cmp(&(!b.online, &b.region, &b.node)));
         nodes
     }
 }
@@ -354,7 +356,11 @@ mod tests {
     fn offline_servers_are_bounded_per_app() {
         let m = Monitor::new(config());
         for i in 0..5 {
-            m.apply(report("n", 60_000, vec![server("a", &format!("a-{i}"), None)]));
+            m.apply(report(
+                "n",
+                60_000,
+                vec![server("a", &format!("a-{i}"), None)],
+            ));
         }
         m.apply(report("n", 60_000, vec![]));
         let a = m.servers(&apps(&["a"]));

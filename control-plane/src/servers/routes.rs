@@ -19,7 +19,7 @@ pub struct ServersApi {
 }
 
 /// The operator token, checked as the rest of the admin API checks it.
-struct Authorized;
+pub struct Authorized;
 
 impl FromRequestParts<Arc<ServersApi>> for Authorized {
     type Rejection = AdminError;

@@ -70,10 +70,7 @@ mod tests {
             Err(NameError::TooLong { max: 64 })
         );
         for bad in ["a b", "a/b", "<script>", "é", "a&b"] {
-            assert!(matches!(
-                ServerName::parse(bad),
-                Err(NameError::BadChar(_))
-            ));
+            assert!(matches!(ServerName::parse(bad), Err(NameError::BadChar(_))));
         }
         assert!(serde_json::from_str::<ServerName>("\"a b\"").is_err());
     }

@@ -34,10 +34,7 @@ async fn main() -> anyhow::Result<()> {
         .server_name(name)
         .connect()
         .await?;
-    println!(
-        "connected {}",
-        client.connection_id().unwrap_or_default()
-    );
+    println!("connected {}", client.connection_id().unwrap_or_default());
     // Blocking read on a thread of its own: the client's task keeps answering pings meanwhile.
     tokio::task::spawn_blocking(|| {
         let mut sink = Vec::new();

@@ -328,7 +328,10 @@ mod tests {
             .server_name("api 1")
             .build()
             .unwrap_err();
-        assert!(matches!(&e, Error::Config(m) if m.contains("server name")), "{e}");
+        assert!(
+            matches!(&e, Error::Config(m) if m.contains("server name")),
+            "{e}"
+        );
     }
 
     #[test]
