@@ -50,7 +50,7 @@ before(async () => {
   delete env.WAAS_DASHBOARD_ADMIN_EMAIL;
   delete env.WAAS_DASHBOARD_ADMIN_PASSWORD;
   waas = spawn(built("WAAS_BIN", "waas", "cargo build -p waas"), ["dev", "--listen", "127.0.0.1:0", "--store", ":memory:"], {
-    stdio: ["ignore", "pipe", "inherit"],
+    stdio: ["ignore", "pipe", "ignore"],
     env,
   });
   waasExited = new Promise((resolve) => waas.once("exit", (code) => resolve({ code })));
