@@ -234,7 +234,7 @@ impl Monitor {
             .filter(|s| !names.contains(&(s.app.as_str(), s.name.as_deref())))
             .cloned()
             .collect();
-        offline.sort_by(|a, b| b.disconnected_at.cmp(&a.disconnected_at));
+        offline.sort_by_key(|s| std::cmp::Reverse(s.disconnected_at));
         online.extend(offline);
         online
     }
