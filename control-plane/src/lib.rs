@@ -15,6 +15,8 @@
 //!   API); stored through `store::recordings`.
 //! - [`webhooks`]: webhooks from gateways' reports: presence transitions with debounce, the
 //!   delivery worker over the durable outbox (`store::webhooks`), signing and retries.
+//! - [`servers`]: gateways and tenants' server connections from the gateways' reports (the
+//!   dashboard's Servers page, `GET /v1/admin/nodes`, `GET /v1/admin/apps/{id}/servers`).
 //! - [`seed`]: apps declared in configuration, made to exist in the store.
 //! - [`metrics`]: webhook, recording and replay counters for `/metrics`.
 //! - [`service`]: the one entry point, [`ControlPlane::start`], used by `waas dev` and
@@ -28,6 +30,7 @@ pub mod metrics;
 pub mod recordings;
 pub mod secrets;
 pub mod seed;
+pub mod servers;
 pub mod service;
 pub mod store;
 pub mod webhooks;

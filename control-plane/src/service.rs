@@ -90,6 +90,8 @@ pub struct ControlPlane {
     pub webhooks: Arc<Webhooks>,
     admin: Arc<Admin>,
     dashboard: Arc<Dashboard>,
+    /// Gateways and server connections, from the gateways' reports.
+    servers: Arc<crate::servers::Monitor>,
     /// Dashboard accounts: for the first operator, made by the caller after start.
     pub accounts: Arc<dyn DashboardStore>,
     tasks: Vec<JoinHandle<()>>,
@@ -136,6 +138,10 @@ impl ControlPlane {
         tasks.push(directory.serve().await?);
         tasks.push(crate::keys::serve(backends.keys, Arc::clone(&bus), &prefix).await?);
         crate::metrics::init();
+        let servers = Arc::new(crate::servers::Monitor::new(
+            dashboard_config.servers_monitor(),
+        ));
+        tasks.push(crate::servers::follow(Arc::clone(&servers), Arc::clone(&bus), &prefix).await?);
         tasks.extend(webhooks.start(bus, &prefix).await?);
         let admin = Admin::new(
             Arc::clone(&backends.store),
@@ -151,6 +157,7 @@ impl ControlPlane {
             Arc::clone(&admin),
             Arc::clone(&recordings),
             dashboard_config,
+            Arc::clone(&servers),
         );
         Ok(ControlPlane {
             accounts: backends.dashboard,
@@ -159,6 +166,7 @@ impl ControlPlane {
             recordings,
             webhooks,
             admin,
+            servers,
             tasks,
         })
     }
@@ -168,6 +176,12 @@ impl ControlPlane {
         admin::router(Arc::clone(&self.admin))
             .merge(recording_routes(Arc::clone(&self.recordings)))
             .merge(crate::dashboard::router(Arc::clone(&self.dashboard)))
+            .merge(crate::servers::routes::routes(Arc::new(
+                crate::servers::routes::ServersApi {
+                    admin: Arc::clone(&self.admin),
+                    monitor: Arc::clone(&self.servers),
+                },
+            )))
     }
 
     /// Serves [`routes`](Self::routes), the admin API's OpenAPI document, health and metrics

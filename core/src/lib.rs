@@ -18,6 +18,7 @@
 //! - [`keys`]: the key directory of end-to-end encryption as gateways reach it over the bus.
 //! - [`recordings`]: recording calls forwarded by gateways to the control-plane.
 //! - [`webhooks`]: what gateways report so the control-plane can send webhooks.
+//! - [`nodes`]: what gateways report about themselves and their tenants' server connections.
 //! - [`http`]: what the HTTP fronts share: the error answer and bearer credential
 //!   ([`http::error`]), the JSON error layer, OpenAPI helpers, the accept loop and its bounds.
 //! - [`subjects`]: the bus subject layout, and why no app reaches internal traffic.
@@ -36,6 +37,7 @@ pub mod history;
 pub mod http;
 pub mod keys;
 pub mod metrics;
+pub mod nodes;
 pub mod origin;
 pub mod publisher;
 pub mod recordings;

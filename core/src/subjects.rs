@@ -8,6 +8,7 @@
 //! | `{app}.{channel}` | an app's channel ([`waas_protocol::names::channel_subject`]) |
 //! | `$ctl.apps.get`, `$ctl.apps.changed` | the app directory ([`crate::directory`]) |
 //! | `$ctl.webhooks.report` | gateways' reports for webhooks ([`crate::webhooks::report`]) |
+//! | `$ctl.nodes.report` | gateways' reports of themselves and their server connections ([`crate::nodes`]) |
 //! | `$ctl.keys` | the key directory of end-to-end encryption ([`crate::keys`]) |
 //! | `$ctl.recordings` | recording calls from apps' servers ([`crate::recordings`]) |
 //! | `$ctl.pusher.terminate` | closing a user's Pusher connections on every gateway ([`PUSHER_TERMINATE`]) |
@@ -88,6 +89,7 @@ mod tests {
             crate::directory::changes_subject(prefix),
             crate::webhooks::report::report_subject(prefix),
             crate::keys::subject(prefix),
+            crate::nodes::report_subject(prefix),
             crate::recordings::subject(prefix),
             presence(prefix),
             pusher_terminate(prefix),

@@ -212,6 +212,15 @@ limits! {
     /// the first this many apps seen keep theirs until restart, every later one is counted under
     /// `app="other"`. `0` puts every app under `other`. Each labelled app adds 19 series.
     metrics_app_labels: usize = 100;
+    /// How often a gateway reports itself and its tenants' server connections (API key) to the
+    /// control-plane, for the [dashboard](dashboard.md#servers) and the admin API's
+    /// [servers and nodes](admin.md#servers-and-nodes), ms; it also reports at once when a server
+    /// connects, disconnects or has its first latency measured. The control-plane deems a gateway
+    /// gone after three missed reports. Greater than 0.
+    node_report_ms: u64 = 5000;
+    /// Server connections one gateway lists in one report; more are counted, not listed. A report
+    /// is one bus message (about 200 bytes per server).
+    max_reported_servers: usize = 1000;
 }
 
 /// The integer types a limit can have, so that the command line parses each value as its field
@@ -369,6 +378,12 @@ impl Limits {
             ("max_room_key_versions", self.max_room_key_versions as u64),
             ("key_directory_timeout_ms", self.key_directory_timeout_ms),
         ];
+        if self.node_report_ms == 0 {
+            return Err(LimitError {
+                key: "node_report_ms",
+                reason: "must be greater than 0",
+            });
+        }
         let http: [(&'static str, u64); 3] = [
             ("http_header_timeout_ms", self.http_header_timeout_ms),
             ("http_keepalive_timeout_ms", self.http_keepalive_timeout_ms),

@@ -52,6 +52,9 @@ struct Conn {
     _slot: Option<ConnectionSlot>,
     /// Requests in flight and services served (`docs/rpc.md`).
     rpc: crate::rpc::ConnRpc,
+    /// The `server_name` of the handshake: listed with the connection when it turns out to be a
+    /// server's (API key), ignored otherwise.
+    server_name: Option<waas_protocol::ServerName>,
 }
 
 /// A frame detached from the reader's buffer, so the reader can be polled again.
@@ -91,6 +94,7 @@ pub async fn run(
     app_id: String,
     app: Option<Arc<App>>,
     upfront: Upfront,
+    server_name: Option<waas_protocol::ServerName>,
     stream: TcpStream,
     pending: Bytes,
 ) {
@@ -122,6 +126,7 @@ pub async fn run(
         batch: VecDeque::new(),
         _slot: None,
         rpc: Default::default(),
+        server_name,
     };
     conn.start(upfront);
 
@@ -165,7 +170,7 @@ pub async fn run(
                             }
                         }
                         OpCode::Ping => out.push(wsframe::pong(&frame.payload)),
-                        OpCode::Pong => {}
+                        OpCode::Pong => conn.pong(),
                         // Echo the client's code, as RFC 6455 §5.5.1 asks.
                         OpCode::Close => break Exit::Close(match frame.payload.get(..2) {
                             Some(code) => match u16::from_be_bytes([code[0], code[1]]) {
@@ -292,7 +297,28 @@ impl Conn {
             version: waas_protocol::PROTOCOL_VERSION,
             heartbeat: self.gw.config.limits.heartbeat_interval_ms / 1000,
         });
+        if identity.is_server {
+            // Listed first, then pinged: the ping is timed from the listing.
+            let id = self.out().id;
+            let name = self.server_name.take();
+            let connection_id = self.gw.connections.connection_id(app.id(), id);
+            self.gw
+                .servers
+                .add(id, app.id().clone(), connection_id, name);
+            self.out().push(wsframe::ping());
+        }
         self.identity = Some(identity);
+    }
+
+    fn is_server(&self) -> bool {
+        self.identity.as_ref().is_some_and(|i| i.is_server)
+    }
+
+    /// A pong: timed when this is a server connection (`crate::servers`).
+    fn pong(&self) {
+        if self.is_server() {
+            self.gw.servers.pong(self.out().id);
+        }
     }
 
     async fn flush(&mut self, out: &Outbound) -> Result<(), Exit> {
@@ -575,6 +601,9 @@ impl Conn {
     /// socket still works, bounded by [`CLOSE_LINGER`] so a stuck client cannot hold the task.
     async fn finish(mut self, exit: Exit) {
         let id = self.out().id;
+        if self.is_server() {
+            self.gw.servers.remove(id);
+        }
         self.rpc.shutdown().await;
         for (channel, subject) in std::mem::take(&mut self.subs) {
             self.gw.hub.unsubscribe(&subject, id).await;

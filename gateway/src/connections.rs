@@ -85,6 +85,11 @@ impl Connections {
         format!("{app}-{}-{id}", self.node)
     }
 
+    /// This process's node id, the `{node}` of its connection ids.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
     /// Milliseconds on this node's monotonic clock.
     pub fn now_ms(&self) -> u64 {
         self.origin.elapsed().as_millis() as u64

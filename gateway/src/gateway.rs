@@ -27,6 +27,8 @@ pub struct Gateway {
     pub rpc: crate::rpc::Rpc,
     /// Connections of the Pusher front signed in as a user, for `terminate_connections`.
     pub pusher_users: Arc<crate::pusher::users::Users>,
+    /// Server connections (API key) and their latency, reported to the control-plane.
+    pub servers: Arc<crate::servers::Servers>,
 }
 
 impl Gateway {
@@ -69,6 +71,7 @@ impl Gateway {
             reporter,
             rpc: crate::rpc::Rpc::new(bus, &config.subject_prefix, config.outbound),
             pusher_users: Arc::default(),
+            servers: Arc::default(),
             config,
         })
     }

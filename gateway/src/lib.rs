@@ -26,6 +26,8 @@
 //!   `waas dev` and `waas gateway` alike.
 //! - [`socket`], [`wsframe`], [`ratelimit`]: writing frames, encoding them once, publish rate.
 //! - [`webhooks`]: reports to the control-plane, which sends the webhooks.
+//! - [`servers`]: this node's server connections (API key), their ping latency, and the node's
+//!   reports to the control-plane (the dashboard's Servers page).
 //! - [`pusher`]: the Pusher-protocol front (`GET /app/{key}`), over the same hub, history and
 //!   presence as the native protocol.
 //! - [`config`]: every limit with its default.
@@ -48,6 +50,7 @@ pub mod registry;
 pub mod resync;
 pub mod rpc;
 pub mod server;
+pub mod servers;
 pub mod service;
 pub mod socket;
 pub mod webhooks;

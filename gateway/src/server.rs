@@ -32,6 +32,8 @@ async fn sweeper(gw: Arc<Gateway>) {
         let ping = now.saturating_sub(last_ping) >= limits.heartbeat_interval_ms;
         if ping {
             last_ping = now;
+            // Before the pings are queued, so that no pong can arrive before its ping is timed.
+            gw.servers.pinging();
         }
         gw.connections
             .sweep(limits.idle_timeout_ms, limits.connect_timeout_ms, ping);
@@ -67,6 +69,7 @@ pub async fn serve(
         Arc::clone(gw.publisher.bus()),
         Duration::from_millis(gw.config.limits.presence_heartbeat_ms),
     );
+    let node_reporter = tokio::spawn(crate::servers::reporter(Arc::clone(&gw)));
     let mut routes = router(Arc::clone(&gw));
     if let Some(extra) = extra {
         routes = routes.merge(extra);
@@ -86,6 +89,8 @@ pub async fn serve(
         );
     }
     gw.presence.farewell().await;
+    node_reporter.abort();
+    crate::servers::farewell(&gw).await;
     gw.reporter.drain(Duration::from_secs(1)).await;
     sweeper.abort();
     history_sweeper.abort();

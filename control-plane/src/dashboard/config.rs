@@ -25,6 +25,13 @@ pub struct DashboardConfig {
     /// Longest lifetime of a token minted on an app's page, in seconds. Default 2592000 (30
     /// days).
     pub max_minted_token_ttl_secs: u64,
+    /// How long the Servers page and the admin API keep showing a server connection (and a
+    /// gateway) that went offline, in seconds. Default 3600 (1 h).
+    pub servers_offline_keep_secs: u64,
+    /// Offline server connections kept per app; the oldest go first. Default 100.
+    pub servers_offline_max_per_app: usize,
+    /// How often the Servers page asks for fresh figures, in milliseconds. Default 2000.
+    pub servers_refresh_ms: u64,
 }
 
 impl Default for DashboardConfig {
@@ -38,6 +45,9 @@ impl Default for DashboardConfig {
             self_signup: false,
             invitation_ttl_secs: 604_800,
             max_minted_token_ttl_secs: 2_592_000,
+            servers_offline_keep_secs: 3600,
+            servers_offline_max_per_app: 100,
+            servers_refresh_ms: 2000,
         }
     }
 }
@@ -64,6 +74,20 @@ impl DashboardConfig {
                     .into(),
             );
         }
+        if self.servers_refresh_ms == 0
+            || self.servers_offline_keep_secs == 0
+            || self.servers_offline_max_per_app == 0
+        {
+            return Err("dashboard.servers_* must be at least 1".into());
+        }
         Ok(())
+    }
+
+    /// What the servers' view keeps of the offline ones.
+    pub fn servers_monitor(&self) -> crate::servers::MonitorConfig {
+        crate::servers::MonitorConfig {
+            offline_keep: Duration::from_secs(self.servers_offline_keep_secs),
+            offline_max_per_app: self.servers_offline_max_per_app,
+        }
     }
 }

@@ -15,6 +15,7 @@
 //! - [`invitations`], [`signup`]: tenant users by an operator's invitation or by sign-up.
 //! - [`app_edit`], [`mint`]: an app's settings page, through the admin API's handlers.
 //! - [`profile`]: one's password and one's tenant tokens for the admin API.
+//! - [`servers`]: the Servers page: tenants' server connections and the gateway nodes, live.
 //!
 //! Accounts and sessions are kept by the [`DashboardStore`](crate::store::DashboardStore).
 
@@ -29,6 +30,7 @@ mod pages;
 pub mod password;
 mod recordings;
 mod profile;
+mod servers;
 mod session;
 mod signup;
 mod templates;
@@ -55,6 +57,8 @@ pub struct Dashboard {
     pub(crate) config: DashboardConfig,
     pub(crate) by_account: limiter::Limiter,
     pub(crate) by_address: limiter::Limiter,
+    /// Gateways and server connections, for the Servers page.
+    pub(crate) servers: Arc<crate::servers::Monitor>,
 }
 
 impl Dashboard {
@@ -64,6 +68,7 @@ impl Dashboard {
         admin: Arc<Admin>,
         recordings: Arc<Recordings>,
         config: DashboardConfig,
+        servers: Arc<crate::servers::Monitor>,
     ) -> Arc<Self> {
         Arc::new(Dashboard {
             by_account: limiter::Limiter::new(
@@ -79,6 +84,7 @@ impl Dashboard {
             admin,
             recordings,
             config,
+            servers,
         })
     }
 }
@@ -126,6 +132,8 @@ pub(crate) fn router(dashboard: Arc<Dashboard>) -> Router {
             "/dashboard/profile/tokens/revoke",
             post(profile::revoke_token),
         )
+        .route("/dashboard/servers", get(servers::page))
+        .route("/dashboard/servers.json", get(servers::json))
         .route("/dashboard/assets/{name}", get(templates::asset))
         .merge(recordings::routes())
         .merge(webhooks::routes())

@@ -25,6 +25,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("invitation.html", include_str!("templates/invitation.html")),
     ("signup.html", include_str!("templates/signup.html")),
     ("profile.html", include_str!("templates/profile.html")),
+    ("servers.html", include_str!("templates/servers.html")),
 ];
 
 /// The templates, parsed once. A template that does not parse is a bug caught by the tests
@@ -50,6 +51,10 @@ pub(crate) async fn asset(Path(name): Path<String>) -> Response {
         ),
         "dashboard.js" => (
             include_str!("assets/dashboard.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "servers.js" => (
+            include_str!("assets/servers.js"),
             "text/javascript; charset=utf-8",
         ),
         "favicon.svg" => (include_str!("assets/favicon.svg"), "image/svg+xml"),

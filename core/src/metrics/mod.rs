@@ -34,6 +34,12 @@ pub fn set_region(region: &str) {
     let _ = REGION.set(region.to_owned());
 }
 
+/// The region [`set_region`] set; empty when unset. Gateways also report it to the
+/// control-plane (`crate::nodes`).
+pub fn region() -> &'static str {
+    REGION.get().map_or("", String::as_str)
+}
+
 /// Why a region name was refused: it becomes a label value and a Helm value, so it is kept to
 /// what reads well in both.
 pub fn check_region(region: &str) -> Result<(), String> {

@@ -15,7 +15,8 @@ use waas_core::auth::{self, AuthError};
 use waas_core::http::accept::HttpStream;
 use waas_core::http::error::{bearer_in, ApiError};
 use waas_protocol::rest::ErrorBody;
-use waas_protocol::ErrorCode;
+use waas_protocol::server_name::SERVER_NAME_PARAM;
+use waas_protocol::{ErrorCode, ServerName};
 
 /// The `token` query parameter of a handshake: absent, once, or repeated (refused, rather than
 /// guessing which one was meant).
@@ -30,6 +31,21 @@ fn query_token(query: &[(String, String)]) -> Result<Option<String>, AuthError> 
     Ok(first)
 }
 
+/// The `server_name` query parameter: absent, or one valid name. Anything else is refused
+/// before the upgrade (`400`), where a server's SDK sees it; browsers do not send one.
+fn query_server_name(query: &[(String, String)]) -> Result<Option<ServerName>, String> {
+    let mut names = query.iter().filter(|(k, _)| k == SERVER_NAME_PARAM);
+    let Some((_, first)) = names.next() else {
+        return Ok(None);
+    };
+    if names.next().is_some() {
+        return Err("the server_name query parameter is given more than once".into());
+    }
+    ServerName::parse(first).map(Some).map_err(|e| {
+        format!("invalid server_name: {e} (1-64 of letters, digits, '.', '_', ':', '-')")
+    })
+}
+
 /// Documents the handshake's query for OpenAPI only: the handler reads the raw pairs (see
 /// [`query_token`]), so that a repeated `token` is refused instead of axum answering a bare 400.
 #[derive(utoipa::IntoParams)]
@@ -38,6 +54,9 @@ fn query_token(query: &[(String, String)]) -> Result<Option<String>, AuthError> 
 struct WsQuery {
     /// An end-user JWT, or an API key; instead of `Authorization: Bearer`.
     token: Option<String>,
+    /// For a server connecting with an API key: the name the dashboard and the admin API show
+    /// for this connection, 1-64 of `[A-Za-z0-9._:-]`. Ignored for end users' tokens.
+    server_name: Option<String>,
 }
 
 #[utoipa::path(
@@ -50,6 +69,7 @@ struct WsQuery {
     params(("app" = String, Path, description = "The app id.", example = "demo"), WsQuery),
     responses(
         (status = 101, description = "Switching to the WebSocket protocol."),
+        (status = 400, description = "`bad_request`: an invalid or repeated `server_name`.", body = ErrorBody),
         (status = 426, description = "`bad_request`: not a WebSocket upgrade request.", body = ErrorBody),
     ),
     security((), ("jwt" = []), ("api_key" = [])),
@@ -71,6 +91,10 @@ pub async fn websocket(
         .into_response();
         *resp.status_mut() = StatusCode::UPGRADE_REQUIRED;
         return resp;
+    };
+    let server_name = match query_server_name(&query) {
+        Ok(name) => name,
+        Err(message) => return ApiError::new(ErrorCode::BadRequest, message).into_response(),
     };
     let (app, lookup_error) = match gw.apps.resolve(&app_id).await {
         Ok(app) => (app, None),
@@ -105,7 +129,7 @@ pub async fn websocket(
         return StatusCode::BAD_REQUEST.into_response();
     };
     spawn_upgraded(fut, move |stream, read_buf| {
-        connection::run(gw, app_id, app, upfront, stream, read_buf)
+        connection::run(gw, app_id, app, upfront, server_name, stream, read_buf)
     });
     response.into_response()
 }

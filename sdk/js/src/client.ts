@@ -88,6 +88,13 @@ export interface ClientOptions {
   probeSamples?: number;
   /** How often a connected client probes the gateways again with `nearest`. Default 300000 ms. */
   reprobeIntervalMs?: number;
+  /**
+   * The name of this server process, for a client connecting with an API key: the dashboard's
+   * Servers page and the admin API list the connection under it, with its gateway and ping
+   * latency (`server_name` in `docs/protocol.md`). 1–64 of letters, digits, `.`, `_`, `:`, `-`,
+   * such as a host or pod name. Ignored by the server for end users' tokens.
+   */
+  serverName?: string;
 }
 
 export type ClientState = "connected" | "reconnecting" | "closed";
@@ -123,6 +130,7 @@ interface Settings {
   nearest: boolean;
   probeSamples: number;
   reprobeIntervalMs: number;
+  serverName: string | undefined;
 }
 
 function settings(o: ClientOptions): Settings {
@@ -163,7 +171,17 @@ function settings(o: ClientOptions): Settings {
     nearest: o.nearest ?? false,
     probeSamples: Math.floor(positive("probeSamples", o.probeSamples, 3)),
     reprobeIntervalMs: positive("reprobeIntervalMs", o.reprobeIntervalMs, 300_000),
+    serverName: checkServerName(o.serverName),
   };
+}
+
+/** The server name, or a `ConfigError` with the server's rule (`ServerName` in `sdk/protocol`). */
+function checkServerName(name: string | undefined): string | undefined {
+  if (name === undefined) return undefined;
+  if (!/^[A-Za-z0-9._:-]{1,64}$/.test(name)) {
+    throw new ConfigError(`server name ${JSON.stringify(name)}: 1-64 of letters, digits, '.', '_', ':', '-'`);
+  }
+  return name;
 }
 
 function fatalAtConnect(e: unknown): boolean {
@@ -263,7 +281,7 @@ export class Client extends Emitter<ClientEvents> {
 
   private async dial(index: number): Promise<Transport> {
     const token = await this.s.token();
-    const url = endpointUrl(this.s.urls[index]!, this.s.app);
+    const url = endpointUrl(this.s.urls[index]!, this.s.app, this.s.serverName);
     return Transport.dial(this.WS, url, token, this.session.id(), this.s.connectTimeoutMs);
   }
 

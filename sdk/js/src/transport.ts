@@ -56,8 +56,8 @@ export function resolveWebSocket(given?: WebSocketConstructor): Promise<WebSocke
   return loaded;
 }
 
-/** A gateway base URL turned into its WebSocket endpoint for an app. */
-export function endpointUrl(base: string, app: string): string {
+/** A gateway base URL turned into its WebSocket endpoint for an app (and a server's name). */
+export function endpointUrl(base: string, app: string, serverName?: string): string {
   let url: URL;
   try {
     url = new URL(base);
@@ -67,7 +67,8 @@ export function endpointUrl(base: string, app: string): string {
   const scheme = { "ws:": "ws:", "http:": "ws:", "wss:": "wss:", "https:": "wss:" }[url.protocol];
   if (!scheme) throw new ConfigError(`gateway URL ${JSON.stringify(base)}: expected ws://, wss://, http:// or https://`);
   const prefix = url.pathname.replace(/\/+$/, "");
-  return `${scheme}//${url.host}${prefix}/v1/apps/${encodeURIComponent(app)}/ws`;
+  const query = serverName === undefined ? "" : `?server_name=${encodeURIComponent(serverName)}`;
+  return `${scheme}//${url.host}${prefix}/v1/apps/${encodeURIComponent(app)}/ws${query}`;
 }
 
 export interface Ready {

@@ -175,6 +175,41 @@ describe("client against waas dev", () => {
     await assert.rejects(Client.connect({ url: server.url, app: APP }), ConfigError);
   });
 
+  test("a server's name reaches the admin API's list of servers, with its ping latency", async () => {
+    await assert.rejects(
+      Client.connect({ url: server.url, app: APP, token: API_KEY, serverName: "no spaces" }),
+      ConfigError,
+    );
+    const c = await Client.connect({ url: server.url, app: APP, token: API_KEY, serverName: "ts-api-1" });
+    const id = c.connectionId;
+    const listed = async () => {
+      const res = await fetch(`${server.httpUrl}/v1/admin/apps/${APP}/servers`, {
+        headers: { authorization: "Bearer dev-operator-token" },
+      });
+      assert.equal(res.status, 200);
+      return (await res.json()).find((s) => s.connection_id === id);
+    };
+    try {
+      // The gateway reports at once when a server connects and when its first pong arrives.
+      const deadline = Date.now() + 10_000;
+      let mine;
+      while (!(mine = await listed())?.latency_ms && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(mine?.name, "ts-api-1");
+      assert.equal(mine.online, true);
+      assert.ok(mine.latency_ms > 0, JSON.stringify(mine));
+    } finally {
+      await c.close();
+    }
+    const deadline = Date.now() + 10_000;
+    let gone;
+    while ((gone = await listed())?.online !== false && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(gone?.online, false, "offline once closed");
+  });
+
   test("unknown ops and unrouted requests are typed refusals", async () => {
     const c = await Client.connect({ url: server.url, app: APP, token: API_KEY });
     try {

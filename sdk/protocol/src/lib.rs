@@ -15,6 +15,7 @@
 //! - [`recording`]: starting a recording and describing one, for REST and the SDK.
 //! - [`rest`]: request and response bodies of the REST API.
 //! - [`rpc`]: request/response over the socket: service names, paths, `caps.call` prefixes.
+//! - [`server_name`]: the name a tenant's server gives its connection (`server_name`).
 //!
 //! `docs/protocol.md`, `docs/auth.md` and `docs/rest.md` are the normative description; this
 //! crate is the executable one, and the two must agree.
@@ -30,6 +31,7 @@ pub mod presence;
 pub mod recording;
 pub mod rest;
 pub mod rpc;
+pub mod server_name;
 pub mod webhook;
 
 pub use claims::{Caps, Claims};
@@ -38,6 +40,7 @@ pub use frame::{ClientFrame, ServerFrame};
 pub use names::{AppId, ChannelName, NameError, RESERVED_APP_IDS};
 pub use pattern::{ChannelPattern, PatternSet};
 pub use rpc::{CallSet, PathPrefix, ServiceName};
+pub use server_name::ServerName;
 
 /// Protocol version spoken by this crate; sent in `ready`.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use waas_protocol::AppId;
+use waas_protocol::{AppId, ServerName};
 
 pub(crate) type TokenFuture = Pin<Box<dyn Future<Output = Result<String, BoxError>> + Send>>;
 type TokenFn = dyn Fn() -> TokenFuture + Send + Sync;
@@ -86,6 +86,7 @@ pub struct ClientBuilder {
     nearest: bool,
     probe_samples: u32,
     reprobe_interval: Duration,
+    server_name: Option<String>,
 }
 
 impl Default for ClientBuilder {
@@ -105,6 +106,7 @@ impl Default for ClientBuilder {
             nearest: false,
             probe_samples: 3,
             reprobe_interval: Duration::from_secs(300),
+            server_name: None,
         }
     }
 }
@@ -246,6 +248,15 @@ impl ClientBuilder {
         self
     }
 
+    /// The name of this server process, for a client connecting with an API key: the dashboard's
+    /// Servers page and the admin API list the connection under it, with its gateway and ping
+    /// latency (`docs/protocol.md`, `server_name`). 1–64 of letters, digits, `.`, `_`, `:`, `-`,
+    /// such as a host or pod name. Ignored by the server for end users' tokens.
+    pub fn server_name(mut self, name: impl Into<String>) -> Self {
+        self.server_name = Some(name.into());
+        self
+    }
+
     /// Connects and waits for the server's `ready`. Fails with the server's reason
     /// ([`Error::Rejected`]) when it refuses the credentials or the app; the first connect is not
     /// retried (each URL is tried once), so configuration mistakes surface at once.
@@ -258,10 +269,16 @@ impl ClientBuilder {
         if self.urls.is_empty() {
             return Err(Error::Config("no gateway URL given".into()));
         }
+        let server_name = self
+            .server_name
+            .as_deref()
+            .map(ServerName::parse)
+            .transpose()
+            .map_err(|e| Error::Config(format!("server name: {e}")))?;
         let endpoints = self
             .urls
             .iter()
-            .map(|u| Endpoint::parse(u))
+            .map(|u| Endpoint::parse(u).map(|e| e.with_server_name(server_name.as_ref())))
             .collect::<Result<Vec<_>>>()?;
         let app = self
             .app
@@ -336,6 +353,32 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(matches!(e, Error::Config(_)), "{e}");
+    }
+
+    #[test]
+    fn a_server_name_goes_in_the_url_and_a_bad_one_is_refused() {
+        let o = ClientBuilder::new()
+            .url("ws://a:1/p")
+            .app("demo")
+            .token("key")
+            .server_name("api-1.eu")
+            .build()
+            .unwrap();
+        assert_eq!(
+            o.endpoints[0].ws_url("demo"),
+            "ws://a:1/p/v1/apps/demo/ws?server_name=api-1.eu"
+        );
+        let e = ClientBuilder::new()
+            .url("ws://a:1")
+            .app("demo")
+            .token("key")
+            .server_name("api 1")
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Config(m) if m.contains("server name")),
+            "{e}"
+        );
     }
 
     #[test]

@@ -28,7 +28,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use waas_protocol::frame::ServerFrame;
 use waas_protocol::rest::ErrorBody;
-use waas_protocol::AppId;
+use waas_protocol::server_name::SERVER_NAME_PARAM;
+use waas_protocol::{AppId, ServerName};
 
 /// Frames the reader task hands to the connection task; more wait in the socket.
 const INBOUND_CAPACITY: usize = 256;
@@ -44,6 +45,8 @@ pub(crate) struct Endpoint {
     authority: String,
     /// Path prefix without a trailing slash (usually empty).
     prefix: String,
+    /// `?server_name=...` when the client has a server name, else empty.
+    query: String,
 }
 
 impl Endpoint {
@@ -78,11 +81,20 @@ impl Endpoint {
             port: authority.port_u16().unwrap_or(80),
             authority: authority.as_str().to_owned(),
             prefix: uri.path().trim_end_matches('/').to_owned(),
+            query: String::new(),
         })
     }
 
+    /// Sends `name` as the connection's `server_name` (its characters need no escaping).
+    pub(crate) fn with_server_name(mut self, name: Option<&ServerName>) -> Endpoint {
+        self.query = name.map_or_else(String::new, |n| {
+            format!("?{SERVER_NAME_PARAM}={}", n.as_str())
+        });
+        self
+    }
+
     fn ws_path(&self, app: &str) -> String {
-        format!("{}/v1/apps/{app}/ws", self.prefix)
+        format!("{}/v1/apps/{app}/ws{}", self.prefix, self.query)
     }
 
     /// The full WebSocket URL, for events and logs.
