@@ -15,6 +15,7 @@
 //!   API); stored through `store::recordings`.
 //! - [`webhooks`]: webhooks from gateways' reports: presence transitions with debounce, the
 //!   delivery worker over the durable outbox (`store::webhooks`), signing and retries.
+//! - [`usage`]: per-app usage from gateways' reports, kept per minute and hour, and its ranges.
 //! - [`seed`]: apps declared in configuration, made to exist in the store.
 //! - [`metrics`]: webhook, recording and replay counters for `/metrics`.
 //! - [`service`]: the one entry point, [`ControlPlane::start`], used by `waas dev` and
@@ -30,6 +31,7 @@ pub mod secrets;
 pub mod seed;
 pub mod service;
 pub mod store;
+pub mod usage;
 pub mod webhooks;
 
 pub use service::{Backends, Config, ControlPlane, StartError};

@@ -26,6 +26,7 @@
 //!   `waas dev` and `waas gateway` alike.
 //! - [`socket`], [`wsframe`], [`ratelimit`]: writing frames, encoding them once, publish rate.
 //! - [`webhooks`]: reports to the control-plane, which sends the webhooks.
+//! - [`usage_report`]: per-app usage counters sent to the control-plane.
 //! - [`pusher`]: the Pusher-protocol front (`GET /app/{key}`), over the same hub, history and
 //!   presence as the native protocol.
 //! - [`config`]: every limit with its default.
@@ -50,6 +51,7 @@ pub mod rpc;
 pub mod server;
 pub mod service;
 pub mod socket;
+pub mod usage_report;
 pub mod webhooks;
 pub mod wsframe;
 

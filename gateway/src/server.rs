@@ -67,6 +67,7 @@ pub async fn serve(
         Arc::clone(gw.publisher.bus()),
         Duration::from_millis(gw.config.limits.presence_heartbeat_ms),
     );
+    let usage = crate::usage_report::start(Arc::clone(&gw));
     let mut routes = router(Arc::clone(&gw));
     if let Some(extra) = extra {
         routes = routes.merge(extra);
@@ -93,5 +94,6 @@ pub async fn serve(
     presence.abort();
     pusher_terminate.abort();
     reporter.abort();
+    usage.abort();
     Ok(())
 }

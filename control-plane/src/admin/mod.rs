@@ -6,6 +6,7 @@ mod error;
 pub mod openapi;
 mod pusher;
 mod tenants;
+pub(crate) mod usage;
 mod webhooks;
 
 pub use error::AdminError;

@@ -7,6 +7,7 @@
 //! - [`session`]: the session cookie, the signed-in user and the CSRF check of every form.
 //! - [`limiter`]: failed sign-ins per account and per address.
 //! - [`pages`]: sign-in, sign-out and the Apps pages.
+//! - [`usage`]: the Usage page of an app, its live and history charts.
 //! - [`accounts`]: creating accounts (the CLI, the environment, `waas dev`).
 //!
 //! Accounts and sessions are kept by the [`DashboardStore`](crate::store::DashboardStore).
@@ -18,6 +19,7 @@ mod pages;
 pub mod password;
 mod session;
 mod templates;
+pub(crate) mod usage;
 
 pub use config::DashboardConfig;
 

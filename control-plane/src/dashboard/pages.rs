@@ -21,7 +21,7 @@ use std::sync::Arc;
 use waas_core::http::accept::PeerAddr;
 use waas_protocol::AppId;
 
-fn render(status: StatusCode, name: &str, ctx: minijinja::Value) -> Response {
+pub(super) fn render(status: StatusCode, name: &str, ctx: minijinja::Value) -> Response {
     match super::templates::environment()
         .get_template(name)
         .and_then(|t| t.render(ctx))
@@ -49,7 +49,7 @@ pub(crate) fn forbidden() -> Response {
     )
 }
 
-fn not_found() -> Response {
+pub(super) fn not_found() -> Response {
     error_page(StatusCode::NOT_FOUND, "No such page or app.")
 }
 
@@ -232,14 +232,14 @@ pub(crate) async fn logout(
 
 /// What the layout shows of the signed-in user.
 #[derive(Serialize)]
-struct Me<'a> {
+pub(super) struct Me<'a> {
     email: &'a str,
     operator: bool,
     tenant: Option<&'a str>,
     csrf: &'a str,
 }
 
-fn me(s: &SignedIn) -> Me<'_> {
+pub(super) fn me(s: &SignedIn) -> Me<'_> {
     Me {
         email: &s.user.email,
         operator: s.user.role == Role::Operator,

@@ -11,6 +11,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("apps.html", include_str!("templates/apps.html")),
     ("app.html", include_str!("templates/app.html")),
     ("error.html", include_str!("templates/error.html")),
+    ("usage.html", include_str!("templates/usage.html")),
 ];
 
 /// The templates, parsed once. A template that does not parse is a bug caught by the tests
@@ -38,6 +39,11 @@ pub(crate) async fn asset(Path(name): Path<String>) -> Response {
             include_str!("assets/dashboard.js"),
             "text/javascript; charset=utf-8",
         ),
+        "usage.js" => (
+            include_str!("assets/usage.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "usage.css" => (include_str!("assets/usage.css"), "text/css; charset=utf-8"),
         "favicon.svg" => (include_str!("assets/favicon.svg"), "image/svg+xml"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };

@@ -67,6 +67,11 @@ pub const POSTGRES: &[Migration] = &[
         name: "dashboard",
         sql: include_str!("../../../migrations/postgres/0010_dashboard.sql"),
     },
+    Migration {
+        version: 12,
+        name: "usage",
+        sql: include_str!("../../../migrations/postgres/0012_usage.sql"),
+    },
 ];
 
 /// Migrations of [`super::sqlite::SqliteStore`], in order.
@@ -120,6 +125,11 @@ pub const SQLITE: &[Migration] = &[
         version: 10,
         name: "dashboard",
         sql: include_str!("../../../migrations/sqlite/0010_dashboard.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "usage",
+        sql: include_str!("../../../migrations/sqlite/0012_usage.sql"),
     },
 ];
 

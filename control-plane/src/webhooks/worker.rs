@@ -35,6 +35,8 @@ pub struct Worker {
     wake: Notify,
     /// Deliveries in flight, per endpoint.
     in_flight: Mutex<HashMap<String, usize>>,
+    /// Webhook requests and failures per app, for the usage figures (`crate::usage`).
+    pub usage: Arc<waas_core::usage::Usage>,
 }
 
 impl Worker {
@@ -54,6 +56,7 @@ impl Worker {
             outbound,
             wake: Notify::new(),
             in_flight: Mutex::default(),
+            usage: Arc::default(),
         })
     }
 
@@ -224,6 +227,9 @@ impl Worker {
             Err(text) => (None, Some(text), None),
         };
         let duration_ms = started.elapsed().as_millis() as i64;
+        if let Some(usage) = self.usage.app_str(&batch[0].app_id) {
+            usage.webhook(error.is_some());
+        }
         for c in &batch {
             self.settle(c, at, duration_ms, status_code, &error, &response_body)
                 .await;
