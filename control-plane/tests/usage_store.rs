@@ -25,11 +25,10 @@ const T: i64 = 1_800_000_000 - 1_800_000_000 % HOUR + 10;
 
 fn usage(app: &str, connections: i64, peak: i64, published: u64) -> AppUsage {
     AppUsage {
-        app: app_id(app),
         connections,
         peak,
         published,
-        ..AppUsage::default()
+        ..AppUsage::new(app_id(app))
     }
 }
 
@@ -201,9 +200,6 @@ async fn old_usage_is_pruned(store: &dyn Both) {
     );
     // The node's count was seen at T + 2 h: kept.
     assert_eq!(store.usage_connections(&chat, 0).await.unwrap(), 1);
-    assert_eq!(
-        store.prune_usage(0, 0, T + 2 * HOUR + 1).await.unwrap(),
-        1
-    );
+    assert_eq!(store.prune_usage(0, 0, T + 2 * HOUR + 1).await.unwrap(), 1);
     assert_eq!(store.usage_connections(&chat, 0).await.unwrap(), 0);
 }

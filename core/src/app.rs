@@ -182,7 +182,10 @@ impl App {
         if let Some(usage) = &self.usage {
             usage.connected();
         }
-        Some(ConnectionSlot(Arc::clone(&self.connections), self.usage.clone()))
+        Some(ConnectionSlot(
+            Arc::clone(&self.connections),
+            self.usage.clone(),
+        ))
     }
 
     pub fn connection_count(&self) -> usize {

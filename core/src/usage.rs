@@ -81,7 +81,7 @@ impl AppCounters {
 
 /// One app in a [`UsageReport`]: counts since the sender's previous report, its connections now
 /// and the most it had open at once since then.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppUsage {
     pub app: AppId,
     #[serde(default)]
@@ -103,6 +103,21 @@ pub struct AppUsage {
 }
 
 impl AppUsage {
+    /// `app` with nothing counted.
+    pub fn new(app: AppId) -> Self {
+        AppUsage {
+            app,
+            connections: 0,
+            peak: 0,
+            published: 0,
+            delivered: 0,
+            webhooks: 0,
+            webhook_errors: 0,
+            requests: 0,
+            request_errors: 0,
+        }
+    }
+
     fn counts_nothing(&self) -> bool {
         self.published == 0
             && self.delivered == 0
@@ -232,7 +247,7 @@ mod tests {
                 delivered: 5,
                 requests: 1,
                 request_errors: 1,
-                ..AppUsage::default()
+                ..AppUsage::new(id("a"))
             }
         );
         // Nothing new: still reported, for its open connection, with no counts.

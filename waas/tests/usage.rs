@@ -24,9 +24,9 @@ fn total(series: &Value, key: &str) -> i64 {
 }
 
 fn most(series: &Value, key: &str) -> i64 {
-    series["points"]
-        .as_array()
-        .map_or(0, |p| p.iter().filter_map(|p| p[key].as_i64()).max().unwrap_or(0))
+    series["points"].as_array().map_or(0, |p| {
+        p.iter().filter_map(|p| p[key].as_i64()).max().unwrap_or(0)
+    })
 }
 
 async fn publish(base: &str, app: &str, key: &str, n: usize) {
@@ -101,7 +101,11 @@ async fn publishes_deliveries_connections_and_requests_are_counted() {
     // The same counts by hour and by day.
     for step in ["hour", "day"] {
         let (status, s) = server
-            .admin("GET", &format!("/v1/admin/apps/demo/usage?step={step}"), None)
+            .admin(
+                "GET",
+                &format!("/v1/admin/apps/demo/usage?step={step}"),
+                None,
+            )
             .await;
         assert_eq!(status, 200, "{s}");
         assert_eq!(total(&s, "published"), 10, "{step}: {s}");
@@ -137,9 +141,7 @@ async fn bad_ranges_unknown_apps_and_missing_tokens_are_refused() {
         .admin("GET", "/v1/admin/apps/demo/usage?from=soon", None)
         .await;
     assert_eq!(status, 400, "{body}");
-    let (status, body) = server
-        .admin("GET", "/v1/admin/apps/nope/usage", None)
-        .await;
+    let (status, body) = server.admin("GET", "/v1/admin/apps/nope/usage", None).await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["error"]["code"], "not_found");
     let r = reqwest::get(format!("{}/v1/admin/apps/demo/usage", server.http_url()))
@@ -218,7 +220,11 @@ async fn dashboard_session(server: &TestServer, email: &str, password: &str) -> 
     let signed_in = http
         .post(format!("{}/dashboard/login", server.http_url()))
         .header("cookie", &login_cookie)
-        .form(&[("csrf", csrf.as_str()), ("email", email), ("password", password)])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", email),
+            ("password", password),
+        ])
         .send()
         .await
         .unwrap();
@@ -239,7 +245,11 @@ async fn a_tenant_user_sees_the_usage_of_their_apps_only() {
     let server = server().await;
     for t in ["acme", "globex"] {
         let (s, _) = server
-            .admin("POST", "/v1/admin/tenants", Some(json!({"id": t, "name": t})))
+            .admin(
+                "POST",
+                "/v1/admin/tenants",
+                Some(json!({"id": t, "name": t})),
+            )
             .await;
         assert_eq!(s, 201);
         let (s, _) = server
