@@ -170,7 +170,8 @@ mod tests {
             ("minute", 60, 180, false)
         );
         // Defaults: the last 48 hours to now.
-        let (step, from, to, capped) = range(&q(None, None, None), now, 100).unwrap();
+        let defaults = q(None, None, None);
+        let (step, from, to, capped) = range(&defaults, now, 100).unwrap();
         assert_eq!((step, to - from, capped), ("hour", 49 * 3600, false));
         // Unbounded: cut to the most recent points.
         assert_eq!(
