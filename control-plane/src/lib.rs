@@ -17,6 +17,7 @@
 //!   delivery worker over the durable outbox (`store::webhooks`), signing and retries.
 //! - [`servers`]: gateways and tenants' server connections from the gateways' reports (the
 //!   dashboard's Servers page, `GET /v1/admin/nodes`, `GET /v1/admin/apps/{id}/servers`).
+//! - [`usage`]: per-app usage from gateways' reports, kept per minute and hour, and its ranges.
 //! - [`seed`]: apps declared in configuration, made to exist in the store.
 //! - [`metrics`]: webhook, recording and replay counters for `/metrics`.
 //! - [`service`]: the one entry point, [`ControlPlane::start`], used by `waas dev` and
@@ -33,6 +34,7 @@ pub mod seed;
 pub mod servers;
 pub mod service;
 pub mod store;
+pub mod usage;
 pub mod webhooks;
 
 pub use service::{Backends, Config, ControlPlane, StartError};

@@ -8,7 +8,10 @@ use crate::dashboard::{Dashboard, DashboardConfig};
 use crate::directory::Directory;
 use crate::recordings::routes::routes as recording_routes;
 use crate::recordings::Recordings;
-use crate::store::{DashboardStore, KeyStore, RecordingStore, Store, StoreError, WebhookStore};
+use crate::store::{
+    DashboardStore, KeyStore, RecordingStore, Store, StoreError, UsageStore, WebhookStore,
+};
+use crate::usage::{Usage, UsageConfig};
 use crate::webhooks::{WebhookConfig, Webhooks};
 use axum::Router;
 use std::future::Future;
@@ -44,6 +47,8 @@ pub struct Config {
     pub history: history::Policy,
     /// The browser dashboard's sessions and sign-in limits.
     pub dashboard: DashboardConfig,
+    /// Per-app usage: report interval, how long it is kept.
+    pub usage: UsageConfig,
 }
 
 /// What a control-plane runs on. One store serves every role; it is kept as one trait object
@@ -55,6 +60,8 @@ pub struct Backends {
     pub recordings: Arc<dyn RecordingStore>,
     /// Dashboard accounts and sessions.
     pub dashboard: Arc<dyn DashboardStore>,
+    /// Per-app usage.
+    pub usage: Arc<dyn UsageStore>,
     pub bus: Arc<dyn Bus>,
     /// Where recordings tap channels, and replays publish.
     pub history: Arc<dyn History>,
@@ -63,14 +70,15 @@ pub struct Backends {
 impl Backends {
     pub fn new<S>(store: S, bus: Arc<dyn Bus>, history: Arc<dyn History>) -> Self
     where
-        S: Store + KeyStore + WebhookStore + RecordingStore + DashboardStore + Clone,
+        S: Store + KeyStore + WebhookStore + RecordingStore + DashboardStore + UsageStore + Clone,
     {
         Backends {
             store: Arc::new(store.clone()),
             keys: Arc::new(store.clone()),
             webhooks: Arc::new(store.clone()),
             recordings: Arc::new(store.clone()),
-            dashboard: Arc::new(store),
+            dashboard: Arc::new(store.clone()),
+            usage: Arc::new(store),
             bus,
             history,
         }
@@ -92,6 +100,8 @@ pub struct ControlPlane {
     dashboard: Arc<Dashboard>,
     /// Gateways and server connections, from the gateways' reports.
     servers: Arc<crate::servers::Monitor>,
+    /// Per-app usage figures.
+    pub usage: Arc<Usage>,
     /// Dashboard accounts: for the first operator, made by the caller after start.
     pub accounts: Arc<dyn DashboardStore>,
     tasks: Vec<JoinHandle<()>>,
@@ -116,6 +126,7 @@ impl ControlPlane {
             webhooks: webhook_config,
             history,
             dashboard: dashboard_config,
+            usage: usage_config,
         } = config;
         let bus = backends.bus;
         let recordings = Recordings::new(
@@ -142,6 +153,12 @@ impl ControlPlane {
             dashboard_config.servers_monitor(),
         ));
         tasks.push(crate::servers::follow(Arc::clone(&servers), Arc::clone(&bus), &prefix).await?);
+        let usage = Usage::new(
+            backends.usage,
+            usage_config,
+            Arc::clone(&webhooks.worker.usage),
+        );
+        tasks.extend(usage.start(Arc::clone(&bus), &prefix).await?);
         tasks.extend(webhooks.start(bus, &prefix).await?);
         let admin = Admin::new(
             Arc::clone(&backends.store),
@@ -162,6 +179,7 @@ impl ControlPlane {
         Ok(ControlPlane {
             accounts: backends.dashboard,
             dashboard,
+            usage,
             store: backends.store,
             recordings,
             webhooks,
@@ -182,6 +200,14 @@ impl ControlPlane {
                     monitor: Arc::clone(&self.servers),
                 },
             )))
+            .merge(crate::admin::usage::routes(
+                Arc::clone(&self.admin),
+                Arc::clone(&self.usage),
+            ))
+            .merge(crate::dashboard::usage::router(
+                Arc::clone(&self.dashboard),
+                Arc::clone(&self.usage),
+            ))
     }
 
     /// Serves [`routes`](Self::routes), the admin API's OpenAPI document, health and metrics

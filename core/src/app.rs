@@ -116,6 +116,9 @@ pub struct App {
     connections: Arc<AtomicUsize>,
     /// Its metric handles, resolved on first use rather than per publish.
     metrics: std::sync::OnceLock<crate::metrics::AppMetrics>,
+    /// Its usage counters on this gateway ([`App::with_usage`]); `None` for apps nobody
+    /// counts (the control-plane's own copies).
+    usage: Option<Arc<crate::usage::AppCounters>>,
 }
 
 impl App {
@@ -127,8 +130,20 @@ impl App {
                 .map(|p| Arc::clone(&p.connections))
                 .unwrap_or_default(),
             metrics: std::sync::OnceLock::new(),
+            usage: previous.and_then(|p| p.usage.clone()),
             config,
         })
+    }
+
+    /// Counts this app's connections and publishes on `counters`.
+    pub fn with_usage(mut self, counters: Arc<crate::usage::AppCounters>) -> Self {
+        self.usage = Some(counters);
+        self
+    }
+
+    /// Its usage counters, when counted.
+    pub fn usage(&self) -> Option<&Arc<crate::usage::AppCounters>> {
+        self.usage.as_ref()
     }
 }
 
@@ -164,7 +179,13 @@ impl App {
             self.connections.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
-        Some(ConnectionSlot(Arc::clone(&self.connections)))
+        if let Some(usage) = &self.usage {
+            usage.connected();
+        }
+        Some(ConnectionSlot(
+            Arc::clone(&self.connections),
+            self.usage.clone(),
+        ))
     }
 
     pub fn connection_count(&self) -> usize {
@@ -173,11 +194,14 @@ impl App {
 }
 
 /// Releases its connection slot on drop.
-pub struct ConnectionSlot(Arc<AtomicUsize>);
+pub struct ConnectionSlot(Arc<AtomicUsize>, Option<Arc<crate::usage::AppCounters>>);
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+        if let Some(usage) = &self.1 {
+            usage.disconnected();
+        }
     }
 }
 

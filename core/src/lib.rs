@@ -27,6 +27,7 @@
 //!   rules checked on literal IPs and on resolved addresses), bounded reads of responses.
 //! - [`origin`]: apps' `Origin` allow-lists for WebSocket handshakes.
 //! - [`redact`]: keeping secrets out of logs ([`redact::Secret`], URLs without userinfo).
+//! - [`usage`]: per-app usage counters and the report gateways send the control-plane.
 
 pub mod app;
 pub mod auth;
@@ -45,4 +46,5 @@ pub mod redact;
 pub mod route;
 pub mod subjects;
 pub mod time;
+pub mod usage;
 pub mod webhooks;

@@ -86,6 +86,9 @@ impl Publisher {
             .await?;
         crate::metrics::METRICS.published.inc();
         app.metrics().published.inc();
+        if let Some(usage) = app.usage() {
+            usage.published();
+        }
         Ok(offset)
     }
 

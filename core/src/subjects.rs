@@ -11,6 +11,7 @@
 //! | `$ctl.nodes.report` | gateways' reports of themselves and their server connections ([`crate::nodes`]) |
 //! | `$ctl.keys` | the key directory of end-to-end encryption ([`crate::keys`]) |
 //! | `$ctl.recordings` | recording calls from apps' servers ([`crate::recordings`]) |
+//! | `$ctl.usage.report` | gateways' usage counters ([`crate::usage`]) |
 //! | `$ctl.pusher.terminate` | closing a user's Pusher connections on every gateway ([`PUSHER_TERMINATE`]) |
 //! | `$rpc.{app}.{service}` | requests to a service (`waas_gateway::rpc::envelope`) |
 //! | `$presence` | presence announcements between gateways (`waas_gateway::presence`) |
@@ -93,6 +94,7 @@ mod tests {
             crate::recordings::subject(prefix),
             presence(prefix),
             pusher_terminate(prefix),
+            crate::usage::report_subject(prefix),
         ];
         for app in APPS {
             let app = AppId::parse(app).unwrap();

@@ -221,6 +221,17 @@ limits! {
     /// Server connections one gateway lists in one report; more are counted, not listed. A report
     /// is one bus message (about 200 bytes per server).
     max_reported_servers: usize = 1000;
+    /// How often a gateway (and the control-plane, for webhooks) sends its per-app usage counters
+    /// to the control-plane, ms ([dashboard.md](dashboard.md#usage)). Live usage lags by up to
+    /// this much.
+    usage_report_interval_ms: u64 = 5000;
+    /// How long the control-plane keeps per-minute usage, s (at least 60).
+    usage_minutes_keep_secs: u64 = 172_800, shown "(2 days)";
+    /// How long the control-plane keeps per-hour usage (and so per-day), s (at least 3600).
+    usage_hours_keep_secs: u64 = 7_776_000, shown "(90 days)";
+    /// Most points one usage answer holds (`GET /v1/admin/apps/{app}/usage`); a longer range is
+    /// cut to its most recent points.
+    usage_max_points: usize = 1440;
 }
 
 /// The integer types a limit can have, so that the command line parses each value as its field
@@ -392,8 +403,19 @@ impl Limits {
                 self.pusher_activity_timeout_secs,
             ),
         ];
+        let usage: [(&'static str, u64); 2] = [
+            ("usage_report_interval_ms", self.usage_report_interval_ms),
+            ("usage_max_points", self.usage_max_points as u64),
+        ];
+        if self.usage_minutes_keep_secs < 60 || self.usage_hours_keep_secs < 3600 {
+            return Err(LimitError {
+                key: "usage_minutes_keep_secs",
+                reason: "usage_minutes_keep_secs must be at least 60 and usage_hours_keep_secs at least 3600",
+            });
+        }
         let positive = positive
             .into_iter()
+            .chain(usage)
             .chain(rpc)
             .chain(e2ee)
             .chain(http)

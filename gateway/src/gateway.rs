@@ -51,10 +51,13 @@ impl Gateway {
             config.limits.webhook_report_queue,
         ));
         Arc::new(Gateway {
-            hub: Arc::new(Hub::with_resync(
-                Arc::clone(&history),
-                crate::resync::Settings::new(&config.limits),
-            )),
+            hub: Arc::new(
+                Hub::with_resync(
+                    Arc::clone(&history),
+                    crate::resync::Settings::new(&config.limits),
+                )
+                .with_usage(Arc::clone(apps.usage())),
+            ),
             publisher: Publisher::new(
                 history,
                 config.subject_prefix.clone(),

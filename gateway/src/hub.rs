@@ -58,6 +58,8 @@ pub struct Hub {
     shards: Box<[Shard]>,
     hasher: RandomState,
     resync: resync::Settings,
+    /// The gateway's usage counters, each forwarder resolving its app's once.
+    usage: Option<Arc<waas_core::usage::Usage>>,
 }
 
 impl Hub {
@@ -78,7 +80,14 @@ impl Hub {
             shards,
             hasher: RandomState::new(),
             resync,
+            usage: None,
         }
+    }
+
+    /// Counts deliveries on `usage`.
+    pub fn with_usage(mut self, usage: Arc<waas_core::usage::Usage>) -> Self {
+        self.usage = Some(usage);
+        self
     }
 
     fn shard(&self, subject: &str) -> &Shard {
@@ -164,6 +173,7 @@ impl Hub {
                 subscribers: Arc::clone(&subscribers),
                 joining: Arc::clone(&joining),
                 metrics: waas_core::metrics::METRICS.app(app),
+                usage: self.usage.as_ref().and_then(|u| u.app_str(app)),
             },
             Resync {
                 history: Arc::clone(&self.history),
@@ -299,6 +309,8 @@ struct Fanout {
     joining: Joining,
     /// The channel's app's metric handles.
     metrics: waas_core::metrics::AppMetrics,
+    /// The channel's app's usage counters.
+    usage: Option<Arc<waas_core::usage::AppCounters>>,
 }
 
 /// Queues one native frame on `conn`, converted when it is a Pusher connection: for the few
@@ -340,6 +352,9 @@ impl Fanout {
             .delivered
             .inc_by(subs.len() as u64);
         self.metrics.delivered.inc_by(subs.len() as u64);
+        if let Some(usage) = &self.usage {
+            usage.delivered(subs.len() as u64);
+        }
         let mut held = self.joining.lock().expect("joining poisoned");
         for (_, frames) in held.iter_mut() {
             frames.push(frame.clone());

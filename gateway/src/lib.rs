@@ -28,6 +28,7 @@
 //! - [`webhooks`]: reports to the control-plane, which sends the webhooks.
 //! - [`servers`]: this node's server connections (API key), their ping latency, and the node's
 //!   reports to the control-plane (the dashboard's Servers page).
+//! - [`usage_report`]: per-app usage counters sent to the control-plane.
 //! - [`pusher`]: the Pusher-protocol front (`GET /app/{key}`), over the same hub, history and
 //!   presence as the native protocol.
 //! - [`config`]: every limit with its default.
@@ -53,6 +54,7 @@ pub mod server;
 pub mod servers;
 pub mod service;
 pub mod socket;
+pub mod usage_report;
 pub mod webhooks;
 pub mod wsframe;
 

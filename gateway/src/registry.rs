@@ -53,6 +53,8 @@ pub struct AppRegistry {
     refresh_after: Duration,
     /// How long "no such app" is believed before asking again.
     missing_ttl: Duration,
+    /// This gateway's usage counters; each app is built with its own.
+    usage: Arc<waas_core::usage::Usage>,
 }
 
 impl AppRegistry {
@@ -71,7 +73,13 @@ impl AppRegistry {
             directory,
             refresh_after,
             missing_ttl,
+            usage: Arc::default(),
         }
+    }
+
+    /// The usage counters of every app this gateway serves (`crate::usage_report`).
+    pub fn usage(&self) -> &Arc<waas_core::usage::Usage> {
+        &self.usage
     }
 
     /// The cached app, without asking anyone.
@@ -200,7 +208,8 @@ impl AppRegistry {
                 return Ok(Arc::clone(prev));
             }
         }
-        let app = Arc::new(App::new(config, previous.as_deref())?);
+        let counters = self.usage.app(&config.id);
+        let app = Arc::new(App::new(config, previous.as_deref())?.with_usage(counters));
         entries.insert(
             app.config.id.as_str().to_owned(),
             Entry {

@@ -70,6 +70,7 @@ pub async fn serve(
         Duration::from_millis(gw.config.limits.presence_heartbeat_ms),
     );
     let node_reporter = tokio::spawn(crate::servers::reporter(Arc::clone(&gw)));
+    let usage = crate::usage_report::start(Arc::clone(&gw));
     let mut routes = router(Arc::clone(&gw));
     if let Some(extra) = extra {
         routes = routes.merge(extra);
@@ -98,5 +99,6 @@ pub async fn serve(
     presence.abort();
     pusher_terminate.abort();
     reporter.abort();
+    usage.abort();
     Ok(())
 }

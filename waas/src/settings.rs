@@ -286,6 +286,12 @@ impl Settings {
             webhooks: self.webhooks.clone(),
             history: self.limits.history_policy(),
             dashboard: self.dashboard.clone(),
+            usage: waas_control_plane::usage::UsageConfig {
+                report_interval: Duration::from_millis(self.limits.usage_report_interval_ms),
+                minutes_keep_secs: self.limits.usage_minutes_keep_secs,
+                hours_keep_secs: self.limits.usage_hours_keep_secs,
+                max_points: self.limits.usage_max_points,
+            },
         }
     }
 

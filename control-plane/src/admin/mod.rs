@@ -7,6 +7,7 @@ pub mod openapi;
 pub(crate) mod pusher;
 mod tenant_tokens;
 mod tenants;
+pub(crate) mod usage;
 pub(crate) mod webhooks;
 
 pub use error::AdminError;

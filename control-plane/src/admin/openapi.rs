@@ -34,6 +34,7 @@ use waas_protocol::rest::ErrorBody;
         super::apps::rotate_secret,
         super::pusher::rotate_pusher_secret,
         super::pusher::remove_pusher_secret,
+        super::usage::usage_of_app,
         super::webhooks::create,
         super::webhooks::list,
         super::webhooks::read,

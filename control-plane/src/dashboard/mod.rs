@@ -7,6 +7,7 @@
 //! - [`session`]: the session cookie, the signed-in user and the CSRF check of every form.
 //! - [`limiter`]: failed sign-ins per account and per address.
 //! - [`pages`]: sign-in, sign-out and the Apps pages.
+//! - [`usage`]: the Usage page of an app, its live and history charts.
 //! - [`accounts`]: creating accounts (the CLI, the environment, `waas dev`).
 //! - [`access`]: the app a page is about, if the signed-in user may see it.
 //! - [`recordings`]: an app's recordings: start, stop, events, export, replays and their progress.
@@ -36,6 +37,7 @@ mod signup;
 mod templates;
 mod webhooks;
 mod when;
+pub(crate) mod usage;
 
 pub use config::DashboardConfig;
 

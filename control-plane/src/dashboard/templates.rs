@@ -26,6 +26,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("signup.html", include_str!("templates/signup.html")),
     ("profile.html", include_str!("templates/profile.html")),
     ("servers.html", include_str!("templates/servers.html")),
+    ("usage.html", include_str!("templates/usage.html")),
 ];
 
 /// The templates, parsed once. A template that does not parse is a bug caught by the tests
@@ -57,6 +58,11 @@ pub(crate) async fn asset(Path(name): Path<String>) -> Response {
             include_str!("assets/servers.js"),
             "text/javascript; charset=utf-8",
         ),
+        "usage.js" => (
+            include_str!("assets/usage.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "usage.css" => (include_str!("assets/usage.css"), "text/css; charset=utf-8"),
         "favicon.svg" => (include_str!("assets/favicon.svg"), "image/svg+xml"),
         "recordings.js" => (
             include_str!("assets/recordings.js"),

@@ -68,9 +68,14 @@ pub const POSTGRES: &[Migration] = &[
         sql: include_str!("../../../migrations/postgres/0010_dashboard.sql"),
     },
     Migration {
-        version: 13,
+        version: 11,
+        name: "usage",
+        sql: include_str!("../../../migrations/postgres/0011_usage.sql"),
+    },
+    Migration {
+        version: 12,
         name: "dashboard_access",
-        sql: include_str!("../../../migrations/postgres/0013_dashboard_access.sql"),
+        sql: include_str!("../../../migrations/postgres/0012_dashboard_access.sql"),
     },
 ];
 
@@ -127,9 +132,14 @@ pub const SQLITE: &[Migration] = &[
         sql: include_str!("../../../migrations/sqlite/0010_dashboard.sql"),
     },
     Migration {
-        version: 13,
+        version: 11,
+        name: "usage",
+        sql: include_str!("../../../migrations/sqlite/0011_usage.sql"),
+    },
+    Migration {
+        version: 12,
         name: "dashboard_access",
-        sql: include_str!("../../../migrations/sqlite/0013_dashboard_access.sql"),
+        sql: include_str!("../../../migrations/sqlite/0012_dashboard_access.sql"),
     },
 ];
 

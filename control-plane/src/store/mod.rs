@@ -26,6 +26,7 @@ pub mod recordings;
 pub(crate) mod sql;
 pub mod sqlite;
 mod tenants;
+pub mod usage;
 pub mod webhooks;
 
 pub use dashboard::DashboardStore;
@@ -35,6 +36,7 @@ pub use model::*;
 pub use postgres::PostgresStore;
 pub use recordings::RecordingStore;
 pub use sqlite::SqliteStore;
+pub use usage::UsageStore;
 pub use webhooks::WebhookStore;
 
 use async_trait::async_trait;

@@ -41,6 +41,8 @@ pub struct Worker {
     wake: Notify,
     /// Deliveries in flight, per endpoint.
     in_flight: Mutex<HashMap<String, usize>>,
+    /// Webhook requests and failures per app, for the usage figures (`crate::usage`).
+    pub usage: Arc<waas_core::usage::Usage>,
 }
 
 impl Worker {
@@ -60,6 +62,7 @@ impl Worker {
             outbound,
             wake: Notify::new(),
             in_flight: Mutex::default(),
+            usage: Arc::default(),
         })
     }
 
@@ -232,6 +235,9 @@ impl Worker {
             ),
             Err(text) => (None, Some(text), None),
         };
+        if let Some(usage) = self.usage.app_str(&batch[0].app_id) {
+            usage.webhook(error.is_some());
+        }
         // Retrying cannot sign without a secret: dead now, with why.
         let dead_now = error.as_deref() == Some(NO_PUSHER_SECRET);
         let answer = Attempt {

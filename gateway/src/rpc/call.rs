@@ -21,6 +21,7 @@ use tracing::Instrument;
 use waas_core::bus::BusError;
 use waas_core::metrics::RpcRoute;
 use waas_core::route::{self, Target};
+use waas_core::usage::AppCounters;
 use waas_protocol::frame::{null, ResponseRef};
 use waas_protocol::rpc::{check_method, check_path, Headers};
 use waas_protocol::ErrorCode;
@@ -72,8 +73,23 @@ pub fn normalize_headers(headers: Headers) -> Result<Headers, String> {
 }
 
 impl Calls {
-    /// Starts a request, or says at once why it cannot be.
+    /// Starts a request, or says at once why it cannot be. Counted in the app's usage: a
+    /// refusal here as a failed request, the others when their answer is known.
     pub fn start(&mut self, ctx: &Ctx<'_>, req: Request) -> Result<(), OpError> {
+        let usage = ctx.app.usage().cloned();
+        let begun = self.begin(ctx, req, usage.clone());
+        if let (Err(_), Some(usage)) = (&begun, &usage) {
+            usage.request(true);
+        }
+        begun
+    }
+
+    fn begin(
+        &mut self,
+        ctx: &Ctx<'_>,
+        req: Request,
+        usage: Option<Arc<AppCounters>>,
+    ) -> Result<(), OpError> {
         let started = std::time::Instant::now();
         let bad = |m: String| OpError::new(ErrorCode::BadRequest, m);
         check_method(&req.method).map_err(|e| bad(e.to_string()))?;
@@ -126,6 +142,10 @@ impl Calls {
                         timeout,
                     };
                     server.dispatch_local(request, out, id, inflight, permit, started);
+                    // A service on this gateway: counted once handed over.
+                    if let Some(usage) = &usage {
+                        usage.request(false);
+                    }
                     return Ok(());
                 }
                 let bus = Arc::clone(&ctx.rpc.bus);
@@ -151,7 +171,7 @@ impl Calls {
                             Ok(reply) => answer(id, &reply),
                             Err(e) => Err(bus_error(e, &subject)),
                         };
-                        rpc_done(RpcRoute::Service, &frame, started);
+                        rpc_done(RpcRoute::Service, &frame, started, usage.as_deref());
                         out.push(frame.unwrap_or_else(|e| e.frame(id)));
                         drop(inflight);
                     }
@@ -185,7 +205,7 @@ impl Calls {
                         let frame = answer.map(|r| {
                             wsframe::json(&ResponseRef::new(id, r.status, &r.headers, &r.body))
                         });
-                        rpc_done(RpcRoute::Upstream, &frame, started);
+                        rpc_done(RpcRoute::Upstream, &frame, started, usage.as_deref());
                         out.push(frame.unwrap_or_else(|e| e.frame(id)));
                         drop(inflight);
                     }
@@ -205,7 +225,15 @@ impl Calls {
 
 /// Records a request's latency, by its outcome: `ok` (a response, whatever its status) or the
 /// error code.
-fn rpc_done(route: RpcRoute, frame: &Result<Bytes, OpError>, started: std::time::Instant) {
+fn rpc_done(
+    route: RpcRoute,
+    frame: &Result<Bytes, OpError>,
+    started: std::time::Instant,
+    usage: Option<&AppCounters>,
+) {
+    if let Some(usage) = usage {
+        usage.request(frame.is_err());
+    }
     let outcome = frame.as_ref().err().map_or("ok", |e| e.code.as_str());
     waas_core::metrics::METRICS.rpc_done(route, outcome, started);
 }

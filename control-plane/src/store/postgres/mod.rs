@@ -127,6 +127,7 @@ crate::store::recordings::impl_recording_store!(PostgresStore, pg_tx);
 crate::store::keys::impl_key_store!(PostgresStore, pg_tx);
 crate::store::impl_store!(PostgresStore, pg_tx);
 crate::store::dashboard::impl_dashboard_store!(PostgresStore, pg_tx);
+crate::store::usage::impl_usage_store!(PostgresStore, pg_tx);
 
 /// Where `config` points, for error messages: hosts with ports, database and user; never the
 /// password.

@@ -150,6 +150,7 @@ crate::store::recordings::impl_recording_store!(SqliteStore, sqlite_tx);
 crate::store::keys::impl_key_store!(SqliteStore, sqlite_tx);
 crate::store::impl_store!(SqliteStore, sqlite_tx);
 crate::store::dashboard::impl_dashboard_store!(SqliteStore, sqlite_tx);
+crate::store::usage::impl_usage_store!(SqliteStore, sqlite_tx);
 
 /// Applies `migration` unless `schema_migrations` says it was. The IMMEDIATE transaction holds
 /// the file's write lock throughout, so two processes opening the file together apply it once.
