@@ -26,6 +26,8 @@
 //!   rules checked on literal IPs and on resolved addresses), bounded reads of responses.
 //! - [`origin`]: apps' `Origin` allow-lists for WebSocket handshakes.
 //! - [`redact`]: keeping secrets out of logs ([`redact::Secret`], URLs without userinfo).
+//! - [`trace`]: W3C trace context carried over the bus, so traces cross gateways; off unless
+//!   the process exports traces.
 
 pub mod app;
 pub mod auth;
@@ -43,4 +45,5 @@ pub mod redact;
 pub mod route;
 pub mod subjects;
 pub mod time;
+pub mod trace;
 pub mod webhooks;

@@ -337,8 +337,7 @@ fn bundled_nats_is_the_official_chart_and_every_component_uses_it() {
     let nats = object(&docs, "StatefulSet", "r1-nats");
     assert_eq!(nats["spec"]["replicas"], 3);
     assert_eq!(
-        nats["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
-        "10Gi",
+        nats["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"], "10Gi",
         "JetStream on a persistent volume"
     );
     let config = object(&docs, "ConfigMap", "r1-nats-config");

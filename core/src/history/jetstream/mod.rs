@@ -28,7 +28,8 @@ use super::stream_names;
 use super::tap::{self, TapStream, Tapped};
 use super::{Head, History, HistoryError, Page, Policy, Query, Recovery};
 use crate::bus::nats::NatsBus;
-use crate::bus::{Bus, BusError, BusSubscription};
+use crate::bus::nats::{trace_headers, trace_of};
+use crate::bus::{Bus, BusError, BusMessage, TracedSubscription};
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use async_nats::jetstream::stream;
 use async_nats::jetstream::Context;
@@ -224,7 +225,19 @@ impl History for JetStreamHistory {
         let mut retried = false;
         loop {
             self.ensure(place, policy).await?;
-            let sent = async { self.js.publish(target.clone(), head.0.clone()).await?.await };
+            // JetStream republishes the message with its headers: the trace context reaches
+            // every gateway's live subscription.
+            let sent = async {
+                match trace_headers() {
+                    None => self.js.publish(target.clone(), head.0.clone()).await?.await,
+                    Some(headers) => {
+                        self.js
+                            .publish_with_headers(target.clone(), headers, head.0.clone())
+                            .await?
+                            .await
+                    }
+                }
+            };
             let timer = crate::metrics::METRICS.jetstream_publish.start_timer();
             let sent = sent.await;
             timer.observe_duration();
@@ -333,16 +346,25 @@ impl History for JetStreamHistory {
     /// arrive, from the channel's log in this gateway's memory history, so that this gateway's
     /// subscribers see one increasing sequence whichever gateways the publishes went through
     /// (the hub has one subscription per channel, so that is once per message per gateway).
-    async fn subscribe(&self, subject: &str) -> Result<BusSubscription, BusError> {
+    async fn subscribe(&self, subject: &str) -> Result<TracedSubscription, BusError> {
         // Before the bus subscription, as a pin; on error it is dropped, which releases the log.
         let delivery = Arc::new(self.local.delivery(subject));
         let messages = self.live(subject).await?;
         Ok(Box::pin(messages.then(move |message| {
+            let trace = trace_of(&message);
             match sequence(&message) {
-                Some(seq) => Either::Left(ready(Head(message.payload).with_offset(seq))),
+                Some(seq) => Either::Left(ready(BusMessage {
+                    payload: Head(message.payload).with_offset(seq),
+                    trace,
+                })),
                 None => {
                     let delivery = Arc::clone(&delivery);
-                    Either::Right(async move { delivery.number(message.payload).await })
+                    Either::Right(async move {
+                        BusMessage {
+                            payload: delivery.number(message.payload).await,
+                            trace,
+                        }
+                    })
                 }
             }
         })))
@@ -362,9 +384,12 @@ impl History for JetStreamHistory {
         if !policy.enabled() {
             // As published: a recorder numbers live-only taps itself.
             let messages = self.live(app_subject).await?;
-            return tap::live(Box::pin(messages.map(|message| match sequence(&message) {
-                Some(seq) => Head(message.payload).with_offset(seq),
-                None => message.payload,
+            return tap::live(Box::pin(messages.map(|message| BusMessage {
+                payload: match sequence(&message) {
+                    Some(seq) => Head(message.payload).with_offset(seq),
+                    None => message.payload,
+                },
+                trace: None,
             })));
         }
         self.ensure(
