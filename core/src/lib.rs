@@ -28,6 +28,8 @@
 //! - [`origin`]: apps' `Origin` allow-lists for WebSocket handshakes.
 //! - [`redact`]: keeping secrets out of logs ([`redact::Secret`], URLs without userinfo).
 //! - [`usage`]: per-app usage counters and the report gateways send the control-plane.
+//! - [`trace`]: W3C trace context carried over the bus, so traces cross gateways; off unless
+//!   the process exports traces.
 
 pub mod app;
 pub mod auth;
@@ -46,5 +48,6 @@ pub mod redact;
 pub mod route;
 pub mod subjects;
 pub mod time;
+pub mod trace;
 pub mod usage;
 pub mod webhooks;

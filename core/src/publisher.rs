@@ -79,10 +79,7 @@ impl Publisher {
         let offset = self
             .history
             .publish(self.policy(app, channel), &subject, head)
-            .instrument(tracing::info_span!(
-                "history.publish",
-                channel = channel.as_str()
-            ))
+            .instrument(crate::span!("history.publish", channel = channel.as_str()))
             .await?;
         crate::metrics::METRICS.published.inc();
         app.metrics().published.inc();

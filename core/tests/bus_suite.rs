@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use waas_core::bus::memory::MemoryBus;
 use waas_core::bus::nats::{NatsBus, NatsOptions};
 use waas_core::bus::{Bus, BusError, BusSubscription};
+use waas_core::trace::TraceParent;
 use waas_test_support::nats::{shared_url, unique_prefix, NatsServer};
 
 /// Longest wait for a message that should arrive; far above loopback latency.
@@ -93,6 +94,7 @@ suite!(
     request_timeout,
     bad_subjects_are_refused,
     serve_until_answers_everything_then_ends,
+    trace_context_travels,
 );
 
 async fn publish_subscribe(bus: Arc<dyn Bus>, p: &str) {
@@ -411,4 +413,57 @@ async fn nats_outage_is_reported_and_recovered() {
         .await
         .unwrap();
     assert_eq!(next(&mut fresh).await, "new");
+}
+
+/// With tracing on (an OpenTelemetry layer as this thread's subscriber, `trace::enable`), a
+/// publish and a request made in a span carry it to the subscriber and the responder; made
+/// outside any span, they carry nothing.
+async fn trace_context_travels(bus: Arc<dyn Bus>, p: &str) {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing::Instrument;
+    use tracing_subscriber::prelude::*;
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let _subscriber = tracing::subscriber::set_default(
+        tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("suite"))),
+    );
+    waas_core::trace::enable();
+    let span = tracing::info_span!("publisher");
+    let expected = TraceParent::of(&span).expect("an exported span");
+
+    let subject = format!("{p}.app.traced");
+    let mut sub = bus.subscribe_traced(&subject).await.unwrap();
+    bus.publish(&subject, Bytes::from_static(b"in a span"))
+        .instrument(span.clone())
+        .await
+        .unwrap();
+    bus.publish(&subject, Bytes::from_static(b"outside"))
+        .await
+        .unwrap();
+    for (payload, trace) in [("in a span", Some(expected)), ("outside", None)] {
+        let message = tokio::time::timeout(RECEIVE, sub.next())
+            .await
+            .expect("no message within the deadline")
+            .expect("subscription ended");
+        assert_eq!(message.payload, payload);
+        assert_eq!(message.trace, trace, "{payload}");
+    }
+
+    let service = format!("{p}.svc.traced");
+    let mut requests = bus.serve(&service, None).await.unwrap();
+    let asking = {
+        let (bus, service) = (Arc::clone(&bus), service.clone());
+        tokio::spawn(
+            async move { bus.request(&service, Bytes::new(), RECEIVE).await }.instrument(span),
+        )
+    };
+    let request = tokio::time::timeout(RECEIVE, requests.next())
+        .await
+        .expect("no request within the deadline")
+        .expect("requests ended");
+    assert_eq!(request.trace, Some(expected));
+    bus.publish(&request.reply.unwrap(), Bytes::from_static(b"ok"))
+        .await
+        .unwrap();
+    assert_eq!(asking.await.unwrap().unwrap(), "ok");
 }

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::task::JoinHandle;
 use waas_core::bus::BusError;
 use waas_core::history::{offset_of, History};
+use waas_core::trace::TraceParent;
 
 const SHARDS: usize = 64;
 
@@ -330,19 +331,25 @@ fn push_one(conn: &Outbound, frame: Bytes) {
 
 impl Fanout {
     fn push(&self, frame: &Bytes) {
+        self.push_traced(frame, None)
+    }
+
+    /// Queues `frame` on every subscriber; `trace` (when tracing) becomes the parent of the
+    /// socket writes that send it.
+    fn push_traced(&self, frame: &Bytes, trace: Option<TraceParent>) {
         let subs = self.subscribers.read().expect("subscribers poisoned");
         // The Pusher form of the frame, made on the first Pusher subscriber and shared by all
         // (`None` inside: the frame has no Pusher form).
         let mut pusher: Option<Option<crate::pusher::message::Converted>> = None;
         for conn in subs.iter() {
             match &conn.pusher {
-                None => conn.push(frame.clone()),
+                None => conn.push_traced(frame.clone(), trace),
                 Some(socket_id) => {
                     let converted =
                         pusher.get_or_insert_with(|| crate::pusher::message::convert(frame));
                     if let Some(c) = converted {
                         if c.exclude.as_deref() != Some(&**socket_id) {
-                            conn.push(c.frame.clone());
+                            conn.push_traced(c.frame.clone(), trace);
                         }
                     }
                 }
@@ -412,15 +419,19 @@ impl Resync {
     }
 }
 
-async fn forward(mut stream: waas_core::bus::BusSubscription, fanout: Fanout, mut resync: Resync) {
+async fn forward(
+    mut stream: waas_core::bus::TracedSubscription,
+    fanout: Fanout,
+    mut resync: Resync,
+) {
     // After a resync: live messages up to this offset were passed on by it.
     let mut skip_upto = 0;
     loop {
         // Messages first: while they flow, the reconnect watch is not even polled.
-        let payload = tokio::select! {
+        let message = tokio::select! {
             biased;
-            payload = stream.next() => match payload {
-                Some(payload) => payload,
+            message = stream.next() => match message {
+                Some(message) => message,
                 None => break,
             },
             _ = resync.changed() => {
@@ -433,7 +444,7 @@ async fn forward(mut stream: waas_core::bus::BusSubscription, fanout: Fanout, mu
         // The history says the next message's predecessor may not have reached us although the
         // connection stayed up (a link between regions was down, docs/regions.md): catch up
         // if it is past what was passed on.
-        if let Some(previous) = waas_core::history::previous_of(&payload) {
+        if let Some(previous) = waas_core::history::previous_of(&message.payload) {
             if previous > resync.tracker.last() {
                 skip_upto = resync.catch_up(&fanout).await;
             }
@@ -444,6 +455,7 @@ async fn forward(mut stream: waas_core::bus::BusSubscription, fanout: Fanout, mu
         if resync.reconnected() {
             skip_upto = resync.catch_up(&fanout).await;
         }
+        let payload = message.payload;
         if let Some(offset) = offset_of(&payload) {
             if skip_upto > 0 {
                 // Offsets of a channel with history arrive in order: once past, done skipping.
@@ -454,7 +466,17 @@ async fn forward(mut stream: waas_core::bus::BusSubscription, fanout: Fanout, mu
             }
             resync.tracker.delivered(offset);
         }
-        fanout.push(&wsframe::text(&payload));
+        match message.trace {
+            None => fanout.push(&wsframe::text(&payload)),
+            // Traced (only when this process traces): a span under the publisher's, and the
+            // socket writes under this one.
+            Some(parent) => {
+                let span = waas_core::span!("hub.deliver", subject = resync.subject.as_str());
+                parent.adopt(&span);
+                let _entered = span.enter();
+                fanout.push_traced(&wsframe::text(&payload), TraceParent::of(&span));
+            }
+        }
         // Once per message on this gateway, not per subscriber: publish to fan-out, by the
         // publishing gateway's clock (ms).
         if let Some(ts) = waas_core::history::live_ts_of(&payload) {

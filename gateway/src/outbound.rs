@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::Mutex;
 use tokio::sync::Notify;
+use waas_core::trace::TraceParent;
 use waas_protocol::CloseCode;
 
 #[derive(Default)]
@@ -19,6 +20,9 @@ struct Queue {
     bytes: usize,
     /// Set once the connection is closing; later pushes are dropped.
     closed: bool,
+    /// The trace context of the latest traced frame queued since the last `take`: the socket
+    /// write that sends it is a span under it (one span per write, which may send many frames).
+    trace: Option<TraceParent>,
 }
 
 /// The part of a connection other tasks may touch.
@@ -70,7 +74,13 @@ impl Outbound {
 
     /// Queues a frame. A connection whose queue overflows is closed as a slow consumer: it
     /// could not keep up, and growing its queue further would let one client eat the node.
+    #[inline]
     pub fn push(&self, frame: Bytes) {
+        self.push_traced(frame, None)
+    }
+
+    /// Like [`Outbound::push`], for a frame delivered within trace `trace` (`None`: untraced).
+    pub fn push_traced(&self, frame: Bytes, trace: Option<TraceParent>) {
         let mut q = self.queue.lock().expect("queue poisoned");
         if q.closed {
             return;
@@ -87,17 +97,22 @@ impl Outbound {
         let was_empty = q.frames.is_empty();
         q.bytes += frame.len();
         q.frames.push_back(frame);
+        if trace.is_some() {
+            q.trace = trace;
+        }
         drop(q);
         if was_empty {
             self.ready.notify_one();
         }
     }
 
-    /// Moves every queued frame into `into` (which the caller keeps and reuses).
-    pub fn take(&self, into: &mut VecDeque<Bytes>) {
+    /// Moves every queued frame into `into` (which the caller keeps and reuses); returns the
+    /// trace context of the latest traced one among them.
+    pub fn take(&self, into: &mut VecDeque<Bytes>) -> Option<TraceParent> {
         let mut q = self.queue.lock().expect("queue poisoned");
         std::mem::swap(&mut q.frames, into);
         q.bytes = 0;
+        q.trace.take()
     }
 
     /// Asks the connection to close with `code`; the first request wins.

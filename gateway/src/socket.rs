@@ -126,3 +126,16 @@ impl SocketWriter {
         let _ = tokio::time::timeout(linger, drain).await;
     }
 }
+
+/// The span of one socket write of `frames` frames, under `trace` (the latest traced frame among
+/// them); no span when none of them is traced.
+pub fn write_span(trace: Option<waas_core::trace::TraceParent>, frames: usize) -> tracing::Span {
+    match trace {
+        None => tracing::Span::none(),
+        Some(parent) => {
+            let span = waas_core::span!("socket.write", frames);
+            parent.adopt(&span);
+            span
+        }
+    }
+}

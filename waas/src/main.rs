@@ -12,6 +12,10 @@ async fn main() -> anyhow::Result<()> {
         Some(endpoint) => Some(waas::telemetry::Otel::new(endpoint, cli.service_name())?),
         None => None,
     };
+    if otel.is_some() {
+        // Spans and trace context over the bus from now on; without it neither is made.
+        waas_core::trace::enable();
+    }
     // `WAAS_LOG` filters the log lines only: traces take the spans at `info` and above whatever
     // the log level.
     let log_filter = || {

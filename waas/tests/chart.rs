@@ -91,6 +91,7 @@ fn lint_is_clean_in_strict_mode() {
     for extra in [
         vec![],
         vec!["-f", "helm/waas/values-multiregion-example.yaml"],
+        vec!["--set", "bundledNats.enabled=true"],
     ] {
         let mut cmd = helm();
         cmd.args(["lint", "--strict", "helm/waas"])
@@ -318,6 +319,63 @@ fn multiregion_render_labels_the_region_and_has_no_control_plane() {
             s["metadata"]["name"],
             endpoint["port"]
         );
+    }
+}
+
+/// `bundledNats.enabled` renders the official NATS chart (vendored in helm/waas/charts/nats)
+/// into the release, valid for every Kubernetes version checked, and points every component
+/// at it; off (the default), nothing of it is rendered.
+#[test]
+fn bundled_nats_is_the_official_chart_and_every_component_uses_it() {
+    let yaml = template(
+        &[],
+        &merged(required(), json!({"bundledNats": {"enabled": true}})),
+    );
+    let report = validate("bundled-nats.yaml", &yaml);
+    assert!(!report.contains("ERROR"), "{report}");
+    let docs = yaml_docs(&yaml);
+    let nats = object(&docs, "StatefulSet", "r1-nats");
+    assert_eq!(nats["spec"]["replicas"], 3);
+    assert_eq!(
+        nats["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"], "10Gi",
+        "JetStream on a persistent volume"
+    );
+    let config = object(&docs, "ConfigMap", "r1-nats-config");
+    let conf = config["data"]["nats.conf"].as_str().expect("nats.conf");
+    assert!(
+        conf.contains("jetstream") && conf.contains("\"max_payload\": 1048576"),
+        "{conf}"
+    );
+    let service = object(&docs, "Service", "r1-nats");
+    assert!(
+        service["spec"]["ports"]
+            .as_array()
+            .expect("ports")
+            .iter()
+            .any(|p| p["port"] == 4222),
+        "{service}"
+    );
+    let deployments = of_kind(&docs, "Deployment");
+    assert_eq!(deployments.len(), 2, "gateway and control-plane only");
+    for d in deployments {
+        let c = &d["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(
+            env_value(c, "WAAS_NATS").as_deref(),
+            Some("nats://r1-nats:4222"),
+            "{}",
+            d["metadata"]["name"]
+        );
+    }
+
+    let docs = yaml_docs(&template(&[], &required()));
+    assert!(of_kind(&docs, "StatefulSet").is_empty(), "NATS is external");
+    // The example for a NATS release of its own holds the same settings.
+    let values = yaml_docs(&std::fs::read_to_string(root().join("helm/waas/values.yaml")).unwrap());
+    let example = yaml_docs(
+        &std::fs::read_to_string(root().join("helm/waas/examples/nats-values.yaml")).unwrap(),
+    );
+    for key in ["config", "podTemplate"] {
+        assert_eq!(values[0]["bundledNats"][key], example[0][key], "{key}");
     }
 }
 

@@ -2,74 +2,32 @@
 //! HTTP/protobuf to a receiver in this test (a tiny axum server decoding the protobuf), and the
 //! spans of a REST publish and of a request over the socket arrive with their parent links.
 
-use axum::body::Bytes;
-use axum::routing::{get, post};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::Span;
-use prost::Message;
+mod otlp_common;
+
+use axum::routing::get;
+use otlp_common::{child, hex, is_child_of, named, receiver};
 use serde_json::json;
-use std::sync::{Arc, Mutex};
 use waas_test_support::server::ChildServer;
 use waas_test_support::upstream::TestUpstream;
 use waas_test_support::RawClient;
 
 const WAAS: &str = env!("CARGO_BIN_EXE_waas");
 
-/// What the receiver got: (service.name, span).
-type Received = Arc<Mutex<Vec<(String, Span)>>>;
-
-/// The OTLP/HTTP receiver, on the tests' HTTP server helper; returns it with what it got.
-async fn receiver() -> (TestUpstream, Received) {
-    let received: Received = Arc::default();
-    let sink = Arc::clone(&received);
-    let app = axum::Router::new().route(
-        "/v1/traces",
-        post(move |body: Bytes| {
-            let sink = Arc::clone(&sink);
-            async move {
-                let request = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
-                for rs in request.resource_spans {
-                    let service = rs
-                        .resource
-                        .iter()
-                        .flat_map(|r| r.attributes.iter())
-                        .find(|a| a.key == "service.name")
-                        .and_then(|a| a.value.as_ref())
-                        .map(|v| format!("{:?}", v.value))
-                        .unwrap_or_default();
-                    for ss in rs.scope_spans {
-                        for span in ss.spans {
-                            sink.lock().unwrap().push((service.clone(), span));
-                        }
-                    }
-                }
-                // An empty ExportTraceServiceResponse: everything accepted.
-                Vec::<u8>::new()
-            }
-        }),
-    );
-    (TestUpstream::start(app).await, received)
-}
-
-fn named<'a>(spans: &'a [(String, Span)], name: &str) -> Vec<&'a Span> {
-    spans
-        .iter()
-        .filter(|(_, s)| s.name == name)
-        .map(|(_, s)| s)
-        .collect()
-}
-
-/// `child`'s parent is `parent`, in the same trace.
-fn is_child_of(child: &Span, parent: &Span) -> bool {
-    child.trace_id == parent.trace_id && child.parent_span_id == parent.span_id
-}
-
 #[tokio::test]
 async fn rest_publish_and_socket_request_spans_arrive_with_their_parents() {
     let (collector, received) = receiver().await;
     let endpoint = collector.url();
-    let upstream =
-        TestUpstream::start(axum::Router::new().route("/api/ok", get(|| async { "fine" }))).await;
+    // The upstream answers with the trace context it was sent.
+    let upstream = TestUpstream::start(axum::Router::new().route(
+        "/api/ok",
+        get(|headers: axum::http::HeaderMap| async move {
+            headers
+                .get("traceparent")
+                .map(|v| v.to_str().unwrap_or("?").to_owned())
+                .unwrap_or_default()
+        }),
+    ))
+    .await;
     let (mut server, log) = ChildServer::spawn_logged(
         WAAS,
         &[
@@ -94,6 +52,15 @@ async fn rest_publish_and_socket_request_spans_arrive_with_their_parents() {
         .unwrap();
     assert_eq!(r.status(), 200, "{:?}", r.text().await);
 
+    let mut caps = waas_test_support::tokens::call_caps(&["/api"]);
+    caps.subscribe = waas_test_support::tokens::patterns(&["t.>"]);
+    let token = waas_test_support::tokens::for_app("demo-secret", "demo", "u", caps);
+    let mut client = RawClient::ready(server.addr, "demo", &token).await;
+    let ack = client
+        .request(json!({"op": "subscribe", "id": 1, "channel": "t.x"}))
+        .await;
+    assert_eq!(ack["op"], "ack", "{ack}");
+
     let r = http
         .post(format!("{base}/v1/apps/demo/publish"))
         .bearer_auth("demo-key")
@@ -102,16 +69,11 @@ async fn rest_publish_and_socket_request_spans_arrive_with_their_parents() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    let message = client.next_op("message").await;
+    assert_eq!(message["channel"], "t.x", "{message}");
 
-    let token = waas_test_support::tokens::for_app(
-        "demo-secret",
-        "demo",
-        "u",
-        waas_test_support::tokens::call_caps(&["/api"]),
-    );
-    let mut client = RawClient::ready(server.addr, "demo", &token).await;
     client
-        .send(&json!({"op": "request", "id": 1, "method": "GET", "path": "/api/ok"}))
+        .send(&json!({"op": "request", "id": 2, "method": "GET", "path": "/api/ok"}))
         .await;
     let response = client.next_op("response").await;
     assert_eq!(response["status"], 200, "{response}");
@@ -143,6 +105,10 @@ async fn rest_publish_and_socket_request_spans_arrive_with_their_parents() {
         history.iter().any(|h| is_child_of(h, publish[0])),
         "history.publish is not under rest.publish: {spans:?}"
     );
+    // Through the in-process bus to the socket: the delivery under the publish, the socket
+    // write under the delivery.
+    let deliver = child(&spans, "hub.deliver", history[0]);
+    child(&spans, "socket.write", deliver);
 
     let request = named(&spans, "rpc.request");
     assert_eq!(request.len(), 1, "{spans:?}");
@@ -151,6 +117,18 @@ async fn rest_publish_and_socket_request_spans_arrive_with_their_parents() {
     assert!(
         is_child_of(upstream_call[0], request[0]),
         "rpc.upstream is not under rpc.request: {spans:?}"
+    );
+    child(&spans, "socket.write", request[0]);
+    // The upstream was sent the `rpc.upstream` span as W3C trace context.
+    let sent = response["body"].as_str().unwrap_or_default();
+    assert_eq!(
+        sent,
+        format!(
+            "00-{}-{}-01",
+            hex(&upstream_call[0].trace_id),
+            hex(&upstream_call[0].span_id)
+        ),
+        "{response}"
     );
     // Two requests, two traces.
     assert_ne!(request[0].trace_id, publish[0].trace_id);

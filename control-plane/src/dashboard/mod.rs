@@ -29,15 +29,15 @@ mod limiter;
 mod mint;
 mod pages;
 pub mod password;
-mod recordings;
 mod profile;
+mod recordings;
 mod servers;
 mod session;
 mod signup;
 mod templates;
+pub(crate) mod usage;
 mod webhooks;
 mod when;
-pub(crate) mod usage;
 
 pub use config::DashboardConfig;
 

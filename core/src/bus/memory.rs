@@ -1,6 +1,9 @@
 //! In-process bus for the single-node `waas dev` server and unit tests.
 
-use super::{check_subject, Bus, BusError, BusRequest, BusSubscription, RequestStream};
+use super::{
+    check_subject, Bus, BusError, BusMessage, BusRequest, RequestStream, TracedSubscription,
+};
+use crate::trace::TraceParent;
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -15,7 +18,8 @@ const INBOX: &str = "_INBOX.";
 
 struct Subscriber {
     id: u64,
-    tx: mpsc::Sender<Bytes>,
+    /// The trace context rides beside the payload: no header to encode in one process.
+    tx: mpsc::Sender<BusMessage>,
 }
 
 #[derive(Default)]
@@ -89,8 +93,12 @@ fn matches(pattern: &[String], subject: &str) -> bool {
     tokens.next().is_none()
 }
 
-fn deliver(sub: &Subscriber, payload: &Bytes, dropped: &AtomicU64) {
-    if sub.tx.try_send(payload.clone()).is_err() {
+fn deliver(sub: &Subscriber, payload: &Bytes, trace: Option<TraceParent>, dropped: &AtomicU64) {
+    let message = BusMessage {
+        payload: payload.clone(),
+        trace,
+    };
+    if sub.tx.try_send(message).is_err() {
         dropped.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -107,21 +115,22 @@ impl Bus for MemoryBus {
             }
             return Ok(());
         }
+        let trace = TraceParent::current();
         let routes = self.routes.read().expect("bus routes poisoned");
         if let Some(subs) = routes.exact.get(subject) {
             for sub in subs {
-                deliver(sub, &payload, &self.dropped);
+                deliver(sub, &payload, trace, &self.dropped);
             }
         }
         for (pattern, sub) in &routes.wildcard {
             if matches(pattern, subject) {
-                deliver(sub, &payload, &self.dropped);
+                deliver(sub, &payload, trace, &self.dropped);
             }
         }
         Ok(())
     }
 
-    async fn subscribe(&self, subject: &str) -> Result<BusSubscription, BusError> {
+    async fn subscribe_traced(&self, subject: &str) -> Result<TracedSubscription, BusError> {
         check_subject(subject, true)?;
         let (tx, rx) = mpsc::channel(self.capacity);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -170,6 +179,7 @@ impl Bus for MemoryBus {
                 subject: subject.to_owned(),
                 payload,
                 reply: Some(reply.clone()),
+                trace: TraceParent::current(),
             };
             let mut groups_served: Vec<&str> = Vec::new();
             let turn = self.round_robin.fetch_add(1, Ordering::Relaxed);
@@ -311,15 +321,18 @@ impl Drop for MemoryResponder {
 
 /// Removes its route on drop, as an UNSUB would.
 struct MemorySubscription {
-    rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<BusMessage>,
     id: u64,
     subject: String,
     routes: Arc<RwLock<Routes>>,
 }
 
 impl futures_util::Stream for MemorySubscription {
-    type Item = Bytes;
-    fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+    type Item = BusMessage;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<BusMessage>> {
         self.rx.poll_recv(cx)
     }
 }

@@ -9,11 +9,17 @@
 //! Request/reply: a subject is used either for pub/sub or for requests, never both. `serve`
 //! receives requests (each goes to one member of a queue group, or to every responder without
 //! one); a responder answers by publishing to the request's `reply` subject.
+//!
+//! Trace context: when the process traces ([`crate::trace`]), `publish` and `request` carry the
+//! span they are called in as a `traceparent` (a NATS header; beside the payload in memory), and
+//! subscribers ([`Bus::subscribe_traced`]) and responders ([`BusRequest::trace`]) get it back.
+//! When it does not, nothing is carried and nothing is read.
 
 pub mod memory;
 pub mod nats;
 pub mod nats_auth;
 
+use crate::trace::TraceParent;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::Stream;
@@ -88,6 +94,17 @@ impl Reconnects {
 /// A live subscription; dropping it unsubscribes.
 pub type BusSubscription = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
 
+/// A message with the trace context it was published in.
+#[derive(Debug, Clone)]
+pub struct BusMessage {
+    pub payload: Bytes,
+    /// The publisher's span; `None` when either side does not trace.
+    pub trace: Option<TraceParent>,
+}
+
+/// A live subscription that keeps each message's trace context; dropping it unsubscribes.
+pub type TracedSubscription = Pin<Box<dyn Stream<Item = BusMessage> + Send>>;
+
 /// A request as a responder receives it.
 #[derive(Debug, Clone)]
 pub struct BusRequest {
@@ -95,6 +112,8 @@ pub struct BusRequest {
     pub payload: Bytes,
     /// Where to publish the answer; `None` when the sender expects none.
     pub reply: Option<String>,
+    /// The requester's span; `None` when either side does not trace.
+    pub trace: Option<TraceParent>,
 }
 
 /// Requests for a responder; dropping it stops serving.
@@ -103,7 +122,14 @@ pub type RequestStream = Pin<Box<dyn Stream<Item = BusRequest> + Send>>;
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
     async fn publish(&self, subject: &str, payload: Bytes) -> Result<(), BusError>;
-    async fn subscribe(&self, subject: &str) -> Result<BusSubscription, BusError>;
+    /// Messages published to `subject` (wildcards allowed) from now on, with their trace context.
+    async fn subscribe_traced(&self, subject: &str) -> Result<TracedSubscription, BusError>;
+    /// Like [`Bus::subscribe_traced`], payloads only.
+    async fn subscribe(&self, subject: &str) -> Result<BusSubscription, BusError> {
+        use futures_util::StreamExt;
+        let messages = self.subscribe_traced(subject).await?;
+        Ok(Box::pin(messages.map(|m| m.payload)))
+    }
     /// Sends a request and waits up to `timeout` for the first reply.
     async fn request(
         &self,

@@ -10,12 +10,15 @@
 //! at-most-once.
 
 use super::nats_auth::{self, NatsAuth, NatsTls};
-use super::{check_subject, Bus, BusError, BusRequest, BusSubscription, RequestStream};
+use super::{
+    check_subject, Bus, BusError, BusMessage, BusRequest, RequestStream, TracedSubscription,
+};
 use crate::redact;
+use crate::trace::{self, TraceParent};
 use async_nats::connection::State;
 use async_nats::{
-    Client, ConnectErrorKind, ConnectOptions, Event, PublishErrorKind, Request, RequestErrorKind,
-    SubscribeError, SubscribeErrorKind,
+    Client, ConnectErrorKind, ConnectOptions, Event, HeaderMap, Message, PublishErrorKind, Request,
+    RequestErrorKind, SubscribeError, SubscribeErrorKind,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -205,27 +208,57 @@ fn subscribe_error(subject: &str, queue_group: Option<&str>, e: SubscribeError) 
     }
 }
 
+/// The `traceparent` header of the span this code runs in; `None` (and no header map) when the
+/// process does not trace.
+pub(crate) fn trace_headers() -> Option<HeaderMap> {
+    let parent = TraceParent::current()?;
+    let mut headers = HeaderMap::new();
+    headers.insert(trace::HEADER, parent.header());
+    Some(headers)
+}
+
+/// The trace context a message came with; not even looked for when the process does not trace.
+pub(crate) fn trace_of(message: &Message) -> Option<TraceParent> {
+    if !trace::enabled() {
+        return None;
+    }
+    let value = message.headers.as_ref()?.get(trace::HEADER)?;
+    TraceParent::parse(value.as_str())
+}
+
+fn request_of(message: Message) -> BusRequest {
+    BusRequest {
+        trace: trace_of(&message),
+        subject: message.subject.to_string(),
+        payload: message.payload,
+        reply: message.reply.map(|r| r.to_string()),
+    }
+}
+
 #[async_trait]
 impl Bus for NatsBus {
     async fn publish(&self, subject: &str, payload: Bytes) -> Result<(), BusError> {
         check_subject(subject, false)?;
         self.check_connected()?;
         let _timer = crate::metrics::METRICS.bus_publish.start_timer();
-        self.client
-            .publish(subject.to_owned(), payload)
-            .await
-            .map_err(|e| match e.kind() {
-                PublishErrorKind::InvalidSubject => BusError::InvalidSubject(subject.to_owned()),
-                PublishErrorKind::MaxPayloadExceeded => {
-                    BusError::Unavailable(format!("NATS refused the message: {e}"))
-                }
-                PublishErrorKind::Send => {
-                    BusError::Unavailable(format!("NATS publish failed: {e}"))
-                }
-            })
+        let sent = match trace_headers() {
+            None => self.client.publish(subject.to_owned(), payload).await,
+            Some(headers) => {
+                self.client
+                    .publish_with_headers(subject.to_owned(), headers, payload)
+                    .await
+            }
+        };
+        sent.map_err(|e| match e.kind() {
+            PublishErrorKind::InvalidSubject => BusError::InvalidSubject(subject.to_owned()),
+            PublishErrorKind::MaxPayloadExceeded => {
+                BusError::Unavailable(format!("NATS refused the message: {e}"))
+            }
+            PublishErrorKind::Send => BusError::Unavailable(format!("NATS publish failed: {e}")),
+        })
     }
 
-    async fn subscribe(&self, subject: &str) -> Result<BusSubscription, BusError> {
+    async fn subscribe_traced(&self, subject: &str) -> Result<TracedSubscription, BusError> {
         check_subject(subject, true)?;
         self.check_connected()?;
         let subscriber = self
@@ -235,7 +268,10 @@ impl Bus for NatsBus {
             .map_err(|e| subscribe_error(subject, None, e))?;
         // On error the subscriber is dropped here, which unsubscribes: nothing is left behind.
         self.confirm().await?;
-        Ok(Box::pin(subscriber.map(|message| message.payload)))
+        Ok(Box::pin(subscriber.map(|message| BusMessage {
+            trace: trace_of(&message),
+            payload: message.payload,
+        })))
     }
 
     async fn request(
@@ -246,7 +282,10 @@ impl Bus for NatsBus {
     ) -> Result<Bytes, BusError> {
         check_subject(subject, false)?;
         self.check_connected()?;
-        let request = Request::new().payload(payload).timeout(Some(timeout));
+        let mut request = Request::new().payload(payload).timeout(Some(timeout));
+        if let Some(headers) = trace_headers() {
+            request = request.headers(headers);
+        }
         match self.client.send_request(subject.to_owned(), request).await {
             Ok(message) => Ok(message.payload),
             Err(e) => Err(match e.kind() {
@@ -277,11 +316,7 @@ impl Bus for NatsBus {
         }
         .map_err(|e| subscribe_error(subject, queue_group, e))?;
         self.confirm().await?;
-        Ok(Box::pin(subscriber.map(|message| BusRequest {
-            subject: message.subject.to_string(),
-            payload: message.payload,
-            reply: message.reply.map(|r| r.to_string()),
-        })))
+        Ok(Box::pin(subscriber.map(request_of)))
     }
 
     /// Drains the subscription on `stop`: NATS stops routing to it and delivers what it had
@@ -320,11 +355,7 @@ impl Bus for NatsBus {
                 }
                 sub.next().await.map(|m| (m, (sub, None)))
             });
-        Ok(Box::pin(requests.map(|message| BusRequest {
-            subject: message.subject.to_string(),
-            payload: message.payload,
-            reply: message.reply.map(|r| r.to_string()),
-        })))
+        Ok(Box::pin(requests.map(request_of)))
     }
 
     fn is_ready(&self) -> bool {

@@ -18,7 +18,7 @@
 //! log as it delivers them ([`Delivery`]), so that its subscribers see one increasing sequence.
 
 use super::{Head, History, HistoryError, Page, Policy, Query, Recovery};
-use crate::bus::{Bus, BusError, BusSubscription};
+use crate::bus::{Bus, BusError, TracedSubscription};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -346,13 +346,13 @@ impl History for MemoryHistory {
 
     /// Pins the channel's log for as long as the subscription lives, so that its epoch and
     /// offsets stay what the subscriber was told.
-    async fn subscribe(&self, subject: &str) -> Result<BusSubscription, BusError> {
+    async fn subscribe(&self, subject: &str) -> Result<TracedSubscription, BusError> {
         let pin = self.pin(subject);
         // On error the pin is dropped here, which releases the log.
-        let stream = self.bus.subscribe(subject).await?;
-        Ok(Box::pin(stream.map(move |frame| {
+        let stream = self.bus.subscribe_traced(subject).await?;
+        Ok(Box::pin(stream.map(move |message| {
             let _ = &pin;
-            frame
+            message
         })))
     }
 

@@ -26,7 +26,7 @@ pub mod policy;
 mod stream_names;
 pub mod tap;
 
-use crate::bus::{Bus, BusError, BusSubscription};
+use crate::bus::{Bus, BusError, TracedSubscription};
 use async_trait::async_trait;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
@@ -217,11 +217,12 @@ pub trait History: Send + Sync + 'static {
         since: Option<&Since>,
     ) -> Result<Recovery, HistoryError>;
 
-    /// Live messages of `subject` as complete frames, in offset order. An implementation that
-    /// can tell (JetStream) puts a [`previous_marker`] before a frame whose predecessor on the
-    /// channel may not have reached this subscription; the reader compares it with its own
-    /// position and catches up from history when it is behind ([`previous_of`]).
-    async fn subscribe(&self, subject: &str) -> Result<BusSubscription, BusError>;
+    /// Live messages of `subject` as complete frames, in offset order, with the trace context
+    /// they were published in. An implementation that can tell (JetStream) puts a
+    /// [`previous_marker`] before a frame whose predecessor on the channel may not have reached
+    /// this subscription; the reader compares it with its own position and catches up from
+    /// history when it is behind ([`previous_of`]).
+    async fn subscribe(&self, subject: &str) -> Result<TracedSubscription, BusError>;
 
     /// Every message of one app (`app_subject` is `{prefix}.{app}.>`), for a recorder. An
     /// implementation that can (JetStream) keeps the position under `durable` across restarts

@@ -6,7 +6,7 @@
 //! so the reader must store by position and skip what it already has.
 
 use super::HistoryError;
-use crate::bus::BusSubscription;
+use crate::bus::TracedSubscription;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use std::pin::Pin;
@@ -46,11 +46,11 @@ pub type TapStream = Pin<Box<dyn Stream<Item = Result<Tapped, HistoryError>> + S
 
 /// A tap on a live subscription: no positions, nothing to acknowledge, nothing kept across a
 /// restart of the reader.
-pub fn live(subscription: BusSubscription) -> Result<TapStream, HistoryError> {
-    Ok(Box::pin(subscription.map(|frame| {
+pub fn live(subscription: TracedSubscription) -> Result<TapStream, HistoryError> {
+    Ok(Box::pin(subscription.map(|message| {
         Ok(Tapped {
             position: None,
-            frame,
+            frame: message.payload,
             ack: None,
         })
     })))

@@ -86,8 +86,18 @@ fn channels_of(gw: &Gateway, req: &PublishRequest) -> Result<Vec<ChannelName>, A
 
 /// Validates a whole request before publishing any of it, so a bad channel in a list does not
 /// leave the message half-published. One span per request (`docs/observability.md#traces`).
-#[tracing::instrument(name = "rest.publish", skip_all, fields(app = %app.id()))]
 async fn publish_one(
+    gw: &Gateway,
+    app: &App,
+    req: &PublishRequest,
+    channels: &[ChannelName],
+) -> Result<PublishResponse, ApiError> {
+    use tracing::Instrument;
+    let span = waas_core::span!("rest.publish", app = %app.id());
+    publish_all(gw, app, req, channels).instrument(span).await
+}
+
+async fn publish_all(
     gw: &Gateway,
     app: &App,
     req: &PublishRequest,

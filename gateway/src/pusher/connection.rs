@@ -259,9 +259,11 @@ impl Conn {
     }
 
     async fn flush(&mut self, out: &Outbound) -> Result<(), Exit> {
-        out.take(&mut self.batch);
+        use tracing::Instrument;
+        let trace = out.take(&mut self.batch);
+        let span = crate::socket::write_span(trace, self.batch.len());
         tokio::select! {
-            res = self.writer.write_all(&mut self.batch) => res.map_err(|_| Exit::Gone),
+            res = self.writer.write_all(&mut self.batch).instrument(span) => res.map_err(|_| Exit::Gone),
             _ = out.killed() => Err(self.exit_code(out)),
         }
     }

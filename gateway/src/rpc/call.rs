@@ -160,19 +160,21 @@ impl Calls {
                     timeout_ms: timeout.as_millis() as u64,
                 };
                 let payload = Bytes::from(serde_json::to_vec(&call).expect("calls serialise"));
-                let span = tracing::info_span!("rpc.request", route = "service");
+                let span = waas_core::span!("rpc.request", route = "service");
                 self.tasks.spawn(
                     async move {
                         let sent = bus
                             .request(&subject, payload, timeout)
-                            .instrument(tracing::info_span!("bus.request"))
+                            .instrument(waas_core::span!("bus.request"))
                             .await;
                         let frame = match sent {
                             Ok(reply) => answer(id, &reply),
                             Err(e) => Err(bus_error(e, &subject)),
                         };
                         rpc_done(RpcRoute::Service, &frame, started, usage.as_deref());
-                        out.push(frame.unwrap_or_else(|e| e.frame(id)));
+                        // The answer's socket write under this request's span.
+                        let trace = waas_core::trace::TraceParent::current();
+                        out.push_traced(frame.unwrap_or_else(|e| e.frame(id)), trace);
                         drop(inflight);
                     }
                     .instrument(span),
@@ -185,7 +187,7 @@ impl Calls {
                     .unwrap_or(limits.rpc_max_response_bytes);
                 let client = ctx.rpc.upstream.clone();
                 let method = req.method;
-                let span = tracing::info_span!("rpc.request", route = "upstream");
+                let span = waas_core::span!("rpc.request", route = "upstream");
                 self.tasks.spawn(
                     async move {
                         let call = super::upstream::Call {
@@ -200,13 +202,15 @@ impl Calls {
                         };
                         let answer = client
                             .call(call)
-                            .instrument(tracing::info_span!("rpc.upstream"))
+                            .instrument(waas_core::span!("rpc.upstream"))
                             .await;
                         let frame = answer.map(|r| {
                             wsframe::json(&ResponseRef::new(id, r.status, &r.headers, &r.body))
                         });
                         rpc_done(RpcRoute::Upstream, &frame, started, usage.as_deref());
-                        out.push(frame.unwrap_or_else(|e| e.frame(id)));
+                        // The answer's socket write under this request's span.
+                        let trace = waas_core::trace::TraceParent::current();
+                        out.push_traced(frame.unwrap_or_else(|e| e.frame(id)), trace);
                         drop(inflight);
                     }
                     .instrument(span),

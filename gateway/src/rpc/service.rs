@@ -34,6 +34,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use waas_core::bus::{Bus, BusRequest, RequestStream};
+use waas_core::trace::TraceParent;
 use waas_protocol::frame::{null, RequestRef, ResponseRef};
 use waas_protocol::rpc::{Caller, Headers};
 use waas_protocol::{AppId, ErrorCode, ServerFrame, ServiceName};
@@ -69,6 +70,8 @@ struct Pending {
     /// Dropped with the entry, which ends its watcher early.
     _done: oneshot::Sender<()>,
     _permit: OwnedSemaphorePermit,
+    /// The `rpc.serve` span it was forwarded in (when tracing): the answer's span goes under it.
+    trace: Option<TraceParent>,
 }
 
 impl Drop for Pending {
@@ -207,6 +210,7 @@ impl Responder {
             .lock()
             .expect("pending poisoned")
             .remove(&id);
+        let trace = pending.as_ref().and_then(|p| p.trace);
         let Some(reply) = pending.and_then(|mut p| p.reply.take()) else {
             // Late (the caller gave up) or never asked: nothing waits for it.
             tracing::debug!(conn = ctx.out.id, id, "response to no pending request");
@@ -255,7 +259,13 @@ impl Responder {
                         BusReply::error(e.code, e.message)
                     }
                 };
-                if let Err(e) = self.shared.bus.publish(subject, Bytes::from(reply)).await {
+                use tracing::Instrument;
+                let span = waas_core::span!("rpc.respond", status);
+                if let Some(parent) = trace {
+                    parent.adopt(&span);
+                }
+                let sent = self.shared.bus.publish(subject, Bytes::from(reply));
+                if let Err(e) = sent.instrument(span).await {
                     tracing::warn!(error = %e, "could not publish a response");
                 }
             }
@@ -362,6 +372,11 @@ impl Shared {
         let Some(reply) = request.reply else {
             return;
         };
+        // Under the caller's span when it sent one: the request's trace goes on here.
+        let span = waas_core::span!("rpc.serve");
+        if let Some(parent) = request.trace {
+            parent.adopt(&span);
+        }
         let call: BusCall = match serde_json::from_slice(&request.payload) {
             Ok(call) => call,
             Err(e) => {
@@ -380,7 +395,7 @@ impl Shared {
             caller: &call.caller,
             timeout: Duration::from_millis(call.timeout_ms),
         };
-        self.forward(request, ReplyTo::Bus(reply), permit);
+        self.forward(request, ReplyTo::Bus(reply), permit, TraceParent::of(&span));
     }
 
     /// A request from a caller on this gateway, answered on `out` with `id`; `permit` taken
@@ -400,10 +415,18 @@ impl Shared {
             _inflight: inflight,
             started,
         };
-        self.forward(request, reply, permit);
+        self.forward(request, reply, permit, TraceParent::current());
     }
 
-    fn forward(&self, request: Forwarded<'_>, reply: ReplyTo, permit: OwnedSemaphorePermit) {
+    /// Queues the request on the server's socket; `trace` (when tracing) is the span the socket
+    /// write and the answer go under.
+    fn forward(
+        &self,
+        request: Forwarded<'_>,
+        reply: ReplyTo,
+        permit: OwnedSemaphorePermit,
+        trace: Option<TraceParent>,
+    ) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let frame = wsframe::json(&RequestRef {
             op: "request",
@@ -424,9 +447,10 @@ impl Shared {
                 bus: Arc::clone(&self.bus),
                 _done: done,
                 _permit: permit,
+                trace,
             },
         );
-        self.out.push(frame);
+        self.out.push_traced(frame, trace);
         tokio::spawn(watch_timeout(
             id,
             watch,

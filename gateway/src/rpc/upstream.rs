@@ -111,8 +111,16 @@ impl Upstreams {
             .check_url(&url)
             .map_err(|e| upstream_error(format!("cannot reach the upstream: {e}")))?;
         let mut request = self.client.request(method, url);
+        // When tracing: the `rpc.upstream` span, as W3C trace context, instead of any the client
+        // sent, so the upstream's own spans join the request's trace.
+        let trace = waas_core::trace::TraceParent::current();
+        let ours =
+            |name: &str| trace.is_some() && name.eq_ignore_ascii_case(waas_core::trace::HEADER);
         for (name, value) in call.headers {
-            if call.route.allows_header(name) && !IDENTITY_HEADERS.contains(&name.as_str()) {
+            if call.route.allows_header(name)
+                && !IDENTITY_HEADERS.contains(&name.as_str())
+                && !ours(name)
+            {
                 request = request.header(name, value);
             }
         }
@@ -121,6 +129,9 @@ impl Upstreams {
             .header(sub, header_safe(&call.caller.sub))
             .header(app, &call.caller.app)
             .header(conn, &call.caller.connection_id);
+        if let Some(trace) = trace {
+            request = request.header(waas_core::trace::HEADER, trace.header());
+        }
         if call.body.get() != "null" {
             request = request
                 .header(CONTENT_TYPE, "application/json")

@@ -181,3 +181,23 @@ securityContext:
   value: {{ index $all $name | toString | quote }}
 {{- end }}
 {{- end -}}
+
+{{/*
+The NATS URL of every component: the bundled NATS chart's Service when `bundledNats.enabled`
+(named as that chart names it: `nats.fullname` with the alias as chart name), else `nats.url`.
+*/}}
+{{- define "waas.natsUrl" -}}
+{{- if .Values.bundledNats.enabled -}}
+{{- $b := .Values.bundledNats -}}
+{{- $name := default "bundledNats" $b.nameOverride -}}
+{{- $full := printf "%s-%s" .Release.Name $name -}}
+{{- if $b.fullnameOverride -}}
+{{- $full = $b.fullnameOverride -}}
+{{- else if contains $name .Release.Name -}}
+{{- $full = .Release.Name -}}
+{{- end -}}
+nats://{{ $full | trunc 63 | trimSuffix "-" }}:4222
+{{- else -}}
+{{- .Values.nats.url -}}
+{{- end -}}
+{{- end }}

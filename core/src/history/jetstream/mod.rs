@@ -28,7 +28,8 @@ use super::stream_names;
 use super::tap::{self, TapStream, Tapped};
 use super::{Head, History, HistoryError, Page, Policy, Query, Recovery};
 use crate::bus::nats::NatsBus;
-use crate::bus::{Bus, BusError, BusSubscription};
+use crate::bus::nats::{trace_headers, trace_of};
+use crate::bus::{Bus, BusError, BusMessage, TracedSubscription};
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use async_nats::jetstream::stream;
 use async_nats::jetstream::Context;
@@ -242,7 +243,19 @@ impl History for JetStreamHistory {
         let mut retried = false;
         loop {
             self.ensure(place, policy).await?;
-            let sent = async { self.js.publish(target.clone(), head.0.clone()).await?.await };
+            // JetStream republishes the message with its headers: the trace context reaches
+            // every gateway's live subscription.
+            let sent = async {
+                match trace_headers() {
+                    None => self.js.publish(target.clone(), head.0.clone()).await?.await,
+                    Some(headers) => {
+                        self.js
+                            .publish_with_headers(target.clone(), headers, head.0.clone())
+                            .await?
+                            .await
+                    }
+                }
+            };
             let timer = crate::metrics::METRICS.jetstream_publish.start_timer();
             let sent = sent.await;
             timer.observe_duration();
@@ -351,25 +364,35 @@ impl History for JetStreamHistory {
     /// arrive, from the channel's log in this gateway's memory history, so that this gateway's
     /// subscribers see one increasing sequence whichever gateways the publishes went through
     /// (the hub has one subscription per channel, so that is once per message per gateway).
-    async fn subscribe(&self, subject: &str) -> Result<BusSubscription, BusError> {
+    async fn subscribe(&self, subject: &str) -> Result<TracedSubscription, BusError> {
         // Before the bus subscription, as a pin; on error it is dropped, which releases the log.
         let delivery = Arc::new(self.local.delivery(subject));
         let messages = self.live(subject).await?;
         let mut last = None;
-        let frames = messages.then(move |message| match sequence(&message) {
-            Some(seq) => {
-                let marker = maybe_missed(last, &message).map(super::previous_marker);
-                last = Some(seq);
-                let frame = Head(message.payload).with_offset(seq);
-                Either::Left(ready((marker, frame)))
-            }
-            None => {
-                let delivery = Arc::clone(&delivery);
-                Either::Right(async move { (None, delivery.number(message.payload).await) })
+        let frames = messages.then(move |message| {
+            let trace = trace_of(&message);
+            match sequence(&message) {
+                Some(seq) => {
+                    let marker = maybe_missed(last, &message).map(super::previous_marker);
+                    last = Some(seq);
+                    let payload = Head(message.payload).with_offset(seq);
+                    Either::Left(ready((marker, BusMessage { payload, trace })))
+                }
+                None => {
+                    let delivery = Arc::clone(&delivery);
+                    Either::Right(async move {
+                        let payload = delivery.number(message.payload).await;
+                        (None, BusMessage { payload, trace })
+                    })
+                }
             }
         });
         // The empty marker, when there is one, goes before the frame that revealed the gap.
         Ok(Box::pin(frames.flat_map(|(marker, frame)| {
+            let marker = marker.map(|payload| BusMessage {
+                payload,
+                trace: None,
+            });
             futures_util::stream::iter(marker.into_iter().chain(std::iter::once(frame)))
         })))
     }
@@ -388,9 +411,12 @@ impl History for JetStreamHistory {
         if !policy.enabled() {
             // As published: a recorder numbers live-only taps itself.
             let messages = self.live(app_subject).await?;
-            return tap::live(Box::pin(messages.map(|message| match sequence(&message) {
-                Some(seq) => Head(message.payload).with_offset(seq),
-                None => message.payload,
+            return tap::live(Box::pin(messages.map(|message| BusMessage {
+                payload: match sequence(&message) {
+                    Some(seq) => Head(message.payload).with_offset(seq),
+                    None => message.payload,
+                },
+                trace: None,
             })));
         }
         self.ensure(
