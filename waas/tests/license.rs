@@ -53,7 +53,12 @@ fn every_package_says_apache_2() {
                 == Some(true);
         assert!(ok, "{member}/Cargo.toml: license is {license:?}");
     }
-    for package in ["sdk/js/package.json", "compat/pusher/package.json"] {
+    for package in [
+        "sdk/js/package.json",
+        "compat/pusher/package.json",
+        "dashboard-tests/package.json",
+        "loadtest/peers/socketio/package.json",
+    ] {
         let text = read(package);
         assert!(
             text.contains(r#""license": "Apache-2.0""#),
