@@ -3,140 +3,15 @@
 //! own follows `Set-Cookie` as a browser would; redirects are not followed, so each answer's
 //! status and `Location` can be checked.
 
-use std::collections::HashMap;
+#[path = "support/browser.rs"]
+mod browser;
+
+use browser::Browser;
 use waas::first_operator::{DEV_EMAIL, DEV_PASSWORD};
 use waas_control_plane::dashboard::accounts::create_user;
 use waas_control_plane::dashboard::DashboardConfig;
 use waas_control_plane::store::dashboard::{DashboardSession, Role};
 use waas_test_support::TestServer;
-
-struct Browser {
-    base: String,
-    http: reqwest::Client,
-    cookies: HashMap<String, String>,
-}
-
-struct Page {
-    status: u16,
-    location: Option<String>,
-    set_cookies: Vec<String>,
-    body: String,
-}
-
-impl Page {
-    /// The CSRF token of the page's first form.
-    fn csrf(&self) -> String {
-        let at = self
-            .body
-            .find("name=\"csrf\" value=\"")
-            .unwrap_or_else(|| panic!("no csrf field in {}", self.body));
-        let rest = &self.body[at + "name=\"csrf\" value=\"".len()..];
-        rest[..rest.find('"').unwrap()].to_owned()
-    }
-}
-
-impl Browser {
-    fn new(server: &TestServer) -> Self {
-        Self::at(server.http_url())
-    }
-
-    fn at(base: String) -> Self {
-        Browser {
-            base,
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            cookies: HashMap::new(),
-        }
-    }
-
-    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
-        let cookie = self
-            .cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let req = if cookie.is_empty() {
-            req
-        } else {
-            req.header("cookie", cookie)
-        };
-        let res = req.send().await.unwrap();
-        let set_cookies: Vec<String> = res
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .collect();
-        for c in &set_cookies {
-            let (pair, attrs) = c.split_once(';').unwrap_or((c, ""));
-            let (k, v) = pair.split_once('=').unwrap();
-            if attrs.contains("Max-Age=0") {
-                self.cookies.remove(k);
-            } else {
-                self.cookies.insert(k.to_owned(), v.to_owned());
-            }
-        }
-        Page {
-            status: res.status().as_u16(),
-            location: res
-                .headers()
-                .get("location")
-                .map(|v| v.to_str().unwrap().to_owned()),
-            set_cookies,
-            body: res.text().await.unwrap(),
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let req = self.http.get(format!("{}{path}", self.base));
-        self.send(req).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let body = form
-            .iter()
-            .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-            .collect::<Vec<_>>()
-            .join("&");
-        let req = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body);
-        self.send(req).await
-    }
-
-    /// Opens the sign-in form and submits it.
-    async fn sign_in(&mut self, email: &str, password: &str) -> Page {
-        let form = self.get("/dashboard/login").await;
-        assert_eq!(form.status, 200);
-        let csrf = form.csrf();
-        self.post(
-            "/dashboard/login",
-            &[("csrf", &csrf), ("email", email), ("password", password)],
-        )
-        .await
-    }
-
-    /// The CSRF token of the signed-in session, from the Apps page.
-    async fn csrf(&mut self) -> String {
-        let page = self.get("/dashboard/apps").await;
-        assert_eq!(page.status, 200, "{}", page.body);
-        page.csrf()
-    }
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 async fn server_with(config: DashboardConfig) -> TestServer {
     TestServer::with(|s| s.dashboard = config).await

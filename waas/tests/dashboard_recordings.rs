@@ -5,6 +5,10 @@
 //! replay and delivery ids gets "not found" and changes nothing. Redirects are not followed, so
 //! each answer's status and `Location` can be checked.
 
+#[path = "support/browser.rs"]
+mod browser;
+
+use browser::Browser;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -18,106 +22,6 @@ use waas_test_support::{tokens, TestServer};
 
 const WITHIN: Duration = Duration::from_secs(10);
 const EVERY: Duration = Duration::from_millis(20);
-
-/// A browser without redirects: a cookie jar and the last page's CSRF token.
-struct Browser {
-    base: String,
-    http: reqwest::Client,
-    cookies: HashMap<String, String>,
-}
-
-struct Page {
-    status: u16,
-    location: Option<String>,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-impl Page {
-    fn csrf(&self) -> String {
-        let at = self
-            .body
-            .find("name=\"csrf\" value=\"")
-            .unwrap_or_else(|| panic!("no csrf field in {}", self.body));
-        let rest = &self.body[at + "name=\"csrf\" value=\"".len()..];
-        rest[..rest.find('"').unwrap()].to_owned()
-    }
-}
-
-impl Browser {
-    fn new(server: &TestServer) -> Self {
-        Browser {
-            base: server.http_url(),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            cookies: HashMap::new(),
-        }
-    }
-
-    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
-        let cookie = self
-            .cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let req = if cookie.is_empty() {
-            req
-        } else {
-            req.header("cookie", cookie)
-        };
-        let res = req.send().await.unwrap();
-        for c in res.headers().get_all("set-cookie") {
-            let c = c.to_str().unwrap();
-            let (pair, attrs) = c.split_once(';').unwrap_or((c, ""));
-            let (k, v) = pair.split_once('=').unwrap();
-            if attrs.contains("Max-Age=0") {
-                self.cookies.remove(k);
-            } else {
-                self.cookies.insert(k.to_owned(), v.to_owned());
-            }
-        }
-        Page {
-            status: res.status().as_u16(),
-            location: res
-                .headers()
-                .get("location")
-                .map(|v| v.to_str().unwrap().to_owned()),
-            headers: res.headers().clone(),
-            body: res.text().await.unwrap(),
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let req = self.http.get(format!("{}{path}", self.base));
-        self.send(req).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let req = self.http.post(format!("{}{path}", self.base)).form(form);
-        self.send(req).await
-    }
-
-    async fn sign_in(&mut self, email: &str, password: &str) {
-        let form = self.get("/dashboard/login").await;
-        let csrf = form.csrf();
-        let page = self
-            .post(
-                "/dashboard/login",
-                &[("csrf", &csrf), ("email", email), ("password", password)],
-            )
-            .await;
-        assert_eq!(page.status, 303, "{}", page.body);
-    }
-
-    async fn csrf(&mut self) -> String {
-        let page = self.get("/dashboard/apps").await;
-        assert_eq!(page.status, 200, "{}", page.body);
-        page.csrf()
-    }
-}
 
 async fn publish(server: &TestServer, app: &str, key: &str, channel: &str, data: Value) {
     let res = reqwest::Client::new()

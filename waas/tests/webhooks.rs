@@ -176,10 +176,17 @@ async fn every_event_type_arrives_signed_and_occupancy_does_not_flap_across_gate
         })
         .await;
     bob.send_close(1000).await;
+    // Bob's removal and the vacated channel are separate deliveries, in either order.
     let received = receiver
-        .wait_until("vacated", Duration::from_secs(60), |r| {
-            r.iter()
-                .any(|r| r.body.windows(15).any(|w| w == b"channel_vacated"))
+        .wait_until("vacated and bob removed", Duration::from_secs(60), |r| {
+            let vacated = r
+                .iter()
+                .any(|r| r.body.windows(15).any(|w| w == b"channel_vacated"));
+            let bob_removed = r.iter().any(|r| {
+                let e: Value = serde_json::from_slice(&r.body).unwrap();
+                e["type"] == "member_removed" && e["member"]["id"] == "bob"
+            });
+            vacated && bob_removed
         })
         .await;
 

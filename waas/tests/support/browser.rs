@@ -1,6 +1,6 @@
 //! A small browser for dashboard tests: follows `Set-Cookie` as a browser would and does not
-//! follow redirects, so each answer's status and `Location` can be checked. (The same as the
-//! one in `tests/dashboard.rs`, shared by the accounts tests.)
+//! follow redirects, so each answer's status and `Location` can be checked. Shared by the dashboard
+//! tests (`#[path = "support/browser.rs"] mod browser;`).
 
 #![allow(dead_code)]
 
@@ -17,6 +17,7 @@ pub struct Page {
     pub status: u16,
     pub location: Option<String>,
     pub set_cookies: Vec<String>,
+    pub headers: reqwest::header::HeaderMap,
     pub body: String,
 }
 
@@ -99,6 +100,7 @@ impl Browser {
                 .get("location")
                 .map(|v| v.to_str().unwrap().to_owned()),
             set_cookies,
+            headers: res.headers().clone(),
             body: res.text().await.unwrap(),
         }
     }
