@@ -55,6 +55,7 @@ test("invite, accept, sign in, edit an app, rotate its secret, change the passwo
   const ann = await newPage();
   await ann.page.goto(link);
   await ann.page.getByText("a user of tenant").waitFor();
+  await screenshot(ann.page, "dashboard-invitation.png");
   await ann.page.getByLabel("Password (12 characters or more)").fill("ann-first-password");
   await ann.page.getByLabel("Password again").fill("ann-first-password");
   await ann.page.getByRole("button", { name: "Create my account" }).click();

@@ -53,6 +53,7 @@ test("sign in, create an app, see it listed", async () => {
   await page.getByRole("link", { name: "chat", exact: true }).first().click();
   await page.waitForURL(/\/dashboard\/apps\/chat$/);
   await page.getByText("Team chat").first().waitFor();
+  await screenshot(page, "dashboard-app.png");
 
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.waitForURL(/\/dashboard\/login$/);

@@ -192,6 +192,12 @@ test("record, export, replay into a subscribed client and watch its progress liv
   await page.waitForURL(/\/replays\/rpl_[0-9a-f]+$/);
   await page.waitForFunction(() => document.getElementById("replay-state").textContent === "finished");
   assert.equal(await page.locator("#replay-published").textContent(), "3");
+
+  // The list: the stopped recording and what it holds.
+  await page.goto(`${server.base}/dashboard/apps/demo/recordings`);
+  const listed = await page.locator(`tr:has(a[href$="/recordings/${rid}"])`).textContent();
+  assert.ok(listed.includes("Paris weather") && listed.includes("weather.*") && listed.includes("stopped"), listed);
+  await screenshot(page, "dashboard-recordings.png");
   assert.deepEqual(errors, [], "no script or console errors");
   await page.close();
 });
