@@ -4,79 +4,14 @@
 // of the Users, settings and Profile pages for the docs (docs/img/).
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
-import path from "node:path";
 import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, "../..");
-const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
-const OPERATOR_TOKEN = "dev-operator-token";
-
-function waasBin() {
-  const target = process.env.CARGO_TARGET_DIR ? path.resolve(repo, process.env.CARGO_TARGET_DIR) : path.join(repo, "target");
-  const bin = process.env.WAAS_BIN ?? path.join(target, "debug", "waas");
-  if (!existsSync(bin)) {
-    throw new Error(`no waas binary at ${bin}: run \`cargo build -p waas\` at the repository root, or set WAAS_BIN`);
-  }
-  return bin;
-}
-
-/** `waas dev` on port 0 with an in-memory store; resolves with its address and dev sign-in. */
-async function startWaas() {
-  const env = { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" };
-  delete env.WAAS_DASHBOARD_ADMIN_EMAIL;
-  delete env.WAAS_DASHBOARD_ADMIN_PASSWORD;
-  const child = spawn(waasBin(), ["dev", "--listen", "127.0.0.1:0", "--store", ":memory:"], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env,
-  });
-  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
-  let stderr = "";
-  child.stderr.on("data", (d) => {
-    stderr += d;
-  });
-  const banner = await new Promise((resolve, reject) => {
-    let out = "";
-    const onData = (d) => {
-      out += d;
-      if (/listening on (\S+)/.test(out)) {
-        child.stdout.off("data", onData);
-        child.stdout.resume();
-        resolve(out);
-      }
-    };
-    child.stdout.on("data", onData);
-    exited.then(({ code }) => reject(new Error(`waas exited (${code}) before listening: ${stderr}`)));
-  });
-  const dashboard = /dashboard\s+(http:\/\/\S+)/.exec(banner)?.[1];
-  const login = /dev sign-in: (\S+) \/ (\S+)\)/.exec(banner);
-  assert.ok(dashboard && login, `the banner prints the dashboard URL and dev sign-in:\n${banner}`);
-  return {
-    base: new URL(dashboard).origin,
-    dashboard,
-    email: login[1],
-    password: login[2],
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-      return exited;
-    },
-  };
-}
+import { admin, hide, launchChromium, screenshot, signIn as signInAs, startWaas, watchErrors } from "./support/waas.mjs";
 
 let server, browser;
 
 before(async () => {
   server = await startWaas();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
@@ -88,42 +23,17 @@ after(async () => {
 async function newPage() {
   const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
   const page = await context.newPage();
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(String(e)));
-  page.on("console", (m) => {
-    // Refused forms (401, 400) are answered so on purpose; Chromium logs those statuses.
-    if (m.type() === "error" && !/status of 40\d/.test(m.text())) errors.push(m.text());
-  });
+  // Refused forms (401, 400) are answered so on purpose; Chromium logs those statuses.
+  const errors = watchErrors(page, /status of 40\d/);
   return { page, errors };
 }
 
-async function signIn(page, email, password) {
-  await page.goto(`${server.dashboard}/login`);
-  await page.getByLabel("Email").fill(email);
-  await page.getByLabel("Password").fill(password);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.waitForURL(/\/dashboard\/apps$/);
-}
+const signIn = (page, email, password) => signInAs(page, server, email, password);
 
 async function adminGet(p) {
-  const res = await fetch(`${server.base}${p}`, { headers: { authorization: `Bearer ${OPERATOR_TOKEN}` } });
-  assert.equal(res.status, 200);
-  return res.json();
-}
-
-/** Secrets do not go into screenshots kept in the repository, even throwaway ones. */
-async function hide(page, selector) {
-  const el = page.locator(selector);
-  if ((await el.count()) > 0) {
-    await el.evaluate((e) => {
-      e.textContent = "•••• (hidden in this screenshot) ••••";
-    });
-  }
-}
-
-async function screenshot(page, name) {
-  await mkdir(path.join(repo, "docs", "img"), { recursive: true });
-  await page.screenshot({ path: path.join(repo, "docs", "img", name), fullPage: true });
+  const { status, body } = await admin(server, "GET", p);
+  assert.equal(status, 200);
+  return body;
 }
 
 test("invite, accept, sign in, edit an app, rotate its secret, change the password", async () => {
@@ -145,6 +55,7 @@ test("invite, accept, sign in, edit an app, rotate its secret, change the passwo
   const ann = await newPage();
   await ann.page.goto(link);
   await ann.page.getByText("a user of tenant").waitFor();
+  await screenshot(ann.page, "dashboard-invitation.png");
   await ann.page.getByLabel("Password (12 characters or more)").fill("ann-first-password");
   await ann.page.getByLabel("Password again").fill("ann-first-password");
   await ann.page.getByRole("button", { name: "Create my account" }).click();

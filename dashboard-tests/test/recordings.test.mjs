@@ -6,88 +6,14 @@
 // recording, replay and delivery pages for the docs (docs/img/dashboard-*.png).
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import http from "node:http";
-import os from "node:os";
-import path from "node:path";
 import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, "../..");
-const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
-const OPERATOR_TOKEN = "dev-operator-token";
-
-/** The `waas` binary: `WAAS_BIN`, else `$CARGO_TARGET_DIR/debug/waas` (`cargo build` makes it). */
-function waasBin() {
-  const target = process.env.CARGO_TARGET_DIR ? path.resolve(repo, process.env.CARGO_TARGET_DIR) : path.join(repo, "target");
-  const bin = process.env.WAAS_BIN ?? path.join(target, "debug", "waas");
-  if (!existsSync(bin)) {
-    throw new Error(`no waas binary at ${bin}: run \`cargo build -p waas\` at the repository root, or set WAAS_BIN`);
-  }
-  return bin;
-}
-
-/**
- * `waas dev` on port 0 with an in-memory store, webhooks given up after one failed attempt (so
- * a dead letter comes at once); resolves with its address, dev sign-in and demo token.
- */
-async function startWaas() {
-  const env = { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn", WAAS_WEBHOOK_MAX_ATTEMPTS: "1" };
-  delete env.WAAS_DASHBOARD_ADMIN_EMAIL;
-  delete env.WAAS_DASHBOARD_ADMIN_PASSWORD;
-  const child = spawn(waasBin(), ["dev", "--listen", "127.0.0.1:0", "--store", ":memory:"], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env,
-  });
-  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
-  let stderr = "";
-  child.stderr.on("data", (d) => {
-    stderr += d;
-  });
-  const banner = await new Promise((resolve, reject) => {
-    let out = "";
-    const onData = (d) => {
-      out += d;
-      if (/listening on (\S+)/.test(out)) {
-        child.stdout.off("data", onData);
-        child.stdout.resume();
-        resolve(out);
-      }
-    };
-    child.stdout.on("data", onData);
-    exited.then(({ code }) => reject(new Error(`waas exited (${code}) before listening: ${stderr}`)));
-  });
-  const addr = /listening on (\S+)/.exec(banner)[1];
-  const login = /dev sign-in: (\S+) \/ (\S+)\)/.exec(banner);
-  const token = /demo token\s+(\S+)/.exec(banner);
-  assert.ok(login && token, `the banner prints the dev sign-in and a demo token:\n${banner}`);
-  return {
-    base: `http://${addr}`,
-    ws: `ws://${addr}`,
-    email: login[1],
-    password: login[2],
-    token: token[1],
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-      return exited;
-    },
-  };
-}
+import * as waas from "./support/waas.mjs";
+import { eventually, launchPersistent, screenshot, startWaas, watchErrors } from "./support/waas.mjs";
 
 /** A call on the admin API with `waas dev`'s operator token. */
-async function admin(method, route, body) {
-  const res = await fetch(`${server.base}${route}`, {
-    method,
-    headers: { Authorization: `Bearer ${OPERATOR_TOKEN}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
+const admin = (method, route, body) => waas.admin(server, method, route, body);
 
 async function publish(channel, data) {
   const res = await fetch(`${server.base}/v1/apps/demo/publish`, {
@@ -96,17 +22,6 @@ async function publish(channel, data) {
     body: JSON.stringify({ channel, event: "reading", data }),
   });
   assert.equal(res.status, 200, await res.text());
-}
-
-/** Asks `probe` until it answers something other than undefined (state only the API shows). */
-async function eventually(what, probe, within = 10_000) {
-  const end = Date.now() + within;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`not within ${within} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** A webhook endpoint: answers each request with the next of `answers`, then the last one. */
@@ -136,49 +51,26 @@ async function startReceiver(answers) {
   };
 }
 
-let server, browser, profile;
+let server, browser;
 
 before(async () => {
-  server = await startWaas();
-  profile = await mkdtemp(path.join(os.tmpdir(), "waas-dashboard-chromium-"));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    acceptDownloads: true,
-    viewport: { width: 1100, height: 720 },
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  // Webhooks given up after one failed attempt, so a dead letter comes at once.
+  server = await startWaas({ env: { WAAS_WEBHOOK_MAX_ATTEMPTS: "1" } });
+  browser = await launchPersistent({ acceptDownloads: true });
 });
 
 after(async () => {
   await browser?.close();
   await server?.stop();
-  if (profile) await rm(profile, { recursive: true, force: true });
 });
 
 /** A dashboard page signed in as the dev operator, failing the test on any script error. */
 async function signedIn() {
   const page = await browser.newPage();
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(String(e)));
-  page.on("console", (m) => {
-    if (m.type() === "error") errors.push(m.text());
-  });
+  const errors = watchErrors(page);
   await page.goto(`${server.base}/dashboard/login`);
   if (page.url().endsWith("/dashboard/login")) {
-    await page.getByLabel("Email").fill(server.email);
-    await page.getByLabel("Password").fill(server.password);
-    await page.getByRole("button", { name: "Sign in" }).click();
-    await page.waitForURL(/\/dashboard\/apps$/);
+    await waas.signIn(page, server);
   }
   return { page, errors };
 }
@@ -241,8 +133,7 @@ test("record, export, replay into a subscribed client and watch its progress liv
   const rows = await page.locator("table.events tbody tr").allTextContents();
   assert.equal(rows.length, 3, `events listed: ${rows}`);
   assert.ok(rows[2].includes("weather.paris") && rows[2].includes('{"celsius":21.5}'), rows[2]);
-  await mkdir(path.join(repo, "docs", "img"), { recursive: true });
-  await page.screenshot({ path: path.join(repo, "docs", "img", "dashboard-recording.png"), fullPage: true });
+  await screenshot(page, "dashboard-recording.png");
 
   // Export: a JSON Lines download, one event a line.
   const [download] = await Promise.all([
@@ -269,7 +160,7 @@ test("record, export, replay into a subscribed client and watch its progress liv
   assert.equal(await page.locator("#replay-state").textContent(), "running", "watched while it runs");
   // Under way: the bar has moved (the first event goes out at once, the last 3 s later).
   await page.waitForFunction(() => Number(document.getElementById("replay-published").textContent) >= 1);
-  await page.screenshot({ path: path.join(repo, "docs", "img", "dashboard-replay.png"), fullPage: true });
+  await screenshot(page, "dashboard-replay.png");
   await page
     .waitForFunction(() => document.getElementById("replay-state").textContent === "finished", null, {
       timeout: 15_000,
@@ -301,6 +192,12 @@ test("record, export, replay into a subscribed client and watch its progress liv
   await page.waitForURL(/\/replays\/rpl_[0-9a-f]+$/);
   await page.waitForFunction(() => document.getElementById("replay-state").textContent === "finished");
   assert.equal(await page.locator("#replay-published").textContent(), "3");
+
+  // The list: the stopped recording and what it holds.
+  await page.goto(`${server.base}/dashboard/apps/demo/recordings`);
+  const listed = await page.locator(`tr:has(a[href$="/recordings/${rid}"])`).textContent();
+  assert.ok(listed.includes("Paris weather") && listed.includes("weather.*") && listed.includes("stopped"), listed);
+  await screenshot(page, "dashboard-recordings.png");
   assert.deepEqual(errors, [], "no script or console errors");
   await page.close();
 });
@@ -331,7 +228,7 @@ test("a webhook delivery in the log, dead after its failed attempt, retried and 
     const row = page.locator(`tr[data-delivery="${delivery.id}"]`);
     const text = await row.textContent();
     assert.ok(text.includes("dead") && text.includes("500") && text.includes("message"), text);
-    await page.screenshot({ path: path.join(repo, "docs", "img", "dashboard-webhooks.png"), fullPage: true });
+    await screenshot(page, "dashboard-webhooks.png");
 
     await row.getByRole("link").click();
     await page.waitForURL(new RegExp(`/deliveries/${delivery.id}$`));
@@ -350,7 +247,7 @@ test("a webhook delivery in the log, dead after its failed attempt, retried and 
     assert.ok(attempts[0].includes("500") && attempts[0].includes("database is down"), attempts[0]);
     assert.ok(attempts[1].includes("200") && attempts[1].includes("thanks"), attempts[1]);
     assert.equal(await page.getByRole("button", { name: /Retry/ }).count(), 0, "nothing left to retry");
-    await page.screenshot({ path: path.join(repo, "docs", "img", "dashboard-delivery.png"), fullPage: true });
+    await screenshot(page, "dashboard-delivery.png");
     assert.deepEqual(errors, [], "no script or console errors");
     await page.close();
   } finally {

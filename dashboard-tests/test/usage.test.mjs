@@ -4,87 +4,20 @@
 // for the docs (docs/img/dashboard-usage.png).
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
 import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { launchPersistent, screenshot, signIn, startWaas, watchErrors } from "./support/waas.mjs";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, "../..");
-const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
-
-function waasBin() {
-  const target = process.env.CARGO_TARGET_DIR ? path.resolve(repo, process.env.CARGO_TARGET_DIR) : path.join(repo, "target");
-  const bin = process.env.WAAS_BIN ?? path.join(target, "debug", "waas");
-  if (!existsSync(bin)) {
-    throw new Error(`no waas binary at ${bin}: run \`cargo build -p waas\` at the repository root, or set WAAS_BIN`);
-  }
-  return bin;
-}
-
-/** `waas dev` on port 0, reporting usage every 200 ms; its address, dev sign-in and demo token. */
-async function startWaas() {
-  const env = { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" };
-  delete env.WAAS_DASHBOARD_ADMIN_EMAIL;
-  delete env.WAAS_DASHBOARD_ADMIN_PASSWORD;
-  const args = ["dev", "--listen", "127.0.0.1:0", "--store", ":memory:", "--usage-report-interval-ms", "200"];
-  const child = spawn(waasBin(), args, { stdio: ["ignore", "pipe", "pipe"], env });
-  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
-  let stderr = "";
-  child.stderr.on("data", (d) => {
-    stderr += d;
-  });
-  const banner = await new Promise((resolve, reject) => {
-    let out = "";
-    const onData = (d) => {
-      out += d;
-      if (/listening on (\S+)/.test(out)) {
-        child.stdout.off("data", onData);
-        child.stdout.resume();
-        resolve(out);
-      }
-    };
-    child.stdout.on("data", onData);
-    exited.then(({ code }) => reject(new Error(`waas exited (${code}) before listening: ${stderr}`)));
-  });
-  const login = /dev sign-in: (\S+) \/ (\S+)\)/.exec(banner);
-  const token = /demo token\s+(\S+)/.exec(banner);
-  assert.ok(login && token, `the banner prints the dev sign-in and a demo token:\n${banner}`);
-  return {
-    addr: /listening on (\S+)/.exec(banner)[1],
-    dashboard: /dashboard\s+(http:\/\/\S+)/.exec(banner)[1],
-    email: login[1],
-    password: login[2],
-    token: token[1],
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-      return exited;
-    },
-  };
-}
-
-let server, browser, profile;
+let server, browser;
 
 before(async () => {
-  server = await startWaas();
-  profile = await mkdtemp(path.join(os.tmpdir(), "waas-usage-chromium-"));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1100, height: 900 },
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  // Usage reported every 200 ms.
+  server = await startWaas({ args: ["--usage-report-interval-ms", "200"] });
+  browser = await launchPersistent({ viewport: { width: 1100, height: 900 } });
 });
 
 after(async () => {
   await browser?.close();
   await server?.stop();
-  if (profile) await rm(profile, { recursive: true, force: true });
 });
 
 async function publish(n) {
@@ -103,17 +36,9 @@ const value = (page, id) => page.locator(`#${id}`).getAttribute("data-value");
 
 test("the live usage chart moves as messages are published, without a reload", async () => {
   const page = await browser.newPage();
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(String(e)));
-  page.on("console", (m) => {
-    if (m.type() === "error") errors.push(m.text());
-  });
+  const errors = watchErrors(page);
 
-  await page.goto(server.dashboard);
-  await page.getByLabel("Email").fill(server.email);
-  await page.getByLabel("Password").fill(server.password);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.waitForURL(/\/dashboard\/apps$/);
+  await signIn(page, server);
   await page.getByRole("link", { name: "demo", exact: true }).click();
   await page.getByRole("link", { name: "Usage and live statistics" }).click();
   await page.waitForURL(/\/dashboard\/apps\/demo\/usage$/);
@@ -173,8 +98,7 @@ test("the live usage chart moves as messages are published, without a reload", a
     { timeout: 10_000 },
   );
   await page.waitForFunction(() => document.getElementById("live-connections").dataset.value === "1");
-  await mkdir(path.join(repo, "docs", "img"), { recursive: true });
-  await page.screenshot({ path: path.join(repo, "docs", "img", "dashboard-usage.png"), fullPage: true });
+  await screenshot(page, "dashboard-usage.png");
 
   await page.getByRole("link", { name: "By day" }).click();
   await page.waitForURL(/step=day$/);
