@@ -74,7 +74,7 @@ test("invite, accept, sign in, edit an app, rotate its secret, change the passwo
 
   // Edit the app's limits.
   await ann.page.getByRole("link", { name: "demo", exact: true }).click();
-  await ann.page.getByRole("link", { name: "Settings, keys and tokens" }).click();
+  await ann.page.getByRole("link", { name: "Settings", exact: true }).click();
   await ann.page.waitForURL(/\/dashboard\/apps\/demo\/settings$/);
   await ann.page.getByLabel("Connections per gateway").fill("42");
   await ann.page.getByRole("button", { name: "Save limits" }).click();

@@ -40,7 +40,7 @@ test("the live usage chart moves as messages are published, without a reload", a
 
   await signIn(page, server);
   await page.getByRole("link", { name: "demo", exact: true }).click();
-  await page.getByRole("link", { name: "Usage and live statistics" }).click();
+  await page.getByRole("link", { name: "Usage", exact: true }).click();
   await page.waitForURL(/\/dashboard\/apps\/demo\/usage$/);
 
   // The first load: nothing yet.
