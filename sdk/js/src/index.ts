@@ -16,7 +16,8 @@
  */
 
 export { Backoff } from "./backoff.js";
-export { Client, Serving, type Call, type ClientOptions, type ClientState } from "./client.js";
+export { Client, Serving, type Call, type ClientState } from "./client.js";
+export type { ClientOptions } from "./options.js";
 export { CloseCode, ERROR_CODES, isKnownErrorCode, shouldReconnect, type ErrorCode, type KnownErrorCode } from "./codes.js";
 export * from "./errors.js";
 export type { ClientEvents, Listener } from "./events.js";
