@@ -3,46 +3,24 @@
 //! changing one's password, tenants' admin-API tokens, and tenant isolation on every page and
 //! form, against an in-process `waas dev`.
 
+#[path = "support/tenants.rs"]
+mod tenants;
+
 #[path = "support/browser.rs"]
 mod browser;
 
 use browser::Browser;
 use serde_json::{json, Value};
 use waas::first_operator::{DEV_EMAIL, DEV_PASSWORD};
-use waas_control_plane::dashboard::accounts::create_user;
 use waas_control_plane::dashboard::DashboardConfig;
-use waas_control_plane::store::dashboard::{DashboardInvitation, Role};
+use waas_control_plane::store::dashboard::DashboardInvitation;
 use waas_test_support::TestServer;
 
 /// Tenants `acme` and `globex`, each with an app `<tenant>-app`, and ann@acme.test, a user of
 /// acme, signed in.
 async fn two_tenants(server: &TestServer) -> Browser {
-    for t in ["acme", "globex"] {
-        let (s, _) = server
-            .admin(
-                "POST",
-                "/v1/admin/tenants",
-                Some(json!({"id": t, "name": t})),
-            )
-            .await;
-        assert_eq!(s, 201);
-        let (s, _) = server
-            .admin(
-                "POST",
-                "/v1/admin/apps",
-                Some(json!({"id": format!("{t}-app"), "tenant_id": t})),
-            )
-            .await;
-        assert_eq!(s, 201);
-    }
-    create_user(
-        server.accounts.as_ref(),
-        "ann@acme.test",
-        "ann-password-1",
-        Role::Tenant("acme".into()),
-    )
-    .await
-    .unwrap();
+    tenants::acme_and_globex(server).await;
+    tenants::ann_of_acme(server).await;
     let mut ann = Browser::new(server);
     assert_eq!(
         ann.sign_in("ann@acme.test", "ann-password-1").await.status,

@@ -5,12 +5,14 @@
 //! replay and delivery ids gets "not found" and changes nothing. Redirects are not followed, so
 //! each answer's status and `Location` can be checked.
 
+#[path = "support/tenants.rs"]
+mod tenants;
+
 #[path = "support/browser.rs"]
 mod browser;
 
 use browser::Browser;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::time::Duration;
 use waas::first_operator::{DEV_EMAIL, DEV_PASSWORD};
 use waas_control_plane::dashboard::accounts::create_user;
@@ -389,26 +391,7 @@ async fn tenant_users_cannot_reach_another_tenants_recordings_replays_or_deliver
     .await;
     let receiver = Receiver::start().await;
     receiver.respond_always(500);
-    let mut keys = HashMap::new();
-    for t in ["acme", "globex"] {
-        let (s, _) = server
-            .admin(
-                "POST",
-                "/v1/admin/tenants",
-                Some(json!({"id": t, "name": t})),
-            )
-            .await;
-        assert_eq!(s, 201);
-        let (s, app) = server
-            .admin(
-                "POST",
-                "/v1/admin/apps",
-                Some(json!({"id": format!("{t}-app"), "tenant_id": t})),
-            )
-            .await;
-        assert_eq!(s, 201);
-        keys.insert(t, app["api_key"].as_str().unwrap().to_owned());
-    }
+    let keys = tenants::acme_and_globex(&server).await;
     // globex has a recording with an event, a replay of it, and a dead delivery.
     let (s, rec) = server
         .admin(

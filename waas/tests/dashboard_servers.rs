@@ -4,7 +4,10 @@
 //! no gateway nodes; and the same holds across two gateways and a control-plane over NATS,
 //! where a gateway that dies takes its servers offline.
 
-use serde_json::{json, Value};
+#[path = "support/tenants.rs"]
+mod tenants;
+
+use serde_json::Value;
 use std::collections::HashMap;
 use std::time::Duration;
 use waas::first_operator::{DEV_EMAIL, DEV_PASSWORD};
@@ -289,26 +292,7 @@ async fn an_invalid_server_name_is_refused_before_the_upgrade() {
 #[tokio::test]
 async fn tenant_users_see_their_apps_servers_only_and_no_nodes() {
     let server = TestServer::start().await;
-    let mut keys = HashMap::new();
-    for t in ["acme", "globex"] {
-        let (s, _) = server
-            .admin(
-                "POST",
-                "/v1/admin/tenants",
-                Some(json!({"id": t, "name": t})),
-            )
-            .await;
-        assert_eq!(s, 201);
-        let (s, app) = server
-            .admin(
-                "POST",
-                "/v1/admin/apps",
-                Some(json!({"id": format!("{t}-app"), "tenant_id": t})),
-            )
-            .await;
-        assert_eq!(s, 201);
-        keys.insert(t, app["api_key"].as_str().unwrap().to_owned());
-    }
+    let keys = tenants::acme_and_globex(&server).await;
     let (_acme, acme_id) =
         named_server(&server.ws_url(), "acme-app", &keys["acme"], "acme-api").await;
     let (_globex, globex_id) = named_server(

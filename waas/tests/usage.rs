@@ -3,6 +3,9 @@
 //! `GET /v1/admin/apps/{app}/usage` — in one process, and across two gateways of a cluster over
 //! real NATS and PostgreSQL.
 
+#[path = "support/tenants.rs"]
+mod tenants;
+
 use serde_json::{json, Value};
 use std::time::Duration;
 use waas_test_support::cluster::Cluster;
@@ -240,35 +243,9 @@ async fn dashboard_session(server: &TestServer, email: &str, password: &str) -> 
 
 #[tokio::test]
 async fn a_tenant_user_sees_the_usage_of_their_apps_only() {
-    use waas_control_plane::dashboard::accounts::create_user;
-    use waas_control_plane::store::dashboard::Role;
     let server = server().await;
-    for t in ["acme", "globex"] {
-        let (s, _) = server
-            .admin(
-                "POST",
-                "/v1/admin/tenants",
-                Some(json!({"id": t, "name": t})),
-            )
-            .await;
-        assert_eq!(s, 201);
-        let (s, _) = server
-            .admin(
-                "POST",
-                "/v1/admin/apps",
-                Some(json!({"id": format!("{t}-app"), "tenant_id": t})),
-            )
-            .await;
-        assert_eq!(s, 201);
-    }
-    create_user(
-        server.accounts.as_ref(),
-        "ann@acme.test",
-        "ann-password-1",
-        Role::Tenant("acme".into()),
-    )
-    .await
-    .unwrap();
+    tenants::acme_and_globex(&server).await;
+    tenants::ann_of_acme(&server).await;
     let cookie = dashboard_session(&server, "ann@acme.test", "ann-password-1").await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
