@@ -2,25 +2,13 @@
 // sdk/js's tests find it, configured with Pusher-enabled apps, on a free loopback port.
 
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-export const repo = path.resolve(here, "../../..");
-const targetDir = process.env.CARGO_TARGET_DIR
-  ? path.resolve(repo, process.env.CARGO_TARGET_DIR)
-  : path.join(repo, "target");
+import { waasBin } from "../../../test-support/js/cluster.mjs";
 
-/** The `waas` binary: `WAAS_BIN`, else `$CARGO_TARGET_DIR/debug/waas` (`cargo build` makes it). */
-export function waasBin() {
-  const bin = process.env.WAAS_BIN ?? path.join(targetDir, "debug", "waas");
-  if (!existsSync(bin)) {
-    throw new Error(`no waas binary at ${bin}: run \`cargo build\` at the repository root, or set WAAS_BIN`);
-  }
-  return bin;
-}
+export { repo, targetDir, waasBin } from "../../../test-support/js/cluster.mjs";
 
 /** A `waas dev` config file with `apps`: `{ id, apiKey, secret, clientEvents }` each. */
 function configFile(apps) {

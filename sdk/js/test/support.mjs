@@ -2,26 +2,12 @@
 // connections, and waiting for events without sleeping.
 
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import net from "node:net";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { ServerClient } from "../dist/index.js";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-export const repo = path.resolve(here, "../../..");
-export const targetDir = process.env.CARGO_TARGET_DIR
-  ? path.resolve(repo, process.env.CARGO_TARGET_DIR)
-  : path.join(repo, "target");
+import { waasBin } from "../../../test-support/js/cluster.mjs";
 
-/** The `waas` binary: `WAAS_BIN`, else `$CARGO_TARGET_DIR/debug/waas` (`cargo build` makes it). */
-export function waasBin() {
-  const bin = process.env.WAAS_BIN ?? path.join(targetDir, "debug", "waas");
-  if (!existsSync(bin)) {
-    throw new Error(`no waas binary at ${bin}: run \`cargo build\` at the repository root, or set WAAS_BIN`);
-  }
-  return bin;
-}
+export { repo, targetDir, waasBin } from "../../../test-support/js/cluster.mjs";
 
 export const APP = "demo";
 export const API_KEY = "demo-key";
