@@ -223,7 +223,7 @@ fn num(v: f64) -> String {
     }
 }
 
-fn display_target(t: &str) -> &str {
+pub(crate) fn display_target(t: &str) -> &str {
     match t {
         "waas" => "WaaS",
         "socketio" => "Socket.IO",
@@ -389,6 +389,7 @@ pub fn group_runs(reports: &[Report]) -> Vec<Vec<&Report>> {
             first.target == r.target
                 && first.label == r.label
                 && first.publish_via == r.publish_via
+                && first.auth == r.auth
                 && first.scenario() == r.scenario()
         };
         match groups.iter_mut().find(|g| same(g)) {

@@ -469,7 +469,7 @@ pub(crate) fn build_report(args: &RunArgs, ctx: &Ctx, s: Samples) -> Report {
         connect_server_cpu_s,
         server_cpu_us_per_connect: connect_server_cpu_s
             .map(|cpu| cpu * 1e6 / s.subscribed.max(1) as f64),
-        idle_s: (args.scenario == Scenario::Idle).then(|| w.wall.as_secs_f64()),
+        idle_s: (args.scenario == Scenario::Idle).then_some(w.wall.as_secs_f64()),
         reconnect: None,
         published: ctx.published.sent(),
         accepted,

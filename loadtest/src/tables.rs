@@ -62,6 +62,14 @@ fn heading(r: &Report) -> String {
     }
 }
 
+/// The server's name, with the set-up's label: how it published does not matter here.
+fn server_name(r: &Report) -> String {
+    match &r.label {
+        Some(label) => format!("{}, {label}", report::display_target(&r.target)),
+        None => report::display_target(&r.target).to_string(),
+    }
+}
+
 fn auth_name(auth: &str) -> &str {
     match auth {
         "hs256" => "JWT HS256",
@@ -106,7 +114,7 @@ pub fn storm_table(runs: &[Report]) -> String {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {:.2} | {} | {} | {} |",
-            r.display_name(),
+            server_name(r),
             auth_name(&r.auth),
             r.subscribers,
             r.subscribed,
@@ -131,7 +139,7 @@ pub fn storm_ratios(runs: &[Report]) -> String {
         let _ = writeln!(
             rows,
             "| {} ({}) | {} | {} |",
-            r.display_name(),
+            server_name(r),
             auth_name(&r.auth),
             ratio(Some(r.connect_s), Some(waas.connect_s)),
             ratio(r.server_cpu_us_per_connect, waas.server_cpu_us_per_connect),
@@ -156,7 +164,7 @@ pub fn idle_table(runs: &[Report]) -> String {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} |",
-            r.display_name(),
+            server_name(r),
             r.subscribers,
             r.subscribed,
             opt(r.idle_s, 0),
@@ -177,7 +185,7 @@ pub fn idle_ratios(runs: &[Report]) -> String {
         let _ = writeln!(
             rows,
             "| {} | {} | {} |",
-            r.display_name(),
+            server_name(r),
             ratio(r.server_rss_kib_per_conn, waas.server_rss_kib_per_conn),
             ratio(r.server_cpu_percent, waas.server_cpu_percent),
         );
@@ -202,7 +210,7 @@ pub fn reconnect_table(runs: &[Report]) -> String {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} ({}) | {} | {:.2} | {:.2} | {} | {} | {} | {} | {} | {} |",
-            r.display_name(),
+            server_name(r),
             auth_name(&r.auth),
             r.subscribers,
             r.channels,
