@@ -43,12 +43,77 @@ pub enum Target {
     Pusher,
 }
 
+impl RunArgs {
+    /// `--connect-concurrency`, or its default for the scenario.
+    pub fn connect_concurrency(&self) -> usize {
+        match (self.connect_concurrency, self.scenario) {
+            (Some(n), _) => n,
+            (None, Scenario::Storm) => self.subscribers,
+            (None, _) => 100,
+        }
+    }
+}
+
 impl Target {
     pub fn name(self) -> &'static str {
         match self {
             Target::Waas => "waas",
             Target::Socketio => "socketio",
             Target::Pusher => "pusher",
+        }
+    }
+}
+
+/// What a run measures (see `loadtest/README.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// Subscribe, then publish `--rate` msg/s for `--duration` s (one channel, or `--channels`
+    /// of them): deliveries/s, latency, server CPU per delivery.
+    Fanout,
+    /// Connect and subscribe every subscriber at once (`--connect-concurrency` defaults to
+    /// `--subscribers`), nothing published: time until all are subscribed, server CPU per
+    /// connection.
+    Storm,
+    /// Connect and subscribe, then publish nothing for `--idle-secs`: server RSS per connection
+    /// and CPU % while only heartbeats flow.
+    Idle,
+    /// WaaS only: subscribe, publish through `--publish-addr` at `--rate`, and when the
+    /// subscribers' gateway goes away (killed by the caller, see `--ready-file`) reconnect each
+    /// after a random `--reconnect-jitter-ms` and resubscribe with `since`: time until all are
+    /// back and caught up, messages lost.
+    Reconnect,
+}
+
+impl Scenario {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Fanout => "fanout",
+            Scenario::Storm => "storm",
+            Scenario::Idle => "idle",
+            Scenario::Reconnect => "reconnect",
+        }
+    }
+}
+
+/// How WaaS subscribers authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Auth {
+    /// `--api-key` as bearer (every subscriber the same key).
+    ApiKey,
+    /// A distinct HS256 JWT per subscriber, signed with `--jwt-secret`.
+    Hs256,
+    /// A distinct RS256 JWT per subscriber, signed with the private key `--jwt-rsa-key`.
+    Rs256,
+}
+
+impl Auth {
+    pub fn name(self) -> &'static str {
+        match self {
+            Auth::ApiKey => "api-key",
+            Auth::Hs256 => "hs256",
+            Auth::Rs256 => "rs256",
         }
     }
 }
@@ -123,9 +188,65 @@ pub struct RunArgs {
     #[arg(long)]
     pub name: Option<String>,
 
-    /// Channel (Socket.IO: room) every subscriber joins.
+    /// What to measure.
+    #[arg(long, value_enum, default_value_t = Scenario::Fanout)]
+    pub scenario: Scenario,
+
+    /// Channel (Socket.IO: room) every subscriber joins; with `--channels` above 1, the base of
+    /// the names `{channel}-0`, `{channel}-1`, ...
     #[arg(long, default_value = "bench")]
     pub channel: String,
+
+    /// Channels the subscribers are spread over; message `n` goes to channel `n mod channels`.
+    #[arg(long, default_value_t = 1)]
+    pub channels: usize,
+
+    /// Channels each subscriber subscribes to: subscriber `i` takes channels
+    /// `(i·K + k) mod channels`, so with `subscribers × K` a multiple of `channels` every
+    /// channel has the same number of subscribers.
+    #[arg(long, default_value_t = 1)]
+    pub channels_per_subscriber: usize,
+
+    /// How WaaS subscribers authenticate (`--target waas`): the API key, or a distinct JWT each.
+    #[arg(long, value_enum, default_value_t = Auth::ApiKey)]
+    pub auth: Auth,
+
+    /// HS256 secret for `--auth hs256` (`waas dev`'s demo app: `demo-secret`).
+    #[arg(
+        long,
+        env = "LOADTEST_JWT_SECRET",
+        default_value = "demo-secret",
+        hide_env_values = true
+    )]
+    pub jwt_secret: String,
+
+    /// RSA private key (PEM) for `--auth rs256`; the app holds its public half.
+    #[arg(long)]
+    pub jwt_rsa_key: Option<PathBuf>,
+
+    /// `--scenario idle`: seconds the connections stay idle while the server's CPU is measured.
+    #[arg(long, default_value_t = 30.0)]
+    pub idle_secs: f64,
+
+    /// `--scenario reconnect`: each subscriber waits a random time up to this before
+    /// reconnecting (the SDKs' backoff jitter), and as long again between failed attempts.
+    #[arg(long, default_value_t = 1000)]
+    pub reconnect_jitter_ms: u64,
+
+    /// `--scenario reconnect`: seconds allowed, after the first disconnect, for every subscriber
+    /// to be back and caught up.
+    #[arg(long, default_value_t = 60.0)]
+    pub reconnect_timeout: f64,
+
+    /// `--scenario reconnect`: file written once every subscriber is subscribed and publishing
+    /// has started, so that a script knows when to kill the gateway.
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+
+    /// `--scenario reconnect`: file holding the pid of the restarted gateway (written by the
+    /// script that restarts it), whose CPU time is reported per reconnected subscriber.
+    #[arg(long)]
+    pub restarted_pid_file: Option<PathBuf>,
 
     /// Subscriber connections.
     #[arg(long, short = 'n', default_value_t = 1000)]
@@ -168,11 +289,12 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',')]
     pub source_ips: Vec<IpAddr>,
 
-    /// Connections being opened at once. Keep it under the server's listen backlog (tokio's
-    /// `TcpListener::bind` gives 128): an overflowing accept queue drops SYNs, which the kernel
-    /// retries after a second.
-    #[arg(long, default_value_t = 100)]
-    pub connect_concurrency: usize,
+    /// Connections being opened at once (default 100; `--scenario storm`: all of them). Keep it
+    /// under the server's listen backlog (tokio's `TcpListener::bind` gives 128) to measure
+    /// anything but the storm: an overflowing accept queue drops SYNs, which the kernel retries
+    /// after a second.
+    #[arg(long)]
+    pub connect_concurrency: Option<usize>,
 
     /// Seconds allowed for connecting and subscribing every subscriber.
     #[arg(long, default_value_t = 180.0)]

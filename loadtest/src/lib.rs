@@ -1,5 +1,6 @@
-//! Load generator for WaaS and its peers: N subscriber connections on one channel, one publisher
-//! at a fixed rate, and what it cost the server.
+//! Load generator for WaaS and its peers: N subscriber connections on one channel or spread over
+//! many, one publisher at a fixed rate, and what it cost the server; or connect storms, idle
+//! connections and a reconnect storm (`--scenario`).
 //!
 //! # Layout
 //! - [`config`]: the command line, every flag with its default.
@@ -8,6 +9,11 @@
 //! - [`target`]: what differs per server: [`target::waas`] (protocol v1 over WebSocket, REST
 //!   publish), [`target::socketio`] (Engine.IO v4 / Socket.IO v5 over WebSocket) and
 //!   [`target::pusher`] (Pusher protocol 7, publishing through Pusher's signed HTTP API).
+//! - [`spread`]: which channels each subscriber joins and each message goes to (many channels).
+//! - [`tokens`]: one JWT per WaaS subscriber (HS256 or RS256), for the connect storm.
+//! - [`reconnect`]: the reconnect storm: subscribers that resubscribe with `since` after their
+//!   gateway is killed, and count what they missed.
+//! - [`tables`]: one table per scenario with every server's ratio to WaaS.
 //! - [`ws`]: the client WebSocket handshake (fastwebsockets over a tokio `TcpStream`, optionally
 //!   bound to one of several loopback source addresses).
 //! - [`stats`]: delivery counters and the publish→deliver latency histogram shared by every
@@ -21,10 +27,14 @@
 
 pub mod config;
 pub mod procfs;
+pub mod reconnect;
 pub mod report;
 pub mod run;
+pub mod spread;
 pub mod stats;
+pub mod tables;
 pub mod target;
+pub mod tokens;
 pub mod ws;
 
 pub use config::{Cli, Command, RunArgs};

@@ -23,11 +23,7 @@ fn main() -> Result<()> {
             .iter()
             .map(|g| report::median_run(g).clone())
             .collect();
-        print!("{}", report::markdown_table(&reports));
-        let ratios = report::ratio_table(&reports);
-        if !ratios.is_empty() {
-            print!("\n{ratios}");
-        }
+        print!("{}", loadtest::tables::by_scenario(&reports));
         let setups = report::setup_table(&reports);
         if !setups.is_empty() {
             print!("\n{setups}");
@@ -68,7 +64,7 @@ fn main() -> Result<()> {
             write!(
                 out,
                 "{}",
-                report::markdown_table(std::slice::from_ref(&report))
+                loadtest::tables::by_scenario(std::slice::from_ref(&report))
             )?;
             write!(out, "\n{}", report::details(&report))?;
         }

@@ -13,6 +13,19 @@ pub struct Report {
     /// How the servers were set up (`--label`); `None` for a single server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// `fanout` (one channel), `many-channels`, `storm`, `idle` or `reconnect`.
+    #[serde(default = "fanout")]
+    pub scenario: String,
+    /// Channels the subscribers were spread over.
+    #[serde(default = "one")]
+    pub channels: usize,
+    /// Channels each subscriber subscribed to.
+    #[serde(default = "one")]
+    pub channels_per_subscriber: usize,
+    /// How subscribers authenticated: `api-key`, `hs256`, `rs256` (WaaS), `public` (a public
+    /// channel without credentials: Pusher, Socket.IO).
+    #[serde(default = "api_key")]
+    pub auth: String,
     /// Where the subscribers connected, round robin.
     #[serde(default)]
     pub addrs: Vec<String>,
@@ -32,6 +45,19 @@ pub struct Report {
     pub duration_s: f64,
     /// Seconds it took to connect and subscribe every subscriber.
     pub connect_s: f64,
+    /// Server CPU time over the connect phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_server_cpu_s: Option<f64>,
+    /// That, per subscribed connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cpu_us_per_connect: Option<f64>,
+    /// `idle`: seconds the connections were idle while the server's CPU was measured (the
+    /// `server_cpu_*` figures are then over this window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_s: Option<f64>,
+    /// `reconnect`: the outage and the recovery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconnect: Option<ReconnectFigures>,
     /// Messages written by the publisher.
     pub published: u64,
     /// Messages the server acknowledged.
@@ -99,6 +125,40 @@ pub struct Report {
     pub loadavg_before: f64,
 }
 
+/// The reconnect scenario: every subscriber's gateway went away and came back.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReconnectFigures {
+    /// Subscribers that lost their connection.
+    pub disconnected: usize,
+    /// Seconds from the first disconnect until every subscriber was connected again.
+    pub all_back_s: f64,
+    /// Seconds from the first disconnect until every subscriber had all its resubscriptions
+    /// acknowledged (the server replays the missed messages before each `ack`).
+    pub all_caught_up_s: f64,
+    /// Resubscriptions answered `recovered: false`.
+    pub unrecovered: u64,
+    /// Connection attempts that failed while the gateway was away.
+    pub failed_attempts: u64,
+    /// Messages delivered twice to one subscriber (by offset).
+    pub duplicates: u64,
+    /// CPU time of the restarted gateway (`--server-pid-file` read after the restart) from
+    /// its start until everyone had caught up, per reconnected subscriber.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cpu_us_per_reconnect: Option<f64>,
+}
+
+fn fanout() -> String {
+    "fanout".into()
+}
+
+fn one() -> usize {
+    1
+}
+
+fn api_key() -> String {
+    "api-key".into()
+}
+
 /// One measured process: its CPU time over the publish window and its RSS around subscribing.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProcessFigures {
@@ -132,9 +192,16 @@ impl Report {
         }
     }
 
-    /// The scenario: subscribers, rate and payload.
-    fn scenario(&self) -> (usize, u64, usize) {
-        (self.subscribers, self.rate.to_bits(), self.payload)
+    /// The scenario: its kind, subscribers, channels, rate and payload.
+    fn scenario(&self) -> (&str, usize, usize, usize, u64, usize) {
+        (
+            &self.scenario,
+            self.subscribers,
+            self.channels,
+            self.channels_per_subscriber,
+            self.rate.to_bits(),
+            self.payload,
+        )
     }
 
     /// A single WaaS server published to over WebSocket: the reference runs compare against.
@@ -156,7 +223,7 @@ fn num(v: f64) -> String {
     }
 }
 
-fn display_target(t: &str) -> &str {
+pub(crate) fn display_target(t: &str) -> &str {
     match t {
         "waas" => "WaaS",
         "socketio" => "Socket.IO",
@@ -322,6 +389,7 @@ pub fn group_runs(reports: &[Report]) -> Vec<Vec<&Report>> {
             first.target == r.target
                 && first.label == r.label
                 && first.publish_via == r.publish_via
+                && first.auth == r.auth
                 && first.scenario() == r.scenario()
         };
         match groups.iter_mut().find(|g| same(g)) {
@@ -426,13 +494,17 @@ pub fn details(r: &Report) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn report(target: &str, cpu: f64, rss: f64) -> Report {
+    pub(crate) fn report(target: &str, cpu: f64, rss: f64) -> Report {
         Report {
             target: target.into(),
             label: None,
+            scenario: "fanout".into(),
+            channels: 1,
+            channels_per_subscriber: 1,
+            auth: "api-key".into(),
             addrs: vec!["127.0.0.1:8080".into()],
             publish_addr: "127.0.0.1:8080".into(),
             publish_via: "ws".into(),
@@ -442,6 +514,10 @@ mod tests {
             payload: 100,
             duration_s: 10.0,
             connect_s: 1.0,
+            connect_server_cpu_s: Some(0.1),
+            server_cpu_us_per_connect: Some(100.0),
+            idle_s: None,
+            reconnect: None,
             published: 200,
             accepted: 200,
             expected: 200_000,
@@ -548,5 +624,33 @@ mod tests {
         let text = serde_json::to_string(&r).unwrap();
         let back: Report = serde_json::from_str(&text).unwrap();
         assert_eq!(back.server_cpu_us_per_delivery, Some(2.0));
+    }
+
+    #[test]
+    fn reports_from_before_the_scenarios_read_as_fanout() {
+        let mut json = serde_json::to_value(report("waas", 2.0, 4.0)).unwrap();
+        let map = json.as_object_mut().unwrap();
+        for key in ["scenario", "channels", "channels_per_subscriber", "auth"] {
+            map.remove(key);
+        }
+        let old: Report = serde_json::from_value(json).unwrap();
+        assert_eq!(
+            (old.scenario.as_str(), old.channels, old.auth.as_str()),
+            ("fanout", 1, "api-key")
+        );
+    }
+
+    #[test]
+    fn many_channels_compare_only_with_the_same_spread() {
+        let mut many = report("soketi", 30.0, 8.0);
+        many.scenario = "many-channels".into();
+        many.channels = 10_000;
+        let runs = [report("waas", 2.0, 4.0), many.clone()];
+        assert!(ratio_table(&runs).is_empty());
+        let mut waas_many = many;
+        waas_many.target = "waas".into();
+        waas_many.server_cpu_us_per_delivery = Some(10.0);
+        let runs = [runs[0].clone(), runs[1].clone(), waas_many];
+        assert!(ratio_table(&runs).contains("30.0 / 10.0 = **3.0×**"));
     }
 }

@@ -1,5 +1,6 @@
 //! What differs per server under test. Each target module offers:
-//! - `subscriber(ctx, i, ready)`: a task that connects, subscribes to `ctx.channel`, reports to
+//! - `subscriber(ctx, i, ready)`: a task that connects, subscribes to its channels
+//!   (`ctx.spread.names_of(i)`), reports to
 //!   `ready`, then records every delivery into `ctx.stats` until it is aborted or the server
 //!   closes the connection;
 //! - a publisher implementing [`Publisher`], counting accepted and rejected messages in
@@ -9,6 +10,7 @@ pub mod pusher;
 pub mod socketio;
 pub mod waas;
 
+use crate::spread::Spread;
 use crate::stats::Stats;
 use crate::ws::Endpoint;
 use std::future::Future;
@@ -24,7 +26,10 @@ pub struct Ctx {
     pub publish_endpoint: Endpoint,
     pub app: String,
     pub api_key: String,
-    pub channel: String,
+    /// The channels and who subscribes to which.
+    pub spread: Spread,
+    /// One JWT per subscriber (`--auth hs256|rs256`); empty: every subscriber uses `api_key`.
+    pub tokens: Vec<String>,
     pub source_ips: Vec<IpAddr>,
     pub stats: Stats,
     pub published: PublishCounters,
@@ -34,6 +39,11 @@ impl Ctx {
     /// The server subscriber `i` connects to.
     pub fn subscriber_endpoint(&self, i: usize) -> &Endpoint {
         &self.endpoints[i % self.endpoints.len()]
+    }
+
+    /// The bearer credential of WaaS subscriber `i`: its token, or the API key.
+    pub fn bearer(&self, i: usize) -> &str {
+        self.tokens.get(i).map_or(&self.api_key, String::as_str)
     }
 }
 
@@ -69,32 +79,41 @@ impl PublishCounters {
 /// A subscriber's report that it is subscribed (or why it is not). Holding it holds one of the
 /// connect-phase permits, so that only `--connect-concurrency` handshakes run at once.
 pub struct Ready {
-    tx: mpsc::UnboundedSender<anyhow::Result<()>>,
+    /// The subscriber's index.
+    i: usize,
+    tx: mpsc::UnboundedSender<(usize, anyhow::Result<()>)>,
     _permit: OwnedSemaphorePermit,
 }
 
 impl Ready {
     pub fn new(
-        tx: mpsc::UnboundedSender<anyhow::Result<()>>,
+        i: usize,
+        tx: mpsc::UnboundedSender<(usize, anyhow::Result<()>)>,
         permit: OwnedSemaphorePermit,
     ) -> Self {
         Ready {
+            i,
             tx,
             _permit: permit,
         }
     }
 
     pub fn report(self, result: anyhow::Result<()>) {
-        let _ = self.tx.send(result);
+        let _ = self.tx.send((self.i, result));
     }
 }
 
 /// The publishing connection of a target.
 pub trait Publisher {
-    /// Publishes message `id` whose data is the JSON object `data`, to `ctx.channel`. Returns once
+    /// Publishes message `id` whose data is the JSON object `data`, to `channel`. Returns once
     /// the message is written (acknowledgements are counted in the background); an error means the
     /// publisher cannot go on.
-    fn publish(&mut self, id: u64, data: &str) -> impl Future<Output = anyhow::Result<()>>;
+    fn publish(
+        &mut self,
+        id: u64,
+        channel: &str,
+        data: &str,
+    ) -> impl Future<Output = anyhow::Result<()>>;
 
     /// Closes the connection.
     fn close(self) -> impl Future<Output = ()>;

@@ -61,22 +61,27 @@ async fn subscribe(ctx: &Ctx, auth: &PusherAuth, i: usize) -> Result<Ws> {
     if established["event"] != "pusher:connection_established" {
         bail!("expected pusher:connection_established, got {established}");
     }
-    let subscribe = serde_json::json!({
-        "event": "pusher:subscribe",
-        "data": {"channel": ctx.channel},
-    });
-    ws.write_frame(Frame::text(Payload::Owned(
-        subscribe.to_string().into_bytes(),
-    )))
-    .await?;
-    loop {
+    let channels = ctx.spread.names_of(i);
+    for channel in &channels {
+        let subscribe = serde_json::json!({
+            "event": "pusher:subscribe",
+            "data": {"channel": channel},
+        });
+        ws.write_frame(Frame::text(Payload::Owned(
+            subscribe.to_string().into_bytes(),
+        )))
+        .await?;
+    }
+    let mut succeeded = 0;
+    while succeeded < channels.len() {
         let event = read_event(&mut ws).await?;
         match event["event"].as_str() {
-            Some("pusher_internal:subscription_succeeded") => return Ok(ws),
+            Some("pusher_internal:subscription_succeeded") => succeeded += 1,
             Some("pusher:error" | "pusher:subscription_error") => bail!("{event}"),
             _ => continue,
         }
     }
+    Ok(ws)
 }
 
 /// The next text frame as JSON; a close frame or `pusher:error` is an error.
@@ -163,7 +168,6 @@ pub struct HttpPublisher {
     client: reqwest::Client,
     base: String,
     path: String,
-    channel_json: String,
     in_flight: Arc<Semaphore>,
 }
 
@@ -171,26 +175,24 @@ impl HttpPublisher {
     pub fn new(ctx: Arc<Ctx>, auth: Arc<PusherAuth>) -> Result<HttpPublisher> {
         let path = format!("/apps/{}/events", auth.app_id);
         let base = format!("http://{}", ctx.publish_endpoint.host);
-        let channel_json = serde_json::to_string(&ctx.channel)?;
         Ok(HttpPublisher {
             ctx,
             auth,
             client: reqwest::Client::builder().no_proxy().build()?,
             base,
             path,
-            channel_json,
             in_flight: Arc::new(Semaphore::new(HTTP_CONCURRENCY)),
         })
     }
 }
 
 impl Publisher for HttpPublisher {
-    async fn publish(&mut self, _id: u64, data: &str) -> Result<()> {
+    async fn publish(&mut self, _id: u64, channel: &str, data: &str) -> Result<()> {
         let permit = self.in_flight.clone().acquire_owned().await?;
         // Pusher's `data` is a string: the JSON object, encoded once more.
         let body = format!(
             r#"{{"name":"tick","channels":[{}],"data":{}}}"#,
-            self.channel_json,
+            serde_json::to_string(channel)?,
             serde_json::to_string(data)?
         );
         let timestamp = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();

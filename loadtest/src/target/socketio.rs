@@ -126,9 +126,15 @@ pub async fn subscriber(ctx: Arc<Ctx>, i: usize, ready: Ready) {
 async fn subscribe(ctx: &Ctx, i: usize) -> Result<Ws> {
     let source = ws::source_for(&ctx.source_ips, i);
     let mut ws = open(ctx.subscriber_endpoint(i), source).await?;
-    let channel = serde_json::to_string(&ctx.channel)?;
-    send(&mut ws, &format!(r#"420["subscribe",{channel}]"#)).await?;
-    wait_ack(&mut ws, 0).await?;
+    // One emit per room, ack ids 0, 1, ...; acks come back in order.
+    let channels = ctx.spread.names_of(i);
+    for (id, channel) in channels.iter().enumerate() {
+        let channel = serde_json::to_string(channel)?;
+        send(&mut ws, &format!(r#"42{id}["subscribe",{channel}]"#)).await?;
+    }
+    for id in 0..channels.len() {
+        wait_ack(&mut ws, id as u64).await?;
+    }
     Ok(ws)
 }
 
@@ -178,7 +184,6 @@ type Writer = Arc<Mutex<WebSocketWrite<WriteHalf<Io>>>>;
 pub struct SioPublisher {
     write: Writer,
     reader: JoinHandle<()>,
-    channel_json: String,
     buf: String,
 }
 
@@ -187,12 +192,10 @@ impl SioPublisher {
         let ws = open(&ctx.publish_endpoint, None).await?;
         let (read, write) = ws.split(tokio::io::split);
         let write = Arc::new(Mutex::new(write));
-        let channel_json = serde_json::to_string(&ctx.channel)?;
         let reader = tokio::spawn(count_acks(read, write.clone(), ctx));
         Ok(SioPublisher {
             write,
             reader,
-            channel_json,
             buf: String::new(),
         })
     }
@@ -235,13 +238,13 @@ async fn count_acks(mut read: WebSocketRead<ReadHalf<Io>>, write: Writer, ctx: A
 }
 
 impl Publisher for SioPublisher {
-    async fn publish(&mut self, id: u64, data: &str) -> Result<()> {
+    async fn publish(&mut self, id: u64, channel: &str, data: &str) -> Result<()> {
         use std::fmt::Write;
         self.buf.clear();
         write!(
             self.buf,
             r#"42{id}["publish",{{"channel":{},"event":"tick","data":{data}}}]"#,
-            self.channel_json
+            serde_json::to_string(channel)?
         )?;
         let frame = Frame::text(Payload::Owned(self.buf.as_bytes().to_vec()));
         self.write.lock().await.write_frame(frame).await?;

@@ -45,20 +45,26 @@ async fn subscribe(ctx: &Ctx, i: usize) -> Result<Ws> {
         ctx.subscriber_endpoint(i),
         source,
         &ws_path(ctx),
-        Some(&ctx.api_key),
+        Some(ctx.bearer(i)),
     )
     .await?;
-    let channel = serde_json::to_string(&ctx.channel)?;
-    let subscribe = format!(r#"{{"op":"subscribe","id":1,"channel":{channel}}}"#).into_bytes();
-    ws.write_frame(Frame::text(Payload::Owned(subscribe)))
-        .await?;
-    loop {
+    let channels = ctx.spread.names_of(i);
+    for (id, channel) in (1..).zip(&channels) {
+        let channel = serde_json::to_string(channel)?;
+        let subscribe =
+            format!(r#"{{"op":"subscribe","id":{id},"channel":{channel}}}"#).into_bytes();
+        ws.write_frame(Frame::text(Payload::Owned(subscribe)))
+            .await?;
+    }
+    let mut acked = 0;
+    while acked < channels.len() {
         match read_server_frame(&mut ws).await? {
-            ServerFrame::Ack { id: 1, .. } => return Ok(ws),
+            ServerFrame::Ack { .. } => acked += 1,
             ServerFrame::Error { code, message, .. } => bail!("{code}: {message}"),
             _ => continue,
         }
     }
+    Ok(ws)
 }
 
 /// The next text frame, parsed; a close frame is an error.
@@ -111,8 +117,6 @@ type Io = TokioIo<Upgraded>;
 pub struct WsPublisher {
     write: WebSocketWrite<WriteHalf<Io>>,
     reader: JoinHandle<()>,
-    /// `"channel"` as a JSON string.
-    channel_json: String,
     buf: String,
 }
 
@@ -131,12 +135,10 @@ impl WsPublisher {
             other => bail!("publisher: expected ready, got {other:?}"),
         }
         let (read, write) = ws.split(tokio::io::split);
-        let channel_json = serde_json::to_string(&ctx.channel)?;
         let reader = tokio::spawn(count_acks(read, ctx));
         Ok(WsPublisher {
             write,
             reader,
-            channel_json,
             buf: String::new(),
         })
     }
@@ -174,13 +176,13 @@ async fn count_acks(mut read: WebSocketRead<ReadHalf<Io>>, ctx: Arc<Ctx>) {
 }
 
 impl Publisher for WsPublisher {
-    async fn publish(&mut self, id: u64, data: &str) -> Result<()> {
+    async fn publish(&mut self, id: u64, channel: &str, data: &str) -> Result<()> {
         use std::fmt::Write;
         self.buf.clear();
         write!(
             self.buf,
             r#"{{"op":"publish","id":{id},"channel":{},"event":"tick","data":{data}}}"#,
-            self.channel_json
+            serde_json::to_string(channel)?
         )?;
         self.write
             .write_frame(Frame::text(Payload::Owned(self.buf.as_bytes().to_vec())))
@@ -200,7 +202,6 @@ pub struct RestPublisher {
     ctx: Arc<Ctx>,
     client: reqwest::Client,
     url: String,
-    channel_json: String,
     in_flight: Arc<Semaphore>,
 }
 
@@ -210,23 +211,21 @@ impl RestPublisher {
             "http://{}/v1/apps/{}/publish",
             ctx.publish_endpoint.host, ctx.app
         );
-        let channel_json = serde_json::to_string(&ctx.channel)?;
         Ok(RestPublisher {
             ctx,
             client: reqwest::Client::builder().no_proxy().build()?,
             url,
-            channel_json,
             in_flight: Arc::new(Semaphore::new(REST_CONCURRENCY)),
         })
     }
 }
 
 impl Publisher for RestPublisher {
-    async fn publish(&mut self, _id: u64, data: &str) -> Result<()> {
+    async fn publish(&mut self, _id: u64, channel: &str, data: &str) -> Result<()> {
         let permit = self.in_flight.clone().acquire_owned().await?;
         let body = format!(
             r#"{{"channel":{},"event":"tick","data":{data}}}"#,
-            self.channel_json
+            serde_json::to_string(channel)?
         );
         let request = self
             .client
