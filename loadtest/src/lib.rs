@@ -10,6 +10,8 @@
 //!   [`target::pusher`] (Pusher protocol 7, publishing through Pusher's signed HTTP API).
 //! - [`ws`]: the client WebSocket handshake (fastwebsockets over a tokio `TcpStream`, optionally
 //!   bound to one of several loopback source addresses).
+//! - [`netns`]: sockets opened in another network namespace (`--subscriber-netns`: subscribers
+//!   in one region, the publisher in another, one clock).
 //! - [`stats`]: delivery counters and the publish→deliver latency histogram shared by every
 //!   subscriber task.
 //! - [`procfs`]: CPU time and RSS of a process from `/proc/PID/stat` and `/proc/PID/status`.
@@ -20,6 +22,7 @@
 //! reading of the same clock.
 
 pub mod config;
+pub mod netns;
 pub mod procfs;
 pub mod report;
 pub mod run;

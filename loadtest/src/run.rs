@@ -10,6 +10,7 @@
 //! sampled over the same window and reported apart.
 
 use crate::config::{PublishVia, RunArgs, Target};
+use crate::netns::NetNs;
 use crate::procfs::{self, BoxSample, ProcSample};
 use crate::report::{ProcessFigures, Report};
 use crate::stats::Stats;
@@ -56,13 +57,23 @@ pub async fn run(args: &RunArgs) -> Result<Report> {
     warn_on_fd_limit(args.subscribers);
 
     ensure!(!args.addr.is_empty(), "--addr needs at least one address");
+    let netns = match &args.subscriber_netns {
+        Some(name) => Some(Arc::new(NetNs::open(name)?)),
+        None => None,
+    };
     let mut endpoints = Vec::with_capacity(args.addr.len());
     for addr in &args.addr {
-        endpoints.push(Endpoint::resolve(addr).await?);
+        let mut endpoint = Endpoint::resolve(addr).await?;
+        endpoint.netns = netns.clone();
+        endpoints.push(endpoint);
     }
     let publish_endpoint = match &args.publish_addr {
         Some(addr) => Endpoint::resolve(addr).await?,
-        None => endpoints[0].clone(),
+        // The publisher connects from the process's namespace, whatever the subscribers' is.
+        None => Endpoint {
+            netns: None,
+            ..endpoints[0].clone()
+        },
     };
     let ctx = Arc::new(Ctx {
         endpoints,
@@ -357,6 +368,7 @@ fn build_report(args: &RunArgs, ctx: &Ctx, s: Samples) -> Report {
             .publish_addr
             .clone()
             .unwrap_or_else(|| args.addr[0].clone()),
+        subscriber_netns: args.subscriber_netns.clone(),
         publish_via: match args.publish_via {
             PublishVia::Ws => "ws".into(),
             PublishVia::Rest => "rest".into(),
