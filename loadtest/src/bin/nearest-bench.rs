@@ -19,7 +19,10 @@ use std::time::{Duration, Instant};
 use waas_sdk::Client;
 
 #[derive(Debug, Parser)]
-#[command(name = "nearest-bench", about = "Connect time of the Rust SDK, with and without `nearest`")]
+#[command(
+    name = "nearest-bench",
+    about = "Connect time of the Rust SDK, with and without `nearest`"
+)]
 struct Args {
     /// Gateway URLs (ws://HOST:PORT), comma-separated, in the order the client is given them.
     #[arg(long, value_delimiter = ',', required = true)]
@@ -34,7 +37,12 @@ struct Args {
     #[arg(long, env = "WAAS_APP_ID", default_value = "demo")]
     app: String,
     /// Credentials the client connects with (an API key or a token).
-    #[arg(long, env = "WAAS_TOKEN", default_value = "demo-key", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "WAAS_TOKEN",
+        default_value = "demo-key",
+        hide_env_values = true
+    )]
     token: String,
     /// Connects measured.
     #[arg(long, default_value_t = 50)]
@@ -72,7 +80,8 @@ async fn main() -> anyhow::Result<()> {
     times.sort();
     let ms = |d: Duration| (d.as_secs_f64() * 1e5).round() / 100.0;
     // Nearest-rank quantile of the sorted sample.
-    let at = |q: f64| ms(times[((q * times.len() as f64).ceil() as usize).clamp(1, times.len()) - 1]);
+    let at =
+        |q: f64| ms(times[((q * times.len() as f64).ceil() as usize).clamp(1, times.len()) - 1]);
     let out = json!({
         "urls": args.urls,
         "nearest": args.nearest,
