@@ -289,6 +289,13 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',')]
     pub source_ips: Vec<IpAddr>,
 
+    /// Network namespace (`ip netns` name, or a path such as `/proc/PID/ns/net`) the subscribers'
+    /// sockets are opened in; the publisher stays in the process's. With `--addr` a gateway of
+    /// another region, this places the subscribers in that region while publisher and
+    /// subscribers share one clock (`loadtest/regions-bench.sh`). Needs root. Default: none.
+    #[arg(long)]
+    pub subscriber_netns: Option<String>,
+
     /// Connections being opened at once (default 100; `--scenario storm`: all of them). Keep it
     /// under the server's listen backlog (tokio's `TcpListener::bind` gives 128) to measure
     /// anything but the storm: an overflowing accept queue drops SYNs, which the kernel retries

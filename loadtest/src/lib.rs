@@ -16,6 +16,8 @@
 //! - [`tables`]: one table per scenario with every server's ratio to WaaS.
 //! - [`ws`]: the client WebSocket handshake (fastwebsockets over a tokio `TcpStream`, optionally
 //!   bound to one of several loopback source addresses).
+//! - [`netns`]: sockets opened in another network namespace (`--subscriber-netns`: subscribers
+//!   in one region, the publisher in another, one clock).
 //! - [`stats`]: delivery counters and the publish→deliver latency histogram shared by every
 //!   subscriber task.
 //! - [`procfs`]: CPU time and RSS of a process from `/proc/PID/stat` and `/proc/PID/status`.
@@ -26,6 +28,7 @@
 //! reading of the same clock.
 
 pub mod config;
+pub mod netns;
 pub mod procfs;
 pub mod reconnect;
 pub mod report;

@@ -32,6 +32,10 @@ pub struct Report {
     /// Where the publisher connected.
     #[serde(default)]
     pub publish_addr: String,
+    /// The network namespace the subscribers connected from (`--subscriber-netns`), if not the
+    /// publisher's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscriber_netns: Option<String>,
     pub publish_via: String,
     /// Subscribers asked for.
     pub subscribers: usize,
@@ -507,6 +511,7 @@ pub(crate) mod tests {
             auth: "api-key".into(),
             addrs: vec!["127.0.0.1:8080".into()],
             publish_addr: "127.0.0.1:8080".into(),
+            subscriber_netns: None,
             publish_via: "ws".into(),
             subscribers: 1000,
             subscribed: 1000,

@@ -16,6 +16,7 @@
 //! sampled over the same window and reported apart.
 
 use crate::config::{Auth, PublishVia, RunArgs, Scenario, Target};
+use crate::netns::NetNs;
 use crate::procfs::{self, BoxSample, ProcSample};
 use crate::report::{ProcessFigures, Report};
 use crate::spread::Spread;
@@ -73,13 +74,23 @@ pub async fn run(args: &RunArgs) -> Result<Report> {
     warn_on_fd_limit(args.subscribers);
 
     ensure!(!args.addr.is_empty(), "--addr needs at least one address");
+    let netns = match &args.subscriber_netns {
+        Some(name) => Some(Arc::new(NetNs::open(name)?)),
+        None => None,
+    };
     let mut endpoints = Vec::with_capacity(args.addr.len());
     for addr in &args.addr {
-        endpoints.push(Endpoint::resolve(addr).await?);
+        let mut endpoint = Endpoint::resolve(addr).await?;
+        endpoint.netns = netns.clone();
+        endpoints.push(endpoint);
     }
     let publish_endpoint = match &args.publish_addr {
         Some(addr) => Endpoint::resolve(addr).await?,
-        None => endpoints[0].clone(),
+        // The publisher connects from the process's namespace, whatever the subscribers' is.
+        None => Endpoint {
+            netns: None,
+            ..endpoints[0].clone()
+        },
     };
     let tokens =
         match tokens::signing_key(args.auth, &args.jwt_secret, args.jwt_rsa_key.as_deref())? {
@@ -455,6 +466,7 @@ pub(crate) fn build_report(args: &RunArgs, ctx: &Ctx, s: Samples) -> Report {
             .publish_addr
             .clone()
             .unwrap_or_else(|| args.addr[0].clone()),
+        subscriber_netns: args.subscriber_netns.clone(),
         publish_via: match args.publish_via {
             PublishVia::Ws => "ws".into(),
             PublishVia::Rest => "rest".into(),

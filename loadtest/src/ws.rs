@@ -1,6 +1,8 @@
-//! Client WebSocket handshake: a tokio `TcpStream` (optionally bound to a chosen local address),
-//! hyper 1's HTTP/1.1 upgrade, then fastwebsockets frames.
+//! Client WebSocket handshake: a tokio `TcpStream` (optionally bound to a chosen local address,
+//! optionally opened in another network namespace), hyper 1's HTTP/1.1 upgrade, then
+//! fastwebsockets frames.
 
+use crate::netns::NetNs;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use fastwebsockets::{handshake, WebSocket};
@@ -11,6 +13,7 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use tokio::net::TcpSocket;
 
 /// A client WebSocket as the handshake leaves it.
@@ -22,6 +25,8 @@ pub struct Endpoint {
     pub addr: SocketAddr,
     /// `Host` header value (what the user typed).
     pub host: String,
+    /// The network namespace to connect from (`--subscriber-netns`); `None`: the process's.
+    pub netns: Option<Arc<NetNs>>,
 }
 
 impl Endpoint {
@@ -34,6 +39,7 @@ impl Endpoint {
         Ok(Endpoint {
             addr: resolved,
             host: addr.to_string(),
+            netns: None,
         })
     }
 }
@@ -45,11 +51,11 @@ pub async fn connect(
     path_and_query: &str,
     bearer: Option<&str>,
 ) -> Result<Ws> {
-    let socket = if endpoint.addr.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    }?;
+    let socket = match &endpoint.netns {
+        Some(ns) => ns.tcp_socket(endpoint.addr.is_ipv4())?,
+        None if endpoint.addr.is_ipv4() => TcpSocket::new_v4()?,
+        None => TcpSocket::new_v6()?,
+    };
     if let Some(ip) = source {
         socket
             .bind(SocketAddr::new(ip, 0))

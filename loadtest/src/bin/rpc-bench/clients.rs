@@ -133,6 +133,7 @@ async fn worker(mode: Mode, target: &Target, payload: &Bytes, n: usize) -> Resul
             let endpoint = loadtest::ws::Endpoint {
                 addr: target.gateway,
                 host: target.gateway.to_string(),
+                netns: None,
             };
             let mut ws =
                 loadtest::ws::connect(&endpoint, None, "/v1/apps/demo/ws?token=demo-key", None)
