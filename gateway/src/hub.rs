@@ -180,6 +180,7 @@ impl Hub {
                 history: Arc::clone(&self.history),
                 subject: subject.to_owned(),
                 tracker: Arc::clone(&tracker),
+                cuts: self.resync.cuts.watch(),
                 settings: self.resync.clone(),
                 reconnects,
                 seen,
@@ -378,6 +379,8 @@ struct Resync {
     reconnects: Option<waas_core::bus::Reconnects>,
     /// The bus connections counted when this forwarder last knew itself up to date.
     seen: u64,
+    /// The cuts other forwarders of this gateway found ([`resync::Cuts`]).
+    cuts: tokio::sync::watch::Receiver<u64>,
 }
 
 impl Resync {
@@ -392,16 +395,29 @@ impl Resync {
         }
     }
 
-    async fn changed(&mut self) {
-        match self.reconnects.as_mut() {
+    /// Until the bus makes a new connection (never without a count). On the field alone, so
+    /// that the forwarder can wait on it and on [`Resync::cuts`] at once.
+    async fn changed(reconnects: &mut Option<waas_core::bus::Reconnects>) {
+        match reconnects.as_mut() {
             Some(r) => r.changed().await,
             None => std::future::pending().await,
         }
     }
 
+    /// Whether the channel is behind its history, asked when another channel found a cut.
+    async fn behind(&self) -> bool {
+        resync::behind(
+            self.history.as_ref(),
+            &self.subject,
+            &self.tracker,
+            &self.settings,
+        )
+        .await
+    }
+
     /// Passes on what the channel missed; returns the offset up to which live messages are
-    /// among what it passed on.
-    async fn catch_up(&self, fanout: &Fanout) -> u64 {
+    /// among what it passed on, and whether it passed on anything (a message or a gap).
+    async fn catch_up(&self, fanout: &Fanout) -> (u64, bool) {
         let catchup = resync::catch_up(
             self.history.as_ref(),
             &self.subject,
@@ -415,7 +431,7 @@ impl Resync {
             }
             fanout.push(frame);
         }
-        catchup.skip_upto
+        (catchup.skip_upto, !catchup.frames.is_empty())
     }
 }
 
@@ -434,9 +450,17 @@ async fn forward(
                 Some(message) => message,
                 None => break,
             },
-            _ = resync.changed() => {
+            _ = Resync::changed(&mut resync.reconnects) => {
                 if resync.reconnected() {
-                    skip_upto = resync.catch_up(&fanout).await;
+                    skip_upto = resync.catch_up(&fanout).await.0;
+                }
+                continue;
+            }
+            // Another channel of this gateway found a cut: this one may have missed messages
+            // too and have no next one to say so.
+            Ok(()) = resync.cuts.changed() => {
+                if resync.behind().await {
+                    skip_upto = resync.catch_up(&fanout).await.0;
                 }
                 continue;
             }
@@ -446,14 +470,20 @@ async fn forward(
         // if it is past what was passed on.
         if let Some(previous) = waas_core::history::previous_of(&message.payload) {
             if previous > resync.tracker.last() {
-                skip_upto = resync.catch_up(&fanout).await;
+                let found;
+                (skip_upto, found) = resync.catch_up(&fanout).await;
+                if found {
+                    // Tell the other channels, not this one (caught up already).
+                    resync.settings.cuts.found();
+                    resync.cuts.borrow_and_update();
+                }
             }
             continue;
         }
         // Before passing on a message that may have come over a new connection, what the old
         // one missed (live messages wait in the bus subscription meanwhile).
         if resync.reconnected() {
-            skip_upto = resync.catch_up(&fanout).await;
+            skip_upto = resync.catch_up(&fanout).await.0;
         }
         let payload = message.payload;
         if let Some(offset) = offset_of(&payload) {

@@ -26,8 +26,17 @@ const WAAS: &str = env!("CARGO_BIN_EXE_waas");
 const RTT_MS: u64 = 40;
 /// How long the link between the regions is cut (the issue's 10 s).
 const CUT: Duration = Duration::from_secs(10);
+/// NATS's dead-connection detection for the long cut: a ping every second, the connection
+/// closed when two go unanswered, so a cut of a few seconds closes the gateway connection
+/// between the regions (the default, 2 min × 2, outlasts the 10 s cut).
+const SHORT_PINGS: Pings = Pings {
+    interval: "1s",
+    max: 2,
+};
 /// B's gateway port inside its namespace (a fresh namespace has every port free).
 const B_GATEWAY_PORT: u16 = 8080;
+/// B's nats-server's monitoring port inside its namespace.
+const B_MONITOR_PORT: u16 = 8222;
 
 // ---- the link, the namespace and the NATS servers ----
 
@@ -145,6 +154,14 @@ struct Nats {
     dir: tempfile::TempDir,
 }
 
+/// A nats-server's `ping_interval` and `ping_max`: how soon it closes a connection (the gateway
+/// connection between the regions included) whose peer stopped answering.
+#[derive(Clone, Copy)]
+struct Pings {
+    interval: &'static str,
+    max: u32,
+}
+
 struct NatsPorts {
     client: u16,
     cluster: u16,
@@ -153,10 +170,19 @@ struct NatsPorts {
 }
 
 impl Nats {
-    fn start(ns: Option<&str>, name: &str, ports: &NatsPorts, other: (&str, SocketAddr)) -> Nats {
+    fn start(
+        ns: Option<&str>,
+        name: &str,
+        ports: &NatsPorts,
+        other: (&str, SocketAddr),
+        pings: Option<Pings>,
+    ) -> Nats {
         let dir = tempfile::tempdir().expect("tempdir");
+        let pings = pings.map_or(String::new(), |p| {
+            format!("ping_interval: \"{}\"\nping_max: {}\n", p.interval, p.max)
+        });
         let conf = format!(
-            r#"server_name: {name}1
+            r#"{pings}server_name: {name}1
 listen: 127.0.0.1:{client}
 http: 127.0.0.1:{monitor}
 jetstream {{ store_dir: "{store}" }}
@@ -260,12 +286,20 @@ struct Regions {
     b: Option<tokio::runtime::Runtime>,
     prefix: String,
     nats_b_url: String,
+    /// A's nats-server's monitoring port (B's is [`B_MONITOR_PORT`] in B's namespace).
+    monitor_a: u16,
     control_plane: String,
     _schema: PgSchema,
 }
 
 impl Regions {
+    /// The regions with nats-server's default pings.
     async fn start() -> Regions {
+        Self::start_with(None).await
+    }
+
+    /// The regions, their NATS servers pinging as `pings` says (default when `None`).
+    async fn start_with(pings: Option<Pings>) -> Regions {
         let link = Link::start(RTT_MS);
         let ports_a = NatsPorts {
             client: free_port(Ipv4Addr::LOCALHOST),
@@ -276,11 +310,11 @@ impl Regions {
         let ports_b = NatsPorts {
             client: 4222,
             cluster: 6222,
-            monitor: 8222,
+            monitor: B_MONITOR_PORT,
             gateway: SocketAddr::from((link.b, 7222)),
         };
-        let nats_a = Nats::start(None, "A", &ports_a, ("B", ports_b.gateway));
-        let nats_b = Nats::start(Some(&link.ns), "B", &ports_b, ("A", ports_a.gateway));
+        let nats_a = Nats::start(None, "A", &ports_a, ("B", ports_b.gateway), pings);
+        let nats_b = Nats::start(Some(&link.ns), "B", &ports_b, ("A", ports_a.gateway), pings);
         wait_meta_leader(ports_a.monitor).await;
 
         let schema = PgSchema::create().await;
@@ -331,6 +365,7 @@ impl Regions {
             link,
             prefix,
             nats_b_url,
+            monitor_a: ports_a.monitor,
             _schema: schema,
         };
         regions.start_gateway_b();
@@ -366,6 +401,26 @@ impl Regions {
 
     fn url_b() -> String {
         format!("ws://127.0.0.1:{B_GATEWAY_PORT}")
+    }
+
+    /// Waits (at most 60 s) until both nats-servers have closed their gateway connections to
+    /// each other: the link is cut and their pings went unanswered.
+    async fn wait_gateways_closed(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let a = gateway_up(self.monitor_a, "B").await;
+            let b = self
+                .in_b(async { gateway_up(B_MONITOR_PORT, "A").await })
+                .await;
+            if a == Some(false) && b == Some(false) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the gateway connections outlived a 60 s cut: A {a:?}, B {b:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn create_app(&self, id: &str, fields: Value) -> TestApp {
@@ -436,6 +491,69 @@ async fn rest_publish(base: &str, app: &TestApp, channel: &str, n: u64) -> (u16,
         .expect("publish");
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// After the link heals: publishes `n`, `n + 1`, ... on `channel` in A, one every 500 ms, until
+/// B's subscriber `sub` gets something, then reads it up to the last number published. Returns
+/// what B got and that number.
+async fn publish_until_b_gets(
+    base: &str,
+    app: &TestApp,
+    channel: &str,
+    mut n: u64,
+    sub: &mut Subscription,
+) -> (Vec<u64>, u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (s, body) = rest_publish(base, app, channel, n).await;
+        assert_eq!(s, 200, "{body}");
+        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(500), sub.next()).await {
+            let mut got = vec![m.data::<u64>().unwrap()];
+            while !got.contains(&n) {
+                got.push(next_n(sub, "B after the cut").await);
+            }
+            return (got, n);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cross-region delivery did not resume"
+        );
+        n += 1;
+    }
+}
+
+/// What `events` reported so far.
+async fn reported(events: &mut Events) -> Vec<ConnectionEvent> {
+    let mut all = Vec::new();
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::ZERO, events.next()).await {
+        all.push(e);
+    }
+    all
+}
+
+/// No channel reported `unrecovered` (a gap) and the client never lost its gateway.
+fn assert_no_gap_nor_disconnect(events: &[ConnectionEvent]) {
+    for e in events {
+        assert!(
+            !matches!(
+                e,
+                ConnectionEvent::Unrecovered { .. } | ConnectionEvent::Disconnected { .. }
+            ),
+            "after the cut: {e:?}"
+        );
+    }
+}
+
+/// Whether the nats-server whose monitoring port is `monitor` (in the caller's namespace) has a
+/// gateway connection, either way, to region `other`; `None` when it does not answer.
+async fn gateway_up(monitor: u16, other: &str) -> Option<bool> {
+    let v: Value = reqwest::get(format!("http://127.0.0.1:{monitor}/gatewayz"))
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    Some(v["outbound_gateways"].get(other).is_some() || v["inbound_gateways"].get(other).is_some())
 }
 
 async fn next_n(sub: &mut Subscription, what: &str) -> u64 {
@@ -656,26 +774,8 @@ async fn two_regions_nearest_gateway_failover_and_a_cut_link() {
     // `unrecovered`. With nats-server's default pings (2 min) a 10 s cut does not close the
     // gateway connection between the regions: TCP delivers the backlog once the link is back
     // (docs/regions.md says what happens after a longer cut).
-    let mut unrecovered = client_b.events();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut n = 6;
-    let got = loop {
-        let (s, body) = rest_publish(&gateway_a_http, &app, "during", n).await;
-        assert_eq!(s, 200, "{body}");
-        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(500), during_b.next()).await
-        {
-            let mut got = vec![m.data::<u64>().unwrap()];
-            while !got.contains(&n) {
-                got.push(next_n(&mut during_b, "B after the cut").await);
-            }
-            break got;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "cross-region delivery did not resume"
-        );
-        n += 1;
-    };
+    let (got, n) = publish_until_b_gets(&gateway_a_http, &app, "during", 6, &mut during_b).await;
+    let events = reported(&mut disconnects).await;
     // B's publish during the cut timed out: its outcome is unknown, and the gateway's retry may
     // have stored it once the link was back. At most once, then.
     let from_b = got.iter().filter(|&&x| x == 100).count();
@@ -684,19 +784,84 @@ async fn two_regions_nearest_gateway_failover_and_a_cut_link() {
     assert_eq!(
         from_a,
         (1..=n).collect::<Vec<_>>(),
-        "B got A's messages once, in order"
+        "B got A's messages once, in order (events: {events:?})"
     );
-    while let Ok(Some(e)) = tokio::time::timeout(Duration::ZERO, unrecovered.next()).await {
-        assert!(
-            !matches!(e, ConnectionEvent::Unrecovered { .. }),
-            "reported as a gap: {e:?}"
-        );
+    // No gap reported, and the client in B stayed on B's gateway the whole time.
+    assert_no_gap_nor_disconnect(&events);
+}
+
+/// The link is cut long enough for NATS to close the gateway connection between the regions
+/// (pings shortened to 1 s × 2, as a cut of minutes would with the defaults). What A's stream
+/// stored meanwhile never crosses live; after the heal B's gateway reads it from history, so
+/// B's subscribers get every message A acknowledged, once, in order, without `unrecovered`:
+/// on a channel that goes on after the heal (its next message says what B missed) and on one
+/// that gets nothing new (B's gateway checks its live channels when the link is back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_cut_closes_the_link_and_b_still_gets_every_message() {
+    if let Err(why) = netns_usable() {
+        eprintln!("SKIPPED: the regions test needs root and `ip netns`: {why}");
+        return;
     }
-    // The client in B stayed on B's gateway the whole time.
-    while let Ok(Some(e)) = tokio::time::timeout(Duration::ZERO, disconnects.next()).await {
-        assert!(
-            !matches!(e, ConnectionEvent::Disconnected { .. }),
-            "the client in B lost its gateway: {e:?}"
-        );
+    let regions = Regions::start_with(Some(SHORT_PINGS)).await;
+    let gateway_a_http = format!("http://{}", regions.gateway_a.addr);
+    let app = regions
+        .create_app("longcut", json!({"limits": {"history_size": 50_000}}))
+        .await;
+    // The app's stream lives in A: its first publish is A's.
+    let (s, body) = rest_publish(&gateway_a_http, &app, "warmup", 0).await;
+    assert_eq!(s, 200, "{body}");
+    let client_b = {
+        let (url, id) = (Regions::url_b(), app.id.clone());
+        let token = app.token("phone-b", tokens::caps(&[">"], &[">"]));
+        regions
+            .in_b(async move {
+                Client::builder()
+                    .url(url)
+                    .app(id)
+                    .token(token)
+                    .backoff(backoff())
+                    .connect()
+                    .await
+            })
+            .await
+            .expect("client in B connects")
+    };
+    let mut busy_b = client_b.subscribe("busy").await.unwrap();
+    let mut quiet_b = client_b.subscribe("quiet").await.unwrap();
+    // Across the regions before the cut.
+    for (channel, sub) in [("busy", &mut busy_b), ("quiet", &mut quiet_b)] {
+        let (s, body) = rest_publish(&gateway_a_http, &app, channel, 1).await;
+        assert_eq!(s, 200, "{body}");
+        assert_eq!(next_n(sub, "before the cut").await, 1);
     }
+    let mut events = client_b.events();
+
+    regions.link.cut();
+    // Stored in A while the gateway connection still stands (lost in its buffers)...
+    for (channel, n) in [("busy", 2), ("quiet", 2)] {
+        let (s, body) = rest_publish(&gateway_a_http, &app, channel, n).await;
+        assert_eq!(s, 200, "{body}");
+    }
+    regions.wait_gateways_closed().await;
+    // ... and once NATS closed it.
+    for (channel, n) in [("busy", 3), ("busy", 4), ("quiet", 3), ("busy", 5)] {
+        let (s, body) = rest_publish(&gateway_a_http, &app, channel, n).await;
+        assert_eq!(s, 200, "{body}");
+    }
+    regions.link.heal();
+
+    // A channel that goes on after the heal: everything from 2 on, once, in order.
+    let (got, n) = publish_until_b_gets(&gateway_a_http, &app, "busy", 6, &mut busy_b).await;
+    let reported_now = reported(&mut events).await;
+    assert_eq!(
+        got,
+        (2..=n).collect::<Vec<_>>(),
+        "busy: B got A's messages once, in order (events: {reported_now:?})"
+    );
+    assert_no_gap_nor_disconnect(&reported_now);
+    // A channel with nothing new after the heal catches up all the same.
+    for q in 2..=3 {
+        assert_eq!(next_n(&mut quiet_b, "quiet after the heal").await, q);
+    }
+    assert_no_gap_nor_disconnect(&reported(&mut events).await);
 }

@@ -217,6 +217,20 @@ pub trait History: Send + Sync + 'static {
         since: Option<&Since>,
     ) -> Result<Recovery, HistoryError>;
 
+    /// The offset of the newest message stored on the channel (0: none), where this history is
+    /// shared with other gateways and can tell in one cheap request (JetStream); `None` where
+    /// not. A gateway asks it for each of its live channels when it finds that part of the bus
+    /// was cut off from it, to catch up the channels that got nothing new since
+    /// (`docs/regions.md`).
+    async fn last_offset(
+        &self,
+        policy: Policy,
+        subject: &str,
+    ) -> Result<Option<u64>, HistoryError> {
+        let _ = (policy, subject);
+        Ok(None)
+    }
+
     /// Live messages of `subject` as complete frames, in offset order, with the trace context
     /// they were published in. An implementation that can tell (JetStream) puts a
     /// [`previous_marker`] before a frame whose predecessor on the channel may not have reached

@@ -21,6 +21,7 @@
 //! Only JetStream features of nats-server 2.9 are used (republish, ephemeral pull consumers,
 //! `CONSUMER.CREATE` without a filter in the subject).
 
+mod direct;
 mod streams;
 
 use super::memory::MemoryHistory;
@@ -58,6 +59,11 @@ const RECORD_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long a tapped message may stay unacknowledged before JetStream delivers it again: how
 /// soon a restarted recorder gets what its predecessor had taken but not stored.
 const TAP_ACK_WAIT: Duration = Duration::from_secs(5);
+
+/// How long a history read waits for JetStream to make its consumer before reading message by
+/// message instead: a consumer takes a round trip or two to the meta leader, and none at all
+/// while the meta group elects one.
+const CONSUMER_CREATE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long an ephemeral reader consumer survives if its deletion is lost.
 const READER_TTL: Duration = Duration::from_secs(10);
@@ -124,7 +130,11 @@ impl JetStreamHistory {
     }
 
     /// Stored messages of `filter` from `start` on (oldest first), at most `max`, as complete
-    /// frames with their sequence.
+    /// frames with their sequence. Through an ephemeral consumer, in a few round trips; when no
+    /// consumer can be made within [`CONSUMER_CREATE_TIMEOUT`] (JetStream's meta group has no
+    /// leader, as after two regions were cut apart) or the consumer hands over less than it
+    /// said it had, the rest by direct gets ([`direct`]): what is returned is everything there
+    /// is or an error, never a silent part.
     async fn read_from(
         &self,
         stream: &stream::Stream,
@@ -142,19 +152,36 @@ impl JetStreamHistory {
                 start_sequence: start,
             }
         };
-        let consumer = stream
-            .create_consumer(pull::Config {
-                filter_subject: filter.to_owned(),
-                deliver_policy,
-                ack_policy: AckPolicy::None,
-                inactive_threshold: READER_TTL,
-                memory_storage: true,
-                ..Default::default()
-            })
-            .await
-            .map_err(unavailable)?;
+        let config = pull::Config {
+            filter_subject: filter.to_owned(),
+            deliver_policy,
+            ack_policy: AckPolicy::None,
+            inactive_threshold: READER_TTL,
+            memory_storage: true,
+            ..Default::default()
+        };
+        let consumer = match tokio::time::timeout(
+            CONSUMER_CREATE_TIMEOUT,
+            stream.create_consumer(config),
+        )
+        .await
+        {
+            Ok(Ok(consumer)) => consumer,
+            Ok(Err(e)) => {
+                tracing::debug!(filter, error = %e, "no consumer to read history; reading it directly");
+                return self.read_direct(stream, filter, start, max).await;
+            }
+            Err(_) => {
+                tracing::debug!(
+                    filter,
+                    "no consumer to read history in time; reading it directly"
+                );
+                return self.read_direct(stream, filter, start, max).await;
+            }
+        };
         let name = consumer.cached_info().name.clone();
-        let mut pending = consumer.cached_info().num_pending.min(max as u64) as usize;
+        let wanted = consumer.cached_info().num_pending.min(max as u64) as usize;
+        let mut pending = wanted;
         let mut out = Vec::with_capacity(pending);
         while pending > 0 {
             let mut batch = consumer
@@ -174,10 +201,24 @@ impl JetStreamHistory {
             }
             pending = pending.saturating_sub(out.len() - before);
         }
-        let stream = stream.clone();
+        let stream_ = stream.clone();
         tokio::spawn(async move {
-            let _ = stream.delete_consumer(&name).await;
+            let _ = stream_.delete_consumer(&name).await;
         });
+        if out.len() < wanted {
+            // The fetch ended early (a status, or the client's timer): the rest one by one.
+            let from = out.last().map_or(start, |(seq, _)| seq + 1);
+            tracing::debug!(
+                filter,
+                got = out.len(),
+                wanted,
+                "history read short; reading the rest directly"
+            );
+            out.extend(
+                self.read_direct(stream, filter, from, wanted - out.len())
+                    .await?,
+            );
+        }
         Ok(out)
     }
 
@@ -347,7 +388,7 @@ impl History for JetStreamHistory {
         // not reached, or the channel still holds a message from before `since`.
         let count_ok = missed.len() < policy.size
             || self
-                .read_from(&entry.stream, &filter, 1, 1)
+                .read_direct(&entry.stream, &filter, 1, 1)
                 .await?
                 .first()
                 .is_some_and(|(seq, _)| *seq <= since.offset);
@@ -357,6 +398,22 @@ impl History for JetStreamHistory {
         }
         recovery.messages = missed.into_iter().map(|(_, m)| m).collect();
         Ok(recovery)
+    }
+
+    /// One direct get of the channel's last message, answered by the stream's servers even while
+    /// the meta group has no leader.
+    async fn last_offset(
+        &self,
+        policy: Policy,
+        subject: &str,
+    ) -> Result<Option<u64>, HistoryError> {
+        if !policy.enabled() {
+            return Ok(None);
+        }
+        let (place, channel) = self.place(subject, policy)?;
+        let filter = self.history_subject(place, channel);
+        let entry = self.ensure(place, policy).await?;
+        self.last_direct(&entry.stream, &filter).await.map(Some)
     }
 
     /// Messages of apps without history arrive as the publishing gateway numbered them, each
