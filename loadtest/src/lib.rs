@@ -8,6 +8,8 @@
 //! - [`target`]: what differs per server: [`target::waas`] (protocol v1 over WebSocket, REST
 //!   publish), [`target::socketio`] (Engine.IO v4 / Socket.IO v5 over WebSocket) and
 //!   [`target::pusher`] (Pusher protocol 7, publishing through Pusher's signed HTTP API).
+//! - [`ingest`]: `loadtest ingest`, publishes/s one gateway accepts over REST, batch or
+//!   WebSocket, and the server CPU each costs.
 //! - [`ws`]: the client WebSocket handshake (fastwebsockets over a tokio `TcpStream`, optionally
 //!   bound to one of several loopback source addresses).
 //! - [`stats`]: delivery counters and the publish→deliver latency histogram shared by every
@@ -20,6 +22,7 @@
 //! reading of the same clock.
 
 pub mod config;
+pub mod ingest;
 pub mod procfs;
 pub mod report;
 pub mod run;
