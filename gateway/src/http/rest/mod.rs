@@ -172,7 +172,7 @@ pub async fn publish(
         (status = 401, description = "`unauthorized`: `Authorization` missing or not one of the app's API keys.", body = ErrorBody),
         (status = 404, description = "`app_not_found`: no app with this id.", body = ErrorBody),
         (status = 413, description = "`message_too_large`: body over `max_frame_bytes`.", body = ErrorBody),
-        (status = 503, description = "`unavailable`: the app directory is unavailable (an error body), or items were not stored: the error of the first, and what became of each item (`batch[i].offsets`, and `batch[i].error` for an item not stored in all its channels).", body = BatchFailure),
+        (status = 503, description = "`unavailable`: the app directory is unavailable (an error body), or items were not stored: the error of the first, and beside it `batch`, what became of each item (`batch[i].offsets`, and `batch[i].error` for an item not stored in all its channels; `BatchFailure` in waas-protocol).", body = ErrorBody),
     ),
     security(("api_key" = [])),
 )]
