@@ -12,7 +12,7 @@
 # Environment (defaults): DURATION (10), PAYLOAD (100), REST_CONNS (8), WS_CONNS (100),
 # IN_FLIGHT (32), BATCH (100), SETUPS ("dev cluster"), VIAS ("rest batch ws"),
 # NATS_URL (nats://127.0.0.1:4222), PG_URL (postgres://postgres@127.0.0.1:5432), OUT,
-# NO_BUILD=1. Needs nats-server running at NATS_URL, createdb/dropdb, curl. Not part of CI.
+# NO_BUILD=1, WAAS and LOADTEST (the binaries; default: this tree's release build). Needs nats-server running at NATS_URL, createdb/dropdb, curl. Not part of CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -33,8 +33,8 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 if [ -z "${NO_BUILD:-}" ]; then
     cargo build --release -p waas -p loadtest
 fi
-LOADTEST=$TARGET_DIR/release/loadtest
-WAAS=$TARGET_DIR/release/waas
+LOADTEST=${LOADTEST:-$TARGET_DIR/release/loadtest}
+WAAS=${WAAS:-$TARGET_DIR/release/waas}
 
 PIDS=()
 DB=
