@@ -1,11 +1,17 @@
 //! Publishing: encode a message's `message` frame once and hand it to the history, which gives
 //! it its channel offset and delivers it. Shared by WebSocket `publish` and the REST API so both
 //! behave the same.
+//!
+//! [`Publisher::publish`] returns once the message is stored. [`Publisher::start`] is for
+//! pipelines (a batch, or a connection's publishes back to back): it returns once the message is
+//! handed to storage, in call order, with a [`Pending`] that resolves when it is stored, so that
+//! many can be in flight and each is still acknowledged only after storage.
 
 use crate::app::App;
 use crate::bus::{Bus, BusError};
 use crate::history::{Head, History, Policy};
 use crate::time::now_ms;
+use futures_util::future::BoxFuture;
 use serde_json::value::RawValue;
 use std::sync::Arc;
 use waas_protocol::names::channel_subject;
@@ -24,6 +30,9 @@ pub fn check_event(event: &str) -> Result<(), String> {
         Ok(())
     }
 }
+
+/// A publish handed to storage: resolves with the message's offset once it is stored.
+pub type Pending = BoxFuture<'static, Result<u64, BusError>>;
 
 pub struct Publisher {
     history: Arc<dyn History>,
@@ -81,12 +90,35 @@ impl Publisher {
             .publish(self.policy(app, channel), &subject, head)
             .instrument(crate::span!("history.publish", channel = channel.as_str()))
             .await?;
-        crate::metrics::METRICS.published.inc();
-        app.metrics().published.inc();
-        if let Some(usage) = app.usage() {
-            usage.published();
-        }
+        counted(app);
         Ok(offset)
+    }
+
+    /// Starts publishing one message: returns once it is handed to storage, after every
+    /// message started before it on this gateway's connection to storage; the [`Pending`]
+    /// resolves with its offset once it is stored (`History::start_publish`). Awaiting one
+    /// `start` before calling the next keeps a pipeline's messages in order.
+    pub async fn start(
+        &self,
+        app: &Arc<App>,
+        channel: &ChannelName,
+        event: &str,
+        data: &RawValue,
+    ) -> Result<Pending, BusError> {
+        use tracing::Instrument;
+        let head = Head::new(channel.as_str(), event, data, now_ms(), false);
+        let subject = self.subject(app.id(), channel);
+        let stored = self
+            .history
+            .start_publish(self.policy(app, channel), &subject, &head)
+            .instrument(crate::span!("history.publish", channel = channel.as_str()))
+            .await?;
+        let app = Arc::clone(app);
+        Ok(Box::pin(async move {
+            let offset = stored.await?;
+            counted(&app);
+            Ok(offset)
+        }))
     }
 
     pub fn history(&self) -> &Arc<dyn History> {
@@ -95,5 +127,14 @@ impl Publisher {
 
     pub fn bus(&self) -> &Arc<dyn Bus> {
         self.history.bus()
+    }
+}
+
+/// A stored publish, in the gateway's and the app's counters.
+fn counted(app: &App) {
+    crate::metrics::METRICS.published.inc();
+    app.metrics().published.inc();
+    if let Some(usage) = app.usage() {
+        usage.published();
     }
 }

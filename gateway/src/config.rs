@@ -71,6 +71,10 @@ limits! {
     /// Publishes a connection may make at once above the sustained rate (a token bucket of this
     /// size). `0` acts as `1`.
     publish_burst: u32 = 100;
+    /// WebSocket publishes of one connection handed to storage and not yet acknowledged; at this
+    /// many the connection reads no further frames until the oldest is stored. `1` = one at a
+    /// time (each acknowledged before the next frame is read).
+    max_publishes_in_flight: usize = 64;
     /// Frames waiting to be sent to one connection before it is closed as a slow consumer (close
     /// `4000`).
     max_queued_messages: usize = 1024;
@@ -334,7 +338,7 @@ pub struct LimitError {
 impl Limits {
     /// Refuses values that would make the gateway unusable rather than failing at run time.
     pub fn validate(&self) -> Result<(), LimitError> {
-        let positive: [(&'static str, u64); 15] = [
+        let positive: [(&'static str, u64); 16] = [
             ("max_frame_bytes", self.max_frame_bytes as u64),
             (
                 "max_channels_per_connection",
@@ -346,6 +350,10 @@ impl Limits {
             ("idle_timeout_ms", self.idle_timeout_ms),
             ("connect_timeout_ms", self.connect_timeout_ms),
             ("max_batch_size", self.max_batch_size as u64),
+            (
+                "max_publishes_in_flight",
+                self.max_publishes_in_flight as u64,
+            ),
             ("bus_channel_capacity", self.bus_channel_capacity as u64),
             ("history_page_limit", self.history_page_limit as u64),
             (

@@ -22,6 +22,9 @@ use waas_core::publisher::check_event;
 use waas_protocol::{ChannelName, ClientFrame, CloseCode, ErrorCode, ServerFrame};
 
 mod ops;
+mod pipeline;
+
+use pipeline::{Done, Pipeline};
 
 /// How long a closing connection waits for its last frames to be written and read.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
@@ -55,6 +58,8 @@ struct Conn {
     /// The `server_name` of the handshake: listed with the connection when it turns out to be a
     /// server's (API key), ignored otherwise.
     server_name: Option<waas_protocol::ServerName>,
+    /// Publishes handed to storage, acknowledged in order once stored ([`pipeline`]).
+    pipeline: Pipeline,
 }
 
 /// A frame detached from the reader's buffer, so the reader can be polled again.
@@ -127,6 +132,7 @@ pub async fn run(
         _slot: None,
         rpc: Default::default(),
         server_name,
+        pipeline: Pipeline::default(),
     };
     conn.start(upfront);
 
@@ -140,6 +146,7 @@ pub async fn run(
     tokio::pin!(frames);
     let mut fragments = Fragments::default();
     let max_frame_bytes = limits.max_frame_bytes;
+    let max_in_flight = limits.max_publishes_in_flight;
 
     let out = Arc::clone(&conn.reg.tracked.out);
     let exit = loop {
@@ -151,7 +158,9 @@ pub async fn run(
                     break exit;
                 }
             }
-            frame = frames.next() => {
+            done = conn.pipeline.next(), if !conn.pipeline.is_empty() => conn.published(done),
+            // A full pipeline stops reading: the client waits for acknowledgements.
+            frame = frames.next(), if conn.pipeline.len() < max_in_flight => {
                 out.touch(conn.gw.connections.now_ms());
                 match frame {
                     Some(Ok(frame)) if !frame.masked => {
@@ -347,6 +356,10 @@ impl Conn {
             Err(e) => return self.error(e.id, e.code, e.message),
         };
         self.follow_app_changes();
+        // Every other request is answered after the publishes before it, and sees them stored.
+        if !matches!(frame, ClientFrame::Publish { .. }) {
+            self.settle().await;
+        }
         match (frame, self.identity.is_some()) {
             (ClientFrame::Ping { id }, _) => self.reply(&ServerFrame::Pong { id }),
             (ClientFrame::Connect { id, token }, false) => self.connect(id, &token),
@@ -555,6 +568,9 @@ impl Conn {
         self.ack(id, None);
     }
 
+    /// Checks a publish and hands it to storage; it is acknowledged once stored
+    /// ([`Conn::published`]), while the connection goes on reading. Refusals are answered after
+    /// the publishes in flight, so replies keep the order of the requests.
     async fn publish(
         &mut self,
         id: u64,
@@ -562,40 +578,93 @@ impl Conn {
         event: &str,
         data: &serde_json::value::RawValue,
     ) {
-        let Some(channel) = self.channel(id, name) else {
-            return;
+        let channel = match self.may_publish(name, event) {
+            Ok(channel) => channel,
+            Err((code, message)) => {
+                self.settle().await;
+                return self.error(Some(id), code, message);
+            }
         };
-        if let Err(message) = check_event(event) {
-            return self.error(Some(id), ErrorCode::BadRequest, message);
-        }
+        let Some(app) = self.app.clone() else { return };
+        let gw = Arc::clone(&self.gw);
+        let started = {
+            let start = gw.publisher.start(&app, &channel, event, data);
+            tokio::pin!(start);
+            // While storage is busy (async-nats bounds the publishes awaiting acknowledgement),
+            // the ones already sent are acknowledged, which also frees room for this one.
+            loop {
+                tokio::select! {
+                    biased;
+                    started = &mut start => break started,
+                    done = self.pipeline.next(), if !self.pipeline.is_empty() => self.published(done),
+                }
+            }
+        };
+        let stored = match started {
+            Ok(stored) => stored,
+            Err(e) => {
+                let result = Err(e);
+                self.pipeline
+                    .push(Box::pin(std::future::ready(Done { id, result })));
+                return;
+            }
+        };
+        let report = app.config.webhooks.wants(&channel, true).then(|| {
+            let identity = self.identity.as_ref().expect("publish after connect");
+            let publisher = waas_core::webhooks::report::Publisher {
+                user_id: identity.sub.clone(),
+                connection_id: gw.connections.connection_id(app.id(), self.out().id),
+            };
+            (channel, event.to_owned(), data.to_owned(), publisher)
+        });
+        self.pipeline.push(Box::pin(async move {
+            let result = stored.await;
+            if let (Ok(offset), Some((channel, event, data, publisher))) = (&result, report) {
+                gw.reporter
+                    .published(&app, &channel, &event, &data, *offset, Some(publisher));
+            }
+            Done { id, result }
+        }));
+    }
+
+    /// The channel a publish goes to, or why it is refused.
+    fn may_publish(&mut self, name: &str, event: &str) -> Result<ChannelName, (ErrorCode, String)> {
+        let channel = ChannelName::parse(name).map_err(|e| {
+            (
+                ErrorCode::InvalidChannel,
+                format!("invalid channel {name:?}: {e}"),
+            )
+        })?;
+        check_event(event).map_err(|m| (ErrorCode::BadRequest, m))?;
         let identity = self.identity.as_ref().expect("publish after connect");
         if !identity.may_publish(&channel) {
-            return self.error(
-                Some(id),
+            return Err((
                 ErrorCode::Forbidden,
                 format!("the token does not allow publishing to {channel}"),
-            );
+            ));
         }
         if !self.bucket.try_take() {
-            return self.error(
-                Some(id),
+            return Err((
                 ErrorCode::RateLimited,
-                "publish rate exceeded; the message was not published",
-            );
+                "publish rate exceeded; the message was not published".into(),
+            ));
         }
-        let Some(app) = self.app.as_ref() else { return };
-        match self.gw.publisher.publish(app, &channel, event, data).await {
-            Ok(offset) => {
-                let publisher = waas_core::webhooks::report::Publisher {
-                    user_id: identity.sub.clone(),
-                    connection_id: self.gw.connections.connection_id(app.id(), self.out().id),
-                };
-                self.gw
-                    .reporter
-                    .published(app, &channel, event, data, offset, Some(publisher));
-                self.ack(id, Some(offset))
-            }
-            Err(e) => self.error(Some(id), ErrorCode::Unavailable, e.to_string()),
+        Ok(channel)
+    }
+
+    /// Answers a publish storage answered.
+    fn published(&self, done: Done) {
+        match done.result {
+            Ok(offset) => self.ack(done.id, Some(offset)),
+            Err(e) => self.error(Some(done.id), ErrorCode::Unavailable, e.to_string()),
+        }
+    }
+
+    /// Waits until every publish in flight is answered.
+    async fn settle(&mut self) {
+        while !self.pipeline.is_empty() {
+            let done = self.pipeline.next().await;
+            self.published(done);
         }
     }
 
@@ -613,6 +682,11 @@ impl Conn {
         }
         if let Exit::Close(code) = exit {
             tracing::debug!(conn = id, code = code.0, "closing connection");
+            // Publishes in flight are answered before the close frame; they are stored (or
+            // not) whether or not the client is still there to read the answers.
+            if code != CloseCode::SLOW_CONSUMER {
+                let _ = tokio::time::timeout(CLOSE_LINGER, self.settle()).await;
+            }
             // `batch` may start with a frame cut short by the kill: it is finished first, or the
             // close frame would land in the middle of it.
             let out = Arc::clone(&self.reg.tracked.out);

@@ -29,6 +29,22 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Publishes as fast as one gateway accepts them (REST, batch or WebSocket), without
+    /// subscribers: accepted publishes/s and server CPU per publish (`loadtest/README.md#ingest`).
+    Ingest(crate::ingest::IngestArgs),
+    /// Print the markdown table of several `loadtest ingest --json` reports.
+    IngestTable {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Delete the JetStream streams whose subjects fall under `{prefix}.>` (what a cluster
+    /// started by `loadtest/ingest.sh` leaves behind).
+    IngestCleanup {
+        #[arg(long, default_value = "nats://127.0.0.1:4222")]
+        nats: String,
+        #[arg(long)]
+        prefix: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]

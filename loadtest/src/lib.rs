@@ -14,6 +14,8 @@
 //! - [`reconnect`]: the reconnect storm: subscribers that resubscribe with `since` after their
 //!   gateway is killed, and count what they missed.
 //! - [`tables`]: one table per scenario with every server's ratio to WaaS.
+//! - [`ingest`]: `loadtest ingest`, publishes/s one gateway accepts over REST, batch or
+//!   WebSocket, and the server CPU each costs.
 //! - [`ws`]: the client WebSocket handshake (fastwebsockets over a tokio `TcpStream`, optionally
 //!   bound to one of several loopback source addresses).
 //! - [`netns`]: sockets opened in another network namespace (`--subscriber-netns`: subscribers
@@ -28,6 +30,7 @@
 //! reading of the same clock.
 
 pub mod config;
+pub mod ingest;
 pub mod netns;
 pub mod procfs;
 pub mod reconnect;

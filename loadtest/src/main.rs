@@ -7,6 +7,29 @@ use std::io::Write;
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    match &cli.command {
+        Some(Command::Ingest(args)) => {
+            loadtest::ingest::main(args)?;
+            std::process::exit(0)
+        }
+        Some(Command::IngestTable { files }) => {
+            let reports = files
+                .iter()
+                .map(|f| {
+                    let text = std::fs::read_to_string(f)
+                        .with_context(|| format!("reading {}", f.display()))?;
+                    serde_json::from_str(&text).with_context(|| format!("parsing {}", f.display()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            print!("{}", loadtest::ingest::markdown_table(&reports));
+            return Ok(());
+        }
+        Some(Command::IngestCleanup { nats, prefix }) => {
+            waas_test_support::jetstream::delete_streams(nats, prefix);
+            return Ok(());
+        }
+        _ => {}
+    }
     if let Some(Command::Table { files }) = cli.command {
         let reports = files
             .iter()

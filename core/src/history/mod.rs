@@ -193,6 +193,10 @@ pub struct Recovery {
     pub recovered: Option<bool>,
 }
 
+/// A publish handed to storage, not yet known to be stored: resolves with the message's offset
+/// once it is ([`History::start_publish`]).
+pub type Stored = futures_util::future::BoxFuture<'static, Result<u64, HistoryError>>;
+
 #[async_trait]
 pub trait History: Send + Sync + 'static {
     /// Gives the message its offset, stores it under `policy`, and delivers it live. Messages
@@ -203,6 +207,24 @@ pub trait History: Send + Sync + 'static {
         subject: &str,
         head: &Head,
     ) -> Result<u64, HistoryError>;
+
+    /// The first half of [`History::publish`], for pipelining: hands the message to storage
+    /// and returns without waiting for it to be stored; the returned [`Stored`] resolves with
+    /// its offset once it is, or with the error that kept it from being stored. Publishes
+    /// started one after another (each `start_publish` awaited before the next is called) are
+    /// stored in that order, whether or not their [`Stored`]s are awaited in between, so a
+    /// caller may keep many in flight and still acknowledge each only after storage. An
+    /// implementation where storing is immediate (memory) stores before returning; the default
+    /// is exactly that.
+    async fn start_publish(
+        &self,
+        policy: Policy,
+        subject: &str,
+        head: &Head,
+    ) -> Result<Stored, HistoryError> {
+        let offset = self.publish(policy, subject, head).await?;
+        Ok(Box::pin(futures_util::future::ready(Ok(offset))))
+    }
 
     /// Reads up to `query.limit` stored messages.
     async fn read(&self, policy: Policy, subject: &str, query: Query)

@@ -54,6 +54,29 @@ pub struct BatchResponse {
     pub batch: Vec<PublishResponse>,
 }
 
+/// The answer to a batch that was not stored whole (`503 unavailable`): the first failure, and
+/// what became of every item, in order. Items are stored in order, but one that failed does not
+/// stop those after it that were already on their way to storage: each says for itself.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchFailure {
+    /// The first item's failure; the message starts with `batch[i]:`.
+    pub error: ErrorDetail,
+    pub batch: Vec<BatchItem>,
+}
+
+/// One item of a [`BatchFailure`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchItem {
+    /// The channels the message was stored in, with its offset in each.
+    pub offsets: BTreeMap<String, u64>,
+    /// Why the message was not stored in its other channels (in none of them, when `offsets` is
+    /// empty); absent when it was stored in all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
 /// `POST /v1/apps/{app}/tokens`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]

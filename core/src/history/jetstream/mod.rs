@@ -27,11 +27,12 @@ mod streams;
 use super::memory::MemoryHistory;
 use super::stream_names;
 use super::tap::{self, TapStream, Tapped};
-use super::{Head, History, HistoryError, Page, Policy, Query, Recovery};
+use super::{Head, History, HistoryError, Page, Policy, Query, Recovery, Stored};
 use crate::bus::nats::NatsBus;
 use crate::bus::nats::{trace_headers, trace_of};
 use crate::bus::{Bus, BusError, BusMessage, TracedSubscription};
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::stream;
 use async_nats::jetstream::Context;
 use async_trait::async_trait;
@@ -81,7 +82,9 @@ pub struct JetStreamHistory {
     prefix: String,
     local: MemoryHistory,
     /// Streams this gateway has created or checked, by [`Place::cache_key`]. Guards the map only.
-    streams: Mutex<HashMap<String, Arc<AppStream>>>,
+    /// Shared with pipelined publishes ([`History::start_publish`]), which forget a stream whose
+    /// publish failed after they returned.
+    streams: Arc<Mutex<HashMap<String, Arc<AppStream>>>>,
 }
 
 // Compile-time check that the JetStream history fits the seam.
@@ -101,7 +104,7 @@ impl JetStreamHistory {
             nats,
             bus,
             prefix,
-            streams: Mutex::default(),
+            streams: Arc::default(),
         }
     }
 
@@ -236,6 +239,24 @@ impl JetStreamHistory {
         Ok(subscriber)
     }
 
+    /// Hands `head` to JetStream on `target`; the returned future resolves once it is stored.
+    /// JetStream republishes the message with its headers: the trace context reaches every
+    /// gateway's live subscription.
+    async fn send(
+        &self,
+        target: &str,
+        head: &Head,
+    ) -> Result<PublishAckFuture, async_nats::jetstream::context::PublishError> {
+        match trace_headers() {
+            None => self.js.publish(target.to_owned(), head.0.clone()).await,
+            Some(headers) => {
+                self.js
+                    .publish_with_headers(target.to_owned(), headers, head.0.clone())
+                    .await
+            }
+        }
+    }
+
     /// The stream's epoch, first and last sequence, fresh from the server.
     async fn state(&self, stream: &stream::Stream) -> Result<(String, u64, u64), HistoryError> {
         let info = stream.get_info().await.map_err(unavailable)?;
@@ -284,19 +305,7 @@ impl History for JetStreamHistory {
         let mut retried = false;
         loop {
             self.ensure(place, policy).await?;
-            // JetStream republishes the message with its headers: the trace context reaches
-            // every gateway's live subscription.
-            let sent = async {
-                match trace_headers() {
-                    None => self.js.publish(target.clone(), head.0.clone()).await?.await,
-                    Some(headers) => {
-                        self.js
-                            .publish_with_headers(target.clone(), headers, head.0.clone())
-                            .await?
-                            .await
-                    }
-                }
-            };
+            let sent = async { self.send(&target, head).await?.await };
             let timer = crate::metrics::METRICS.jetstream_publish.start_timer();
             let sent = sent.await;
             timer.observe_duration();
@@ -311,6 +320,47 @@ impl History for JetStreamHistory {
                 Err(e) => return Err(unavailable(e)),
             }
         }
+    }
+
+    /// Sends the message and returns; the acknowledgement is awaited by the [`Stored`]. A
+    /// failed publish is not retried here (unlike [`History::publish`]): later publishes of the
+    /// pipeline may already be stored, and a retry would store this one after them. It fails
+    /// alone, and the stream is checked again before the next publish, in case it was deleted
+    /// behind our back.
+    async fn start_publish(
+        &self,
+        policy: Policy,
+        subject: &str,
+        head: &Head,
+    ) -> Result<Stored, HistoryError> {
+        if !policy.enabled() {
+            return self.local.start_publish(policy, subject, head).await;
+        }
+        let (place, channel) = self.place(subject, policy)?;
+        let target = self.history_subject(place, channel);
+        self.ensure(place, policy).await?;
+        let ack = match self.send(&target, head).await {
+            Ok(ack) => ack,
+            Err(e) => {
+                self.forget(place);
+                return Err(unavailable(e));
+            }
+        };
+        let timer = crate::metrics::METRICS.jetstream_publish.start_timer();
+        let streams = Arc::clone(&self.streams);
+        let key = place.cache_key().into_owned();
+        Ok(Box::pin(async move {
+            let ack = ack.await;
+            timer.observe_duration();
+            match ack {
+                Ok(ack) => Ok(ack.sequence),
+                Err(e) => {
+                    tracing::warn!(stream = %key, error = %e, "pipelined history publish failed; checking the stream before the next");
+                    streams.lock().expect("streams poisoned").remove(&key);
+                    Err(unavailable(e))
+                }
+            }
+        }))
     }
 
     async fn read(

@@ -1,9 +1,13 @@
 //! The REST API that servers use with an app's API key: publish, batch publish, mint tokens.
 
+mod pipeline;
+
 use crate::gateway::Gateway;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, RawPathParams, State};
 use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use std::collections::BTreeMap;
@@ -13,8 +17,8 @@ use waas_core::http::error::{bearer, ApiError};
 use waas_core::publisher::check_event;
 use waas_core::time::now_ms;
 use waas_protocol::rest::{
-    BatchRequest, BatchResponse, ErrorBody, PublishRequest, PublishResponse, TokenRequest,
-    TokenResponse,
+    BatchFailure, BatchRequest, BatchResponse, ErrorBody, ErrorDetail, PublishRequest,
+    PublishResponse, TokenRequest, TokenResponse,
 };
 use waas_protocol::{ChannelName, Claims, ErrorCode};
 
@@ -28,10 +32,14 @@ impl FromRequestParts<Arc<Gateway>> for ServerAuth {
         parts: &mut Parts,
         gw: &Arc<Gateway>,
     ) -> Result<Self, Self::Rejection> {
-        let Path(params) = Path::<BTreeMap<String, String>>::from_request_parts(parts, gw)
+        // Raw (percent-decoded) parameters: no map of owned strings per request.
+        let params = RawPathParams::from_request_parts(parts, gw)
             .await
             .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()))?;
-        let app_id = params.get("app").map(String::as_str).unwrap_or_default();
+        let app_id = params
+            .iter()
+            .find_map(|(name, value)| (name == "app").then_some(value))
+            .unwrap_or_default();
         let app = gw
             .apps
             .resolve(app_id)
@@ -164,7 +172,7 @@ pub async fn publish(
         (status = 401, description = "`unauthorized`: `Authorization` missing or not one of the app's API keys.", body = ErrorBody),
         (status = 404, description = "`app_not_found`: no app with this id.", body = ErrorBody),
         (status = 413, description = "`message_too_large`: body over `max_frame_bytes`.", body = ErrorBody),
-        (status = 503, description = "`unavailable`: the message bus or the app directory is unavailable; retry with backoff.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the app directory is unavailable (an error body), or items were not stored: the error of the first, and beside it `batch`, what became of each item (`batch[i].offsets`, and `batch[i].error` for an item not stored in all its channels; `BatchFailure` in waas-protocol).", body = ErrorBody),
     ),
     security(("api_key" = [])),
 )]
@@ -172,7 +180,7 @@ pub async fn batch(
     State(gw): State<Arc<Gateway>>,
     ServerAuth(app): ServerAuth,
     body: Result<Json<BatchRequest>, JsonRejection>,
-) -> Result<Json<BatchResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let Json(req) = body?;
     let max = gw.config.limits.max_batch_size;
     if req.batch.is_empty() || req.batch.len() > max {
@@ -190,11 +198,33 @@ pub async fn batch(
                 .map_err(|e| ApiError::new(e.code, format!("batch[{i}]: {}", e.message)))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let mut batch = Vec::with_capacity(req.batch.len());
-    for (item, channels) in req.batch.iter().zip(&checked) {
-        batch.push(publish_one(&gw, &app, item, channels).await?);
-    }
-    Ok(Json(BatchResponse { batch }))
+    let items = pipeline::publish(&gw, &app, &req.batch, &checked).await;
+    let failed = items
+        .iter()
+        .enumerate()
+        .find_map(|(i, item)| item.error.as_ref().map(|e| (i, e)));
+    Ok(match failed {
+        None => Json(BatchResponse {
+            batch: items
+                .into_iter()
+                .map(|item| PublishResponse {
+                    offsets: item.offsets,
+                })
+                .collect(),
+        })
+        .into_response(),
+        Some((i, e)) => {
+            let error = ErrorDetail {
+                code: e.code,
+                message: format!("batch[{i}]: {}", e.message),
+            };
+            let body = BatchFailure {
+                error,
+                batch: items,
+            };
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    })
 }
 
 #[utoipa::path(
