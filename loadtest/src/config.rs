@@ -31,7 +31,7 @@ pub enum Command {
     },
     /// Publishes as fast as one gateway accepts them (REST, batch or WebSocket), without
     /// subscribers: accepted publishes/s and server CPU per publish (`loadtest/README.md#ingest`).
-    Ingest(crate::ingest::IngestArgs),
+    Ingest(Box<crate::ingest::IngestArgs>),
     /// Print the markdown table of several `loadtest ingest --json` reports.
     IngestTable {
         #[arg(required = true)]
