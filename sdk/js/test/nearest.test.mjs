@@ -59,13 +59,15 @@ async function startDelayProxy(target, delayMs) {
 test("nearest: picks the nearer gateway, fails over, moves back, nothing lost or doubled", async () => {
   const cluster = await startCluster(2);
   const proxies = [];
+  // Closed in `finally` too: its re-probe timer would keep the test process alive after a failure.
+  let client;
   try {
     const app = await cluster.createApp("tsnearest", { limits: { history_size: 20000 } });
     const [a, b] = cluster.gateways;
     const far = await startDelayProxy(a.addr, 40);
     const near = await startDelayProxy(b.addr, 0);
     proxies.push(far, near);
-    const client = await Client.connect({
+    client = await Client.connect({
       urls: [far.url, near.url],
       app: app.id,
       token: app.apiKey,
@@ -119,8 +121,8 @@ test("nearest: picks the nearer gateway, fails over, moves back, nothing lost or
     assert.equal(received.length, total, "none twice");
     assert.deepEqual(unrecovered, []);
     assert.ok(client.url.startsWith(near.url));
-    await client.close();
   } finally {
+    await client?.close();
     for (const p of proxies) await p.close();
     await cluster.stop();
   }
