@@ -18,13 +18,13 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use waas_core::app::{App, ConnectionSlot};
 use waas_core::auth::{self, AuthError, Identity};
-use waas_core::publisher::check_event;
 use waas_protocol::{ChannelName, ClientFrame, CloseCode, ErrorCode, ServerFrame};
 
 mod ops;
 mod pipeline;
+mod publish;
 
-use pipeline::{Done, Pipeline};
+use pipeline::Pipeline;
 
 /// How long a closing connection waits for its last frames to be written and read.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
@@ -566,106 +566,6 @@ impl Conn {
             self.presence_leave(&channel);
         }
         self.ack(id, None);
-    }
-
-    /// Checks a publish and hands it to storage; it is acknowledged once stored
-    /// ([`Conn::published`]), while the connection goes on reading. Refusals are answered after
-    /// the publishes in flight, so replies keep the order of the requests.
-    async fn publish(
-        &mut self,
-        id: u64,
-        name: &str,
-        event: &str,
-        data: &serde_json::value::RawValue,
-    ) {
-        let channel = match self.may_publish(name, event) {
-            Ok(channel) => channel,
-            Err((code, message)) => {
-                self.settle().await;
-                return self.error(Some(id), code, message);
-            }
-        };
-        let Some(app) = self.app.clone() else { return };
-        let gw = Arc::clone(&self.gw);
-        let started = {
-            let start = gw.publisher.start(&app, &channel, event, data);
-            tokio::pin!(start);
-            // While storage is busy (async-nats bounds the publishes awaiting acknowledgement),
-            // the ones already sent are acknowledged, which also frees room for this one.
-            loop {
-                tokio::select! {
-                    biased;
-                    started = &mut start => break started,
-                    done = self.pipeline.next(), if !self.pipeline.is_empty() => self.published(done),
-                }
-            }
-        };
-        let stored = match started {
-            Ok(stored) => stored,
-            Err(e) => {
-                let result = Err(e);
-                self.pipeline
-                    .push(Box::pin(std::future::ready(Done { id, result })));
-                return;
-            }
-        };
-        let report = app.config.webhooks.wants(&channel, true).then(|| {
-            let identity = self.identity.as_ref().expect("publish after connect");
-            let publisher = waas_core::webhooks::report::Publisher {
-                user_id: identity.sub.clone(),
-                connection_id: gw.connections.connection_id(app.id(), self.out().id),
-            };
-            (channel, event.to_owned(), data.to_owned(), publisher)
-        });
-        self.pipeline.push(Box::pin(async move {
-            let result = stored.await;
-            if let (Ok(offset), Some((channel, event, data, publisher))) = (&result, report) {
-                gw.reporter
-                    .published(&app, &channel, &event, &data, *offset, Some(publisher));
-            }
-            Done { id, result }
-        }));
-    }
-
-    /// The channel a publish goes to, or why it is refused.
-    fn may_publish(&mut self, name: &str, event: &str) -> Result<ChannelName, (ErrorCode, String)> {
-        let channel = ChannelName::parse(name).map_err(|e| {
-            (
-                ErrorCode::InvalidChannel,
-                format!("invalid channel {name:?}: {e}"),
-            )
-        })?;
-        check_event(event).map_err(|m| (ErrorCode::BadRequest, m))?;
-        let identity = self.identity.as_ref().expect("publish after connect");
-        if !identity.may_publish(&channel) {
-            return Err((
-                ErrorCode::Forbidden,
-                format!("the token does not allow publishing to {channel}"),
-            ));
-        }
-        if !self.bucket.try_take() {
-            return Err((
-                ErrorCode::RateLimited,
-                "publish rate exceeded; the message was not published".into(),
-            ));
-        }
-        Ok(channel)
-    }
-
-    /// Answers a publish storage answered.
-    fn published(&self, done: Done) {
-        match done.result {
-            Ok(offset) => self.ack(done.id, Some(offset)),
-            Err(e) => self.error(Some(done.id), ErrorCode::Unavailable, e.to_string()),
-        }
-    }
-
-    /// Waits until every publish in flight is answered.
-    async fn settle(&mut self) {
-        while !self.pipeline.is_empty() {
-            let done = self.pipeline.next().await;
-            self.published(done);
-        }
     }
 
     /// Leaves every channel, then says goodbye: queued frames and a close frame when the
