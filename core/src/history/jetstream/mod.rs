@@ -22,6 +22,7 @@
 //! `CONSUMER.CREATE` without a filter in the subject).
 
 mod direct;
+mod state;
 mod streams;
 
 use super::memory::MemoryHistory;
@@ -85,6 +86,10 @@ pub struct JetStreamHistory {
     /// Shared with pipelined publishes ([`History::start_publish`]), which forget a stream whose
     /// publish failed after they returned.
     streams: Arc<Mutex<HashMap<String, Arc<AppStream>>>>,
+    /// Places whose stream is being ensured, so that concurrent first uses (every client
+    /// resubscribing to a restarted gateway) make one JetStream request, not one each.
+    ensuring: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    states: Arc<state::FreshStates>,
 }
 
 // Compile-time check that the JetStream history fits the seam.
@@ -105,6 +110,8 @@ impl JetStreamHistory {
             bus,
             prefix,
             streams: Arc::default(),
+            ensuring: Mutex::default(),
+            states: Arc::default(),
         }
     }
 
@@ -257,11 +264,11 @@ impl JetStreamHistory {
         }
     }
 
-    /// The stream's epoch, first and last sequence, fresh from the server.
+    /// The stream's epoch, first and last sequence, fresh from the server: from a request sent
+    /// after this call, shared with the other callers of that moment ([`state`]).
     async fn state(&self, stream: &stream::Stream) -> Result<(String, u64, u64), HistoryError> {
-        let info = stream.get_info().await.map_err(unavailable)?;
-        let epoch = format!("{:x}", info.created.unix_timestamp_nanos());
-        Ok((epoch, info.state.first_sequence, info.state.last_sequence))
+        let s = self.states.get(stream).await?;
+        Ok((s.epoch, s.first, s.last))
     }
 }
 
@@ -430,7 +437,7 @@ impl History for JetStreamHistory {
             return Ok(recovery);
         }
         let missed = self
-            .read_from(&entry.stream, &filter, since.offset + 1, policy.size)
+            .read_recent(&entry.stream, &filter, since.offset + 1, policy.size)
             .await?;
         // Nothing after `since` aged out: the stream drops by age from its front only.
         let aged_ok = first <= since.offset + 1;

@@ -101,16 +101,48 @@ impl JetStreamHistory {
     ) -> Result<Arc<AppStream>, HistoryError> {
         self.nats.check_connected()?;
         let key = place.cache_key();
-        if let Some(s) = self
-            .streams
+        if let Some(s) = self.known(&key, policy) {
+            return Ok(s);
+        }
+        // One caller at a time per place: the others wait for its answer and find it cached.
+        let gate = Arc::clone(
+            self.ensuring
+                .lock()
+                .expect("ensuring poisoned")
+                .entry(key.clone().into_owned())
+                .or_default(),
+        );
+        let result = {
+            let _turn = gate.lock().await;
+            match self.known(&key, policy) {
+                Some(s) => Ok(s),
+                None => self.make(place, policy).await,
+            }
+        };
+        let mut ensuring = self.ensuring.lock().expect("ensuring poisoned");
+        if ensuring
+            .get(key.as_ref())
+            .is_some_and(|g| Arc::ptr_eq(g, &gate))
+            && Arc::strong_count(&gate) == 2
+        {
+            ensuring.remove(key.as_ref());
+        }
+        result
+    }
+
+    /// The place's stream as last ensured, if with `policy`.
+    fn known(&self, key: &str, policy: Policy) -> Option<Arc<AppStream>> {
+        self.streams
             .lock()
             .expect("streams poisoned")
-            .get(key.as_ref())
-        {
-            if s.policy == policy {
-                return Ok(Arc::clone(s));
-            }
-        }
+            .get(key)
+            .filter(|s| s.policy == policy)
+            .cloned()
+    }
+
+    /// Creates the place's stream or brings it to `policy`, and caches it.
+    async fn make(&self, place: Place<'_>, policy: Policy) -> Result<Arc<AppStream>, HistoryError> {
+        let key = place.cache_key();
         let mut config = self.config(place, policy);
         let mut stream = match self.js.get_or_create_stream(config.clone()).await {
             Ok(stream) => stream,
