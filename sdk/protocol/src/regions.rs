@@ -29,7 +29,10 @@ pub struct RegionsDocument {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Region {
     /// The region's name, such as `eu-west`: 1 to 63 letters, digits, `-`, `_` or `.`.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 63, example = "eu-west"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 63, example = "eu-west")
+    )]
     pub name: String,
     /// The gateways' public base URL, `ws://` or `wss://` (what a client would be given as its
     /// URL).
@@ -127,7 +130,10 @@ mod tests {
 
     #[test]
     fn accepts_ws_and_wss_urls() {
-        let d = doc(&[("eu-west", "wss://eu.example.com"), ("b", "ws://10.0.0.1:8080/rt")]);
+        let d = doc(&[
+            ("eu-west", "wss://eu.example.com"),
+            ("b", "ws://10.0.0.1:8080/rt"),
+        ]);
         assert_eq!(d.validate(), Ok(()));
         let parsed: RegionsDocument = serde_json::from_str(
             r#"{"regions":[{"name":"eu-west","url":"wss://eu.example.com"},{"name":"b","url":"ws://10.0.0.1:8080/rt"}]}"#,
@@ -149,7 +155,10 @@ mod tests {
             "ws://h\n",
         ] {
             assert!(
-                matches!(doc(&[("a", url)]).validate(), Err(RegionsError::BadUrl { .. })),
+                matches!(
+                    doc(&[("a", url)]).validate(),
+                    Err(RegionsError::BadUrl { .. })
+                ),
                 "{url:?}"
             );
         }

@@ -9,9 +9,9 @@
 
 use crate::error::{Error, Result};
 use crate::events::{ConnectionEvent, State};
+use crate::nearest::{Late, Ranking};
 use crate::options::Options;
 use crate::session::{Notice, Session, Subscriber};
-use crate::nearest::{Late, Ranking};
 use crate::transport::{Endpoint, Inbound, Transport};
 use serde_json::value::RawValue;
 use std::future::Future;

@@ -18,7 +18,10 @@ use waas_protocol::regions::{RegionsDocument, MAX_DOCUMENT_BYTES, MAX_REGIONS};
 /// given. When fetching or reading the document fails, the URLs given (or `known`, those of a
 /// previous fetch) are used if there are any, so a discovery endpoint being down does not stop
 /// clients that have another way in; with none, the error is returned.
-pub(crate) async fn endpoints(options: &Options, known: Option<&[Endpoint]>) -> Result<Vec<Endpoint>> {
+pub(crate) async fn endpoints(
+    options: &Options,
+    known: Option<&[Endpoint]>,
+) -> Result<Vec<Endpoint>> {
     let Some(url) = &options.discovery_url else {
         return Ok(options.endpoints.clone());
     };
@@ -83,8 +86,9 @@ async fn fetch(url: &str) -> std::result::Result<Vec<u8>, String> {
 /// The URLs of a document, in its order; refused when it is not a valid regions document or
 /// lists none.
 pub(crate) fn parse(body: &[u8]) -> std::result::Result<Vec<String>, String> {
-    let doc: RegionsDocument = serde_json::from_slice(body)
-        .map_err(|e| format!("not a regions document ({{\"regions\": [{{\"name\", \"url\"}}]}}): {e}"))?;
+    let doc: RegionsDocument = serde_json::from_slice(body).map_err(|e| {
+        format!("not a regions document ({{\"regions\": [{{\"name\", \"url\"}}]}}): {e}")
+    })?;
     doc.validate().map_err(|e| e.to_string())?;
     if doc.regions.is_empty() {
         return Err("lists no region".into());
@@ -112,7 +116,10 @@ mod tests {
             (b"<html>", "not a regions document"),
             (br#"{"regions":[]}"#, "no region"),
             (br#"{"regions":[{"name":"a","url":"http://a"}]}"#, "ws://"),
-            (br#"{"regions":[{"name":"a b","url":"ws://a"}]}"#, "region name"),
+            (
+                br#"{"regions":[{"name":"a b","url":"ws://a"}]}"#,
+                "region name",
+            ),
             (br#"{"nope":1}"#, "not a regions document"),
         ];
         for (body, want) in cases {

@@ -287,7 +287,9 @@ impl ClientBuilder {
 
     pub(crate) fn build(self) -> Result<Options> {
         if self.urls.is_empty() && self.discovery_url.is_none() {
-            return Err(Error::Config("no gateway URL or discovery URL given".into()));
+            return Err(Error::Config(
+                "no gateway URL or discovery URL given".into(),
+            ));
         }
         if let Some(url) = &self.discovery_url {
             if !url.starts_with("http://") {
@@ -447,7 +449,10 @@ mod tests {
             .token("t")
             .build()
             .unwrap_err();
-        assert!(matches!(&e, Error::Config(m) if m.contains("discovery URL")), "{e}");
+        assert!(
+            matches!(&e, Error::Config(m) if m.contains("discovery URL")),
+            "{e}"
+        );
     }
 
     #[tokio::test]
