@@ -44,6 +44,30 @@ export function stopWaitingAt(firstMs: number): number {
   return Math.max(firstMs * GRACE_FACTOR, firstMs + GRACE_FLOOR_MS);
 }
 
+/**
+ * What probing does next, over timings only (the Rust SDK's `next_step`): `firstMs` is when the
+ * first gateway answered (ms from the start of probing, undefined while none has), `running` how
+ * many probes are still running, `ownDone` whether the client's own gateway (when re-probing;
+ * else true) has finished, `elapsedMs` the time since the start. `"rank"`: stop waiting;
+ * `"await"`: wait for the next answer; a number: wait for it at most until then.
+ *
+ * Nothing is cut short before a gateway answered (an error is no answer: the next gateway may
+ * still answer), nor before the own gateway finished when re-probing: the move compares its round
+ * trip with the best (`shouldMove`), and a re-probe runs beside a live connection, so it costs no
+ * one any waiting.
+ */
+export function nextStep(
+  firstMs: number | undefined,
+  running: number,
+  ownDone: boolean,
+  elapsedMs: number,
+): "rank" | "await" | number {
+  if (running === 0) return "rank";
+  if (firstMs === undefined || !ownDone) return "await";
+  const at = stopWaitingAt(firstMs);
+  return elapsedMs >= at ? "rank" : at;
+}
+
 export interface Probed {
   /** Index in the client's URLs. */
   index: number;
@@ -110,7 +134,7 @@ export function probeAll(
     const done: Probed[] = [];
     const late: Probed[] = [];
     let lateCount = 0;
-    let deadlineMs: number | undefined;
+    let firstMs: number | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let settled = false;
     const finish = () => {
@@ -132,12 +156,12 @@ export function probeAll(
       resolve({ probed: ranked });
     };
     const check = () => {
-      if (done.length === count) return finish();
-      if (deadlineMs === undefined || (own !== undefined && !done.some((p) => p.index === own))) return;
-      const wait = deadlineMs - (performance.now() - start);
-      if (wait <= 0) return finish();
+      const ownDone = own === undefined || done.some((p) => p.index === own);
+      const step = nextStep(firstMs, count - done.length, ownDone, performance.now() - start);
+      if (step === "rank") return finish();
+      if (step === "await") return;
       clearTimeout(timer);
-      timer = setTimeout(finish, wait);
+      timer = setTimeout(finish, step - (performance.now() - start));
     };
     for (let index = 0; index < count; index++) {
       void probe(index, dial, samples, timeoutMs).then((p) => {
@@ -148,12 +172,12 @@ export function probeAll(
           if (late.length === lateCount) onLate?.(late);
           return;
         }
-        if (p.rttMs !== undefined && deadlineMs === undefined) deadlineMs = stopWaitingAt(performance.now() - start);
+        if (p.rttMs !== undefined && firstMs === undefined) firstMs = performance.now() - start;
         done.push(p);
         check();
       });
     }
-    if (count === 0) finish();
+    check();
   });
 }
 

@@ -10,7 +10,7 @@ import net from "node:net";
 import { test } from "node:test";
 import { Backoff, Client, DiscoveryError, RejectedError, ServerClient } from "../dist/index.js";
 import { parseRegions } from "../dist/discovery.js";
-import { merge, rank, stopWaitingAt } from "../dist/nearest.js";
+import { merge, nextStep, rank, stopWaitingAt } from "../dist/nearest.js";
 import { startCluster } from "./cluster.mjs";
 import { nextEvent, within } from "./support.mjs";
 
@@ -172,6 +172,18 @@ test("nearest: the others are waited for twice the first answer's time, at least
   assert.equal(stopWaitingAt(5), 10);
   // Measured (docs/regions.md): own gateway 0.35 ms, the far one's connect alone 82 ms.
   assert.ok(stopWaitingAt(0.35) < 82);
+});
+
+test("nearest: stops waiting at the deadline once a gateway answered and the own one finished", () => {
+  assert.equal(nextStep(undefined, 0, true, 1), "rank");
+  assert.equal(nextStep(3, 0, false, 1), "rank");
+  // No answer yet (failures do not count): wait for the next one, however long.
+  assert.equal(nextStep(undefined, 2, true, 9000), "await");
+  assert.equal(nextStep(40, 1, true, 41), 80);
+  assert.equal(nextStep(40, 1, true, 80), "rank");
+  // Re-probing: the own gateway is waited for past the deadline.
+  assert.equal(nextStep(40, 1, false, 500), "await");
+  assert.equal(nextStep(0.35, 1, true, 1), 5.35);
 });
 
 test("nearest: gateways still probing rank after those that answered, before unreachable ones; late answers refine", () => {

@@ -51,6 +51,48 @@ pub(crate) fn stop_waiting_at(first: Duration) -> Duration {
     (first * GRACE_FACTOR).max(first + GRACE_FLOOR)
 }
 
+/// What probing does next ([`next_step`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Wait for the next gateway to finish its probe.
+    Await,
+    /// Wait for the next gateway, but no later than this, counted from the start of probing.
+    AwaitUntil(Duration),
+    /// Stop waiting: rank what answered, the rest rank after it and finish in the background.
+    Rank,
+}
+
+/// The waiting rule, over timings only: `first` is when the first gateway answered (counted
+/// from the start of probing, `None` while none has), `running` how many probes are still
+/// running, `own_done` whether the client's own gateway (when re-probing; else `true`) has
+/// finished, `elapsed` the time since the start.
+///
+/// Nothing is cut short before a gateway answered (an error is no answer: the next gateway may
+/// still answer), nor before the own gateway finished when re-probing: the move decision
+/// compares its round trip with the best ([`should_move`]), and a re-probe runs beside a live
+/// connection, so it costs no one any waiting.
+pub(crate) fn next_step(
+    first: Option<Duration>,
+    running: usize,
+    own_done: bool,
+    elapsed: Duration,
+) -> Step {
+    if running == 0 {
+        return Step::Rank;
+    }
+    match first {
+        Some(first) if own_done => {
+            let at = stop_waiting_at(first);
+            if elapsed >= at {
+                Step::Rank
+            } else {
+                Step::AwaitUntil(at)
+            }
+        }
+        _ => Step::Await,
+    }
+}
+
 /// Where a gateway's probe stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Class {
@@ -181,19 +223,21 @@ pub(crate) async fn probe_all(
         .map(|(index, endpoint)| probe(options.clone(), endpoint.clone(), index))
         .collect();
     let mut done: Vec<Probed> = Vec::with_capacity(endpoints.len());
-    let mut deadline: Option<Instant> = None;
+    // When the first gateway answered, counted from `start`.
+    let mut first: Option<Duration> = None;
     loop {
         let own_done = own.is_none_or(|own| done.iter().any(|p| p.index == own));
-        let until = deadline.filter(|_| own_done);
+        let until = match next_step(first, running.len(), own_done, start.elapsed()) {
+            Step::Rank => break,
+            Step::Await => None,
+            Step::AwaitUntil(at) => Some(start + at),
+        };
         tokio::select! {
-            answer = running.next() => match answer {
-                Some(p) => {
-                    if p.rtt.is_some() && deadline.is_none() {
-                        deadline = Some(start + stop_waiting_at(start.elapsed()));
-                    }
-                    done.push(p);
+            answer = running.next() => if let Some(p) = answer {
+                if p.rtt.is_some() && first.is_none() {
+                    first = Some(start.elapsed());
                 }
-                None => break,
+                done.push(p);
             },
             _ = tokio::time::sleep_until(until.unwrap_or(start)), if until.is_some() => break,
         }
@@ -371,6 +415,30 @@ mod tests {
         assert_eq!(r.order(), [0, 1, 2, 3]);
         assert_eq!(r.rtt_of(0), Some(Duration::from_millis(4)));
         assert!(r.probed.iter().all(|p| !p.pending));
+    }
+
+    #[test]
+    fn stops_waiting_at_the_deadline_once_a_gateway_answered_and_the_own_one_finished() {
+        let ms = Duration::from_millis;
+        // Every probe finished: rank, whatever the time.
+        assert_eq!(next_step(None, 0, true, ms(1)), Step::Rank);
+        assert_eq!(next_step(Some(ms(3)), 0, false, ms(1)), Step::Rank);
+        // No answer yet (failures do not count): wait for the next one, however long.
+        assert_eq!(next_step(None, 2, true, ms(9_000)), Step::Await);
+        // The first answer at 40 ms: wait until 80 ms, then rank.
+        assert_eq!(
+            next_step(Some(ms(40)), 1, true, ms(41)),
+            Step::AwaitUntil(ms(80))
+        );
+        assert_eq!(next_step(Some(ms(40)), 1, true, ms(80)), Step::Rank);
+        // Re-probing: the own gateway is waited for past the deadline, so that the move
+        // compares it with the best.
+        assert_eq!(next_step(Some(ms(40)), 1, false, ms(500)), Step::Await);
+        // A first answer within a data centre: the floor.
+        assert_eq!(
+            next_step(Some(Duration::from_micros(350)), 1, true, ms(1)),
+            Step::AwaitUntil(Duration::from_micros(5350))
+        );
     }
 
     #[test]
