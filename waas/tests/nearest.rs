@@ -291,12 +291,17 @@ async fn a_discovery_url_lists_the_regions_and_the_client_picks_the_nearest() {
 
 /// Serves one fixed HTTP answer to every request, for documents no gateway would serve.
 async fn serve_fixed(status: u16, body: String) -> String {
+    serve_document(status, Arc::new(std::sync::Mutex::new(body))).await
+}
+
+/// Serves `body` as it is at each request (a test may change it), with `status`.
+async fn serve_document(status: u16, body: Arc<std::sync::Mutex<String>>) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
-            let body = body.clone();
+            let body = body.lock().unwrap().clone();
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
                 let _ = socket.read(&mut buf).await;
@@ -361,4 +366,47 @@ async fn a_bad_discovery_document_is_refused_with_the_reason() {
             .unwrap();
         client.close().await.unwrap();
     }
+}
+
+/// The discovery document is fetched again before every re-probe: a client that connected to
+/// the only region listed moves to a nearer one once the document lists it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_added_to_the_discovery_document_is_probed_at_the_next_reprobe() {
+    let cluster = Cluster::start(WAAS, &shared_url(), 2).await;
+    let app = cluster.create_app("nearestadd").await;
+    let far = DelayProxy::start(cluster.gateways[0].addr, FAR).await;
+    let near = DelayProxy::start(cluster.gateways[1].addr, Duration::ZERO).await;
+    let region = |name: &str, url: String| json!({"name": name, "url": url});
+    let document = Arc::new(std::sync::Mutex::new(
+        json!({"regions": [region("far", far.ws_url())]}).to_string(),
+    ));
+    let discovery = serve_document(200, document.clone()).await;
+    let client = Client::builder()
+        .discovery_url(&discovery)
+        .app(&app.id)
+        .token(&app.api_key)
+        .reprobe_interval(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
+    let mut events = client.events();
+    assert!(client.url().unwrap().starts_with(&far.ws_url()));
+    *document.lock().unwrap() =
+        json!({"regions": [region("far", far.ws_url()), region("near", near.ws_url())]})
+            .to_string();
+    let moved = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match events.next().await.expect("events open") {
+                ConnectionEvent::Connected { url, .. } if url.starts_with(&near.ws_url()) => {
+                    return url
+                }
+                ConnectionEvent::Closed { error } => panic!("client stopped: {error:?}"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("moved to the region added to the document");
+    assert_eq!(client.url().as_deref(), Some(moved.as_str()));
+    client.close().await.unwrap();
 }

@@ -354,3 +354,38 @@ test("nearest: a bad discovery document fails the connect with a DiscoveryError,
     await cluster.stop();
   }
 });
+
+test("nearest: the discovery document is fetched again before every re-probe", async () => {
+  const cluster = await startCluster(2);
+  const proxies = [];
+  let server;
+  let client;
+  try {
+    const app = await cluster.createApp("tsnearestadd");
+    const [a, b] = cluster.gateways;
+    const far = await startDelayProxy(a.addr, 40);
+    const near = await startDelayProxy(b.addr, 0);
+    proxies.push(far, near);
+    let doc = { regions: [{ name: "far", url: far.url }] };
+    server = http.createServer((_, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify(doc));
+    });
+    await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const discoveryUrl = `http://127.0.0.1:${server.address().port}/regions`;
+    client = await Client.connect({ discoveryUrl, app: app.id, token: app.apiKey, reprobeIntervalMs: 200 });
+    assert.ok(client.url.startsWith(far.url), `connected to ${client.url}`);
+    const moved = nextEvent(client, "connected", (e) => e.url.startsWith(near.url), 20_000);
+    doc = { regions: [...doc.regions, { name: "near", url: near.url }] };
+    await moved;
+    assert.ok(client.url.startsWith(near.url));
+  } finally {
+    await client?.close();
+    if (server) {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+    for (const p of proxies) await p.close();
+    await cluster.stop();
+  }
+});
