@@ -501,6 +501,9 @@ pub struct GatewayConfig {
     pub limits: Limits,
     /// Which addresses HTTP upstreams may be reached at (`outbound_allow_*` settings).
     pub outbound: waas_core::egress::Policy,
+    /// Each region's public gateway URL, served at `GET /v1/regions` (`regions` setting,
+    /// `docs/regions.md`); empty: not served.
+    pub regions: waas_protocol::regions::RegionsDocument,
 }
 
 impl Default for GatewayConfig {
@@ -509,6 +512,9 @@ impl Default for GatewayConfig {
             subject_prefix: "waas".into(),
             limits: Limits::default(),
             outbound: waas_core::egress::Policy::default(),
+            regions: waas_protocol::regions::RegionsDocument {
+                regions: Vec::new(),
+            },
         }
     }
 }

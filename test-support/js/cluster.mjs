@@ -71,7 +71,8 @@ const psql = (sql) => promisify(execFile)("psql", [pgUrl, "-v", "ON_ERROR_STOP=1
 
 /**
  * A control-plane and `gateways` gateways. `createApp(id, fields)` makes an app with `appDefaults`
- * and `fields` (such as `limits`) and gives its id, API key, JWT secret and Pusher secret.
+ * and `fields` (such as `limits`) and gives its id, API key, JWT secret and Pusher secret;
+ * `addGateway(extra)` starts another gateway with more flags.
  */
 export async function startCluster(gateways = 2, appDefaults = {}) {
   const prefix = `t${randomBytes(8).toString("hex")}`;
@@ -91,11 +92,13 @@ export async function startCluster(gateways = 2, appDefaults = {}) {
     ]);
     procs.push(cp);
     const gws = [];
-    for (let i = 0; i < gateways; i++) {
-      const gw = await child(["gateway", "--listen", "127.0.0.1:0", "--nats", natsUrl, "--subject-prefix", prefix]);
+    const addGateway = async (extra = []) => {
+      const gw = await child(["gateway", "--listen", "127.0.0.1:0", "--nats", natsUrl, "--subject-prefix", prefix, ...extra]);
       procs.push(gw);
       gws.push(gw);
-    }
+      return gw;
+    };
+    for (let i = 0; i < gateways; i++) await addGateway();
     const admin = async (method, path, body) => {
       const res = await fetch(cp.http + path, {
         method,
@@ -106,6 +109,8 @@ export async function startCluster(gateways = 2, appDefaults = {}) {
     };
     return {
       gateways: gws,
+      /** Starts one more gateway with `extra` flags (`["--regions", "..."]`, say). */
+      addGateway,
       admin,
       async createApp(id, fields = {}) {
         const t = await admin("POST", "/v1/admin/tenants", { id: "t", name: "Tenant" });

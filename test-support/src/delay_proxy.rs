@@ -3,7 +3,7 @@
 //! pipelining: what is read at `t` is written at `t + delay`, whatever else is in flight.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,6 +27,8 @@ pub struct DelayProxy {
 struct Shared {
     down: AtomicBool,
     links: Mutex<Vec<JoinHandle<()>>>,
+    /// Bytes written to clients, that is delivered from the upstream after the delay.
+    to_clients: AtomicU64,
 }
 
 impl DelayProxy {
@@ -42,6 +44,7 @@ impl DelayProxy {
                         drop(client);
                         continue;
                     }
+                    let link_shared = Arc::clone(&shared);
                     let link = tokio::spawn(async move {
                         let Ok(server) = TcpStream::connect(upstream).await else {
                             return;
@@ -52,8 +55,8 @@ impl DelayProxy {
                         let (sr, sw) = server.into_split();
                         // Either direction ending ends the link (both sockets close).
                         tokio::select! {
-                            _ = pump(cr, sw, delay) => {}
-                            _ = pump(sr, cw, delay) => {}
+                            _ = pump(cr, sw, delay, None) => {}
+                            _ = pump(sr, cw, delay, Some(&link_shared.to_clients)) => {}
                         }
                     });
                     let mut links = shared.links.lock().expect("links");
@@ -90,6 +93,19 @@ impl DelayProxy {
     pub fn restore(&self) {
         self.shared.down.store(false, Ordering::Release);
     }
+
+    /// Bytes the proxy has delivered to its clients so far (after the delay): while it is 0,
+    /// no client has heard anything from the upstream, not even the answer to its handshake.
+    pub fn delivered_to_clients(&self) -> u64 {
+        self.shared.to_clients.load(Ordering::Acquire)
+    }
+
+    /// Connections accepted so far and still open.
+    pub fn open_links(&self) -> usize {
+        let mut links = self.shared.links.lock().expect("links");
+        links.retain(|l| !l.is_finished());
+        links.len()
+    }
 }
 
 impl Drop for DelayProxy {
@@ -99,14 +115,23 @@ impl Drop for DelayProxy {
     }
 }
 
-/// Copies `from` to `to`, each chunk written `delay` after it was read.
-async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, delay: Duration) {
+/// Copies `from` to `to`, each chunk written `delay` after it was read, counting the bytes
+/// written in `counted`.
+async fn pump(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    delay: Duration,
+    counted: Option<&AtomicU64>,
+) {
     let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
     let writer = async move {
         while let Some((due, chunk)) = rx.recv().await {
             tokio::time::sleep_until(due).await;
             if to.write_all(&chunk).await.is_err() {
                 return;
+            }
+            if let Some(c) = counted {
+                c.fetch_add(chunk.len() as u64, Ordering::AcqRel);
             }
         }
         let _ = to.shutdown().await;

@@ -151,6 +151,10 @@ pub struct Settings {
     pub outbound_allow_private: bool,
     /// The `region` label of every metric of this process. Default empty: no label.
     pub region: String,
+    /// Every region's public gateway URL (`[[regions]]` with `name` and `url`), served by the
+    /// gateway at `GET /v1/regions` for the SDKs' discovery option (`docs/regions.md`).
+    /// Default none: the endpoint answers 404.
+    pub regions: Vec<waas_protocol::regions::Region>,
     /// The browser dashboard (control-plane, `waas dev`): `[dashboard]`, docs/dashboard.md.
     pub dashboard: waas_control_plane::dashboard::DashboardConfig,
 }
@@ -180,6 +184,7 @@ impl Default for Settings {
             outbound_allow_loopback: None,
             outbound_allow_private: false,
             region: String::new(),
+            regions: Vec::new(),
             dashboard: Default::default(),
         }
     }
@@ -208,6 +213,7 @@ impl std::fmt::Debug for Settings {
             .field("directory", &self.directory)
             .field("webhooks", &self.webhooks)
             .field("region", &self.region)
+            .field("regions", &self.regions)
             .finish()
     }
 }
@@ -265,6 +271,9 @@ impl Settings {
                 subject_prefix: self.subject_prefix.clone(),
                 limits: self.limits.clone(),
                 outbound: self.outbound(dev),
+                regions: waas_protocol::regions::RegionsDocument {
+                    regions: self.regions.clone(),
+                },
             },
             bus,
             history,
@@ -352,6 +361,14 @@ impl Settings {
                 key: "region".into(),
                 reason,
             }
+        })?;
+        waas_protocol::regions::RegionsDocument {
+            regions: self.regions.clone(),
+        }
+        .validate()
+        .map_err(|e| SettingsError::Invalid {
+            key: "regions".into(),
+            reason: e.to_string(),
         })?;
         self.app_seeds().map(|_| ())
     }
@@ -504,6 +521,25 @@ mod tests {
             .get("chat")
             .expect("the chat namespace rule");
         assert_eq!(chat.history_size, Some(1000));
+    }
+
+    #[test]
+    fn bad_regions_are_refused_by_name() {
+        let region = |name: &str, url: &str| waas_protocol::regions::Region {
+            name: name.into(),
+            url: url.into(),
+        };
+        let mut s = Settings {
+            regions: vec![
+                region("eu", "wss://eu.example.com"),
+                region("us", "http://us"),
+            ],
+            ..Settings::default()
+        };
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("regions") && e.contains("ws://"), "{e}");
+        s.regions[1].url = "ws://us.example.com:8080".into();
+        s.validate().unwrap();
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - [`websocket`]: the upgrade, and authentication given in the URL or headers. The Pusher
 //!   front's upgrade, `GET /app/{key}`, is [`crate::pusher::upgrade`].
 //! - [`pusher`]: Pusher's HTTP API (`/apps/{app_id}/...`), signed Pusher's way.
+//! - [`regions`]: `GET /v1/regions`, each region's gateway URL for the SDKs' discovery.
 //! - [`openapi`]: the OpenAPI 3.1 document of all of the above, `GET /openapi.json`.
 
 pub mod channels;
@@ -16,6 +17,7 @@ pub mod history;
 pub mod openapi;
 pub mod pusher;
 pub mod recordings;
+pub mod regions;
 pub mod rest;
 pub mod websocket;
 
@@ -37,6 +39,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/v1/regions", get(regions::regions))
         .route("/v1/apps/{app}/ws", get(websocket::websocket))
         .route("/app/{key}", get(crate::pusher::upgrade::websocket))
         .route(

@@ -8,7 +8,7 @@ use waas_core::http::openapi::{ops, Document, SecuritySchemes};
 use waas_protocol::rest::ErrorBody;
 
 /// The REST API of a gateway: publish, batch, tokens, channels and presence, history,
-/// recordings, the WebSocket endpoint, health and metrics.
+/// recordings, the WebSocket endpoint, the regions document, health and metrics.
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -28,6 +28,7 @@ use waas_protocol::rest::ErrorBody;
         crate::http::recordings::get,
         crate::http::recordings::stop,
         crate::http::websocket::websocket,
+        crate::http::regions::regions,
         crate::pusher::upgrade::websocket,
         crate::pusher::upgrade::unknown_path,
         crate::http::pusher::events::event,
@@ -50,6 +51,7 @@ use waas_protocol::rest::ErrorBody;
         (name = "history", description = "Channel history (docs/history.md)"),
         (name = "recordings", description = "Recordings (docs/recordings.md)"),
         (name = "websocket", description = "The native protocol (docs/protocol.md)"),
+        (name = "regions", description = "Each region's gateway URL, for the SDKs' discovery (docs/regions.md)"),
         (name = "pusher", description = "The Pusher front: protocol 7 at /app/{key} and the HTTP API at /apps/{app_id}, signed Pusher's way (docs/pusher.md)"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     ),

@@ -22,6 +22,7 @@ import {
   WebSocketError,
 } from "./errors.js";
 import { Emitter, type ClientEvents } from "./events.js";
+import { discover } from "./discovery.js";
 import * as nearest from "./nearest.js";
 import { checkChannel, checkMethod, checkPath, checkService } from "./names.js";
 import { Reply, ServerRequest, toReply, type Handler } from "./server.js";
@@ -67,9 +68,19 @@ function fatalAtConnect(e: unknown): boolean {
 export class Client extends Emitter<ClientEvents> {
   private readonly session: Session;
   private transport: Transport | undefined;
+  /**
+   * The gateways: the URLs given, or those the discovery document lists (`discovery.ts`), fetched
+   * again before every re-probe.
+   */
+  private urls: string[] = [];
+  /** Index in `urls` of the current (or last) connection. */
   private endpoint = 0;
   /** URL indices in the order reconnects try them: as given, or nearest first (`nearest.ts`). */
   private order: number[] = [];
+  /** The last probe's ranking, refined by the answers of its probes that finish late. */
+  private ranking: nearest.Ranking | undefined;
+  /** Counts probes, so that late answers to a probe a newer one replaced are ignored. */
+  private probeGeneration = 0;
   private reprobeTimer: ReturnType<typeof setTimeout> | undefined;
   /** A nearer gateway's connection, taken once no request is in flight (or at `deadline`). */
   private moving: { index: number; transport: Transport; timer: ReturnType<typeof setTimeout> } | undefined;
@@ -97,18 +108,20 @@ export class Client extends Emitter<ClientEvents> {
     const s = settings(options);
     const WS = await resolveWebSocket(options.webSocket);
     const client = new Client(s, WS);
-    client.order = s.urls.map((_, i) => i);
-    if (s.nearest && s.urls.length > 1) {
-      const ranking = await client.probe();
+    client.urls = await client.gateways(undefined);
+    client.order = client.urls.map((_, i) => i);
+    if (s.nearest && client.urls.length > 1) {
+      const ranking = await client.probe(client.urls);
       const best = ranking.probed[0]!;
       if (!best.transport) throw nearest.rankingError(ranking);
+      client.ranking = ranking;
       client.order = nearest.order(ranking);
       client.endpoint = best.index;
       client.online(best.transport);
       return client;
     }
     let last: unknown;
-    for (let i = 0; i < s.urls.length; i++) {
+    for (let i = 0; i < client.urls.length; i++) {
       try {
         const transport = await client.dial(i);
         client.endpoint = i;
@@ -152,24 +165,70 @@ export class Client extends Emitter<ClientEvents> {
     return this.session.position(channel);
   }
 
-  private async dial(index: number): Promise<Transport> {
+  private dial(index: number): Promise<Transport> {
+    return this.dialUrl(this.urls[index]!);
+  }
+
+  private async dialUrl(base: string): Promise<Transport> {
     const token = await this.s.token();
-    const url = endpointUrl(this.s.urls[index]!, this.s.app, this.s.serverName);
+    const url = endpointUrl(base, this.s.app, this.s.serverName);
     return Transport.dial(this.WS, url, token, this.session.id(), this.s.connectTimeoutMs);
   }
 
-  private probe(): Promise<nearest.Ranking> {
-    return nearest.probeAll(this.s.urls.length, (i) => this.dial(i), this.s.probeSamples, this.s.connectTimeoutMs);
+  /**
+   * The gateways to probe: the discovery document's with `discoveryUrl`, else the URLs given.
+   * When the document cannot be fetched or read, the URLs given (or `known`, those of a previous
+   * fetch) are used if there are any, so a discovery endpoint being down does not stop clients
+   * that have another way in; with none, the error is thrown.
+   */
+  private async gateways(known: string[] | undefined): Promise<string[]> {
+    if (this.s.discoveryUrl === undefined) return this.s.urls;
+    try {
+      return await discover(this.s.discoveryUrl, this.s.connectTimeoutMs);
+    } catch (e) {
+      const fallback = known ?? this.s.urls;
+      if (fallback.length === 0) throw e;
+      return fallback;
+    }
   }
 
-  /** Probes again while connected; takes the ranking as the reconnect order, maybe moves. */
+  /** Probes `urls` (`nearest.ts`); `own` is the index of the connected one when re-probing. */
+  private probe(urls: string[], own?: number): Promise<nearest.Ranking> {
+    const generation = ++this.probeGeneration;
+    return nearest.probeAll(
+      urls.length,
+      (i) => this.dialUrl(urls[i]!),
+      this.s.probeSamples,
+      this.s.connectTimeoutMs,
+      own,
+      (late) => {
+        if (generation !== this.probeGeneration || !this.ranking || this.isClosed()) return;
+        this.ranking = nearest.merge(this.ranking, late);
+        this.order = nearest.order(this.ranking);
+      },
+    );
+  }
+
+  /**
+   * Probes again while connected (after fetching the URLs again with `discoveryUrl`), waiting
+   * for the own gateway's answer too so that the move compares it with the best; takes the
+   * ranking as the reconnect order, maybe moves. A gateway the client is connected to that a new
+   * document no longer lists stays on the list (last) while the client is connected to it.
+   */
   private async reprobe(transport: Transport): Promise<void> {
-    const ranking = await this.probe();
+    const connected = this.urls[this.endpoint]!;
+    let urls = await this.gateways(this.urls);
+    if (!urls.includes(connected)) urls = [...urls, connected];
+    const own = urls.indexOf(connected);
+    const ranking = await this.probe(urls, own);
     const best = ranking.probed[0]!;
     if (transport !== this.transport || !this.session.online || this.isClosed()) {
       best.transport?.drop(1000);
       return;
     }
+    this.urls = urls;
+    this.endpoint = own;
+    this.ranking = ranking;
     this.order = nearest.order(ranking);
     const current = nearest.rttOf(ranking, this.endpoint);
     if (best.transport && best.index !== this.endpoint && nearest.shouldMove(current, best.rttMs!)) {
@@ -204,7 +263,7 @@ export class Client extends Emitter<ClientEvents> {
 
   private online(transport: Transport): void {
     clearTimeout(this.reprobeTimer);
-    if (this.s.nearest && this.s.urls.length > 1) {
+    if (this.s.nearest && (this.urls.length > 1 || this.s.discoveryUrl !== undefined)) {
       this.reprobeTimer = setTimeout(() => void this.reprobe(transport), this.s.reprobeIntervalMs);
     }
     this.transport = transport;

@@ -18,6 +18,7 @@ export type ErrorKind =
   | "invalid_channel"
   | "invalid_path"
   | "config"
+  | "discovery"
   | "token_provider"
   | "protocol"
   | "websocket"
@@ -124,6 +125,16 @@ export class InvalidPathError extends WaasError {
 export class ConfigError extends WaasError {
   constructor(message: string) {
     super("config", `invalid configuration: ${message}`);
+  }
+}
+
+/**
+ * The discovery document (`discoveryUrl`) could not be fetched or is not a valid regions document
+ * (too large, not JSON, a URL that is not `ws://` or `wss://`, more than 32 regions...).
+ */
+export class DiscoveryError extends WaasError {
+  constructor(readonly url: string, readonly reason: string) {
+    super("discovery", `discovery document ${url}: ${reason}`);
   }
 }
 

@@ -55,6 +55,17 @@ export interface ClientOptions {
   /** How often a connected client probes the gateways again with `nearest`. Default 300000 ms. */
   reprobeIntervalMs?: number;
   /**
+   * Fetch the gateways' URLs from this discovery URL instead of listing them in the client: an
+   * `http://` or `https://` URL answering a regions document, such as any gateway's
+   * `GET /v1/regions` (`docs/regions.md`). Turns `nearest` on: the URLs it lists are probed and
+   * the nearest is kept. The document is fetched at connect and again before every re-probe, so
+   * regions can be added or moved without changing clients. `url`/`urls`, if given, are a
+   * fallback used when the document cannot be fetched or read; without them that failure fails
+   * the connect with a `DiscoveryError`. A document larger than 64 KiB, listing more than 32
+   * regions or a URL other than `ws://`/`wss://` is refused.
+   */
+  discoveryUrl?: string;
+  /**
    * The name of this server process, for a client connecting with an API key: the dashboard's
    * Servers page and the admin API list the connection under it, with its gateway and ping
    * latency (`server_name` in `docs/protocol.md`). 1–64 of letters, digits, `.`, `_`, `:`, `-`,
@@ -79,12 +90,16 @@ export interface Settings {
   nearest: boolean;
   probeSamples: number;
   reprobeIntervalMs: number;
+  discoveryUrl: string | undefined;
   serverName: string | undefined;
 }
 
 export function settings(o: ClientOptions): Settings {
   const urls = [...(o.url ? [o.url] : []), ...(o.urls ?? [])];
-  if (urls.length === 0) throw new ConfigError("no gateway URL given");
+  if (urls.length === 0 && o.discoveryUrl === undefined) throw new ConfigError("no gateway URL or discovery URL given");
+  if (o.discoveryUrl !== undefined && !/^https?:\/\//.test(o.discoveryUrl)) {
+    throw new ConfigError(`discovery URL ${JSON.stringify(o.discoveryUrl)}: expected http:// or https://`);
+  }
   if (!o.app) throw new ConfigError("no app id given");
   for (const u of urls) endpointUrl(u, o.app);
   const { token, tokenProvider } = o;
@@ -117,9 +132,10 @@ export function settings(o: ClientOptions): Settings {
     maxReconnectAttempts: o.maxReconnectAttempts,
     subscriptionCapacity: positive("subscriptionCapacity", o.subscriptionCapacity, 1024),
     offlineQueue: o.offlineQueue ?? 1024,
-    nearest: o.nearest ?? false,
+    nearest: (o.nearest ?? false) || o.discoveryUrl !== undefined,
     probeSamples: Math.floor(positive("probeSamples", o.probeSamples, 3)),
     reprobeIntervalMs: positive("reprobeIntervalMs", o.reprobeIntervalMs, 300_000),
+    discoveryUrl: o.discoveryUrl,
     serverName: checkServerName(o.serverName),
   };
 }

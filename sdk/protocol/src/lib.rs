@@ -13,6 +13,8 @@
 //! - [`claims`]: the JWT claims a tenant's backend signs for its end users.
 //! - [`webhook`]: webhook event types and their HMAC-SHA256 signatures.
 //! - [`recording`]: starting a recording and describing one, for REST and the SDK.
+//! - [`regions`]: the regions document of `GET /v1/regions` (each region's gateway URL), read
+//!   by the SDKs' discovery option.
 //! - [`rest`]: request and response bodies of the REST API.
 //! - [`rpc`]: request/response over the socket: service names, paths, `caps.call` prefixes.
 //! - [`server_name`]: the name a tenant's server gives its connection (`server_name`).
@@ -29,6 +31,7 @@ pub mod names;
 pub mod pattern;
 pub mod presence;
 pub mod recording;
+pub mod regions;
 pub mod rest;
 pub mod rpc;
 pub mod server_name;

@@ -9,9 +9,10 @@
 
 use crate::error::{Error, Result};
 use crate::events::{ConnectionEvent, State};
+use crate::nearest::{Late, Ranking};
 use crate::options::Options;
 use crate::session::{Notice, Session, Subscriber};
-use crate::transport::{Inbound, Transport};
+use crate::transport::{Endpoint, Inbound, Transport};
 use serde_json::value::RawValue;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -81,7 +82,17 @@ enum Stop {
 
 /// A probe running beside the connection; stopped (its connections closed) when the connection
 /// it was for ends first.
-struct Probing(tokio::task::JoinHandle<crate::nearest::Ranking>);
+struct Probing(tokio::task::JoinHandle<Reprobed>);
+
+/// What a probe while connected found: the gateways' URLs (fetched again with
+/// [`Options::discovery_url`]), their ranking and the probes still running.
+struct Reprobed {
+    endpoints: Vec<Endpoint>,
+    /// Index in `endpoints` of the gateway the client is connected to.
+    own: usize,
+    ranking: Ranking,
+    late: Option<Late>,
+}
 
 impl Drop for Probing {
     fn drop(&mut self) {
@@ -96,34 +107,68 @@ pub(crate) struct Actor {
     pub presence: broadcast::Sender<crate::presence::PresenceEvent>,
     pub state: watch::Sender<State>,
     pub session: Session,
-    /// Index in `options.endpoints` of the current (or last) connection.
+    /// The gateways: `options.endpoints`, or those the discovery document lists
+    /// ([`Options::discovery_url`]), fetched again with every probe.
+    pub endpoints: Vec<Endpoint>,
+    /// Index in `endpoints` of the current (or last) connection.
     pub endpoint: usize,
-    /// Indices in `options.endpoints` in the order reconnects try them: as given, or nearest
-    /// first with [`Options::nearest`], updated by every probe.
+    /// Indices in `endpoints` in the order reconnects try them: as given, or nearest first
+    /// with [`Options::nearest`], updated by every probe.
     pub order: Vec<usize>,
+    /// The last probe's ranking, with [`Options::nearest`].
+    pub ranking: Option<Ranking>,
+    /// That probe's gateways still probing, whose answers refine `ranking`.
+    pub late: Option<Late>,
     /// Set to the fatal error, if any, before the command channel closes.
     pub stopped: Arc<OnceLock<Error>>,
 }
 
+/// The first connection and what the connection task starts from.
+pub(crate) struct Connected {
+    pub transport: Transport,
+    pub endpoints: Vec<Endpoint>,
+    pub endpoint: usize,
+    pub order: Vec<usize>,
+    pub ranking: Option<Ranking>,
+    pub late: Option<Late>,
+}
+
 /// Connects once to each URL in order, returning the first success or the last failure, with
 /// the order reconnects try the URLs in; with `nearest`, probes them all and keeps the nearest
-/// (`nearest.rs`). The first connect is not retried with backoff so that a wrong URL, app or
-/// token fails fast.
-pub(crate) async fn first_connect(options: &Options) -> Result<(Transport, usize, Vec<usize>)> {
-    if options.nearest && options.endpoints.len() > 1 {
-        let mut ranking = crate::nearest::probe_all(options).await;
+/// (`nearest.rs`), after fetching them with a discovery URL (`discovery.rs`). The first connect
+/// is not retried with backoff so that a wrong URL, app or token fails fast.
+pub(crate) async fn first_connect(options: &Arc<Options>) -> Result<Connected> {
+    let endpoints = crate::discovery::endpoints(options, None).await?;
+    if options.nearest && endpoints.len() > 1 {
+        let (mut ranking, late) = crate::nearest::probe_all(options, &endpoints, None).await;
         let order = ranking.order();
         return match ranking.take_nearest() {
-            Some((index, transport)) => Ok((transport, index, order)),
+            Some((endpoint, transport)) => Ok(Connected {
+                transport,
+                endpoints,
+                endpoint,
+                order,
+                ranking: Some(ranking),
+                late,
+            }),
             None => Err(ranking.into_error()),
         };
     }
-    let order = (0..options.endpoints.len()).collect();
+    let order: Vec<usize> = (0..endpoints.len()).collect();
     let mut last = None;
-    for (i, endpoint) in options.endpoints.iter().enumerate() {
+    for (i, endpoint) in endpoints.iter().enumerate() {
         let token = options.credentials.get().await?;
         match Transport::dial(endpoint, &options.app, &token, options.connect_timeout).await {
-            Ok(t) => return Ok((t, i, order)),
+            Ok(transport) => {
+                return Ok(Connected {
+                    transport,
+                    endpoints,
+                    endpoint: i,
+                    order,
+                    ranking: None,
+                    late: None,
+                })
+            }
             Err(e) => {
                 tracing::debug!(url = %endpoint.ws_url(options.app.as_str()), error = %e, "connect failed");
                 let fatal = is_fatal_at_connect(&e);
@@ -135,6 +180,35 @@ pub(crate) async fn first_connect(options: &Options) -> Result<(Transport, usize
         }
     }
     Err(last.unwrap_or_else(|| Error::Config("no gateway URL given".into())))
+}
+
+/// A probe while connected: the gateways fetched again (with a discovery URL), then probed,
+/// waiting for the client's own gateway's answer too so that the move decision compares it
+/// with the best ([`crate::nearest::should_move`]). `current` are the gateways known now and
+/// `own` the index of the one connected to; if a new discovery document no longer lists it,
+/// it stays on the list (at the end) while the client is connected to it.
+async fn reprobe_task(options: Arc<Options>, current: Vec<Endpoint>, own: usize) -> Reprobed {
+    let connected = current[own].clone();
+    let mut endpoints = match options.discovery_url {
+        Some(_) => crate::discovery::endpoints(&options, Some(&current))
+            .await
+            .unwrap_or(current),
+        None => current,
+    };
+    let own = match endpoints.iter().position(|e| *e == connected) {
+        Some(i) => i,
+        None => {
+            endpoints.push(connected);
+            endpoints.len() - 1
+        }
+    };
+    let (ranking, late) = crate::nearest::probe_all(&options, &endpoints, Some(own)).await;
+    Reprobed {
+        endpoints,
+        own,
+        ranking,
+        late,
+    }
 }
 
 /// Refusals that another attempt with the same configuration would get again.
@@ -158,9 +232,10 @@ pub(crate) fn is_fatal_at_connect(e: &Error) -> bool {
 
 impl Actor {
     pub(crate) async fn run(mut self, mut transport: Transport) {
+        let mut late = self.late.take();
         loop {
             self.session.on_connect();
-            let ended = self.serve(&mut transport).await;
+            let ended = self.serve(&mut transport, &mut late).await;
             let stop = match ended {
                 Ended::Close(reply) => Stop::Close(reply),
                 Ended::Dropped => Stop::Dropped,
@@ -308,11 +383,16 @@ impl Actor {
         }
     }
 
-    async fn serve(&mut self, transport: &mut Transport) -> Ended {
+    /// Serves one connection until it ends. `late` holds the last probe's gateways still
+    /// probing; their answers refine the reconnect order as they come.
+    async fn serve(&mut self, transport: &mut Transport, late: &mut Option<Late>) -> Ended {
         let ping_interval = self.options.ping_interval;
         let mut next_ping = Instant::now() + ping_interval;
         let mut pong_deadline: Option<Instant> = None;
-        let reprobe = self.options.nearest && self.options.endpoints.len() > 1;
+        // With a discovery URL the list may grow on a later fetch, so one gateway is no reason
+        // to stop probing.
+        let reprobe = self.options.nearest
+            && (self.endpoints.len() > 1 || self.options.discovery_url.is_some());
         let mut next_probe = Instant::now() + self.options.reprobe_interval;
         let mut probing: Option<Probing> = None;
         let mut moving: Option<(usize, Transport, Instant)> = None;
@@ -343,11 +423,22 @@ impl Actor {
                 wake = wake.min(*deadline);
             }
             tokio::select! {
-                ranking = async { (&mut probing.as_mut().expect("guarded").0).await }, if probing.is_some() => {
+                answers = async { late.as_mut().expect("guarded").answers().await }, if late.is_some() => {
+                    *late = None;
+                    if let Some(ranking) = &mut self.ranking {
+                        ranking.merge(answers);
+                        self.order = ranking.order();
+                    }
+                }
+                reprobed = async { (&mut probing.as_mut().expect("guarded").0).await }, if probing.is_some() => {
                     probing = None;
                     next_probe = Instant::now() + self.options.reprobe_interval;
-                    if let Ok(ranking) = ranking {
-                        moving = self.reranked(ranking).await;
+                    if let Ok(reprobed) = reprobed {
+                        self.endpoints = reprobed.endpoints;
+                        self.endpoint = reprobed.own;
+                        // Dropping the older late probes aborts them: this ranking replaces theirs.
+                        *late = reprobed.late;
+                        moving = self.reranked(reprobed.ranking).await;
                     }
                 }
                 command = self.commands.recv() => match command {
@@ -388,8 +479,10 @@ impl Actor {
                     }
                     if reprobe && probing.is_none() && moving.is_none() && now >= next_probe {
                         let options = self.options.clone();
+                        let current = self.endpoints.clone();
+                        let own = self.endpoint;
                         probing = Some(Probing(tokio::spawn(async move {
-                            crate::nearest::probe_all(&options).await
+                            reprobe_task(options, current, own).await
                         })));
                     }
                     if now >= next_ping {
@@ -406,14 +499,17 @@ impl Actor {
 
     /// Takes a new probe's ranking as the reconnect order; returns the nearest gateway's
     /// connection when the client should move there (`nearest::should_move`).
-    async fn reranked(
-        &mut self,
-        mut ranking: crate::nearest::Ranking,
-    ) -> Option<(usize, Transport, Instant)> {
+    async fn reranked(&mut self, mut ranking: Ranking) -> Option<(usize, Transport, Instant)> {
         self.order = ranking.order();
         let current = ranking.rtt_of(self.endpoint);
-        let (index, mut transport) = ranking.take_nearest()?;
-        let best = ranking.rtt_of(index).expect("the nearest answered");
+        let nearest = ranking.take_nearest();
+        self.ranking = Some(ranking);
+        let (index, mut transport) = nearest?;
+        let best = self
+            .ranking
+            .as_ref()
+            .and_then(|r| r.rtt_of(index))
+            .expect("the nearest answered");
         if index != self.endpoint && crate::nearest::should_move(current, best) {
             tracing::debug!(?current, ?best, to = %transport.url, "a nearer gateway answered");
             Some((
@@ -456,7 +552,8 @@ impl Actor {
                 .position(|&i| i == self.endpoint)
                 .unwrap_or(0);
             self.endpoint = self.order[(position + 1) % self.order.len()];
-            let endpoint = &options.endpoints[self.endpoint];
+            let endpoint = self.endpoints[self.endpoint].clone();
+            let endpoint = &endpoint;
             let dial = async {
                 let token = options.credentials.get().await?;
                 Transport::dial(endpoint, &options.app, &token, options.connect_timeout).await

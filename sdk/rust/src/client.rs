@@ -53,7 +53,8 @@ impl Client {
 
     pub(crate) async fn connect(options: Options) -> Result<Client> {
         let options = Arc::new(options);
-        let (transport, endpoint, order) = first_connect(&options).await?;
+        let connected = first_connect(&options).await?;
+        let transport = connected.transport;
         let (commands_tx, commands) = mpsc::channel(COMMAND_CAPACITY);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (presence, _) = broadcast::channel(crate::presence::PRESENCE_BUFFER);
@@ -70,8 +71,11 @@ impl Client {
             presence: presence.clone(),
             state: state_tx,
             session: Session::new(options.offline_queue),
-            endpoint,
-            order,
+            endpoints: connected.endpoints,
+            endpoint: connected.endpoint,
+            order: connected.order,
+            ranking: connected.ranking,
+            late: connected.late,
             stopped: stopped.clone(),
         };
         tokio::spawn(actor.run(transport));

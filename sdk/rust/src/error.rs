@@ -87,6 +87,12 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(String),
 
+    /// The discovery document ([`crate::ClientBuilder::discovery_url`]) could not be fetched
+    /// or is not a valid regions document (too large, not JSON, a URL that is not `ws://` or
+    /// `wss://`, more than 32 regions...).
+    #[error("discovery document {url}: {reason}")]
+    Discovery { url: String, reason: String },
+
     /// The token provider failed.
     #[error("token provider failed: {0}")]
     TokenProvider(#[source] BoxError),
@@ -160,6 +166,10 @@ impl Error {
                 reason: reason.clone(),
             },
             Error::Config(m) => Error::Config(m.clone()),
+            Error::Discovery { url, reason } => Error::Discovery {
+                url: url.clone(),
+                reason: reason.clone(),
+            },
             Error::TokenProvider(e) => Error::TokenProvider(e.to_string().into()),
             Error::Json(e) => Error::Protocol(format!("JSON: {e}")),
             Error::Jwt(e) => Error::Jwt(e.clone()),

@@ -25,6 +25,7 @@
 //! - `session`: the protocol state kept across connections (pending requests, channels), free of
 //!   I/O so it is tested frame by frame.
 //! - `nearest`: probing several gateways (one per region) and ranking them by round trip.
+//! - `discovery`: the gateways' URLs from a regions document (`GET /v1/regions`).
 //! - `transport`: dialing, the WebSocket upgrade and the reader task.
 //! - [`subscription`]: [`Subscription`], a `Stream` of [`Message`]s with its overflow policy.
 //! - [`message`]: [`Message`], a delivered message with its raw JSON payload.
@@ -61,6 +62,7 @@ pub mod token;
 pub mod webhook;
 
 mod actor;
+mod discovery;
 mod nearest;
 mod session;
 mod transport;

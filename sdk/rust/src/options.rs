@@ -67,6 +67,10 @@ pub(crate) struct Options {
     pub nearest: bool,
     pub probe_samples: u32,
     pub reprobe_interval: Duration,
+    /// Where the gateways' URLs are fetched from (`discovery.rs`); implies `nearest`.
+    pub discovery_url: Option<String>,
+    /// Sent with every connection, also to gateways found by discovery.
+    pub server_name: Option<ServerName>,
 }
 
 /// Builds a [`Client`]: `Client::builder().url(..).app(..).token(..).connect().await`.
@@ -86,6 +90,7 @@ pub struct ClientBuilder {
     nearest: bool,
     probe_samples: u32,
     reprobe_interval: Duration,
+    discovery_url: Option<String>,
     server_name: Option<String>,
 }
 
@@ -106,6 +111,7 @@ impl Default for ClientBuilder {
             nearest: false,
             probe_samples: 3,
             reprobe_interval: Duration::from_secs(300),
+            discovery_url: None,
             server_name: None,
         }
     }
@@ -248,6 +254,20 @@ impl ClientBuilder {
         self
     }
 
+    /// Fetch the gateways' URLs from this discovery URL instead of listing them in the client:
+    /// an `http://` URL (no TLS in this SDK yet) answering a regions document, such as any gateway's `GET /v1/regions`
+    /// (`docs/regions.md`). Turns [`ClientBuilder::nearest`] on: the URLs it lists are probed
+    /// and the nearest is kept. The document is fetched at connect and again before every
+    /// re-probe, so regions can be added or moved without changing clients. URLs given with
+    /// [`ClientBuilder::url`] are a fallback, used when the document cannot be fetched or read;
+    /// without them that failure fails the connect with [`Error::Discovery`]. A document larger
+    /// than 64 KiB, listing more than 32 regions or a URL other than `ws://`/`wss://` is refused
+    /// (this SDK connects to `ws://` only for now).
+    pub fn discovery_url(mut self, url: impl Into<String>) -> Self {
+        self.discovery_url = Some(url.into());
+        self
+    }
+
     /// The name of this server process, for a client connecting with an API key: the dashboard's
     /// Servers page and the admin API list the connection under it, with its gateway and ping
     /// latency (`docs/protocol.md`, `server_name`). 1–64 of letters, digits, `.`, `_`, `:`, `-`,
@@ -266,8 +286,18 @@ impl ClientBuilder {
     }
 
     pub(crate) fn build(self) -> Result<Options> {
-        if self.urls.is_empty() {
-            return Err(Error::Config("no gateway URL given".into()));
+        if self.urls.is_empty() && self.discovery_url.is_none() {
+            return Err(Error::Config(
+                "no gateway URL or discovery URL given".into(),
+            ));
+        }
+        if let Some(url) = &self.discovery_url {
+            if !url.starts_with("http://") {
+                return Err(Error::Config(format!(
+                    "discovery URL {url:?}: expected http:// (TLS is not supported by this SDK \
+                     yet)"
+                )));
+            }
         }
         let server_name = self
             .server_name
@@ -315,9 +345,11 @@ impl ClientBuilder {
             max_reconnect_attempts: self.max_reconnect_attempts,
             subscription_capacity: self.subscription_capacity,
             offline_queue: self.offline_queue,
-            nearest: self.nearest,
+            nearest: self.nearest || self.discovery_url.is_some(),
             probe_samples: self.probe_samples,
             reprobe_interval: self.reprobe_interval,
+            discovery_url: self.discovery_url,
+            server_name,
         })
     }
 }
@@ -398,6 +430,28 @@ mod tests {
                 "ws://b:2/v1/apps/demo/ws",
                 "ws://c:3/prefix/v1/apps/demo/ws"
             ]
+        );
+    }
+
+    #[test]
+    fn a_discovery_url_may_replace_the_urls_and_turns_nearest_on() {
+        let o = ClientBuilder::new()
+            .discovery_url("http://gw:8080/v1/regions")
+            .app("demo")
+            .token("t")
+            .build()
+            .unwrap();
+        assert!(o.nearest);
+        assert!(o.endpoints.is_empty());
+        let e = ClientBuilder::new()
+            .discovery_url("ftp://gw/regions")
+            .app("demo")
+            .token("t")
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Config(m) if m.contains("discovery URL")),
+            "{e}"
         );
     }
 

@@ -44,6 +44,10 @@ pub struct CommonArgs {
     /// The `region` label on every metric [default: none].
     #[arg(long, env = "WAAS_REGION")]
     region: Option<String>,
+    /// Every region's public gateway URL, served at GET /v1/regions for the SDKs' discovery:
+    /// `name=url,name=url` (ws:// or wss://) [default: none].
+    #[arg(long, env = "WAAS_REGIONS")]
+    regions: Option<String>,
 }
 
 #[derive(Args)]
@@ -201,6 +205,9 @@ impl CommonArgs {
             s.outbound_allow_loopback = self.outbound_allow_loopback;
         }
         overlay!(s, self, outbound_allow_private, region);
+        if let Some(list) = &self.regions {
+            s.regions = parse_regions(list)?;
+        }
         s.validate()?;
         Ok(s)
     }
@@ -212,5 +219,44 @@ impl DevArgs {
         overlay!(s, self, store, app_id, api_key, jwt_secret, pusher_secret);
         s.validate()?;
         Ok(s)
+    }
+}
+
+/// `--regions name=url,name=url`; the names and URLs are checked with the rest of the settings.
+fn parse_regions(list: &str) -> anyhow::Result<Vec<waas_protocol::regions::Region>> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            let (name, url) = item.split_once('=').ok_or_else(|| {
+                anyhow::anyhow!("invalid setting regions: {item:?} is not name=url")
+            })?;
+            Ok(waas_protocol::regions::Region {
+                name: name.trim().into(),
+                url: url.trim().into(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_flag_is_a_list_of_name_equals_url() {
+        let r = parse_regions("eu=wss://eu.example.com, us=ws://10.0.0.1:8080/rt").unwrap();
+        assert_eq!(
+            r.iter()
+                .map(|r| (r.name.as_str(), r.url.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                ("eu", "wss://eu.example.com"),
+                ("us", "ws://10.0.0.1:8080/rt")
+            ]
+        );
+        assert!(parse_regions("").unwrap().is_empty());
+        let e = parse_regions("eu").unwrap_err().to_string();
+        assert!(e.contains("name=url"), "{e}");
     }
 }
