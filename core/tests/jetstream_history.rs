@@ -141,7 +141,7 @@ fn numbers(messages: &[Bytes]) -> Vec<u64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_recovery_storm_shares_stream_state_and_reads_short_gaps_without_consumers() {
+async fn a_recovery_storm_shares_requests_and_reads_short_gaps_without_consumers() {
     let setup = Setup::new().await;
     // 50 channels; each subscriber last saw message 3 of its channel and missed 4..=6.
     let channels: Vec<String> = (0..50).map(|i| format!("c{i}")).collect();
@@ -199,6 +199,12 @@ async fn a_recovery_storm_shares_stream_state_and_reads_short_gaps_without_consu
     assert!(
         infos <= 100,
         "500 recoveries asked for the stream's info {infos} times: not shared"
+    );
+    // Unshared, each recovery would take 4 direct gets (3 messages, then "no more").
+    let gets = calls.count("DIRECT.GET");
+    assert!(
+        gets <= 1000,
+        "500 recoveries of 50 channels made {gets} direct gets: the subscribers of a channel do not share their read"
     );
     assert_eq!(
         calls.count("CONSUMER.CREATE"),

@@ -22,7 +22,8 @@
 //! `CONSUMER.CREATE` without a filter in the subject).
 
 mod direct;
-mod state;
+mod fresh;
+mod read;
 mod streams;
 
 use super::memory::MemoryHistory;
@@ -62,13 +63,11 @@ const RECORD_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// soon a restarted recorder gets what its predecessor had taken but not stored.
 const TAP_ACK_WAIT: Duration = Duration::from_secs(5);
 
-/// How long a history read waits for JetStream to make its consumer before reading message by
-/// message instead: a consumer takes a round trip or two to the meta leader, and none at all
-/// while the meta group elects one.
-const CONSUMER_CREATE_TIMEOUT: Duration = Duration::from_secs(2);
+/// A stored message's sequence and complete frame.
+type Read = (u64, Bytes);
 
-/// How long an ephemeral reader consumer survives if its deletion is lost.
-const READER_TTL: Duration = Duration::from_secs(10);
+/// A stream's epoch (its creation time, hex nanoseconds), first and last sequence.
+type StreamState = (String, u64, u64);
 
 /// A history stream, as last ensured with `policy`.
 struct AppStream {
@@ -89,7 +88,11 @@ pub struct JetStreamHistory {
     /// Places whose stream is being ensured, so that concurrent first uses (every client
     /// resubscribing to a restarted gateway) make one JetStream request, not one each.
     ensuring: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    states: Arc<state::FreshStates>,
+    /// Stream states ([`JetStreamHistory::state`]), shared by concurrent callers.
+    states: Arc<fresh::Fresh<String, StreamState>>,
+    /// Recovery reads by channel and first offset: the subscribers of one channel that
+    /// resubscribe at once (they saw the same last message) share one read.
+    recent: Arc<fresh::Fresh<(String, u64), Vec<Read>>>,
 }
 
 // Compile-time check that the JetStream history fits the seam.
@@ -112,6 +115,7 @@ impl JetStreamHistory {
             streams: Arc::default(),
             ensuring: Mutex::default(),
             states: Arc::default(),
+            recent: Arc::default(),
         }
     }
 
@@ -137,99 +141,6 @@ impl JetStreamHistory {
             .then(|| channel.split_once('.').map(|(ns, _)| ns))
             .flatten();
         Ok((Place { app, namespace }, channel))
-    }
-
-    /// Stored messages of `filter` from `start` on (oldest first), at most `max`, as complete
-    /// frames with their sequence. Through an ephemeral consumer, in a few round trips; when no
-    /// consumer can be made within [`CONSUMER_CREATE_TIMEOUT`] (JetStream's meta group has no
-    /// leader, as after two regions were cut apart) or the consumer hands over less than it
-    /// said it had, the rest by direct gets ([`direct`]): what is returned is everything there
-    /// is or an error, never a silent part.
-    async fn read_from(
-        &self,
-        stream: &stream::Stream,
-        filter: &str,
-        start: u64,
-        max: usize,
-    ) -> Result<Vec<(u64, Bytes)>, HistoryError> {
-        if max == 0 {
-            return Ok(Vec::new());
-        }
-        let deliver_policy = if start <= 1 {
-            DeliverPolicy::All
-        } else {
-            DeliverPolicy::ByStartSequence {
-                start_sequence: start,
-            }
-        };
-        let config = pull::Config {
-            filter_subject: filter.to_owned(),
-            deliver_policy,
-            ack_policy: AckPolicy::None,
-            inactive_threshold: READER_TTL,
-            memory_storage: true,
-            ..Default::default()
-        };
-        let consumer = match tokio::time::timeout(
-            CONSUMER_CREATE_TIMEOUT,
-            stream.create_consumer(config),
-        )
-        .await
-        {
-            Ok(Ok(consumer)) => consumer,
-            Ok(Err(e)) => {
-                tracing::debug!(filter, error = %e, "no consumer to read history; reading it directly");
-                return self.read_direct(stream, filter, start, max).await;
-            }
-            Err(_) => {
-                tracing::debug!(
-                    filter,
-                    "no consumer to read history in time; reading it directly"
-                );
-                return self.read_direct(stream, filter, start, max).await;
-            }
-        };
-        let name = consumer.cached_info().name.clone();
-        let wanted = consumer.cached_info().num_pending.min(max as u64) as usize;
-        let mut pending = wanted;
-        let mut out = Vec::with_capacity(pending);
-        while pending > 0 {
-            let mut batch = consumer
-                .fetch()
-                .max_messages(pending)
-                .messages()
-                .await
-                .map_err(unavailable)?;
-            let before = out.len();
-            while let Some(message) = batch.next().await {
-                let message = message.map_err(unavailable)?;
-                let seq = message.info().map_err(unavailable)?.stream_sequence;
-                out.push((seq, Head(message.payload.clone()).with_offset(seq)));
-            }
-            if out.len() == before {
-                break;
-            }
-            pending = pending.saturating_sub(out.len() - before);
-        }
-        let stream_ = stream.clone();
-        tokio::spawn(async move {
-            let _ = stream_.delete_consumer(&name).await;
-        });
-        if out.len() < wanted {
-            // The fetch ended early (a status, or the client's timer): the rest one by one.
-            let from = out.last().map_or(start, |(seq, _)| seq + 1);
-            tracing::debug!(
-                filter,
-                got = out.len(),
-                wanted,
-                "history read short; reading the rest directly"
-            );
-            out.extend(
-                self.read_direct(stream, filter, from, wanted - out.len())
-                    .await?,
-            );
-        }
-        Ok(out)
     }
 
     /// Live messages of `subject` (a channel's, or a tap's `{prefix}.{app}.>`) as NATS delivers
@@ -265,10 +176,17 @@ impl JetStreamHistory {
     }
 
     /// The stream's epoch, first and last sequence, fresh from the server: from a request sent
-    /// after this call, shared with the other callers of that moment ([`state`]).
+    /// after this call, shared with the other callers of that moment ([`fresh`]).
     async fn state(&self, stream: &stream::Stream) -> Result<(String, u64, u64), HistoryError> {
-        let s = self.states.get(stream).await?;
-        Ok((s.epoch, s.first, s.last))
+        let name = stream.cached_info().config.name.clone();
+        let stream = stream.clone();
+        self.states
+            .get(name, async move {
+                let info = stream.get_info().await.map_err(unavailable)?;
+                let epoch = format!("{:x}", info.created.unix_timestamp_nanos());
+                Ok((epoch, info.state.first_sequence, info.state.last_sequence))
+            })
+            .await
     }
 }
 
@@ -386,9 +304,7 @@ impl History for JetStreamHistory {
         let messages = if query.reverse {
             // Newest first: read the channel's whole history (at most `policy.size`).
             let before = query.since.unwrap_or(u64::MAX);
-            let all = self
-                .read_from(&entry.stream, &filter, 1, policy.size)
-                .await?;
+            let all = read::read_from(&entry.stream, &filter, 1, policy.size).await?;
             all.into_iter()
                 .rev()
                 .filter(|(seq, _)| *seq < before)
@@ -397,7 +313,7 @@ impl History for JetStreamHistory {
                 .collect()
         } else {
             let start = query.since.map_or(1, |s| s.saturating_add(1));
-            self.read_from(&entry.stream, &filter, start, query.limit)
+            read::read_from(&entry.stream, &filter, start, query.limit)
                 .await?
                 .into_iter()
                 .map(|(_, m)| m)
@@ -437,15 +353,23 @@ impl History for JetStreamHistory {
             return Ok(recovery);
         }
         let missed = self
-            .read_recent(&entry.stream, &filter, since.offset + 1, policy.size)
+            .recent
+            .get(
+                (filter.clone(), since.offset + 1),
+                read::recent(
+                    entry.stream.clone(),
+                    filter.clone(),
+                    since.offset + 1,
+                    policy.size,
+                ),
+            )
             .await?;
         // Nothing after `since` aged out: the stream drops by age from its front only.
         let aged_ok = first <= since.offset + 1;
         // Nothing after `since` was pushed out by the per-channel bound: either the bound was
         // not reached, or the channel still holds a message from before `since`.
         let count_ok = missed.len() < policy.size
-            || self
-                .read_direct(&entry.stream, &filter, 1, 1)
+            || direct::read_direct(&entry.stream, &filter, 1, 1)
                 .await?
                 .first()
                 .is_some_and(|(seq, _)| *seq <= since.offset);
@@ -470,7 +394,7 @@ impl History for JetStreamHistory {
         let (place, channel) = self.place(subject, policy)?;
         let filter = self.history_subject(place, channel);
         let entry = self.ensure(place, policy).await?;
-        self.last_direct(&entry.stream, &filter).await.map(Some)
+        direct::last_direct(&entry.stream, &filter).await.map(Some)
     }
 
     /// Messages of apps without history arrive as the publishing gateway numbered them, each
