@@ -7,10 +7,13 @@
 //! reconnects, each forwarder catches its channel up from history before going on
 //! ([`crate::resync`]).
 
+mod fanout;
+
 use crate::outbound::Outbound;
 use crate::resync::{self, Tracker};
 use crate::wsframe;
 use bytes::Bytes;
+use fanout::{push_one, Fanout, Joining, Sub, Subscribers};
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -21,12 +24,6 @@ use waas_core::history::{offset_of, History};
 use waas_core::trace::TraceParent;
 
 const SHARDS: usize = 64;
-
-type Subscribers = Arc<RwLock<Vec<Arc<Outbound>>>>;
-
-/// A connection subscribing with recovery: live frames are held here, by connection id, while
-/// it reads history, then [`Hub::join`] hands over the ones history did not cover.
-type Joining = Arc<Mutex<Vec<(u64, Vec<Bytes>)>>>;
 
 struct Entry {
     subscribers: Subscribers,
@@ -110,11 +107,11 @@ impl Hub {
                 .subscribers
                 .write()
                 .expect("subscribers poisoned")
-                .push(conn);
+                .push(Sub::new(conn, 0));
             return Ok(());
         }
         let entry = self
-            .entry(app, subject, vec![conn], Joining::default())
+            .entry(app, subject, vec![Sub::new(conn, 0)], Joining::default())
             .await?;
         shard
             .subjects
@@ -159,7 +156,7 @@ impl Hub {
         &self,
         app: &str,
         subject: &str,
-        subscribers: Vec<Arc<Outbound>>,
+        subscribers: Vec<Sub>,
         joining: Joining,
     ) -> Result<Entry, BusError> {
         // Counted from before the bus subscription, so no reconnect after it goes unseen.
@@ -243,7 +240,9 @@ impl Hub {
         entry
             .tracker
             .joined(at.channel, at.policy, at.epoch, top, subs.is_empty());
-        subs.push(conn);
+        // Frames up to `top` that are still on their way to the forwarder are in what was
+        // just queued: the subscriber skips them.
+        subs.push(Sub::new(conn, top));
     }
 
     pub async fn unsubscribe(&self, subject: &str, conn_id: u64) {
@@ -253,7 +252,7 @@ impl Hub {
         let now_empty = match subjects.get(subject) {
             Some(entry) => {
                 let mut subs = entry.subscribers.write().expect("subscribers poisoned");
-                if let Some(i) = subs.iter().position(|c| c.id == conn_id) {
+                if let Some(i) = subs.iter().position(|s| s.conn.id == conn_id) {
                     subs.swap_remove(i);
                 }
                 let mut joining = entry.joining.lock().expect("joining poisoned");
@@ -274,7 +273,7 @@ impl Hub {
         let shard = self.shard(subject);
         let subjects = shard.subjects.lock().expect("hub poisoned");
         if let Some(entry) = subjects.get(subject) {
-            for conn in entry
+            for Sub { conn, .. } in entry
                 .subscribers
                 .read()
                 .expect("subscribers poisoned")
@@ -303,71 +302,6 @@ pub struct Joined<'a> {
     pub channel: &'a str,
     pub policy: waas_core::history::Policy,
     pub epoch: &'a str,
-}
-
-/// Who a forwarder queues frames on.
-struct Fanout {
-    subscribers: Subscribers,
-    joining: Joining,
-    /// The channel's app's metric handles.
-    metrics: waas_core::metrics::AppMetrics,
-    /// The channel's app's usage counters.
-    usage: Option<Arc<waas_core::usage::AppCounters>>,
-}
-
-/// Queues one native frame on `conn`, converted when it is a Pusher connection: for the few
-/// frames of a joining connection, not the fan-out (which converts once for all).
-fn push_one(conn: &Outbound, frame: Bytes) {
-    match &conn.pusher {
-        None => conn.push(frame),
-        Some(socket_id) => {
-            if let Some(c) = crate::pusher::message::convert(&frame) {
-                if c.exclude.as_deref() != Some(&**socket_id) {
-                    conn.push(c.frame);
-                }
-            }
-        }
-    }
-}
-
-impl Fanout {
-    fn push(&self, frame: &Bytes) {
-        self.push_traced(frame, None)
-    }
-
-    /// Queues `frame` on every subscriber; `trace` (when tracing) becomes the parent of the
-    /// socket writes that send it.
-    fn push_traced(&self, frame: &Bytes, trace: Option<TraceParent>) {
-        let subs = self.subscribers.read().expect("subscribers poisoned");
-        // The Pusher form of the frame, made on the first Pusher subscriber and shared by all
-        // (`None` inside: the frame has no Pusher form).
-        let mut pusher: Option<Option<crate::pusher::message::Converted>> = None;
-        for conn in subs.iter() {
-            match &conn.pusher {
-                None => conn.push_traced(frame.clone(), trace),
-                Some(socket_id) => {
-                    let converted =
-                        pusher.get_or_insert_with(|| crate::pusher::message::convert(frame));
-                    if let Some(c) = converted {
-                        if c.exclude.as_deref() != Some(&**socket_id) {
-                            conn.push_traced(c.frame.clone(), trace);
-                        }
-                    }
-                }
-            }
-        }
-        waas_core::metrics::METRICS
-            .delivered
-            .inc_by(subs.len() as u64);
-        self.metrics.delivered.inc_by(subs.len() as u64);
-        if let Some(usage) = &self.usage {
-            usage.delivered(subs.len() as u64);
-        }
-        let mut held = self.joining.lock().expect("joining poisoned");
-        for (_, frames) in held.iter_mut() {
-            frames.push(frame.clone());
-        }
-    }
 }
 
 /// What a forwarder needs to catch up after the bus reconnects.
@@ -653,5 +587,52 @@ mod tests {
         assert!(all[3].ends_with(b"ack 6"));
         hub.unsubscribe("s.y", 7).await;
         assert_eq!(hub.subject_count(), 0);
+    }
+
+    /// A frame history already gave the joining connection can still be on its way to the
+    /// forwarder (a busy gateway): it arrives after the join and is not queued again.
+    #[tokio::test]
+    async fn frames_history_gave_that_arrive_after_the_join_are_skipped() {
+        let bus = Arc::new(MemoryBus::new(16));
+        let hub = Hub::new(Arc::new(waas_core::history::memory::MemoryHistory::new(
+            bus.clone(),
+        )));
+        let conn = Arc::new(Outbound::new(8, 100, 1 << 20, 0));
+        hub.subscribe_held("t", "s.z", 8).await.unwrap();
+        let history = vec![
+            crate::wsframe::text(&message(4)),
+            crate::wsframe::text(&message(5)),
+        ];
+        let at = Joined {
+            channel: "z",
+            policy: crate::Limits::default().history_policy(),
+            epoch: "e",
+        };
+        hub.join("s.z", conn.clone(), history, 5, at, |_| None);
+        // 4 and 5 reach the forwarder only now, then 6.
+        for offset in [4, 5, 6] {
+            bus.publish("s.z", message(offset)).await.unwrap();
+        }
+        let all = take_until(&conn, 6).await;
+        assert_eq!(offsets(&all), [Some(4), Some(5), Some(6)], "each once");
+        // Past the floor, later frames flow as usual.
+        bus.publish("s.z", message(7)).await.unwrap();
+        assert_eq!(offsets(&take_until(&conn, 7).await), [Some(7)]);
+    }
+
+    /// What is queued on `conn` until a frame with `offset` is (the forwarder runs on its own
+    /// task).
+    async fn take_until(conn: &Outbound, offset: u64) -> VecDeque<Bytes> {
+        let mut all = VecDeque::new();
+        for _ in 0..10_000 {
+            let mut batch = VecDeque::new();
+            conn.take(&mut batch);
+            all.extend(batch);
+            if offsets(&all).contains(&Some(offset)) {
+                return all;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("offset {offset} never queued; got {:?}", offsets(&all));
     }
 }

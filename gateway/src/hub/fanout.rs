@@ -1,0 +1,124 @@
+//! Queuing a channel's frames on its local subscribers: once encoded, the same bytes for all.
+
+use crate::outbound::Outbound;
+use bytes::Bytes;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use waas_core::history::offset_of;
+use waas_core::trace::TraceParent;
+
+pub(super) type Subscribers = Arc<RwLock<Vec<Sub>>>;
+
+/// A connection subscribing with recovery: live frames are held here, by connection id, while
+/// it reads history, then [`super::Hub::join`] hands over the ones history did not cover.
+pub(super) type Joining = Arc<Mutex<Vec<(u64, Vec<Bytes>)>>>;
+
+/// A live subscriber, and the offset up to which it already has the channel's messages.
+///
+/// A subscriber that recovers reads history after its live subscription starts, so the read
+/// may hold messages that were stored but had not reached this gateway's forwarder yet (a
+/// busy gateway, after a restart, is milliseconds behind). They then arrive after the
+/// subscriber joined, and without the floor would reach it twice.
+pub(super) struct Sub {
+    pub conn: Arc<Outbound>,
+    /// Offsets up to this are skipped; 0 once a later one passed (a channel's offsets arrive
+    /// in order), so a settled subscriber costs one relaxed load per frame.
+    floor: AtomicU64,
+}
+
+impl Sub {
+    pub fn new(conn: Arc<Outbound>, floor: u64) -> Sub {
+        Sub {
+            conn,
+            floor: AtomicU64::new(floor),
+        }
+    }
+
+    /// Whether the subscriber already has the frame at `offset` (frames without one, like
+    /// presence events, it never has). Only the channel's forwarder calls this.
+    fn has(&self, offset: Option<u64>) -> bool {
+        let floor = self.floor.load(Ordering::Relaxed);
+        if floor == 0 {
+            return false;
+        }
+        match offset {
+            Some(o) if o <= floor => true,
+            Some(_) => {
+                self.floor.store(0, Ordering::Relaxed);
+                false
+            }
+            None => false,
+        }
+    }
+}
+
+/// Who a forwarder queues frames on.
+pub(super) struct Fanout {
+    pub subscribers: Subscribers,
+    pub joining: Joining,
+    /// The channel's app's metric handles.
+    pub metrics: waas_core::metrics::AppMetrics,
+    /// The channel's app's usage counters.
+    pub usage: Option<Arc<waas_core::usage::AppCounters>>,
+}
+
+/// Queues one native frame on `conn`, converted when it is a Pusher connection: for the few
+/// frames of a joining connection, not the fan-out (which converts once for all).
+pub(super) fn push_one(conn: &Outbound, frame: Bytes) {
+    match &conn.pusher {
+        None => conn.push(frame),
+        Some(socket_id) => {
+            if let Some(c) = crate::pusher::message::convert(&frame) {
+                if c.exclude.as_deref() != Some(&**socket_id) {
+                    conn.push(c.frame);
+                }
+            }
+        }
+    }
+}
+
+impl Fanout {
+    pub fn push(&self, frame: &Bytes) {
+        self.push_traced(frame, None)
+    }
+
+    /// Queues `frame` on every subscriber; `trace` (when tracing) becomes the parent of the
+    /// socket writes that send it.
+    pub fn push_traced(&self, frame: &Bytes, trace: Option<TraceParent>) {
+        let subs = self.subscribers.read().expect("subscribers poisoned");
+        // The Pusher form of the frame, made on the first Pusher subscriber and shared by all
+        // (`None` inside: the frame has no Pusher form).
+        let mut pusher: Option<Option<crate::pusher::message::Converted>> = None;
+        let offset = offset_of(frame);
+        let mut skipped = 0;
+        for sub in subs.iter() {
+            if sub.has(offset) {
+                skipped += 1;
+                continue;
+            }
+            let conn = &sub.conn;
+            match &conn.pusher {
+                None => conn.push_traced(frame.clone(), trace),
+                Some(socket_id) => {
+                    let converted =
+                        pusher.get_or_insert_with(|| crate::pusher::message::convert(frame));
+                    if let Some(c) = converted {
+                        if c.exclude.as_deref() != Some(&**socket_id) {
+                            conn.push_traced(c.frame.clone(), trace);
+                        }
+                    }
+                }
+            }
+        }
+        let delivered = (subs.len() - skipped) as u64;
+        waas_core::metrics::METRICS.delivered.inc_by(delivered);
+        self.metrics.delivered.inc_by(delivered);
+        if let Some(usage) = &self.usage {
+            usage.delivered(delivered);
+        }
+        let mut held = self.joining.lock().expect("joining poisoned");
+        for (_, frames) in held.iter_mut() {
+            frames.push(frame.clone());
+        }
+    }
+}
