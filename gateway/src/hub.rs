@@ -177,7 +177,8 @@ impl Hub {
                 history: Arc::clone(&self.history),
                 subject: subject.to_owned(),
                 tracker: Arc::clone(&tracker),
-                cuts: self.resync.cuts.watch(),
+                cuts: self.resync.cuts.watch(app),
+                app: app.to_owned(),
                 settings: self.resync.clone(),
                 reconnects,
                 seen,
@@ -314,7 +315,9 @@ struct Resync {
     /// The bus connections counted when this forwarder last knew itself up to date.
     seen: u64,
     /// The cuts other forwarders of this gateway found ([`resync::Cuts`]).
-    cuts: tokio::sync::watch::Receiver<u64>,
+    cuts: resync::CutWatch,
+    /// The channel's app, whose cuts concern it.
+    app: String,
 }
 
 impl Resync {
@@ -393,7 +396,7 @@ async fn forward(
             // Another channel of this gateway found a cut: this one may have missed messages
             // too and have no next one to say so.
             Ok(()) = resync.cuts.changed() => {
-                if resync.behind().await {
+                if resync.cuts.concerns() && resync.behind().await {
                     skip_upto = resync.catch_up(&fanout).await.0;
                 }
                 continue;
@@ -408,8 +411,8 @@ async fn forward(
                 (skip_upto, found) = resync.catch_up(&fanout).await;
                 if found {
                     // Tell the other channels, not this one (caught up already).
-                    resync.settings.cuts.found();
-                    resync.cuts.borrow_and_update();
+                    resync.settings.cuts.found(&resync.app);
+                    resync.cuts.seen_all();
                 }
             }
             continue;

@@ -17,12 +17,16 @@
 //! then takes new requests): whatever JetStream stored before the subscription was in place is
 //! in what is read, whatever after arrives live, and offsets tell the overlap apart.
 
+mod cuts;
+
+pub use cuts::{CutWatch, Cuts};
+
 use crate::wsframe;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tokio::sync::{watch, Semaphore};
+use std::time::Duration;
+use tokio::sync::Semaphore;
 use waas_core::history::{offset_of, History, Policy};
 use waas_protocol::history::Since;
 use waas_protocol::ServerFrame;
@@ -82,52 +86,6 @@ pub struct Settings {
     pub timeout: Duration,
     /// Cuts this gateway found, for every forwarder: see [`Cuts`].
     pub cuts: Cuts,
-}
-
-/// Shortest time between two [`Cuts::found`] that wake every forwarder: after a heal, many
-/// channels find what they missed at about the same time, and one check of every channel is
-/// enough for all of them.
-const CUT_DEBOUNCE: Duration = Duration::from_secs(1);
-
-/// Counts the cuts this gateway found: a channel whose next message said it had missed some
-/// (a [`waas_core::history::previous_marker`]) although the bus connection stayed up, which
-/// happens when the NATS gateway connection between two regions was down and is back
-/// (docs/regions.md). Every forwarder watches the count and, when it moves, asks history for
-/// its channel's newest offset ([`behind`]): a channel that got nothing new since the heal has
-/// no next message to tell it what it missed.
-#[derive(Clone)]
-pub struct Cuts {
-    count: Arc<watch::Sender<u64>>,
-    /// When the count last moved.
-    last: Arc<Mutex<Option<Instant>>>,
-}
-
-impl Default for Cuts {
-    fn default() -> Self {
-        Cuts {
-            count: Arc::new(watch::Sender::new(0)),
-            last: Arc::default(),
-        }
-    }
-}
-
-impl Cuts {
-    /// A forwarder's watch, with the cuts found so far seen.
-    pub fn watch(&self) -> watch::Receiver<u64> {
-        self.count.subscribe()
-    }
-
-    /// A forwarder found a cut: wake every forwarder, at most once per [`CUT_DEBOUNCE`].
-    pub fn found(&self) {
-        {
-            let mut last = self.last.lock().expect("cuts poisoned");
-            if last.is_some_and(|t| t.elapsed() < CUT_DEBOUNCE) {
-                return;
-            }
-            *last = Some(Instant::now());
-        }
-        self.count.send_modify(|n| *n += 1);
-    }
 }
 
 /// Whether history holds a message of `subject` past the tracker's position: one cheap read
