@@ -287,6 +287,13 @@ fn multiregion_render_labels_the_region_and_has_no_control_plane() {
     );
     // Every process labels its metrics with the region itself.
     assert_eq!(env_value(c, "WAAS_REGION").as_deref(), Some("us-east-1"));
+    // Every region's URL, for GET /v1/regions, as the gateway's --regions takes them.
+    assert_eq!(
+        env_value(c, "WAAS_REGIONS").as_deref(),
+        Some(
+            "eu-west-1=wss://eu-west-1.waas.example.com,us-east-1=wss://us-east-1.waas.example.com"
+        )
+    );
     // The ServiceMonitor (no schema in kubernetes-validate: checked here) scrapes a port the
     // selected Services have, and adds no second `region` label.
     let sm = object(&docs, "ServiceMonitor", "r1-waas");
@@ -402,6 +409,14 @@ fn bad_values_are_refused_with_a_clear_error() {
         json!({"nats": {"tls": {"enabled": true}}}),
     ));
     assert!(out.contains("nats.tls.secretName is required"), "{out}");
+    // A region URL the gateway's list could not carry (a comma), or not a WebSocket one.
+    for url in ["wss://a.example.com/x,y", "https://a.example.com"] {
+        let out = template_failing(&merged(
+            required(),
+            json!({"regions": [{"name": "a", "url": url}]}),
+        ));
+        assert!(out.contains("regions"), "{url}: {out}");
+    }
     // The balancer's idle timeout must sit between the server's pings and its keep-alive.
     let out = template_failing(&merged(
         required(),

@@ -201,3 +201,14 @@ nats://{{ $full | trunc 63 | trimSuffix "-" }}:4222
 {{- .Values.nats.url -}}
 {{- end -}}
 {{- end }}
+
+{{/*
+`regions` as WAAS_REGIONS takes them: `name=url,name=url`.
+*/}}
+{{- define "waas.regionsList" -}}
+{{- $pairs := list -}}
+{{- range . -}}
+{{- $pairs = append $pairs (printf "%s=%s" .name .url) -}}
+{{- end -}}
+{{- join "," $pairs -}}
+{{- end -}}
