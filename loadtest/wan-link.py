@@ -54,7 +54,7 @@ def main():
     p.add_argument("--rtt-ms", type=float, default=10.0)
     p.add_argument("--mtu", type=int, default=9000)
     p.add_argument("--ns-a", default="waas-cli", help="namespace of side A; - for the current one")
-    p.add_argument("--ns-b", default="waas-srv", help="namespace of side B (made and deleted here)")
+    p.add_argument("--ns-b", default="waas-srv", help="namespace of side B (made and deleted here, unless --existing)")
     p.add_argument("--existing", action="store_true", help="the namespaces exist: neither make nor delete them")
     p.add_argument("--addr-a", default="10.77.0.1")
     p.add_argument("--addr-b", default="10.77.0.2")

@@ -91,7 +91,8 @@ impl Regions {
             &prefix,
             "a",
             &[],
-        );
+        )
+        .0;
         let mut regions = Regions {
             gateway_a,
             gateway_b: None,
@@ -112,17 +113,20 @@ impl Regions {
 
     /// (Re)starts B's gateway, inside B's namespace, on the same port each time.
     fn start_gateway_b(&mut self) {
-        self.gateway_b = Some(start_gateway(
-            Some(&self.link.ns_b),
-            &format!("127.0.0.1:{NS_GATEWAY_PORT}"),
-            &self.nats_b_url,
-            &self.prefix,
-            "b",
-            // After a two-region cut, catching up waits for JetStream to answer again; on a
-            // CI box running every test at once that took over the default 10 s once in
-            // eight runs (a reported gap). What is checked here is that nothing is lost.
-            &["--resync-timeout-ms", "30000"],
-        ));
+        self.gateway_b = Some(
+            start_gateway(
+                Some(&self.link.ns_b),
+                &format!("127.0.0.1:{NS_GATEWAY_PORT}"),
+                &self.nats_b_url,
+                &self.prefix,
+                "b",
+                // After a two-region cut, catching up waits for JetStream to answer again; on a
+                // CI box running every test at once that took over the default 10 s once in
+                // eight runs (a reported gap). What is checked here is that nothing is lost.
+                &["--resync-timeout-ms", "30000"],
+            )
+            .0,
+        );
     }
 
     fn url_a(&self) -> String {

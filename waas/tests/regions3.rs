@@ -48,6 +48,8 @@ struct Regions3 {
     /// A's nats-server's monitoring port (B's and C's are [`NS_MONITOR_PORT`] in their
     /// namespaces).
     monitor_a: u16,
+    /// What C's gateway wrote, shown when C fails to read history.
+    output_c: Output,
     control_plane: String,
     _schema: PgSchema,
 }
@@ -88,12 +90,12 @@ impl Regions3 {
         let nats_a_url = ports_a.url();
         let (control_plane, control_plane_url, schema) =
             start_control_plane(&nats_a_url, &prefix).await;
-        let gateway_a = start_gateway(None, "127.0.0.1:0", &nats_a_url, &prefix, "a", &[]);
+        let (gateway_a, _) = start_gateway(None, "127.0.0.1:0", &nats_a_url, &prefix, "a", &[]);
         let listen = format!("127.0.0.1:{NS_GATEWAY_PORT}");
         // As in the two-region test: catching up after a cut may wait for JetStream longer
         // than the default 10 s on a loaded box; what is checked is that nothing is lost.
         let slow_resync = ["--resync-timeout-ms", "30000"];
-        let gateway_b = start_gateway(
+        let (gateway_b, _) = start_gateway(
             Some(&ns_b),
             &listen,
             &ports_b.url(),
@@ -101,7 +103,7 @@ impl Regions3 {
             "b",
             &slow_resync,
         );
-        let gateway_c = start_gateway(
+        let (gateway_c, output_c) = start_gateway(
             Some(&ns_c),
             &listen,
             &ports_c.url(),
@@ -123,6 +125,7 @@ impl Regions3 {
             b: Some(runtime_in(&ns_b)),
             c: Some(runtime_in(&ns_c)),
             monitor_a: ports_a.monitor,
+            output_c,
             control_plane: control_plane_url,
             _schema: schema,
         }
@@ -184,6 +187,15 @@ impl Regions3 {
             other => panic!("no region {other}"),
         }
         .unwrap_or_else(|e| panic!("a client in {region} connects: {e}"))
+    }
+
+    /// `what` failed in C: panics with it, the meta group as A and C see it, and what C's
+    /// gateway wrote.
+    async fn failed_in_c(&self, what: String) -> ! {
+        let a = meta_group(self.monitor_a).await;
+        let c = self.in_c(async { meta_group(NS_MONITOR_PORT).await }).await;
+        let output = self.output_c.lock().map(|o| o.clone()).unwrap_or_default();
+        panic!("{what}\nmeta group (leader, size) seen by A: {a:?}, by C: {c:?}\nC's gateway:\n{output}")
     }
 
     /// Waits (at most 60 s) until A's and C's nats-servers agree on a meta leader of theirs:
@@ -341,14 +353,30 @@ async fn one_region_cut_off_the_other_two_keep_quorum_and_it_catches_up() {
     // A and C keep a meta leader between them...
     let leader = regions.wait_meta_leader_in_a_and_c().await;
     // ... so C reads A's stream (the history read makes a consumer: the meta leader's job) ...
-    let page = client_c.history("during", None, None, false).await.unwrap();
+    let page = match client_c.history("during", None, None, false).await {
+        Ok(page) => page,
+        Err(e) => {
+            let what = format!(
+                "history in C {:?} after the cut (meta leader {leader}): {e}",
+                cut_at.elapsed()
+            );
+            regions.failed_in_c(what).await
+        }
+    };
     assert_eq!(numbers(&page), (1..=6).collect::<Vec<_>>(), "history in C");
     // ... and the first publish of an app makes its stream, in C.
-    fresh_c
-        .publish("first", "n", &1u64)
-        .await
-        .unwrap_or_else(|e| panic!("a new stream during the cut (meta leader {leader}): {e}"));
-    let page = fresh_c.history("first", None, None, false).await.unwrap();
+    if let Err(e) = fresh_c.publish("first", "n", &1u64).await {
+        let what = format!("a new stream in C during the cut (meta leader {leader}): {e}");
+        regions.failed_in_c(what).await
+    }
+    let page = match fresh_c.history("first", None, None, false).await {
+        Ok(page) => page,
+        Err(e) => {
+            regions
+                .failed_in_c(format!("the new stream's history in C: {e}"))
+                .await
+        }
+    };
     assert_eq!(numbers(&page), [1], "the new stream's history in C");
 
     // The cut lasts the 10 s at least.

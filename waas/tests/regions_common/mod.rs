@@ -386,8 +386,12 @@ pub async fn start_control_plane(nats_url: &str, prefix: &str) -> (ChildServer, 
     (control_plane, url, schema)
 }
 
+/// What a process wrote (its warnings and errors), for a failing test to show.
+pub type Output = std::sync::Arc<std::sync::Mutex<String>>;
+
 /// A `waas gateway` of region `region`, in namespace `ns` (`None`: this test's), listening on
-/// `listen`, on its region's NATS `nats_url`, with `extra` arguments.
+/// `listen`, on its region's NATS `nats_url`, with `extra` arguments. Returns it and what it
+/// writes.
 pub fn start_gateway(
     ns: Option<&str>,
     listen: &str,
@@ -395,7 +399,7 @@ pub fn start_gateway(
     prefix: &str,
     region: &str,
     extra: &[&str],
-) -> ChildServer {
+) -> (ChildServer, Output) {
     let mut args: Vec<&str> = Vec::new();
     if let Some(ns) = ns {
         args.extend(["netns", "exec", ns, WAAS]);
@@ -412,7 +416,8 @@ pub fn start_gateway(
         region,
     ]);
     args.extend_from_slice(extra);
-    ChildServer::spawn(if ns.is_some() { "ip" } else { WAAS }, &args)
+    let binary = if ns.is_some() { "ip" } else { WAAS };
+    ChildServer::spawn_logged(binary, &args, &[("WAAS_LOG", "warn")])
 }
 
 /// Makes tenant `t` (if need be) and app `id` with `fields` through the control-plane's
