@@ -356,9 +356,14 @@ async fn one_region_cut_off_the_other_two_keep_quorum_and_it_catches_up() {
     let page = match client_c.history("during", None, None, false).await {
         Ok(page) => page,
         Err(e) => {
+            let failed_at = cut_at.elapsed();
+            // Whether the failure outlasts the first read tells a stall from a lost answer.
+            let again = client_c.history("during", None, None, false).await;
             let what = format!(
-                "history in C {:?} after the cut (meta leader {leader}): {e}",
-                cut_at.elapsed()
+                "history in C {failed_at:?} after the cut (meta leader {leader}): {e}; \
+                 read again {:?} after the cut: {:?}",
+                cut_at.elapsed(),
+                again.map(|p| numbers(&p)),
             );
             regions.failed_in_c(what).await
         }
