@@ -13,13 +13,17 @@ then deletes the namespaces it made. Needs root.
 
 The names, addresses and TUN devices are options, so that several links can run at once (the
 regions test, `waas/tests/regions.rs`, joins the current namespace, `--ns-a -`, to a region's
-namespace). SIGUSR1 cuts the link (every packet dropped, both ways) and SIGUSR2 heals it.
+namespace). With `--existing` both namespaces were made before (by other links: the
+three-region test, `waas/tests/regions3.rs`, joins two regions' namespaces that way): only the
+devices are added, and only they are deleted on the way out. SIGUSR1 cuts the link (every
+packet dropped, both ways) and SIGUSR2 heals it.
 """
 import argparse, fcntl, heapq, os, select, signal, struct, subprocess, sys, time
 
 TUNSETIFF = 0x400454CA
 IFF_TUN, IFF_NO_PI = 0x0001, 0x1000
 SIDES = []  # (namespace or None for the current one, tun device, local address, peer address)
+EXISTING = [False]  # the namespaces exist already: make and delete only the devices
 
 
 def sh(*args):
@@ -35,8 +39,8 @@ def open_tun(name):
 
 def teardown():
     for ns, dev, *_ in SIDES:
-        if ns is None:
-            subprocess.run(["ip", "link", "del", dev], stderr=subprocess.DEVNULL)
+        if ns is None or EXISTING[0]:
+            subprocess.run(["ip", *(["-n", ns] if ns else []), "link", "del", dev], stderr=subprocess.DEVNULL)
         else:
             subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
 
@@ -50,7 +54,8 @@ def main():
     p.add_argument("--rtt-ms", type=float, default=10.0)
     p.add_argument("--mtu", type=int, default=9000)
     p.add_argument("--ns-a", default="waas-cli", help="namespace of side A; - for the current one")
-    p.add_argument("--ns-b", default="waas-srv", help="namespace of side B (made and deleted here)")
+    p.add_argument("--ns-b", default="waas-srv", help="namespace of side B (made and deleted here, unless --existing)")
+    p.add_argument("--existing", action="store_true", help="the namespaces exist: neither make nor delete them")
     p.add_argument("--addr-a", default="10.77.0.1")
     p.add_argument("--addr-b", default="10.77.0.2")
     p.add_argument("--dev-a", default="tunc")
@@ -59,10 +64,11 @@ def main():
     one_way = args.rtt_ms / 2000.0
     ns_a = None if args.ns_a == "-" else args.ns_a
     SIDES.extend([(ns_a, args.dev_a, args.addr_a, args.addr_b), (args.ns_b, args.dev_b, args.addr_b, args.addr_a)])
+    EXISTING[0] = args.existing
     teardown()
     fds = []
     for ns, dev, local, peer in SIDES:
-        if ns is not None:
+        if ns is not None and not args.existing:
             sh("ip", "netns", "add", ns)
             ip(ns, "link", "set", "lo", "up")
         fd = open_tun(dev)

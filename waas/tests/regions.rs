@@ -4,24 +4,22 @@
 //! NATS servers form a supercluster over a link that delays every packet by `RTT / 2` each way
 //! (`loadtest/wan-link.py`, TUN devices, no netem) and that the test can cut. Clients "in"
 //! region B run on a Tokio runtime whose threads entered B's namespace, so every socket they
-//! open is B's.
+//! open is B's. The machinery is shared with the three-region test (`regions_common`).
 //!
 //! Needs root and `ip netns`; skips (saying so) only where `ip netns` cannot be used.
 
-use futures_util::StreamExt;
+mod regions_common;
+
+use regions_common::*;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
-use waas_sdk::{Backoff, Client, ConnectionEvent, Error, ErrorCode, Events, Subscription};
-use waas_test_support::cluster::{TestApp, OPERATOR};
+use waas_sdk::{Client, Error, ErrorCode};
+use waas_test_support::cluster::TestApp;
 use waas_test_support::pg::PgSchema;
 use waas_test_support::server::ChildServer;
 use waas_test_support::tokens;
 
-const WAAS: &str = env!("CARGO_BIN_EXE_waas");
 /// Round trip between the regions.
 const RTT_MS: u64 = 40;
 /// How long the link between the regions is cut (the issue's 10 s).
@@ -33,244 +31,6 @@ const SHORT_PINGS: Pings = Pings {
     interval: "1s",
     max: 2,
 };
-/// B's gateway port inside its namespace (a fresh namespace has every port free).
-const B_GATEWAY_PORT: u16 = 8080;
-/// B's nats-server's monitoring port inside its namespace.
-const B_MONITOR_PORT: u16 = 8222;
-
-// ---- the link, the namespace and the NATS servers ----
-
-/// Whether this machine lets the test make network namespaces and TUN devices.
-fn netns_usable() -> Result<(), String> {
-    let ok = |c: &mut Command| c.stdout(Stdio::null()).stderr(Stdio::null()).status();
-    match ok(Command::new("ip").args(["netns", "list"])) {
-        Ok(s) if s.success() => {}
-        other => return Err(format!("`ip netns list` failed: {other:?}")),
-    }
-    if !PathBuf::from("/dev/net/tun").exists() {
-        return Err("/dev/net/tun is missing".into());
-    }
-    match ok(Command::new("python3").arg("--version")) {
-        Ok(s) if s.success() => Ok(()),
-        other => Err(format!(
-            "python3 is needed for loadtest/wan-link.py: {other:?}"
-        )),
-    }
-}
-
-/// `loadtest/wan-link.py` joining this namespace to a new one; deletes it when dropped.
-struct Link {
-    child: Child,
-    ns: String,
-    a: Ipv4Addr,
-    b: Ipv4Addr,
-}
-
-impl Link {
-    fn start(rtt_ms: u64) -> Link {
-        let tag = format!("{:05x}", (std::process::id() ^ rand_u32()) & 0xfffff);
-        let octet = 100 + rand_u32() % 150;
-        let (a, b) = (
-            Ipv4Addr::new(10, 79, octet as u8, 1),
-            Ipv4Addr::new(10, 79, octet as u8, 2),
-        );
-        let ns = format!("waas-rb-{tag}");
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../loadtest/wan-link.py");
-        let mut child = Command::new("python3")
-            .args([
-                script,
-                "--rtt-ms",
-                &rtt_ms.to_string(),
-                "--ns-a",
-                "-",
-                "--ns-b",
-                &ns,
-            ])
-            .args(["--addr-a", &a.to_string(), "--addr-b", &b.to_string()])
-            .args([
-                "--dev-a",
-                &format!("wra{tag}"),
-                "--dev-b",
-                &format!("wrb{tag}"),
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start wan-link.py");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read wan-link.py");
-        assert!(line.starts_with("wan-link up"), "wan-link.py: {line:?}");
-        Link { child, ns, a, b }
-    }
-
-    fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    }
-
-    /// Every packet dropped, both ways, until [`heal`](Self::heal).
-    fn cut(&self) {
-        self.signal("-USR1");
-    }
-
-    fn heal(&self) {
-        self.signal("-USR2");
-    }
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        // SIGTERM: the script deletes its namespace and devices on the way out.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-fn rand_u32() -> u32 {
-    use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(Instant::now()) as u32
-}
-
-fn free_port(ip: Ipv4Addr) -> u16 {
-    std::net::TcpListener::bind((ip, 0))
-        .expect("bind")
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A nats-server with JetStream in a one-server cluster (with a route to itself: nats-server
-/// 2.9 refuses JetStream in a cluster with a `gateway {}` block and no routes) and a gateway
-/// connection to the other region.
-struct Nats {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-/// A nats-server's `ping_interval` and `ping_max`: how soon it closes a connection (the gateway
-/// connection between the regions included) whose peer stopped answering.
-#[derive(Clone, Copy)]
-struct Pings {
-    interval: &'static str,
-    max: u32,
-}
-
-struct NatsPorts {
-    client: u16,
-    cluster: u16,
-    monitor: u16,
-    gateway: SocketAddr,
-}
-
-impl Nats {
-    fn start(
-        ns: Option<&str>,
-        name: &str,
-        ports: &NatsPorts,
-        other: (&str, SocketAddr),
-        pings: Option<Pings>,
-    ) -> Nats {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let pings = pings.map_or(String::new(), |p| {
-            format!("ping_interval: \"{}\"\nping_max: {}\n", p.interval, p.max)
-        });
-        let conf = format!(
-            r#"{pings}server_name: {name}1
-listen: 127.0.0.1:{client}
-http: 127.0.0.1:{monitor}
-jetstream {{ store_dir: "{store}" }}
-cluster {{ name: {name}, listen: 127.0.0.1:{cluster}, routes: [nats-route://127.0.0.1:{cluster}] }}
-gateway {{ name: {name}, listen: "{gateway}", gateways: [ {{ name: {other_name}, url: "nats://{other}" }} ] }}
-"#,
-            client = ports.client,
-            monitor = ports.monitor,
-            cluster = ports.cluster,
-            gateway = ports.gateway,
-            store = dir.path().join("js").display(),
-            other_name = other.0,
-            other = other.1,
-        );
-        let path = dir.path().join("nats.conf");
-        std::fs::write(&path, conf).expect("write nats.conf");
-        let server = waas_test_support::nats::server_binary();
-        let mut cmd = match ns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(&server);
-                c
-            }
-            None => Command::new(&server),
-        };
-        let child = cmd
-            .arg("-c")
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nats-server");
-        Nats { child, dir }
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = &self.dir;
-    }
-}
-
-/// Waits for the JetStream meta leader of the supercluster (5–14 s on a slow box): until then
-/// history cannot be created or read anywhere.
-async fn wait_meta_leader(monitor: u16) {
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        if let Ok(r) = http
-            .get(format!("http://127.0.0.1:{monitor}/jsz"))
-            .send()
-            .await
-        {
-            if let Ok(v) = r.json::<Value>().await {
-                let leader = v["meta_cluster"]["leader"].as_str().unwrap_or_default();
-                if !leader.is_empty() && v["meta_cluster"]["cluster_size"] == 2 {
-                    return;
-                }
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no JetStream meta leader within 90 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// A Tokio runtime whose every thread entered network namespace `ns`: what runs on it is "in"
-/// that region.
-fn runtime_in(ns: &str) -> tokio::runtime::Runtime {
-    let path = format!("/run/netns/{ns}");
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .on_thread_start(move || {
-            let f = std::fs::File::open(&path).expect("open the namespace");
-            rustix::thread::move_into_link_name_space(
-                std::os::fd::AsFd::as_fd(&f),
-                Some(rustix::thread::LinkNameSpaceType::Network),
-            )
-            .expect("enter the namespace");
-        })
-        .build()
-        .expect("runtime")
-}
 
 // ---- the regions ----
 
@@ -286,7 +46,7 @@ struct Regions {
     b: Option<tokio::runtime::Runtime>,
     prefix: String,
     nats_b_url: String,
-    /// A's nats-server's monitoring port (B's is [`B_MONITOR_PORT`] in B's namespace).
+    /// A's nats-server's monitoring port (B's is [`NS_MONITOR_PORT`] in B's namespace).
     monitor_a: u16,
     control_plane: String,
     _schema: PgSchema,
@@ -300,71 +60,50 @@ impl Regions {
 
     /// The regions, their NATS servers pinging as `pings` says (default when `None`).
     async fn start_with(pings: Option<Pings>) -> Regions {
-        let link = Link::start(RTT_MS);
-        let ports_a = NatsPorts {
-            client: free_port(Ipv4Addr::LOCALHOST),
-            cluster: free_port(Ipv4Addr::LOCALHOST),
-            monitor: free_port(Ipv4Addr::LOCALHOST),
-            gateway: SocketAddr::from((link.a, free_port(link.a))),
-        };
-        let ports_b = NatsPorts {
-            client: 4222,
-            cluster: 6222,
-            monitor: B_MONITOR_PORT,
-            gateway: SocketAddr::from((link.b, 7222)),
-        };
-        let nats_a = Nats::start(None, "A", &ports_a, ("B", ports_b.gateway), pings);
-        let nats_b = Nats::start(Some(&link.ns), "B", &ports_b, ("A", ports_a.gateway), pings);
-        wait_meta_leader(ports_a.monitor).await;
+        let octet = link_octet();
+        let link = Link::to_new_namespace(
+            RTT_MS,
+            &format!("waas-rb-{}", unique_tag()),
+            Ipv4Addr::new(10, 79, octet, 1),
+            Ipv4Addr::new(10, 79, octet, 2),
+        );
+        let ports_a = NatsPorts::here(link.a);
+        let ports_b = NatsPorts::in_namespace(link.b);
+        let nats_a = Nats::start(None, "A", &ports_a, &[("B", ports_b.gateway)], pings);
+        let nats_b = Nats::start(
+            Some(&link.ns_b),
+            "B",
+            &ports_b,
+            &[("A", ports_a.gateway)],
+            pings,
+        );
+        wait_meta_leader(ports_a.monitor, 2).await;
 
-        let schema = PgSchema::create().await;
         let prefix = waas_test_support::nats::unique_prefix();
-        let nats_a_url = format!("nats://127.0.0.1:{}", ports_a.client);
-        let db = schema.url();
-        let control_plane = ChildServer::spawn(
-            WAAS,
-            &[
-                "control-plane",
-                "--listen",
-                "127.0.0.1:0",
-                "--nats",
-                &nats_a_url,
-                "--database-url",
-                &db,
-                "--operator-token",
-                OPERATOR,
-                "--subject-prefix",
-                &prefix,
-            ],
-        );
+        let nats_a_url = ports_a.url();
+        let (control_plane, control_plane_url, schema) =
+            start_control_plane(&nats_a_url, &prefix).await;
         // A's gateway listens on A's end of the link, where B's clients reach it.
-        let listen_a = format!("{}:0", link.a);
-        let gateway_a = ChildServer::spawn(
-            WAAS,
-            &[
-                "gateway",
-                "--listen",
-                &listen_a,
-                "--nats",
-                &nats_a_url,
-                "--subject-prefix",
-                &prefix,
-                "--region",
-                "a",
-            ],
-        );
-        let nats_b_url = format!("nats://127.0.0.1:{}", ports_b.client);
+        let gateway_a = start_gateway(
+            None,
+            &format!("{}:0", link.a),
+            &nats_a_url,
+            &prefix,
+            "a",
+            &[],
+        )
+        .0;
         let mut regions = Regions {
             gateway_a,
             gateway_b: None,
-            control_plane: format!("http://{}", control_plane.addr),
+            control_plane: control_plane_url,
             _control_plane: control_plane,
             _nats_b: nats_b,
             _nats_a: nats_a,
-            b: Some(runtime_in(&link.ns)),
+            b: Some(runtime_in(&link.ns_b)),
             link,
             prefix,
-            nats_b_url,
+            nats_b_url: ports_b.url(),
             monitor_a: ports_a.monitor,
             _schema: schema,
         };
@@ -374,30 +113,20 @@ impl Regions {
 
     /// (Re)starts B's gateway, inside B's namespace, on the same port each time.
     fn start_gateway_b(&mut self) {
-        let listen = format!("127.0.0.1:{B_GATEWAY_PORT}");
-        self.gateway_b = Some(ChildServer::spawn(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &self.link.ns,
-                WAAS,
-                "gateway",
-                "--listen",
-                &listen,
-                "--nats",
+        self.gateway_b = Some(
+            start_gateway(
+                Some(&self.link.ns_b),
+                &format!("127.0.0.1:{NS_GATEWAY_PORT}"),
                 &self.nats_b_url,
-                "--subject-prefix",
                 &self.prefix,
-                "--region",
                 "b",
                 // After a two-region cut, catching up waits for JetStream to answer again; on a
                 // CI box running every test at once that took over the default 10 s once in
                 // eight runs (a reported gap). What is checked here is that nothing is lost.
-                "--resync-timeout-ms",
-                "30000",
-            ],
-        ));
+                &["--resync-timeout-ms", "30000"],
+            )
+            .0,
+        );
     }
 
     fn url_a(&self) -> String {
@@ -405,7 +134,7 @@ impl Regions {
     }
 
     fn url_b() -> String {
-        format!("ws://127.0.0.1:{B_GATEWAY_PORT}")
+        format!("ws://127.0.0.1:{NS_GATEWAY_PORT}")
     }
 
     /// Waits (at most 60 s) until both nats-servers have closed their gateway connections to
@@ -415,7 +144,7 @@ impl Regions {
         loop {
             let a = gateway_up(self.monitor_a, "B").await;
             let b = self
-                .in_b(async { gateway_up(B_MONITOR_PORT, "A").await })
+                .in_b(async { gateway_up(NS_MONITOR_PORT, "A").await })
                 .await;
             if a == Some(false) && b == Some(false) {
                 return;
@@ -429,34 +158,7 @@ impl Regions {
     }
 
     async fn create_app(&self, id: &str, fields: Value) -> TestApp {
-        let http = waas_test_support::cluster::reqwest_like::Client::new();
-        let (s, _) = http
-            .call(
-                "POST",
-                &format!("{}/v1/admin/tenants", self.control_plane),
-                OPERATOR,
-                Some(json!({"id": "t", "name": "Tenant"})),
-            )
-            .await;
-        assert!(s == 201 || s == 409, "tenant: {s}");
-        let mut app = json!({"id": id, "tenant_id": "t"});
-        app.as_object_mut()
-            .unwrap()
-            .extend(fields.as_object().unwrap().clone());
-        let (s, body) = http
-            .call(
-                "POST",
-                &format!("{}/v1/admin/apps", self.control_plane),
-                OPERATOR,
-                Some(app),
-            )
-            .await;
-        assert_eq!(s, 201, "app: {body}");
-        TestApp {
-            id: id.into(),
-            api_key: body["api_key"].as_str().unwrap().into(),
-            jwt_secret: body["jwt_secret"].as_str().unwrap().into(),
-        }
+        create_app(&self.control_plane, id, fields).await
     }
 
     /// A client in region B: built, connected and subscribed on B's runtime.
@@ -464,8 +166,7 @@ impl Regions {
         &self,
         f: impl std::future::Future<Output = T> + Send + 'static,
     ) -> T {
-        let b = self.b.as_ref().expect("region B runs");
-        b.spawn(f).await.expect("task in region B")
+        run_in(self.b.as_ref().expect("region B runs"), f).await
     }
 }
 
@@ -476,102 +177,6 @@ impl Drop for Regions {
             b.shutdown_background();
         }
     }
-}
-
-fn backoff() -> Backoff {
-    Backoff {
-        initial: Duration::from_millis(50),
-        max: Duration::from_millis(500),
-        multiplier: 2.0,
-    }
-}
-
-async fn rest_publish(base: &str, app: &TestApp, channel: &str, n: u64) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{base}/v1/apps/{}/publish", app.id))
-        .bearer_auth(&app.api_key)
-        .json(&json!({"channel": channel, "event": "n", "data": n}))
-        .send()
-        .await
-        .expect("publish");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-/// After the link heals: publishes `n`, `n + 1`, ... on `channel` in A, one every 500 ms, until
-/// B's subscriber `sub` gets something, then reads it up to the last number published. Returns
-/// what B got and that number.
-async fn publish_until_b_gets(
-    base: &str,
-    app: &TestApp,
-    channel: &str,
-    mut n: u64,
-    sub: &mut Subscription,
-) -> (Vec<u64>, u64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (s, body) = rest_publish(base, app, channel, n).await;
-        assert_eq!(s, 200, "{body}");
-        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(500), sub.next()).await {
-            let mut got = vec![m.data::<u64>().unwrap()];
-            while !got.contains(&n) {
-                got.push(next_n(sub, "B after the cut").await);
-            }
-            return (got, n);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "cross-region delivery did not resume"
-        );
-        n += 1;
-    }
-}
-
-/// What `events` reported so far.
-async fn reported(events: &mut Events) -> Vec<ConnectionEvent> {
-    let mut all = Vec::new();
-    while let Ok(Some(e)) = tokio::time::timeout(Duration::ZERO, events.next()).await {
-        all.push(e);
-    }
-    all
-}
-
-/// No channel reported `unrecovered` (a gap) and the client never lost its gateway.
-fn assert_no_gap_nor_disconnect(events: &[ConnectionEvent]) {
-    for e in events {
-        assert!(
-            !matches!(
-                e,
-                ConnectionEvent::Unrecovered { .. } | ConnectionEvent::Disconnected { .. }
-            ),
-            "after the cut: {e:?}"
-        );
-    }
-}
-
-/// Whether the nats-server whose monitoring port is `monitor` (in the caller's namespace) has a
-/// gateway connection, either way, to region `other`; `None` when it does not answer.
-async fn gateway_up(monitor: u16, other: &str) -> Option<bool> {
-    let v: Value = reqwest::get(format!("http://127.0.0.1:{monitor}/gatewayz"))
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    Some(v["outbound_gateways"].get(other).is_some() || v["inbound_gateways"].get(other).is_some())
-}
-
-async fn next_n(sub: &mut Subscription, what: &str) -> u64 {
-    tokio::time::timeout(Duration::from_secs(20), sub.next())
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing within 20 s"))
-        .expect("subscription open")
-        .data::<u64>()
-        .unwrap()
-}
-
-async fn connected_to(events: &mut Events, want: &str) {
-    waas_test_support::sdk::wait_connected_to(events, want).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -779,7 +384,7 @@ async fn two_regions_nearest_gateway_failover_and_a_cut_link() {
     // `unrecovered`. With nats-server's default pings (2 min) a 10 s cut does not close the
     // gateway connection between the regions: TCP delivers the backlog once the link is back
     // (docs/regions.md says what happens after a longer cut).
-    let (got, n) = publish_until_b_gets(&gateway_a_http, &app, "during", 6, &mut during_b).await;
+    let (got, n) = publish_until_delivered(&gateway_a_http, &app, "during", 6, &mut during_b).await;
     let events = reported(&mut disconnects).await;
     // B's publish during the cut timed out: its outcome is unknown, and the gateway's retry may
     // have stored it once the link was back. At most once, then.
@@ -856,7 +461,7 @@ async fn a_long_cut_closes_the_link_and_b_still_gets_every_message() {
     regions.link.heal();
 
     // A channel that goes on after the heal: everything from 2 on, once, in order.
-    let (got, n) = publish_until_b_gets(&gateway_a_http, &app, "busy", 6, &mut busy_b).await;
+    let (got, n) = publish_until_delivered(&gateway_a_http, &app, "busy", 6, &mut busy_b).await;
     let reported_now = reported(&mut events).await;
     assert_eq!(
         got,
