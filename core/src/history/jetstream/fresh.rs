@@ -12,6 +12,10 @@
 //! it asked. So while a request for a key is in flight, new callers wait for the next one,
 //! which starts when it returns: one request per round trip per key instead of one per caller,
 //! and every answer as new as a request of the caller's own.
+//!
+//! A request that takes far longer than a round trip (JetStream's own timeout is 5 s) would
+//! make everyone who arrives meanwhile wait for it and then for the next: a caller that finds
+//! the one in flight older than [`PATIENCE`] sends its own instead.
 
 use super::unavailable;
 use crate::history::HistoryError;
@@ -20,7 +24,12 @@ use std::future::Future;
 use std::hash::Hash;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
+
+/// How long a request may be in flight before new callers stop queuing behind it: far above a
+/// JetStream round trip, even between regions.
+const PATIENCE: Duration = Duration::from_secs(1);
 
 type Answer<V> = Result<V, HistoryError>;
 type Request<V> = Pin<Box<dyn Future<Output = Answer<V>> + Send>>;
@@ -29,17 +38,21 @@ struct Waiting<V> {
     callers: Vec<oneshot::Sender<Answer<V>>>,
     /// The request to send next: the newest caller's (every caller of a key asks the same).
     request: Option<Request<V>>,
+    /// When the request in flight was sent.
+    sent: Instant,
 }
 
 /// Callers waiting for a key's next request; a key is present while its driver runs.
 pub(super) struct Fresh<K, V> {
     waiting: Mutex<HashMap<K, Waiting<V>>>,
+    patience: Duration,
 }
 
 impl<K, V> Default for Fresh<K, V> {
     fn default() -> Self {
         Fresh {
             waiting: Mutex::default(),
+            patience: PATIENCE,
         }
     }
 }
@@ -56,25 +69,32 @@ where
         request: impl Future<Output = Answer<V>> + Send + 'static,
     ) -> Answer<V> {
         let (tx, rx) = oneshot::channel();
+        let mut request = Some(request);
         let start = {
             let mut waiting = self.waiting.lock().expect("fresh poisoned");
             match waiting.get_mut(&key) {
+                // The one in flight is stuck: do not wait for it and then for the next.
+                Some(w) if w.sent.elapsed() > self.patience => None,
                 Some(w) => {
                     w.callers.push(tx);
-                    w.request = Some(Box::pin(request));
-                    false
+                    w.request = request.take().map(|r| Box::pin(r) as Request<V>);
+                    Some(false)
                 }
                 None => {
                     waiting.insert(
                         key.clone(),
                         Waiting {
                             callers: vec![tx],
-                            request: Some(Box::pin(request)),
+                            request: request.take().map(|r| Box::pin(r) as Request<V>),
+                            sent: Instant::now(),
                         },
                     );
-                    true
+                    Some(true)
                 }
             }
+        };
+        let Some(start) = start else {
+            return request.expect("not handed over").await;
         };
         if start {
             // A task of its own: the driver must outlive a caller that gives up waiting.
@@ -96,7 +116,10 @@ where
                         waiting.remove(&key);
                         return;
                     }
-                    Some(request) => (std::mem::take(&mut w.callers), request),
+                    Some(request) => {
+                        w.sent = Instant::now();
+                        (std::mem::take(&mut w.callers), request)
+                    }
                 }
             };
             let answer = request.await;
@@ -177,5 +200,28 @@ mod tests {
             fresh.get(2, async { Ok(20) })
         );
         assert_eq!((a, b), (Ok(10), Ok(20)));
+    }
+
+    #[tokio::test]
+    async fn a_caller_does_not_queue_behind_a_stuck_request() {
+        let fresh: Arc<Fresh<u32, u32>> = Arc::new(Fresh {
+            waiting: Mutex::default(),
+            patience: Duration::from_millis(20),
+        });
+        let stuck = tokio::spawn({
+            let f = Arc::clone(&fresh);
+            async move { f.get(1, std::future::pending()).await }
+        });
+        while fresh.waiting.lock().unwrap().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        // Time passing is what is tested: the request in flight outlives the patience.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let own = tokio::time::timeout(Duration::from_secs(5), fresh.get(1, async { Ok(7) }))
+            .await
+            .expect("answered by its own request");
+        assert_eq!(own, Ok(7));
+        assert!(!stuck.is_finished());
+        stuck.abort();
     }
 }
