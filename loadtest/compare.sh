@@ -123,21 +123,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# wait_for LOG PATTERN WHAT: the first capture of sed PATTERN in LOG, waiting up to 30 s.
-wait_for() {
-    local log=$1 pattern=$2 what=$3 found
-    for _ in $(seq 300); do
-        found=$(sed -n "$pattern" "$log" | head -1)
-        if [ -n "$found" ]; then
-            echo "$found"
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "$what did not start:" >&2
-    cat "$log" >&2
-    exit 1
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # wait_port PORT WHAT: until something accepts connections on 127.0.0.1:PORT (up to 30 s).
 wait_port() {
@@ -166,7 +152,7 @@ start_waas() {
     env WAAS_MAX_CONNECTIONS_PER_APP=0 WAAS_MAX_CONNECTIONS_PER_ADDRESS=0 WAAS_PUBLISH_RATE=0 \
         WAAS_STORE=:memory: "$WAAS" dev --config "$OUT/waas.toml" --listen 127.0.0.1:0 >"$log" 2>&1 &
     SERVER_PID=$!
-    ADDR=$(wait_for "$log" 's/^listening on //p' "waas dev")
+    ADDR=$(wait_for "$log" 's/^listening on //p' "waas dev" 30)
 }
 
 # start_target TARGET LOG: a fresh server; sets SERVER_PID and LOADTEST_ARGS, or returns 1 when
@@ -220,7 +206,7 @@ EOF
             { echo "skipping socketio: run npm ci in loadtest/peers/socketio" >&2; return 1; }
         node loadtest/peers/socketio/server.js 0 >"$log" 2>&1 &
         SERVER_PID=$!
-        ADDR=$(wait_for "$log" 's/^listening on //p' "socket.io peer")
+        ADDR=$(wait_for "$log" 's/^listening on //p' "socket.io peer" 30)
         LOADTEST_ARGS=(--target socketio --addr "$ADDR")
         ;;
     *)
@@ -257,7 +243,7 @@ run_reconnect() {
     env WAAS_OPERATOR_TOKEN="$OPERATOR_TOKEN" "$WAAS" control-plane --listen 127.0.0.1:0 \
         --database-url "$PG/$CLUSTER_DB" "${common[@]}" >"$cp_log" 2>&1 &
     CLUSTER_PIDS+=($!)
-    CP_ADDR=$(wait_for "$cp_log" 's/^listening on //p' "control-plane")
+    CP_ADDR=$(wait_for "$cp_log" 's/^listening on //p' "control-plane" 30)
     local created
     curl -s -o /dev/null -X POST "http://$CP_ADDR/v1/admin/tenants" \
         -H "Authorization: Bearer $OPERATOR_TOKEN" -H 'Content-Type: application/json' \
@@ -274,10 +260,10 @@ run_reconnect() {
     local a_pid=$!
     CLUSTER_PIDS+=($a_pid)
     local a_addr b_addr
-    a_addr=$(wait_for "$OUT/reconnect.gateway-a.log" 's/^listening on //p' "gateway A")
+    a_addr=$(wait_for "$OUT/reconnect.gateway-a.log" 's/^listening on //p' "gateway A" 30)
     "${gw_env[@]}" "$WAAS" gateway --listen 127.0.0.1:0 "${common[@]}" >"$OUT/reconnect.gateway-b.log" 2>&1 &
     CLUSTER_PIDS+=($!)
-    b_addr=$(wait_for "$OUT/reconnect.gateway-b.log" 's/^listening on //p' "gateway B")
+    b_addr=$(wait_for "$OUT/reconnect.gateway-b.log" 's/^listening on //p' "gateway B" 30)
 
     local ready=$OUT/reconnect.ready pidfile=$OUT/reconnect.restarted-pid
     rm -f "$ready" "$pidfile"

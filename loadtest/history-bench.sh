@@ -46,27 +46,7 @@ cleanup() {
     [ -n "$DB" ] && dropdb --if-exists --maintenance-db "$PG_URL/postgres" "$DB" || true
 }
 trap cleanup EXIT
-
-# wait_for LOG PATTERN WHAT: the first capture of sed PATTERN in LOG, waiting up to 10 s.
-wait_for() {
-    local log=$1 pattern=$2 what=$3 found
-    for _ in $(seq 100); do
-        found=$(sed -n "$pattern" "$log" | head -1)
-        [ -n "$found" ] && { echo "$found"; return 0; }
-        sleep 0.1
-    done
-    echo "$what did not start:" >&2
-    cat "$log" >&2
-    exit 1
-}
-
-spawn() {
-    local log=$1
-    shift
-    "$@" >"$log" 2>&1 &
-    SPAWNED=$!
-    PIDS+=("$SPAWNED")
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 stop() {
     kill "$@" 2>/dev/null || true

@@ -93,21 +93,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# wait_for LOG PATTERN WHAT: prints the first capture of sed PATTERN in LOG, waiting up to 10 s.
-wait_for() {
-    local log=$1 pattern=$2 what=$3 found
-    for _ in $(seq 100); do
-        found=$(sed -n "$pattern" "$log" | head -1)
-        if [ -n "$found" ]; then
-            echo "$found"
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "$what did not start:" >&2
-    cat "$log" >&2
-    exit 1
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # spawn LOG CMD...: starts CMD in the background, logging to LOG; sets SPAWNED to its pid.
 spawn() {
