@@ -36,7 +36,8 @@ type Request<V> = Pin<Box<dyn Future<Output = Answer<V>> + Send>>;
 
 struct Waiting<V> {
     callers: Vec<oneshot::Sender<Answer<V>>>,
-    /// The request to send next: the newest caller's (every caller of a key asks the same).
+    /// The request to send next: made by the round's first caller (every caller of a key asks
+    /// the same).
     request: Option<Request<V>>,
     /// When the request in flight was sent.
     sent: Instant,
@@ -62,14 +63,16 @@ where
     K: Hash + Eq + Clone + Send + 'static,
     V: Clone + Send + 'static,
 {
-    /// The answer of `request`, or of an identical request for `key` sent after this call.
-    pub(super) async fn get(
-        self: &Arc<Self>,
-        key: K,
-        request: impl Future<Output = Answer<V>> + Send + 'static,
-    ) -> Answer<V> {
+    /// The answer of the request `make` makes, or of an identical request for `key` sent after
+    /// this call. `make` is called only when this caller's request is the one to send (the
+    /// first of a round, or past a stuck one): a caller that joins a round costs no request.
+    pub(super) async fn get<F>(self: &Arc<Self>, key: K, make: impl FnOnce() -> F) -> Answer<V>
+    where
+        F: Future<Output = Answer<V>> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
-        let mut request = Some(request);
+        let mut make = Some(make);
+        let mut request = || -> Request<V> { Box::pin(make.take().expect("made once")()) };
         let start = {
             let mut waiting = self.waiting.lock().expect("fresh poisoned");
             match waiting.get_mut(&key) {
@@ -77,7 +80,9 @@ where
                 Some(w) if w.sent.elapsed() > self.patience => None,
                 Some(w) => {
                     w.callers.push(tx);
-                    w.request = request.take().map(|r| Box::pin(r) as Request<V>);
+                    if w.request.is_none() {
+                        w.request = Some(request());
+                    }
                     Some(false)
                 }
                 None => {
@@ -85,7 +90,7 @@ where
                         key.clone(),
                         Waiting {
                             callers: vec![tx],
-                            request: request.take().map(|r| Box::pin(r) as Request<V>),
+                            request: Some(request()),
                             sent: Instant::now(),
                         },
                     );
@@ -94,12 +99,16 @@ where
             }
         };
         let Some(start) = start else {
-            return request.expect("not handed over").await;
+            return request().await;
         };
         if start {
             // A task of its own: the driver must outlive a caller that gives up waiting.
             tokio::spawn(Arc::clone(self).drive(key));
         }
+        Self::answer(rx).await
+    }
+
+    async fn answer(rx: oneshot::Receiver<Answer<V>>) -> Answer<V> {
         rx.await
             .unwrap_or_else(|_| Err(unavailable("a shared history request was dropped")))
     }
@@ -160,7 +169,7 @@ mod tests {
         let fresh: Arc<Fresh<&str, u64>> = Arc::default();
         let first = tokio::spawn({
             let (f, r) = (Arc::clone(&fresh), request(&server));
-            async move { f.get("k", r).await }
+            async move { f.get("k", || r).await }
         });
         // The first request is in flight before the others ask.
         while server.sent.load(Ordering::SeqCst) == 0 {
@@ -169,7 +178,7 @@ mod tests {
         let later: Vec<_> = (0..5)
             .map(|_| {
                 let (f, r) = (Arc::clone(&fresh), request(&server));
-                tokio::spawn(async move { f.get("k", r).await })
+                tokio::spawn(async move { f.get("k", || r).await })
             })
             .collect();
         while fresh.waiting.lock().unwrap()["k"].callers.len() < 5 {
@@ -196,8 +205,8 @@ mod tests {
     async fn keys_do_not_share() {
         let fresh: Arc<Fresh<u32, u32>> = Arc::default();
         let (a, b) = tokio::join!(
-            fresh.get(1, async { Ok(10) }),
-            fresh.get(2, async { Ok(20) })
+            fresh.get(1, || async { Ok(10) }),
+            fresh.get(2, || async { Ok(20) })
         );
         assert_eq!((a, b), (Ok(10), Ok(20)));
     }
@@ -210,14 +219,14 @@ mod tests {
         });
         let stuck = tokio::spawn({
             let f = Arc::clone(&fresh);
-            async move { f.get(1, std::future::pending()).await }
+            async move { f.get(1, std::future::pending).await }
         });
         while fresh.waiting.lock().unwrap().is_empty() {
             tokio::task::yield_now().await;
         }
         // Time passing is what is tested: the request in flight outlives the patience.
         tokio::time::sleep(Duration::from_millis(30)).await;
-        let own = tokio::time::timeout(Duration::from_secs(5), fresh.get(1, async { Ok(7) }))
+        let own = tokio::time::timeout(Duration::from_secs(5), fresh.get(1, || async { Ok(7) }))
             .await
             .expect("answered by its own request");
         assert_eq!(own, Ok(7));

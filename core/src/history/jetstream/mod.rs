@@ -179,12 +179,14 @@ impl JetStreamHistory {
     /// after this call, shared with the other callers of that moment ([`fresh`]).
     async fn state(&self, stream: &stream::Stream) -> Result<(String, u64, u64), HistoryError> {
         let name = stream.cached_info().config.name.clone();
-        let stream = stream.clone();
         self.states
-            .get(name, async move {
-                let info = stream.get_info().await.map_err(unavailable)?;
-                let epoch = format!("{:x}", info.created.unix_timestamp_nanos());
-                Ok((epoch, info.state.first_sequence, info.state.last_sequence))
+            .get(name, || {
+                let stream = stream.clone();
+                async move {
+                    let info = stream.get_info().await.map_err(unavailable)?;
+                    let epoch = format!("{:x}", info.created.unix_timestamp_nanos());
+                    Ok((epoch, info.state.first_sequence, info.state.last_sequence))
+                }
             })
             .await
     }
@@ -354,15 +356,14 @@ impl History for JetStreamHistory {
         }
         let missed = self
             .recent
-            .get(
-                (filter.clone(), since.offset + 1),
+            .get((filter.clone(), since.offset + 1), || {
                 read::recent(
                     entry.stream.clone(),
                     filter.clone(),
                     since.offset + 1,
                     policy.size,
-                ),
-            )
+                )
+            })
             .await?;
         // Nothing after `since` aged out: the stream drops by age from its front only.
         let aged_ok = first <= since.offset + 1;
