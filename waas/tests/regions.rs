@@ -185,6 +185,7 @@ async fn two_regions_nearest_gateway_failover_and_a_cut_link() {
         eprintln!("SKIPPED: the regions test needs root and `ip netns`: {why}");
         return;
     }
+    let _turn = ONE_AT_A_TIME.lock().await;
     let mut regions = Regions::start().await;
     let url_a = regions.url_a();
     let url_b = Regions::url_b();
@@ -412,6 +413,7 @@ async fn a_long_cut_closes_the_link_and_b_still_gets_every_message() {
         eprintln!("SKIPPED: the regions test needs root and `ip netns`: {why}");
         return;
     }
+    let _turn = ONE_AT_A_TIME.lock().await;
     let regions = Regions::start_with(Some(SHORT_PINGS)).await;
     let gateway_a_http = format!("http://{}", regions.gateway_a.addr);
     let app = regions

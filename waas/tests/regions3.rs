@@ -250,10 +250,6 @@ fn skip() -> bool {
 }
 
 /// Published in any region, a message reaches the subscribers of every region once, in order.
-/// Three regions are nine processes and three links: on a 2-core machine the two tests run one
-/// after the other, or their cuts and elections time each other out.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_regions_deliver_everywhere_once_in_order() {
     if skip() {

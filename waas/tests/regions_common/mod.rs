@@ -538,3 +538,8 @@ pub async fn next_n(sub: &mut Subscription, what: &str) -> u64 {
 pub async fn connected_to(events: &mut Events, want: &str) {
     waas_test_support::sdk::wait_connected_to(events, want).await
 }
+
+/// Held by each regions test for its whole run. Regions are many processes and delayed links
+/// (three regions: nine processes, three links): on a 2-core machine a file's tests run one
+/// after the other, or their cuts, elections and probes time each other out.
+pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
