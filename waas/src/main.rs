@@ -3,10 +3,18 @@
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    use tracing_subscriber::prelude::*;
+fn main() -> anyhow::Result<()> {
     let cli = waas::cli::Cli::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if cli.workers > 0 {
+        runtime.worker_threads(cli.workers.into());
+    }
+    runtime.build()?.block_on(serve(cli))
+}
+
+async fn serve(cli: waas::cli::Cli) -> anyhow::Result<()> {
+    use tracing_subscriber::prelude::*;
     let json = cli.log_format == waas::cli::LogFormat::Json;
     let otel = match &cli.otel_endpoint {
         Some(endpoint) => Some(waas::telemetry::Otel::new(endpoint, cli.service_name())?),
@@ -40,6 +48,8 @@ async fn main() -> anyhow::Result<()> {
                 .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
         }))
         .init();
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    tracing::info!(workers, "runtime started");
     let result = waas::cli::run(cli).await;
     if let Some(otel) = otel {
         tokio::task::spawn_blocking(move || otel.shutdown()).await?;
