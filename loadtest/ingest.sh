@@ -95,7 +95,7 @@ for setup in $SETUPS; do
             curl -sf "http://$addr/readyz" >/dev/null && break
             sleep 0.1
         done
-        bus=$(pgrep -o -x nats-server || true)
+        bus=${BUS_PID:-$(pgrep -o -x nats-server || true)}
         measure "cluster" "$addr" bench "$KEY" "$gw" "$bus"
         ;;
     *) echo "unknown setup $setup" >&2; exit 1 ;;

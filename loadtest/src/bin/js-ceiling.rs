@@ -64,6 +64,9 @@ struct Args {
     /// Subjects the messages go round robin over (channels).
     #[arg(long, default_value_t = 1000)]
     subjects: usize,
+    /// Messages kept per subject with `--config waas` (an app's `history_size`).
+    #[arg(long, default_value_t = 100)]
+    history_size: i64,
     /// Payload bytes.
     #[arg(long, default_value_t = 100)]
     payload: usize,
@@ -91,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
         config.max_age = Duration::from_secs(24 * 3600);
         config.discard = stream::DiscardPolicy::Old;
         if with(Setting::Limit) {
-            config.max_messages_per_subject = 100;
+            config.max_messages_per_subject = args.history_size;
         }
         config.allow_direct = with(Setting::Direct);
         if with(Setting::Republish) {
@@ -150,6 +153,7 @@ async fn main() -> anyhow::Result<()> {
         "without": args.without.iter().map(|s| format!("{s:?}").to_lowercase()).collect::<Vec<_>>(),
         "in_flight": args.in_flight,
         "subjects": args.subjects,
+        "history_size": args.history_size,
         "payload": args.payload,
         "stored": stored,
         "stored_per_s": (stored as f64 / wall).round(),
