@@ -11,7 +11,9 @@
 #
 # Environment (defaults): DURATION (10), PAYLOAD (100), REST_CONNS (8), WS_CONNS (100),
 # IN_FLIGHT (32), BATCH (100), SETUPS ("dev cluster"), VIAS ("rest batch ws"),
-# NATS_URL (nats://127.0.0.1:4222), PG_URL (postgres://postgres@127.0.0.1:5432), OUT,
+# NATS_URL (nats://127.0.0.1:4222), BUS_PID (the nats-server measured as the bus: default the
+# oldest process named nats-server; set it with NATS_URL for another server), PG_URL
+# (postgres://postgres@127.0.0.1:5432), OUT,
 # NO_BUILD=1, WAAS and LOADTEST (the binaries; default: this tree's release build). Needs nats-server running at NATS_URL, createdb/dropdb, curl. Not part of CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
