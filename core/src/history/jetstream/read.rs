@@ -16,6 +16,14 @@ use std::time::Duration;
 /// while the meta group elects one.
 const CONSUMER_CREATE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long a fetch from the reader consumer may wait for JetStream's answer. A fetch asks for
+/// what is there now (`no_wait`), so the answer takes a round trip; without a bound, an answer
+/// lost on the way (a route between regions going down) would hold the read, and every
+/// recovering subscriber sharing it, forever. Past it (plus the client's own 5 s margin) the
+/// read ends short and the rest is read by direct gets, each bounded by JetStream's request
+/// timeout.
+const FETCH_EXPIRES: Duration = Duration::from_secs(2);
+
 /// How long an ephemeral reader consumer survives if its deletion is lost.
 const READER_TTL: Duration = Duration::from_secs(10);
 
@@ -103,6 +111,7 @@ pub(super) async fn read_from(
         let mut batch = consumer
             .fetch()
             .max_messages(pending)
+            .expires(FETCH_EXPIRES)
             .messages()
             .await
             .map_err(unavailable)?;
