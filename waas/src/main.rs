@@ -48,8 +48,10 @@ async fn serve(cli: waas::cli::Cli) -> anyhow::Result<()> {
                 .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
         }))
         .init();
-    let workers = tokio::runtime::Handle::current().metrics().num_workers();
-    tracing::info!(workers, "runtime started");
+    if cli.serves() {
+        let workers = tokio::runtime::Handle::current().metrics().num_workers();
+        tracing::info!(workers, "runtime started");
+    }
     let result = waas::cli::run(cli).await;
     if let Some(otel) = otel {
         tokio::task::spawn_blocking(move || otel.shutdown()).await?;

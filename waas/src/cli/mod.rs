@@ -54,6 +54,14 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Whether the command runs a server (as opposed to a one-shot command like `token`).
+    pub fn serves(&self) -> bool {
+        matches!(
+            self.command,
+            Command::Dev(_) | Command::Gateway(_) | Command::ControlPlane(_)
+        )
+    }
+
     /// The `service.name` of this process's traces.
     pub fn service_name(&self) -> &'static str {
         match self.command {
