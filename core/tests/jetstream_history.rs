@@ -6,7 +6,9 @@
 //! a message stored before a recovery started is always in it; and the work is shared — the
 //! JetStream API requests the gateway sends are counted on the wire (a second connection
 //! subscribed to `$JS.API.>`), so the test fails if every caller asks for the stream's info
-//! or makes a consumer of its own.
+//! or makes a consumer of its own. And a read whose consumer's answer is lost on the way (a
+//! proxy that stops passing the server's bytes) ends with an error instead of holding every
+//! recovery of the channel forever.
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -289,4 +291,82 @@ async fn a_message_stored_before_a_recovery_starts_is_in_it() {
     while let Some(r) = tasks.join_next().await {
         r.unwrap();
     }
+}
+
+/// A TCP proxy to NATS that loses a fetch's answer: once the client sends a consumer's pull
+/// request (`$JS.API.CONSUMER.MSG.NEXT`), nothing more from the server reaches it, while the
+/// connection stays up — what a route between regions going down mid-read does.
+async fn losing_fetch_answers(upstream: String) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+    let upstream = upstream.trim_start_matches("nats://").to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let server = TcpStream::connect(&upstream).await.unwrap();
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = server.into_split();
+            let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let seen = Arc::clone(&lost);
+            tokio::spawn(async move {
+                let mut buf = vec![0; 64 * 1024];
+                while let Ok(n @ 1..) = client_read.read(&mut buf).await {
+                    if buf[..n].windows(8).any(|w| w == b"MSG.NEXT") {
+                        seen.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    if server_write.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                let mut buf = vec![0; 64 * 1024];
+                while let Ok(n @ 1..) = server_read.read(&mut buf).await {
+                    if lost.load(std::sync::atomic::Ordering::SeqCst) {
+                        continue;
+                    }
+                    if client_write.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_whose_fetch_answer_is_lost_ends_instead_of_waiting_forever() {
+    let setup = Setup::new().await;
+    let proxy = losing_fetch_answers(shared_url()).await;
+    let bus = NatsBus::connect(&format!("nats://{proxy}"), NatsOptions::default())
+        .await
+        .expect("NATS through the proxy");
+    let history = JetStreamHistory::new(Arc::new(bus), setup.prefix.clone());
+    // More missed messages than direct gets read first: the rest goes through a consumer.
+    let seen = setup.publish("lost", 0).await;
+    for n in 1..=40 {
+        setup.publish("lost", n).await;
+    }
+    let epoch = setup
+        .history
+        .recover(KEEP, &setup.subject("lost"), None)
+        .await
+        .unwrap()
+        .epoch;
+    let since = Since {
+        offset: seen,
+        epoch,
+    };
+    // The fetch's answer never comes, nor do those of the direct gets after it: the read must
+    // end with an error (the subscriber is told history is unavailable) rather than hang, and
+    // with it every recovery of the channel sharing the read.
+    let read = tokio::time::timeout(
+        Duration::from_secs(60),
+        history.recover(KEEP, &setup.subject("lost"), Some(&since)),
+    )
+    .await
+    .expect("the read ended");
+    assert!(read.is_err(), "nothing could be read, yet: {read:?}");
 }
