@@ -34,6 +34,26 @@ impl TestApp {
     pub fn token(&self, sub: &str, caps: waas_protocol::Caps) -> String {
         crate::tokens::for_app(&self.jwt_secret, &self.id, sub, caps)
     }
+
+    /// `POST {base}/v1/apps/{id}/publish` with this app's API key, on a connection of its own:
+    /// the status and the JSON answer.
+    pub async fn publish(
+        &self,
+        base: &str,
+        channel: &str,
+        event: &str,
+        data: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let body = serde_json::json!({"channel": channel, "event": event, "data": data});
+        reqwest_like::Client::new()
+            .call(
+                "POST",
+                &format!("{base}/v1/apps/{}/publish", self.id),
+                &self.api_key,
+                Some(body),
+            )
+            .await
+    }
 }
 
 /// Tests' webhook receivers and upstreams listen on 127.0.0.1, which cluster processes refuse

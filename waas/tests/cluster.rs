@@ -2,7 +2,7 @@
 //! binary over NATS (the machine's, or a private one this test may stop), apps in PostgreSQL.
 
 use futures_util::StreamExt;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::{Duration, Instant};
 use waas_test_support::cluster::{Cluster, TestApp};
 use waas_test_support::nats::{shared_url, NatsServer};
@@ -11,24 +11,6 @@ use waas_test_support::sdk::wait_connected_to;
 use waas_test_support::{tokens, RawClient};
 
 const WAAS: &str = env!("CARGO_BIN_EXE_waas");
-
-async fn rest_publish(
-    base: &str,
-    app: &TestApp,
-    channel: &str,
-    event: &str,
-    data: Value,
-) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{base}/v1/apps/{}/publish", app.id))
-        .bearer_auth(&app.api_key)
-        .json(&json!({"channel": channel, "event": event, "data": data}))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
 
 async fn until<F: std::future::Future<Output = bool>>(
     what: &str,
@@ -69,7 +51,7 @@ async fn a_client_on_one_gateway_receives_from_the_other_and_from_rest_in_order(
         };
         tokio::spawn(async move {
             for i in 0..50 {
-                let (s, body) = rest_publish(&rest, &app, "room", "rest", json!(i)).await;
+                let (s, body) = app.publish(&rest, "room", "rest", json!(i)).await;
                 assert_eq!(s, 200, "{body}");
             }
         })
@@ -134,7 +116,9 @@ async fn clients_of_a_killed_gateway_fail_over_and_keep_receiving() {
         .unwrap();
     let mut events = client.events();
     let mut news = client.subscribe("news").await.unwrap();
-    let (s, _) = rest_publish(&cluster.gateway_http(1), &app, "news", "n", json!(1)).await;
+    let (s, _) = app
+        .publish(&cluster.gateway_http(1), "news", "n", json!(1))
+        .await;
     assert_eq!(s, 200);
     assert_eq!(news.next().await.unwrap().data::<u64>().unwrap(), 1);
 
@@ -142,7 +126,9 @@ async fn clients_of_a_killed_gateway_fail_over_and_keep_receiving() {
     let first = cluster.gateways.remove(0);
     drop(first);
     wait_connected_to(&mut events, &urls[1]).await;
-    let (s, _) = rest_publish(&cluster.gateway_http(0), &app, "news", "n", json!(2)).await;
+    let (s, _) = app
+        .publish(&cluster.gateway_http(0), "news", "n", json!(2))
+        .await;
     assert_eq!(s, 200);
     let m = tokio::time::timeout(Duration::from_secs(10), news.next())
         .await
@@ -187,7 +173,7 @@ async fn nats_outage_gives_clear_errors_and_the_service_resumes() {
         async move { f.await == 503 }
     })
     .await;
-    let (s, body) = rest_publish(&gw, &app, "x", "e", json!(1)).await;
+    let (s, body) = app.publish(&gw, "x", "e", json!(1)).await;
     assert_eq!(
         (s, body["error"]["code"].as_str()),
         (503, Some("unavailable")),
@@ -204,7 +190,7 @@ async fn nats_outage_gives_clear_errors_and_the_service_resumes() {
         async move { f.await == 200 }
     })
     .await;
-    let (s, body) = rest_publish(&gw, &app, "x", "e", json!("back")).await;
+    let (s, body) = app.publish(&gw, "x", "e", json!("back")).await;
     assert_eq!(s, 200, "{body}");
     loop {
         let f = c.json().await;
@@ -299,7 +285,9 @@ async fn gateways_keep_serving_known_apps_while_the_control_plane_is_down() {
             .await["op"],
         "ack"
     );
-    let (s, _) = rest_publish(&cluster.gateway_http(0), &app, "c", "e", json!(1)).await;
+    let (s, _) = app
+        .publish(&cluster.gateway_http(0), "c", "e", json!(1))
+        .await;
     assert_eq!(s, 200);
     assert_eq!(c.json().await["data"], 1);
     // An app the gateway never saw cannot be looked up: a clear, retryable error.

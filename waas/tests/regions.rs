@@ -195,7 +195,7 @@ async fn two_regions_nearest_gateway_failover_and_a_cut_link() {
         .await;
     // The app's history stream is made by the first gateway that needs it: publish in A first,
     // so it lives in A, the home region.
-    let (s, body) = rest_publish(&gateway_a_http, &app, "warmup", 0).await;
+    let (s, body) = app.publish(&gateway_a_http, "warmup", "n", json!(0)).await;
     assert_eq!(s, 200, "{body}");
 
     // 1. A client in B given both regions' URLs, A's first, connects to B's gateway.
@@ -232,7 +232,7 @@ async fn two_regions_nearest_gateway_failover_and_a_cut_link() {
     let mut news_a = client_a.subscribe("news").await.unwrap();
     let mut news_b = client_b.subscribe("news").await.unwrap();
     for n in 1..=20 {
-        let (s, body) = rest_publish(&gateway_a_http, &app, "news", n).await;
+        let (s, body) = app.publish(&gateway_a_http, "news", "n", json!(n)).await;
         assert_eq!(s, 200, "{body}");
     }
     for n in 1..=20 {
@@ -269,7 +269,7 @@ async fn two_regions_nearest_gateway_failover_and_a_cut_link() {
             let mut n = 0;
             while stop.try_recv().is_err() {
                 n += 1;
-                let (s, body) = rest_publish(&base, &app, "ticks", n).await;
+                let (s, body) = app.publish(&base, "ticks", "n", json!(n)).await;
                 assert_eq!(s, 200, "{body}");
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
@@ -362,7 +362,7 @@ async fn two_regions_nearest_gateway_failover_and_a_cut_link() {
     assert_eq!(next_n(&mut local_b_sub, "local publish in B").await, 1);
     // In A: publishes of the history app go on (its stream is in A).
     for n in 1..=5 {
-        let (s, body) = rest_publish(&gateway_a_http, &app, "during", n).await;
+        let (s, body) = app.publish(&gateway_a_http, "during", "n", json!(n)).await;
         assert_eq!(s, 200, "{body}");
     }
     for n in 1..=5 {
@@ -420,7 +420,7 @@ async fn a_long_cut_closes_the_link_and_b_still_gets_every_message() {
         .create_app("longcut", json!({"limits": {"history_size": 50_000}}))
         .await;
     // The app's stream lives in A: its first publish is A's.
-    let (s, body) = rest_publish(&gateway_a_http, &app, "warmup", 0).await;
+    let (s, body) = app.publish(&gateway_a_http, "warmup", "n", json!(0)).await;
     assert_eq!(s, 200, "{body}");
     let client_b = {
         let (url, id) = (Regions::url_b(), app.id.clone());
@@ -442,7 +442,7 @@ async fn a_long_cut_closes_the_link_and_b_still_gets_every_message() {
     let mut quiet_b = client_b.subscribe("quiet").await.unwrap();
     // Across the regions before the cut.
     for (channel, sub) in [("busy", &mut busy_b), ("quiet", &mut quiet_b)] {
-        let (s, body) = rest_publish(&gateway_a_http, &app, channel, 1).await;
+        let (s, body) = app.publish(&gateway_a_http, channel, "n", json!(1)).await;
         assert_eq!(s, 200, "{body}");
         assert_eq!(next_n(sub, "before the cut").await, 1);
     }
@@ -451,13 +451,13 @@ async fn a_long_cut_closes_the_link_and_b_still_gets_every_message() {
     regions.link.cut();
     // Stored in A while the gateway connection still stands (lost in its buffers)...
     for (channel, n) in [("busy", 2), ("quiet", 2)] {
-        let (s, body) = rest_publish(&gateway_a_http, &app, channel, n).await;
+        let (s, body) = app.publish(&gateway_a_http, channel, "n", json!(n)).await;
         assert_eq!(s, 200, "{body}");
     }
     regions.wait_gateways_closed().await;
     // ... and once NATS closed it.
     for (channel, n) in [("busy", 3), ("busy", 4), ("quiet", 3), ("busy", 5)] {
-        let (s, body) = rest_publish(&gateway_a_http, &app, channel, n).await;
+        let (s, body) = app.publish(&gateway_a_http, channel, "n", json!(n)).await;
         assert_eq!(s, 200, "{body}");
     }
     regions.link.heal();

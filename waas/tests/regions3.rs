@@ -264,7 +264,9 @@ async fn three_regions_deliver_everywhere_once_in_order() {
     )
     .await;
     // The app's stream is made by its first publish: A's, so it lives in A, the home region.
-    let (s, body) = rest_publish(&regions.http_a(), &app, "warmup", 0).await;
+    let (s, body) = app
+        .publish(&regions.http_a(), "warmup", "n", json!(0))
+        .await;
     assert_eq!(s, 200, "{body}");
     let client_a = regions.client('a', &app, "phone-a").await;
     let client_b = regions.client('b', &app, "phone-b").await;
@@ -276,7 +278,7 @@ async fn three_regions_deliver_everywhere_once_in_order() {
     ];
 
     for n in 1..=20 {
-        let (s, body) = rest_publish(&regions.http_a(), &app, "news", n).await;
+        let (s, body) = app.publish(&regions.http_a(), "news", "n", json!(n)).await;
         assert_eq!(s, 200, "{body}");
     }
     for (region, sub) in &mut subs {
@@ -310,7 +312,7 @@ async fn one_region_cut_off_the_other_two_keep_quorum_and_it_catches_up() {
     let history = json!({"limits": {"history_size": 50_000}});
     let app = create_app(&regions.control_plane, "cutb", history.clone()).await;
     // Its stream lives in A: its first publish is A's.
-    let (s, body) = rest_publish(&http_a, &app, "warmup", 0).await;
+    let (s, body) = app.publish(&http_a, "warmup", "n", json!(0)).await;
     assert_eq!(s, 200, "{body}");
     // An app without a stream yet: its first publish, in C during the cut, makes one.
     let fresh = create_app(&regions.control_plane, "fresh", history).await;
@@ -343,7 +345,7 @@ async fn one_region_cut_off_the_other_two_keep_quorum_and_it_catches_up() {
 
     // In A and C: publishes to A's stream, from A and from C, reach both live.
     for n in 1..=5 {
-        let (s, body) = rest_publish(&http_a, &app, "during", n).await;
+        let (s, body) = app.publish(&http_a, "during", "n", json!(n)).await;
         assert_eq!(s, 200, "{body}");
     }
     client_c.publish("during", "n", &6u64).await.unwrap();

@@ -463,18 +463,6 @@ pub fn backoff() -> Backoff {
     }
 }
 
-pub async fn rest_publish(base: &str, app: &TestApp, channel: &str, n: u64) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{base}/v1/apps/{}/publish", app.id))
-        .bearer_auth(&app.api_key)
-        .json(&json!({"channel": channel, "event": "n", "data": n}))
-        .send()
-        .await
-        .expect("publish");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 /// After a cut link heals: publishes `n`, `n + 1`, ... on `channel` through the gateway at
 /// `base`, one every 500 ms, until the subscriber `sub` across the link gets something, then
 /// reads it up to the last number published. Returns what `sub` got and that number.
@@ -487,7 +475,7 @@ pub async fn publish_until_delivered(
 ) -> (Vec<u64>, u64) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let (s, body) = rest_publish(base, app, channel, n).await;
+        let (s, body) = app.publish(base, channel, "n", json!(n)).await;
         assert_eq!(s, 200, "{body}");
         if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(500), sub.next()).await {
             let mut got = vec![m.data::<u64>().unwrap()];
