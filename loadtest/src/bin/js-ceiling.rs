@@ -111,35 +111,42 @@ async fn main() -> anyhow::Result<()> {
 
     let ticks = procfs::clock_ticks_per_sec();
     let self_pid = std::process::id();
-    let (server_before, client_before) = (
-        procfs::ProcSample::read(nats_pid)?,
-        procfs::ProcSample::read(self_pid)?,
-    );
-    let started = Instant::now();
-    let until = started + Duration::from_secs_f64(args.duration);
-    let mut acks = FuturesOrdered::new();
-    let (mut published, mut stored) = (0u64, 0u64);
-    while Instant::now() < until {
-        while acks.len() < args.in_flight {
-            let subject = subjects[published as usize % subjects.len()].clone();
-            acks.push_back(js.publish(subject, payload.clone()).await?.into_future());
-            published += 1;
+    // The stream is deleted however the run ends.
+    let run = async {
+        let before = (
+            procfs::ProcSample::read(nats_pid)?,
+            procfs::ProcSample::read(self_pid)?,
+        );
+        let started = Instant::now();
+        let until = started + Duration::from_secs_f64(args.duration);
+        let mut acks = FuturesOrdered::new();
+        let (mut published, mut stored) = (0u64, 0u64);
+        while Instant::now() < until {
+            while acks.len() < args.in_flight {
+                let subject = subjects[published as usize % subjects.len()].clone();
+                acks.push_back(js.publish(subject, payload.clone()).await?.into_future());
+                published += 1;
+            }
+            if let Some(ack) = acks.next().await {
+                ack?;
+                stored += 1;
+            }
         }
-        if let Some(ack) = acks.next().await {
+        while let Some(ack) = acks.next().await {
             ack?;
             stored += 1;
         }
+        let wall = started.elapsed().as_secs_f64();
+        let after = (
+            procfs::ProcSample::read(nats_pid)?,
+            procfs::ProcSample::read(self_pid)?,
+        );
+        anyhow::Ok((published, stored, wall, before, after))
     }
-    while let Some(ack) = acks.next().await {
-        ack?;
-        stored += 1;
-    }
-    let wall = started.elapsed().as_secs_f64();
-    let (server_after, client_after) = (
-        procfs::ProcSample::read(nats_pid)?,
-        procfs::ProcSample::read(self_pid)?,
-    );
+    .await;
     js.delete_stream(&name).await?;
+    let (published, stored, wall, (server_before, client_before), (server_after, client_after)) =
+        run?;
     ensure!(
         stored == published,
         "{published} published, {stored} acknowledged"
