@@ -113,20 +113,8 @@ impl Regions {
 
     /// (Re)starts B's gateway, inside B's namespace, on the same port each time.
     fn start_gateway_b(&mut self) {
-        self.gateway_b = Some(
-            start_gateway(
-                Some(&self.link.ns_b),
-                &format!("127.0.0.1:{NS_GATEWAY_PORT}"),
-                &self.nats_b_url,
-                &self.prefix,
-                "b",
-                // After a two-region cut, catching up waits for JetStream to answer again; on a
-                // CI box running every test at once that took over the default 10 s once in
-                // eight runs (a reported gap). What is checked here is that nothing is lost.
-                &["--resync-timeout-ms", "30000"],
-            )
-            .0,
-        );
+        self.gateway_b =
+            Some(start_region_gateway(&self.link.ns_b, &self.nats_b_url, &self.prefix, "b").0);
     }
 
     fn url_a(&self) -> String {

@@ -91,26 +91,8 @@ impl Regions3 {
         let (control_plane, control_plane_url, schema) =
             start_control_plane(&nats_a_url, &prefix).await;
         let (gateway_a, _) = start_gateway(None, "127.0.0.1:0", &nats_a_url, &prefix, "a", &[]);
-        let listen = format!("127.0.0.1:{NS_GATEWAY_PORT}");
-        // As in the two-region test: catching up after a cut may wait for JetStream longer
-        // than the default 10 s on a loaded box; what is checked is that nothing is lost.
-        let slow_resync = ["--resync-timeout-ms", "30000"];
-        let (gateway_b, _) = start_gateway(
-            Some(&ns_b),
-            &listen,
-            &ports_b.url(),
-            &prefix,
-            "b",
-            &slow_resync,
-        );
-        let (gateway_c, output_c) = start_gateway(
-            Some(&ns_c),
-            &listen,
-            &ports_c.url(),
-            &prefix,
-            "c",
-            &slow_resync,
-        );
+        let (gateway_b, _) = start_region_gateway(&ns_b, &ports_b.url(), &prefix, "b");
+        let (gateway_c, output_c) = start_region_gateway(&ns_c, &ports_c.url(), &prefix, "c");
         Regions3 {
             gateway_a,
             _gateway_b: gateway_b,

@@ -420,6 +420,26 @@ pub fn start_gateway(
     ChildServer::spawn_logged(binary, &args, &[("WAAS_LOG", "warn")])
 }
 
+/// A region's gateway inside its namespace `ns`, on [`NS_GATEWAY_PORT`]. After a cut, catching
+/// up waits for JetStream to answer again; on a CI box running every test at once that took
+/// over the default 10 s once in eight runs (a reported gap). What the tests check is that
+/// nothing is lost, so it may take 30 s.
+pub fn start_region_gateway(
+    ns: &str,
+    nats_url: &str,
+    prefix: &str,
+    region: &str,
+) -> (ChildServer, Output) {
+    start_gateway(
+        Some(ns),
+        &format!("127.0.0.1:{NS_GATEWAY_PORT}"),
+        nats_url,
+        prefix,
+        region,
+        &["--resync-timeout-ms", "30000"],
+    )
+}
+
 /// Makes tenant `t` (if need be) and app `id` with `fields` through the control-plane's
 /// admin API.
 pub async fn create_app(control_plane: &str, id: &str, fields: Value) -> TestApp {
