@@ -38,9 +38,10 @@ pub struct Cli {
     #[arg(long, env = "WAAS_OTEL_ENDPOINT", global = true)]
     pub otel_endpoint: Option<String>,
     /// Threads that serve connections (the async runtime's workers); 0: one per CPU this
-    /// process may use. Fewer workers wake each other less: at moderate load a gateway with one
-    /// worker spends about a fifth less CPU per delivery, and so does a container given all of
-    /// a large node's CPUs (`docs/configuration.md#worker-threads`).
+    /// process may use. Fewer workers wake each other less: at moderate load one worker spends
+    /// about a fifth less CPU per delivery than two. Set it where a gateway sees more CPUs than
+    /// it is meant to use, as a pod with only a CPU request sees its whole node
+    /// (`docs/configuration.md#worker-threads`).
     #[arg(
         long,
         env = "WAAS_WORKERS",
