@@ -69,9 +69,11 @@ pub struct IngestArgs {
     #[arg(long)]
     pub connections: Option<usize>,
 
-    /// Unacknowledged `publish` frames per WebSocket connection (`ws` only).
-    #[arg(long, default_value_t = 32)]
-    pub in_flight: usize,
+    /// Unacknowledged publishes per connection: `publish` frames for `ws` (default 32),
+    /// requests for `rest` and `batch` (default 1; above 1 they are pipelined, HTTP/1.1
+    /// requests written back to back on the connection without waiting for the answers).
+    #[arg(long)]
+    pub in_flight: Option<usize>,
 
     /// Messages per batch request (`batch` only; the gateway's `max_batch_size` defaults to 100).
     #[arg(long, default_value_t = 100)]
@@ -139,7 +141,7 @@ pub struct IngestReport {
     pub via: Via,
     pub label: Option<String>,
     pub connections: usize,
-    /// `ws`: unacknowledged publishes per connection; `rest`/`batch`: 1 request per connection.
+    /// Unacknowledged publishes (`ws`) or requests (`rest`, `batch`) per connection.
     pub in_flight: usize,
     /// Messages per request (`batch`), else 1.
     pub batch: usize,
@@ -170,7 +172,11 @@ pub async fn run(args: &IngestArgs) -> Result<IngestReport> {
         Via::Ws => 100,
         Via::Rest | Via::Batch => 8,
     });
-    if args.channels == 0 || args.batch == 0 || args.in_flight == 0 || connections == 0 {
+    let in_flight = args.in_flight.unwrap_or(match args.via {
+        Via::Ws => 32,
+        Via::Rest | Via::Batch => 1,
+    });
+    if args.channels == 0 || args.batch == 0 || in_flight == 0 || connections == 0 {
         bail!("--channels, --batch, --in-flight and --connections must be at least 1");
     }
     let loadavg_before = std::fs::read_to_string("/proc/loadavg")
@@ -198,9 +204,9 @@ pub async fn run(args: &IngestArgs) -> Result<IngestReport> {
             first: i,
         };
         tasks.push(match args.via {
-            Via::Rest => tokio::spawn(w.http(1)),
-            Via::Batch => tokio::spawn(w.http(args.batch)),
-            Via::Ws => tokio::spawn(w.ws(args.in_flight)),
+            Via::Rest => tokio::spawn(w.http(1, in_flight)),
+            Via::Batch => tokio::spawn(w.http(args.batch, in_flight)),
+            Via::Ws => tokio::spawn(w.ws(in_flight)),
         });
     }
 
@@ -241,10 +247,7 @@ pub async fn run(args: &IngestArgs) -> Result<IngestReport> {
         via: args.via,
         label: args.label.clone(),
         connections,
-        in_flight: match args.via {
-            Via::Ws => args.in_flight,
-            Via::Rest | Via::Batch => 1,
-        },
+        in_flight,
         batch: match args.via {
             Via::Batch => args.batch,
             Via::Rest | Via::Ws => 1,
@@ -266,6 +269,7 @@ pub async fn run(args: &IngestArgs) -> Result<IngestReport> {
 }
 
 /// One publishing connection.
+#[derive(Clone)]
 struct Worker {
     endpoint: Endpoint,
     app: String,
@@ -288,15 +292,71 @@ impl Worker {
         )
     }
 
-    /// Requests one after another on one keep-alive HTTP/1.1 connection: `batch == 1` single
-    /// publishes, else batches of `batch` items. Reconnects after a connection error.
-    async fn http(self, batch: usize) {
+    /// Requests on one keep-alive HTTP/1.1 connection, one after another or `in_flight` at a
+    /// time (pipelined): `batch == 1` single publishes, else batches of `batch` items.
+    /// Reconnects after a connection error.
+    async fn http(self, batch: usize, in_flight: usize) {
         while !self.counters.stop.load(Ordering::Relaxed) {
-            if let Err(e) = self.http_connection(batch).await {
+            let connection = if in_flight > 1 {
+                self.http_pipelined(batch, in_flight).await
+            } else {
+                self.http_connection(batch).await
+            };
+            if let Err(e) = connection {
                 self.counters.error(format!("http: {e:#}"));
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+    }
+
+    fn path(&self, batch: usize) -> String {
+        if batch == 1 {
+            format!("/v1/apps/{}/publish", self.app)
+        } else {
+            format!("/v1/apps/{}/batch", self.app)
+        }
+    }
+
+    /// The body of the next request, `n` counting the messages so far.
+    fn body(&self, batch: usize, n: &mut usize) -> String {
+        if batch == 1 {
+            *n += 1;
+            self.item(*n)
+        } else {
+            let items: Vec<String> = (0..batch)
+                .map(|_| {
+                    *n += 1;
+                    self.item(*n)
+                })
+                .collect();
+            format!(r#"{{"batch":[{}]}}"#, items.join(","))
+        }
+    }
+
+    async fn http_pipelined(&self, batch: usize, in_flight: usize) -> Result<()> {
+        let stream = tokio::net::TcpStream::connect(self.endpoint.addr).await?;
+        stream.set_nodelay(true)?;
+        let (path, auth) = (self.path(batch), format!("Bearer {}", self.api_key));
+        let me = self.clone();
+        let mut n = 0;
+        let next = move || {
+            (!me.counters.stop.load(Ordering::Relaxed)).then(|| {
+                let body = me.body(batch, &mut n);
+                crate::pipeline::post(&me.endpoint.host, &path, &auth, &body)
+            })
+        };
+        crate::pipeline::run(stream, in_flight, next, |status, body| {
+            if (200..300).contains(&status) {
+                self.counters
+                    .accepted
+                    .fetch_add(batch as u64, Ordering::Relaxed);
+            } else {
+                let status = hyper::StatusCode::from_u16(status)
+                    .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+                self.refused(status, body, batch);
+            }
+        })
+        .await
     }
 
     async fn http_connection(&self, batch: usize) -> Result<()> {
@@ -305,28 +365,10 @@ impl Worker {
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream)).await?;
         tokio::spawn(conn);
-        let (path, auth) = (
-            if batch == 1 {
-                format!("/v1/apps/{}/publish", self.app)
-            } else {
-                format!("/v1/apps/{}/batch", self.app)
-            },
-            format!("Bearer {}", self.api_key),
-        );
+        let (path, auth) = (self.path(batch), format!("Bearer {}", self.api_key));
         let mut n = 0;
         while !self.counters.stop.load(Ordering::Relaxed) {
-            let body = if batch == 1 {
-                n += 1;
-                self.item(n)
-            } else {
-                let items: Vec<String> = (0..batch)
-                    .map(|_| {
-                        n += 1;
-                        self.item(n)
-                    })
-                    .collect();
-                format!(r#"{{"batch":[{}]}}"#, items.join(","))
-            };
+            let body = self.body(batch, &mut n);
             let req = Request::post(path.as_str())
                 .header(HOST, &self.endpoint.host)
                 .header(AUTHORIZATION, &auth)

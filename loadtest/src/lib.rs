@@ -32,6 +32,7 @@
 pub mod config;
 pub mod ingest;
 pub mod netns;
+pub mod pipeline;
 pub mod procfs;
 pub mod reconnect;
 pub mod report;
