@@ -10,7 +10,8 @@
 # JetStream streams of the prefix).
 #
 # Environment (defaults): DURATION (10), PAYLOAD (100), REST_CONNS (8), WS_CONNS (100),
-# IN_FLIGHT (32), BATCH (100), SETUPS ("dev cluster"), VIAS ("rest batch ws"),
+# IN_FLIGHT (32: unacknowledged WebSocket publishes per connection), REST_IN_FLIGHT (1: requests
+# per REST or batch connection; above 1 they are pipelined), BATCH (100), SETUPS ("dev cluster"), VIAS ("rest batch ws"),
 # NATS_URL (nats://127.0.0.1:4222), BUS_PID (the nats-server measured as the bus: default the
 # oldest process named nats-server; set it with NATS_URL for another server), PG_URL
 # (postgres://postgres@127.0.0.1:5432), OUT,
@@ -23,6 +24,7 @@ PAYLOAD=${PAYLOAD:-100}
 REST_CONNS=${REST_CONNS:-8}
 WS_CONNS=${WS_CONNS:-100}
 IN_FLIGHT=${IN_FLIGHT:-32}
+REST_IN_FLIGHT=${REST_IN_FLIGHT:-1}
 BATCH=${BATCH:-100}
 SETUPS=${SETUPS:-dev cluster}
 VIAS=${VIAS:-rest batch ws}
@@ -58,10 +60,10 @@ measure() {
     local busflag=()
     [ -n "$bus" ] && busflag=(--bus-pid "$bus")
     for via in $VIAS; do
-        local conns=$REST_CONNS
-        [ "$via" = ws ] && conns=$WS_CONNS
+        local conns=$REST_CONNS in_flight=$REST_IN_FLIGHT
+        [ "$via" = ws ] && { conns=$WS_CONNS; in_flight=$IN_FLIGHT; }
         "$LOADTEST" ingest --via "$via" --addr "$addr" --app "$app" --api-key "$key" \
-            --connections "$conns" --in-flight "$IN_FLIGHT" --batch "$BATCH" --payload "$PAYLOAD" \
+            --connections "$conns" --in-flight "$in_flight" --batch "$BATCH" --payload "$PAYLOAD" \
             --duration "$DURATION" --server-pid "$pid" "${busflag[@]}" --label "$setup" \
             --json "$OUT/$setup-$via.json" >"$OUT/$setup-$via.md"
         REPORTS+=("$OUT/$setup-$via.json")
