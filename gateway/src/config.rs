@@ -81,6 +81,12 @@ limits! {
     /// Bytes waiting to be sent to one connection before it is closed as a slow consumer (close
     /// `4000`).
     max_queued_bytes: usize = 4 << 20, shown "(4 MiB)";
+    /// Channels with at most this many subscribers on a gateway have a message that arrives
+    /// alone written to each subscriber's socket by the task that received it, instead of
+    /// waking each connection's task to write it: a wake-up less per delivery. Busier or larger
+    /// channels leave the writes to the connections' tasks, which batch them and spread them
+    /// over the worker threads. `0` = never.
+    direct_write_max_subscribers: usize = 64;
     /// Interval between the server's WebSocket pings, ms. Sent to clients in `ready.heartbeat`, in
     /// whole seconds rounded down.
     heartbeat_interval_ms: u64 = 25_000;

@@ -56,7 +56,8 @@ impl Gateway {
                     Arc::clone(&history),
                     crate::resync::Settings::new(&config.limits),
                 )
-                .with_usage(Arc::clone(apps.usage())),
+                .with_usage(Arc::clone(apps.usage()))
+                .with_direct_writes(config.limits.direct_write_max_subscribers),
             ),
             publisher: Publisher::new(
                 history,

@@ -14,7 +14,7 @@ use crate::resync::{self, Tracker};
 use crate::wsframe;
 use bytes::Bytes;
 use fanout::{push_one, Fanout, Joining, Sub, Subscribers};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, RwLock};
@@ -58,6 +58,8 @@ pub struct Hub {
     resync: resync::Settings,
     /// The gateway's usage counters, each forwarder resolving its app's once.
     usage: Option<Arc<waas_core::usage::Usage>>,
+    /// `limits.direct_write_max_subscribers` ([`Fanout::push_live`]); 0 until set.
+    direct_max: usize,
 }
 
 impl Hub {
@@ -79,7 +81,15 @@ impl Hub {
             hasher: RandomState::new(),
             resync,
             usage: None,
+            direct_max: 0,
         }
+    }
+
+    /// Lets forwarders of channels with at most `max` local subscribers write quiet frames to
+    /// the sockets themselves ([`Fanout::push_live`]).
+    pub fn with_direct_writes(mut self, max: usize) -> Self {
+        self.direct_max = max;
+        self
     }
 
     /// Counts deliveries on `usage`.
@@ -172,6 +182,7 @@ impl Hub {
                 joining: Arc::clone(&joining),
                 metrics: waas_core::metrics::METRICS.app(app),
                 usage: self.usage.as_ref().and_then(|u| u.app_str(app)),
+                direct_max: self.direct_max,
             },
             Resync {
                 history: Arc::clone(&self.history),
@@ -379,28 +390,36 @@ async fn forward(
 ) {
     // After a resync: live messages up to this offset were passed on by it.
     let mut skip_upto = 0;
+    // The message after the current one, when it was already waiting; `ended`: the
+    // subscription ended after it.
+    let mut next: Option<waas_core::bus::BusMessage> = None;
+    let mut ended = false;
     loop {
         // Messages first: while they flow, the reconnect watch is not even polled.
-        let message = tokio::select! {
-            biased;
-            message = stream.next() => match message {
-                Some(message) => message,
-                None => break,
+        let message = match next.take() {
+            Some(message) => message,
+            None if ended => break,
+            None => tokio::select! {
+                biased;
+                message = stream.next() => match message {
+                    Some(message) => message,
+                    None => break,
+                },
+                _ = Resync::changed(&mut resync.reconnects) => {
+                    if resync.reconnected() {
+                        skip_upto = resync.catch_up(&fanout).await.0;
+                    }
+                    continue;
+                }
+                // Another channel of this gateway found a cut: this one may have missed
+                // messages too and have no next one to say so.
+                Ok(()) = resync.cuts.changed() => {
+                    if resync.cuts.concerns() && resync.behind().await {
+                        skip_upto = resync.catch_up(&fanout).await.0;
+                    }
+                    continue;
+                }
             },
-            _ = Resync::changed(&mut resync.reconnects) => {
-                if resync.reconnected() {
-                    skip_upto = resync.catch_up(&fanout).await.0;
-                }
-                continue;
-            }
-            // Another channel of this gateway found a cut: this one may have missed messages
-            // too and have no next one to say so.
-            Ok(()) = resync.cuts.changed() => {
-                if resync.cuts.concerns() && resync.behind().await {
-                    skip_upto = resync.catch_up(&fanout).await.0;
-                }
-                continue;
-            }
         };
         // The history says the next message's predecessor may not have reached us although the
         // connection stayed up (a link between regions was down, docs/regions.md): catch up
@@ -433,8 +452,21 @@ async fn forward(
             }
             resync.tracker.delivered(offset);
         }
+        // With no further message waiting, frames would not meet in the subscribers' queues:
+        // the fan-out may write them itself ([`Fanout::push_live`]).
+        let quiet = match stream.next().now_or_never() {
+            None => true,
+            Some(Some(waiting)) => {
+                next = Some(waiting);
+                false
+            }
+            Some(None) => {
+                ended = true;
+                true
+            }
+        };
         match message.trace {
-            None => fanout.push(&wsframe::text(&payload)),
+            None => fanout.push_live(&wsframe::text(&payload), quiet),
             // Traced (only when this process traces): a span under the publisher's, and the
             // socket writes under this one.
             Some(parent) => {

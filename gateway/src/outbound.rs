@@ -5,11 +5,18 @@
 //! with one syscall, and an idle connection should cost no buffer at all. A mutex-guarded deque
 //! that the consumer swaps out gives both, and the byte count makes the slow-consumer limit
 //! about memory, not just message count.
+//!
+//! Why the fan-out may also write to the socket itself ([`Outbound::push_direct`]): at a few
+//! messages per second per connection, nothing ever waits in the queue to be batched, and waking
+//! the connection's task (often on another worker thread, which must be unparked) costs about
+//! as much as the write. A forwarder that finds the queue empty and the task not writing sends
+//! the frame at once instead; ordering holds because both sides decide under the queue's lock.
 
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use waas_core::trace::TraceParent;
 use waas_protocol::CloseCode;
@@ -23,6 +30,15 @@ struct Queue {
     /// The trace context of the latest traced frame queued since the last `take`: the socket
     /// write that sends it is a span under it (one span per write, which may send many frames).
     trace: Option<TraceParent>,
+    /// The connection's task holds frames it took and has not finished writing (or is closing):
+    /// nobody else may write to the socket until it says it is done ([`Outbound::written`]).
+    writing: bool,
+    /// The first frame is the rest of one [`Outbound::push_direct`] wrote in part: it must be
+    /// sent whatever happens, or the next frame (a close frame included) would land inside it.
+    partial: bool,
+    /// The socket, from [`Outbound::attach`] to [`Outbound::detach`]: what
+    /// [`Outbound::push_direct`] writes to.
+    socket: Option<Arc<TcpStream>>,
 }
 
 /// The part of a connection other tasks may touch.
@@ -58,6 +74,17 @@ impl Outbound {
         }
     }
 
+    /// Lets [`Outbound::push_direct`] write to `socket`, the connection's.
+    pub fn attach(&self, socket: Arc<TcpStream>) {
+        self.queue.lock().expect("queue poisoned").socket = Some(socket);
+    }
+
+    /// The connection ended: whoever still holds this queue (a late reply, say) must not keep
+    /// its socket open.
+    pub fn detach(&self) {
+        self.queue.lock().expect("queue poisoned").socket = None;
+    }
+
     /// The queue of a Pusher-front connection with socket id `socket_id`.
     pub fn pusher(
         id: u64,
@@ -81,14 +108,44 @@ impl Outbound {
 
     /// Like [`Outbound::push`], for a frame delivered within trace `trace` (`None`: untraced).
     pub fn push_traced(&self, frame: Bytes, trace: Option<TraceParent>) {
+        let q = self.queue.lock().expect("queue poisoned");
+        if q.closed {
+            return;
+        }
+        self.enqueue(q, frame, trace);
+    }
+
+    /// Like [`Outbound::push`], but when nothing of this connection waits to be written and its
+    /// task is not writing, writes `frame` to the socket from the calling task; what the socket
+    /// does not take at once is queued as usual. For the fan-out, at rates where frames would
+    /// not meet in the queue anyway.
+    pub fn push_direct(&self, frame: Bytes) {
         let mut q = self.queue.lock().expect("queue poisoned");
         if q.closed {
             return;
         }
+        let mut frame = frame;
+        if q.frames.is_empty() && !q.writing {
+            // Not writable, or an error: queued, and the task's own write meets the error.
+            let written = q.socket.as_ref().and_then(|s| s.try_write(&frame).ok());
+            if let Some(n) = written {
+                if n == frame.len() {
+                    return;
+                }
+                frame = frame.slice(n..);
+                q.partial = true;
+            }
+        }
+        self.enqueue(q, frame, None);
+    }
+
+    fn enqueue(&self, mut q: MutexGuard<'_, Queue>, frame: Bytes, trace: Option<TraceParent>) {
         if q.frames.len() >= self.max_frames || q.bytes + frame.len() > self.max_bytes {
             q.closed = true;
-            q.frames = VecDeque::new();
-            q.bytes = 0;
+            // A frame partly written already stays, to be finished before the close frame.
+            let keep = usize::from(q.partial);
+            q.frames.truncate(keep);
+            q.bytes = q.frames.iter().map(Bytes::len).sum();
             drop(q);
             self.close(CloseCode::SLOW_CONSUMER);
             waas_core::metrics::METRICS.slow_consumers.inc();
@@ -107,12 +164,21 @@ impl Outbound {
     }
 
     /// Moves every queued frame into `into` (which the caller keeps and reuses); returns the
-    /// trace context of the latest traced one among them.
+    /// trace context of the latest traced one among them. Until [`Outbound::written`], only the
+    /// caller writes to the socket.
     pub fn take(&self, into: &mut VecDeque<Bytes>) -> Option<TraceParent> {
         let mut q = self.queue.lock().expect("queue poisoned");
         std::mem::swap(&mut q.frames, into);
         q.bytes = 0;
+        q.writing = true;
+        q.partial = false;
         q.trace.take()
+    }
+
+    /// Everything [`Outbound::take`] gave has been written: [`Outbound::push_direct`] may write
+    /// again.
+    pub fn written(&self) {
+        self.queue.lock().expect("queue poisoned").writing = false;
     }
 
     /// Asks the connection to close with `code`; the first request wins.
@@ -177,5 +243,94 @@ mod tests {
         out.close(CloseCode::GOING_AWAY);
         out.close(CloseCode::SLOW_CONSUMER);
         assert_eq!(out.close_requested(), Some(CloseCode::GOING_AWAY));
+    }
+
+    /// A connected pair over loopback: the server side, attached to `out`, and the client's.
+    async fn attached(out: &Outbound) -> tokio::net::TcpStream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        let server = accepted.unwrap().0;
+        // Registered writable before the first direct write, as a connection is by its handshake.
+        server.writable().await.unwrap();
+        out.attach(Arc::new(server));
+        client.unwrap()
+    }
+
+    async fn read_exactly(client: &mut tokio::net::TcpStream, n: usize) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let mut got = vec![0; n];
+        client.read_exact(&mut got).await.unwrap();
+        got
+    }
+
+    #[tokio::test]
+    async fn a_direct_frame_goes_straight_to_the_socket_when_nothing_waits() {
+        let out = Outbound::new(1, 100, 1 << 20, 0);
+        let mut client = attached(&out).await;
+        out.push_direct(Bytes::from_static(b"one"));
+        out.push_direct(Bytes::from_static(b"two"));
+        assert_eq!(read_exactly(&mut client, 6).await, b"onetwo");
+        let mut taken = VecDeque::new();
+        out.take(&mut taken);
+        assert!(taken.is_empty(), "nothing was queued: {taken:?}");
+        out.written();
+        // Once the connection has ended, its socket is not written to (nor kept open).
+        out.detach();
+        out.push_direct(Bytes::from_static(b"late"));
+        out.take(&mut taken);
+        assert_eq!(taken, [&b"late"[..]]);
+    }
+
+    #[tokio::test]
+    async fn a_direct_frame_waits_behind_the_task_and_the_queue() {
+        let out = Outbound::new(1, 100, 1 << 20, 0);
+        let mut client = attached(&out).await;
+        out.push(Bytes::from_static(b"queued"));
+        // Something waits in the queue: the next frame goes behind it.
+        out.push_direct(Bytes::from_static(b"behind"));
+        let mut taken = VecDeque::new();
+        out.take(&mut taken);
+        assert_eq!(taken, [&b"queued"[..], &b"behind"[..]]);
+        // The task took frames and has not written them: still queued, not written.
+        out.push_direct(Bytes::from_static(b"later"));
+        let mut more = VecDeque::new();
+        out.take(&mut more);
+        assert_eq!(more, [&b"later"[..]]);
+        out.written();
+        out.push_direct(Bytes::from_static(b"now"));
+        assert_eq!(read_exactly(&mut client, 3).await, b"now");
+    }
+
+    #[tokio::test]
+    async fn a_frame_written_in_part_is_finished_even_by_a_slow_consumer() {
+        // The client reads nothing: a frame larger than both socket buffers is written in part.
+        let big = Bytes::from(vec![7u8; 16 << 20]);
+        let out = Outbound::new(1, 3, 32 << 20, 0);
+        let _client = attached(&out).await;
+        out.push_direct(big.clone());
+        let mut rest = VecDeque::new();
+        out.take(&mut rest);
+        assert_eq!(rest.len(), 1);
+        let sent = big.len() - rest[0].len();
+        assert!(
+            sent > 0 && sent < big.len(),
+            "{sent} of {} written",
+            big.len()
+        );
+        assert_eq!(rest[0], big.slice(sent..));
+
+        // Again, then overflow the queue: the closed queue keeps only the rest of that frame.
+        let out = Outbound::new(2, 3, 32 << 20, 0);
+        let _client = attached(&out).await;
+        out.push_direct(big.clone());
+        for _ in 0..3 {
+            out.push(Bytes::from_static(b"x"));
+        }
+        assert_eq!(out.close_requested(), Some(CloseCode::SLOW_CONSUMER));
+        let mut kept = VecDeque::new();
+        out.take(&mut kept);
+        assert_eq!(kept.len(), 1, "only the partial frame is kept");
+        assert!(kept[0].len() < big.len() && big.ends_with(&kept[0]));
     }
 }

@@ -60,6 +60,9 @@ pub(super) struct Fanout {
     pub metrics: waas_core::metrics::AppMetrics,
     /// The channel's app's usage counters.
     pub usage: Option<Arc<waas_core::usage::AppCounters>>,
+    /// Channels with at most this many subscribers here get their quiet frames written by the
+    /// forwarder itself (`limits.direct_write_max_subscribers`).
+    pub direct_max: usize,
 }
 
 /// Queues one native frame on `conn`, converted when it is a Pusher connection: for the few
@@ -79,13 +82,28 @@ pub(super) fn push_one(conn: &Outbound, frame: Bytes) {
 
 impl Fanout {
     pub fn push(&self, frame: &Bytes) {
-        self.push_traced(frame, None)
+        self.deliver(frame, None, false)
     }
 
     /// Queues `frame` on every subscriber; `trace` (when tracing) becomes the parent of the
     /// socket writes that send it.
     pub fn push_traced(&self, frame: &Bytes, trace: Option<TraceParent>) {
+        self.deliver(frame, trace, false)
+    }
+
+    /// A live frame, `quiet` when no other message of the channel waits behind it. A quiet
+    /// frame of a small channel is written to each subscriber's socket right here when its
+    /// queue is empty ([`Outbound::push_direct`]): one write, no wake-up of its task. A busy
+    /// channel's frames are queued, for the tasks to send many per write; a large channel's
+    /// too, so that its writes spread over the worker threads instead of all falling on this
+    /// one.
+    pub fn push_live(&self, frame: &Bytes, quiet: bool) {
+        self.deliver(frame, None, quiet)
+    }
+
+    fn deliver(&self, frame: &Bytes, trace: Option<TraceParent>, quiet: bool) {
         let subs = self.subscribers.read().expect("subscribers poisoned");
+        let direct = quiet && subs.len() <= self.direct_max;
         // The Pusher form of the frame, made on the first Pusher subscriber and shared by all
         // (`None` inside: the frame has no Pusher form).
         let mut pusher: Option<Option<crate::pusher::message::Converted>> = None;
@@ -98,13 +116,18 @@ impl Fanout {
             }
             let conn = &sub.conn;
             match &conn.pusher {
+                None if direct => conn.push_direct(frame.clone()),
                 None => conn.push_traced(frame.clone(), trace),
                 Some(socket_id) => {
                     let converted =
                         pusher.get_or_insert_with(|| crate::pusher::message::convert(frame));
                     if let Some(c) = converted {
                         if c.exclude.as_deref() != Some(&**socket_id) {
-                            conn.push_traced(c.frame.clone(), trace);
+                            if direct {
+                                conn.push_direct(c.frame.clone());
+                            } else {
+                                conn.push_traced(c.frame.clone(), trace);
+                            }
                         }
                     }
                 }

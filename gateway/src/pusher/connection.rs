@@ -109,6 +109,7 @@ pub async fn run(
         limits.max_queued_messages,
         limits.max_queued_bytes,
     );
+    reg.tracked.out.attach(Arc::clone(&stream));
     let (mut reader, _) = fastwebsockets::after_handshake_split(
         SocketReader::new(Arc::clone(&stream), pending),
         tokio::io::sink(),
@@ -191,6 +192,7 @@ pub async fn run(
         }
     };
     Box::pin(conn.finish(exit)).await;
+    out.detach();
 }
 
 impl Conn {
@@ -263,7 +265,11 @@ impl Conn {
         let trace = out.take(&mut self.batch);
         let span = crate::socket::write_span(trace, self.batch.len());
         tokio::select! {
-            res = self.writer.write_all(&mut self.batch).instrument(span) => res.map_err(|_| Exit::Gone),
+            res = self.writer.write_all(&mut self.batch).instrument(span) => {
+                res.map_err(|_| Exit::Gone)?;
+                out.written();
+                Ok(())
+            }
             _ = out.killed() => Err(self.exit_code(out)),
         }
     }
@@ -331,6 +337,10 @@ impl Conn {
             let out = Arc::clone(self.out());
             if out.close_requested() == Some(CloseCode::SLOW_CONSUMER) {
                 self.batch.truncate(1);
+                if self.batch.is_empty() {
+                    // The rest of a frame the fan-out wrote in part, if any (`push_direct`).
+                    out.take(&mut self.batch);
+                }
             } else {
                 let mut queued = VecDeque::new();
                 out.take(&mut queued);
