@@ -102,13 +102,17 @@ impl Logs {
     /// The channel's log, made if it has none; `pin` counts a live subscription.
     fn log(&self, subject: &str, pin: bool) -> Shared {
         let mut map = self.shard(subject).lock().expect("history poisoned");
-        let slot = map.entry(subject.to_owned()).or_insert_with(|| {
-            let floor = self.floor.load(Ordering::Relaxed);
-            Slot {
-                log: Arc::new(tokio::sync::Mutex::new(Log::new(floor))),
-                pins: 0,
-            }
-        });
+        // Looked up before `entry`, which would copy the subject for every publish.
+        let slot = match map.get_mut(subject) {
+            Some(slot) => slot,
+            None => map.entry(subject.to_owned()).or_insert_with(|| {
+                let floor = self.floor.load(Ordering::Relaxed);
+                Slot {
+                    log: Arc::new(tokio::sync::Mutex::new(Log::new(floor))),
+                    pins: 0,
+                }
+            }),
+        };
         slot.pins += usize::from(pin);
         Arc::clone(&slot.log)
     }
