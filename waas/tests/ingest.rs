@@ -95,6 +95,76 @@ async fn back_to_back_websocket_publishes_are_acknowledged_in_order_in_dev() {
     publish_back_to_back(&mut publisher, &mut subscriber, 300).await;
 }
 
+/// HTTP/1.1 pipelining (docs/rest.md#requests): publishes written back to back on one
+/// connection, one of them invalid, are answered in order, and the valid ones are stored in
+/// that order.
+#[tokio::test]
+async fn pipelined_rest_publishes_are_answered_and_stored_in_order() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::with(|s| s.limits.publish_rate = 0).await;
+    let mut requests = Vec::new();
+    for n in 1..=20u64 {
+        let channel = if n == 10 { "not valid" } else { "piped" };
+        let body = json!({"channel": channel, "event": "n", "data": n}).to_string();
+        requests.extend_from_slice(
+            format!(
+                "POST /v1/apps/demo/publish HTTP/1.1\r\nhost: test\r\n\
+                 authorization: Bearer demo-key\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+    }
+    let mut conn = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    conn.write_all(&requests).await.unwrap();
+
+    let mut buf = Vec::new();
+    let mut answers: Vec<(u16, Value)> = Vec::new();
+    while answers.len() < 20 {
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut response = httparse::Response::new(&mut headers);
+        if let Ok(httparse::Status::Complete(head)) = response.parse(&buf) {
+            let length: usize = response
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .map(|h| std::str::from_utf8(h.value).unwrap().parse().unwrap())
+                .expect("content-length");
+            if buf.len() >= head + length {
+                let status = response.code.unwrap();
+                answers.push((
+                    status,
+                    serde_json::from_slice(&buf[head..head + length]).unwrap(),
+                ));
+                buf.drain(..head + length);
+                continue;
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = conn.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed after {} answers", answers.len());
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let mut offsets = Vec::new();
+    for (i, (status, body)) in answers.iter().enumerate() {
+        if i == 9 {
+            assert_eq!(*status, 400, "{body}");
+            assert_eq!(body["error"]["code"], "invalid_channel", "{body}");
+        } else {
+            assert_eq!(*status, 200, "answer {i}: {body}");
+            offsets.push(body["offsets"]["piped"].as_u64().unwrap());
+        }
+    }
+    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+    let stored = history(&server.http_url(), "demo", "demo-key", "piped").await;
+    let expected: Vec<(u64, u64)> = (1..=20)
+        .filter(|n| *n != 10)
+        .zip(offsets.iter().copied())
+        .collect();
+    assert_eq!(stored, expected);
+}
+
 /// In a cluster a batch costs one JetStream round trip, not one per message: its messages are
 /// still stored in item order, and the answer comes once all are stored (history read right
 /// after it holds every one, with the offsets the answer gave).
