@@ -180,6 +180,8 @@ async fn create_and_get_app(store: &dyn Store) {
     let config = app.gateway_config();
     assert_eq!(config.version, app.version);
     assert_eq!(config.limits, new.limits);
+    // Gateways tell tenants apart by it (a tenant's apps together are still one tenant).
+    assert_eq!(config.tenant.as_deref(), Some(app.tenant_id.as_str()));
 }
 
 async fn duplicate_app_is_a_conflict(store: &dyn Store) {

@@ -16,6 +16,11 @@ use waas_protocol::AppId;
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppConfig {
     pub id: AppId,
+    /// The tenant that owns the app. What one tenant's apps do together is still one tenant's
+    /// doing (`App::tenant`); `None` (an app from a file, not the control-plane's store): the
+    /// app is its own tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     /// SHA-256 (hex) of each valid API key; several allow rotation without downtime.
     #[serde(default)]
     pub api_key_hashes: Vec<String>,
@@ -171,6 +176,14 @@ impl App {
         &self.config.id
     }
 
+    /// The tenant that owns the app, or the app's id when it has none.
+    pub fn tenant(&self) -> &str {
+        self.config
+            .tenant
+            .as_deref()
+            .unwrap_or(self.config.id.as_str())
+    }
+
     /// Whether `key` is one of the app's API keys. Hashes are compared, so comparison time
     /// says nothing useful about the key.
     pub fn is_api_key(&self, key: &str) -> bool {
@@ -217,6 +230,7 @@ impl std::fmt::Debug for AppConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppConfig")
             .field("id", &self.id)
+            .field("tenant", &self.tenant)
             .field("api_key_hashes", &self.api_key_hashes.len())
             .field("jwt_secret", &crate::redact::option(&self.jwt_secret))
             .field("jwt_rsa_public_key", &self.jwt_rsa_public_key.is_some())

@@ -28,7 +28,7 @@ pub async fn subscribe(
 ) -> Result<(), OpError> {
     let unavailable = |e: String| OpError::new(ErrorCode::Unavailable, e);
     gw.hub
-        .subscribe_held(app.id().as_str(), subject, conn.id)
+        .subscribe_held(app.into(), subject, conn.id)
         .await
         .map_err(|e| unavailable(e.to_string()))?;
     let policy = gw.publisher.policy(app, channel);

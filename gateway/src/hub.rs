@@ -106,7 +106,7 @@ impl Hub {
     /// after this returns reaches `conn`.
     pub async fn subscribe(
         &self,
-        app: &str,
+        owner: Owner<'_>,
         subject: &str,
         conn: Arc<Outbound>,
     ) -> Result<(), BusError> {
@@ -121,7 +121,7 @@ impl Hub {
             return Ok(());
         }
         let entry = self
-            .entry(app, subject, vec![Sub::new(conn, 0)], Joining::default())
+            .entry(owner, subject, vec![Sub::new(conn, 0)], Joining::default())
             .await?;
         shard
             .subjects
@@ -136,7 +136,7 @@ impl Hub {
     /// [`Hub::unsubscribe`] if history cannot be read.
     pub async fn subscribe_held(
         &self,
-        app: &str,
+        owner: Owner<'_>,
         subject: &str,
         conn_id: u64,
     ) -> Result<(), BusError> {
@@ -151,7 +151,7 @@ impl Hub {
             return Ok(());
         }
         let joining: Joining = Arc::new(Mutex::new(vec![(conn_id, Vec::new())]));
-        let entry = self.entry(app, subject, Vec::new(), joining).await?;
+        let entry = self.entry(owner, subject, Vec::new(), joining).await?;
         shard
             .subjects
             .lock()
@@ -160,11 +160,11 @@ impl Hub {
         Ok(())
     }
 
-    /// Subscribes on the bus and starts the subject's forwarder, with `app`'s metric handles
+    /// Subscribes on the bus and starts the subject's forwarder, with the app's metric handles
     /// resolved once for all its messages.
     async fn entry(
         &self,
-        app: &str,
+        owner: Owner<'_>,
         subject: &str,
         subscribers: Vec<Sub>,
         joining: Joining,
@@ -173,6 +173,7 @@ impl Hub {
         let reconnects = self.history.bus().reconnects();
         let seen = reconnects.as_ref().map_or(0, |r| r.count());
         let stream = self.history.subscribe(subject).await?;
+        let app = owner.app;
         let subscribers: Subscribers = Arc::new(RwLock::new(subscribers));
         let tracker = Arc::new(Tracker::default());
         let forward = tokio::spawn(forward(
@@ -188,8 +189,8 @@ impl Hub {
                 history: Arc::clone(&self.history),
                 subject: subject.to_owned(),
                 tracker: Arc::clone(&tracker),
-                cuts: self.resync.cuts.watch(app),
-                app: app.to_owned(),
+                cuts: self.resync.cuts.watch(owner.tenant),
+                tenant: owner.tenant.to_owned(),
                 settings: self.resync.clone(),
                 reconnects,
                 seen,
@@ -309,6 +310,22 @@ impl Hub {
     }
 }
 
+/// Whose channel a subscription is on: its app (metrics, usage) and the app's tenant (cuts).
+#[derive(Clone, Copy)]
+pub struct Owner<'a> {
+    pub app: &'a str,
+    pub tenant: &'a str,
+}
+
+impl<'a> From<&'a waas_core::app::App> for Owner<'a> {
+    fn from(app: &'a waas_core::app::App) -> Self {
+        Owner {
+            app: app.id().as_str(),
+            tenant: app.tenant(),
+        }
+    }
+}
+
 /// Where a joining subscriber's channel keeps its history.
 pub struct Joined<'a> {
     pub channel: &'a str,
@@ -327,8 +344,9 @@ struct Resync {
     seen: u64,
     /// The cuts other forwarders of this gateway found ([`resync::Cuts`]).
     cuts: resync::CutWatch,
-    /// The channel's app, whose cuts concern it.
-    app: String,
+    /// The tenant of the channel's app: its cuts concern this channel, and cuts of its own
+    /// apps alone are never taken for the network's.
+    tenant: String,
 }
 
 impl Resync {
@@ -430,7 +448,7 @@ async fn forward(
                 (skip_upto, found) = resync.catch_up(&fanout).await;
                 if found {
                     // Tell the other channels, not this one (caught up already).
-                    resync.settings.cuts.found(&resync.app);
+                    resync.settings.cuts.found(&resync.tenant);
                     resync.cuts.seen_all();
                 }
             }
@@ -488,6 +506,11 @@ async fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const T: Owner<'static> = Owner {
+        app: "t",
+        tenant: "t",
+    };
     use bytes::Bytes;
     use std::collections::VecDeque;
     use waas_core::bus::memory::MemoryBus;
@@ -501,8 +524,8 @@ mod tests {
         )));
         let a = Arc::new(Outbound::new(1, 10, 1 << 20, 0));
         let b = Arc::new(Outbound::new(2, 10, 1 << 20, 0));
-        hub.subscribe("t", "s.x", a.clone()).await.unwrap();
-        hub.subscribe("t", "s.x", b.clone()).await.unwrap();
+        hub.subscribe(T, "s.x", a.clone()).await.unwrap();
+        hub.subscribe(T, "s.x", b.clone()).await.unwrap();
         assert_eq!(hub.subject_count(), 1);
         bus.publish("s.x", Bytes::from_static(b"{}")).await.unwrap();
         a.ready().await;
@@ -528,7 +551,7 @@ mod tests {
         let p2 = Arc::new(Outbound::pusher(3, 10, 1 << 20, 0, "9.3".into()));
         let sender = Arc::new(Outbound::pusher(4, 10, 1 << 20, 0, "9.4".into()));
         for c in [&native, &p1, &p2, &sender] {
-            hub.subscribe("t", "s.z", Arc::clone(c)).await.unwrap();
+            hub.subscribe(T, "s.z", Arc::clone(c)).await.unwrap();
         }
         let data = serde_json::value::RawValue::from_string("{\"a\":1}".into()).unwrap();
         let from = crate::pusher::message::Sender {
@@ -571,7 +594,7 @@ mod tests {
             bus.clone(),
         )));
         let conn = Arc::new(Outbound::new(7, 100, 1 << 20, 0));
-        hub.subscribe_held("t", "s.y", 7).await.unwrap();
+        hub.subscribe_held(T, "s.y", 7).await.unwrap();
         assert_eq!(hub.subject_count(), 1, "held subscriptions keep the route");
         for offset in [4, 5, 6] {
             bus.publish("s.y", message(offset)).await.unwrap();
@@ -633,7 +656,7 @@ mod tests {
             bus.clone(),
         )));
         let conn = Arc::new(Outbound::new(8, 100, 1 << 20, 0));
-        hub.subscribe_held("t", "s.z", 8).await.unwrap();
+        hub.subscribe_held(T, "s.z", 8).await.unwrap();
         let history = vec![
             crate::wsframe::text(&message(4)),
             crate::wsframe::text(&message(5)),

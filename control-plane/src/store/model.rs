@@ -72,6 +72,7 @@ impl AppRecord {
     pub fn gateway_config(&self) -> AppConfig {
         AppConfig {
             id: self.id.clone(),
+            tenant: Some(self.tenant_id.clone()),
             api_key_hashes: self.api_keys.iter().map(|k| k.hash.clone()).collect(),
             jwt_secret: self.jwt_secret.clone(),
             jwt_rsa_public_key: self.jwt_rsa_public_key.clone(),

@@ -102,6 +102,7 @@ mod tests {
     fn app(id: &str, secret: &str) -> (AppId, JwtKeys) {
         let config = AppConfig {
             id: AppId::parse(id).unwrap(),
+            tenant: None,
             api_key_hashes: vec![],
             jwt_secret: Some(secret.into()),
             jwt_rsa_public_key: None,

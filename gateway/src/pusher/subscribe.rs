@@ -193,7 +193,7 @@ impl Conn {
     ) -> Result<(), String> {
         let out = Arc::clone(self.out());
         let hub = &self.gw.hub;
-        hub.subscribe_held(app.id().as_str(), subject, out.id)
+        hub.subscribe_held(app.into(), subject, out.id)
             .await
             .map_err(|e| e.to_string())?;
         let policy = self.gw.publisher.policy(app, channel);

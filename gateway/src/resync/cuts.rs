@@ -9,11 +9,11 @@
 //! channel's newest offset ([`super::behind`]), one JetStream read each.
 //!
 //! It also happens when this gateway's own bus subscription for a channel falls behind and
-//! drops messages, which one tenant can cause by flooding its own channel. So a cut found on an
-//! app's channel makes only that app's live channels look; only when channels of two apps or
-//! more find cuts within [`CUT_WINDOW`] is it taken for the network's doing, and every live
-//! channel looks. A tenant alone thus costs the gateway reads of its own channels, not one per
-//! live channel of every tenant.
+//! drops messages, which one tenant can cause by flooding its own channels. So a cut found on a
+//! tenant's channel makes only that tenant's live channels (of all its apps) look; only when
+//! channels of two tenants or more find cuts within [`CUT_WINDOW`] is it taken for the
+//! network's doing, and every live channel looks. A tenant alone, however many apps it floods,
+//! thus costs the gateway reads of its own channels, not one per live channel of every tenant.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,10 +24,10 @@ use tokio::sync::watch;
 /// find what they missed at about the same time, and one check of each channel is enough.
 const CUT_DEBOUNCE: Duration = Duration::from_secs(1);
 
-/// Cuts of two apps this close together are the network's: every channel looks.
+/// Cuts of two tenants this close together are the network's: every channel looks.
 const CUT_WINDOW: Duration = Duration::from_secs(10);
 
-/// How long an app's last cut is remembered.
+/// How long a tenant's last cut is remembered.
 const FORGET_AFTER: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Default)]
@@ -47,20 +47,21 @@ struct State {
     /// Cuts taken for the network's: every channel looks.
     everyone: u64,
     everyone_last: Option<Instant>,
-    apps: HashMap<String, AppCuts>,
+    tenants: HashMap<String, TenantCuts>,
 }
 
-struct AppCuts {
+struct TenantCuts {
     found: u64,
     last: Instant,
 }
 
 impl Cuts {
-    /// The watch of a forwarder of `app`'s channel, with the cuts found so far seen.
-    pub fn watch(&self, app: &str) -> CutWatch {
+    /// The watch of a forwarder of a channel of `tenant` (`waas_core::app::App::tenant`), with
+    /// the cuts found so far seen.
+    pub fn watch(&self, tenant: &str) -> CutWatch {
         let mut watch = CutWatch {
             cuts: self.clone(),
-            app: app.to_owned(),
+            tenant: tenant.to_owned(),
             wake: self.inner.wake.subscribe(),
             seen: (0, 0),
         };
@@ -68,28 +69,32 @@ impl Cuts {
         watch
     }
 
-    /// A forwarder of `app`'s channel found a cut: wake `app`'s forwarders (at most once per
-    /// [`CUT_DEBOUNCE`]), and everyone's when another app found one within [`CUT_WINDOW`].
-    pub fn found(&self, app: &str) {
+    /// A forwarder of `tenant`'s channel found a cut: wake `tenant`'s forwarders (at most once
+    /// per [`CUT_DEBOUNCE`]), and everyone's when another tenant found one within
+    /// [`CUT_WINDOW`].
+    pub fn found(&self, tenant: &str) {
         let now = Instant::now();
         {
             let mut state = self.inner.state.lock().expect("cuts poisoned");
             state
-                .apps
+                .tenants
                 .retain(|_, c| now.duration_since(c.last) < FORGET_AFTER);
-            if let Some(c) = state.apps.get(app) {
+            if let Some(c) = state.tenants.get(tenant) {
                 if now.duration_since(c.last) < CUT_DEBOUNCE {
                     return;
                 }
             }
             let others = state
-                .apps
+                .tenants
                 .iter()
-                .any(|(a, c)| a != app && now.duration_since(c.last) < CUT_WINDOW);
-            let entry = state.apps.entry(app.to_owned()).or_insert(AppCuts {
-                found: 0,
-                last: now,
-            });
+                .any(|(a, c)| a != tenant && now.duration_since(c.last) < CUT_WINDOW);
+            let entry = state
+                .tenants
+                .entry(tenant.to_owned())
+                .or_insert(TenantCuts {
+                    found: 0,
+                    last: now,
+                });
             entry.found += 1;
             entry.last = now;
             let quiet = state
@@ -107,9 +112,9 @@ impl Cuts {
 /// One forwarder's view of [`Cuts`].
 pub struct CutWatch {
     cuts: Cuts,
-    app: String,
+    tenant: String,
     wake: watch::Receiver<u64>,
-    /// The network's cuts and the app's, as last seen.
+    /// The network's cuts and the tenant's, as last seen.
     seen: (u64, u64),
 }
 
@@ -134,8 +139,8 @@ impl CutWatch {
 
     fn current(&self) -> (u64, u64) {
         let state = self.cuts.inner.state.lock().expect("cuts poisoned");
-        let app = state.apps.get(&self.app).map_or(0, |c| c.found);
-        (state.everyone, app)
+        let tenant = state.tenants.get(&self.tenant).map_or(0, |c| c.found);
+        (state.everyone, tenant)
     }
 }
 
@@ -144,7 +149,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_apps_cut_concerns_its_own_channels_only() {
+    fn one_tenants_cut_concerns_its_own_channels_only() {
         let cuts = Cuts::default();
         let (mut a, mut b) = (cuts.watch("a"), cuts.watch("b"));
         cuts.found("a");
@@ -154,7 +159,7 @@ mod tests {
     }
 
     #[test]
-    fn cuts_of_two_apps_together_concern_every_channel() {
+    fn cuts_of_two_tenants_together_concern_every_channel() {
         let cuts = Cuts::default();
         let mut c = cuts.watch("c");
         cuts.found("a");
@@ -162,12 +167,12 @@ mod tests {
         cuts.found("b");
         assert!(
             c.concerns(),
-            "two apps: the link between regions, not a tenant"
+            "two tenants: the link between regions, not a tenant"
         );
     }
 
     #[test]
-    fn an_app_wakes_its_channels_at_most_once_a_second() {
+    fn a_tenant_wakes_its_channels_at_most_once_a_second() {
         let cuts = Cuts::default();
         let mut a = cuts.watch("a");
         cuts.found("a");
