@@ -253,4 +253,21 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }
+
+    #[test]
+    fn an_app_is_its_own_tenant_unless_told_its_tenant() {
+        let config: super::AppConfig = serde_json::from_value(serde_json::json!({"id": "chat"}))
+            .expect("an app with no tenant (older control-planes, files) still loads");
+        let alone = super::App::new(config.clone(), None).unwrap();
+        assert_eq!(alone.tenant(), "chat");
+        let owned = super::App::new(
+            super::AppConfig {
+                tenant: Some("acme".into()),
+                ..config
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(owned.tenant(), "acme");
+    }
 }
