@@ -595,18 +595,11 @@ impl Conn {
             }
             // `batch` may start with a frame cut short by the kill: it is finished first, or the
             // close frame would land in the middle of it.
-            let out = Arc::clone(&self.reg.tracked.out);
-            if code == CloseCode::SLOW_CONSUMER {
-                self.batch.truncate(1);
-                if self.batch.is_empty() {
-                    // The rest of a frame the fan-out wrote in part, if any (`push_direct`).
-                    out.take(&mut self.batch);
-                }
-            } else {
-                let mut queued = VecDeque::new();
-                out.take(&mut queued);
-                self.batch.extend(queued);
-            }
+            let slow = code == CloseCode::SLOW_CONSUMER;
+            self.reg
+                .tracked
+                .out
+                .take_before_close(&mut self.batch, slow);
             self.batch.push_back(wsframe::close(code.0, code.reason()));
             let write = self.writer.write_all(&mut self.batch);
             if tokio::time::timeout(CLOSE_LINGER, write).await.is_ok() {

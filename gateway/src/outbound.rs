@@ -175,6 +175,23 @@ impl Outbound {
         q.trace.take()
     }
 
+    /// What still goes out before the close frame, appended to `batch` (what the connection's
+    /// task took and has not written, the first frame possibly cut short). A slow consumer gets
+    /// only the frame it is in the middle of, if any: the unfinished one in `batch`, else the
+    /// rest of one [`Outbound::push_direct`] wrote in part; anyone else everything queued.
+    pub fn take_before_close(&self, batch: &mut VecDeque<Bytes>, slow_consumer: bool) {
+        if slow_consumer {
+            batch.truncate(1);
+            if batch.is_empty() {
+                self.take(batch);
+            }
+        } else {
+            let mut queued = VecDeque::new();
+            self.take(&mut queued);
+            batch.extend(queued);
+        }
+    }
+
     /// Everything [`Outbound::take`] gave has been written: [`Outbound::push_direct`] may write
     /// again.
     pub fn written(&self) {

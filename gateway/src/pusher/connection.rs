@@ -335,17 +335,8 @@ impl Conn {
         self.user = None;
         if let Exit::Close(code) = exit {
             let out = Arc::clone(self.out());
-            if out.close_requested() == Some(CloseCode::SLOW_CONSUMER) {
-                self.batch.truncate(1);
-                if self.batch.is_empty() {
-                    // The rest of a frame the fan-out wrote in part, if any (`push_direct`).
-                    out.take(&mut self.batch);
-                }
-            } else {
-                let mut queued = VecDeque::new();
-                out.take(&mut queued);
-                self.batch.extend(queued);
-            }
+            let slow = out.close_requested() == Some(CloseCode::SLOW_CONSUMER);
+            out.take_before_close(&mut self.batch, slow);
             self.batch
                 .push_back(wsframe::close(code, PusherCode(code).reason()));
             let write = self.writer.write_all(&mut self.batch);
