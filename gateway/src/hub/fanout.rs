@@ -104,6 +104,10 @@ impl Fanout {
     fn deliver(&self, frame: &Bytes, trace: Option<TraceParent>, quiet: bool) {
         let subs = self.subscribers.read().expect("subscribers poisoned");
         let direct = quiet && subs.len() <= self.direct_max;
+        let send = |conn: &Outbound, frame: Bytes| match direct {
+            true => conn.push_direct(frame),
+            false => conn.push_traced(frame, trace),
+        };
         // The Pusher form of the frame, made on the first Pusher subscriber and shared by all
         // (`None` inside: the frame has no Pusher form).
         let mut pusher: Option<Option<crate::pusher::message::Converted>> = None;
@@ -116,18 +120,13 @@ impl Fanout {
             }
             let conn = &sub.conn;
             match &conn.pusher {
-                None if direct => conn.push_direct(frame.clone()),
-                None => conn.push_traced(frame.clone(), trace),
+                None => send(conn, frame.clone()),
                 Some(socket_id) => {
                     let converted =
                         pusher.get_or_insert_with(|| crate::pusher::message::convert(frame));
                     if let Some(c) = converted {
                         if c.exclude.as_deref() != Some(&**socket_id) {
-                            if direct {
-                                conn.push_direct(c.frame.clone());
-                            } else {
-                                conn.push_traced(c.frame.clone(), trace);
-                            }
+                            send(conn, c.frame.clone());
                         }
                     }
                 }
