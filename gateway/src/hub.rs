@@ -8,20 +8,19 @@
 //! ([`crate::resync`]).
 
 mod fanout;
+mod forward;
 
 use crate::outbound::Outbound;
 use crate::resync::{self, Tracker};
-use crate::wsframe;
 use bytes::Bytes;
 use fanout::{push_one, Fanout, Joining, Sub, Subscribers};
-use futures_util::{FutureExt, StreamExt};
+use forward::{forward, Resync};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::task::JoinHandle;
 use waas_core::bus::BusError;
 use waas_core::history::{offset_of, History};
-use waas_core::trace::TraceParent;
 
 const SHARDS: usize = 64;
 
@@ -190,7 +189,6 @@ impl Hub {
                 subject: subject.to_owned(),
                 tracker: Arc::clone(&tracker),
                 cuts: self.resync.cuts.watch(owner.tenant),
-                tenant: owner.tenant.to_owned(),
                 settings: self.resync.clone(),
                 reconnects,
                 seen,
@@ -333,188 +331,19 @@ pub struct Joined<'a> {
     pub epoch: &'a str,
 }
 
-/// What a forwarder needs to catch up after the bus reconnects.
-struct Resync {
-    history: Arc<dyn History>,
-    subject: String,
-    tracker: Arc<Tracker>,
-    settings: resync::Settings,
-    reconnects: Option<waas_core::bus::Reconnects>,
-    /// The bus connections counted when this forwarder last knew itself up to date.
-    seen: u64,
-    /// The cuts other forwarders of this gateway found ([`resync::Cuts`]).
-    cuts: resync::CutWatch,
-    /// The tenant of the channel's app: its cuts concern this channel, and cuts of its own
-    /// apps alone are never taken for the network's.
-    tenant: String,
-}
-
-impl Resync {
-    /// Whether the bus made a new connection since [`Resync::seen`]: an atomic load.
-    fn reconnected(&mut self) -> bool {
-        match &self.reconnects {
-            Some(r) => {
-                let now = r.count();
-                std::mem::replace(&mut self.seen, now) != now
-            }
-            None => false,
-        }
-    }
-
-    /// Until the bus makes a new connection (never without a count). On the field alone, so
-    /// that the forwarder can wait on it and on [`Resync::cuts`] at once.
-    async fn changed(reconnects: &mut Option<waas_core::bus::Reconnects>) {
-        match reconnects.as_mut() {
-            Some(r) => r.changed().await,
-            None => std::future::pending().await,
-        }
-    }
-
-    /// Whether the channel is behind its history, asked when another channel found a cut.
-    async fn behind(&self) -> bool {
-        resync::behind(
-            self.history.as_ref(),
-            &self.subject,
-            &self.tracker,
-            &self.settings,
-        )
-        .await
-    }
-
-    /// Passes on what the channel missed; returns the offset up to which live messages are
-    /// among what it passed on, and whether it passed on anything (a message or a gap).
-    async fn catch_up(&self, fanout: &Fanout) -> (u64, bool) {
-        let catchup = resync::catch_up(
-            self.history.as_ref(),
-            &self.subject,
-            &self.tracker,
-            &self.settings,
-        )
-        .await;
-        for frame in &catchup.frames {
-            if let Some(offset) = offset_of(frame) {
-                self.tracker.delivered(offset);
-            }
-            fanout.push(frame);
-        }
-        (catchup.skip_upto, !catchup.frames.is_empty())
-    }
-}
-
-async fn forward(
-    mut stream: waas_core::bus::TracedSubscription,
-    fanout: Fanout,
-    mut resync: Resync,
-) {
-    // After a resync: live messages up to this offset were passed on by it.
-    let mut skip_upto = 0;
-    // The message after the current one, when it was already waiting; `ended`: the
-    // subscription ended after it.
-    let mut next: Option<waas_core::bus::BusMessage> = None;
-    let mut ended = false;
-    loop {
-        // Messages first: while they flow, the reconnect watch is not even polled.
-        let message = match next.take() {
-            Some(message) => message,
-            None if ended => break,
-            None => tokio::select! {
-                biased;
-                message = stream.next() => match message {
-                    Some(message) => message,
-                    None => break,
-                },
-                _ = Resync::changed(&mut resync.reconnects) => {
-                    if resync.reconnected() {
-                        skip_upto = resync.catch_up(&fanout).await.0;
-                    }
-                    continue;
-                }
-                // Another channel of this gateway found a cut: this one may have missed
-                // messages too and have no next one to say so.
-                Ok(()) = resync.cuts.changed() => {
-                    if resync.cuts.concerns() && resync.behind().await {
-                        skip_upto = resync.catch_up(&fanout).await.0;
-                    }
-                    continue;
-                }
-            },
-        };
-        // The history says the next message's predecessor may not have reached us although the
-        // connection stayed up (a link between regions was down, docs/regions.md): catch up
-        // if it is past what was passed on.
-        if let Some(previous) = waas_core::history::previous_of(&message.payload) {
-            if previous > resync.tracker.last() {
-                let found;
-                (skip_upto, found) = resync.catch_up(&fanout).await;
-                if found {
-                    // Tell the other channels, not this one (caught up already).
-                    resync.settings.cuts.found(&resync.tenant);
-                    resync.cuts.seen_all();
-                }
-            }
-            continue;
-        }
-        // Before passing on a message that may have come over a new connection, what the old
-        // one missed (live messages wait in the bus subscription meanwhile).
-        if resync.reconnected() {
-            skip_upto = resync.catch_up(&fanout).await.0;
-        }
-        let payload = message.payload;
-        if let Some(offset) = offset_of(&payload) {
-            if skip_upto > 0 {
-                // Offsets of a channel with history arrive in order: once past, done skipping.
-                if offset <= skip_upto {
-                    continue;
-                }
-                skip_upto = 0;
-            }
-            resync.tracker.delivered(offset);
-        }
-        // With no further message waiting, frames would not meet in the subscribers' queues:
-        // the fan-out may write them itself ([`Fanout::push_live`]).
-        let quiet = match stream.next().now_or_never() {
-            None => true,
-            Some(Some(waiting)) => {
-                next = Some(waiting);
-                false
-            }
-            Some(None) => {
-                ended = true;
-                true
-            }
-        };
-        match message.trace {
-            None => fanout.push_live(&wsframe::text(&payload), quiet),
-            // Traced (only when this process traces): a span under the publisher's, and the
-            // socket writes under this one.
-            Some(parent) => {
-                let span = waas_core::span!("hub.deliver", subject = resync.subject.as_str());
-                parent.adopt(&span);
-                let _entered = span.enter();
-                fanout.push_traced(&wsframe::text(&payload), TraceParent::of(&span));
-            }
-        }
-        // Once per message on this gateway, not per subscriber: publish to fan-out, by the
-        // publishing gateway's clock (ms).
-        if let Some(ts) = waas_core::history::live_ts_of(&payload) {
-            let ms = waas_core::time::now_ms().saturating_sub(ts);
-            fanout.metrics.delivery_latency.observe(ms as f64 / 1000.0);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const T: Owner<'static> = Owner {
-        app: "t",
-        tenant: "t",
-    };
     use bytes::Bytes;
     use std::collections::VecDeque;
     use waas_core::bus::memory::MemoryBus;
     use waas_core::bus::Bus;
+
+    /// The owner of the tests' channels: an app that is its own tenant.
+    const T: Owner<'static> = Owner {
+        app: "t",
+        tenant: "t",
+    };
 
     #[tokio::test]
     async fn one_bus_route_per_subject_and_cleanup() {

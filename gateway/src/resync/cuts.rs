@@ -87,7 +87,7 @@ impl Cuts {
             let others = state
                 .tenants
                 .iter()
-                .any(|(a, c)| a != tenant && now.duration_since(c.last) < CUT_WINDOW);
+                .any(|(t, c)| t != tenant && now.duration_since(c.last) < CUT_WINDOW);
             let entry = state
                 .tenants
                 .entry(tenant.to_owned())
@@ -132,8 +132,10 @@ impl CutWatch {
         std::mem::replace(&mut self.seen, now) != now
     }
 
-    /// Marks every cut so far seen: the forwarder that found one caught up already.
-    pub fn seen_all(&mut self) {
+    /// This forwarder found a cut and caught up already: tells its tenant's other channels
+    /// ([`Cuts::found`]) and marks every cut so far seen.
+    pub fn found(&mut self) {
+        self.cuts.found(&self.tenant);
         self.concerns();
     }
 
@@ -185,8 +187,7 @@ mod tests {
     fn the_finder_marks_its_own_cut_seen() {
         let cuts = Cuts::default();
         let mut a = cuts.watch("a");
-        cuts.found("a");
-        a.seen_all();
+        a.found();
         assert!(!a.concerns());
     }
 
