@@ -120,7 +120,25 @@ impl Outbound {
     /// does not take at once is queued as usual. For the fan-out, at rates where frames would
     /// not meet in the queue anyway.
     pub fn push_direct(&self, frame: Bytes) {
-        let mut q = self.queue.lock().expect("queue poisoned");
+        self.write_or_queue(self.queue.lock().expect("queue poisoned"), frame)
+    }
+
+    /// [`Outbound::push_direct`] unless someone holds the queue right now (another forwarder
+    /// writing to this socket, or the connection's task): then the frame comes back, for the
+    /// caller to push after its other subscribers instead of putting its thread to sleep on
+    /// the lock, which is held across a write.
+    pub fn try_push_direct(&self, frame: Bytes) -> Result<(), Bytes> {
+        match self.queue.try_lock() {
+            Ok(q) => {
+                self.write_or_queue(q, frame);
+                Ok(())
+            }
+            Err(std::sync::TryLockError::WouldBlock) => Err(frame),
+            Err(std::sync::TryLockError::Poisoned(_)) => panic!("queue poisoned"),
+        }
+    }
+
+    fn write_or_queue(&self, mut q: MutexGuard<'_, Queue>, frame: Bytes) {
         if q.closed {
             return;
         }
@@ -349,5 +367,25 @@ mod tests {
         out.take(&mut kept);
         assert_eq!(kept.len(), 1, "only the partial frame is kept");
         assert!(kept[0].len() < big.len() && big.ends_with(&kept[0]));
+    }
+
+    #[tokio::test]
+    async fn a_busy_queue_hands_the_frame_back_instead_of_waiting() {
+        let out = Outbound::new(1, 100, 1 << 20, 0);
+        let mut client = attached(&out).await;
+        {
+            // Held as by another forwarder in the middle of its write.
+            let _held = out.queue.lock().unwrap();
+            let back = out.try_push_direct(Bytes::from_static(b"busy"));
+            assert_eq!(back, Err(Bytes::from_static(b"busy")));
+        }
+        out.try_push_direct(Bytes::from_static(b"free")).unwrap();
+        assert_eq!(read_exactly(&mut client, 4).await, b"free");
+        let mut taken = VecDeque::new();
+        out.take(&mut taken);
+        assert!(
+            taken.is_empty(),
+            "the refused frame was not queued: {taken:?}"
+        );
     }
 }

@@ -104,8 +104,15 @@ impl Fanout {
     fn deliver(&self, frame: &Bytes, trace: Option<TraceParent>, quiet: bool) {
         let subs = self.subscribers.read().expect("subscribers poisoned");
         let direct = quiet && subs.len() <= self.direct_max;
-        let send = |conn: &Outbound, frame: Bytes| match direct {
-            true => conn.push_direct(frame),
+        // Subscribers whose queue was busy when their turn came (direct writes only): pushed
+        // after the others, by when the holder is most likely done.
+        let mut busy: Vec<(Arc<Outbound>, Bytes)> = Vec::new();
+        let mut send = |conn: &Arc<Outbound>, frame: Bytes| match direct {
+            true => {
+                if let Err(frame) = conn.try_push_direct(frame) {
+                    busy.push((Arc::clone(conn), frame));
+                }
+            }
             false => conn.push_traced(frame, trace),
         };
         // The Pusher form of the frame, made on the first Pusher subscriber and shared by all
@@ -131,6 +138,9 @@ impl Fanout {
                     }
                 }
             }
+        }
+        for (conn, frame) in busy {
+            conn.push_direct(frame);
         }
         let delivered = (subs.len() - skipped) as u64;
         waas_core::metrics::METRICS.delivered.inc_by(delivered);
