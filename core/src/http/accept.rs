@@ -18,6 +18,7 @@
 //!
 //! Time spent in a handler (reading a body, answering) is not bounded here.
 
+pub use super::stream::HttpStream;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper::service::Service;
@@ -26,13 +27,10 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use std::collections::HashMap;
 use std::future::Future;
-use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -85,6 +83,14 @@ impl AddressCounts {
 #[derive(Debug)]
 pub struct AddressSlot(Option<(Arc<Counts>, IpAddr)>);
 
+impl AddressSlot {
+    /// A slot that counts nowhere.
+    #[cfg(test)]
+    pub(super) fn unlimited() -> AddressSlot {
+        AddressSlot(None)
+    }
+}
+
 impl Drop for AddressSlot {
     fn drop(&mut self) {
         if let Some((counts, ip)) = self.0.take() {
@@ -114,14 +120,14 @@ enum Phase {
 
 /// A connection's phase, shared by its socket (which sees bytes arrive), its service (which
 /// sees requests start and end) and its task (which enforces the deadline).
-struct Activity {
+pub(super) struct Activity {
     phase: Mutex<Phase>,
     /// Woken when the deadline may have moved earlier, so the task re-arms its timer.
     changed: Notify,
 }
 
 impl Activity {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Activity {
             phase: Mutex::new(Phase::Waiting {
                 since: Instant::now(),
@@ -136,7 +142,7 @@ impl Activity {
         self.phase.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn bytes_arrived(&self) {
+    pub(super) fn bytes_arrived(&self) {
         let mut phase = self.phase();
         if let Phase::Waiting { first_byte, .. } = &mut *phase {
             if first_byte.is_none() {
@@ -175,68 +181,6 @@ impl Activity {
             } => Some(since + limits.header_timeout),
             Phase::Waiting { since, .. } => Some(since + limits.keepalive_timeout),
         }
-    }
-}
-
-/// The TCP stream under hyper: reports arriving bytes to the connection's [`Activity`], and
-/// holds the connection's [`AddressSlot`] so that the slot lives as long as the socket, handed
-/// on with it when the connection is upgraded.
-pub struct HttpStream {
-    stream: TcpStream,
-    activity: Arc<Activity>,
-    slot: AddressSlot,
-}
-
-impl HttpStream {
-    /// The socket and its address slot, for an upgraded connection to keep.
-    pub fn into_parts(self) -> (TcpStream, AddressSlot) {
-        (self.stream, self.slot)
-    }
-}
-
-impl AsyncRead for HttpStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let res = Pin::new(&mut this.stream).poll_read(cx, buf);
-        if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            this.activity.bytes_arrived();
-        }
-        res
-    }
-}
-
-impl AsyncWrite for HttpStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }
 
@@ -294,11 +238,7 @@ pub(crate) async fn serve_connection<S, B>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let activity = Arc::new(Activity::new());
-    let io = HttpStream {
-        stream,
-        activity: Arc::clone(&activity),
-        slot,
-    };
+    let io = HttpStream::new(stream, Arc::clone(&activity), slot);
     let service = Tracked {
         inner: service,
         activity: Arc::clone(&activity),

@@ -9,8 +9,10 @@
 //! - [`openapi`]: security schemes, `GET /openapi.json`, operations every process serves.
 //! - [`accept`]: the accept loop and its bounds: header and keep-alive timeouts, connections
 //!   per source address.
+//! - [`stream`]: the socket under hyper; answers to pipelined requests leave in one write.
 
 pub mod accept;
 pub mod error;
 pub mod json_errors;
 pub mod openapi;
+pub mod stream;

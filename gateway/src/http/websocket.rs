@@ -159,10 +159,13 @@ where
                 .into_inner()
                 .downcast::<TokioIo<HttpStream>>()
             {
-                Ok(parts) => {
-                    let (stream, slot) = parts.io.into_inner().into_parts();
-                    (stream, parts.read_buf, slot)
-                }
+                Ok(parts) => match parts.io.into_inner().into_upgraded().await {
+                    Ok((stream, slot)) => (stream, parts.read_buf, slot),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "sending the upgrade's answer failed");
+                        return;
+                    }
+                },
                 Err(_) => {
                     tracing::error!("upgraded connection is not a TCP stream; dropped");
                     return;
