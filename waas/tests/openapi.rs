@@ -50,6 +50,16 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 struct Routes(BTreeSet<(String, String)>);
 
 impl<'ast> Visit<'ast> for Routes {
+    /// Unit tests serve routes of their own, which the product does not.
+    fn visit_item_mod(&mut self, m: &'ast syn::ItemMod) {
+        let cfg_test = m.attrs.iter().any(|a| {
+            a.path().is_ident("cfg") && a.parse_args::<syn::Ident>().is_ok_and(|i| i == "test")
+        });
+        if !cfg_test {
+            syn::visit::visit_item_mod(self, m);
+        }
+    }
+
     fn visit_expr_method_call(&mut self, call: &'ast syn::ExprMethodCall) {
         if call.method == "route" && call.args.len() == 2 {
             if let syn::Expr::Lit(syn::ExprLit {
