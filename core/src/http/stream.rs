@@ -259,7 +259,8 @@ mod tests {
         assert!(both.starts_with(b"smallx") && both.ends_with(b"xx"));
     }
 
-    #[tokio::test]
+    /// On two threads, so that the client could read between two writes if there were two.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn answers_to_pipelined_requests_leave_in_one_write() {
         let mut conn = serve(Router::new().route("/fast", get(|| async { "ok" }))).await;
         let requests = "GET /fast HTTP/1.1\r\nhost: t\r\n\r\n".repeat(10);
@@ -317,6 +318,27 @@ mod tests {
             got.starts_with("HTTP/1.1 200 OK") && got.ends_with("fast"),
             "{got}"
         );
+    }
+
+    /// `Expect: 100-continue`: the client sends the body only after the interim answer, which
+    /// must not be held for a request that cannot complete without it.
+    #[tokio::test]
+    async fn an_interim_answer_goes_out_while_the_body_is_awaited() {
+        let routes = Router::new().route(
+            "/echo",
+            axum::routing::post(|body: String| async move { body }),
+        );
+        let mut conn = serve(routes).await;
+        conn.write_all(
+            b"POST /echo HTTP/1.1\r\nhost: t\r\nexpect: 100-continue\r\ncontent-length: 4\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let mut got = String::new();
+        read_until(&mut conn, &mut got, "100 Continue", 1).await;
+        conn.write_all(b"body").await.unwrap();
+        read_until(&mut conn, &mut got, "body", 1).await;
+        assert!(got.contains("200 OK"), "{got}");
     }
 
     /// A client may send its first frames right behind the upgrade request, before the `101`
