@@ -26,7 +26,8 @@ const HOLD_MAX: usize = 64 << 10;
 /// `101`; here it stays with the socket ([`HttpStream::into_upgraded`]). An answer waits at most
 /// for the requests that arrived with it. hyper flushes on every turn of its loop, which reads
 /// first whenever its buffer is empty (a handler at work included), so once the socket is
-/// found empty what is held goes out, whether or not a handler is still at work.
+/// found empty what is held goes out, whether or not a handler is still at work; and a flush
+/// that finds nothing written since the last one held sends, whatever the reads found.
 pub struct HttpStream {
     stream: TcpStream,
     activity: Arc<Activity>,
@@ -37,6 +38,8 @@ pub struct HttpStream {
     /// The last read found the socket empty (or at its end): no request waits to be answered
     /// after the ones hyper has.
     drained: bool,
+    /// `held.len()` when a flush last held it: a flush that finds nothing written since sends.
+    held_at_flush: usize,
 }
 
 impl HttpStream {
@@ -48,6 +51,7 @@ impl HttpStream {
             held: Vec::new(),
             sent: 0,
             drained: false,
+            held_at_flush: 0,
         }
     }
 
@@ -74,6 +78,7 @@ impl HttpStream {
             }
         }
         self.sent = 0;
+        self.held_at_flush = 0;
         self.held.clear();
         if self.held.capacity() > 16 << 10 {
             // A kept-alive connection keeps no large buffer between bursts.
@@ -137,8 +142,12 @@ impl AsyncWrite for HttpStream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.holding() {
-            if !this.drained {
-                // More requests arrived with this one: their answers go in the same write.
+            if !this.drained && this.held.len() != this.held_at_flush {
+                // More requests arrived with this one: their answers go in the same write. The
+                // task is polled again, so that a flush with nothing new to hold sends even if
+                // hyper has no reason to read (or write) before that.
+                this.held_at_flush = this.held.len();
+                cx.waker().wake_by_ref();
                 return Poll::Ready(Ok(()));
             }
             ready!(this.poll_send(cx))?;
@@ -248,6 +257,21 @@ mod tests {
         let mut answers = [0u8; 7];
         client.read_exact(&mut answers).await.unwrap();
         assert_eq!(&answers, b"ONE,TWO");
+
+        // Another request arrives; its answer is held by one flush, and a second flush with
+        // nothing written in between sends it, though no read found the socket empty.
+        client.write_all(b"three").await.unwrap();
+        io.as_mut().get_mut().stream.readable().await.unwrap();
+        let got = read_once(&mut io).await;
+        assert!(matches!(got, Poll::Ready(Ok(5))), "{got:?}");
+        io.write_all(b"THREE").await.unwrap();
+        io.flush().await.unwrap();
+        assert!(io.holding());
+        io.flush().await.unwrap();
+        assert!(!io.holding());
+        let mut answer = [0u8; 5];
+        client.read_exact(&mut answer).await.unwrap();
+        assert_eq!(&answer, b"THREE");
 
         // Larger than what is held for one write: straight to the socket, after what is held.
         io.write_all(b"small").await.unwrap();
