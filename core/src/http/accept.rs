@@ -83,14 +83,6 @@ impl AddressCounts {
 #[derive(Debug)]
 pub struct AddressSlot(Option<(Arc<Counts>, IpAddr)>);
 
-impl AddressSlot {
-    /// A slot that counts nowhere.
-    #[cfg(test)]
-    pub(super) fn unlimited() -> AddressSlot {
-        AddressSlot(None)
-    }
-}
-
 impl Drop for AddressSlot {
     fn drop(&mut self) {
         if let Some((counts, ip)) = self.0.take() {

@@ -230,7 +230,10 @@ mod tests {
         let mut io = HttpStream::new(
             accepted.unwrap().0,
             Arc::new(Activity::new()),
-            AddressSlot::unlimited(),
+            // Unlimited: a slot that counts nowhere.
+            crate::http::accept::AddressCounts::default()
+                .acquire(std::net::Ipv4Addr::LOCALHOST.into(), 0)
+                .unwrap(),
         );
         let mut io = Pin::new(&mut io);
         // Two requests arrive together; the first one's answer is written and flushed.
