@@ -3,16 +3,19 @@
 //! The node subscribes to a subject on the bus once, when its first local connection subscribes,
 //! and drops that subscription when the last one leaves, so a gateway only receives traffic its
 //! clients asked for. One forwarding task per live subject turns each bus message into a
-//! WebSocket frame once and queues the same bytes on every subscriber. After the bus
-//! reconnects, each forwarder catches its channel up from history before going on
-//! ([`crate::resync`]).
+//! WebSocket frame once and queues the same bytes on every subscriber; in one process a small
+//! channel's publisher does that itself when nothing waits for the forwarder
+//! ([`direct::Direct`]). After the bus reconnects, each forwarder catches its channel up from
+//! history before going on ([`crate::resync`]).
 
+mod direct;
 mod fanout;
 mod forward;
 
 use crate::outbound::Outbound;
 use crate::resync::{self, Tracker};
 use bytes::Bytes;
+use direct::Direct;
 use fanout::{push_one, Fanout, Joining, Sub, Subscribers};
 use forward::{forward, Resync};
 use std::collections::HashMap;
@@ -171,19 +174,24 @@ impl Hub {
         // Counted from before the bus subscription, so no reconnect after it goes unseen.
         let reconnects = self.history.bus().reconnects();
         let seen = reconnects.as_ref().map_or(0, |r| r.count());
-        let stream = self.history.subscribe(subject).await?;
         let app = owner.app;
         let subscribers: Subscribers = Arc::new(RwLock::new(subscribers));
         let tracker = Arc::new(Tracker::default());
+        let fanout = Fanout {
+            subscribers: Arc::clone(&subscribers),
+            joining: Arc::clone(&joining),
+            metrics: waas_core::metrics::METRICS.app(app),
+            usage: self.usage.as_ref().and_then(|u| u.app_str(app)),
+            direct_max: self.direct_max,
+        };
+        let direct = Arc::new(Direct::new(fanout, Arc::clone(&tracker)));
+        let stream = self
+            .history
+            .subscribe_inline(subject, Arc::clone(&direct) as _)
+            .await?;
         let forward = tokio::spawn(forward(
             stream,
-            Fanout {
-                subscribers: Arc::clone(&subscribers),
-                joining: Arc::clone(&joining),
-                metrics: waas_core::metrics::METRICS.app(app),
-                usage: self.usage.as_ref().and_then(|u| u.app_str(app)),
-                direct_max: self.direct_max,
-            },
+            direct,
             Resync {
                 history: Arc::clone(&self.history),
                 subject: subject.to_owned(),
@@ -505,6 +513,37 @@ mod tests {
         // Past the floor, later frames flow as usual.
         bus.publish("s.z", message(7)).await.unwrap();
         assert_eq!(offsets(&take_until(&conn, 7).await), [Some(7)]);
+    }
+
+    /// With direct writes on, a small channel's frame is passed on inside the publisher's call
+    /// to the bus in this process (no task ran in between); a channel above the limit gets it
+    /// from its forwarder.
+    #[tokio::test]
+    async fn small_channels_get_frames_in_the_publishers_call() {
+        let bus = Arc::new(MemoryBus::new(16));
+        let history = Arc::new(waas_core::history::memory::MemoryHistory::new(bus.clone()));
+        let hub = Hub::new(history).with_direct_writes(2);
+        let small = Arc::new(Outbound::new(1, 100, 1 << 20, 0));
+        hub.subscribe(T, "s.small", Arc::clone(&small))
+            .await
+            .unwrap();
+        let large: Vec<_> = (2..5)
+            .map(|id| Arc::new(Outbound::new(id, 100, 1 << 20, 0)))
+            .collect();
+        for c in &large {
+            hub.subscribe(T, "s.large", Arc::clone(c)).await.unwrap();
+        }
+        bus.publish("s.small", message(1)).await.unwrap();
+        bus.publish("s.large", message(1)).await.unwrap();
+        let mut q = VecDeque::new();
+        small.take(&mut q);
+        assert_eq!(offsets(&q), [Some(1)], "queued before publish returned");
+        let mut q = VecDeque::new();
+        large[0].take(&mut q);
+        assert!(q.is_empty(), "3 subscribers: the forwarder's");
+        for c in &large {
+            assert_eq!(offsets(&take_until(c, 1).await), [Some(1)]);
+        }
     }
 
     /// What is queued on `conn` until a frame with `offset` is (the forwarder runs on its own

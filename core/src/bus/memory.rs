@@ -1,5 +1,6 @@
 //! In-process bus for the single-node `waas dev` server and unit tests.
 
+use super::inline::Inline;
 use super::{
     check_subject, Bus, BusError, BusMessage, BusRequest, RequestStream, TracedSubscription,
 };
@@ -20,6 +21,8 @@ struct Subscriber {
     id: u64,
     /// The trace context rides beside the payload: no header to encode in one process.
     tx: mpsc::Sender<BusMessage>,
+    /// Offered each message in the publisher's call, before `tx` ([`Bus::subscribe_inline`]).
+    inline: Option<Arc<dyn Inline>>,
 }
 
 #[derive(Default)]
@@ -63,6 +66,38 @@ impl MemoryBus {
         }
     }
 
+    fn subscribe_with(
+        &self,
+        subject: &str,
+        inline: Option<Arc<dyn Inline>>,
+    ) -> Result<TracedSubscription, BusError> {
+        check_subject(subject, true)?;
+        let (tx, rx) = mpsc::channel(self.capacity);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // An inline subscriber on a wildcard would be offered messages of many channels.
+        let inline = inline.filter(|_| !is_wildcard(subject));
+        let sub = Subscriber { id, tx, inline };
+        {
+            let mut routes = self.routes.write().expect("bus routes poisoned");
+            if is_wildcard(subject) {
+                let pattern = subject.split('.').map(str::to_owned).collect();
+                routes.wildcard.push((pattern, sub));
+            } else {
+                routes
+                    .exact
+                    .entry(subject.to_owned())
+                    .or_default()
+                    .push(sub);
+            }
+        }
+        Ok(Box::pin(MemorySubscription {
+            rx,
+            id,
+            subject: subject.to_owned(),
+            routes: Arc::clone(&self.routes),
+        }))
+    }
+
     /// Messages dropped because a subscriber was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
@@ -98,8 +133,21 @@ fn deliver(sub: &Subscriber, payload: &Bytes, trace: Option<TraceParent>, droppe
         payload: payload.clone(),
         trace,
     };
-    if sub.tx.try_send(message).is_err() {
+    queue(&sub.tx, message, None, dropped);
+}
+
+/// Queues `message` on a subscriber's stream; `inline`: the subscriber gave it back.
+fn queue(
+    tx: &mpsc::Sender<BusMessage>,
+    message: BusMessage,
+    inline: Option<&dyn Inline>,
+    dropped: &AtomicU64,
+) {
+    if tx.try_send(message).is_err() {
         dropped.fetch_add(1, Ordering::Relaxed);
+        if let Some(inline) = inline {
+            inline.lost();
+        }
     }
 }
 
@@ -116,44 +164,47 @@ impl Bus for MemoryBus {
             return Ok(());
         }
         let trace = TraceParent::current();
-        let routes = self.routes.read().expect("bus routes poisoned");
-        if let Some(subs) = routes.exact.get(subject) {
-            for sub in subs {
-                deliver(sub, &payload, trace, &self.dropped);
+        // Inline subscribers are offered the message after the routes are released: what they
+        // do with it (socket writes) must not hold up subscribing and unsubscribing.
+        let mut inline = Vec::new();
+        {
+            let routes = self.routes.read().expect("bus routes poisoned");
+            if let Some(subs) = routes.exact.get(subject) {
+                for sub in subs {
+                    match &sub.inline {
+                        Some(i) => inline.push((Arc::clone(i), sub.tx.clone())),
+                        None => deliver(sub, &payload, trace, &self.dropped),
+                    }
+                }
+            }
+            for (pattern, sub) in &routes.wildcard {
+                if matches(pattern, subject) {
+                    deliver(sub, &payload, trace, &self.dropped);
+                }
             }
         }
-        for (pattern, sub) in &routes.wildcard {
-            if matches(pattern, subject) {
-                deliver(sub, &payload, trace, &self.dropped);
+        for (sink, tx) in inline {
+            let message = BusMessage {
+                payload: payload.clone(),
+                trace,
+            };
+            if let Err(message) = sink.offer(message) {
+                queue(&tx, message, Some(sink.as_ref()), &self.dropped);
             }
         }
         Ok(())
     }
 
     async fn subscribe_traced(&self, subject: &str) -> Result<TracedSubscription, BusError> {
-        check_subject(subject, true)?;
-        let (tx, rx) = mpsc::channel(self.capacity);
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let sub = Subscriber { id, tx };
-        {
-            let mut routes = self.routes.write().expect("bus routes poisoned");
-            if is_wildcard(subject) {
-                let pattern = subject.split('.').map(str::to_owned).collect();
-                routes.wildcard.push((pattern, sub));
-            } else {
-                routes
-                    .exact
-                    .entry(subject.to_owned())
-                    .or_default()
-                    .push(sub);
-            }
-        }
-        Ok(Box::pin(MemorySubscription {
-            rx,
-            id,
-            subject: subject.to_owned(),
-            routes: Arc::clone(&self.routes),
-        }))
+        self.subscribe_with(subject, None)
+    }
+
+    async fn subscribe_inline(
+        &self,
+        subject: &str,
+        inline: Arc<dyn Inline>,
+    ) -> Result<TracedSubscription, BusError> {
+        self.subscribe_with(subject, Some(inline))
     }
 
     async fn request(
@@ -373,6 +424,80 @@ mod tests {
         assert_eq!(rest.next().await.unwrap(), "2");
         drop(exact);
         assert!(bus.routes.read().unwrap().exact.is_empty());
+    }
+
+    /// Takes odd payloads, gives even ones back; counts what it was told was lost.
+    #[derive(Default)]
+    struct Odd {
+        taken: std::sync::Mutex<Vec<Bytes>>,
+        lost: AtomicU64,
+    }
+
+    impl Inline for Odd {
+        fn offer(&self, message: BusMessage) -> Result<(), BusMessage> {
+            match message.payload.last() {
+                Some(b) if b % 2 == 1 => {
+                    self.taken.lock().unwrap().push(message.payload);
+                    Ok(())
+                }
+                _ => Err(message),
+            }
+        }
+
+        fn lost(&self) {
+            self.lost.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_inline_subscriber_takes_what_it_can_in_the_publishers_call() {
+        let bus = MemoryBus::new(16);
+        let odd = Arc::new(Odd::default());
+        let mut stream = bus
+            .subscribe_inline("s.x", Arc::clone(&odd) as _)
+            .await
+            .unwrap();
+        let mut plain = bus.subscribe("s.x").await.unwrap();
+        for p in ["1", "2", "3", "4"] {
+            bus.publish("s.x", Bytes::from(p)).await.unwrap();
+        }
+        // Taken before `publish` returned: no task ran in between.
+        assert_eq!(*odd.taken.lock().unwrap(), ["1", "3"]);
+        assert_eq!(stream.next().await.unwrap().payload, "2");
+        assert_eq!(stream.next().await.unwrap().payload, "4");
+        for p in ["1", "2", "3", "4"] {
+            assert_eq!(plain.next().await.unwrap(), p, "others get everything");
+        }
+        assert_eq!(odd.lost.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_given_back_message_that_overflows_is_reported_lost() {
+        let bus = MemoryBus::new(1);
+        let odd = Arc::new(Odd::default());
+        let mut stream = bus
+            .subscribe_inline("s", Arc::clone(&odd) as _)
+            .await
+            .unwrap();
+        for p in ["2", "4", "6"] {
+            bus.publish("s", Bytes::from(p)).await.unwrap();
+        }
+        assert_eq!(odd.lost.load(Ordering::Relaxed), 2);
+        assert_eq!(bus.dropped(), 2);
+        assert_eq!(stream.next().await.unwrap().payload, "2");
+    }
+
+    #[tokio::test]
+    async fn a_wildcard_subscription_is_never_offered_messages() {
+        let bus = MemoryBus::new(16);
+        let odd = Arc::new(Odd::default());
+        let mut stream = bus
+            .subscribe_inline("s.*", Arc::clone(&odd) as _)
+            .await
+            .unwrap();
+        bus.publish("s.x", Bytes::from("1")).await.unwrap();
+        assert!(odd.taken.lock().unwrap().is_empty());
+        assert_eq!(stream.next().await.unwrap().payload, "1");
     }
 
     #[tokio::test]

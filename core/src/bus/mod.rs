@@ -15,6 +15,7 @@
 //! subscribers ([`Bus::subscribe_traced`]) and responders ([`BusRequest::trace`]) get it back.
 //! When it does not, nothing is carried and nothing is read.
 
+pub mod inline;
 pub mod memory;
 pub mod nats;
 pub mod nats_auth;
@@ -124,6 +125,18 @@ pub trait Bus: Send + Sync + 'static {
     async fn publish(&self, subject: &str, payload: Bytes) -> Result<(), BusError>;
     /// Messages published to `subject` (wildcards allowed) from now on, with their trace context.
     async fn subscribe_traced(&self, subject: &str) -> Result<TracedSubscription, BusError>;
+    /// Like [`Bus::subscribe_traced`], with each message first offered to `inline` in the
+    /// publisher's call ([`inline`]); what it gives back comes out of the stream. Only a bus
+    /// inside one process can do that: the default never offers anything, and every message
+    /// comes out of the stream.
+    async fn subscribe_inline(
+        &self,
+        subject: &str,
+        inline: Arc<dyn inline::Inline>,
+    ) -> Result<TracedSubscription, BusError> {
+        let _ = inline;
+        self.subscribe_traced(subject).await
+    }
     /// Like [`Bus::subscribe_traced`], payloads only.
     async fn subscribe(&self, subject: &str) -> Result<BusSubscription, BusError> {
         use futures_util::StreamExt;

@@ -18,6 +18,7 @@
 //! log as it delivers them ([`Delivery`]), so that its subscribers see one increasing sequence.
 
 use super::{Head, History, HistoryError, Page, Policy, Query, Recovery};
+use crate::bus::inline::Inline;
 use crate::bus::{Bus, BusError, TracedSubscription};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -209,6 +210,24 @@ pub struct MemoryHistory {
 const _: fn(MemoryHistory) -> Arc<dyn History> = |h| Arc::new(h);
 
 impl MemoryHistory {
+    /// A live subscription that keeps the channel's log (its offsets) while it lasts.
+    async fn pinned(
+        &self,
+        subject: &str,
+        inline: Option<Arc<dyn Inline>>,
+    ) -> Result<TracedSubscription, BusError> {
+        let pin = self.pin(subject);
+        // On error the pin is dropped here, which releases the log.
+        let stream = match inline {
+            Some(inline) => self.bus.subscribe_inline(subject, inline).await?,
+            None => self.bus.subscribe_traced(subject).await?,
+        };
+        Ok(Box::pin(stream.map(move |message| {
+            let _ = &pin;
+            message
+        })))
+    }
+
     pub fn new(bus: Arc<dyn Bus>) -> Self {
         MemoryHistory {
             bus,
@@ -351,13 +370,17 @@ impl History for MemoryHistory {
     /// Pins the channel's log for as long as the subscription lives, so that its epoch and
     /// offsets stay what the subscriber was told.
     async fn subscribe(&self, subject: &str) -> Result<TracedSubscription, BusError> {
-        let pin = self.pin(subject);
-        // On error the pin is dropped here, which releases the log.
-        let stream = self.bus.subscribe_traced(subject).await?;
-        Ok(Box::pin(stream.map(move |message| {
-            let _ = &pin;
-            message
-        })))
+        self.pinned(subject, None).await
+    }
+
+    /// Frames published here reach the bus under the channel's log lock, in offset order: an
+    /// inline subscriber is offered them in that order.
+    async fn subscribe_inline(
+        &self,
+        subject: &str,
+        inline: Arc<dyn Inline>,
+    ) -> Result<TracedSubscription, BusError> {
+        self.pinned(subject, Some(inline)).await
     }
 
     fn sweep(&self) -> usize {

@@ -260,6 +260,17 @@ pub trait History: Send + Sync + 'static {
     /// history when it is behind ([`previous_of`]).
     async fn subscribe(&self, subject: &str) -> Result<TracedSubscription, BusError>;
 
+    /// Like [`History::subscribe`], with each frame first offered to `inline` in the
+    /// publisher's call where the bus can ([`crate::bus::inline`]); the default never offers.
+    async fn subscribe_inline(
+        &self,
+        subject: &str,
+        inline: std::sync::Arc<dyn crate::bus::inline::Inline>,
+    ) -> Result<TracedSubscription, BusError> {
+        let _ = inline;
+        self.subscribe(subject).await
+    }
+
     /// Every message of one app (`app_subject` is `{prefix}.{app}.>`), for a recorder. An
     /// implementation that can (JetStream) keeps the position under `durable` across restarts
     /// of the reader, with positions from the stream; the default is live messages only, without

@@ -81,6 +81,13 @@ pub(super) fn push_one(conn: &Outbound, frame: Bytes) {
 }
 
 impl Fanout {
+    /// Whether the channel has few enough subscribers here for its quiet frames to be written
+    /// by whoever has them ([`Fanout::push_live`]).
+    pub fn small(&self) -> bool {
+        self.direct_max > 0
+            && self.subscribers.read().expect("subscribers poisoned").len() <= self.direct_max
+    }
+
     pub fn push(&self, frame: &Bytes) {
         self.deliver(frame, None, false)
     }

@@ -2,7 +2,7 @@
 //! it to the fan-out, and catches the channel up from history after the bus reconnects or when
 //! a cut shows it missed messages ([`crate::resync`]).
 
-use super::fanout::Fanout;
+use super::direct::Direct;
 use crate::resync::{self, Tracker};
 use crate::wsframe;
 use futures_util::{FutureExt, StreamExt};
@@ -58,7 +58,9 @@ impl Resync {
 
     /// Passes on what the channel missed; returns the offset up to which live messages are
     /// among what it passed on, and whether it passed on anything (a message or a gap).
-    async fn catch_up(&self, fanout: &Fanout) -> (u64, bool) {
+    /// Publishers pass nothing on meanwhile ([`Direct::hold`]).
+    async fn catch_up(&self, direct: &Direct) -> (u64, bool) {
+        direct.hold();
         let catchup = resync::catch_up(
             self.history.as_ref(),
             &self.subject,
@@ -70,15 +72,18 @@ impl Resync {
             if let Some(offset) = offset_of(frame) {
                 self.tracker.delivered(offset);
             }
-            fanout.push(frame);
+            direct.fanout.push(frame);
         }
+        direct.release();
         (catchup.skip_upto, !catchup.frames.is_empty())
     }
 }
 
+/// Passes on the channel's messages that come out of its bus subscription: all of them, or
+/// (a bus in this process) those its publishers gave back ([`Direct`]).
 pub(super) async fn forward(
     mut stream: waas_core::bus::TracedSubscription,
-    fanout: Fanout,
+    direct: Arc<Direct>,
     mut resync: Resync,
 ) {
     // After a resync: live messages up to this offset were passed on by it.
@@ -100,7 +105,7 @@ pub(super) async fn forward(
                 },
                 _ = Resync::changed(&mut resync.reconnects) => {
                     if resync.reconnected() {
-                        skip_upto = resync.catch_up(&fanout).await.0;
+                        skip_upto = resync.catch_up(&direct).await.0;
                     }
                     continue;
                 }
@@ -108,7 +113,7 @@ pub(super) async fn forward(
                 // messages too and have no next one to say so.
                 Ok(()) = resync.cuts.changed() => {
                     if resync.cuts.concerns() && resync.behind().await {
-                        skip_upto = resync.catch_up(&fanout).await.0;
+                        skip_upto = resync.catch_up(&direct).await.0;
                     }
                     continue;
                 }
@@ -120,32 +125,22 @@ pub(super) async fn forward(
         if let Some(previous) = waas_core::history::previous_of(&message.payload) {
             if previous > resync.tracker.last() {
                 let found;
-                (skip_upto, found) = resync.catch_up(&fanout).await;
+                (skip_upto, found) = resync.catch_up(&direct).await;
                 if found {
                     // Tell the other channels, not this one (caught up already).
                     resync.cuts.found();
                 }
             }
+            direct.handled();
             continue;
         }
         // Before passing on a message that may have come over a new connection, what the old
         // one missed (live messages wait in the bus subscription meanwhile).
         if resync.reconnected() {
-            skip_upto = resync.catch_up(&fanout).await.0;
-        }
-        let payload = message.payload;
-        if let Some(offset) = offset_of(&payload) {
-            if skip_upto > 0 {
-                // Offsets of a channel with history arrive in order: once past, done skipping.
-                if offset <= skip_upto {
-                    continue;
-                }
-                skip_upto = 0;
-            }
-            resync.tracker.delivered(offset);
+            skip_upto = resync.catch_up(&direct).await.0;
         }
         // With no further message waiting, frames would not meet in the subscribers' queues:
-        // the fan-out may write them itself ([`Fanout::push_live`]).
+        // the fan-out may write them itself ([`super::fanout::Fanout::push_live`]).
         let quiet = match stream.next().now_or_never() {
             None => true,
             Some(Some(waiting)) => {
@@ -157,22 +152,45 @@ pub(super) async fn forward(
                 true
             }
         };
-        match message.trace {
-            None => fanout.push_live(&wsframe::text(&payload), quiet),
-            // Traced (only when this process traces): a span under the publisher's, and the
-            // socket writes under this one.
-            Some(parent) => {
-                let span = waas_core::span!("hub.deliver", subject = resync.subject.as_str());
-                parent.adopt(&span);
-                let _entered = span.enter();
-                fanout.push_traced(&wsframe::text(&payload), TraceParent::of(&span));
+        let _turn = direct.turn();
+        pass(&direct, &resync, message, quiet, &mut skip_upto);
+        direct.handled();
+    }
+}
+
+/// Passes on one message that came out of the subscription, unless a resync passed it on.
+fn pass(
+    direct: &Direct,
+    resync: &Resync,
+    message: waas_core::bus::BusMessage,
+    quiet: bool,
+    skip_upto: &mut u64,
+) {
+    let payload = message.payload;
+    if let Some(offset) = offset_of(&payload) {
+        if *skip_upto > 0 {
+            // Offsets of a channel with history arrive in order: once past, done skipping.
+            if offset <= *skip_upto {
+                return;
             }
+            *skip_upto = 0;
         }
-        // Once per message on this gateway, not per subscriber: publish to fan-out, by the
-        // publishing gateway's clock (ms).
-        if let Some(ts) = waas_core::history::live_ts_of(&payload) {
-            let ms = waas_core::time::now_ms().saturating_sub(ts);
-            fanout.metrics.delivery_latency.observe(ms as f64 / 1000.0);
+    }
+    match message.trace {
+        None => direct.pass(&payload, quiet),
+        // Traced (only when this process traces): a span under the publisher's, and the
+        // socket writes under this one.
+        Some(parent) => {
+            if let Some(offset) = offset_of(&payload) {
+                direct.tracker.delivered(offset);
+            }
+            let span = waas_core::span!("hub.deliver", subject = resync.subject.as_str());
+            parent.adopt(&span);
+            let _entered = span.enter();
+            direct
+                .fanout
+                .push_traced(&wsframe::text(&payload), TraceParent::of(&span));
+            direct.observe(&payload);
         }
     }
 }
