@@ -85,7 +85,9 @@ limits! {
     /// alone written to each subscriber's socket by the task that received it, instead of
     /// waking each connection's task to write it: a wake-up less per delivery. Busier or larger
     /// channels leave the writes to the connections' tasks, which batch them and spread them
-    /// over the worker threads. `0` = never.
+    /// over the worker threads. With the memory bus (`waas dev`) that task is the publisher's
+    /// own (a socket's or a REST request's), so the channel's forwarder is not woken either.
+    /// `0` = never.
     direct_write_max_subscribers: usize = 64;
     /// Interval between the server's WebSocket pings, ms. Sent to clients in `ready.heartbeat`, in
     /// whole seconds rounded down.
