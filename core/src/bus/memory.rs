@@ -433,6 +433,17 @@ mod tests {
         lost: AtomicU64,
     }
 
+    impl Odd {
+        async fn subscribe(bus: &MemoryBus, subject: &str) -> (Arc<Odd>, TracedSubscription) {
+            let odd = Arc::new(Odd::default());
+            let stream = bus
+                .subscribe_inline(subject, Arc::clone(&odd) as _)
+                .await
+                .unwrap();
+            (odd, stream)
+        }
+    }
+
     impl Inline for Odd {
         fn offer(&self, message: BusMessage) -> Result<(), BusMessage> {
             match message.payload.last() {
@@ -452,11 +463,7 @@ mod tests {
     #[tokio::test]
     async fn an_inline_subscriber_takes_what_it_can_in_the_publishers_call() {
         let bus = MemoryBus::new(16);
-        let odd = Arc::new(Odd::default());
-        let mut stream = bus
-            .subscribe_inline("s.x", Arc::clone(&odd) as _)
-            .await
-            .unwrap();
+        let (odd, mut stream) = Odd::subscribe(&bus, "s.x").await;
         let mut plain = bus.subscribe("s.x").await.unwrap();
         for p in ["1", "2", "3", "4"] {
             bus.publish("s.x", Bytes::from(p)).await.unwrap();
@@ -474,11 +481,7 @@ mod tests {
     #[tokio::test]
     async fn a_given_back_message_that_overflows_is_reported_lost() {
         let bus = MemoryBus::new(1);
-        let odd = Arc::new(Odd::default());
-        let mut stream = bus
-            .subscribe_inline("s", Arc::clone(&odd) as _)
-            .await
-            .unwrap();
+        let (odd, mut stream) = Odd::subscribe(&bus, "s").await;
         for p in ["2", "4", "6"] {
             bus.publish("s", Bytes::from(p)).await.unwrap();
         }
@@ -490,11 +493,7 @@ mod tests {
     #[tokio::test]
     async fn a_wildcard_subscription_is_never_offered_messages() {
         let bus = MemoryBus::new(16);
-        let odd = Arc::new(Odd::default());
-        let mut stream = bus
-            .subscribe_inline("s.*", Arc::clone(&odd) as _)
-            .await
-            .unwrap();
+        let (odd, mut stream) = Odd::subscribe(&bus, "s.*").await;
         bus.publish("s.x", Bytes::from("1")).await.unwrap();
         assert!(odd.taken.lock().unwrap().is_empty());
         assert_eq!(stream.next().await.unwrap().payload, "1");
