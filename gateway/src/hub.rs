@@ -5,7 +5,7 @@
 //! clients asked for. One forwarding task per live subject turns each bus message into a
 //! WebSocket frame once and queues the same bytes on every subscriber; in one process a small
 //! channel's publisher does that itself when nothing waits for the forwarder
-//! ([`direct::Direct`]). After the bus reconnects, each forwarder catches its channel up from
+//! (`hub/direct.rs`). After the bus reconnects, each forwarder catches its channel up from
 //! history before going on ([`crate::resync`]).
 
 mod direct;

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use waas_core::bus::inline::Inline;
 use waas_core::bus::BusMessage;
 use waas_core::history::{offset_of, previous_of};
+use waas_core::trace::TraceParent;
 
 pub(super) struct Direct {
     pub fanout: Fanout,
@@ -67,16 +68,32 @@ impl Direct {
     /// Passes on one untraced live message; `quiet`: no other message of the channel waits
     /// behind it ([`Fanout::push_live`]).
     pub fn pass(&self, payload: &Bytes, quiet: bool) {
-        if let Some(offset) = offset_of(payload) {
-            self.tracker.delivered(offset);
-        }
+        self.delivered(payload);
         self.fanout.push_live(&wsframe::text(payload), quiet);
         self.observe(payload);
     }
 
+    /// Passes on one traced live message (only when this process traces): a span under the
+    /// publisher's, and the socket writes under this one.
+    pub fn pass_traced(&self, payload: &Bytes, parent: TraceParent, subject: &str) {
+        self.delivered(payload);
+        let span = waas_core::span!("hub.deliver", subject = subject);
+        parent.adopt(&span);
+        let _entered = span.enter();
+        self.fanout
+            .push_traced(&wsframe::text(payload), TraceParent::of(&span));
+        self.observe(payload);
+    }
+
+    fn delivered(&self, payload: &Bytes) {
+        if let Some(offset) = offset_of(payload) {
+            self.tracker.delivered(offset);
+        }
+    }
+
     /// Publish to fan-out, by the publishing gateway's clock (ms): once per message on this
     /// gateway, not per subscriber.
-    pub fn observe(&self, payload: &Bytes) {
+    fn observe(&self, payload: &Bytes) {
         if let Some(ts) = waas_core::history::live_ts_of(payload) {
             let ms = waas_core::time::now_ms().saturating_sub(ts);
             self.fanout
@@ -93,11 +110,15 @@ impl Inline for Direct {
     /// forwarder, which knows what to do with them.
     fn offer(&self, message: BusMessage) -> Result<(), BusMessage> {
         let plain = message.trace.is_none() && previous_of(&message.payload).is_none();
-        if plain && self.queued.load(Ordering::Acquire) == 0 && self.fanout.small() {
+        if plain && self.queued.load(Ordering::Acquire) == 0 {
             if let Ok(_turn) = self.turn.try_lock() {
-                if self.queued.load(Ordering::Acquire) == 0 {
-                    // Nothing waits behind it: the publisher's call is the only one here.
-                    self.pass(&message.payload, true);
+                // Nothing waits behind it: the publisher's call is the only one here.
+                let payload = &message.payload;
+                if self.queued.load(Ordering::Acquire) == 0
+                    && self.fanout.push_quiet_if_small(|| wsframe::text(payload))
+                {
+                    self.delivered(payload);
+                    self.observe(payload);
                     return Ok(());
                 }
             }
@@ -118,7 +139,6 @@ mod tests {
     use crate::outbound::Outbound;
     use std::collections::VecDeque;
     use std::sync::RwLock;
-    use waas_core::trace::TraceParent;
 
     fn direct(conn: &Arc<Outbound>) -> Direct {
         let fanout = Fanout {

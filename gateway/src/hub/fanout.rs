@@ -81,11 +81,16 @@ pub(super) fn push_one(conn: &Outbound, frame: Bytes) {
 }
 
 impl Fanout {
-    /// Whether the channel has few enough subscribers here for its quiet frames to be written
-    /// by whoever has them ([`Fanout::push_live`]).
-    pub fn small(&self) -> bool {
-        self.direct_max > 0
-            && self.subscribers.read().expect("subscribers poisoned").len() <= self.direct_max
+    /// Writes a quiet frame as [`Fanout::push_live`] does when the channel has few enough
+    /// subscribers here for that, with one read of them; returns whether it did (`frame` is
+    /// made only then).
+    pub fn push_quiet_if_small(&self, frame: impl FnOnce() -> Bytes) -> bool {
+        let subs = self.subscribers.read().expect("subscribers poisoned");
+        if self.direct_max == 0 || subs.len() > self.direct_max {
+            return false;
+        }
+        self.deliver_to(&subs, &frame(), None, true);
+        true
     }
 
     pub fn push(&self, frame: &Bytes) {
@@ -110,6 +115,11 @@ impl Fanout {
 
     fn deliver(&self, frame: &Bytes, trace: Option<TraceParent>, quiet: bool) {
         let subs = self.subscribers.read().expect("subscribers poisoned");
+        self.deliver_to(&subs, frame, trace, quiet)
+    }
+
+    /// [`Fanout::deliver`] to `subs`, the subscribers as the caller read them.
+    fn deliver_to(&self, subs: &[Sub], frame: &Bytes, trace: Option<TraceParent>, quiet: bool) {
         let direct = quiet && subs.len() <= self.direct_max;
         // Subscribers whose queue was busy when their turn came (direct writes only): pushed
         // after the others, by when the holder is most likely done.

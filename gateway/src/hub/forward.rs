@@ -4,11 +4,9 @@
 
 use super::direct::Direct;
 use crate::resync::{self, Tracker};
-use crate::wsframe;
 use futures_util::{FutureExt, StreamExt};
 use std::sync::Arc;
 use waas_core::history::{offset_of, History};
-use waas_core::trace::TraceParent;
 
 /// What a forwarder needs to catch up after the bus reconnects.
 pub(super) struct Resync {
@@ -178,19 +176,6 @@ fn pass(
     }
     match message.trace {
         None => direct.pass(&payload, quiet),
-        // Traced (only when this process traces): a span under the publisher's, and the
-        // socket writes under this one.
-        Some(parent) => {
-            if let Some(offset) = offset_of(&payload) {
-                direct.tracker.delivered(offset);
-            }
-            let span = waas_core::span!("hub.deliver", subject = resync.subject.as_str());
-            parent.adopt(&span);
-            let _entered = span.enter();
-            direct
-                .fanout
-                .push_traced(&wsframe::text(&payload), TraceParent::of(&span));
-            direct.observe(&payload);
-        }
+        Some(parent) => direct.pass_traced(&payload, parent, &resync.subject),
     }
 }
