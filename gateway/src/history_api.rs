@@ -27,6 +27,9 @@ pub async fn subscribe(
     since: Option<&Since>,
 ) -> Result<(), OpError> {
     let unavailable = |e: String| OpError::new(ErrorCode::Unavailable, e);
+    // Timed for the debug log: a subscribe waiting on the bus or on history is what a client
+    // stuck between gateways shows.
+    let started = std::time::Instant::now();
     gw.hub
         .subscribe_held(app.into(), subject, conn.id)
         .await
@@ -35,10 +38,26 @@ pub async fn subscribe(
     let recovery = match gw.publisher.history().recover(policy, subject, since).await {
         Ok(r) => r,
         Err(e) => {
+            tracing::debug!(
+                conn = conn.id,
+                subject,
+                error = %e,
+                ms = started.elapsed().as_millis() as u64,
+                "subscribe: history unavailable"
+            );
             gw.hub.unsubscribe(subject, conn.id).await;
             return Err(unavailable(e.to_string()));
         }
     };
+    tracing::debug!(
+        conn = conn.id,
+        subject,
+        since = since.map(|s| s.offset),
+        missed = recovery.messages.len(),
+        recovered = recovery.recovered,
+        ms = started.elapsed().as_millis() as u64,
+        "subscribe: history read"
+    );
     let Recovery {
         epoch,
         offset,

@@ -38,6 +38,8 @@ struct Regions {
     // Dropped in this order: processes before the link, so nothing outlives its namespace.
     gateway_a: ChildServer,
     gateway_b: Option<ChildServer>,
+    /// What each gateway process wrote, B's once per start: printed when the test fails.
+    outputs: Vec<(&'static str, Output)>,
     _control_plane: ChildServer,
     _nats_b: Nats,
     _nats_a: Nats,
@@ -84,18 +86,18 @@ impl Regions {
         let (control_plane, control_plane_url, schema) =
             start_control_plane(&nats_a_url, &prefix).await;
         // A's gateway listens on A's end of the link, where B's clients reach it.
-        let gateway_a = start_gateway(
+        let (gateway_a, output_a) = start_gateway(
             None,
             &format!("{}:0", link.a),
             &nats_a_url,
             &prefix,
             "a",
             &[],
-        )
-        .0;
+        );
         let mut regions = Regions {
             gateway_a,
             gateway_b: None,
+            outputs: vec![("gateway A", output_a)],
             control_plane: control_plane_url,
             _control_plane: control_plane,
             _nats_b: nats_b,
@@ -113,8 +115,10 @@ impl Regions {
 
     /// (Re)starts B's gateway, inside B's namespace, on the same port each time.
     fn start_gateway_b(&mut self) {
-        self.gateway_b =
-            Some(start_region_gateway(&self.link.ns_b, &self.nats_b_url, &self.prefix, "b").0);
+        let (gateway, output) =
+            start_region_gateway(&self.link.ns_b, &self.nats_b_url, &self.prefix, "b");
+        self.gateway_b = Some(gateway);
+        self.outputs.push(("gateway B", output));
     }
 
     fn url_a(&self) -> String {
@@ -160,6 +164,13 @@ impl Regions {
 
 impl Drop for Regions {
     fn drop(&mut self) {
+        // A failure across processes and namespaces is read from what the gateways said.
+        if std::thread::panicking() {
+            for (name, output) in &self.outputs {
+                let said = output.lock().map(|o| o.clone()).unwrap_or_default();
+                eprintln!("---- {name} wrote:\n{said}---- end of {name}");
+            }
+        }
         // A runtime may not be dropped (waiting for its threads) from async code.
         if let Some(b) = self.b.take() {
             b.shutdown_background();
@@ -174,6 +185,7 @@ async fn two_regions_nearest_gateway_failover_and_a_cut_link() {
         return;
     }
     let _turn = ONE_AT_A_TIME.lock().await;
+    log_clients();
     let mut regions = Regions::start().await;
     let url_a = regions.url_a();
     let url_b = Regions::url_b();

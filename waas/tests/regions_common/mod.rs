@@ -389,6 +389,20 @@ pub async fn start_control_plane(nats_url: &str, prefix: &str) -> (ChildServer, 
 /// What a process wrote (its warnings and errors), for a failing test to show.
 pub type Output = std::sync::Arc<std::sync::Mutex<String>>;
 
+/// The gateways' log filter. A failover that goes wrong is told by the gateways' debug lines
+/// (connections, resubscriptions, catching up), which the tests print when they fail.
+const GATEWAY_LOG: &str = "warn,waas_gateway=debug,waas_core=debug";
+
+/// The clients' log (moves, losses, reconnects, at debug) into the test's captured output,
+/// which the test harness prints when the test fails.
+pub fn log_clients() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn,waas_sdk=debug")
+        .with_test_writer()
+        .with_ansi(false)
+        .try_init();
+}
+
 /// A `waas gateway` of region `region`, in namespace `ns` (`None`: this test's), listening on
 /// `listen`, on its region's NATS `nats_url`, with `extra` arguments. Returns it and what it
 /// writes.
@@ -417,7 +431,11 @@ pub fn start_gateway(
     ]);
     args.extend_from_slice(extra);
     let binary = if ns.is_some() { "ip" } else { WAAS };
-    ChildServer::spawn_logged(binary, &args, &[("WAAS_LOG", "warn")])
+    ChildServer::spawn_logged(
+        binary,
+        &args,
+        &[("WAAS_LOG", GATEWAY_LOG), ("NO_COLOR", "1")],
+    )
 }
 
 /// A region's gateway inside its namespace `ns`, on [`NS_GATEWAY_PORT`]. After a cut, catching
