@@ -12,7 +12,8 @@
 #   many-channels  $CHANNELS (10000) channels × $CHANNEL_SUBSCRIBERS (10) subscribers each, from
 #                  $CHANNEL_CONNECTIONS (10000) connections (so each joins CHANNELS ×
 #                  CHANNEL_SUBSCRIBERS / CHANNEL_CONNECTIONS channels), $CHANNEL_RATE (2000)
-#                  publishes/s round robin over the channels
+#                  publishes/s round robin over the channels; WaaS's subscribers with an HS256
+#                  JWT each (end users), its publisher with the API key
 #   storm          $STORM_CLIENTS (10000) clients connecting and subscribing at once; WaaS twice,
 #                  with a distinct JWT per client, HS256 then RS256 (an app with an RSA public key
 #                  made here with openssl); the Pusher peers and Socket.IO on a public channel
@@ -308,9 +309,14 @@ for scenario in $SCENARIOS; do
     many-channels)
         per=$((CHANNELS * CHANNEL_SUBSCRIBERS / CHANNEL_CONNECTIONS))
         for target in $TARGETS; do
+            # WaaS's subscribers are end users with a JWT each, as the peers' are anonymous
+            # clients: with the API key every one would be a server connection, timed by pings
+            # and listed for the dashboard's Servers page.
+            auth=()
+            if [ "$target" = waas ]; then auth=(--auth hs256); fi
             run "channels-$target" "$target" --subscribers "$CHANNEL_CONNECTIONS" \
                 --channels "$CHANNELS" --channels-per-subscriber "$per" --rate "$CHANNEL_RATE" \
-                --duration "$DURATION"
+                --duration "$DURATION" "${auth[@]}"
         done
         ;;
     storm)

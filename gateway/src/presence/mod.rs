@@ -57,6 +57,13 @@ struct Announcement {
     entries: Vec<Entry>,
 }
 
+/// Who sent an [`Announcement`], read without its entries.
+#[derive(Deserialize)]
+struct Sender<'a> {
+    #[serde(borrow)]
+    node: std::borrow::Cow<'a, str>,
+}
+
 /// An [`Announcement`] as sent: entries encoded once, grouped by size.
 #[derive(Serialize)]
 struct AnnouncementOut<'a> {
@@ -206,6 +213,11 @@ impl Presence {
     }
 
     fn apply(&self, hub: &Hub, payload: &[u8]) {
+        // Every node hears its own heartbeats, which hold an entry per occupied channel: the
+        // sender is read first, without building the entries.
+        if serde_json::from_slice::<Sender<'_>>(payload).is_ok_and(|s| s.node == self.node) {
+            return;
+        }
         let announcement: Announcement = match serde_json::from_slice(payload) {
             Ok(a) => a,
             Err(e) => {
@@ -309,6 +321,27 @@ pub async fn start(presence: Arc<Presence>, hub: Arc<Hub>) -> Result<JoinHandle<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sender_of_an_announcement_is_read_without_its_entries() {
+        let entry = serde_json::value::to_raw_value(&serde_json::json!({
+            "key": {"app": "a", "channel": "c"}, "subscribers": 1, "full": true,
+            "joined": [], "left": []
+        }))
+        .unwrap();
+        let sent = serde_json::to_vec(&AnnouncementOut {
+            node: "00ff",
+            entries: &[entry],
+        })
+        .unwrap();
+        let sender: Sender<'_> = serde_json::from_slice(&sent).unwrap();
+        assert_eq!(sender.node, "00ff");
+        // Whatever the order of the fields.
+        let sender: Sender<'_> =
+            serde_json::from_slice(br#"{"entries":[{"x":[1,"}"]}],"node":"ab"}"#).unwrap();
+        assert_eq!(sender.node, "ab");
+        assert!(serde_json::from_slice::<Sender<'_>>(b"{\"entries\":[]}").is_err());
+    }
 
     #[test]
     fn announcements_are_cut_by_size_and_never_split_an_entry() {
