@@ -95,6 +95,37 @@ async fn back_to_back_websocket_publishes_are_acknowledged_in_order_in_dev() {
     publish_back_to_back(&mut publisher, &mut subscriber, 300).await;
 }
 
+/// A client that writes far more publishes at once than its outbound queue holds
+/// (`max_queued_messages`) gets every acknowledgement, in order: the connection writes its
+/// answers as it reads, rather than piling them up to the slow-consumer limit (as it would if it
+/// read everything already arrived before writing).
+#[tokio::test]
+async fn a_burst_of_publishes_larger_than_the_outbound_queue_is_acknowledged_in_order() {
+    let server = TestServer::with(|s| {
+        s.limits.publish_rate = 0;
+        s.limits.max_queued_messages = 64;
+    })
+    .await;
+    let t = tokens::for_app("demo-secret", "demo", "u", tokens::caps(&[], &["feed"]));
+    let mut publisher = RawClient::ready(server.addr, "demo", &t).await;
+    let count = 2_000u64;
+    for n in 1..=count {
+        publisher
+            .send(&json!({"op": "publish", "id": n, "channel": "feed", "event": "n", "data": n}))
+            .await;
+    }
+    publisher.send(&json!({"op": "ping", "id": 0})).await;
+    for n in 1..=count {
+        let f = publisher.json().await;
+        assert_eq!(
+            (f["op"].as_str(), f["id"].as_u64()),
+            (Some("ack"), Some(n)),
+            "{f}"
+        );
+    }
+    assert_eq!(publisher.json().await["op"], "pong");
+}
+
 /// HTTP/1.1 pipelining (docs/rest.md#requests): publishes written back to back on one
 /// connection, one of them invalid, are answered in order, and the valid ones are stored in
 /// that order.
