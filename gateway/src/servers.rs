@@ -124,9 +124,21 @@ impl Servers {
         interval_ms: u64,
         max: usize,
     ) -> NodeReport {
-        let mut servers: Vec<ServerConnection> = self
-            .lock()
-            .values()
+        let entries = self.lock();
+        let mut listed: Vec<&Entry> = entries.values().collect();
+        let oldest_first = |a: &&Entry, b: &&Entry| {
+            (a.connected_at_ms, &a.connection_id).cmp(&(b.connected_at_ms, &b.connection_id))
+        };
+        let omitted = listed.len().saturating_sub(max);
+        // A node with thousands of server connections lists `max`: only those are sorted and
+        // copied.
+        if omitted > 0 {
+            listed.select_nth_unstable_by(max, oldest_first);
+            listed.truncate(max);
+        }
+        listed.sort_by(oldest_first);
+        let servers: Vec<ServerConnection> = listed
+            .into_iter()
             .map(|e| ServerConnection {
                 app: e.app.clone(),
                 connection_id: e.connection_id.clone(),
@@ -135,11 +147,7 @@ impl Servers {
                 latency_us: e.latency_us,
             })
             .collect();
-        servers.sort_by(|a, b| {
-            (a.connected_at_ms, &a.connection_id).cmp(&(b.connected_at_ms, &b.connection_id))
-        });
-        let omitted = servers.len().saturating_sub(max);
-        servers.truncate(max);
+        drop(entries);
         NodeReport {
             node: node.to_owned(),
             region: waas_core::metrics::region().to_owned(),
@@ -250,5 +258,14 @@ mod tests {
         assert_eq!(report.servers.len(), 3);
         assert_eq!(report.servers_omitted, 2);
         assert_eq!(report.connections, 9);
+        // The oldest, in order (connected within the same millisecond: by connection id).
+        let listed: Vec<&str> = report
+            .servers
+            .iter()
+            .map(|s| s.connection_id.as_str())
+            .collect();
+        assert_eq!(listed, ["a-n-0", "a-n-1", "a-n-2"]);
+        assert_eq!(servers.report("n", 9, 1000, 0).servers_omitted, 5);
+        assert_eq!(servers.report("n", 9, 1000, 9).servers.len(), 5);
     }
 }
