@@ -44,10 +44,10 @@ async fn batch(base: &str, app: &str, key: &str, items: Value) -> (u16, Value) {
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
-/// `count` publishes sent back to back on one connection, then a `ping`: every publish is
-/// acknowledged, in order, with increasing offsets, before the `pong`, and a subscriber receives
-/// them in that order. Returns the offsets.
-async fn publish_back_to_back(publisher: &mut RawClient, subscriber: &mut RawClient, count: u64) {
+/// `count` publishes of 1, 2, ... to `feed` written back to back on one connection, then a
+/// `ping`: every publish is acknowledged, in order, with increasing offsets, before the `pong`.
+/// Returns the offsets.
+async fn acknowledged_back_to_back(publisher: &mut RawClient, count: u64) -> Vec<u64> {
     for n in 1..=count {
         publisher
             .send(&json!({"op": "publish", "id": n, "channel": "feed", "event": "n", "data": n}))
@@ -70,6 +70,12 @@ async fn publish_back_to_back(publisher: &mut RawClient, subscriber: &mut RawCli
         "answered after the publishes before it: {pong}"
     );
     assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+    offsets
+}
+
+/// [`acknowledged_back_to_back`], and a subscriber receives the messages in that order.
+async fn publish_back_to_back(publisher: &mut RawClient, subscriber: &mut RawClient, count: u64) {
+    let offsets = acknowledged_back_to_back(publisher, count).await;
     for n in 1..=count {
         let m = subscriber.next_op("message").await;
         assert_eq!(m["data"], n, "{m}");
@@ -108,22 +114,8 @@ async fn a_burst_of_publishes_larger_than_the_outbound_queue_is_acknowledged_in_
     .await;
     let t = tokens::for_app("demo-secret", "demo", "u", tokens::caps(&[], &["feed"]));
     let mut publisher = RawClient::ready(server.addr, "demo", &t).await;
-    let count = 2_000u64;
-    for n in 1..=count {
-        publisher
-            .send(&json!({"op": "publish", "id": n, "channel": "feed", "event": "n", "data": n}))
-            .await;
-    }
-    publisher.send(&json!({"op": "ping", "id": 0})).await;
-    for n in 1..=count {
-        let f = publisher.json().await;
-        assert_eq!(
-            (f["op"].as_str(), f["id"].as_u64()),
-            (Some("ack"), Some(n)),
-            "{f}"
-        );
-    }
-    assert_eq!(publisher.json().await["op"], "pong");
+    let offsets = acknowledged_back_to_back(&mut publisher, 2_000).await;
+    assert_eq!(offsets.len(), 2_000);
 }
 
 /// HTTP/1.1 pipelining (docs/rest.md#requests): publishes written back to back on one
