@@ -167,8 +167,7 @@ impl Drop for Regions {
         // A failure across processes and namespaces is read from what the gateways said.
         if std::thread::panicking() {
             for (name, output) in &self.outputs {
-                let said = output.lock().map(|o| o.clone()).unwrap_or_default();
-                eprintln!("---- {name} wrote:\n{said}---- end of {name}");
+                eprintln!("---- {name} wrote:\n{}---- end of {name}", said(output));
             }
         }
         // A runtime may not be dropped (waiting for its threads) from async code.

@@ -176,7 +176,7 @@ impl Regions3 {
     async fn failed_in_c(&self, what: String) -> ! {
         let a = meta_group(self.monitor_a).await;
         let c = self.in_c(async { meta_group(NS_MONITOR_PORT).await }).await;
-        let output = self.output_c.lock().map(|o| o.clone()).unwrap_or_default();
+        let output = said(&self.output_c);
         panic!("{what}\nmeta group (leader, size) seen by A: {a:?}, by C: {c:?}\nC's gateway:\n{output}")
     }
 

@@ -386,8 +386,13 @@ pub async fn start_control_plane(nats_url: &str, prefix: &str) -> (ChildServer, 
     (control_plane, url, schema)
 }
 
-/// What a process wrote (its warnings and errors), for a failing test to show.
+/// What a process wrote (for a gateway, its log at [`GATEWAY_LOG`]), for a failing test to show.
 pub type Output = std::sync::Arc<std::sync::Mutex<String>>;
+
+/// Everything `output` holds so far.
+pub fn said(output: &Output) -> String {
+    output.lock().map(|o| o.clone()).unwrap_or_default()
+}
 
 /// The gateways' log filter. A failover that goes wrong is told by the gateways' debug lines
 /// (connections, resubscriptions, catching up), which the tests print when they fail.
