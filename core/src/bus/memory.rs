@@ -337,6 +337,17 @@ impl Bus for MemoryBus {
     fn is_ready(&self) -> bool {
         true
     }
+
+    fn listeners(&self, subject: &str) -> Option<usize> {
+        let routes = self.routes.read().expect("bus routes poisoned");
+        let exact = routes.exact.get(subject).map_or(0, Vec::len);
+        let wildcard = routes
+            .wildcard
+            .iter()
+            .filter(|(pattern, _)| matches(pattern, subject))
+            .count();
+        Some(exact + wildcard)
+    }
 }
 
 /// Removes its responder on drop.
@@ -424,6 +435,21 @@ mod tests {
         assert_eq!(rest.next().await.unwrap(), "2");
         drop(exact);
         assert!(bus.routes.read().unwrap().exact.is_empty());
+    }
+
+    #[tokio::test]
+    async fn listeners_count_every_subscription_a_publish_would_reach() {
+        let bus = MemoryBus::new(16);
+        assert_eq!(bus.listeners("waas.a.x"), Some(0));
+        let exact = bus.subscribe("waas.a.x").await.unwrap();
+        assert_eq!(bus.listeners("waas.a.x"), Some(1));
+        let _star = bus.subscribe("waas.a.*").await.unwrap();
+        let _rest = bus.subscribe("waas.>").await.unwrap();
+        let _other = bus.subscribe("waas.b.*").await.unwrap();
+        assert_eq!(bus.listeners("waas.a.x"), Some(3));
+        assert_eq!(bus.listeners("waas.a.y.z"), Some(1));
+        drop(exact);
+        assert_eq!(bus.listeners("waas.a.x"), Some(2));
     }
 
     /// Takes odd payloads, gives even ones back; counts what it was told was lost.

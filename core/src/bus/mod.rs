@@ -198,4 +198,13 @@ pub trait Bus: Send + Sync + 'static {
     fn reconnects(&self) -> Option<Reconnects> {
         None
     }
+
+    /// How many subscriptions would receive a publish to `subject`, for a bus that knows every
+    /// one of them (memory: they are all in this process); `None` when subscribers elsewhere may
+    /// listen (NATS). Lets a publisher that hears its own messages skip encoding what only it
+    /// would hear (presence announcements in `waas dev`).
+    fn listeners(&self, subject: &str) -> Option<usize> {
+        let _ = subject;
+        None
+    }
 }

@@ -102,9 +102,11 @@ pub struct Presence {
     /// This node's id in announcements: random per process, so a restarted gateway is a new
     /// node and the old one's entries simply expire.
     pub node: String,
-    /// Where announcements travel, on [`subject`] of `prefix`.
+    /// Where announcements travel, on `subject`.
     bus: Arc<dyn Bus>,
     prefix: String,
+    /// [`subject`] of `prefix`.
+    subject: String,
     state: State,
     /// Channels changed since the last announcement, with the members that changed.
     dirty: Mutex<HashMap<Key, Vec<String>>>,
@@ -126,6 +128,7 @@ impl Presence {
             node: format!("{:016x}", rand::random::<u64>()),
             bus,
             prefix: prefix.to_owned(),
+            subject: subject(prefix),
             state: State::default(),
             dirty: Mutex::default(),
             wake: Notify::new(),
@@ -166,8 +169,15 @@ impl Presence {
         );
     }
 
+    /// Whether no other node can hear this one's announcements: on a bus inside one process
+    /// (`waas dev`) where this node's own subscription is the only one. Then nothing is
+    /// collected or encoded for them; a node that subscribes later hears the next heartbeat.
+    fn alone(&self) -> bool {
+        matches!(self.bus.listeners(&self.subject), Some(0 | 1))
+    }
+
     fn changed(&self, key: &Key, t: &LocalTransition) {
-        {
+        if !self.alone() {
             let mut dirty = self.dirty.lock().expect("presence poisoned");
             let members = dirty.entry(key.clone()).or_default();
             if let Some((m, _)) = &t.member {
@@ -175,8 +185,9 @@ impl Presence {
                     members.push(m.id.clone());
                 }
             }
+            drop(dirty);
+            self.wake.notify_one();
         }
-        self.wake.notify_one();
         if t.occupied.is_some() || t.member.is_some() {
             self.sink.transition(key, t);
         }
@@ -257,11 +268,7 @@ impl Presence {
                 entries: &encoded[range],
             })
             .expect("announcements serialise");
-            if let Err(e) = self
-                .bus
-                .publish(&subject(&self.prefix), Bytes::from(body))
-                .await
-            {
+            if let Err(e) = self.bus.publish(&self.subject, Bytes::from(body)).await {
                 // The next heartbeat repairs what others missed.
                 tracing::debug!(error = %e, "cannot announce presence");
             }
@@ -291,7 +298,7 @@ impl Presence {
 /// everything every heartbeat, and expiry of nodes gone silent; member frames go to this
 /// node's subscribers through `hub`. Subscribed before it returns.
 pub async fn start(presence: Arc<Presence>, hub: Arc<Hub>) -> Result<JoinHandle<()>, BusError> {
-    let mut announcements = presence.bus.subscribe(&subject(&presence.prefix)).await?;
+    let mut announcements = presence.bus.subscribe(&presence.subject).await?;
     Ok(tokio::spawn(async move {
         let p = &presence;
         let mut heartbeat = tokio::time::interval(p.heartbeat);
@@ -311,7 +318,9 @@ pub async fn start(presence: Arc<Presence>, hub: Arc<Hub>) -> Result<JoinHandle<
                 _ = p.wake.notified() => p.flush().await,
                 _ = heartbeat.tick() => {
                     p.flush().await;
-                    p.announce(p.state.local_snapshot()).await;
+                    if !p.alone() {
+                        p.announce(p.state.local_snapshot()).await;
+                    }
                 }
                 _ = sweep.tick() => {
                     p.state.expire(Instant::now(), &mut |k, c| p.deliver(&hub, k, c));
@@ -355,6 +364,47 @@ mod tests {
             (parsed.node.as_str(), parsed.entries),
             ("00ff", vec![entry])
         );
+    }
+
+    struct NoSink;
+
+    impl TransitionSink for NoSink {
+        fn transition(&self, _: &Key, _: &LocalTransition) {}
+    }
+
+    #[tokio::test]
+    async fn a_node_alone_on_an_in_process_bus_collects_nothing_to_announce() {
+        use waas_core::bus::memory::MemoryBus;
+        let bus = Arc::new(MemoryBus::new(16));
+        let hub = Arc::new(Hub::new(Arc::new(
+            waas_core::history::memory::MemoryHistory::new(bus.clone()),
+        )));
+        let p = Arc::new(Presence::new(
+            bus.clone(),
+            "waas",
+            &Limits::default(),
+            Arc::new(NoSink),
+        ));
+        let _task = start(Arc::clone(&p), Arc::clone(&hub)).await.unwrap();
+        let key = |channel: &str| Key {
+            app: "a".into(),
+            channel: channel.into(),
+        };
+        p.joined(&hub, &key("quiet"), None);
+        assert!(p.dirty.lock().unwrap().is_empty());
+        assert_eq!(p.state.local_snapshot().len(), 1, "its own view is kept");
+
+        // Another node on the same bus: changes are announced again.
+        let mut other = bus.subscribe(&subject("waas")).await.unwrap();
+        p.joined(&hub, &key("heard"), None);
+        let heard: Announcement = serde_json::from_slice(&other.next().await.unwrap()).unwrap();
+        assert_eq!(heard.node, p.node);
+        let channels: Vec<&str> = heard
+            .entries
+            .iter()
+            .map(|e| e.key.channel.as_str())
+            .collect();
+        assert_eq!(channels, ["heard"]);
     }
 
     #[test]
