@@ -82,6 +82,8 @@ export class Client extends Emitter<ClientEvents> {
   /** Counts probes, so that late answers to a probe a newer one replaced are ignored. */
   private probeGeneration = 0;
   private reprobeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Aborted by `close()`: probes still running then end at once instead of at their timeout. */
+  private readonly probing = new AbortController();
   /** A nearer gateway's connection, taken once no request is in flight (or at `deadline`). */
   private moving: { index: number; transport: Transport; timer: ReturnType<typeof setTimeout> } | undefined;
   private nextSubscriber = 1;
@@ -169,10 +171,10 @@ export class Client extends Emitter<ClientEvents> {
     return this.dialUrl(this.urls[index]!);
   }
 
-  private async dialUrl(base: string): Promise<Transport> {
+  private async dialUrl(base: string, signal?: AbortSignal): Promise<Transport> {
     const token = await this.s.token();
     const url = endpointUrl(base, this.s.app, this.s.serverName);
-    return Transport.dial(this.WS, url, token, this.session.id(), this.s.connectTimeoutMs);
+    return Transport.dial(this.WS, url, token, this.session.id(), this.s.connectTimeoutMs, signal);
   }
 
   /**
@@ -197,7 +199,7 @@ export class Client extends Emitter<ClientEvents> {
     const generation = ++this.probeGeneration;
     return nearest.probeAll(
       urls.length,
-      (i) => this.dialUrl(urls[i]!),
+      (i) => this.dialUrl(urls[i]!, this.probing.signal),
       this.s.probeSamples,
       this.s.connectTimeoutMs,
       own,
@@ -206,6 +208,7 @@ export class Client extends Emitter<ClientEvents> {
         this.ranking = nearest.merge(this.ranking, late);
         this.order = nearest.order(this.ranking);
       },
+      this.probing.signal,
     );
   }
 
@@ -586,6 +589,7 @@ export class Client extends Emitter<ClientEvents> {
     const transport = this.transport;
     this.finish(undefined);
     transport?.drop(1000);
+    this.probing.abort();
   }
 }
 

@@ -7,13 +7,14 @@
  * the gateways that answered by then are ranked by round trip, the fastest one's connection is
  * kept and becomes the client's, and the others are closed (1000). Probes still running at the
  * deadline go on in the background: they rank after every gateway that answered until they
- * finish, then by their round trip (`onLate`), and their connections are closed as they finish.
+ * finish, then by their round trip (`onLate`), and their connections are closed as they finish,
+ * or at once when the client closes (`signal`).
  * A gateway that cannot be reached or refuses ranks last, in the order given. The Rust SDK's
  * `nearest.rs` does the same.
  */
 
 import { FATAL_AT_CONNECT, shouldReconnect } from "./codes.js";
-import { ClosedError, ConfigError, RejectedError, WaasError } from "./errors.js";
+import { ClientClosedError, ClosedError, ConfigError, RejectedError, WaasError } from "./errors.js";
 import type { Transport } from "./transport.js";
 
 /**
@@ -119,7 +120,8 @@ export function merge(r: Ranking, late: Probed[]): Ranking {
  * that answer by the deadline of `stopWaitingAt`, and, when `own` is given (a connected client
  * probing again, which compares its own gateway with the best), until that one has answered or
  * failed too. `onLate` gets the answers of the probes still running then, once they all finished
- * (their connections closed).
+ * (their connections closed). `signal` ends every probe still running: its connection is closed
+ * and it counts as unreachable.
  */
 export function probeAll(
   count: number,
@@ -128,6 +130,7 @@ export function probeAll(
   timeoutMs: number,
   own?: number,
   onLate?: (late: Probed[]) => void,
+  signal?: AbortSignal,
 ): Promise<Ranking> {
   return new Promise((resolve) => {
     const start = performance.now();
@@ -164,7 +167,7 @@ export function probeAll(
       timer = setTimeout(finish, step - (performance.now() - start));
     };
     for (let index = 0; index < count; index++) {
-      void probe(index, dial, samples, timeoutMs).then((p) => {
+      void probe(index, dial, samples, timeoutMs, signal).then((p) => {
         if (settled) {
           p.transport?.drop(1000);
           p.transport = undefined;
@@ -186,15 +189,22 @@ async function probe(
   dial: (index: number) => Promise<Transport>,
   samples: number,
   timeoutMs: number,
+  signal: AbortSignal | undefined,
 ): Promise<Probed> {
   let transport: Transport | undefined;
+  // A connection still dialling is aborted by `dial` itself.
+  const stop = () => transport?.drop(4000);
+  signal?.addEventListener("abort", stop, { once: true });
   try {
     transport = await dial(index);
+    if (signal?.aborted) throw new ClientClosedError();
     const rttMs = await transport.measure(samples, timeoutMs);
     return { index, rttMs, pending: false, transport, error: undefined };
   } catch (error) {
     transport?.drop();
     return { index, rttMs: undefined, pending: false, transport: undefined, error };
+  } finally {
+    signal?.removeEventListener("abort", stop);
   }
 }
 

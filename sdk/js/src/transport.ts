@@ -10,6 +10,7 @@
  */
 
 import {
+  ClientClosedError,
   ClosedError,
   ConfigError,
   RejectedError,
@@ -103,6 +104,7 @@ export class Transport {
    * Opens a connection and authenticates. Rejects with `RejectedError` when the server refuses
    * (its code: `invalid_token`, `app_not_found`...), `ClosedError` when it closes first,
    * `TimeoutError` after `timeoutMs`, `WebSocketError` when the socket cannot be opened.
+   * `signal` (the client's `close()`) aborts the socket and rejects with `ClientClosedError`.
    */
   static dial(
     WS: WebSocketConstructor,
@@ -110,8 +112,13 @@ export class Transport {
     token: string,
     connectId: number,
     timeoutMs: number,
+    signal?: AbortSignal,
   ): Promise<Transport> {
     return new Promise((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(new ClientClosedError());
+        return;
+      }
       let ws: WebSocketLike;
       try {
         ws = new WS(url);
@@ -122,16 +129,22 @@ export class Transport {
       let transport: Transport | undefined;
       let refused: WaasError | undefined;
       let settled = false;
+      const onAbort = () => {
+        fail(new ClientClosedError());
+        abort(ws);
+      };
       const fail = (error: WaasError) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
         reject(error);
       };
       const timer = setTimeout(() => {
         fail(new TimeoutError("connect"));
         abort(ws);
       }, timeoutMs);
+      signal?.addEventListener("abort", onAbort, { once: true });
       ws.onopen = () => {
         ws.send(JSON.stringify({ op: "connect", id: connectId, token }));
       };
@@ -149,6 +162,7 @@ export class Transport {
         if (frame.op === "ready") {
           settled = true;
           clearTimeout(timer);
+          signal?.removeEventListener("abort", onAbort);
           transport = new Transport(ws, url, {
             connectionId: String(frame.connection_id ?? ""),
             sub: String(frame.sub ?? ""),
@@ -247,6 +261,8 @@ export class Transport {
   drop(code = 1000): void {
     if (this.ended) return;
     this.ended = true;
+    // The close event is not reported after this: a probe waiting for its pong ends here.
+    this.probe?.done(new WebSocketError("closed while probing"));
     if (code === 1000) {
       try {
         this.ws.close(1000);
