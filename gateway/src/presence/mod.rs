@@ -4,7 +4,8 @@
 //! and which members (token `sub`s) hold presence channels. It announces changes on one bus
 //! subject, `{prefix}.$presence` (`$` cannot start an app id, so no channel subject collides),
 //! as they happen (coalesced: one message carries every change made since the last one), and
-//! every `presence_heartbeat_ms` it announces everything it has. Every gateway keeps a view of
+//! every `presence_heartbeat_ms` it announces everything it has; a gateway no other can hear
+//! (alone on an in-process bus, `waas dev`) announces nothing. Every gateway keeps a view of
 //! the others' announcements, each node's entry for a channel expiring `presence_ttl_ms` after
 //! it was last announced: a gateway that dies takes its members and subscribers with it within
 //! that time, with `member_removed` frames for members no other node has.
