@@ -293,10 +293,11 @@ async fn a_message_stored_before_a_recovery_starts_is_in_it() {
     }
 }
 
-/// A TCP proxy to NATS that loses a fetch's answer: once the client sends a consumer's pull
-/// request (`$JS.API.CONSUMER.MSG.NEXT`), nothing more from the server reaches it, while the
+/// A TCP proxy to NATS that loses the server's answers from the moment the client sends
+/// something containing `trigger` (a consumer's pull request, `MSG.NEXT`; a message to a
+/// history subject, `.~h.`): nothing more from the server reaches the client, while the
 /// connection stays up — what a route between regions going down mid-read does.
-async fn losing_fetch_answers(upstream: String) -> std::net::SocketAddr {
+async fn losing_answers(upstream: String, trigger: &'static [u8]) -> std::net::SocketAddr {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
     let upstream = upstream.trim_start_matches("nats://").to_owned();
@@ -312,7 +313,7 @@ async fn losing_fetch_answers(upstream: String) -> std::net::SocketAddr {
             tokio::spawn(async move {
                 let mut buf = vec![0; 64 * 1024];
                 while let Ok(n @ 1..) = client_read.read(&mut buf).await {
-                    if buf[..n].windows(8).any(|w| w == b"MSG.NEXT") {
+                    if buf[..n].windows(trigger.len()).any(|w| w == trigger) {
                         seen.store(true, std::sync::atomic::Ordering::SeqCst);
                     }
                     if server_write.write_all(&buf[..n]).await.is_err() {
@@ -339,7 +340,7 @@ async fn losing_fetch_answers(upstream: String) -> std::net::SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_whose_fetch_answer_is_lost_ends_instead_of_waiting_forever() {
     let setup = Setup::new().await;
-    let proxy = losing_fetch_answers(shared_url()).await;
+    let proxy = losing_answers(shared_url(), b"MSG.NEXT").await;
     let bus = NatsBus::connect(&format!("nats://{proxy}"), NatsOptions::default())
         .await
         .expect("NATS through the proxy");
@@ -369,4 +370,43 @@ async fn a_read_whose_fetch_answer_is_lost_ends_instead_of_waiting_forever() {
     .await
     .expect("the read ended");
     assert!(read.is_err(), "nothing could be read, yet: {read:?}");
+}
+
+/// A message whose acknowledgement never comes fails once the wait is given up, instead of
+/// holding its publisher (and the room it takes among the messages awaiting an answer)
+/// forever; the acknowledgements of the gateway's other messages are unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_whose_acknowledgement_is_lost_fails_after_the_wait() {
+    let setup = Setup::new().await;
+    // The stream exists (made by another connection), so the lost answer is the ack's.
+    let stored = setup.publish("acked", 1).await;
+    let proxy = losing_answers(shared_url(), b".~h.").await;
+    let bus = NatsBus::connect(&format!("nats://{proxy}"), NatsOptions::default())
+        .await
+        .expect("NATS through the proxy");
+    let history = JetStreamHistory::new(Arc::new(bus), setup.prefix.clone());
+    let data = RawValue::from_string("2".into()).unwrap();
+    let head = Head::new("acked", "n", &data, 0, false);
+    // Made known to this history while answers still pass: a read of the stream's state.
+    history
+        .recover(KEEP, &setup.subject("acked"), None)
+        .await
+        .expect("the stream's state, before anything is lost");
+    let started = std::time::Instant::now();
+    let pending = history
+        .start_publish(KEEP, &setup.subject("acked"), &head)
+        .await
+        .expect("sent");
+    let answer = tokio::time::timeout(Duration::from_secs(30), pending)
+        .await
+        .expect("the wait ended");
+    let error = answer.expect_err("no acknowledgement came").to_string();
+    assert!(error.contains("no acknowledgement"), "{error}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "given up after the wait, not before: {:?}",
+        started.elapsed()
+    );
+    // The message itself was stored: only its answer was lost.
+    assert!(setup.publish("acked", 3).await > stored + 1);
 }

@@ -70,6 +70,8 @@ impl Default for NatsOptions {
 pub struct NatsBus {
     client: Client,
     confirm_timeout: Duration,
+    /// Messages the client buffers per subscription ([`NatsOptions::subscription_capacity`]).
+    subscription_capacity: usize,
     /// Changes on each `Connected` event ([`Bus::reconnects`]).
     connected: tokio::sync::watch::Receiver<u64>,
 }
@@ -118,6 +120,7 @@ impl NatsBus {
         Ok(NatsBus {
             client,
             confirm_timeout: options.confirm_timeout,
+            subscription_capacity: options.subscription_capacity.max(1),
             connected,
         })
     }
@@ -125,6 +128,11 @@ impl NatsBus {
     /// The NATS connection, for JetStream (`crate::history::jetstream`).
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Messages the client buffers per subscription before it drops them.
+    pub fn subscription_capacity(&self) -> usize {
+        self.subscription_capacity
     }
 
     pub(crate) fn check_connected(&self) -> Result<(), BusError> {

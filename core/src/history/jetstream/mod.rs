@@ -21,6 +21,7 @@
 //! Only JetStream features of nats-server 2.9 are used (republish, ephemeral pull consumers,
 //! `CONSUMER.CREATE` without a filter in the subject).
 
+mod acks;
 mod direct;
 mod fresh;
 mod read;
@@ -34,7 +35,6 @@ use crate::bus::nats::NatsBus;
 use crate::bus::nats::{trace_headers, trace_of};
 use crate::bus::{Bus, BusError, BusMessage, TracedSubscription};
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
-use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::stream;
 use async_nats::jetstream::Context;
 use async_trait::async_trait;
@@ -52,6 +52,10 @@ const SEQUENCE: &str = "Nats-Sequence";
 /// Header JetStream puts on republished messages: the sequence of the stream's previous message
 /// on the same subject (0 for the first), which tells a subscriber it missed one.
 const LAST_SEQUENCE: &str = "Nats-Last-Sequence";
+
+/// How long a stored message's acknowledgement is awaited (as long as the JetStream context
+/// waits for one).
+const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Messages a tap asks JetStream for at a time.
 const TAP_BATCH: usize = 1000;
@@ -79,6 +83,8 @@ pub struct JetStreamHistory {
     nats: Arc<NatsBus>,
     bus: Arc<dyn Bus>,
     js: Context,
+    /// Where stored messages are acknowledged ([`acks`]).
+    acks: acks::Acks,
     prefix: String,
     local: MemoryHistory,
     /// Streams this gateway has created or checked, by [`Place::cache_key`]. Guards the map only.
@@ -108,6 +114,11 @@ impl JetStreamHistory {
         let bus: Arc<dyn Bus> = nats.clone();
         JetStreamHistory {
             js: async_nats::jetstream::new(nats.client().clone()),
+            acks: acks::Acks::new(
+                nats.client().clone(),
+                nats.subscription_capacity(),
+                ACK_TIMEOUT,
+            ),
             local: MemoryHistory::new(Arc::clone(&bus)),
             nats,
             bus,
@@ -157,22 +168,13 @@ impl JetStreamHistory {
         Ok(subscriber)
     }
 
-    /// Hands `head` to JetStream on `target`; the returned future resolves once it is stored.
+    /// Hands `head` to JetStream on `target`; the returned answer comes once it is stored.
     /// JetStream republishes the message with its headers: the trace context reaches every
     /// gateway's live subscription.
-    async fn send(
-        &self,
-        target: &str,
-        head: &Head,
-    ) -> Result<PublishAckFuture, async_nats::jetstream::context::PublishError> {
-        match trace_headers() {
-            None => self.js.publish(target.to_owned(), head.0.clone()).await,
-            Some(headers) => {
-                self.js
-                    .publish_with_headers(target.to_owned(), headers, head.0.clone())
-                    .await
-            }
-        }
+    async fn send(&self, target: String, head: &Head) -> Result<acks::Answer, acks::AckError> {
+        self.acks
+            .publish(target, trace_headers(), head.0.clone())
+            .await
     }
 
     /// The stream's epoch, first and last sequence, fresh from the server: from a request sent
@@ -232,12 +234,15 @@ impl History for JetStreamHistory {
         let mut retried = false;
         loop {
             self.ensure(place, policy).await?;
-            let sent = async { self.send(&target, head).await?.await };
+            let sent = async {
+                let answer = self.send(target.clone(), head).await?;
+                answer.await.unwrap_or(Err(acks::AckError::Stopped))
+            };
             let timer = crate::metrics::METRICS.jetstream_publish.start_timer();
             let sent = sent.await;
             timer.observe_duration();
             match sent {
-                Ok(ack) => return Ok(ack.sequence),
+                Ok(sequence) => return Ok(sequence),
                 // The stream was deleted behind our back: make it again, once.
                 Err(e) if !retried => {
                     tracing::warn!(app = place.app, error = %e, "history publish failed; checking the stream");
@@ -266,8 +271,8 @@ impl History for JetStreamHistory {
         let (place, channel) = self.place(subject, policy)?;
         let target = self.history_subject(place, channel);
         self.ensure(place, policy).await?;
-        let ack = match self.send(&target, head).await {
-            Ok(ack) => ack,
+        let answer = match self.send(target, head).await {
+            Ok(answer) => answer,
             Err(e) => {
                 self.forget(place);
                 return Err(unavailable(e));
@@ -277,10 +282,10 @@ impl History for JetStreamHistory {
         let streams = Arc::clone(&self.streams);
         let key = place.cache_key().into_owned();
         Ok(Box::pin(async move {
-            let ack = ack.await;
+            let ack = answer.await.unwrap_or(Err(acks::AckError::Stopped));
             timer.observe_duration();
             match ack {
-                Ok(ack) => Ok(ack.sequence),
+                Ok(sequence) => Ok(sequence),
                 Err(e) => {
                     tracing::warn!(stream = %key, error = %e, "pipelined history publish failed; checking the stream before the next");
                     streams.lock().expect("streams poisoned").remove(&key);

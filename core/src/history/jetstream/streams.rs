@@ -16,6 +16,15 @@ pub(super) struct Place<'a> {
 }
 
 impl Place<'_> {
+    /// The subject token that tells an app's history subjects from a namespace's.
+    fn token(&self) -> &'static str {
+        if self.namespace.is_some() {
+            "~hn"
+        } else {
+            "~h"
+        }
+    }
+
     /// The place's key among the streams this gateway knows: the app id, or `app.namespace`
     /// (app ids have no dots). Cheap, since it is looked up on every publish; the stream's name
     /// (hashed for namespaces) is made only when the stream is created.
@@ -37,12 +46,7 @@ impl JetStreamHistory {
 
     /// `{prefix}.~h.{app}` or `{prefix}.~hn.{app}`: where the place's history subjects start.
     pub(super) fn history_base(&self, place: Place<'_>) -> String {
-        let token = if place.namespace.is_some() {
-            "~hn"
-        } else {
-            "~h"
-        };
-        format!("{}.{token}.{}", self.prefix, place.app)
+        format!("{}.{}.{}", self.prefix, place.token(), place.app)
     }
 
     /// The subjects a stream captures, without the trailing `.>`.
@@ -54,9 +58,9 @@ impl JetStreamHistory {
     }
 
     /// Where a channel's messages go to be stored: under the ingest root, since a namespaced
-    /// channel starts with its namespace.
+    /// channel starts with its namespace. Made on every publish, so in one piece.
     pub(super) fn history_subject(&self, place: Place<'_>, channel: &str) -> String {
-        format!("{}.{channel}", self.history_base(place))
+        format!("{}.{}.{}.{channel}", self.prefix, place.token(), place.app)
     }
 
     pub(super) fn config(&self, place: Place<'_>, policy: Policy) -> stream::Config {
