@@ -19,10 +19,16 @@ const CONSUMER_CREATE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a fetch from the reader consumer may wait for JetStream's answer. A fetch asks for
 /// what is there now (`no_wait`), so the answer takes a round trip; without a bound, an answer
 /// lost on the way (a route between regions going down) would hold the read, and every
-/// recovering subscriber sharing it, forever. Past it (plus the client's own 5 s margin) the
-/// read ends short and the rest is read by direct gets, each bounded by JetStream's request
-/// timeout.
+/// recovering subscriber sharing it, forever.
 const FETCH_EXPIRES: Duration = Duration::from_secs(2);
+
+/// How long a fetch waits for its next message (or the status that ends it) before the read
+/// ends short and the rest is read by direct gets, each bounded by JetStream's request timeout.
+/// The client's own bound is [`FETCH_EXPIRES`] plus 5 s; a fetch from a region that does not
+/// hold the stream has been seen to get no answer at all, and 7 s of held live messages then
+/// overflowed a recovering subscriber's queue. A healthy answer flows well within this, message
+/// after message, however long the read.
+const FETCH_STALL: Duration = FETCH_EXPIRES;
 
 /// How long an ephemeral reader consumer survives if its deletion is lost.
 const READER_TTL: Duration = Duration::from_secs(10);
@@ -116,7 +122,7 @@ pub(super) async fn read_from(
             .await
             .map_err(unavailable)?;
         let before = out.len();
-        while let Some(message) = batch.next().await {
+        while let Ok(Some(message)) = tokio::time::timeout(FETCH_STALL, batch.next()).await {
             let message = message.map_err(unavailable)?;
             let seq = message.info().map_err(unavailable)?.stream_sequence;
             out.push((seq, Head(message.payload.clone()).with_offset(seq)));
@@ -131,7 +137,7 @@ pub(super) async fn read_from(
         let _ = stream_.delete_consumer(&name).await;
     });
     if out.len() < wanted {
-        // The fetch ended early (a status, or the client's timer): the rest one by one.
+        // The fetch ended early (a status, no answer within `FETCH_STALL`): the rest one by one.
         let from = out.last().map_or(start, |(seq, _)| seq + 1);
         tracing::debug!(
             filter,
