@@ -30,8 +30,8 @@ impl Conn {
         let started = {
             let start = gw.publisher.start(&app, &channel, event, data);
             tokio::pin!(start);
-            // While storage is busy (async-nats bounds the publishes awaiting acknowledgement),
-            // the ones already sent are acknowledged, which also frees room for this one.
+            // While storage is busy (at most 5,000 publishes of a gateway await acknowledgement
+            // at once; an answer frees room), the ones already sent are acknowledged meanwhile.
             loop {
                 tokio::select! {
                     biased;

@@ -45,8 +45,8 @@ pub async fn publish(
                 .start(app, channel, &item.event, &item.data)
                 .instrument(span.clone());
             tokio::pin!(start);
-            // While storage is busy (async-nats bounds the publishes awaiting acknowledgement,
-            // across the gateway), the ones already sent are collected, which frees room.
+            // While storage is busy (at most 5,000 publishes of a gateway await acknowledgement
+            // at once; an answer frees room), the ones already sent are collected meanwhile.
             let started = loop {
                 tokio::select! {
                     biased;
