@@ -126,8 +126,9 @@ limits! {
     /// history no longer holds them).
     bus_channel_capacity: usize = 65536;
     /// Messages kept per channel for [recovery and the history API](history.md). `0` keeps none
-    /// (and skips JetStream in a cluster). Keep it under `max_queued_messages`, or a client
-    /// recovering a full history is closed as a slow consumer.
+    /// (and skips JetStream in a cluster). A recovery is queued as one piece, counted by its
+    /// bytes against `max_queued_bytes`: keep a full history's size under it, or a client
+    /// recovering all of it is closed as a slow consumer.
     history_size: usize = 100;
     /// How long a message is kept in history, s. `0` keeps none.
     history_ttl_secs: u64 = 300;

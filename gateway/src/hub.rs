@@ -16,7 +16,7 @@ use crate::outbound::Outbound;
 use crate::resync::{self, Tracker};
 use bytes::Bytes;
 use direct::Direct;
-use fanout::{push_one, Fanout, Joining, Sub, Subscribers};
+use fanout::{Fanout, Joining, Sub, Subscribers};
 use forward::{forward, Resync};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -215,7 +215,8 @@ impl Hub {
     /// client already has the others), then `ack(last offset queued, or covered)` when it gives
     /// a frame. `at` says where the channel's history is, for a resync after the bus
     /// reconnects. Held frames are native; a Pusher connection gets each converted
-    /// ([`crate::pusher::message`]), `history` and the ack as given.
+    /// ([`crate::pusher::message`]), `history` and the ack as given. All of it is one piece in
+    /// the connection's queue ([`Outbound::push_all`]).
     pub fn join(
         &self,
         subject: &str,
@@ -239,23 +240,21 @@ impl Hub {
             }
         };
         let mut top = covered;
-        for frame in history {
-            conn.push(frame);
-        }
+        // One piece ([`Outbound::push_all`]): a recovery is as long as the client was away.
+        let mut backlog = history;
         for frame in held {
             match offset_of(&frame) {
                 Some(offset) if offset > top => {
                     top = offset;
-                    push_one(&conn, frame);
+                    backlog.extend(fanout::for_conn(&conn, frame));
                 }
                 Some(_) => {}
                 // Not a message frame (cannot happen today): pass it on.
-                None => push_one(&conn, frame),
+                None => backlog.extend(fanout::for_conn(&conn, frame)),
             }
         }
-        if let Some(ack) = ack(top) {
-            conn.push(ack);
-        }
+        backlog.extend(ack(top));
+        conn.push_all(backlog);
         entry
             .tracker
             .joined(at.channel, at.policy, at.epoch, top, subs.is_empty());

@@ -106,6 +106,26 @@ impl Outbound {
         self.push_traced(frame, None)
     }
 
+    /// Queues `frames` as one piece, in order: they count once against the frame limit and
+    /// with all their bytes against the byte limit. For what a subscribe sends at once (the
+    /// messages a recovery read, those published meanwhile, the `ack`): counted frame by frame,
+    /// a client that missed more messages than the frame limit was closed by its own recovery,
+    /// and the next reconnect had still more to recover. The bytes are what the limit is for.
+    pub fn push_all(&self, frames: Vec<Bytes>) {
+        let piece = match frames.len() {
+            0 => return,
+            1 => frames.into_iter().next().expect("one frame"),
+            _ => {
+                let mut piece = bytes::BytesMut::with_capacity(frames.iter().map(Bytes::len).sum());
+                for frame in &frames {
+                    piece.extend_from_slice(frame);
+                }
+                piece.freeze()
+            }
+        };
+        self.push(piece);
+    }
+
     /// Like [`Outbound::push`], for a frame delivered within trace `trace` (`None`: untraced).
     pub fn push_traced(&self, frame: Bytes, trace: Option<TraceParent>) {
         let q = self.queue.lock().expect("queue poisoned");
@@ -262,6 +282,38 @@ mod tests {
         let mut taken = VecDeque::new();
         out.take(&mut taken);
         assert!(taken.is_empty());
+    }
+
+    #[test]
+    fn pieces_count_once_against_frames_and_whole_against_bytes() {
+        let frames = |n: usize| {
+            (0..n)
+                .map(|_| Bytes::from_static(b"ab"))
+                .collect::<Vec<_>>()
+        };
+        let out = Outbound::new(1, 2, 100, 0);
+        out.push_all(frames(10));
+        out.push(Bytes::from_static(b"c"));
+        assert_eq!(
+            out.close_requested(),
+            None,
+            "two frames: the piece and one more"
+        );
+        let mut taken = VecDeque::new();
+        out.take(&mut taken);
+        assert_eq!(
+            taken,
+            [Bytes::from(b"ab".repeat(10)), Bytes::from_static(b"c")]
+        );
+        out.written();
+
+        let out = Outbound::new(1, 2, 100, 0);
+        out.push_all(frames(51));
+        assert_eq!(
+            out.close_requested(),
+            Some(CloseCode::SLOW_CONSUMER),
+            "102 bytes"
+        );
     }
 
     #[test]

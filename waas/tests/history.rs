@@ -256,6 +256,39 @@ async fn subscribe_ack_gives_position_and_recovery_fills_the_gap() {
     );
 }
 
+/// A client back after missing more messages than its queue takes frames
+/// (`max_queued_messages`) recovers them all: the recovery counts as one piece, by its bytes.
+/// Counted frame by frame it closed the client as a slow consumer, and every reconnect after
+/// that had more to recover.
+#[tokio::test]
+async fn a_recovery_longer_than_the_frame_limit_is_sent_whole() {
+    let server = TestServer::with(|s| {
+        s.limits.history_size = 1000;
+        s.limits.max_queued_messages = 16;
+    })
+    .await;
+    let token = tokens::demo("fa", &["long.*"], &[]);
+    let seen = publish(&server, "long.1", 0).await;
+    let (_, page) = history(&server, "long.1", "").await;
+    let epoch = page["epoch"].clone();
+    for n in 1..=100 {
+        publish(&server, "long.1", n).await;
+    }
+    let mut c = RawClient::ready(server.addr, "demo", &token).await;
+    c.send(&json!({"op": "subscribe", "id": 1, "channel": "long.1", "since": {"offset": seen, "epoch": epoch}}))
+        .await;
+    let (missed, ack) = until_ack(&mut c, 1).await;
+    let missed: Vec<u64> = missed
+        .iter()
+        .map(|m| m["data"]["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(missed, (1..=100).collect::<Vec<_>>());
+    assert_eq!(ack["recovered"], true, "{ack}");
+    // Still open and live.
+    publish(&server, "long.1", 101).await;
+    assert_eq!(c.json().await["data"]["n"], 101);
+}
+
 #[tokio::test]
 async fn recovery_beyond_the_window_is_reported() {
     let server = TestServer::with(|s| s.limits.history_size = 3).await;

@@ -65,18 +65,15 @@ pub(super) struct Fanout {
     pub direct_max: usize,
 }
 
-/// Queues one native frame on `conn`, converted when it is a Pusher connection: for the few
-/// frames of a joining connection, not the fan-out (which converts once for all).
-pub(super) fn push_one(conn: &Outbound, frame: Bytes) {
+/// One native frame as `conn` takes it, converted when it is a Pusher connection (`None`: the
+/// frame has no Pusher form, or excludes this socket): for the few frames of a joining
+/// connection, not the fan-out (which converts once for all).
+pub(super) fn for_conn(conn: &Outbound, frame: Bytes) -> Option<Bytes> {
     match &conn.pusher {
-        None => conn.push(frame),
-        Some(socket_id) => {
-            if let Some(c) = crate::pusher::message::convert(&frame) {
-                if c.exclude.as_deref() != Some(&**socket_id) {
-                    conn.push(c.frame);
-                }
-            }
-        }
+        None => Some(frame),
+        Some(socket_id) => crate::pusher::message::convert(&frame)
+            .filter(|c| c.exclude.as_deref() != Some(&**socket_id))
+            .map(|c| c.frame),
     }
 }
 
