@@ -112,18 +112,12 @@ impl Outbound {
     /// a client that missed more messages than the frame limit was closed by its own recovery,
     /// and the next reconnect had still more to recover. The bytes are what the limit is for.
     pub fn push_all(&self, frames: Vec<Bytes>) {
-        let piece = match frames.len() {
-            0 => return,
-            1 => frames.into_iter().next().expect("one frame"),
-            _ => {
-                let mut piece = bytes::BytesMut::with_capacity(frames.iter().map(Bytes::len).sum());
-                for frame in &frames {
-                    piece.extend_from_slice(frame);
-                }
-                piece.freeze()
-            }
-        };
-        self.push(piece);
+        match frames.len() {
+            0 => {}
+            // Alone (a subscribe's plain ack): as it is, without a copy.
+            1 => self.push(frames.into_iter().next().expect("one frame")),
+            _ => self.push(frames.concat().into()),
+        }
     }
 
     /// Like [`Outbound::push`], for a frame delivered within trace `trace` (`None`: untraced).

@@ -216,15 +216,11 @@ impl Inner {
     }
 
     fn expire(&self, now: Instant) {
-        let overdue: Vec<Pending> = {
-            let mut pending = self.lock();
-            let late: Vec<u64> = pending
-                .iter()
-                .filter(|(_, p)| p.deadline <= now)
-                .map(|(n, _)| *n)
-                .collect();
-            late.iter().filter_map(|n| pending.remove(n)).collect()
-        };
+        let overdue: Vec<Pending> = self
+            .lock()
+            .extract_if(|_, p| p.deadline <= now)
+            .map(|(_, p)| p)
+            .collect();
         for pending in overdue {
             let _ = pending.answer.send(Err(AckError::TimedOut(self.timeout)));
         }
