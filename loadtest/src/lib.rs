@@ -35,6 +35,7 @@ pub mod netns;
 pub mod pipeline;
 pub mod procfs;
 pub mod reconnect;
+pub mod repeats;
 pub mod report;
 pub mod run;
 pub mod spread;

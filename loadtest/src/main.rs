@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use loadtest::{report, Cli, Command, Report};
+use loadtest::{repeats, report, Cli, Command, Report};
 use std::io::Write;
 
 fn main() -> Result<()> {
@@ -41,17 +41,17 @@ fn main() -> Result<()> {
             })
             .collect::<Result<Vec<_>>>()?;
         // Repeated runs of a scenario: the tables show the median one, then the spread.
-        let groups = report::group_runs(&reports);
+        let groups = repeats::group_runs(&reports);
         let reports: Vec<Report> = groups
             .iter()
-            .map(|g| report::median_run(g).clone())
+            .map(|g| repeats::median_run(g).clone())
             .collect();
         print!("{}", loadtest::tables::by_scenario(&reports));
         let setups = report::setup_table(&reports);
         if !setups.is_empty() {
             print!("\n{setups}");
         }
-        let spread = report::spread_table(&groups);
+        let spread = repeats::spread_table(&groups);
         if !spread.is_empty() {
             print!(
                 "\nRepeated runs (the tables above show the median run by server CPU):\n\n{spread}"

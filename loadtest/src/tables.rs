@@ -2,7 +2,7 @@
 //! [`report::markdown_table`] and [`report::ratio_table`]; the connect storm, idle connections
 //! and the reconnect after a gateway kill have columns of their own.
 
-use crate::report::{self, Report};
+use crate::report::{self, opt, Report};
 use std::fmt::Write;
 
 /// The reports grouped by scenario (in order of first appearance), each group under a heading
@@ -78,10 +78,6 @@ fn auth_name(auth: &str) -> &str {
         "public" => "public channel, no credentials",
         other => other,
     }
-}
-
-fn opt(v: Option<f64>, decimals: usize) -> String {
-    v.map_or_else(|| "–".to_string(), |v| format!("{v:.decimals$}"))
 }
 
 /// `a / b = **r×**`, or `–` when either is missing.
